@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages listed in scripts/system-packages.txt that are missing. As root it
+# runs apt-get (without letting package scripts start services on this machine); otherwise it
+# names what is missing and exits 1, so `npm test` never half-runs.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+mapfile -t wanted < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$here/system-packages.txt")
+missing=()
+for p in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "distkit: missing system packages: ${missing[*]}" >&2
+  echo "distkit: install them with: sudo apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+echo "distkit: installing system packages: ${missing[*]}" >&2
+# A policy-rc.d that says 101 keeps inetd, rsyslog and distcc from starting as system services.
+policy=/usr/sbin/policy-rc.d; made_policy=0
+if [ ! -e $policy ]; then printf '#!/bin/sh\nexit 101\n' > $policy; chmod 755 $policy; made_policy=1; fi
+trap '[ $made_policy = 1 ] && rm -f $policy' EXIT
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null || true
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null

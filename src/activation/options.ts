@@ -1,0 +1,54 @@
+// The contract between a program's CLI and the activation layer: everything the layer needs to
+// decide the mode, bind or inherit listeners, detach, drop privileges and stop gracefully.
+
+import type { ConnectionHandler } from './connection';
+import type { RootLogger } from '../log/index';
+
+export type ListenSpec =
+  | { readonly kind: 'tcp'; readonly host: string; readonly port: number; readonly name?: string }
+  | {
+      readonly kind: 'unix';
+      readonly path: string;
+      readonly name?: string;
+      /** chown/chmod of the socket file after bind (dc_server -sockowner/-sockgroup/-sockperms). */
+      readonly owner?: string;
+      readonly group?: string;
+      readonly mode?: number;
+    };
+
+/** How the program was asked to run. 'auto' detects (stdin a socket -> inetd, LISTEN_FDS -> systemd). */
+export type ModeRequest = 'auto' | 'inetd' | 'daemon';
+
+export interface ServiceOptions {
+  readonly program: string;
+  readonly log: RootLogger;
+  /** Handler per listener name; "main" is the default for unnamed listeners and single connections. */
+  readonly handlers: { readonly main: ConnectionHandler } & { readonly [name: string]: ConnectionHandler };
+  readonly mode: ModeRequest;
+  /** Addresses to bind in standalone mode (ignored when sockets are inherited). */
+  readonly listen: readonly ListenSpec[];
+  /** Detach from the terminal once listening (standalone only). */
+  readonly detach: boolean;
+  readonly pidFile?: string;
+  readonly user?: string;
+  readonly nice?: number;
+  /** At most this many connections served at once; the rest wait, none is refused. 0 = no limit. */
+  readonly maxConnections: number;
+  /** SIGTERM: how long connections in flight may take before the process exits anyway. */
+  readonly drainTimeoutMs: number;
+  /** Exit (gracefully) after this long; 0 = never (distccd --lifetime). */
+  readonly lifetimeMs?: number;
+  /** One-line summary for sd_notify STATUS= and the start-up log. */
+  readonly status?: () => string;
+}
+
+export interface RunningService {
+  /** How the mode was chosen, as logged: e.g. "standalone: no LISTEN_FDS and stdin is not a socket". */
+  readonly mode: string;
+  /** Bound addresses in standalone mode (port 0 resolved), for tests and the start-up banner. */
+  readonly addresses: readonly string[];
+  /** Stop accepting, drain, resolve when every connection in flight has finished. */
+  stop(): Promise<void>;
+  /** Resolves when the service has ended (stopped, lifetime over, or its single connection done). */
+  readonly done: Promise<number>;
+}

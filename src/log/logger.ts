@@ -1,0 +1,58 @@
+// The logger API every program and engine uses: syslog priorities as levels, one line per event
+// ("verb key=value ..."), program name and pid on every line. Sinks (stderr, file, syslog daemon
+// facility, remote collector) are attached by configureLogging in ./sinks; until then lines go to
+// stderr, so nothing is lost during start-up.
+
+export const LEVELS = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'] as const;
+export type Level = (typeof LEVELS)[number];
+
+/** Severity number as syslog uses it (emerg 0 .. debug 7). */
+export function severityOf(level: Level): number {
+  return LEVELS.indexOf(level);
+}
+
+export function parseLevel(text: string): Level {
+  const lower = text.toLowerCase();
+  const alias: Record<string, Level> = { error: 'err', warn: 'warning', panic: 'emerg', critical: 'crit' };
+  const level = (LEVELS as readonly string[]).includes(lower) ? (lower as Level) : alias[lower];
+  if (level === undefined) {
+    throw new RangeError(`Unknown log level "${text}": use one of ${LEVELS.join(' ')}`);
+  }
+  return level;
+}
+
+export type Fields = Record<string, string | number | boolean | bigint | null | undefined>;
+
+/** A sink receives each line once it passed the level filter. */
+export interface LogSink {
+  write(level: Level, line: string): void;
+  reopen?(): void;
+  close?(): void;
+}
+
+export interface Logger {
+  log(level: Level, message: string, fields?: Fields): void;
+  emerg(message: string, fields?: Fields): void;
+  alert(message: string, fields?: Fields): void;
+  crit(message: string, fields?: Fields): void;
+  err(message: string, fields?: Fields): void;
+  warning(message: string, fields?: Fields): void;
+  notice(message: string, fields?: Fields): void;
+  info(message: string, fields?: Fields): void;
+  debug(message: string, fields?: Fields): void;
+  enabled(level: Level): boolean;
+  /** A logger that adds `fields` to every line (e.g. job=17). */
+  child(fields: Fields): Logger;
+}
+
+/** Renders `message k=v k=v`; values with spaces, quotes or '=' are quoted. */
+export function formatLine(message: string, fields?: Fields): string {
+  if (fields === undefined) return message;
+  let line = message;
+  for (const [key, value] of Object.entries(fields)) {
+    if (value === undefined) continue;
+    const text = String(value);
+    line += ` ${key}=${/[\s"=]/.test(text) || text === '' ? JSON.stringify(text) : text}`;
+  }
+  return line;
+}
