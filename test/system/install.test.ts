@@ -64,7 +64,7 @@ test('install stages every file under DESTDIR and uninstall removes exactly thos
     'lib/systemd/system/distccd.socket', 'lib/systemd/system/distccd.service',
     'lib/systemd/system/distccd-accept@.service', 'lib/systemd/system/dc_server.socket',
     'lib/systemd/system/dc_client.service', 'lib/sysusers.d/distkit.conf',
-    'share/man/man8/distccd.8', 'share/man/man8/dc_server.8', 'share/man/man8/dc_client.8',
+    'share/man/man1/distccd.1', 'share/man/man1/dc_server.1', 'share/man/man1/dc_client.1',
     'share/man/man1/dc_snoop.1', 'share/distkit/inetd/inetd.conf', 'share/distkit/inetd/xinetd.d/distcc',
     'lib/distkit/dist/src/errors.js', 'lib/distkit/node_modules/minimist/package.json',
     'lib/distkit/libexec/distccd-defaults', 'lib/distkit/MANIFEST']) {
@@ -120,7 +120,7 @@ test('uninstall keeps an /etc/default file it installed when the admin has edite
 test('installed man pages render with man -l when read from the staging root', (t) => {
   const dest = makeRoot(t);
   run('install', dest, ['--node', '/usr/bin/node']);
-  for (const page of ['man8/distccd.8', 'man8/dc_server.8', 'man8/dc_client.8', 'man1/dc_snoop.1']) {
+  for (const page of ['man1/distccd.1', 'man1/dc_server.1', 'man1/dc_client.1', 'man1/dc_snoop.1']) {
     const file = path.join(dest, prefix, 'share/man', page);
     const r = spawnSync('man', ['-l', file], { env: { ...process.env, MANPAGER: 'cat', PAGER: 'cat', MANWIDTH: '80' }, encoding: 'utf8' });
     assert.equal(r.status, 0, `man -l ${page}: ${r.stderr}`);
