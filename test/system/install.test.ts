@@ -78,7 +78,7 @@ test('install stages every file under DESTDIR and uninstall removes exactly thos
   assert.match(fs.readFileSync(path.join(dest, 'etc/default/dc_server'), 'utf8'), /^SESSIONS="512"$/m);
   // Paths are the target's, never the staging root's.
   const unit = fs.readFileSync(path.join(dest, prefix, 'lib/systemd/system/dc_server.service'), 'utf8');
-  assert.match(unit, /^ExecStart=\/usr\/bin\/node \/usr\/local\/lib\/distkit\/dist\/src\/cli\/dc_server\.js /m);
+  assert.match(unit, /^ExecStart=\/usr\/bin\/node \/usr\/local\/lib\/distkit\/dist\/src\/cli\/dc_server\.js -listen /m);
   assert.ok(!unit.includes(dest) && !/@[A-Z_]+@/.test(unit), 'unit still holds the staging root or a placeholder');
   // No /usr/lib/distcc in this root: a masquerade dir with the compilers only, used by the units.
   assert.deepEqual(fs.readdirSync(path.join(lib, 'masquerade')).sort(), ['cc', 'gcc-12', 'x86_64-linux-gnu-gcc-12']);
