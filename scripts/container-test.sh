@@ -165,11 +165,12 @@ if have distccd; then
   if [ "$(show distccd.service MainPID)" = "$pid" ] && [ "$(show distccd.service NRestarts)" = "$n0" ]; then
     pass "the watchdog keeps distccd alive while it pings (same pid after 7 s, WatchdogSec=3s)"
   else fail "distccd restarted although it was not stopped (pid $pid -> $(show distccd.service MainPID))"; unit_dump distccd.service; fi
-  ct kill -STOP "$pid"
+  # Never `kill 0`: without a main pid there is nothing to stop (and it would stop this shell).
+  [ "${pid:-0}" -gt 1 ] && ct kill -STOP "$pid"
   restarted() { local p; p=$(show distccd.service MainPID); [ "$p" != "$pid" ] && [ "$p" != 0 ] && [ "$(show distccd.service ActiveState)" = active ] && [ "$(show distccd.service NRestarts)" -gt "$n0" ]; }
-  if wait_for 30 restarted && compile 3632; then
+  if [ "${pid:-0}" -gt 1 ] && wait_for 30 restarted && compile 3632; then
     pass "a stopped distccd (SIGSTOP) misses the watchdog and is restarted (pid $pid -> $(show distccd.service MainPID)), then compiles"
-  else fail "SIGSTOPped distccd was not restarted by the watchdog"; unit_dump distccd.service; ct kill -CONT "$pid" 2>/dev/null; fi
+  else fail "SIGSTOPped distccd was not restarted by the watchdog"; unit_dump distccd.service; [ "${pid:-0}" -gt 1 ] && ct kill -CONT "$pid" 2>/dev/null; fi
 
   ct sh -c 'mkdir -p /tmp/c && cd /tmp/c && printf "int slow(void) { return 1; }\n" > slow.c && rm -f slow.o &&
     DISTCC_HOSTS=127.0.0.1:3632/4 DISTCC_FALLBACK=0 DISTCC_BACKOFF_PERIOD=0 DISTCC_DIR=/tmp/c/dd timeout 60 distcc slowcc -c slow.c -o slow.o' > "$W/slow.log" 2>&1 &
