@@ -91,13 +91,17 @@ export function closeListeners(listeners: readonly Listener[]): void {
 function listen(server: net.Server, options: net.ListenOptions, spec: ListenSpec): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(new DistkitError('bind-failed', `Cannot bind ${describeListenSpec(spec)}: ${bindAdvice(error)}`, { cause: error })),
+      reject(new DistkitError('bind-failed', `Cannot bind ${describeListenSpec(spec)}: ${bindAdvice(error, spec)}`, { cause: error })),
     );
     server.listen(options, () => resolve());
   });
 }
 
-function bindAdvice(error: NodeJS.ErrnoException): string {
+function bindAdvice(error: NodeJS.ErrnoException, spec: ListenSpec): string {
+  // libuv reports a missing directory of a unix socket as EACCES (as Windows would).
+  if (spec.kind === 'unix' && !fs.existsSync(path.dirname(path.resolve(spec.path)))) {
+    return 'directory does not exist (create it first)';
+  }
   switch (error.code) {
     case 'EADDRINUSE':
       return 'address in use (another server listens there: stop it or choose another address)';
@@ -105,8 +109,6 @@ function bindAdvice(error: NodeJS.ErrnoException): string {
       return 'permission denied (ports below 1024 need root; for a unix socket check the directory)';
     case 'EADDRNOTAVAIL':
       return 'address not available (no interface of this machine has it)';
-    case 'ENOENT':
-      return 'directory does not exist (create it first)';
     default:
       return error.code ?? error.message;
   }
