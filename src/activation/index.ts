@@ -27,7 +27,7 @@ export { isProcessAlive, readPidFile } from './pid_file';
 export async function runService(options: ServiceOptions): Promise<RunningService> {
   const decision = options.decision ?? detectMode(options.mode);
   // Before anything logs: under inetd fd 2 may be the client socket.
-  protectStderr(decision.kind);
+  protectStderr(decision);
   // Compilers and other children must not take our sockets.
   clearListenEnv();
   const reportFd = takeReportFd();

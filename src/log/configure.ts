@@ -6,7 +6,7 @@ import type { Level, LogSink } from './logger';
 import type { RootLogger } from './index';
 import { stderrSink } from './index';
 import { fileSink, parseRemoteTarget, remoteSink, syslogSink, type RemoteTarget } from './sinks';
-import { protectStderr } from './stdio';
+import { protectStderr, type StdioOwner } from './stdio';
 
 export interface LoggingOptions {
   readonly level?: Level;
@@ -18,8 +18,8 @@ export interface LoggingOptions {
   readonly syslog?: boolean;
   /** A remote collector ("udp:127.0.0.1:514" or parsed), in addition to the local sinks. */
   readonly remote?: RemoteTarget | string;
-  /** The activation mode kind (detectMode(...).kind): decides the default sink and guards fd 2. */
-  readonly mode?: string;
+  /** The activation mode (detectMode(...)): decides the default sink and guards fd 2. */
+  readonly decision?: StdioOwner & { readonly kind: string };
   /** Standalone and about to detach: stderr is going away, default to syslog. */
   readonly detach?: boolean;
 }
@@ -27,11 +27,11 @@ export interface LoggingOptions {
 /** Attaches the sinks `options` ask for to `root` (replacing the start-up stderr sink). */
 export function configureLogging(root: RootLogger, options: LoggingOptions): void {
   // First, before any line: fd 2 may be the client socket (inetd); the log file takes its place.
-  if (options.mode !== undefined) protectStderr(options.mode, options.file);
+  if (options.decision !== undefined) protectStderr(options.decision, options.file);
   if (options.level !== undefined) root.level = options.level;
   const sinks: LogSink[] = [];
   const explicit = options.file !== undefined || options.stderr === true || options.syslog !== undefined;
-  const daemonLike = options.detach === true || (options.mode !== undefined && options.mode !== 'standalone');
+  const daemonLike = options.detach === true || (options.decision !== undefined && options.decision.kind !== 'standalone');
   if (options.syslog === true || (!explicit && daemonLike)) sinks.push(syslogSink(root.program));
   if (options.file !== undefined) sinks.push(fileSink(root.program, options.file));
   if (options.stderr === true || (!explicit && !daemonLike)) sinks.push(stderrSink(root.program));

@@ -1,12 +1,10 @@
 // The standard fds when they may belong to a client: under inetd (and systemd Accept=yes with
-// StandardInput=socket) fds 0, 1 and 2 are all the client socket, so a stray line on stderr would
+// StandardError=socket) fds 0, 1 and 2 are all the client socket, so a stray line on stderr would
 // corrupt the protocol (and in inetd "wait" mode writing to the listening socket throws). fd 2 is
-// therefore reopened on the log file or /dev/null before anything logs.
+// therefore reopened on the log file or /dev/null before anything logs. Only when it IS the
+// client's socket: under journald fd 2 is a socket too, and must stay.
 
 import fs from 'node:fs';
-
-/** Modes in which fd 2 may be the client (or the listening) socket. */
-const CLIENT_ON_STDIO = new Set(['inetd', 'inetd-wait', 'systemd-accept']);
 
 /**
  * Closes `fd` and opens `path` in its place (the lowest free fd is the one just closed), so a later
@@ -22,20 +20,36 @@ export function reopenFd(fd: number, path = '/dev/null'): void {
   if (got !== fd) fs.closeSync(got);
 }
 
-/** In a mode where fd 2 may be a socket, and it is one: reopen it on `file` (or /dev/null). */
-export function protectStderr(mode: string, file?: string): boolean {
-  if (!CLIENT_ON_STDIO.has(mode)) return false;
-  let isSocket: boolean;
+/** What protectStderr needs of a mode decision: the inherited fds (the client's or listener's). */
+export interface StdioOwner {
+  readonly fds: readonly { readonly fd: number }[];
+}
+
+/**
+ * Reopens fd 2 on `file` (or /dev/null) when it is one of the inherited client/listener fds, or
+ * closed (the next open() would land there). Returns true when it did.
+ */
+export function protectStderr(decision: StdioOwner, file?: string): boolean {
+  let stderr: fs.Stats | undefined;
   try {
-    isSocket = fs.fstatSync(2).isSocket();
+    stderr = fs.fstatSync(2);
   } catch {
-    isSocket = true; // closed: fill the slot so nothing else lands on fd 2
+    stderr = undefined;
   }
-  if (!isSocket) return false;
+  if (stderr !== undefined && !decision.fds.some(({ fd }) => fd !== 2 && isSameFile(stderr!, fd))) return false;
   try {
     reopenFd(2, file ?? '/dev/null');
   } catch {
     reopenFd(2);
   }
   return true;
+}
+
+function isSameFile(stat: fs.Stats, fd: number): boolean {
+  try {
+    const other = fs.fstatSync(fd);
+    return other.ino === stat.ino && other.dev === stat.dev;
+  } catch {
+    return false;
+  }
 }
