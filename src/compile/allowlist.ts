@@ -11,9 +11,10 @@
 //     update-distcc-symlinks).
 //   - always: arguments that load code or run programs chosen by the client (-fplugin=,
 //     -specs=, -wrapper) are refused, as are @response files that point outside the job (gcc
-//     would read any server file and echo it in its diagnostics), and, without a job tree
-//     (protocols 1/2, whose real client never sends them), -MF and other options that write a
-//     file at a path the client names.
+//     would read any server file and echo it in its diagnostics) and options that write a file
+//     at a path the client names (-aux-info, -dumpdir, -dumpbase, -fdump-...=FILE); -MF too
+//     without a job tree (protocols 1/2, whose real client never sends it), -save-temps with one
+//     (pump trees hold client-made links that may lead out of the tree).
 //
 // Exports:
 //   checkCompiler(argv, policy) -> Promise<{ ok: true, argv } | { ok: false, reason }>
@@ -90,18 +91,23 @@ function lastWords(command: string, n: number): string {
   return command.slice(at + 1);
 }
 
-const FILE_WRITING_OPTIONS = ['-MF', '-aux-info', '-dumpdir', '-dumpbase', '-dumpbase-ext'];
+/** Options that make gcc write a file at a path the client names (relative to the job's cwd). */
+const FILE_WRITING_OPTIONS = ['-aux-info', '-dumpdir', '-dumpbase', '-dumpbase-ext'];
 
-/** A reason when this argument loads code, runs a program, or (without a job tree) writes a named file. */
+/** A reason when this argument loads code, runs a program, or makes gcc write where the client says. */
 function dangerousArgument(a: string, hasJobTree: boolean): string | undefined {
   if (a.startsWith('-fplugin=') || a === '-fplugin') return `${a} loads a compiler plugin chosen by the client`;
   if (a.startsWith('-specs=') || a.startsWith('--specs=') || a === '-specs' || a === '--specs') return `${a} loads a specs file, which can run any command`;
   if (a === '-wrapper' || a.startsWith('-wrapper=')) return `${a} makes the compiler driver run another program`;
-  if (!hasJobTree) {
-    for (const opt of FILE_WRITING_OPTIONS) {
-      if (a === opt || (a.startsWith(opt) && opt === '-MF')) return `${a} writes a file at a path the client names`;
-    }
-    if (a.startsWith('-fdump-') && a.includes('=')) return `${a} writes a dump file at a path the client names`;
+  if (FILE_WRITING_OPTIONS.includes(a) || FILE_WRITING_OPTIONS.some((o) => a.startsWith(o + '='))) return `${a} writes a file at a path the client names`;
+  if (a.startsWith('-fdump-') && a.includes('=')) return `${a} writes a dump file at a path the client names`;
+  if (hasJobTree) {
+    // In a pump tree the cwd may hold links the client made (system mirrors lead out of the
+    // tree): -save-temps would write main.i/main.s through them.
+    if (a === '-save-temps' || a.startsWith('-save-temps=')) return `${a} writes intermediate files into the client's tree`;
+  } else if (a === '-MF' || a.startsWith('-MF')) {
+    // Protocol 1/2 clients strip -MF (they preprocess locally); in pump the server's own -MF comes last.
+    return `${a} writes a file at a path the client names`;
   }
   return undefined;
 }

@@ -93,6 +93,10 @@ test('checkCompiler allows an @file when it is inside the job tree and refuses o
   assert.match(await reason(['gcc', '-c', 'x.c', '@link.rsp'], policy), /resolves outside/);
   assert.match(await reason(['gcc', '-c', 'x.c', '@plug.rsp'], policy), /plugin.*in @plug.rsp/);
   await allowed(['gcc', '-c', 'x.c', '-MF', '/tmp/out.d'], policy);
+  assert.match(await reason(['gcc', '-c', 'x.c', '-save-temps'], policy), /intermediate files/);
+  assert.match(await reason(['gcc', '-c', 'x.c', '-save-temps=cwd'], policy), /intermediate files/);
+  assert.match(await reason(['gcc', '-c', 'x.c', '-dumpdir', 'sub/'], policy), /writes a file/);
+  assert.match(await reason(['gcc', '-c', 'x.c', '-fdump-tree-all=x'], policy), /dump file/);
 });
 
 test('checkCompiler maps argv[0] to the listed line when DISTCC_CMDLIST matches the last words', async (t) => {

@@ -2,17 +2,19 @@
 // distcc-pump client sends (Debian bookworm's include server is broken on Python 3.11, so tests
 // cannot rely on it to really speak protocol 3):
 //   DIST 3, CDIR cwd, ARGC n, n x ARGV, NFIL k, then k x (NAME abs-path + FILE lzo-bytes | LINK target)
-// The files are the source and every header `gcc -M` lists for it, LZO1X-1 compressed with the
-// `lzo` package; like real pump traffic it adds a relative LINK that climbs exactly back to the
-// root of the tree and then names /usr/include, and zero-length `forcing_technique_271828` FILEs
-// that only force a directory to exist.
+// The files are the source and every header `gcc -M` lists for it outside the compiler's default
+// system include dirs, LZO1X-1 compressed with the `lzo` package. Like the include server
+// (include_server/compiler_defaults.py) it sends no system header but, for each default system
+// dir, a "mirror" LINK: NAME /usr/include + LINK '../' x (20 + depth) + 'usr/include', which climbs
+// past the server's temp root to its "/" so re-rooted -I paths reach the server's own headers;
+// and zero-length `forcing_technique_271828` FILEs that only force a directory to exist.
 //
 // The packet encoding is a minimal local one (12-byte header: 4-letter token + 8 lowercase hex
 // digits, then the body for string and bulk tokens) until the core codec in src/compile/wire/
 // lands; it follows docs/distcc-protocol.md.
 //
-// Exports: buildPumpRequest(options) -> { packets, files }, encodePackets(packets) -> Buffer,
-//          listHeaders(argv, cwd) -> absolute paths, FORCING_FILE
+// Exports: buildPumpRequest(options) -> { packets, files, mirrors }, encodePackets(packets),
+//          listHeaders(argv, cwd), systemIncludeDirs(compiler), mirrorTarget(dir), FORCING_FILE, lzo
 
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -72,9 +74,40 @@ export async function listHeaders(argv: readonly string[], cwd: string): Promise
   return [...seen];
 }
 
-export async function buildPumpRequest(options: PumpRequestOptions): Promise<{ packets: PumpPacket[]; files: string[] }> {
+/** include_server/basics.py MAX_COMPONENTS_IN_SERVER_ROOT: '..' budget for the server root. */
+export const MAX_COMPONENTS_IN_SERVER_ROOT = 20;
+
+/** The compiler's default `#include <...>` search dirs, as `gcc -v` prints them, realpath'd. */
+export async function systemIncludeDirs(compiler: string): Promise<string[]> {
+  const { stderr } = await run(compiler, ['-x', 'c', '-v', '-E', '/dev/null', '-o', '/dev/null']);
+  const m = /#include <\.\.\.> search starts here:\n([^]*?)\nEnd of search list/.exec(stderr);
+  if (m === null) throw new Error(`cannot read the search list of ${compiler}`);
+  const dirs: string[] = [];
+  for (const line of m[1]!.split('\n')) dirs.push(await fs.realpath(line.trim()));
+  return dirs;
+}
+
+/** The include server's link target for a system dir: enough '..' to reach "/" on the server. */
+export function mirrorTarget(dir: string): string {
+  const depth = dir.split('/').length - 1;
+  return '../'.repeat(MAX_COMPONENTS_IN_SERVER_ROOT + depth) + dir.slice(1);
+}
+
+function isUnder(dir: string, file: string): boolean {
+  return file === dir || file.startsWith(dir.endsWith('/') ? dir : dir + '/');
+}
+
+export async function buildPumpRequest(options: PumpRequestOptions): Promise<{ packets: PumpPacket[]; files: string[]; mirrors: string[] }> {
   const { cwd, argv } = options;
-  const files = await listHeaders(argv, cwd);
+  const extras = options.pumpExtras !== false;
+  // One mirror per system dir, shortest first; a dir under an already mirrored one needs none.
+  const mirrors: string[] = [];
+  if (extras) {
+    for (const dir of (await systemIncludeDirs(argv[0]!)).sort((a, b) => a.length - b.length)) {
+      if (!mirrors.some((m) => isUnder(m, dir))) mirrors.push(dir);
+    }
+  }
+  const files = (await listHeaders(argv, cwd)).filter((f) => !mirrors.some((m) => isUnder(m, f)));
   const entries: PumpPacket[] = [];
   let count = 0;
   for (const file of files) {
@@ -83,10 +116,8 @@ export async function buildPumpRequest(options: PumpRequestOptions): Promise<{ p
     count++;
   }
   const links = [...(options.links ?? [])];
-  if (options.pumpExtras !== false) {
-    // A mirror of /usr/include two levels down: from <root>/usr/lib/distkit-mirror/usr the four
-    // ".." reach the root, then usr/include: the shape of the links the include server sends.
-    links.push({ name: '/usr/lib/distkit-mirror/usr/include', target: '../../../../usr/include' });
+  if (extras) {
+    for (const dir of mirrors) links.push({ name: dir, target: mirrorTarget(dir) });
     for (const dir of new Set(files.map((f) => path.dirname(f)))) {
       entries.push(withBody('NAME', path.join(dir, 'forcing_dir', FORCING_FILE)), withBody('FILE', Buffer.alloc(0)));
       count++;
@@ -104,7 +135,7 @@ export async function buildPumpRequest(options: PumpRequestOptions): Promise<{ p
     integer('NFIL', count),
     ...entries,
   ];
-  return { packets, files };
+  return { packets, files, mirrors };
 }
 
 /** The bytes on the wire: token, 8 lowercase hex digits (value or body length), body. */

@@ -1,21 +1,27 @@
 // The private file tree of a protocol-3 (pump) job. The client sends its working directory
 // (CDIR) and every header the compile needs as absolute NAMEs, each followed by a FILE body or a
-// LINK target; the server rebuilds them under a fresh temp root, so NAME /usr/include/stdio.h
-// lands at <root>/usr/include/stdio.h and the compiler runs in <root><CDIR>.
+// LINK target; the server rebuilds them under a fresh temp root, so NAME /home/u/p/x.h lands at
+// <root>/home/u/p/x.h and the compiler runs in <root><CDIR>.
 //
 // The C server trusts every NAME: "/../../etc/x" writes (and later deletes) any file the daemon
 // can reach, and a LINK followed by a FILE under it writes through the link. Here every path is
 // resolved component by component the way the kernel would, following the links this job made,
 // and refused (DistkitError 'unsafe-path') when it would leave the root:
 //   - a '..' that climbs above the root; a NAME that is not absolute or holds a NUL;
-//   - a FILE whose last component is already a link (symlink-then-write), a NAME made twice
-//     as a link;
+//   - any write (FILE, LINK, directory) whose path runs through a link that leaves the root, a
+//     FILE whose last component is already a link (symlink-then-write), a NAME made twice;
 //   - a LINK whose target resolves outside the root, now or after later links (verify());
 //     absolute targets get the root prepended, as distccd does, so they stay inside;
 //   - a symlink found in the tree that this job did not make (its target is not under root).
-// Real pump traffic passes: `NAME /usr/include` + `LINK ../../(...)/usr/include` climbs exactly
-// back to the root, and zero-length `.../forcing_technique_271828` FILEs only force directories.
-// Files are made 0644 (never executable: gcc -B must not find a client-supplied program).
+// One kind of link must leave the root, and is allowed: the include server's "system mirror"
+// (include_server/compiler_defaults.py). For each default system include dir it sends
+// `NAME /usr/include` + `LINK ../../(20 + depth times)/usr/include`: the '..' run climbs past the
+// server root to the server's "/" and then names the same directory, so a re-rooted
+// -I<root>/usr/include/foo reads the server's own /usr/include/foo. Accepted only when the target
+// is exactly '../' repeated at least far enough to reach "/" followed by the NAME itself; nothing
+// is ever written through it. Zero-length `.../forcing_technique_271828` FILEs only force a
+// directory to exist. Files are made 0644 (never executable: gcc -B must not find a client
+// program). What gcc itself may write through such links is allowlist.ts's business.
 //
 // Exports: PumpTree.create({ tmpDir? }) -> tree; tree.root; tree.makeCwd(cdir);
 //          tree.writeFile(name, bytes); tree.makeLink(name, target); tree.verify(); tree.remove()
@@ -48,7 +54,7 @@ interface WalkOptions {
 
 export class PumpTree {
   readonly root: string;
-  readonly #links = new Map<string, string>(); // physical link path -> what the client asked for
+  readonly #links = new Map<string, string>(); // physical link path -> stored target (system mirrors excluded)
 
   private constructor(root: string) {
     this.root = root;
@@ -98,9 +104,11 @@ export class PumpTree {
     const at = await this.#walk(parts, [], { create: true, followFinal: false }, `NAME ${name}`);
     if (await fs.lstat(at).then(() => true, () => false)) throw unsafe(`NAME ${name} already exists: a LINK cannot replace it`);
     const stored = target.startsWith('/') ? this.root + target : target;
-    await this.#checkLinkTarget(at, stored, name);
+    const mirror = this.#isSystemMirror(parts, at, target);
+    if (!mirror) await this.#checkLinkTarget(at, stored, name);
     await fs.symlink(stored, at);
-    this.#links.set(at, stored);
+    // A mirror's meaning cannot change later: its parent directories are real and stay so.
+    if (!mirror) this.#links.set(at, stored);
     return at;
   }
 
@@ -114,6 +122,19 @@ export class PumpTree {
 
   async remove(): Promise<void> {
     await fs.rm(this.root, { recursive: true, force: true });
+  }
+
+  /**
+   * `../` repeated at least up to the server's "/", then exactly the NAME: the include server's
+   * link to the server's own copy of a default system include directory.
+   */
+  #isSystemMirror(parts: readonly string[], at: string, target: string): boolean {
+    const m = /^((?:\.\.\/)+)([^]*)$/.exec(target);
+    if (m === null || parts.includes('..')) return false;
+    const ups = m[1]!.length / 3;
+    if (componentsOf(m[2]!).join('/') !== parts.join('/')) return false;
+    const depth = componentsOf(path.dirname(at)).length; // components from "/" to the link's directory
+    return ups >= depth;
   }
 
   #checkName(name: string, what: string): void {

@@ -43,7 +43,7 @@ test('PumpTree writes files under root plus NAME when the names are absolute', a
   await assert.rejects(fs.stat(tree.root), { code: 'ENOENT' });
 });
 
-test('PumpTree accepts relative links that climb exactly back to the root like real pump traffic', async (t) => {
+test('PumpTree accepts relative links when they stay inside the root', async (t) => {
   const { tree } = await setup(t);
   await tree.writeFile('/usr/lib/gcc/x86_64-linux-gnu/12/include/stddef.h', Buffer.from('typedef int x;'));
   // The link sits in <root>/usr/local: ".." is <root>/usr, "../.." is the root.
@@ -136,4 +136,43 @@ test('PumpTree refuses link loops and files used as directories when it walks a 
   await assert.rejects(tree.writeFile('/file.h/x.h', Buffer.from('')), isUnsafe(/is a file, not a directory/));
   await tree.makeCwd('/src');
   await assert.rejects(tree.writeFile('/src', Buffer.from('')), isUnsafe(/already a directory/));
+});
+
+/** The include server's link for a default system dir: 20 + depth '../' then the dir itself. */
+function mirrorTarget(dir: string): string {
+  return '../'.repeat(20 + dir.split('/').length - 1) + dir.slice(1);
+}
+
+test('PumpTree accepts the include server system mirror link when it names the server dir itself', async (t) => {
+  const { tree } = await setup(t);
+  assert.equal(mirrorTarget('/usr/include'), '../'.repeat(22) + 'usr/include');
+  const at = await tree.makeLink('/usr/include', mirrorTarget('/usr/include'));
+  assert.equal(await fs.readlink(at), mirrorTarget('/usr/include'));
+  assert.equal(
+    await fs.readFile(path.join(tree.root, 'usr/include/stdio.h'), 'utf8'),
+    await fs.readFile('/usr/include/stdio.h', 'utf8'),
+    'the link reads the server copy, as gcc -I<root>/usr/include does',
+  );
+  await tree.makeLink('/usr/lib/gcc/x86_64-linux-gnu/12/include', mirrorTarget('/usr/lib/gcc/x86_64-linux-gnu/12/include'));
+  await tree.verify();
+});
+
+test('PumpTree refuses to write through a system mirror link when a NAME runs into it', async (t) => {
+  const { tree, outside } = await setup(t);
+  const rel = path.relative('/', outside);
+  await tree.makeLink(outside, '../'.repeat(30) + rel);
+  await assert.rejects(tree.writeFile(`${outside}/victim`, Buffer.from('pwned')), isUnsafe(/climbs above/));
+  await assert.rejects(tree.writeFile(`${outside}/new.h`, Buffer.from('pwned')), isUnsafe(/climbs above/));
+  await assert.rejects(tree.makeLink(`${outside}/l`, 'victim'), isUnsafe(/climbs above/));
+  await assert.rejects(tree.makeLink('/via', `${outside.slice(1)}/victim`), isUnsafe(/climbs above/));
+  await assertOutsideUntouched(outside);
+});
+
+test('PumpTree refuses a mirror-like link when it names another dir or stops short of the server root', async (t) => {
+  const { tree } = await setup(t);
+  await assert.rejects(tree.makeLink('/usr/include', '../'.repeat(22) + 'etc'), isUnsafe(/climbs above/));
+  const depth = tree.root.split('/').length - 1; // components of the root itself
+  // Enough to leave the tree but not to reach "/": it would land in an ancestor of the root.
+  await assert.rejects(tree.makeLink('/usr/include', '../'.repeat(depth) + 'usr/include'), isUnsafe(/climbs above/));
+  await assert.rejects(tree.makeLink('/a/../usr/include', '../'.repeat(30) + 'usr/include'), isUnsafe(/./));
 });
