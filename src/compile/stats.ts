@@ -178,15 +178,17 @@ export function renderStatsPage(s: StatsSnapshot, host: HostReadings): string {
 export interface StatsHandlerOptions {
   /** The same --allow list as the compile port; peers it refuses get the socket closed, no reply. */
   readonly access?: { allows(address: string): boolean };
-  /** Host readings (default: createHostReader() on /proc and /tmp). */
+  /** Host readings (default: createHostReader() on /proc and tmpDir). */
   readonly readHost?: () => Promise<HostReadings>;
+  /** TMPDIR of the jobs, for dcc_free_space (default /tmp); unused when readHost is given. */
+  readonly tmpDir?: string;
   /** How long to keep reading what the client sends after the reply, so closing sends no RST. */
   readonly drainMs?: number;
 }
 
 /** A handler for the stats listener: any request (or none) gets the page, then the socket closes. */
 export function createStatsHandler(stats: DistccStats, options: StatsHandlerOptions = {}): ConnectionHandler {
-  const readHost = options.readHost ?? createHostReader();
+  const readHost = options.readHost ?? createHostReader(options.tmpDir === undefined ? {} : { tmpDir: options.tmpDir });
   const drainMs = options.drainMs ?? 2000;
   return async (conn: Connection): Promise<void> => {
     const { stream, peer } = conn;
