@@ -101,6 +101,8 @@ function dangerousArgument(a: string, hasJobTree: boolean): string | undefined {
   if (a === '-wrapper' || a.startsWith('-wrapper=')) return `${a} makes the compiler driver run another program`;
   if (FILE_WRITING_OPTIONS.includes(a) || FILE_WRITING_OPTIONS.some((o) => a.startsWith(o + '='))) return `${a} writes a file at a path the client names`;
   if (a.startsWith('-fdump-') && a.includes('=')) return `${a} writes a dump file at a path the client names`;
+  // -Wp,-MD,FILE and friends hand cpp a dependency file name (clients strip them in protocols 1/2).
+  if (a.startsWith('-Wp,') && /,-M(D|MD|F)\b/.test(a)) return `${a} makes the preprocessor write a file at a path the client names`;
   if (hasJobTree) {
     // In a pump tree the cwd may hold links the client made (system mirrors lead out of the
     // tree): -save-temps would write main.i/main.s through them.
@@ -164,6 +166,9 @@ export async function checkCompiler(argv: readonly string[], policy: CompilerPol
     const a = argv[i]!;
     const danger = dangerousArgument(a, policy.job !== undefined);
     if (danger !== undefined) return { ok: false, reason: danger };
+    if (a === '-Xpreprocessor' && (argv[i + 1] ?? '').startsWith('-M')) {
+      return { ok: false, reason: `-Xpreprocessor ${argv[i + 1]} makes the preprocessor write a dependency file the client names` };
+    }
     if (a.startsWith('@')) {
       if (policy.job === undefined) return { ok: false, reason: `response file ${a} is not part of the job` };
       const why = await checkResponseFile(a, policy.job, 0);

@@ -72,6 +72,10 @@ test('checkCompiler refuses @file and file-writing options when the job has no t
   assert.match(await reason(['gcc', '-c', 'x.c', '-aux-info', '/etc/x'], policy), /writes/);
   assert.match(await reason(['gcc', '-c', 'x.c', '-fdump-tree-all=/etc/x'], policy), /dump file/);
   await allowed(['gcc', '-c', 'x.c', '-MD', '-fdump-tree-all'], policy);
+  assert.match(await reason(['gcc', '-c', 'x.c', '-Wp,-MD,/etc/x.d'], policy), /preprocessor write/);
+  assert.match(await reason(['gcc', '-c', 'x.c', '-Wp,-MMD,x.d'], policy), /preprocessor write/);
+  assert.match(await reason(['gcc', '-c', 'x.c', '-Xpreprocessor', '-MF'], policy), /dependency file/);
+  await allowed(['gcc', '-c', 'x.c', '-Wp,-D_FORTIFY_SOURCE=2', '-Xpreprocessor', '-DX'], policy);
 });
 
 test('checkCompiler allows an @file when it is inside the job tree and refuses one that escapes', async (t) => {
