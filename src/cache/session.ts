@@ -101,7 +101,11 @@ export function serveCacheConnection(conn: Connection, engine: CacheSessionEngin
     };
 
     const onData = (chunk: Buffer): void => {
-      reader.push(chunk);
+      try {
+        reader.push(chunk);
+      } catch (error) {
+        return drop((error as Error).message);
+      }
       if (!blocked) pump();
     };
     const onDrain = (): void => {

@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Duplex, PassThrough } from 'node:stream';
+import { createCacheEngine } from '../../src/cache/engine';
+import { createLogger } from '../../src/log/index';
 import { CacheClient } from '../../src/cache/client';
 import { encodeAddPayload, encodeMessage, Operation, Status } from '../../src/cache/wire/index';
 import { RawPeer, startCacheServer } from './cache_server';
@@ -93,4 +96,29 @@ test('session answers the requests before a malformed one, then closes', async (
   assert.equal(got.length, 30);
   assert.deepEqual([got.readUInt32BE(5), got.readUInt32BE(20)], [1, 2]);
   assert.ok(server.lines.some((l) => /drop .*reason="operation 0x09 \(want 0\.\.3\)" offset=40/.test(l)), server.lines.join('\n'));
+});
+
+test('session serves a plain Duplex of two pipes (the inetd-over-ssh shape) until its input ends', async () => {
+  const log = createLogger('t');
+  log.setSinks([]);
+  const engine = createCacheEngine({ log });
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const stream = Duplex.from({ readable: input, writable: output });
+  const done = engine.serve({ stream, peer: { kind: 'pipe' }, id: 1, listener: 'main' });
+  const add = encodeMessage({ isResponse: false, uid: 1, operation: Operation.ADD }, encodeAddPayload({ timeoutMs: 1000, id: Buffer.from('p'), data: Buffer.from('P') }));
+  input.write(add);
+  input.end(get(2, 'p'));
+  const chunks: Buffer[] = [];
+  output.on('data', (c: Buffer) => chunks.push(c));
+  await done;
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(
+    Buffer.concat(chunks),
+    Buffer.concat([
+      encodeMessage({ isResponse: true, uid: 1, operation: Operation.ADD }, Buffer.from([0])),
+      encodeMessage({ isResponse: true, uid: 2, operation: Operation.GET }, Buffer.from('P')),
+    ]),
+  );
+  assert.equal(engine.stats.connections, 0);
 });

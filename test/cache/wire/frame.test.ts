@@ -9,10 +9,11 @@ import {
   FRAME_HEADER_SIZE,
   MAX_FRAME_DATA,
   MAX_PAYLOAD,
+  MAX_READER_BUFFER,
   MessageReader,
   Operation,
 } from '../../../src/cache/wire/index';
-import { byteByByte, everySplit, feed } from './split_feed';
+import { byteByByte, everySplit, feed, summarisePayload } from './split_feed';
 import { seededRandom } from '../random';
 
 function patterned(length: number, seed = 7): Buffer {
@@ -71,7 +72,7 @@ test('ADD messages at the maxima round-trip split at every offset and byte by by
     assert.equal(whole.end, 'clean');
     assert.equal(whole.messages.length, 1);
     assert.equal(whole.messages[0]!.frames, 16);
-    assert.equal(whole.messages[0]!.payload, payload.toString('hex'));
+    assert.equal(whole.messages[0]!.payload, summarisePayload(payload));
     for (const [at, split] of everySplit(bytes, 'request')) assert.deepEqual(split, whole, `id ${idLength} at ${at}`);
     assert.deepEqual(feed(byteByByte(bytes), 'request'), whole);
   }
@@ -177,4 +178,21 @@ test('decoders never throw, loop or overrun on random bytes and mutated messages
       assert.ok(r.value.payload.length <= MAX_PAYLOAD);
     }
   }
+});
+
+test('MessageReader refuses to hold more than MAX_READER_BUFFER unparsed bytes', () => {
+  const reader = new MessageReader('request');
+  const chunk = encodeMessage({ isResponse: false, uid: 1, operation: Operation.GET }, Buffer.alloc(2000));
+  let pushed = 0;
+  assert.throws(() => {
+    for (;;) {
+      reader.push(chunk);
+      pushed += chunk.length;
+    }
+  }, /would hold \d+ unparsed bytes, above 4194304/);
+  assert.ok(pushed <= MAX_READER_BUFFER && pushed > MAX_READER_BUFFER - chunk.length);
+  // Everything pushed is still there to be read.
+  let n = 0;
+  while (reader.next().kind === 'ok') n++;
+  assert.equal(n, pushed / chunk.length);
 });
