@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Duplex, PassThrough } from 'node:stream';
 import { createCacheEngine } from '../../src/cache/engine';
+import { serveCacheConnection } from '../../src/cache/session';
 import { createLogger } from '../../src/log/index';
 import { CacheClient } from '../../src/cache/client';
 import { encodeAddPayload, encodeMessage, Operation, Status } from '../../src/cache/wire/index';
@@ -122,3 +123,37 @@ test('session serves a plain Duplex of two pipes (the inetd-over-ssh shape) unti
   );
   assert.equal(engine.stats.connections, 0);
 });
+
+test('session drops only the connection whose request made the engine throw', async (t) => {
+  const server = await startCacheServer({});
+  t.after(() => server.close());
+  // The engine's own answer, except that a GET of "boom" hits a fault as a bug would.
+  const real = server.engine;
+  const faulty = {
+    ...real,
+    answer: (m: Parameters<typeof real.answer>[0]) => {
+      if (m.operation === Operation.GET && m.payload.toString() === 'boom') throw new Error('injected fault');
+      return real.answer(m);
+    },
+  };
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const done = serveCacheConnection(
+    { stream: Duplex.from({ readable: input, writable: output }), peer: { kind: 'pipe' }, id: 9, listener: 'main' },
+    faulty,
+  );
+  input.write(Buffer.concat([get(1, 'x'), get(2, 'boom'), get(3, 'x')]));
+  await done;
+  assert.ok(server.lines.some((l) => l.startsWith('err: answer failed conn=9')), server.lines.join('\n'));
+  assert.ok(server.lines.some((l) => /^warning: drop conn=9 .*reason="internal error"/.test(l)));
+  await assertStillServes(server);
+});
+
+async function assertStillServes(server: Awaited<ReturnType<typeof startCacheServer>>): Promise<void> {
+  const client = await CacheClient.connect(server.target);
+  try {
+    assert.equal(await client.have('x'), false);
+  } finally {
+    client.destroy();
+  }
+}

@@ -137,9 +137,12 @@ export class MessageReader {
     }
   }
 
-  /** When waiting on a tail of the caller's chunk, copy the tail so the chunk can be freed. */
+  /**
+   * While waiting on a tail (always shorter than one message): copy it out of the caller's chunk
+   * so the chunk can be freed, or out of an own buffer that a burst grew far beyond one message.
+   */
   #release(): void {
-    if (this.#owned) return;
+    if (this.#owned && this.#buf.length <= 2 * MAX_MESSAGE_WIRE) return;
     const pending = this.#end - this.#start;
     const own = Buffer.allocUnsafeSlow(Math.max(pending * 2, 4096));
     this.#buf.copy(own, 0, this.#start, this.#end);
