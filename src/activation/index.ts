@@ -16,6 +16,7 @@ import { addNiceness, dropPrivileges, raiseFileLimit } from './privileges';
 import { Notifier } from './notify';
 import { installSignals } from './signals';
 import { protectStderr } from '../log/stdio';
+import { flushLogging } from '../log/sinks';
 import { DistkitError } from '../errors';
 
 export * from './connection';
@@ -40,7 +41,7 @@ export async function runService(options: ServiceOptions): Promise<RunningServic
     if (pidFile !== undefined) checkPidFile(pidFile, options.program);
     const report = await spawnDetached();
     log.notice('detached', { pid: report.pid, on: report.addresses.join(',') });
-    return { mode, decision, addresses: report.addresses, stop: () => Promise.resolve(), done: Promise.resolve(0) };
+    return { mode, decision, addresses: report.addresses, stop: () => Promise.resolve(), done: flushLogging().then(() => 0) };
   }
 
   log.notice('mode', { kind: decision.kind, why: decision.why });
@@ -112,6 +113,7 @@ async function serveMany(
       if (lifetime !== undefined) clearTimeout(lifetime);
       if (pidFile !== undefined) removePidFile(pidFile);
       log.notice('stopped');
+      await flushLogging();
       resolveDone(0);
     })();
     return stopped;
@@ -149,7 +151,11 @@ function serveSingle(options: ServiceOptions, decision: ModeDecision, mode: stri
     return stopped;
   };
   const uninstall = installSignals({ log, stop: () => void stop(), reopen: () => log.reopen(), foreground: false });
-  const done = Promise.race([served, new Promise<number>((resolve) => (timedOut = resolve))]).finally(uninstall);
+  const done = Promise.race([served, new Promise<number>((resolve) => (timedOut = resolve))]).then(async (code) => {
+    uninstall();
+    await flushLogging();
+    return code;
+  });
   return { mode, decision, addresses: [], stop, done, load: () => ({ active: pool.active, queued: pool.queued }) };
 }
 
