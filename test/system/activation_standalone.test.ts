@@ -119,3 +119,17 @@ test('standalone echo refuses to delete a file that is not a socket at its unix 
   assert.match(p.output(), /exists and is not a socket/);
   assert.equal(fs.readFileSync(file, 'utf8'), 'data');
 });
+
+test('standalone echo reopens its log file on SIGHUP so a rotated file is let go', async (t) => {
+  const dir = tempDir(t);
+  const logFile = path.join(dir, 'echo.log');
+  const p = start(t, NODE, [ECHO, '--listen', '127.0.0.1:0', '--log-file', logFile]);
+  await waitUntil(() => (fs.existsSync(logFile) && /listening on=/.test(fs.readFileSync(logFile, 'utf8')) ? true : undefined), 10_000, () => p.output());
+  fs.renameSync(logFile, `${logFile}.1`);
+  p.child.kill('SIGHUP');
+  await waitUntil(() => (fs.existsSync(logFile) ? true : undefined), 10_000, () => 'no new log file');
+  p.child.kill('SIGTERM');
+  assert.equal(await p.exited, 0);
+  assert.match(fs.readFileSync(`${logFile}.1`, 'utf8'), /notice: signal reopen signal=SIGHUP\n$/);
+  assert.match(fs.readFileSync(logFile, 'utf8'), /^\S+ echo_server\[\d+\] notice: signal stop signal=SIGTERM\n\S+ echo_server\[\d+\] notice: stopped\n$/);
+});
