@@ -25,6 +25,9 @@ export { detectMode, servesManyConnections, servesOneConnection, type ModeDecisi
 export { parseListenSpec, describeListenSpec } from './address';
 export { isProcessAlive, readPidFile } from './pid_file';
 
+/** How often STATUS= is refreshed from options.status() while serving under systemd. */
+const STATUS_REFRESH_MS = 10_000;
+
 export async function runService(options: ServiceOptions): Promise<RunningService> {
   const decision = options.decision ?? detectMode(options.mode);
   // Before anything logs: under inetd fd 2 may be the client socket.
@@ -97,6 +100,9 @@ async function serveMany(
   log.notice('listening', { on: addresses.join(','), max: options.maxConnections });
   notifier.ready(options.status?.());
   if (reportFd !== undefined) reportReady(reportFd, addresses);
+  const status = options.status;
+  const refresh = notifier.enabled && status !== undefined ? setInterval(() => notifier.status(status()), STATUS_REFRESH_MS) : undefined;
+  refresh?.unref();
 
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((resolve) => (resolveDone = resolve));
@@ -104,6 +110,7 @@ async function serveMany(
   let lifetime: NodeJS.Timeout | undefined;
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
+      if (refresh !== undefined) clearInterval(refresh);
       notifier.status(`stopping: ${pool.active} connections active, ${pool.queued} queued`);
       notifier.stopping();
       closeListeners(listeners);

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import * as posix from 'posix';
 import { ECHO, NODE, LineClient, greetAndEcho, start, tempDir, waitUntil } from './echo_harness';
@@ -69,6 +70,17 @@ test('standalone echo serves every one of 6 clients but at most 2 at once when -
   }
   assert.equal(greeted.size, 6, 'all 6 clients were served');
   for (const g of greetings) assert.match(g, /active=[12]$/);
+  p.child.kill('SIGTERM');
+  assert.equal(await p.exited, 0);
+});
+
+test('standalone echo lowers its priority by --nice', async (t) => {
+  const p = start(t, NODE, [ECHO, '--listen', '127.0.0.1:0', '--nice', '5', '--log-stderr']);
+  await p.waitFor(/listening on=/);
+  const stat = fs.readFileSync(`/proc/${p.child.pid}/stat`, 'utf8');
+  // Field 19 is the nice value; the test runner itself runs at nice 0 or more.
+  const nice = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  assert.equal(nice, Math.min(19, os.getPriority() + 5));
   p.child.kill('SIGTERM');
   assert.equal(await p.exited, 0);
 });
