@@ -2,14 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { makeZombie, tempDir } from '../system/echo_harness';
 import { checkPidFile, isProcessAlive, readPidFile, removePidFile, writePidFile } from '../../src/activation/pid_file';
 
 function tempFile(t: import('node:test').TestContext): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'distkit-pid-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return path.join(dir, 'x.pid');
+  return path.join(tempDir(t, 'distkit-pid-'), 'x.pid');
 }
 
 test('writePidFile writes the pid with a newline and leaves no temp file behind', (t) => {
@@ -42,14 +40,9 @@ test('checkPidFile returns a dead pid as stale and accepts a missing or garbage 
 });
 
 test('isProcessAlive is false for a zombie and true for a live process', async (t) => {
-  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
-  t.after(() => parent.kill('SIGKILL'));
-  const zombie = Number(await new Promise<string>((r) => parent.stdout.once('data', (b: Buffer) => r(b.toString()))));
-  for (let i = 0; i < 250 && !fs.readFileSync(`/proc/${zombie}/stat`, 'utf8').includes(') Z '); i++) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const zombie = await makeZombie(t);
   assert.equal(isProcessAlive(zombie), false);
-  assert.equal(isProcessAlive(parent.pid!), true);
+  assert.equal(isProcessAlive(process.pid), true);
   assert.equal(isProcessAlive(1), true);
 });
 

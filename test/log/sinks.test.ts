@@ -1,15 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { tempDir } from '../system/echo_harness';
 import { configureLogging, createLogger, fileSink, parseRemoteTarget, protectStderr } from '../../src/log/index';
-
-function tempDir(t: import('node:test').TestContext): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'distkit-log-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 test('fileSink appends timestamped lines with program and pid and follows a rotation on reopen', (t) => {
   const dir = tempDir(t);
