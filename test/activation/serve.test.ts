@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { ConnectionPool } from '../../src/activation/serve';
 import { createLogger, type LogSink } from '../../src/log/index';
@@ -82,4 +83,44 @@ test('ConnectionPool drain waits for queued connections too, and reports false o
   finish();
   assert.equal(await drained, true);
   assert.equal(pool.active, 0);
+});
+
+test('ConnectionPool hands over a paused accepted socket whose bytes reach an on(\'data\') handler that starts late', { timeout: 10_000 }, async (t) => {
+  const got: string[] = [];
+  const pool = new ConnectionPool({
+    log: quietLog(),
+    maxConnections: 1,
+    handlers: {
+      main: async ({ stream }) => {
+        // The bytes arrived long before this listener: nothing may have been read into the void.
+        await new Promise((r) => setTimeout(r, 100));
+        let text = '';
+        stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        await new Promise((r) => stream.once('end', r));
+        got.push(text);
+        stream.end('ok');
+      },
+    },
+  });
+  const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => pool.accept(socket, 'main'));
+  await new Promise<void>((r) => server.listen({ host: '127.0.0.1', port: 0 }, r));
+  t.after(() => server.close());
+  const replies = await Promise.all(['first', 'second'].map(async (word) => {
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    client.end(word);
+    let reply = '';
+    for await (const chunk of client) reply += String(chunk);
+    return reply;
+  }));
+  assert.deepEqual(replies, ['ok', 'ok']);
+  assert.deepEqual(got.sort(), ['first', 'second']);
+});
+
+test('ConnectionPool treats a handler that throws before its first await like a rejection', async () => {
+  const pool = new ConnectionPool({
+    log: quietLog(),
+    maxConnections: 0,
+    handlers: { main: (() => { throw new Error('sync'); }) as unknown as () => Promise<void> },
+  });
+  assert.equal(await pool.admit(new PassThrough(), { kind: 'pipe' }, 'main'), 1);
 });
