@@ -145,3 +145,34 @@ test('standalone echo reopens its log file on SIGHUP so a rotated file is let go
   assert.match(fs.readFileSync(`${logFile}.1`, 'utf8'), /notice: signal reopen signal=SIGHUP\n$/);
   assert.match(fs.readFileSync(logFile, 'utf8'), /^\S+ echo_server\[\d+\] notice: signal stop signal=SIGTERM\n\S+ echo_server\[\d+\] notice: stopped\n$/);
 });
+
+test('standalone echo still serves a queued connection after SIGTERM before it exits 0', async (t) => {
+  const p = start(t, NODE, [ECHO, '--listen', '127.0.0.1:0', '--max-connections', '1', '--log-stderr']);
+  await p.waitFor(/listening on=/);
+  const target = tcpTarget(listeningOn(p.output())[0]!);
+  const first = await LineClient.connect(target);
+  t.after(() => first.close());
+  assert.match((await first.readLine())!, /^hello conn=1/);
+  const queued = await LineClient.connect(target);
+  t.after(() => queued.close());
+  queued.send('waiting\n');
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  assert.equal(queued.pending, '', 'the second connection waits while the first is served');
+  p.child.kill('SIGTERM');
+  await p.waitFor(/signal stop signal=SIGTERM/);
+  first.send('exit 0\n');
+  assert.equal(await first.readLine(), 'bye');
+  assert.match((await queued.readLine())!, /^hello conn=2 listener=main peer=tcp active=1$/);
+  assert.equal(await queued.readLine(), 'waiting');
+  queued.socket.end();
+  assert.equal(await queued.readLine(), undefined);
+  assert.equal(await p.exited, 0);
+});
+
+test('standalone echo in the foreground stops gracefully on SIGINT', async (t) => {
+  const p = start(t, NODE, [ECHO, '--listen', '127.0.0.1:0', '--log-stderr']);
+  await p.waitFor(/listening on=/);
+  p.child.kill('SIGINT');
+  assert.equal(await p.exited, 0);
+  assert.match(p.output(), /notice: signal stop signal=SIGINT\n.*notice: stopped\n$/);
+});
