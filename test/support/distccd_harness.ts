@@ -43,6 +43,8 @@ export interface RunningDistccd {
   readonly lines: string[];
   /** Resolves with the first log line matching `re` (waits up to `ms`). */
   waitFor(re: RegExp, ms?: number): Promise<string>;
+  /** Resolves once `n` log lines match `re` (the summary is logged just after the answer is sent). */
+  waitForCount(re: RegExp, n: number, ms?: number): Promise<void>;
   /** SIGTERM, then the exit code. */
   stop(): Promise<number | null>;
   readonly exited: Promise<number | null>;
@@ -86,13 +88,20 @@ export async function startDistccd(t: { after: (fn: () => Promise<unknown>) => v
       void exited.then(() => setTimeout(() => reject(new Error(`distccd exited before ${re}; log:\n${lines.join('\n')}`)), 50));
     });
   };
+  const waitForCount = async (re: RegExp, n: number, ms = 20_000): Promise<void> => {
+    const end = Date.now() + ms;
+    while (lines.filter((l) => re.test(l)).length < n) {
+      if (Date.now() > end) throw new Error(`fewer than ${n} log lines ${re} within ${ms} ms; log:\n${lines.join('\n')}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
   const stop = async (): Promise<number | null> => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     return exited;
   };
   t.after(stop);
   await Promise.race([waitFor(/listening/), exited.then((code) => { throw new Error(`distccd exited ${code}:\n${lines.join('\n')}`); })]);
-  return { port, child, lines, waitFor, stop, exited };
+  return { port, child, lines, waitFor, waitForCount, stop, exited };
 }
 
 export interface ClientResult {

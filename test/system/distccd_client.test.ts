@@ -67,7 +67,7 @@ for (const [protocol, suffix] of [[1, ''], [2, ',lzo']] as const) {
 
     const lines = await d.waitFor(/COMPILE_OK .* x86_64-linux-gnu-g\+\+ hello\.cpp$/);
     assert.match(lines, new RegExp(`^distccd\\[\\d+\\] notice: client: 127\\.0\\.0\\.1:\\d+ COMPILE_OK exit:0 sig:0 core:0 ret:0 time:\\d+ms`));
-    assert.equal(d.lines.filter((l) => / COMPILE_OK /.test(l)).length, 6);
+    await d.waitForCount(/ COMPILE_OK /, 6);
     assert.deepEqual(await fs.readdir(tmp), [], 'every temp file was removed');
   });
 
