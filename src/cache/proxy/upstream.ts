@@ -1,0 +1,227 @@
+// dc_client's single connection to the cache server. Every application request is sent here with
+// a fresh upstream uid (the multiplexer's m_uid), and the response that comes back with that uid
+// goes to the callback of the request that was given it. At most MAX_IN_FLIGHT requests wait on
+// the server at once (MULTIPLEXER_MAX_ITEMS); later ones queue here in arrival order. When the
+// connection dies, each request the server had is answered DISCONNECTED (0x02) and each queued
+// one gets the "no server" answer; a new connection is tried every retry period (server.c's
+// server_retry_util), the first one at once.
+
+import net from 'node:net';
+import type { Logger } from '../../log/index';
+import { connectOptionsOf, describeConnectTarget, type ConnectTarget } from '../address';
+import { encodeMessage } from '../wire/frame';
+import { MessageReader } from '../wire/message_reader';
+import { OPERATION_NAMES, Status, type Operation } from '../wire/constants';
+
+/** MULTIPLEXER_MAX_ITEMS: requests outstanding on the upstream connection at once. */
+export const MAX_IN_FLIGHT = 512;
+
+/** How a request ended: the server's payload, or one of the proxy's own answers. */
+export type UpstreamAnswer =
+  | { readonly kind: 'response'; readonly payload: Buffer }
+  /** The connection died while the server had the request: answer DC_ERR_DISCONNECTED. */
+  | { readonly kind: 'disconnected' }
+  /** No server connection: the original answers with an empty payload. */
+  | { readonly kind: 'unavailable' };
+
+export type AnswerCallback = (answer: UpstreamAnswer) => void;
+
+interface Pending {
+  readonly operation: Operation;
+  readonly payload: Buffer;
+  readonly done: AnswerCallback;
+  /** Set when the application went away: the answer is discarded. */
+  cancelled: boolean;
+}
+
+export interface UpstreamOptions {
+  readonly retryMs: number;
+  readonly log: Logger;
+  readonly maxInFlight?: number;
+  /** Called whenever the connection state changes (tests, status line). */
+  readonly onState?: (state: 'connected' | 'down') => void;
+}
+
+/** A request handed to send(); cancel() when its application connection closes. */
+export interface UpstreamTicket {
+  cancel(): void;
+}
+
+export class Upstream {
+  readonly #target: ConnectTarget;
+  readonly #options: UpstreamOptions;
+  readonly #maxInFlight: number;
+  readonly #log: Logger;
+  #socket: net.Socket | undefined;
+  #connected = false;
+  #reader = new MessageReader('response');
+  readonly #inFlight = new Map<number, Pending>();
+  readonly #queue: Pending[] = [];
+  #nextUid = 1;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #lastAttempt = 0;
+  #generation = 0;
+
+  constructor(target: ConnectTarget, options: UpstreamOptions) {
+    this.#target = target;
+    this.#options = options;
+    this.#maxInFlight = options.maxInFlight ?? MAX_IN_FLIGHT;
+    this.#log = options.log;
+  }
+
+  /** True while a connection exists or is being made (requests are accepted). */
+  get active(): boolean {
+    return this.#socket !== undefined;
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** Starts the first connection attempt now. */
+  start(): void {
+    this.#connect();
+  }
+
+  /** Closes the connection and stops retrying; outstanding requests are answered DISCONNECTED. */
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#socket !== undefined) this.#fail('stopped');
+  }
+
+  /**
+   * Forwards a request; `done` is called exactly once (never synchronously). Without a
+   * connection the answer is 'unavailable' at once, as the original answers locally.
+   */
+  send(operation: Operation, payload: Buffer, done: AnswerCallback): UpstreamTicket {
+    const p: Pending = { operation, payload, done, cancelled: false };
+    const ticket = { cancel: () => void (p.cancelled = true) };
+    if (this.#socket === undefined) {
+      queueMicrotask(() => this.#answer(p, { kind: 'unavailable' }));
+      return ticket;
+    }
+    if (this.#inFlight.size < this.#maxInFlight) this.#write(p);
+    else this.#queue.push(p);
+    return ticket;
+  }
+
+  #answer(p: Pending, answer: UpstreamAnswer): void {
+    if (p.cancelled) return;
+    p.cancelled = true;
+    p.done(answer);
+  }
+
+  #allocateUid(): number {
+    // 32-bit wrap, never reusing a uid still in flight.
+    for (;;) {
+      const uid = this.#nextUid;
+      this.#nextUid = (this.#nextUid + 1) >>> 0 || 1;
+      if (!this.#inFlight.has(uid)) return uid;
+    }
+  }
+
+  #write(p: Pending): void {
+    const socket = this.#socket!;
+    const uid = this.#allocateUid();
+    this.#inFlight.set(uid, p);
+    socket.write(encodeMessage({ isResponse: false, uid, operation: p.operation }, p.payload));
+  }
+
+  #connect(): void {
+    if (this.#stopped || this.#socket !== undefined) return;
+    this.#lastAttempt = Date.now();
+    const generation = ++this.#generation;
+    const socket = net.connect(connectOptionsOf(this.#target));
+    this.#socket = socket;
+    this.#reader = new MessageReader('response');
+    socket.setNoDelay(true);
+    socket.on('connect', () => {
+      if (generation !== this.#generation) return;
+      this.#connected = true;
+      this.#log.notice('upstream connected', { server: describeConnectTarget(this.#target) });
+      this.#options.onState?.('connected');
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (generation === this.#generation) this.#onData(chunk);
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (generation === this.#generation) this.#fail(error.code ?? error.message);
+    });
+    socket.on('close', () => {
+      if (generation === this.#generation) this.#fail('closed by server');
+    });
+  }
+
+  #onData(chunk: Buffer): void {
+    this.#reader.push(chunk);
+    for (;;) {
+      const r = this.#reader.next();
+      if (r.kind === 'incomplete') return;
+      if (r.kind === 'corrupt') return this.#fail(`corrupt response: ${r.reason}`);
+      const m = r.value;
+      const p = this.#inFlight.get(m.uid);
+      if (p === undefined) return this.#fail(`response with unknown uid 0x${m.uid.toString(16)}`);
+      if (p.operation !== m.operation) {
+        return this.#fail(`response uid 0x${m.uid.toString(16)} is ${OPERATION_NAMES[m.operation]}, request was ${OPERATION_NAMES[p.operation]}`);
+      }
+      this.#inFlight.delete(m.uid);
+      // Copy: the payload may be a view into the reader's buffer, reused at the next push.
+      this.#answer(p, { kind: 'response', payload: Buffer.from(m.payload) });
+      this.#drainQueue();
+    }
+  }
+
+  #drainQueue(): void {
+    while (this.#socket !== undefined && this.#inFlight.size < this.#maxInFlight) {
+      const next = this.#queue.shift();
+      if (next === undefined) return;
+      // An application that left takes its queued requests with it: they never reach the server.
+      if (!next.cancelled) this.#write(next);
+    }
+  }
+
+  #fail(why: string): void {
+    const socket = this.#socket;
+    if (socket === undefined) return;
+    this.#generation++;
+    this.#socket = undefined;
+    const wasConnected = this.#connected;
+    this.#connected = false;
+    socket.destroy();
+    const lost = [...this.#inFlight.values()];
+    const queued = this.#queue.splice(0);
+    this.#inFlight.clear();
+    this.#log[wasConnected ? 'warning' : 'info'](wasConnected ? 'upstream lost' : 'upstream connect failed', {
+      server: describeConnectTarget(this.#target),
+      why,
+      outstanding: lost.length,
+      queued: queued.length,
+      retry_ms: this.#options.retryMs,
+    });
+    for (const p of lost) this.#answer(p, { kind: 'disconnected' });
+    for (const p of queued) this.#answer(p, { kind: 'unavailable' });
+    if (wasConnected) this.#options.onState?.('down');
+    if (!this.#stopped) {
+      const wait = Math.max(0, this.#lastAttempt + this.#options.retryMs - Date.now());
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.#connect();
+      }, wait);
+      this.#timer.unref?.();
+    }
+  }
+}
+
+/** The one-byte payload a proxy answers when its upstream died with the request outstanding. */
+export const DISCONNECTED_PAYLOAD: Buffer = Buffer.from([Status.DISCONNECTED]);

@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+// dc_client: the per-host distcache proxy. Applications (Apache mod_socache_dc, libdistcache)
+// connect to it locally; it multiplexes their requests over one connection to dc_server, retries
+// that connection every -retry ms, and answers locally while no server is reachable.
+// Options -> frozen config -> Upstream + runService(serveProxyConnection).
+
+import { createLogger } from '../log/index';
+import { runService, type ListenSpec } from '../activation/index';
+import { parseCacheAddress, resolveCacheAddress, toConnectTarget, toListenSpec } from '../cache/address';
+import { Upstream } from '../cache/proxy/upstream';
+import { serveProxyConnection } from '../cache/proxy/app_session';
+import { invalidArgument, parseDecimal } from './single_dash';
+import { DAEMON_USAGE, OptionError, daemonSettingsOf, installSignals, parseCacheArgs, runMain } from './cache_cli';
+
+const PROGRAM = 'dc_client';
+/** MAX_RETRY_PERIOD / MIN_RETRY_PERIOD / MAX_IDLE_PERIOD of the original, in ms. */
+const MAX_RETRY_MS = 3_600_000;
+const MIN_RETRY_MS = 1;
+const MAX_IDLE_MS = 3_600_000;
+/** CLIENTS_MAX_ITEMS: application connections served at once (the rest wait to be accepted). */
+const MAX_APPLICATIONS = 1024;
+const DEFAULT_LISTEN = 'UNIX:/tmp/scache';
+
+const USAGE = [
+  '',
+  'Usage: dc_client [options]      where options are:',
+  '  -listen <addr>     (where applications connect; def: UNIX:/tmp/scache; ours: repeatable)',
+  '  -server <addr>     (the cache server to forward to; required)',
+  '  -connect <addr>    (the same as -server)',
+  '  -retry <num>       (ms between attempts to reach the server, 1..3600000; def: 5000)',
+  '  -idle <num>        (ms before an idle application connection is dropped; def: 0 = never)',
+  ...DAEMON_USAGE,
+  '  -<h|help|?>        (print this text)',
+  '',
+  ' Addresses: IP:port  IP:host:port  IPv4:host:port  IP:[v6addr]:port  UNIX:/path',
+  ' Example: dc_client -listen UNIX:/run/scache -server IP:10.0.0.5:9001',
+  '   takes requests on /run/scache and forwards them to the cache server at 10.0.0.5 port 9001.',
+  '',
+].join('\n') + '\n';
+
+async function main(): Promise<number> {
+  const log = createLogger(PROGRAM);
+  const values = parseCacheArgs(
+    process.argv.slice(2),
+    { strings: ['listen', 'server', 'retry', 'idle'], booleans: [], repeatable: ['listen', 'server'], aliases: { connect: 'server' } },
+    USAGE,
+  );
+  const servers = values.server as readonly string[];
+  if (servers.length > 1) {
+    throw new OptionError(`Error, too many servers\n${invalidArgument('server')}`);
+  }
+  if (servers.length === 0) {
+    process.stderr.write('Error, no server specified!\n');
+    return 1;
+  }
+  const retryText = values.retry as string | undefined;
+  const retryMs = retryText === undefined ? 5000 : parseDecimal(retryText, MIN_RETRY_MS, MAX_RETRY_MS);
+  if (retryMs === undefined) throw new OptionError(invalidArgument('retry'));
+  const idleText = values.idle as string | undefined;
+  const idleMs = idleText === undefined ? 0 : parseDecimal(idleText, 0, MAX_IDLE_MS);
+  if (idleMs === undefined) throw new OptionError(invalidArgument('idle'));
+  const daemon = daemonSettingsOf(values, log);
+
+  const target = toConnectTarget(parseCacheAddress(servers[0]!));
+  const listenTexts = (values.listen as readonly string[]).length > 0 ? (values.listen as readonly string[]) : [DEFAULT_LISTEN];
+  const listen: ListenSpec[] = [];
+  for (const text of listenTexts) {
+    const address = await resolveCacheAddress(parseCacheAddress(text));
+    listen.push(
+      toListenSpec(address, {
+        ...(daemon.sockOwner === undefined ? {} : { owner: daemon.sockOwner }),
+        ...(daemon.sockGroup === undefined ? {} : { group: daemon.sockGroup }),
+        ...(daemon.sockPerms === undefined ? {} : { mode: daemon.sockPerms }),
+      }),
+    );
+  }
+  const config = Object.freeze({ target, retryMs, idleMs, listen, daemon });
+
+  const upstream = new Upstream(config.target, { retryMs: config.retryMs, log });
+  const service = await runService({
+    program: PROGRAM,
+    log,
+    handlers: { main: (conn) => serveProxyConnection(conn, upstream, { log, idleMs: config.idleMs }) },
+    mode: 'auto',
+    listen: config.listen,
+    detach: config.daemon.detach,
+    ...(config.daemon.pidFile === undefined ? {} : { pidFile: config.daemon.pidFile }),
+    ...(config.daemon.user === undefined ? {} : { user: config.daemon.user }),
+    maxConnections: MAX_APPLICATIONS,
+    drainTimeoutMs: 2000,
+    status: () => `upstream ${upstream.connected ? 'connected' : 'down'}, ${upstream.inFlight} in flight, ${upstream.queued} queued`,
+  });
+  upstream.start();
+  installSignals(service, { killable: config.daemon.killable, log, onStop: () => upstream.stop() });
+  const code = await service.done;
+  upstream.stop();
+  return code;
+}
+
+runMain(main, USAGE, createLogger(PROGRAM));

@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+// dc_snoop: a transparent distcache proxy for debugging. Each connection accepted on -listen is
+// relayed byte for byte to -connect (alias -server) and every frame that passes is printed on
+// stdout, decoded. Options -> frozen config -> runService(serveSnoopConnection).
+
+import { createLogger } from '../log/index';
+import { runService, type ListenSpec } from '../activation/index';
+import { parseCacheAddress, resolveCacheAddress, toConnectTarget, toListenSpec } from '../cache/address';
+import { serveSnoopConnection } from '../cache/snoop/relay';
+import { installSignals, runMain, valuesOrExit } from './cache_cli';
+import { parseSingleDash } from './single_dash';
+
+const PROGRAM = 'dc_snoop';
+/** Connections relayed at once; more wait to be accepted. */
+const MAX_CONNECTIONS = 256;
+
+const USAGE = [
+  '',
+  'Usage: dc_snoop [options]     where options are:',
+  '  -listen <addr>   (where clients connect; required; ours: repeatable)',
+  '  -connect <addr>  (the cache server to relay to; required)',
+  '  -server <addr>   (ours: the same as -connect)',
+  '  -<h|help|?>      (print this text)',
+  '',
+  ' Every frame relayed is printed on stdout: direction (c2s, s2c), uid, command, frame number,',
+  ' data length and a decoded preview. The bytes themselves are relayed unchanged.',
+  '',
+].join('\n') + '\n';
+
+async function main(): Promise<number> {
+  const log = createLogger(PROGRAM);
+  const values = valuesOrExit(
+    parseSingleDash(process.argv.slice(2), {
+      strings: ['listen', 'connect'],
+      booleans: [],
+      repeatable: ['listen'],
+      aliases: { server: 'connect' },
+    }),
+    USAGE,
+  );
+  const listenTexts = values.listen as readonly string[];
+  const connectText = values.connect as string | undefined;
+  if (connectText === undefined || listenTexts.length === 0) {
+    process.stderr.write('Error, must provide -connect and -listen\n');
+    return 1;
+  }
+  const target = toConnectTarget(parseCacheAddress(connectText));
+  const listen: ListenSpec[] = [];
+  for (const text of listenTexts) listen.push(toListenSpec(await resolveCacheAddress(parseCacheAddress(text))));
+  const print = (line: string): void => void process.stdout.write(`${line}\n`);
+  const service = await runService({
+    program: PROGRAM,
+    log,
+    handlers: { main: (conn) => serveSnoopConnection(conn, { target, log, print }) },
+    mode: 'auto',
+    listen,
+    detach: false,
+    maxConnections: MAX_CONNECTIONS,
+    drainTimeoutMs: 1000,
+  });
+  installSignals(service, { killable: true, log });
+  return service.done;
+}
+
+runMain(main, USAGE, createLogger(PROGRAM));
