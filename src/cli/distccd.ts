@@ -8,8 +8,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
-import { runService, type ConnectionHandler, type ListenSpec } from '../activation/index';
-import { createLogger, type RootLogger, type LogSink } from '../log/index';
+import { detectMode, runService, servesManyConnections, type ConnectionHandler, type ListenSpec } from '../activation/index';
+import { createLogger, type RootLogger } from '../log/index';
+import { configureLogging } from '../log/configure';
 import { DistkitError } from '../errors';
 import { buildAccessList, type AccessList } from '../compile/access';
 import { commandListFromEnv, readCommandList, type CompilerPolicy } from '../compile/allowlist';
@@ -23,44 +24,6 @@ const EXIT_BAD_ARGUMENTS = 101;
 const EXIT_BIND_FAILED = 102;
 const EXIT_COMPILER_MISSING = 110;
 const EXIT_DISTCC_FAILED = 100;
-
-/** stdin is a socket: inetd handed us the connection (the C server's dcc_is_socket check). */
-function stdinIsSocket(): boolean {
-  try {
-    return fs.fstatSync(0).isSocket();
-  } catch {
-    return false;
-  }
-}
-
-function fileSink(program: string, file: string): LogSink {
-  let fd = fs.openSync(file, 'a', 0o640);
-  return {
-    write(level, line) {
-      fs.writeSync(fd, `${new Date().toISOString()} ${program}[${process.pid}] ${level}: ${line}\n`);
-    },
-    reopen() {
-      fs.closeSync(fd);
-      fd = fs.openSync(file, 'a', 0o640);
-    },
-    close() {
-      fs.closeSync(fd);
-    },
-  };
-}
-
-function configureLogs(log: RootLogger, config: DistccdConfig, inetd: boolean): void {
-  log.level = config.logLevel;
-  const sinks: LogSink[] = [];
-  if (config.logFile !== undefined) sinks.push(fileSink('distccd', config.logFile));
-  // Under inetd fd 2 may be the client socket: never write there unless asked to.
-  if (config.logStderr || (config.logFile === undefined && !inetd)) sinks.push(stderrLike());
-  log.setSinks(sinks);
-}
-
-function stderrLike(): LogSink {
-  return { write: (level, line) => void process.stderr.write(`distccd[${process.pid}] ${level}: ${line}\n`) };
-}
 
 function tmpDirOf(env: NodeJS.ProcessEnv): string {
   const dir = env['TMPDIR'] !== undefined && env['TMPDIR'] !== '' ? env['TMPDIR'] : '/tmp';
@@ -101,9 +64,11 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const { config } = command;
-  const inetd = config.mode === 'inetd' || (config.mode === 'auto' && stdinIsSocket());
+  // The mode is decided once: a daemon serving many peers needs an access list, inetd does not.
+  const decision = detectMode(config.mode);
+  const inetd = !servesManyConnections(decision);
   const log = createLogger('distccd');
-  configureLogs(log, config, inetd);
+  configureLogging(log, { level: config.logLevel, file: config.logFile, stderr: config.logStderr || undefined, decision, detach: config.detach && decision.kind === 'standalone' });
 
   if (!inetd && config.allow.length === 0 && !config.allowPrivate) {
     throw new DistkitError(
@@ -159,6 +124,7 @@ async function main(argv: readonly string[]): Promise<number> {
       log,
       handlers,
       mode: config.mode,
+      decision,
       listen: listenSpecs(config),
       detach: config.detach,
       pidFile: config.pidFile,
@@ -175,10 +141,7 @@ async function main(argv: readonly string[]): Promise<number> {
     throw error;
   }
   log.notice('ready', { jobs: config.jobs, tmpdir: tmpDir, compilers: config.insecure ? 'any (--enable-tcp-insecure)' : commandList !== undefined ? `DISTCC_CMDLIST ${commandList.file}` : config.compilerDir });
-  const stop = (): void => void running.stop();
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
-  if (config.lifetimeS > 0) setTimeout(stop, config.lifetimeS * 1000).unref();
+  // SIGTERM (drain), SIGHUP (reopen logs) and --lifetime are the activation layer's.
   return running.done;
 }
 
