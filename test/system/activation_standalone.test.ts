@@ -173,6 +173,6 @@ test('standalone echo in the foreground stops gracefully on SIGINT', async (t) =
   const p = start(t, NODE, [ECHO, '--listen', '127.0.0.1:0', '--log-stderr']);
   await p.waitFor(/listening on=/);
   p.child.kill('SIGINT');
-  assert.equal(await p.exited, 0);
+  assert.equal(await p.exited, 0, p.output());
   assert.match(p.output(), /notice: signal stop signal=SIGINT\n.*notice: stopped\n$/);
 });
