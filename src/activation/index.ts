@@ -110,6 +110,7 @@ async function serveMany(
       notifier.status(`stopping: ${pool.active} connections active, ${pool.queued} queued`);
       notifier.stopping();
       closeListeners(listeners);
+      log.notice('draining', { active: pool.active, queued: pool.queued });
       const drained = await pool.drain(options.drainTimeoutMs);
       if (!drained) log.warning('drain timed out', { active: pool.active, queued: pool.queued, ms: options.drainTimeoutMs });
       uninstall();
