@@ -92,3 +92,15 @@ test('distccd runs at most --jobs compilers at once and queues the rest without 
   assert.deepEqual(events, ['start', 'end', 'start', 'end', 'start', 'end']);
   await d.waitForCount(/ COMPILE_OK /, 3);
 });
+
+test('distccd runs compilers with --nice added to its priority, in TMPDIR, with stdin /dev/null and the safeguard set', async (t) => {
+  const { dir, masq, env } = await setup(t, { probecc: `{ nice; pwd; cat; echo "safeguard=$_DISTCC_SAFEGUARD"; } > "${'$'}{PROBE}"; exec gcc "$@"` });
+  const probe = path.join(dir, 'probe');
+  const d = await startDistccd(t, { compilerDir: masq, env: { ...env, PROBE: probe }, args: ['--nice', '7'] });
+  const r = answered(await sendRaw(d.port, encodeRequest(1, ['probecc', '-c', 't.c', '-o', 't.o'], SOURCE)));
+  assert.equal(r.status, 0, r.stderr.toString());
+  const [nice, cwd, safeguard] = (await fs.readFile(probe, 'utf8')).trim().split('\n');
+  assert.equal(Number(nice), Math.min(19, (await import('node:os')).getPriority() + 7));
+  assert.equal(cwd, env['TMPDIR']);
+  assert.equal(safeguard, 'safeguard=1');
+});
