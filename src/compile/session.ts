@@ -20,7 +20,7 @@ import { RequestDecoder, type CompileRequest } from './wire/request';
 import { encodeResponse } from './wire/response';
 import { DEFAULT_LIMITS, type WireLimits } from './wire/tokens';
 
-/** C: dcc_io_timeout. The client may be slow preprocessing, but not forever. */
+/** C: dcc_io_timeout. The client may be slow preprocessing or reading, but not forever. */
 export const REQUEST_TIMEOUT_MS = 300_000;
 
 export interface CompileService {
@@ -70,14 +70,22 @@ function readRequest(stream: Duplex, limits: WireLimits, timeoutMs: number): Pro
   });
 }
 
-/** Writes the answer, ends the stream and resolves when it is flushed (or the client is gone). */
-function writeAnswer(stream: Duplex, parts: Buffer[]): Promise<boolean> {
+/**
+ * Writes the answer, ends the stream and resolves when it is flushed (or the client is gone). A
+ * client that stops reading is cut off after `timeoutMs` rather than holding its connection.
+ */
+function writeAnswer(stream: Duplex, parts: Buffer[], timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     if (stream.destroyed || stream.writableEnded) {
       resolve(false);
       return;
     }
+    const timer = setTimeout(() => {
+      done(false);
+      stream.destroy();
+    }, timeoutMs);
     const done = (ok: boolean): void => {
+      clearTimeout(timer);
       stream.off('finish', onFinish);
       stream.off('error', onError);
       stream.off('close', onClose);
@@ -169,7 +177,7 @@ export async function serveCompileConnection(conn: Connection, service: CompileS
       release();
     }
     if (outcome.response !== undefined && !gone.signal.aborted) {
-      const sent = await writeAnswer(stream, encodeResponse(outcome.response));
+      const sent = await writeAnswer(stream, encodeResponse(outcome.response), service.requestTimeoutMs ?? REQUEST_TIMEOUT_MS);
       if (!sent) outcome = { ...outcome, result: 'CLI_DISCONN', ret: EXIT.IO_ERROR, reason: outcome.reason ?? 'client disconnected before the answer was sent' };
     } else if (gone.signal.aborted && outcome.result !== 'CLI_DISCONN') {
       outcome = { ...outcome, result: 'CLI_DISCONN', ret: EXIT.IO_ERROR, reason: 'client disconnected while compiling' };
