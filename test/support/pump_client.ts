@@ -9,24 +9,20 @@
 // past the server's temp root to its "/" so re-rooted -I paths reach the server's own headers;
 // and zero-length `forcing_technique_271828` FILEs that only force a directory to exist.
 //
-// The packet encoding is a minimal local one (12-byte header: 4-letter token + 8 lowercase hex
-// digits, then the body for string and bulk tokens) until the core codec in src/compile/wire/
-// lands; it follows docs/distcc-protocol.md.
+// Packets are encoded with the engine's codec (src/compile/wire/tokens.ts) and FILE bodies
+// compressed with its LZO wrapper (byte-identical to liblzo2's lzo1x_1_compress).
 //
 // Exports: buildPumpRequest(options) -> { packets, files, mirrors }, encodePackets(packets),
-//          listHeaders(argv, cwd), systemIncludeDirs(compiler), mirrorTarget(dir), FORCING_FILE, lzo
+//          listHeaders(argv, cwd), systemIncludeDirs(compiler), mirrorTarget(dir), FORCING_FILE
 
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-
-// The lzo package ships no types; this is the one call the client needs.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const lzo = require('lzo') as { compress(input: Buffer): Buffer; decompress(input: Buffer, length?: number): Buffer };
+import { encodeBody, encodeInteger } from '../../src/compile/wire/tokens';
+import { compressLzo } from '../../src/compile/wire/lzo';
 
 const run = promisify(execFile);
-export { lzo };
 
 export const FORCING_FILE = 'forcing_technique_271828';
 
@@ -112,7 +108,7 @@ export async function buildPumpRequest(options: PumpRequestOptions): Promise<{ p
   let count = 0;
   for (const file of files) {
     const content = await fs.readFile(file);
-    entries.push(withBody('NAME', file), withBody('FILE', content.length === 0 ? Buffer.alloc(0) : lzo.compress(content)));
+    entries.push(withBody('NAME', file), withBody('FILE', compressLzo(content)));
     count++;
   }
   const links = [...(options.links ?? [])];
@@ -138,13 +134,12 @@ export async function buildPumpRequest(options: PumpRequestOptions): Promise<{ p
   return { packets, files, mirrors };
 }
 
-/** The bytes on the wire: token, 8 lowercase hex digits (value or body length), body. */
+/** The bytes on the wire, through the engine's encoder. */
 export function encodePackets(packets: readonly PumpPacket[]): Buffer {
   const parts: Buffer[] = [];
   for (const p of packets) {
-    const param = p.body === undefined ? p.value ?? 0 : p.body.length;
-    parts.push(Buffer.from(p.token + param.toString(16).padStart(8, '0'), 'latin1'));
-    if (p.body !== undefined) parts.push(p.body);
+    if (p.token === 'DIST' || p.token === 'ARGC' || p.token === 'NFIL') parts.push(encodeInteger(p.token, p.value ?? 0));
+    else parts.push(...encodeBody(p.token, p.body ?? Buffer.alloc(0)));
   }
   return Buffer.concat(parts);
 }

@@ -5,7 +5,9 @@ import { promisify } from 'node:util';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { buildPumpRequest, encodePackets, FORCING_FILE, lzo, mirrorTarget, type PumpPacket } from '../../support/pump_client';
+import { buildPumpRequest, encodePackets, FORCING_FILE, mirrorTarget } from '../../support/pump_client';
+import { RequestDecoder, type CompileRequest } from '../../../src/compile/wire/request';
+import { decompressLzo } from '../../../src/compile/wire/lzo';
 import { scanArgs } from '../../../src/compile/args';
 import { PumpTree } from '../../../src/compile/pump/tree';
 import { rerootArgs } from '../../../src/compile/pump/argv';
@@ -14,21 +16,18 @@ import { scrubDebugPathsInFile } from '../../../src/compile/pump/dwarf';
 
 const run = promisify(execFile);
 
-/** Reads our minimal encoding back, knowing which tokens carry a body. */
-function decode(bytes: Buffer): PumpPacket[] {
-  const out: PumpPacket[] = [];
-  for (let at = 0; at < bytes.length;) {
-    const token = bytes.toString('latin1', at, at + 4) as PumpPacket['token'];
-    const param = parseInt(bytes.toString('latin1', at + 4, at + 12), 16);
-    at += 12;
-    if (['DIST', 'ARGC', 'NFIL'].includes(token)) {
-      out.push({ token, value: param });
-    } else {
-      out.push({ token, body: bytes.subarray(at, at + param) });
-      at += param;
+/** Reads the request back with the engine's decoder, fed in uneven chunks like a socket would. */
+function decode(bytes: Buffer): CompileRequest {
+  const decoder = new RequestDecoder();
+  for (let at = 0, step = 1; at < bytes.length; at += step, step = (step * 7) % 4093 + 1) {
+    const r = decoder.push(bytes.subarray(at, Math.min(bytes.length, at + step)));
+    if (r.kind === 'corrupt') assert.fail(r.reason);
+    if (r.kind === 'ok') {
+      assert.equal(at + r.next, bytes.length, 'the request ends where the bytes end');
+      return r.value;
     }
   }
-  return out;
+  assert.fail('the decoder wants more bytes than the request has');
 }
 
 async function project(): Promise<string> {
@@ -49,17 +48,17 @@ test('buildPumpRequest sends the source, its own headers, system mirror LINKs an
   assert.ok(!mirrors.includes('/usr/include/x86_64-linux-gnu'), 'no mirror under another mirror');
   const wire = encodePackets(packets);
   assert.equal(wire.toString('latin1', 0, 24), 'DIST00000003CDIR' + src.length.toString(16).padStart(8, '0'));
-  const back = decode(wire);
-  assert.deepEqual(back.map((p) => p.token).slice(0, 3 + argv.length + 1), ['DIST', 'CDIR', 'ARGC', ...argv.map(() => 'ARGV'), 'NFIL']);
-  const nfil = back.find((p) => p.token === 'NFIL')!.value!;
-  assert.equal(back.filter((p) => p.token === 'NAME').length, nfil);
-  const usrInclude = back.findIndex((p) => p.token === 'NAME' && p.body!.toString() === '/usr/include');
-  assert.equal(back[usrInclude + 1]!.token, 'LINK');
-  assert.equal(back[usrInclude + 1]!.body!.toString(), '../'.repeat(22) + 'usr/include');
+  const request = decode(wire);
+  assert.equal(request.protocol, 3);
+  assert.equal(request.cwd, src);
+  assert.deepEqual(request.argv, argv);
+  const links = request.files!.filter((f) => f.kind === 'link');
+  assert.deepEqual(links.find((l) => l.name === '/usr/include'), { kind: 'link', name: '/usr/include', target: '../'.repeat(22) + 'usr/include' });
   assert.equal(mirrorTarget('/usr/include'), '../'.repeat(22) + 'usr/include');
-  assert.ok(back.some((p) => p.token === 'NAME' && p.body!.toString().endsWith(`/${FORCING_FILE}`)));
-  const answer = back.findIndex((p) => p.token === 'NAME' && p.body!.toString() === path.join(src, 'include/answer.h'));
-  assert.deepEqual(lzo.decompress(Buffer.from(back[answer + 1]!.body!), 1 << 20), await fs.readFile(path.join(src, 'include/answer.h')));
+  assert.ok(request.files!.some((f) => f.kind === 'file' && f.name.endsWith(`/${FORCING_FILE}`) && f.body.length === 0));
+  const answer = request.files!.find((f) => f.name === path.join(src, 'include/answer.h'));
+  assert.ok(answer !== undefined && answer.kind === 'file');
+  assert.deepEqual(decompressLzo(answer.body), await fs.readFile(path.join(src, 'include/answer.h')));
 });
 
 test('the pump modules compile a real pump request when its files are replayed into a PumpTree', async (t) => {
@@ -77,15 +76,12 @@ test('the pump modules compile a real pump request when its files are replayed i
     // link; -fno-canonical-system-headers keeps that path visible in the .d file.
     argv: ['gcc', '-g', `-I${src}/include`, '-idirafter', '/usr/include/x86_64-linux-gnu/bits', '-fno-canonical-system-headers', '-MD', '-c', 'main.c', '-o', 'out/main.o'],
   });
-  const cdir = packets.find((p) => p.token === 'CDIR')!.body!.toString();
-  const cwd = await tree.makeCwd(cdir);
-  const argv = packets.filter((p) => p.token === 'ARGV').map((p) => p.body!.toString());
-  for (let i = 0; i < packets.length; i++) {
-    if (packets[i]!.token !== 'NAME') continue;
-    const name = packets[i]!.body!.toString();
-    const next = packets[i + 1]!;
-    if (next.token === 'FILE') await tree.writeFile(name, next.body!.length === 0 ? Buffer.alloc(0) : lzo.decompress(next.body!, 1 << 22));
-    else await tree.makeLink(name, next.body!.toString());
+  const request = decode(encodePackets(packets));
+  const cwd = await tree.makeCwd(request.cwd!);
+  const argv = [...request.argv];
+  for (const entry of request.files!) {
+    if (entry.kind === 'file') await tree.writeFile(entry.name, decompressLzo(entry.body));
+    else await tree.makeLink(entry.name, entry.target);
   }
   await tree.verify();
   assert.equal(
