@@ -145,3 +145,22 @@ test('the real client shows the reason of a refused job to the user', async (t) 
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /distccd\[\d+\] ERROR: Cannot read DISTCC_CMDLIST file .*missing-cmdlist \(ENOENT\): every job is refused until it is readable/);
 });
+
+test('distccd refuses to start without its masquerade directory (exit 110) unless --enable-tcp-insecure, which runs any program', async (t) => {
+  const dir = await tempDir(t, 'distkit-insecure-');
+  const port = await freePort();
+  const child = spawn(process.execPath, [DISTCCD, '--daemon', '--no-detach', '--listen', '127.0.0.1', '-p', String(port), '--allow', '127.0.0.1',
+    '--compiler-dir', path.join(dir, 'no-such-dir'), '--log-stderr'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  assert.equal(await new Promise((r) => child.once('exit', r)), 110);
+  assert.match(stderr, /compiler directory .*no-such-dir does not exist/);
+  // Insecure: the client names any program and it runs (this is CVE-2004-2687 by design).
+  const d = await startDistccd(t, { compilerDir: path.join(dir, 'no-such-dir'), args: ['--enable-tcp-insecure'] });
+  const r = answered(await sendRaw(d.port, encodeRequest(1, ['/bin/echo', '-c', 't.c', '-o', 't.o'], SOURCE)));
+  assert.equal(r.status, 0);
+  assert.match(r.stdout.toString(), /^-c \/\S+\/distccd_[0-9a-f]{12}\.i -o \/\S+\/distccd_[0-9a-f]{12}\.o\n$/);
+  // The argument checks still hold in insecure mode.
+  const plugin = answered(await sendRaw(d.port, encodeRequest(1, ['gcc', '-fplugin=/tmp/x.so', '-c', 't.c', '-o', 't.o'], SOURCE)));
+  assert.equal(plugin.status, 101 << 8);
+});
