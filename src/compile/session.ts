@@ -12,7 +12,7 @@ import type { Duplex } from 'node:stream';
 import { describePeer, type Connection, type ConnectionHandler } from '../activation/connection';
 import type { Logger } from '../log/logger';
 import type { AccessList } from './access';
-import { EXIT, runCompileJob, type JobOutcome, type JobSettings } from './job';
+import { EXIT, runCompileJob, serrLine, type JobOutcome, type JobSettings } from './job';
 import type { JobSlots } from './job_slots';
 import { runPumpJob } from './pump_job';
 import type { DistccStats, JobResult } from './stats';
@@ -132,7 +132,8 @@ export async function serveCompileConnection(conn: Connection, service: CompileS
   const finish = (outcome: Pick<JobOutcome, 'result' | 'status' | 'ret' | 'compiler' | 'input'> & { reason?: string }): void => {
     const ms = Math.max(0, Math.round(now() - start));
     if (outcome.reason !== undefined) {
-      const level = outcome.result === 'COMPILE_ERROR' || outcome.result === 'COMPILE_OK' ? 'warning' : outcome.result === 'CLI_DISCONN' ? 'info' : 'warning';
+      // A client that gives up is routine (make -k, Ctrl-C); anything else deserves a warning.
+      const level = outcome.result === 'CLI_DISCONN' ? 'info' : 'warning';
       log.log(level, `job ${outcome.result === 'REJ_BAD_REQ' ? 'refused' : 'failed'}`, { conn: conn.id, peer: who, reason: outcome.reason });
     }
     log.notice(summaryLine(who, outcome, ms));
@@ -171,8 +172,13 @@ export async function serveCompileConnection(conn: Connection, service: CompileS
         ? await runPumpJob(request, service.job, { signal: gone.signal })
         : await runCompileJob(request, service.job, { signal: gone.signal });
     } catch (error) {
-      const reason = `job failed: ${(error as Error).message}`;
-      outcome = { result: 'OTHER', status: EXIT.DISTCC_FAILED << 8, ret: EXIT.DISTCC_FAILED, compiler: request.argv[0] ?? '', input: '', reason };
+      // The server failed (TMPDIR full, a file vanished): say so, the client can still retry locally.
+      const reason = (error as Error).message;
+      const status = EXIT.DISTCC_FAILED << 8;
+      outcome = {
+        result: 'OTHER', status, ret: EXIT.DISTCC_FAILED, compiler: request.argv[0] ?? '', input: '', reason,
+        response: { version: request.version, status, stderr: serrLine(service.job.pid, reason), stdout: Buffer.alloc(0), object: Buffer.alloc(0) },
+      };
     } finally {
       release();
     }

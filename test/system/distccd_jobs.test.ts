@@ -21,7 +21,7 @@ async function setup(t: Parameters<typeof tempDir>[0], scripts: Record<string, s
   const bin = path.join(dir, 'bin');
   await fs.mkdir(bin);
   for (const [name, body] of Object.entries(scripts)) await fs.writeFile(path.join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
-  const masq = await makeMasqueradeDir(path.join(dir, 'masq'), [...Object.keys(scripts), 'nosuchcc']);
+  const masq = await makeMasqueradeDir(path.join(dir, 'masq'), [...Object.keys(scripts), 'nosuchcc', 'gcc']);
   const tmp = path.join(dir, 'tmp');
   await fs.mkdir(tmp);
   return { dir, masq, env: { DISTCCD_PATH: `${bin}:/usr/bin:/bin`, TMPDIR: tmp } };
@@ -103,4 +103,17 @@ test('distccd runs compilers with --nice added to its priority, in TMPDIR, with 
   assert.equal(Number(nice), Math.min(19, (await import('node:os')).getPriority() + 7));
   assert.equal(cwd, env['TMPDIR']);
   assert.equal(safeguard, 'safeguard=1');
+});
+
+test('distccd answers STAT 100<<8 with the reason when its TMPDIR vanished and serves again once it is back', async (t) => {
+  const { masq, env } = await setup(t, {});
+  const d = await startDistccd(t, { compilerDir: masq, env });
+  await fs.rm(env['TMPDIR']!, { recursive: true });
+  const r = answered(await sendRaw(d.port, encodeRequest(1, ['gcc', '-c', 't.c', '-o', 't.o'], SOURCE)));
+  assert.equal(r.status, 100 << 8);
+  assert.match(r.stderr.toString(), /^distccd\[\d+\] ERROR: .*ENOENT/);
+  await d.waitFor(/OTHER exit:100 sig:0 core:0 ret:100/);
+  await fs.mkdir(env['TMPDIR']!);
+  const again = answered(await sendRaw(d.port, encodeRequest(1, ['gcc', '-c', 't.c', '-o', 't.o'], SOURCE)));
+  assert.equal(again.status, 0);
 });
