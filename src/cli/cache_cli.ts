@@ -94,17 +94,20 @@ export function daemonSettingsOf(values: SingleDashValues, log: RootLogger): Dae
 
 /**
  * Signal meanings. SIGUSR1/SIGUSR2 are handled even without -killable: the originals ignore them
- * then (and Node would otherwise treat SIGUSR1 as "start the inspector").
+ * then (and Node would otherwise die, or treat SIGUSR1 as "start the inspector"). Installed before
+ * the service starts, so a signal in the first instant is never fatal; a stop asked for before
+ * attach() happens at attach().
  */
-export function installSignals(service: RunningService, options: { killable: boolean; log: RootLogger; onStop?: () => void }): void {
+export function installSignals(options: { killable: boolean; log: RootLogger; onStop?: () => void }): { attach(service: RunningService): void } {
   const { log } = options;
-  let stopping = false;
+  let service: RunningService | undefined;
+  let requested: string | undefined;
   const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
+    if (requested !== undefined) return;
+    requested = signal;
     log.notice('stop', { signal });
     options.onStop?.();
-    void service.stop();
+    if (service !== undefined) void service.stop();
   };
   for (const signal of ['SIGUSR1', 'SIGUSR2'] as const) {
     process.on(signal, () => {
@@ -115,6 +118,12 @@ export function installSignals(service: RunningService, options: { killable: boo
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => log.reopen());
+  return {
+    attach(s) {
+      service = s;
+      if (requested !== undefined) void s.stop();
+    },
+  };
 }
 
 /** Runs a CLI's main; option problems print with the usage, other failures as one line; exit 1. */

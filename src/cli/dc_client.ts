@@ -77,6 +77,7 @@ async function main(): Promise<number> {
   const config = Object.freeze({ target, retryMs, idleMs, listen, daemon });
 
   const upstream = new Upstream(config.target, { retryMs: config.retryMs, log });
+  const signals = installSignals({ killable: config.daemon.killable, log, onStop: () => upstream.stop() });
   const service = await runService({
     program: PROGRAM,
     log,
@@ -91,7 +92,7 @@ async function main(): Promise<number> {
     status: () => `upstream ${upstream.connected ? 'connected' : 'down'}, ${upstream.inFlight} in flight, ${upstream.queued} queued`,
   });
   upstream.start();
-  installSignals(service, { killable: config.daemon.killable, log, onStop: () => upstream.stop() });
+  signals.attach(service);
   const code = await service.done;
   upstream.stop();
   return code;

@@ -48,6 +48,7 @@ async function main(): Promise<number> {
   const listen: ListenSpec[] = [];
   for (const text of listenTexts) listen.push(toListenSpec(await resolveCacheAddress(parseCacheAddress(text))));
   const print = (line: string): void => void process.stdout.write(`${line}\n`);
+  const signals = installSignals({ killable: true, log });
   const service = await runService({
     program: PROGRAM,
     log,
@@ -58,7 +59,7 @@ async function main(): Promise<number> {
     maxConnections: MAX_CONNECTIONS,
     drainTimeoutMs: 1000,
   });
-  installSignals(service, { killable: true, log });
+  signals.attach(service);
   return service.done;
 }
 
