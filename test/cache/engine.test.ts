@@ -1,0 +1,74 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createCacheEngine } from '../../src/cache/engine';
+import { createLogger } from '../../src/log/index';
+import { decodeMessage, encodeAddPayload, Operation, Status, type Message } from '../../src/cache/wire/index';
+
+function engineAt(clock: { now: number }, capacity = 512) {
+  const log = createLogger('t');
+  log.setSinks([]);
+  return createCacheEngine({ capacity, clock: () => clock.now, log });
+}
+
+function request(uid: number, operation: Operation, payload: Buffer): Message {
+  return { isResponse: false, uid, operation, payload, frames: 1 };
+}
+
+function answerPayload(engine: ReturnType<typeof engineAt>, message: Message): Buffer | string {
+  const a = engine.answer(message);
+  if (a.kind === 'close') return `close: ${a.reason}`;
+  const d = decodeMessage(a.bytes, 'response');
+  assert.equal(d.kind, 'ok');
+  if (d.kind !== 'ok') return 'bad';
+  assert.equal(d.value.uid, message.uid);
+  assert.equal(d.value.operation, message.operation);
+  return d.value.payload;
+}
+
+const add = (id: string, data: string, timeoutMs: number): Buffer => encodeAddPayload({ timeoutMs, id: Buffer.from(id), data: Buffer.from(data) });
+
+test('engine answers with the engine clock, expiring strictly after add time + timeout', () => {
+  const clock = { now: 1_000_000 };
+  const engine = engineAt(clock);
+  assert.deepEqual(answerPayload(engine, request(1, Operation.ADD, add('a', 'A', 100))), Buffer.from([Status.OK]));
+  clock.now += 100;
+  assert.deepEqual(answerPayload(engine, request(2, Operation.GET, Buffer.from('a'))), Buffer.from('A'));
+  assert.equal(engine.stats.sessions, 1);
+  clock.now += 0.001;
+  assert.deepEqual(answerPayload(engine, request(3, Operation.GET, Buffer.from('a'))), Buffer.from([Status.NOTOK]));
+  assert.equal(engine.stats.sessions, 0);
+  assert.equal(engine.stats.operations, 3);
+});
+
+test('engine lets an expired id be added again and refuses an unexpired duplicate', () => {
+  const clock = { now: 0 };
+  const engine = engineAt(clock);
+  answerPayload(engine, request(1, Operation.ADD, add('d', 'one', 10)));
+  assert.deepEqual(answerPayload(engine, request(2, Operation.ADD, add('d', 'two', 10))), Buffer.from([Status.ADD_MATCHING_SESSION]));
+  clock.now = 11;
+  assert.deepEqual(answerPayload(engine, request(3, Operation.ADD, add('d', 'two', 10))), Buffer.from([Status.OK]));
+  assert.deepEqual(answerPayload(engine, request(4, Operation.GET, Buffer.from('d'))), Buffer.from('two'));
+});
+
+test('engine asks to close without counting an operation when an ADD payload is under 8 bytes', () => {
+  const engine = engineAt({ now: 0 });
+  assert.equal(answerPayload(engine, request(1, Operation.ADD, Buffer.alloc(7))), 'close: ADD payload of 7 bytes is shorter than 8');
+  assert.equal(engine.stats.operations, 0);
+});
+
+test('engine looks up ids of any length with GET, REMOVE and HAVE', () => {
+  const engine = engineAt({ now: 0 });
+  for (const id of [Buffer.alloc(0), Buffer.alloc(2048, 7)]) {
+    assert.deepEqual(answerPayload(engine, request(1, Operation.GET, id)), Buffer.from([1]));
+    assert.deepEqual(answerPayload(engine, request(2, Operation.HAVE, id)), Buffer.from([1]));
+    assert.deepEqual(answerPayload(engine, request(3, Operation.REMOVE, id)), Buffer.from([1]));
+  }
+});
+
+test('engine uses the -sessions capacity for eviction', () => {
+  const clock = { now: 0 };
+  const engine = engineAt(clock, 64);
+  for (let i = 0; i < 65; i++) answerPayload(engine, request(i, Operation.ADD, add(`s${i}`, 'v', 1000 + i)));
+  assert.equal(engine.stats.sessions, 63);
+  assert.equal(engine.store.stats.evicted, 2);
+});
