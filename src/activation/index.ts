@@ -1,100 +1,177 @@
-// The activation layer's entry point: runService(options) decides the mode once, logs which and
-// why, obtains connections and hands each to the engine's handler.
-//
-// FOUNDATION SEED: this first version serves standalone TCP and unix listeners only, with the
-// connection limit and the graceful stop. The foundation issue replaces its inside with the full
-// mode matrix (systemd, inetd, pipes, detach, pid file, privileges, sd_notify) behind the same
-// signature.
+// The activation layer's entry point: runService(options) takes the mode decided once (or decides
+// it), logs which and why as its first line, obtains connections (bound, inherited from systemd
+// or inetd, or the single one on stdin/stdout/fd 3) and hands each to the engine's handler
+// through one pool. Start-up order matters and is fixed here: pid file check, bind, pid file,
+// drop privileges, READY (sd_notify and the detach pipe), signals.
 
-import net from 'node:net';
-import fs from 'node:fs';
-import type { Connection, ConnectionHandler, PeerAddress } from './connection';
-import type { ListenSpec, RunningService, ServiceOptions } from './options';
+import type { RunningService, ServiceOptions } from './options';
+import { detectMode, servesOneConnection, type ModeDecision } from './mode';
+import { clearListenEnv } from './listen_fds';
+import { ConnectionPool, errorText } from './serve';
+import { adoptListener, bindListeners, closeListeners, type Listener } from './standalone';
+import { openSingleConnection } from './inetd';
+import { reportFailure, reportReady, spawnDetached, takeReportFd } from './daemonize';
+import { checkPidFile, removePidFile, writePidFile } from './pid_file';
+import { addNiceness, dropPrivileges, raiseFileLimit } from './privileges';
+import { Notifier } from './notify';
+import { installSignals } from './signals';
+import { protectStderr } from '../log/stdio';
+import { flushLogging } from '../log/sinks';
 import { DistkitError } from '../errors';
 
 export * from './connection';
 export * from './options';
+export { detectMode, servesManyConnections, servesOneConnection, type ModeDecision, type ModeKind, type InheritedFd } from './mode';
+export { parseListenSpec, describeListenSpec } from './address';
+export { isProcessAlive, readPidFile } from './pid_file';
+
+/** How often STATUS= is refreshed from options.status() while serving under systemd. */
+const STATUS_REFRESH_MS = 10_000;
 
 export async function runService(options: ServiceOptions): Promise<RunningService> {
+  const decision = options.decision ?? detectMode(options.mode);
+  // Before anything logs: under inetd fd 2 may be the client socket.
+  protectStderr(decision);
+  // Compilers and other children must not take our sockets.
+  clearListenEnv();
+  const reportFd = takeReportFd();
+  const mode = `${decision.kind}: ${decision.why}`;
   const { log } = options;
-  const why = 'standalone: no inherited sockets';
-  log.notice(`mode ${why}`);
-  let nextId = 1;
-  let active = 0;
-  const waiting: Array<() => void> = [];
-  const inFlight = new Set<Promise<unknown>>();
-  const servers: net.Server[] = [];
-  const addresses: string[] = [];
-  let stopping = false;
-  let resolveDone!: (code: number) => void;
-  const done = new Promise<number>((r) => (resolveDone = r));
+  const pidFile = options.pidFile;
 
-  const serve = (socket: net.Socket, spec: ListenSpec): void => {
-    socket.pause();
-    const start = (): void => {
-      active++;
-      const peer: PeerAddress =
-        spec.kind === 'unix'
-          ? { kind: 'unix', path: spec.path }
-          : {
-              kind: 'tcp',
-              address: socket.remoteAddress ?? '?',
-              port: socket.remotePort ?? 0,
-              family: socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4',
-            };
-      const name = spec.name ?? 'main';
-      const handler: ConnectionHandler = options.handlers[name] ?? options.handlers.main;
-      const conn: Connection = { stream: socket, peer, id: nextId++, listener: name };
-      socket.resume();
-      const p = handler(conn)
-        .catch((error: unknown) => log.err('handler failed', { conn: conn.id, error: String(error) }))
-        .finally(() => {
-          socket.destroy();
-          active--;
-          inFlight.delete(p);
-          waiting.shift()?.();
-        });
-      inFlight.add(p);
-    };
-    if (options.maxConnections > 0 && active >= options.maxConnections) waiting.push(start);
-    else start();
-  };
-
-  for (const spec of options.listen) {
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => serve(s, spec));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (error: NodeJS.ErrnoException) =>
-        reject(
-          new DistkitError('bind-failed', `Cannot bind ${label(spec)}: ${error.code ?? error.message}`, {
-            cause: error,
-          }),
-        ),
-      );
-      if (spec.kind === 'unix') {
-        fs.rmSync(spec.path, { force: true });
-        server.listen({ path: spec.path, backlog: 511 }, resolve);
-      } else {
-        server.listen({ host: spec.host, port: spec.port, backlog: 511 }, resolve);
-      }
-    });
-    const a = server.address();
-    addresses.push(typeof a === 'string' || a === null ? `unix:${spec.kind === 'unix' ? spec.path : a}` : `${a.address}:${a.port}`);
-    servers.push(server);
+  if (decision.kind === 'standalone' && options.detach && reportFd === undefined) {
+    log.notice('mode', { kind: decision.kind, why: decision.why, detach: true });
+    if (pidFile !== undefined) checkPidFile(pidFile, options.program);
+    const report = await spawnDetached();
+    log.notice('detached', { pid: report.pid, on: report.addresses.join(',') });
+    return { mode, decision, addresses: report.addresses, stop: () => Promise.resolve(), done: flushLogging().then(() => 0) };
   }
-  log.notice('listening', { on: addresses.join(',') });
 
-  const stop = async (): Promise<void> => {
-    if (stopping) return done.then(() => undefined);
-    stopping = true;
-    for (const s of servers) s.close();
-    const timer = setTimeout(() => resolveDone(0), options.drainTimeoutMs);
-    await Promise.all([...inFlight]);
-    clearTimeout(timer);
-    resolveDone(0);
-  };
-  return { mode: why, addresses, stop, done };
+  log.notice('mode', { kind: decision.kind, why: decision.why });
+  try {
+    raiseFileLimit();
+  } catch (error) {
+    log.warning('rlimit nofile not raised', { error: errorText(error) });
+  }
+  const notifier = new Notifier();
+  if (servesOneConnection(decision)) return serveSingle(options, decision, mode, notifier);
+  try {
+    return await serveMany(options, decision, mode, notifier, reportFd);
+  } catch (error) {
+    if (reportFd !== undefined) reportFailure(reportFd, error);
+    throw error;
+  }
 }
 
-function label(spec: ListenSpec): string {
-  return spec.kind === 'unix' ? `unix:${spec.path}` : `${spec.host}:${spec.port}`;
+async function serveMany(
+  options: ServiceOptions,
+  decision: ModeDecision,
+  mode: string,
+  notifier: Notifier,
+  reportFd: number | undefined,
+): Promise<RunningService> {
+  const { log, pidFile } = options;
+  const pool = new ConnectionPool({ handlers: options.handlers, log, maxConnections: options.maxConnections });
+  const onConnection = (socket: import('node:net').Socket, name: string): void => pool.accept(socket, name);
+  let listeners: Listener[];
+  if (decision.kind === 'standalone') {
+    if (pidFile !== undefined) {
+      const stale = checkPidFile(pidFile, options.program);
+      if (stale !== undefined) log.notice('pid file stale, replacing', { file: pidFile, pid: stale });
+    }
+    if (options.listen.length === 0) throw new DistkitError('no-listeners', 'Nothing to listen on: give at least one listen address');
+    listeners = await bindListeners(options.listen, onConnection);
+  } else {
+    listeners = [];
+    for (const fd of decision.fds) listeners.push(await adoptListener(fd.fd, fd.name, onConnection));
+    if (listeners.length === 0) {
+      throw new DistkitError('no-listeners', `No listening socket inherited (${decision.why}): check the .socket unit or inetd.conf`);
+    }
+  }
+  try {
+    if (pidFile !== undefined) writePidFile(pidFile);
+    becomeUser(options);
+  } catch (error) {
+    closeListeners(listeners);
+    if (pidFile !== undefined) removePidFile(pidFile);
+    throw error;
+  }
+  const addresses = listeners.map((l) => l.address);
+  log.notice('listening', { on: addresses.join(','), max: options.maxConnections });
+  notifier.ready(options.status?.());
+  if (reportFd !== undefined) reportReady(reportFd, addresses);
+  const status = options.status;
+  const refresh = notifier.enabled && status !== undefined ? setInterval(() => notifier.status(status()), STATUS_REFRESH_MS) : undefined;
+  refresh?.unref();
+
+  let resolveDone!: (code: number) => void;
+  const done = new Promise<number>((resolve) => (resolveDone = resolve));
+  let stopped: Promise<void> | undefined;
+  let lifetime: NodeJS.Timeout | undefined;
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      if (refresh !== undefined) clearInterval(refresh);
+      notifier.status(`stopping: ${pool.active} connections active, ${pool.queued} queued`);
+      notifier.stopping();
+      closeListeners(listeners);
+      const drained = await pool.drain(options.drainTimeoutMs);
+      if (!drained) log.warning('drain timed out', { active: pool.active, queued: pool.queued, ms: options.drainTimeoutMs });
+      uninstall();
+      if (lifetime !== undefined) clearTimeout(lifetime);
+      if (pidFile !== undefined) removePidFile(pidFile);
+      log.notice('stopped');
+      await flushLogging();
+      resolveDone(0);
+    })();
+    return stopped;
+  };
+  const uninstall = installSignals({ log, stop: () => void stop(), reopen: () => log.reopen(), foreground: reportFd === undefined });
+  if (options.lifetimeMs !== undefined && options.lifetimeMs > 0) {
+    lifetime = setTimeout(() => {
+      log.notice('lifetime over', { ms: options.lifetimeMs });
+      void stop();
+    }, options.lifetimeMs);
+  }
+  return { mode, decision, addresses, stop, done, load: () => ({ active: pool.active, queued: pool.queued }) };
+}
+
+function serveSingle(options: ServiceOptions, decision: ModeDecision, mode: string, notifier: Notifier): RunningService {
+  const { log } = options;
+  const inherited = decision.fds[0];
+  if (inherited === undefined) throw new DistkitError('no-connection', `No connection to serve (${decision.why})`);
+  const single = openSingleConnection(inherited);
+  const pool = new ConnectionPool({ handlers: options.handlers, log, maxConnections: 0, release: single.release });
+  becomeUser(options);
+  notifier.ready(options.status?.());
+  const served = pool.admit(single.stream, single.peer, inherited.name).then((code) => (typeof code === 'number' ? code : 0));
+  let stopped: Promise<void> | undefined;
+  let timedOut: (code: number) => void = () => undefined;
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      notifier.stopping();
+      const drained = await pool.drain(options.drainTimeoutMs);
+      if (!drained) {
+        log.warning('drain timed out', { active: pool.active, ms: options.drainTimeoutMs });
+        timedOut(0);
+      }
+    })();
+    return stopped;
+  };
+  const uninstall = installSignals({ log, stop: () => void stop(), reopen: () => log.reopen(), foreground: false });
+  const done = Promise.race([served, new Promise<number>((resolve) => (timedOut = resolve))]).then(async (code) => {
+    uninstall();
+    await flushLogging();
+    return code;
+  });
+  return { mode, decision, addresses: [], stop, done, load: () => ({ active: pool.active, queued: pool.queued }) };
+}
+
+function becomeUser(options: ServiceOptions): void {
+  if (options.user !== undefined) {
+    const account = dropPrivileges(options.user);
+    options.log.notice('privileges dropped', { user: account.name, uid: account.uid, gid: account.gid });
+  }
+  if (options.nice !== undefined && options.nice !== 0) {
+    options.log.info('nice', { value: addNiceness(options.nice) });
+  }
 }

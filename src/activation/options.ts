@@ -3,6 +3,7 @@
 
 import type { ConnectionHandler } from './connection';
 import type { RootLogger } from '../log/index';
+import type { ModeDecision } from './mode';
 
 export type ListenSpec =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number; readonly name?: string }
@@ -40,6 +41,8 @@ export interface ServiceOptions {
   readonly lifetimeMs?: number;
   /** One-line summary for sd_notify STATUS= and the start-up log. */
   readonly status?: () => string;
+  /** The mode a CLI already decided with detectMode(mode) (so it is detected once). */
+  readonly decision?: ModeDecision;
 }
 
 export interface RunningService {
@@ -51,4 +54,8 @@ export interface RunningService {
   stop(): Promise<void>;
   /** Resolves when the service has ended (stopped, lifetime over, or its single connection done). */
   readonly done: Promise<number>;
+  /** The decision behind `mode`. */
+  readonly decision?: ModeDecision;
+  /** Connections being served and waiting right now (absent in the process that only detached). */
+  readonly load?: () => { readonly active: number; readonly queued: number };
 }

@@ -1,0 +1,231 @@
+// `npm run bench` for distccd: runs the same workloads, side by side in one run, against Debian's
+// C distccd (/usr/bin/distccd) and ours (node dist/src/cli/distccd.js), and prints each
+// ours/C wall-time ratio with min/median/max over several runs (< 1 means ours is faster):
+//   1. sequential: N trivial compiles one after another through the real distcc client;
+//   2. make -j4 of M generated C files with CC="distcc gcc";
+//   3. inetd: K compiles over a DISTCC_SSH pipe script that execs `distccd --inetd` locally;
+//   4. overhead: the server's own cost per job, a raw protocol-1 request minus the bare compiler
+//      on the same .i file.
+// Loopback only, free ports picked at run time, every server stopped by PID, temp dirs removed.
+// Not part of `npm test` (speed is never checked by unit tests). Usage:
+//   node dist/scripts/bench/distcc_bench.js [--runs 3] [--quick]
+
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+const exec = promisify(execFile);
+const REPO = path.resolve(__dirname, '../../..');
+const OURS = path.join(REPO, 'dist/src/cli/distccd.js');
+const C_DISTCCD = '/usr/bin/distccd';
+
+type Kind = 'c' | 'ours';
+interface Server { readonly kind: Kind; readonly port: number; readonly child: ChildProcess }
+
+function argValue(name: string, fallback: number): number {
+  const i = process.argv.indexOf(name);
+  return i >= 0 && process.argv[i + 1] !== undefined ? Number(process.argv[i + 1]) : fallback;
+}
+
+const QUICK = process.argv.includes('--quick');
+const RUNS = argValue('--runs', QUICK ? 1 : 3);
+const SEQUENTIAL = QUICK ? 20 : 200;
+const MAKE_FILES = QUICK ? 20 : 100;
+const INETD_JOBS = QUICK ? 10 : 50;
+const OVERHEAD_JOBS = QUICK ? 10 : 50;
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, child: ChildProcess, ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode} before listening on ${port}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
+}
+
+/**
+ * Run as root, distccd drops to the distcc user: its log file and TMPDIR must be writable by
+ * that user, so the log is made world-writable and TMPDIR is a sticky 1777 directory.
+ */
+async function openLog(work: string, name: string): Promise<string> {
+  const file = path.join(work, name);
+  await fs.writeFile(file, '', { flag: 'a' });
+  await fs.chmod(file, 0o666);
+  return file;
+}
+
+function serverCommand(kind: Kind): [string, string[]] {
+  return kind === 'c' ? [C_DISTCCD, []] : [process.execPath, [OURS]];
+}
+
+async function startServer(kind: Kind, work: string): Promise<Server> {
+  const port = await freePort();
+  const [cmd, pre] = serverCommand(kind);
+  const log = await openLog(work, `${kind}-distccd.log`);
+  const args = [...pre, '--daemon', '--no-detach', '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1', '--jobs', '4', '--log-file', log];
+  const child = spawn(cmd, args, { stdio: 'ignore', env: { ...process.env, TMPDIR: path.join(work, 'tmp') } });
+  await waitForPort(port, child);
+  return { kind, port, child };
+}
+
+async function stopServer(s: Server): Promise<void> {
+  if (s.child.exitCode !== null || s.child.pid === undefined) return;
+  const gone = new Promise((r) => s.child.once('exit', r));
+  s.child.kill('SIGTERM');
+  const timer = setTimeout(() => s.child.kill('SIGKILL'), 5000);
+  await gone;
+  clearTimeout(timer);
+}
+
+function clientEnv(work: string, hosts: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env, HOME: work, DISTCC_HOSTS: hosts, DISTCC_FALLBACK: '0', DISTCC_BACKOFF_PERIOD: '0',
+    DISTCC_SKIP_LOCAL_RETRY: '1', DISTCC_DIR: path.join(work, '.distcc'), ...extra,
+  };
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const start = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+async function sequential(work: string, port: number): Promise<number> {
+  const env = clientEnv(work, `127.0.0.1:${port}/4`);
+  return await timed(async () => {
+    for (let i = 0; i < SEQUENTIAL; i++) await exec('distcc', ['gcc', '-c', 'trivial.c', '-o', 'trivial.o'], { cwd: work, env });
+  });
+}
+
+async function makeJ4(work: string, port: number): Promise<number> {
+  const env = clientEnv(work, `127.0.0.1:${port}/4`);
+  const dir = path.join(work, 'make');
+  return await timed(() => exec('make', ['-s', '-B', '-j4', '-C', dir, 'CC=distcc gcc'], { env, maxBuffer: 16 << 20 }));
+}
+
+async function inetd(work: string, kind: Kind): Promise<number> {
+  const [cmd, pre] = serverCommand(kind);
+  const script = path.join(work, `ssh-${kind}.sh`);
+  const log = await openLog(work, `${kind}-inetd.log`);
+  // distcc runs "$DISTCC_SSH host distccd --inetd ...": ignore the host and run the server here.
+  await fs.writeFile(script, `#!/bin/sh\nexec ${[cmd, ...pre].map((a) => `'${a}'`).join(' ')} --inetd --log-file '${log}'\n`, { mode: 0o755 });
+  const env = clientEnv(work, '@localhost/4', { DISTCC_SSH: script });
+  return await timed(async () => {
+    for (let i = 0; i < INETD_JOBS; i++) await exec('distcc', ['gcc', '-c', 'trivial.c', '-o', 'trivial.o'], { cwd: work, env });
+  });
+}
+
+/** A protocol-1 request for `gcc -c trivial.i -o trivial.o` carrying the .i as DOTI. */
+function protocol1Request(doti: Buffer): Buffer {
+  const argv = ['x86_64-linux-gnu-gcc', '-c', 'trivial.i', '-o', 'trivial.o'];
+  const hdr = (tok: string, n: number): Buffer => Buffer.from(tok + n.toString(16).padStart(8, '0'), 'latin1');
+  return Buffer.concat([hdr('DIST', 1), hdr('ARGC', argv.length), ...argv.flatMap((a) => [hdr('ARGV', Buffer.byteLength(a)), Buffer.from(a)]), hdr('DOTI', doti.length), doti]);
+}
+
+async function rawJob(port: number, request: Buffer): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    // write, never end(): distccd reads an early EOF as "the client gave up" and kills the job
+    const s = net.connect(port, '127.0.0.1', () => s.write(request));
+    s.on('data', (d) => chunks.push(d));
+    s.once('error', reject);
+    s.once('close', () => {
+      const reply = Buffer.concat(chunks).toString('latin1', 0, 24);
+      if (!/^DONE0000000[01]STAT00000000/i.test(reply)) reject(new Error(`job failed: ${JSON.stringify(reply)}`));
+      else resolve();
+    });
+  });
+}
+
+async function overhead(work: string, port: number): Promise<number> {
+  const doti = await fs.readFile(path.join(work, 'trivial.i'));
+  const request = protocol1Request(doti);
+  const server = await timed(async () => { for (let i = 0; i < OVERHEAD_JOBS; i++) await rawJob(port, request); });
+  const bare = await timed(async () => {
+    for (let i = 0; i < OVERHEAD_JOBS; i++) await exec('x86_64-linux-gnu-gcc', ['-c', 'trivial.i', '-o', 'bare.o'], { cwd: work });
+  });
+  return Math.max(0.001, (server - bare) / OVERHEAD_JOBS);
+}
+
+async function prepare(work: string): Promise<void> {
+  await fs.chmod(work, 0o755);
+  await fs.mkdir(path.join(work, '.distcc'));
+  await fs.mkdir(path.join(work, 'tmp'));
+  await fs.chmod(path.join(work, 'tmp'), 0o1777);
+  await fs.writeFile(path.join(work, 'trivial.c'), 'int trivial(int x) { return x * 2 + 1; }\n');
+  await exec('gcc', ['-E', 'trivial.c', '-o', 'trivial.i'], { cwd: work });
+  const dir = path.join(work, 'make');
+  await fs.mkdir(dir);
+  const objs: string[] = [];
+  for (let i = 0; i < MAKE_FILES; i++) {
+    await fs.writeFile(path.join(dir, `f${i}.c`), `#include <string.h>\nint f${i}(const char *s) { return (int)strlen(s) + ${i}; }\n`);
+    objs.push(`f${i}.o`);
+  }
+  await fs.writeFile(path.join(dir, 'Makefile'), `all: ${objs.join(' ')}\n%.o: %.c\n\t$(CC) -O1 -c $< -o $@\n`);
+}
+
+function summary(values: number[]): string {
+  const s = [...values].sort((a, b) => a - b);
+  const median = s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  return `min ${s[0]!.toFixed(3)} median ${median.toFixed(3)} max ${s[s.length - 1]!.toFixed(3)}`;
+}
+
+async function main(): Promise<void> {
+  const haveOurs = await fs.access(OURS).then(() => true, () => false);
+  const kinds: Kind[] = haveOurs ? ['c', 'ours'] : ['c'];
+  if (!haveOurs) console.log(`ours: ${OURS} is not built yet; measuring the C distccd alone (no ratios)`);
+  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-bench-'));
+  const servers: Server[] = [];
+  const results: Record<string, Record<Kind, number[]>> = {};
+  const note = (name: string, kind: Kind, value: number): void => {
+    (results[name] ??= { c: [], ours: [] })[kind].push(value);
+    console.log(`  ${name.padEnd(10)} ${kind.padEnd(4)} ${value.toFixed(name === 'overhead' ? 3 : 0)} ms`);
+  };
+  try {
+    await prepare(work);
+    for (const kind of kinds) servers.push(await startServer(kind, work));
+    for (let run = 1; run <= RUNS; run++) {
+      console.log(`run ${run}/${RUNS}`);
+      for (const s of servers) note('sequential', s.kind, await sequential(work, s.port));
+      for (const s of servers) note('make-j4', s.kind, await makeJ4(work, s.port));
+      for (const s of servers) note('inetd', s.kind, await inetd(work, s.kind));
+      for (const s of servers) note('overhead', s.kind, await overhead(work, s.port));
+    }
+  } finally {
+    for (const s of servers) await stopServer(s);
+    await fs.rm(work, { recursive: true, force: true });
+  }
+  console.log(`\nworkloads: ${SEQUENTIAL} sequential, make -j4 of ${MAKE_FILES}, ${INETD_JOBS} inetd, overhead over ${OVERHEAD_JOBS} jobs (ms/job); ${RUNS} run(s)`);
+  for (const [name, byKind] of Object.entries(results)) {
+    if (!haveOurs) {
+      console.log(`${name.padEnd(10)} C ms: ${summary(byKind.c)}`);
+      continue;
+    }
+    const ratios = byKind.ours.map((v, i) => v / byKind.c[i]!);
+    console.log(`${name.padEnd(10)} ours/C ratio: ${summary(ratios)}   (C ms ${summary(byKind.c)}; ours ms ${summary(byKind.ours)})`);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,89 @@
+// Detaching without fork(): the starting process re-spawns itself detached (new session, stdio on
+// /dev/null) with a pipe on fd 3. The daemon binds, writes its pid file, drops privileges and then
+// reports "ready" (or the error) on that pipe; the starting process exits 0 only after "ready",
+// so `distccd --daemon && distcc ...` never races the bind.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import type { Readable } from 'node:stream';
+import { DistkitError } from '../errors';
+
+/** Set in the daemon's environment by the starting process; removed by the daemon at once. */
+const DETACHED_ENV = 'DISTKIT_DETACHED_REPORT_FD';
+const REPORT_FD = 3;
+/** How long the starting process waits for the daemon to listen. */
+const START_TIMEOUT_MS = 60_000;
+
+export interface DetachedReport {
+  readonly pid: number;
+  readonly addresses: readonly string[];
+}
+
+/** In the daemon: the fd to report on, taken out of the environment so children do not see it. */
+export function takeReportFd(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const value = env[DETACHED_ENV];
+  if (value === undefined) return undefined;
+  delete env[DETACHED_ENV];
+  return Number(value) === REPORT_FD ? REPORT_FD : undefined;
+}
+
+/** In the daemon: tell the starting process it is listening. */
+export function reportReady(fd: number, addresses: readonly string[]): void {
+  writeReport(fd, { ready: true, pid: process.pid, addresses });
+}
+
+/** In the daemon: tell the starting process why it failed (it prints it and exits 1). */
+export function reportFailure(fd: number, error: unknown): void {
+  const code = error instanceof DistkitError ? error.code : 'start-failed';
+  const message = error instanceof Error ? error.message : String(error);
+  writeReport(fd, { ready: false, code, message });
+}
+
+function writeReport(fd: number, report: object): void {
+  try {
+    fs.writeSync(fd, `${JSON.stringify(report)}\n`);
+    fs.closeSync(fd);
+  } catch {
+    // The starting process died: nobody is waiting for the report.
+  }
+}
+
+/**
+ * In the starting process: spawn the daemon and wait for its report. Resolves with its pid and
+ * addresses, or throws the daemon's own error.
+ */
+export async function spawnDetached(): Promise<DetachedReport> {
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    detached: true,
+    stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+    env: { ...process.env, [DETACHED_ENV]: String(REPORT_FD) },
+  });
+  const pipe = child.stdio[REPORT_FD] as Readable;
+  let text = '';
+  const line = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new DistkitError('detach-failed', `The daemon (pid ${child.pid}) did not report within ${START_TIMEOUT_MS / 1000}s`)), START_TIMEOUT_MS);
+    pipe.setEncoding('utf8');
+    pipe.on('data', (chunk: string) => {
+      text += chunk;
+    });
+    pipe.once('close', () => {
+      clearTimeout(timer);
+      resolve(text);
+    });
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(new DistkitError('detach-failed', `Cannot start the daemon: ${error.message}`, { cause: error }));
+    });
+  });
+  child.unref();
+  let report: { ready?: boolean; pid?: number; addresses?: string[]; code?: string; message?: string };
+  try {
+    report = JSON.parse(line.trim()) as typeof report;
+  } catch {
+    throw new DistkitError('detach-failed', `The daemon (pid ${child.pid}) exited before it was listening (see its log)`);
+  }
+  if (report.ready !== true) {
+    throw new DistkitError(report.code ?? 'detach-failed', report.message ?? 'The daemon failed to start (see its log)');
+  }
+  return { pid: report.pid ?? child.pid ?? 0, addresses: report.addresses ?? [] };
+}

@@ -1,0 +1,133 @@
+// The one place where connections meet handlers, whatever mode brought them: a pool that serves
+// at most `maxConnections` at once and queues the rest paused (back-pressure, as s6-tcpserver
+// does by not accepting: none is refused, none is lost), closes each stream after its handler,
+// and drains on a graceful stop (queued connections are still served, bounded by a timeout).
+
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Connection, ConnectionHandler, PeerAddress } from './connection';
+import { describePeer } from './connection';
+import type { Logger } from '../log/index';
+import { peerOf } from './address';
+
+export interface PoolOptions {
+  readonly handlers: { readonly main: ConnectionHandler } & { readonly [name: string]: ConnectionHandler };
+  readonly log: Logger;
+  /** 0 = no limit. */
+  readonly maxConnections: number;
+  /** Called with the stream once its handler is done, instead of the default end-then-destroy. */
+  readonly release?: (stream: Duplex) => void;
+}
+
+/** How long a finished connection may take to flush its last bytes before it is destroyed. */
+const FLUSH_TIMEOUT_MS = 10_000;
+
+export class ConnectionPool {
+  readonly #options: PoolOptions;
+  #nextId = 1;
+  #active = 0;
+  readonly #queue: Array<() => void> = [];
+  readonly #idleWaiters: Array<() => void> = [];
+
+  constructor(options: PoolOptions) {
+    this.#options = options;
+  }
+
+  get active(): number {
+    return this.#active;
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /**
+   * Serves `stream` now, or later when a slot frees. Resolves with the handler's result (a
+   * number for single-connection modes), or 1 when the handler threw.
+   */
+  admit(stream: Duplex, peer: PeerAddress, listener: string): Promise<number | void> {
+    return new Promise((resolve) => {
+      const start = (): void => {
+        this.#active++;
+        const id = this.#nextId++;
+        const handler = this.#options.handlers[listener] ?? this.#options.handlers.main;
+        const conn: Connection = { stream, peer, id, listener };
+        // Accepted sockets arrive paused (pauseOnConnect: a queued one reads nothing). Put the
+        // stream back in its initial state so whatever the handler uses (on('data'), pipe,
+        // for await) starts the reading, when it is ready: nothing is read into the void.
+        if (stream.readableFlowing === false) (stream as { readableFlowing: boolean | null }).readableFlowing = null;
+        let result: number | void = undefined;
+        // new Promise: a handler that throws before its first await is caught like a rejection.
+        new Promise<number | void>((run) => run(handler(conn)))
+          .then(
+            (value) => {
+              result = value;
+            },
+            (error: unknown) => {
+              result = 1;
+              this.#options.log.err('handler failed', { conn: id, peer: describePeer(peer), error: errorText(error) });
+            },
+          )
+          .finally(() => {
+            (this.#options.release ?? releaseStream)(stream);
+            this.#active--;
+            resolve(result);
+            const next = this.#queue.shift();
+            if (next !== undefined) next();
+            else if (this.#active === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
+          });
+      };
+      // A peer that resets the connection (even while queued) must not crash the process; the
+      // handler sees the error through its own reads/writes, the layer only keeps it handled.
+      stream.on('error', () => undefined);
+      const max = this.#options.maxConnections;
+      if (max > 0 && this.#active >= max) {
+        this.#queue.push(start);
+        this.#options.log.debug('queue', { peer: describePeer(peer), queued: this.#queue.length, active: this.#active });
+      } else {
+        start();
+      }
+    });
+  }
+
+  /** Takes an accepted socket (paused by pauseOnConnect) from listener `name`. */
+  accept(socket: net.Socket, name: string): void {
+    void this.admit(socket, peerOf(socket), name);
+  }
+
+  /**
+   * Resolves true once nothing is active or queued, or false after `timeoutMs` (the rest are
+   * abandoned to process exit).
+   */
+  drain(timeoutMs: number): Promise<boolean> {
+    if (this.#active === 0 && this.#queue.length === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.#idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+}
+
+/** Ends the stream (FIN after pending writes), then destroys it; bounded so a stuck peer cannot pin it. */
+export function releaseStream(stream: Duplex): void {
+  if (stream.destroyed) return;
+  const timer = setTimeout(() => stream.destroy(), FLUSH_TIMEOUT_MS);
+  timer.unref();
+  const finish = (): void => {
+    clearTimeout(timer);
+    stream.destroy();
+  };
+  if (stream.writableFinished) finish();
+  else {
+    stream.once('finish', finish);
+    stream.once('close', () => clearTimeout(timer));
+    if (!stream.writableEnded) stream.end();
+  }
+}
+
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,158 @@
+#!/usr/bin/env node
+// distccd: the distcc compile server. Parses the options into one frozen config, builds the
+// compile engine (access list, compiler policy, job slots, stats) and hands its connection
+// handler to the activation layer, which decides how connections arrive (standalone, systemd,
+// inetd, ssh pipes). Exit codes are distcc's (src/exitcode.h): 101 bad arguments, 102 bind
+// failed, 110 compiler directory missing, 113 access denied (inetd).
+
+import fs from 'node:fs';
+import os from 'node:os';
+import { spawn, spawnSync } from 'node:child_process';
+import { detectMode, runService, servesManyConnections, type ConnectionHandler, type ListenSpec } from '../activation/index';
+import { createLogger, type RootLogger } from '../log/index';
+import { configureLogging } from '../log/configure';
+import { DistkitError } from '../errors';
+import { buildAccessList, type AccessList } from '../compile/access';
+import { commandListFromEnv, readCommandList, type CompilerPolicy } from '../compile/allowlist';
+import { compilerEnvironment, type JobSettings } from '../compile/job';
+import { JobSlots } from '../compile/job_slots';
+import { createCompileHandler } from '../compile/session';
+import { DistccStats, createStatsHandler } from '../compile/stats';
+import { helpText, parseDistccdArgs, versionText, type DistccdConfig } from './distccd_options';
+
+const EXIT_BAD_ARGUMENTS = 101;
+const EXIT_BIND_FAILED = 102;
+const EXIT_COMPILER_MISSING = 110;
+const EXIT_DISTCC_FAILED = 100;
+
+function tmpDirOf(env: NodeJS.ProcessEnv): string {
+  const dir = env['TMPDIR'] !== undefined && env['TMPDIR'] !== '' ? env['TMPDIR'] : '/tmp';
+  try {
+    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
+  } catch (error) {
+    throw new DistkitError('bad-tmpdir', `TMPDIR ${dir} is not a writable directory (${(error as NodeJS.ErrnoException).code}): set TMPDIR to one`, { exitCode: EXIT_BAD_ARGUMENTS });
+  }
+  return dir;
+}
+
+function listenSpecs(config: DistccdConfig): ListenSpec[] {
+  const hosts = config.listen.length > 0 ? config.listen : ['0.0.0.0'];
+  const specs: ListenSpec[] = hosts.map((host) => ({ kind: 'tcp', host: host.replace(/^\[(.*)\]$/, '$1'), port: config.port, name: 'main' }));
+  if (config.stats) specs.push(...hosts.map((host): ListenSpec => ({ kind: 'tcp', host: host.replace(/^\[(.*)\]$/, '$1'), port: config.statsPort, name: 'stats' })));
+  return specs;
+}
+
+/** --zeroconf: publish _distcc._tcp through avahi-publish while we run. */
+function startZeroconf(config: DistccdConfig, log: RootLogger): void {
+  const found = spawnSync('sh', ['-c', 'command -v avahi-publish'], { encoding: 'utf8' });
+  if (found.status !== 0) {
+    throw new DistkitError('no-zeroconf', '--zeroconf needs avahi-publish (apt-get install avahi-utils) and a running avahi-daemon', { exitCode: EXIT_BAD_ARGUMENTS });
+  }
+  const child = spawn('avahi-publish', ['-s', `distcc@${os.hostname()}`, '_distcc._tcp', String(config.port), 'txtvers=1', `cpus=${os.availableParallelism()}`, `jobs=${config.jobs}`, 'protocols=1,2,3'], { stdio: 'ignore' });
+  child.on('exit', (code) => log.warning('zeroconf publisher exited', { code }));
+  process.on('exit', () => child.kill());
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const command = parseDistccdArgs(argv);
+  if (command.kind === 'help') {
+    process.stdout.write(helpText());
+    return 0;
+  }
+  if (command.kind === 'version') {
+    process.stdout.write(versionText());
+    return 0;
+  }
+  const { config } = command;
+  // The mode is decided once: a daemon serving many peers needs an access list, inetd does not.
+  const decision = detectMode(config.mode);
+  const inetd = !servesManyConnections(decision);
+  const log = createLogger('distccd');
+  configureLogging(log, { level: config.logLevel, file: config.logFile, stderr: config.logStderr || undefined, decision, detach: config.detach && decision.kind === 'standalone' });
+
+  if (!inetd && config.allow.length === 0 && !config.allowPrivate) {
+    throw new DistkitError(
+      'no-allow',
+      'distccd refuses to serve the whole network: give --allow IP[/BITS] (repeatable) or --allow-private (10/8 172.16/12 192.168/16 127/8 fe80::/10 fc00::/7 ::1)',
+      { exitCode: EXIT_BAD_ARGUMENTS },
+    );
+  }
+  let access: AccessList | undefined;
+  if (config.allow.length > 0 || config.allowPrivate) {
+    access = await buildAccessList(config.allow, { allowPrivate: config.allowPrivate });
+  }
+  let commandList;
+  try {
+    commandList = commandListFromEnv(process.env);
+  } catch (error) {
+    throw new DistkitError('bad-arguments', (error as Error).message, { exitCode: EXIT_BAD_ARGUMENTS });
+  }
+  if (commandList !== undefined) {
+    await readCommandList(commandList.file).then(
+      (lines) => log.info('cmdlist', { file: commandList.file, commands: lines.length, words: commandList.numWords }),
+      (error: Error) => log.warning(`${error.message}`),
+    );
+  } else if (!config.insecure && !fs.existsSync(config.compilerDir)) {
+    throw new DistkitError(
+      'no-compiler-dir',
+      `compiler directory ${config.compilerDir} does not exist: install distcc's masquerade links (update-distcc-symlinks), pass --compiler-dir DIR, or set DISTCC_CMDLIST`,
+      { exitCode: EXIT_COMPILER_MISSING },
+    );
+  }
+  const tmpDir = tmpDirOf(process.env);
+  const policy: CompilerPolicy = { commandList, insecure: config.insecure, masqueradeDir: config.compilerDir };
+  const job: JobSettings = Object.freeze({
+    tmpDir,
+    nice: config.nice,
+    lifetimeMs: config.jobLifetimeS * 1000,
+    saveTemps: process.env['DISTCC_SAVE_TEMPS'] === '1',
+    env: compilerEnvironment(process.env, [config.compilerDir, '/usr/lib/distcc']),
+    policy,
+    pid: process.pid,
+  });
+  const stats = new DistccStats({ maxKids: config.jobs });
+  const slots = new JobSlots(config.jobs);
+  const handler = createCompileHandler({ log, access, job, slots, stats });
+  const handlers: { main: ConnectionHandler; [name: string]: ConnectionHandler } = { main: handler };
+  if (config.stats) handlers['stats'] = createStatsHandler(stats, { access, tmpDir });
+  if (config.zeroconf && !inetd) startZeroconf(config, log);
+
+  let running;
+  try {
+    running = await runService({
+      program: 'distccd',
+      log,
+      handlers,
+      mode: config.mode,
+      decision,
+      listen: listenSpecs(config),
+      detach: config.detach,
+      pidFile: config.pidFile,
+      user: config.user,
+      maxConnections: 0,
+      drainTimeoutMs: config.jobLifetimeS > 0 ? config.jobLifetimeS * 1000 + 5000 : 600_000,
+      lifetimeMs: config.lifetimeS * 1000,
+      status: () => `${slots.busy} compiling, ${slots.waiting} waiting`,
+    });
+  } catch (error) {
+    if (error instanceof DistkitError && error.code === 'bind-failed') {
+      throw new DistkitError(error.code, error.message, { exitCode: EXIT_BIND_FAILED, cause: error });
+    }
+    throw error;
+  }
+  log.notice('ready', { jobs: config.jobs, tmpdir: tmpDir, compilers: config.insecure ? 'any (--enable-tcp-insecure)' : commandList !== undefined ? `DISTCC_CMDLIST ${commandList.file}` : config.compilerDir });
+  // SIGTERM (drain), SIGHUP (reopen logs) and --lifetime are the activation layer's.
+  return running.done;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // Lingering handles (a stuck client socket after the drain) must not keep us alive.
+    process.exit(code);
+  },
+  (error: unknown) => {
+    const code = error instanceof DistkitError && error.exitCode !== undefined ? error.exitCode : EXIT_DISTCC_FAILED;
+    process.stderr.write(`distccd[${process.pid}] ERROR: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(code);
+  },
+);

@@ -1,0 +1,157 @@
+// One protocol 1/2 compile job, from a decoded request to the answer (C: dcc_run_job in
+// serve.c): scan argv, check the compiler (CVE-2004-2687), write DOTI to a private temp file,
+// run the compiler on it, read back the object, remove every temp file. Refusals found after the
+// request was read are answered, not dropped: a failing STAT with the reason in SERR is the only
+// way the user ever learns why (distcc issues #343, #243). Protocol 3 lives in pump_job.ts.
+
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { checkCompiler, type CompilerPolicy } from './allowlist';
+import { rewriteArgs, scanArgs, tempExtensionFor } from './args';
+import { runCompiler, type CompilerOutcome } from './compiler_process';
+import type { JobResult } from './stats';
+import { TempFiles } from './temp_files';
+import { decompressLzo } from './wire/lzo';
+import type { CompileRequest } from './wire/request';
+import type { CompileResponse } from './wire/response';
+
+/** distcc's exit codes (src/exitcode.h) that a job can end with. */
+export const EXIT = Object.freeze({
+  DISTCC_FAILED: 100,
+  BAD_ARGUMENTS: 101,
+  IO_ERROR: 107,
+  PROTOCOL_ERROR: 109,
+  COMPILER_MISSING: 110,
+  ACCESS_DENIED: 113,
+  TIMEOUT: 118,
+});
+
+export interface JobSettings {
+  readonly tmpDir: string;
+  /** Priority increment for the compiler (--nice). */
+  readonly nice: number;
+  /** --job-lifetime in ms; 0 = no limit. */
+  readonly lifetimeMs: number;
+  /** DISTCC_SAVE_TEMPS=1: keep the temp files. */
+  readonly saveTemps: boolean;
+  /** The compiler's whole environment (see compilerEnvironment). */
+  readonly env: NodeJS.ProcessEnv;
+  readonly policy: CompilerPolicy;
+  /** The daemon's pid, for `distccd[PID] ERROR: ...` lines in SERR. */
+  readonly pid: number;
+}
+
+export interface JobOutcome {
+  readonly result: JobResult;
+  /** undefined: close without an answer (the client is gone). */
+  readonly response?: CompileResponse;
+  readonly status: number;
+  /** distcc's own code for the summary line's ret: (0, or 101, 107, 110, 118 ...). */
+  readonly ret: number;
+  readonly compiler: string;
+  readonly input: string;
+  /** Why the job was refused or failed, for the log. */
+  readonly reason?: string;
+}
+
+/** The line a job adds to SERR for the user, in distccd's own format. */
+export function serrLine(pid: number, text: string): Buffer {
+  return Buffer.from(`distccd[${pid}] ERROR: ${text}\n`);
+}
+
+/**
+ * The environment compilers run with: PATH from DISTCCD_PATH when set, otherwise the daemon's PATH
+ * without the masquerade directories (running a masquerade link would call distcc itself), and
+ * _DISTCC_SAFEGUARD incremented so a distcc reached anyway stops the recursion.
+ */
+export function compilerEnvironment(env: NodeJS.ProcessEnv, masqueradeDirs: readonly string[]): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env };
+  const skip = new Set(masqueradeDirs.map((d) => path.resolve(d)));
+  out['PATH'] =
+    env['DISTCCD_PATH'] !== undefined && env['DISTCCD_PATH'] !== ''
+      ? env['DISTCCD_PATH']
+      : (env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin').split(':').filter((d) => d !== '' && !skip.has(path.resolve(d))).join(':');
+  const level = Number.parseInt(env['_DISTCC_SAFEGUARD'] ?? '0', 10);
+  out['_DISTCC_SAFEGUARD'] = String((Number.isFinite(level) ? level : 0) + 1);
+  return out;
+}
+
+export function refusal(request: CompileRequest, settings: JobSettings, reason: string, ret: number = EXIT.BAD_ARGUMENTS): JobOutcome {
+  const status = ret << 8;
+  return {
+    result: 'REJ_BAD_REQ',
+    response: { version: request.version, status, stderr: serrLine(settings.pid, reason), stdout: Buffer.alloc(0), object: Buffer.alloc(0) },
+    status,
+    ret,
+    compiler: request.argv[0] ?? '',
+    input: '',
+    reason,
+  };
+}
+
+/** Turns what the compiler did into the answer and the summary fields (shared with pump jobs). */
+export function outcomeOf(
+  request: CompileRequest,
+  settings: JobSettings,
+  run: CompilerOutcome,
+  names: { compiler: string; input: string },
+  readObject: () => Promise<{ object: Buffer; depfile?: Buffer }>,
+): Promise<JobOutcome> {
+  const base = { compiler: names.compiler, input: names.input };
+  const answer = (status: number, stderr: Buffer, stdout: Buffer, object: Buffer = Buffer.alloc(0), depfile?: Buffer): CompileResponse =>
+    ({ version: request.version, status, stderr, stdout, object, depfile });
+  switch (run.kind) {
+    case 'aborted':
+      return Promise.resolve({ ...base, result: 'CLI_DISCONN', status: EXIT.IO_ERROR << 8, ret: EXIT.IO_ERROR, reason: 'client disconnected while compiling' });
+    case 'exec-failed': {
+      const text = `failed to exec ${names.compiler}: ${run.reason}`;
+      const status = EXIT.COMPILER_MISSING << 8;
+      return Promise.resolve({ ...base, result: 'COMPILE_ERROR', status, ret: EXIT.COMPILER_MISSING, reason: text,
+        response: answer(status, serrLine(settings.pid, text), Buffer.alloc(0)) });
+    }
+    case 'timeout': {
+      const status = EXIT.TIMEOUT << 8;
+      const stderr = Buffer.concat([run.stderr, serrLine(settings.pid, 'Compilation takes too long, timeout.')]);
+      return Promise.resolve({ ...base, result: 'COMPILE_TIMEOUT', status, ret: EXIT.TIMEOUT, reason: `killed after --job-lifetime ${settings.lifetimeMs / 1000}s`,
+        response: answer(status, stderr, run.stdout) });
+    }
+    case 'exited':
+      if (run.status !== 0) {
+        return Promise.resolve({ ...base, result: 'COMPILE_ERROR', status: run.status, ret: 0, response: answer(run.status, run.stderr, run.stdout) });
+      }
+      return readObject().then(
+        ({ object, depfile }) => ({ ...base, result: 'COMPILE_OK', status: 0, ret: 0, response: answer(0, run.stderr, run.stdout, object, depfile) }),
+        (error: NodeJS.ErrnoException) => {
+          const text = `cannot read the compiler's output: ${error.code ?? error.message}`;
+          const status = EXIT.IO_ERROR << 8;
+          return { ...base, result: 'OTHER', status, ret: EXIT.IO_ERROR, reason: text,
+            response: answer(status, Buffer.concat([run.stderr, serrLine(settings.pid, text)]), run.stdout) };
+        },
+      );
+  }
+}
+
+/** Runs one protocol 1/2 job. `signal` aborts when the client goes away. */
+export async function runCompileJob(request: CompileRequest, settings: JobSettings, options: { signal?: AbortSignal } = {}): Promise<JobOutcome> {
+  const scanned = scanArgs(request.argv);
+  if (!scanned.ok) return refusal(request, settings, scanned.reason);
+  const checked = await checkCompiler(scanned.value.argv, settings.policy);
+  if (!checked.ok) return refusal(request, settings, checked.reason);
+  const scan = { ...scanned.value, argv: checked.argv };
+  let source: Buffer;
+  try {
+    source = request.protocol === 2 ? decompressLzo(request.doti ?? Buffer.alloc(0)) : (request.doti ?? Buffer.alloc(0));
+  } catch (error) {
+    return { ...refusal(request, settings, `DOTI: ${(error as Error).message}`, EXIT.PROTOCOL_ERROR), input: scan.input };
+  }
+  const temps = new TempFiles(settings.tmpDir, { keep: settings.saveTemps });
+  try {
+    const input = await temps.create(tempExtensionFor(scan.input), source);
+    const output = await temps.create(scan.assembleOnly ? '.s' : '.o');
+    const argv = rewriteArgs(scan, { input, output });
+    const run = await runCompiler({ argv, cwd: settings.tmpDir, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal });
+    return await outcomeOf(request, settings, run, { compiler: argv[0]!, input: scan.input }, async () => ({ object: await fs.readFile(output) }));
+  } finally {
+    await temps.removeAll();
+  }
+}

@@ -1,0 +1,90 @@
+// The argv of a protocol-3 (pump) job, re-rooted into the job's private tree (distcc src/serve.c:
+// tweak_arguments_for_server and friends). The compiler preprocesses on the server, so every
+// absolute path the client named must point into <root> instead of the server's own files:
+//   1. the output (-o x, -ox, bare x.o, or the implied one) becomes a temp .o OUTSIDE the tree,
+//      so nothing the client sent can stand in its way;
+//   2. the first `-MT target` (or -MTtarget) is remembered and dropped: gcc's -MT adds a target
+//      where distcc wants to replace it, so depfile.ts substitutes it afterwards;
+//   3. -MMD is appended unless -MD or -MMD is present, then `-MF <deps>`;
+//   4. the root is prefixed to absolute arguments of -I -include -imacros -idirafter -iprefix
+//      -iwithprefix -iwithprefixbefore -isystem -iquote (joined or separate) and to an absolute
+//      input file.
+// Unlike the C server, the longest option name wins (-iwithprefixbefore is not read as
+// -iwithprefix with a path "before/...").
+//
+// Exports: rerootArgs(scanned, { root, output, deps }) -> { argv, mtTarget }
+
+import type { ScannedArgs } from '../args';
+
+/** distcc's include_options, longest first so a prefix never shadows a longer name. */
+export const INCLUDE_OPTIONS: readonly string[] = [
+  '-iwithprefixbefore', '-iwithprefix', '-idirafter', '-imacros', '-include', '-isystem', '-iprefix', '-iquote', '-I',
+];
+
+export interface RerootedArgs {
+  readonly argv: string[];
+  /** The first -MT target, removed from argv; the .d file's target is set to it afterwards. */
+  readonly mtTarget: string | undefined;
+}
+
+/** "<root>/path" for an absolute path; "/" runs at the start collapse, as distccd does. */
+function underRoot(root: string, abs: string): string {
+  return `${root}/${abs.replace(/^\/+/, '')}`;
+}
+
+export function rerootArgs(
+  scanned: ScannedArgs,
+  paths: { readonly root: string; readonly output: string; readonly deps: string },
+): RerootedArgs {
+  const { root } = paths;
+  if (!root.startsWith('/') || root.endsWith('/')) throw new RangeError(`root must be absolute without a trailing "/", got "${root}"`);
+  // Mark the output and input positions before anything shifts.
+  const argv: Array<string | undefined> = [...scanned.argv];
+  switch (scanned.outputForm) {
+    case 'separate':
+      argv[scanned.outputIndex + 1] = paths.output;
+      break;
+    case 'joined':
+      argv[scanned.outputIndex] = `-o${paths.output}`;
+      break;
+    case 'bare':
+      argv[scanned.outputIndex] = undefined; // replaced by an explicit -o at the end
+      break;
+  }
+  const input = scanned.input;
+  if (input.startsWith('/')) argv[scanned.inputIndex] = underRoot(root, input);
+  const skip = new Set<number>([scanned.inputIndex]);
+  if (scanned.outputForm === 'separate') skip.add(scanned.outputIndex + 1);
+
+  let mtTarget: string | undefined;
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === undefined || skip.has(i)) continue;
+    if (mtTarget === undefined && a === '-MT' && i + 1 < argv.length) {
+      mtTarget = argv[i + 1];
+      argv[i] = undefined;
+      argv[i + 1] = undefined;
+      i++;
+      continue;
+    }
+    if (mtTarget === undefined && a.startsWith('-MT') && a.length > 3) {
+      mtTarget = a.slice(3);
+      argv[i] = undefined;
+      continue;
+    }
+    const option = INCLUDE_OPTIONS.find((o) => a.startsWith(o));
+    if (option === undefined) continue;
+    if (a === option) {
+      const next = argv[i + 1];
+      if (next !== undefined && !skip.has(i + 1) && next.startsWith('/')) argv[i + 1] = underRoot(root, next);
+      i++;
+    } else if (a.charAt(option.length) === '/') {
+      argv[i] = option + underRoot(root, a.slice(option.length));
+    }
+  }
+  const out = argv.filter((a): a is string => a !== undefined);
+  if (scanned.outputForm === 'bare') out.push('-o', paths.output);
+  if (!out.includes('-MD') && !out.includes('-MMD')) out.push('-MMD');
+  out.push('-MF', paths.deps);
+  return { argv: out, mtTarget };
+}

@@ -1,0 +1,56 @@
+// One protocol-3 (pump) job: the client sent its working directory and every header the compile
+// reads; the server rebuilds them in a private tree (pump/tree.ts refuses every path that
+// escapes it), re-roots argv into the tree (pump/argv.ts), runs the compiler there, removes the
+// temp root from the object's debug info (pump/dwarf.ts) and from the .d file
+// (pump/depfile.ts), and answers DOTO then DOTD. The object and .d live outside the tree, so
+// nothing the client sent can stand in their way.
+
+import fs from 'node:fs/promises';
+import { checkCompiler } from './allowlist';
+import { scanArgs } from './args';
+import { runCompiler } from './compiler_process';
+import { EXIT, outcomeOf, refusal, type JobOutcome, type JobSettings } from './job';
+import { rerootArgs } from './pump/argv';
+import { cleanDepfile } from './pump/depfile';
+import { scrubDebugPathsInFile } from './pump/dwarf';
+import { PumpTree } from './pump/tree';
+import { TempFiles } from './temp_files';
+import { decompressLzo } from './wire/lzo';
+import type { CompileRequest } from './wire/request';
+
+export async function runPumpJob(request: CompileRequest, settings: JobSettings, options: { signal?: AbortSignal } = {}): Promise<JobOutcome> {
+  const scanned = scanArgs(request.argv);
+  if (!scanned.ok) return refusal(request, settings, scanned.reason);
+  if (request.cwd === undefined || !request.cwd.startsWith('/')) return refusal(request, settings, `CDIR "${request.cwd ?? ''}" is not an absolute path`, EXIT.PROTOCOL_ERROR);
+  const tree = await PumpTree.create({ tmpDir: settings.tmpDir });
+  const temps = new TempFiles(settings.tmpDir, { keep: settings.saveTemps });
+  try {
+    let cwd: string;
+    try {
+      cwd = await tree.makeCwd(request.cwd);
+      for (const entry of request.files ?? []) {
+        if (entry.kind === 'file') await tree.writeFile(entry.name, decompressLzo(entry.body));
+        else await tree.makeLink(entry.name, entry.target);
+      }
+      await tree.verify();
+    } catch (error) {
+      return { ...refusal(request, settings, (error as Error).message, EXIT.PROTOCOL_ERROR), input: scanned.value.input };
+    }
+    const checked = await checkCompiler(scanned.value.argv, { ...settings.policy, job: { root: tree.root, cwd } });
+    if (!checked.ok) return refusal(request, settings, checked.reason);
+    const scan = { ...scanned.value, argv: checked.argv };
+    const output = await temps.create(scan.assembleOnly ? '.s' : '.o');
+    const deps = await temps.create('.deps');
+    const { argv, mtTarget } = rerootArgs(scan, { root: tree.root, output, deps });
+    const run = await runCompiler({ argv, cwd, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal });
+    return await outcomeOf(request, settings, run, { compiler: argv[0]!, input: scan.input }, async () => {
+      if (!scan.assembleOnly) await scrubDebugPathsInFile(output, tree.root);
+      const object = await fs.readFile(output);
+      const depfile = cleanDepfile(await fs.readFile(deps), { root: tree.root, serverOutput: output, clientTarget: mtTarget ?? scan.output });
+      return { object, depfile };
+    });
+  } finally {
+    await temps.removeAll();
+    if (!settings.saveTemps) await tree.remove();
+  }
+}

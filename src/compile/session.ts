@@ -1,0 +1,185 @@
+// Serves one distcc connection (C: dcc_service_job in serve.c): access check, read the request
+// as it arrives, wait for a job slot, run the job while watching the client, answer
+// DONE STAT SERR SOUT DOTO [DOTD], end the stream, log one summary line in distccd's format:
+//
+//   client: 127.0.0.1:59404 COMPILE_OK exit:0 sig:0 core:0 ret:0 time:22ms x86_64-linux-gnu-gcc t.c
+//
+// A request that cannot be read (bad token, DIST 9, ARGC 0, EOF, timeout) is closed without an
+// answer, as the C server does, but the log says exactly why. The activation layer decides how
+// the bytes arrived; this file never knows.
+
+import type { Duplex } from 'node:stream';
+import { describePeer, type Connection, type ConnectionHandler } from '../activation/connection';
+import type { Logger } from '../log/logger';
+import type { AccessList } from './access';
+import { EXIT, runCompileJob, type JobOutcome, type JobSettings } from './job';
+import type { JobSlots } from './job_slots';
+import { runPumpJob } from './pump_job';
+import type { DistccStats, JobResult } from './stats';
+import { RequestDecoder, type CompileRequest } from './wire/request';
+import { encodeResponse } from './wire/response';
+import { DEFAULT_LIMITS, type WireLimits } from './wire/tokens';
+
+/** C: dcc_io_timeout. The client may be slow preprocessing, but not forever. */
+export const REQUEST_TIMEOUT_MS = 300_000;
+
+export interface CompileService {
+  readonly log: Logger;
+  /** undefined: every peer is allowed (inetd mode without --allow). */
+  readonly access?: AccessList;
+  readonly job: JobSettings;
+  readonly slots: JobSlots;
+  readonly stats?: DistccStats;
+  readonly requestTimeoutMs?: number;
+  readonly limits?: WireLimits;
+  readonly now?: () => number;
+}
+
+type ReadResult =
+  | { kind: 'ok'; request: CompileRequest }
+  | { kind: 'refused'; reason: string }
+  | { kind: 'gone'; reason: string };
+
+/** Reads one request; resolves as soon as it is complete or cannot become valid. */
+function readRequest(stream: Duplex, limits: WireLimits, timeoutMs: number): Promise<ReadResult> {
+  const decoder = new RequestDecoder(limits);
+  return new Promise((resolve) => {
+    let settled = false;
+    const timer = setTimeout(() => settle({ kind: 'gone', reason: `no complete request after ${timeoutMs / 1000}s, waiting for ${decoder.waitingFor}` }), timeoutMs);
+    const settle = (result: ReadResult): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+      stream.off('close', onEnd);
+      resolve(result);
+    };
+    const onData = (chunk: Buffer): void => {
+      const r = decoder.push(chunk);
+      if (r.kind === 'ok') settle({ kind: 'ok', request: r.value });
+      else if (r.kind === 'corrupt') settle({ kind: 'refused', reason: r.reason });
+    };
+    const onEnd = (): void => settle({ kind: 'gone', reason: `client closed the connection while we waited for ${decoder.waitingFor}` });
+    const onError = (error: Error): void => settle({ kind: 'gone', reason: `read failed while waiting for ${decoder.waitingFor}: ${error.message}` });
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.once('close', onEnd);
+    stream.once('error', onError);
+  });
+}
+
+/** Writes the answer, ends the stream and resolves when it is flushed (or the client is gone). */
+function writeAnswer(stream: Duplex, parts: Buffer[]): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || stream.writableEnded) {
+      resolve(false);
+      return;
+    }
+    const done = (ok: boolean): void => {
+      stream.off('finish', onFinish);
+      stream.off('error', onError);
+      stream.off('close', onClose);
+      resolve(ok);
+    };
+    const onFinish = (): void => done(true);
+    const onError = (): void => done(false);
+    const onClose = (): void => done(stream.writableFinished);
+    stream.once('finish', onFinish);
+    stream.once('error', onError);
+    stream.once('close', onClose);
+    stream.cork();
+    for (const part of parts) stream.write(part);
+    stream.uncork();
+    stream.end();
+  });
+}
+
+export function summaryLine(peer: string, outcome: Pick<JobOutcome, 'result' | 'status' | 'ret' | 'compiler' | 'input'>, ms: number): string {
+  const { status } = outcome;
+  const exit = (status >> 8) & 0xff;
+  const sig = status & 0x7f;
+  const core = (status & 0x80) !== 0 ? 1 : 0;
+  const names = outcome.result === 'COMPILE_OK' || outcome.result === 'COMPILE_ERROR' ? ` ${outcome.compiler} ${outcome.input}` : '';
+  return `client: ${peer} ${outcome.result} exit:${exit} sig:${sig} core:${core} ret:${outcome.ret} time:${ms}ms${names}`;
+}
+
+export function createCompileHandler(service: CompileService): ConnectionHandler {
+  return (conn) => serveCompileConnection(conn, service);
+}
+
+export async function serveCompileConnection(conn: Connection, service: CompileService): Promise<void | number> {
+  const { stream, peer } = conn;
+  const now = service.now ?? Date.now;
+  const log = service.log;
+  const who = describePeer(peer);
+  if (peer.kind === 'tcp' && service.access !== undefined && !service.access.allows(peer.address)) {
+    log.warning(`connection from client '${who}' denied by access list`);
+    stream.destroy();
+    return EXIT.ACCESS_DENIED;
+  }
+  service.stats?.record('TCP_ACCEPT');
+  const start = now();
+  const finish = (outcome: Pick<JobOutcome, 'result' | 'status' | 'ret' | 'compiler' | 'input'> & { reason?: string }): void => {
+    const ms = Math.max(0, Math.round(now() - start));
+    if (outcome.reason !== undefined) {
+      const level = outcome.result === 'COMPILE_ERROR' || outcome.result === 'COMPILE_OK' ? 'warning' : outcome.result === 'CLI_DISCONN' ? 'info' : 'warning';
+      log.log(level, `job ${outcome.result === 'REJ_BAD_REQ' ? 'refused' : 'failed'}`, { conn: conn.id, peer: who, reason: outcome.reason });
+    }
+    log.notice(summaryLine(who, outcome, ms));
+    const stopMs = now();
+    service.stats?.record(outcome.result, { compiler: outcome.compiler, file: outcome.input, startMs: start, stopMs });
+  };
+
+  const read = await readRequest(stream, service.limits ?? DEFAULT_LIMITS, service.requestTimeoutMs ?? REQUEST_TIMEOUT_MS);
+  if (read.kind !== 'ok') {
+    stream.destroy();
+    const result: JobResult = read.kind === 'refused' ? 'REJ_BAD_REQ' : 'CLI_DISCONN';
+    finish({ result, status: 0, ret: read.kind === 'refused' ? EXIT.PROTOCOL_ERROR : EXIT.IO_ERROR, compiler: '', input: '', reason: read.reason });
+    return;
+  }
+  const request = read.request;
+  log.debug('request', { conn: conn.id, peer: who, protocol: request.protocol, argv: request.argv.join(' ') });
+
+  // From here on the client only waits: EOF or an error means it gave up (CLI_DISCONN).
+  const gone = new AbortController();
+  const onGone = (): void => gone.abort();
+  stream.on('end', onGone);
+  stream.on('error', onGone);
+  stream.on('close', onGone);
+  stream.on('data', () => undefined); // keep reading so EOF is seen; stray bytes are dropped
+  try {
+    let release: () => void;
+    try {
+      release = await service.slots.acquire(gone.signal);
+    } catch {
+      finish({ result: 'CLI_DISCONN', status: 0, ret: EXIT.IO_ERROR, compiler: request.argv[0] ?? '', input: '', reason: 'client disconnected while waiting for a job slot' });
+      return;
+    }
+    let outcome: JobOutcome;
+    try {
+      outcome = request.protocol === 3
+        ? await runPumpJob(request, service.job, { signal: gone.signal })
+        : await runCompileJob(request, service.job, { signal: gone.signal });
+    } catch (error) {
+      const reason = `job failed: ${(error as Error).message}`;
+      outcome = { result: 'OTHER', status: EXIT.DISTCC_FAILED << 8, ret: EXIT.DISTCC_FAILED, compiler: request.argv[0] ?? '', input: '', reason };
+    } finally {
+      release();
+    }
+    if (outcome.response !== undefined && !gone.signal.aborted) {
+      const sent = await writeAnswer(stream, encodeResponse(outcome.response));
+      if (!sent) outcome = { ...outcome, result: 'CLI_DISCONN', ret: EXIT.IO_ERROR, reason: outcome.reason ?? 'client disconnected before the answer was sent' };
+    } else if (gone.signal.aborted && outcome.result !== 'CLI_DISCONN') {
+      outcome = { ...outcome, result: 'CLI_DISCONN', ret: EXIT.IO_ERROR, reason: 'client disconnected while compiling' };
+    } else if (outcome.response === undefined) {
+      stream.destroy();
+    }
+    finish(outcome);
+  } finally {
+    stream.off('end', onGone);
+    stream.off('error', onGone);
+    stream.off('close', onGone);
+  }
+}

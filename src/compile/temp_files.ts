@@ -1,0 +1,64 @@
+// Private temp files of one job (C: dcc_make_tmpnam / dcc_cleanup_tempfiles in tempfile.c and
+// cleanup.c). Every name is created with O_CREAT|O_EXCL and mode 0600 in TMPDIR, so no other user
+// can pre-create, read or swap it (a predictable /tmp name is a symlink attack waiting to happen).
+// The job removes everything it made when it ends, unless DISTCC_SAVE_TEMPS=1 keeps them for
+// debugging.
+
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import { constants as C } from 'node:fs';
+import path from 'node:path';
+
+/** How many random names are tried before giving up (collisions are astronomically rare). */
+const MAX_NAME_ATTEMPTS = 20;
+
+export class TempFiles {
+  readonly #dir: string;
+  readonly #keep: boolean;
+  readonly #made: string[] = [];
+
+  constructor(dir: string, options: { keep?: boolean } = {}) {
+    this.#dir = dir;
+    this.#keep = options.keep === true;
+  }
+
+  /** Every path made so far (for tests and the debug log). */
+  get paths(): readonly string[] {
+    return this.#made;
+  }
+
+  /**
+   * Creates an empty private file `<dir>/distccd_<random><ext>` and returns its path. With `data`
+   * the bytes are written through the same descriptor, so nothing else can open it first.
+   */
+  async create(ext: string, data?: Uint8Array): Promise<string> {
+    for (let attempt = 0; ; attempt++) {
+      const file = path.join(this.#dir, `distccd_${randomBytes(6).toString('hex')}${ext}`);
+      let handle: fs.FileHandle;
+      try {
+        handle = await fs.open(file, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST' && attempt < MAX_NAME_ATTEMPTS) continue;
+        throw error;
+      }
+      this.#made.push(file);
+      try {
+        if (data !== undefined && data.byteLength > 0) await handle.writeFile(data);
+      } finally {
+        await handle.close();
+      }
+      return file;
+    }
+  }
+
+  /** Records a path made by someone else (the compiler's output) so it is removed too. */
+  adopt(file: string): void {
+    this.#made.push(file);
+  }
+
+  /** Removes every file made (a missing one is fine); keeps them with DISTCC_SAVE_TEMPS=1. */
+  async removeAll(): Promise<void> {
+    if (this.#keep) return;
+    await Promise.all(this.#made.map((f) => fs.rm(f, { force: true, recursive: true })));
+  }
+}

@@ -1,0 +1,103 @@
+// Where log lines go besides stderr: a file (reopened on SIGHUP for logrotate), the local syslog
+// daemon facility through libc syslog(3) (the `posix` package; open it before dropping
+// privileges, /dev/log may be unreachable afterwards), and a remote collector over UDP or TCP
+// (the `syslog-client` package, RFC 3164 with the `tag[pid]: ` header it does not add itself).
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { severityOf, type Level, type LogSink } from './logger';
+
+/** `2026-01-02T03:04:05.678Z program[pid] level: line`, appended; reopen() follows a rotated file. */
+export function fileSink(program: string, file: string): LogSink {
+  const absolute = path.resolve(file);
+  const open = (): number => fs.openSync(absolute, 'a', 0o640);
+  let fd = open();
+  return {
+    write(level, line) {
+      fs.writeSync(fd, `${new Date().toISOString()} ${program}[${process.pid}] ${level}: ${line}\n`);
+    },
+    reopen() {
+      // Open the new file first: if that fails (privileges dropped, directory gone) keep the old one.
+      const next = open();
+      fs.closeSync(fd);
+      fd = next;
+    },
+    close() {
+      if (fd < 0) return;
+      fs.closeSync(fd);
+      fd = -1;
+    },
+  };
+}
+
+/** libc syslog(3), facility daemon, ident `program`, LOG_PID: `program[pid]: line`. */
+export function syslogSink(program: string): LogSink {
+  // Loaded here so programs that never log to syslog (inetd children with --log-file) skip it.
+  const posix = require('posix') as typeof import('posix');
+  posix.openlog(program, { pid: true, ndelay: true }, 'daemon');
+  return {
+    write(level, line) {
+      posix.syslog(level, line);
+    },
+    close() {
+      posix.closelog();
+    },
+  };
+}
+
+export interface RemoteTarget {
+  readonly transport: 'udp' | 'tcp';
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Parses "udp:127.0.0.1:514", "tcp:[::1]:6514", "127.0.0.1" (udp, port 514). */
+export function parseRemoteTarget(text: string): RemoteTarget {
+  const match = /^(?:(udp|tcp):)?(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d+))?$/.exec(text);
+  const port = match?.[4] === undefined ? 514 : Number(match[4]);
+  if (match === null || port < 1 || port > 65535) {
+    throw new RangeError(`Bad syslog collector "${text}": write [udp:|tcp:]host[:port], e.g. udp:127.0.0.1:514`);
+  }
+  return { transport: match[1] === 'tcp' ? 'tcp' : 'udp', host: match[2] ?? match[3]!, port };
+}
+
+/** Lines handed to remote collectors and not yet sent (UDP binds and TCP connects are async). */
+const inFlight = new Set<Promise<void>>();
+
+/**
+ * Resolves once every line given to a remote sink has been sent, or after `timeoutMs`: called
+ * before the process exits, so the last lines ("stopped") are not lost with the socket.
+ */
+export async function flushLogging(timeoutMs = 2000): Promise<void> {
+  if (inFlight.size === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(inFlight), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+  clearTimeout(timer);
+}
+
+/** A remote syslog collector, facility daemon. Failures are silent (UDP) or dropped lines (TCP). */
+export function remoteSink(program: string, target: RemoteTarget): LogSink {
+  const syslog = require('syslog-client') as typeof import('syslog-client');
+  const client = syslog.createClient(target.host, {
+    port: target.port,
+    transport: target.transport === 'tcp' ? syslog.Transport.Tcp : syslog.Transport.Udp,
+    facility: syslog.Facility.System,
+    rfc3164: true,
+    syslogHostname: os.hostname(),
+  });
+  // The client is an EventEmitter: an unhandled 'error' (collector down) would kill the daemon.
+  client.on('error', () => undefined);
+  return {
+    write(level: Level, line: string) {
+      const sent = new Promise<void>((resolve) => {
+        client.log(`${program}[${process.pid}]: ${line}`, { severity: severityOf(level) }, () => resolve());
+      });
+      inFlight.add(sent);
+      void sent.then(() => inFlight.delete(sent));
+    },
+    close() {
+      client.close();
+    },
+  };
+}
