@@ -5,14 +5,13 @@
 // engine -> runService, every connection served by the engine.
 
 import { createLogger } from '../log/index';
-import { runService, type ListenSpec } from '../activation/index';
-import { parseCacheAddress, resolveCacheAddress, toListenSpec } from '../cache/address';
+import { runService } from '../activation/index';
 import { MAX_PROGRESS, ProgressReporter } from '../cache/progress';
 import { DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY, MIN_MAX_BYTES } from '../cache/store';
 import { createCacheEngine } from '../cache/engine';
 import { serveCacheConnection } from '../cache/session';
 import { invalidArgument, parseDecimal } from './single_dash';
-import { DAEMON_USAGE, OptionError, daemonSettingsOf, installSignals, parseCacheArgs, runMain } from './cache_cli';
+import { DAEMON_USAGE, OptionError, daemonSettingsOf, installKillable, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
 
 const PROGRAM = 'dc_server';
 /** -maxmemory bounds, in MB. */
@@ -58,20 +57,9 @@ async function main(): Promise<number> {
   const memoryText = values.maxmemory as string | undefined;
   const maxMemoryMb = memoryText === undefined ? undefined : parseDecimal(memoryText, Math.ceil(MIN_MAX_BYTES / (1024 * 1024)), MAX_MEMORY_MB);
   if (memoryText !== undefined && maxMemoryMb === undefined) throw new OptionError(invalidArgument('maxmemory'));
-  const daemon = daemonSettingsOf(values, log);
-  const listen: ListenSpec[] = [];
-  for (const text of listenTexts) {
-    const address = await resolveCacheAddress(parseCacheAddress(text));
-    listen.push(
-      toListenSpec(address, {
-        ...(daemon.sockOwner === undefined ? {} : { owner: daemon.sockOwner }),
-        ...(daemon.sockGroup === undefined ? {} : { group: daemon.sockGroup }),
-        ...(daemon.sockPerms === undefined ? {} : { mode: daemon.sockPerms }),
-      }),
-    );
-  }
+  const daemon = daemonSettingsOf(values);
+  const runtime = await prepareRuntime(log, listenTexts, daemon);
   const config = Object.freeze({
-    listen,
     capacity,
     progress,
     ...(maxMemoryMb === undefined ? {} : { maxBytes: maxMemoryMb * 1024 * 1024 }),
@@ -99,13 +87,14 @@ async function main(): Promise<number> {
       return answer;
     },
   };
-  const signals = installSignals({ killable: config.daemon.killable, log });
+  const signals = installKillable({ killable: config.daemon.killable, log });
   const service = await runService({
     program: PROGRAM,
     log,
     handlers: { main: (conn) => serveCacheConnection(conn, session) },
-    mode: 'auto',
-    listen: config.listen,
+    mode: runtime.mode,
+    decision: runtime.decision,
+    listen: runtime.listen,
     detach: config.daemon.detach,
     ...(config.daemon.pidFile === undefined ? {} : { pidFile: config.daemon.pidFile }),
     ...(config.daemon.user === undefined ? {} : { user: config.daemon.user }),

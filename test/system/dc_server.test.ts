@@ -114,7 +114,7 @@ test('dc_server exits with status 1 and a clear line when it cannot bind', async
   const [address] = await first.listening();
   const r = await runToExit('dc_server', ['-listen', `IP:${address}`]);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /EADDRINUSE/);
+  assert.match(r.stderr, /Cannot bind 127\.0\.0\.1:\d+: address in use/);
 });
 
 test('dc_server prints the statistics line every -progress operations', async (t) => {
