@@ -5,7 +5,7 @@
 // engine -> runService, every connection served by the engine.
 
 import { createLogger } from '../log/index';
-import { runService } from '../activation/index';
+import { detectMode, runService } from '../activation/index';
 import { MAX_PROGRESS, ProgressReporter } from '../cache/progress';
 import { DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY, MIN_MAX_BYTES } from '../cache/store';
 import { createCacheEngine } from '../cache/engine';
@@ -22,7 +22,8 @@ const PROGRESS_POLL_MS = 500;
 const USAGE = [
   '',
   'Usage: dc_server [options]     where options are:',
-  '  -listen <addr>     (serve the cache on this address; required; ours: repeatable)',
+  '  -listen <addr>     (serve the cache on this address; ours: repeatable, and not needed',
+  '                      when systemd or inetd hands over the sockets)',
   `  -sessions <num>    (most sessions held: ${MIN_CAPACITY}..${MAX_CAPACITY.toLocaleString('en-US')}, def: ${DEFAULT_CAPACITY};`,
   '                      ours: 0 = no count limit, bounded by -maxmemory instead)',
   '  -maxmemory <MB>    (ours: bound on stored session bytes; def: 256 with -sessions 0, else none)',
@@ -44,7 +45,8 @@ async function main(): Promise<number> {
     USAGE,
   );
   const listenTexts = values.listen as readonly string[];
-  if (listenTexts.length === 0) {
+  // Under systemd or inetd the sockets are inherited; only a standalone server needs -listen.
+  if (listenTexts.length === 0 && detectMode(values.daemon === true ? 'daemon' : 'auto').kind === 'standalone') {
     process.stderr.write('Error, must provide -listen\n');
     return 1;
   }
