@@ -92,3 +92,37 @@ test('the client library sees unavailable (0x02, then empty answers) when dc_cli
   assert.equal(proxy.running, true);
   assert.match(proxy.stderr, /upstream lost .*outstanding=1/);
 });
+
+test('dc_client keeps at most 512 requests in flight upstream and queues the rest until answers come back', async (t) => {
+  const { dir, cleanup } = tempDir('dc-chain-512-');
+  const serverSock = path.join(dir, 'server.sock');
+  const snoopSock = path.join(dir, 'snoop.sock');
+  const proxySock = path.join(dir, 'proxy.sock');
+  const started: Program[] = [];
+  t.after(async () => {
+    for (const p of started) if (p.running) process.kill(p.pid, 'SIGCONT');
+    await Promise.all(started.map((p) => p.stop()));
+    cleanup();
+  });
+  const start = async (p: Program): Promise<Program> => {
+    started.push(p);
+    await p.listening();
+    return p;
+  };
+  const server = await start(new Program('dc_server', ['-listen', `UNIX:${serverSock}`]));
+  const snoop = await start(new Program('dc_snoop', ['-listen', `UNIX:${snoopSock}`, '-connect', `UNIX:${serverSock}`]));
+  const proxy = await start(new Program('dc_client', ['-listen', `UNIX:${proxySock}`, '-server', `UNIX:${snoopSock}`, '-loglevel', 'info']));
+  await proxy.waitUntil('the upstream connection', () => /upstream connected/.test(proxy.stderr));
+  const clients = await Promise.all(Array.from({ length: 20 }, () => CacheClient.connect({ path: proxySock })));
+  t.after(() => clients.forEach((c) => c.destroy()));
+  // Freeze the server: nothing is answered, so what dc_snoop sees pass is what is in flight.
+  process.kill(server.pid, 'SIGSTOP');
+  const answers = clients.flatMap((c, i) => Array.from({ length: 30 }, (_, j) => c.have(`k-${i}-${j}`)));
+  const requestsSeen = (): number => (snoop.stdout.match(/ c2s uid=/g) ?? []).length;
+  await snoop.waitUntil('512 requests upstream', () => requestsSeen() >= 512);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(requestsSeen(), 512, 'no more than 512 in flight');
+  process.kill(server.pid, 'SIGCONT');
+  assert.deepEqual(await Promise.all(answers), Array(600).fill(false));
+  assert.equal(requestsSeen(), 600);
+});
