@@ -8,8 +8,9 @@ import path from 'node:path';
 import { Program, RawClient, runToExit, dialOf, tempDir } from './cache_harness';
 import { loadGoldenVectors, type GoldenVector } from '../cache/golden_vectors';
 import { encodeMessage } from '../../src/cache/wire/frame';
-import { Operation } from '../../src/cache/wire/constants';
+import { Operation, Status } from '../../src/cache/wire/constants';
 import { formatProgressLine } from '../../src/cache/progress';
+import { CacheClient } from '../../src/cache/client';
 
 const HAVE_NOTHING = encodeMessage({ isResponse: false, uid: 99, operation: Operation.HAVE }, Buffer.from('nothing'));
 const HAVE_MISS = encodeMessage({ isResponse: true, uid: 99, operation: Operation.HAVE }, Buffer.from([1]));
@@ -173,4 +174,24 @@ test('dc_server listens on several addresses at once and sets -sockperms on its 
     c.destroy();
   }
   assert.equal(fs.statSync(sock).mode & 0o777, 0o600);
+});
+
+test('dc_server -sessions 0 holds as many sessions as -maxmemory allows, evicting the soonest to expire', async (t) => {
+  const server = new Program('dc_server', ['-listen', 'IP:127.0.0.1:0', '-sessions', '0', '-maxmemory', '1']);
+  t.after(() => server.stop());
+  const [address] = await server.listening();
+  const client = await CacheClient.connect(dialOf(address!) as { host: string; port: number });
+  t.after(() => client.destroy());
+  const data = Buffer.alloc(30_000, 7);
+  // 100 sessions of 30 KB (3 MB) under a 1 MB bound; later ones expire later, so early ones go.
+  const statuses = await Promise.all(Array.from({ length: 100 }, (_, i) => client.add(`s${i}`, data, 60_000 + i)));
+  assert.deepEqual(statuses, Array(100).fill(Status.OK));
+  assert.equal(await client.have('s99'), true);
+  assert.equal(await client.have('s0'), false);
+  let kept = 0;
+  for (let i = 0; i < 100; i++) if (await client.have(`s${i}`)) kept++;
+  assert.ok(kept >= 20 && kept <= 35, `kept ${kept} sessions of 30 KB under 1 MB`);
+  const r = await runToExit('dc_server', ['-listen', 'IP:0', '-sessions', '0', '-maxmemory', '0']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^Error, -maxmemory given an invalid argument\n/);
 });
