@@ -1,0 +1,6 @@
+// The fuzz targets `npm run fuzz -- --target NAME` knows. Add a distcc target here.
+
+import type { FuzzTarget } from './fuzz_target';
+import { cacheWireTarget } from './cache_wire_fuzz';
+
+export const FUZZ_TARGETS: readonly FuzzTarget[] = [cacheWireTarget];
