@@ -57,6 +57,17 @@ export function classifyFd(fd: number): FdKind {
   return isListeningInode(stat.ino) ? 'listening' : 'socket';
 }
 
+/** True when fds `a` and `b` are the same open socket or file (inetd dups one socket to 0, 1 and 2). */
+export function sameFile(a: number, b: number): boolean {
+  try {
+    const sa = fs.fstatSync(a);
+    const sb = fs.fstatSync(b);
+    return sa.ino === sb.ino && sa.dev === sb.dev;
+  } catch {
+    return false;
+  }
+}
+
 // /proc/net/tcp and tcp6: "sl local rem st ... uid timeout inode"; st 0A is TCP_LISTEN.
 // /proc/net/unix: "Num RefCount Protocol Flags Type St Inode Path"; Flags 00010000 is
 // __SO_ACCEPTCON (listen() was called), Type 0001 is SOCK_STREAM.

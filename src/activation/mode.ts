@@ -4,7 +4,7 @@
 // can call detectMode before runService (distccd refuses to serve many peers without --allow)
 // and hand the decision over instead of detecting twice.
 
-import { classifyFd, readListenFds, LISTEN_FDS_START, type ListenFd } from './listen_fds';
+import { classifyFd, readListenFds, sameFile, LISTEN_FDS_START, type ListenFd } from './listen_fds';
 import type { ModeRequest } from './options';
 
 export type ModeKind = 'systemd-listen' | 'systemd-accept' | 'inetd' | 'inetd-wait' | 'standalone';
@@ -53,6 +53,10 @@ export function detectMode(
       why: 'stdin is a listening socket (inetd "wait" or systemd StandardInput=socket, Accept=no)',
       fds: [{ fd: 0, name: 'main', kind: 'listening' }],
     };
+  }
+  if (stdin === 'socket' && !sameFile(0, 1)) {
+    // sshd may hand over two socketpairs instead of pipes: read fd 0, write fd 1.
+    return { kind: 'inetd', why: 'stdin and stdout are two different sockets (ssh); serving one connection over them', fds: [{ fd: 0, name: 'main', kind: 'pipe' }] };
   }
   if (stdin === 'socket') {
     return underSystemd

@@ -15,7 +15,7 @@
 
 import net from 'node:net';
 import { describePeer, type Connection } from '../activation/connection';
-import type { CacheEngine } from './engine';
+import type { Answer, CacheEngine } from './engine';
 import { MessageReader } from './wire/index';
 
 /** After a bad request: how long the responses already queued may take to leave before we reset. */
@@ -95,7 +95,14 @@ export function serveCacheConnection(conn: Connection, engine: CacheSessionEngin
           verdict = () => drop(next.reason, { offset: next.offset });
           break;
         }
-        const answer = engine.answer(next.value);
+        let answer: Answer;
+        try {
+          answer = engine.answer(next.value);
+        } catch (error) {
+          // A bug answering one request must cost that connection, not every client's cache.
+          log.err('answer failed', { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+          answer = { kind: 'close', reason: 'internal error' };
+        }
         if (answer.kind === 'close') {
           verdict = () => drop(answer.reason);
           break;
@@ -128,7 +135,11 @@ export function serveCacheConnection(conn: Connection, engine: CacheSessionEngin
 
     const onData = (chunk: Buffer): void => {
       armIdle();
-      reader.push(chunk);
+      try {
+        reader.push(chunk);
+      } catch (error) {
+        return drop((error as Error).message);
+      }
       if (!blocked) pump();
     };
     const onDrain = (): void => {

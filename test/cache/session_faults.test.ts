@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Duplex, PassThrough } from 'node:stream';
+import { createCacheEngine } from '../../src/cache/engine';
+import { serveCacheConnection } from '../../src/cache/session';
+import { createLogger } from '../../src/log/index';
 import { CacheClient } from '../../src/cache/client';
 import { encodeAddPayload, encodeMessage, Operation, Status } from '../../src/cache/wire/index';
 import { RawPeer, startCacheServer } from './cache_server';
@@ -94,3 +98,62 @@ test('session answers the requests before a malformed one, then closes', async (
   assert.deepEqual([got.readUInt32BE(5), got.readUInt32BE(20)], [1, 2]);
   assert.ok(server.lines.some((l) => /drop .*reason="operation 0x09 \(want 0\.\.3\)" offset=40/.test(l)), server.lines.join('\n'));
 });
+
+test('session serves a plain Duplex of two pipes (the inetd-over-ssh shape) until its input ends', async () => {
+  const log = createLogger('t');
+  log.setSinks([]);
+  const engine = createCacheEngine({ log });
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const stream = Duplex.from({ readable: input, writable: output });
+  const done = engine.serve({ stream, peer: { kind: 'pipe' }, id: 1, listener: 'main' });
+  const add = encodeMessage({ isResponse: false, uid: 1, operation: Operation.ADD }, encodeAddPayload({ timeoutMs: 1000, id: Buffer.from('p'), data: Buffer.from('P') }));
+  input.write(add);
+  input.end(get(2, 'p'));
+  const chunks: Buffer[] = [];
+  output.on('data', (c: Buffer) => chunks.push(c));
+  await done;
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(
+    Buffer.concat(chunks),
+    Buffer.concat([
+      encodeMessage({ isResponse: true, uid: 1, operation: Operation.ADD }, Buffer.from([0])),
+      encodeMessage({ isResponse: true, uid: 2, operation: Operation.GET }, Buffer.from('P')),
+    ]),
+  );
+  assert.equal(engine.stats.connections, 0);
+});
+
+test('session drops only the connection whose request made the engine throw', async (t) => {
+  const server = await startCacheServer({});
+  t.after(() => server.close());
+  // The engine's own answer, except that a GET of "boom" hits a fault as a bug would.
+  const real = server.engine;
+  const faulty = {
+    ...real,
+    answer: (m: Parameters<typeof real.answer>[0]) => {
+      if (m.operation === Operation.GET && m.payload.toString() === 'boom') throw new Error('injected fault');
+      return real.answer(m);
+    },
+  };
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const done = serveCacheConnection(
+    { stream: Duplex.from({ readable: input, writable: output }), peer: { kind: 'pipe' }, id: 9, listener: 'main' },
+    faulty,
+  );
+  input.write(Buffer.concat([get(1, 'x'), get(2, 'boom'), get(3, 'x')]));
+  await done;
+  assert.ok(server.lines.some((l) => l.startsWith('err: answer failed conn=9')), server.lines.join('\n'));
+  assert.ok(server.lines.some((l) => /^warning: drop conn=9 .*reason="internal error"/.test(l)));
+  await assertStillServes(server);
+});
+
+async function assertStillServes(server: Awaited<ReturnType<typeof startCacheServer>>): Promise<void> {
+  const client = await CacheClient.connect(server.target);
+  try {
+    assert.equal(await client.have('x'), false);
+  } finally {
+    client.destroy();
+  }
+}

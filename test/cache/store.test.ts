@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SessionStore, ENTRY_OVERHEAD_BYTES, MIN_MAX_BYTES } from '../../src/cache/store';
+import { seededRandom } from './random';
 
 const id = (s: string): Buffer => Buffer.from(s);
 
@@ -131,12 +132,9 @@ test('store work per operation stays logarithmic when it holds a million session
   // Counts heap steps rather than timing: a linear structure would need ~N steps per operation.
   const perOp = (n: number): number => {
     const store = new SessionStore({ capacity: 0, maxBytes: 4 * 1024 * 1024 * 1024 });
-    let seed = 1;
+    const rand = seededRandom(1);
     const data = Buffer.from('d');
-    for (let i = 0; i < n; i++) {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      store.add(0, id(`k${i}`), data, seed % 10_000_000);
-    }
+    for (let i = 0; i < n; i++) store.add(0, id(`k${i}`), data, rand(10_000_000));
     assert.equal(store.count(0), n);
     // Steady state: remove and re-add, plus expiry purges across the whole range.
     const before = store.heapSteps;

@@ -16,6 +16,9 @@ export const MAX_PAYLOAD = 32768;
 export const MAX_FRAMES = MAX_PAYLOAD / MAX_FRAME_DATA;
 /** Largest message on the wire: 16 full frames. An incomplete tail is always shorter. */
 export const MAX_MESSAGE_WIRE = MAX_FRAMES * (FRAME_HEADER_SIZE + MAX_FRAME_DATA);
+/** Unparsed input a MessageReader holds at most (a consumer that stops calling next() while
+ * still pushing is a bug or an attack; a paused socket delivers at most a chunk or two). */
+export const MAX_READER_BUFFER = 4 * 1024 * 1024;
 /** DC_CLASS_USER: the only op_class there is. */
 export const OP_CLASS_USER = 0;
 

@@ -29,6 +29,8 @@ import {
 } from './constants';
 
 export interface Frame {
+  /** The whole first header word, patch level included (dc_snoop prints it). */
+  readonly protoLevel: number;
   readonly isResponse: boolean;
   readonly uid: number;
   readonly operation: Operation;
@@ -56,6 +58,10 @@ const PROTO_LO = PROTO_LEVEL & 0xff;
 
 function corrupt(reason: string, offset: number): Decoded<never> {
   return { kind: 'corrupt', reason, offset };
+}
+
+function readU32(buf: Uint8Array, at: number): number {
+  return ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0;
 }
 
 function hex(byte: number): string {
@@ -120,11 +126,11 @@ export function decodeFrame(
   }
   const end = at + FRAME_HEADER_SIZE + dataLength;
   if (buf.length < end) return INCOMPLETE;
-  const uid = ((buf[at + 5]! << 24) | (buf[at + 6]! << 16) | (buf[at + 7]! << 8) | buf[at + 8]!) >>> 0;
+  const uid = readU32(buf, at + 5);
   const view = Buffer.from(buf.buffer, buf.byteOffset + at + FRAME_HEADER_SIZE, dataLength);
   return {
     kind: 'ok',
-    value: { isResponse: isResponse === 1, uid, operation: operation as Operation, complete: complete === 1, data: view },
+    value: { protoLevel: readU32(buf, at), isResponse: isResponse === 1, uid, operation: operation as Operation, complete: complete === 1, data: view },
     next: end,
   };
 }

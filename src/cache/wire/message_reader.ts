@@ -5,7 +5,7 @@
 // Payloads of one-frame messages are views into the input (valid until the reader's next push);
 // multi-frame payloads are assembled into a new buffer. Copy a payload to keep it.
 
-import { INCOMPLETE, MAX_MESSAGE_WIRE, type Decoded, type Direction, type Operation } from './constants';
+import { INCOMPLETE, MAX_MESSAGE_WIRE, MAX_READER_BUFFER, type Decoded, type Direction, type Operation } from './constants';
 import { decodeFrame, type MessageHeader } from './frame';
 
 export interface Message extends MessageHeader {
@@ -76,10 +76,16 @@ export class MessageReader {
     return this.#base + this.#start;
   }
 
-  /** Appends a chunk. Views returned by earlier next() calls may be invalid afterwards. */
+  /**
+   * Appends a chunk. Views returned by earlier next() calls may be invalid afterwards. Throws a
+   * RangeError when more than MAX_READER_BUFFER bytes would wait unparsed.
+   */
   push(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
     const pending = this.#end - this.#start;
+    if (pending + chunk.length > MAX_READER_BUFFER) {
+      throw new RangeError(`distcache reader would hold ${pending + chunk.length} unparsed bytes, above ${MAX_READER_BUFFER}`);
+    }
     if (pending === 0) {
       this.#base += this.#end;
       this.#buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
@@ -97,10 +103,10 @@ export class MessageReader {
     if (this.#owned && needed <= this.#buf.length) {
       this.#buf.copyWithin(0, this.#start, this.#end);
     } else {
-      // Own memory (never the pooled allocator: a tail must not pin an unrelated slab), sized for
-      // the pending tail plus this chunk, at least one whole message so a byte-by-byte peer does
-      // not cause a reallocation per byte.
-      const grown = Buffer.allocUnsafeSlow(Math.max(needed, Math.min(2 * needed, MAX_MESSAGE_WIRE + chunk.length), MAX_MESSAGE_WIRE));
+      // Own memory (never the pooled allocator: a tail must not pin an unrelated slab), doubling
+      // (amortised O(1) per byte), at least one whole message so a byte-by-byte peer does not
+      // cause a reallocation per byte.
+      const grown = Buffer.allocUnsafeSlow(Math.max(needed, Math.min(2 * needed, MAX_READER_BUFFER), MAX_MESSAGE_WIRE));
       this.#buf.copy(grown, 0, this.#start, this.#end);
       this.#buf = grown;
       this.#owned = true;
@@ -131,9 +137,12 @@ export class MessageReader {
     }
   }
 
-  /** When waiting on a tail of the caller's chunk, copy the tail so the chunk can be freed. */
+  /**
+   * While waiting on a tail (always shorter than one message): copy it out of the caller's chunk
+   * so the chunk can be freed, or out of an own buffer that a burst grew far beyond one message.
+   */
   #release(): void {
-    if (this.#owned) return;
+    if (this.#owned && this.#buf.length <= 2 * MAX_MESSAGE_WIRE) return;
     const pending = this.#end - this.#start;
     const own = Buffer.allocUnsafeSlow(Math.max(pending * 2, 4096));
     this.#buf.copy(own, 0, this.#start, this.#end);

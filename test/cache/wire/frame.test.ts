@@ -9,10 +9,12 @@ import {
   FRAME_HEADER_SIZE,
   MAX_FRAME_DATA,
   MAX_PAYLOAD,
+  MAX_READER_BUFFER,
   MessageReader,
   Operation,
 } from '../../../src/cache/wire/index';
-import { byteByByte, everySplit, feed } from './split_feed';
+import { byteByByte, everySplit, feed, summarisePayload } from './split_feed';
+import { seededRandom } from '../random';
 
 function patterned(length: number, seed = 7): Buffer {
   const out = Buffer.allocUnsafe(length);
@@ -70,7 +72,7 @@ test('ADD messages at the maxima round-trip split at every offset and byte by by
     assert.equal(whole.end, 'clean');
     assert.equal(whole.messages.length, 1);
     assert.equal(whole.messages[0]!.frames, 16);
-    assert.equal(whole.messages[0]!.payload, payload.toString('hex'));
+    assert.equal(whole.messages[0]!.payload, summarisePayload(payload));
     for (const [at, split] of everySplit(bytes, 'request')) assert.deepEqual(split, whole, `id ${idLength} at ${at}`);
     assert.deepEqual(feed(byteByByte(bytes), 'request'), whole);
   }
@@ -83,12 +85,11 @@ test('pipelined messages come out in order when fed in arbitrary chunks', () => 
   const whole = feed([stream], 'request');
   assert.equal(whole.messages.length, 40);
   assert.deepEqual(whole.messages.map((m) => m.uid), [...Array(40).keys()]);
-  let seed = 12345;
+  const rand = seededRandom(12345);
   for (let round = 0; round < 50; round++) {
     const pieces: Buffer[] = [];
     for (let at = 0; at < stream.length; ) {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      const size = 1 + (seed % 5000);
+      const size = 1 + rand(rand(3) === 0 ? 30 : 5000);
       pieces.push(Buffer.from(stream.subarray(at, at + size)));
       at += size;
     }
@@ -137,6 +138,8 @@ test('decodeMessage accepts any patch level and rejects a response in a request 
   const bytes = Buffer.from(encodeMessage({ isResponse: false, uid: 1, operation: Operation.HAVE }, Buffer.from('id')));
   bytes.writeUInt16BE(0xabcd, 2);
   assert.equal(decodeMessage(bytes, 'request').kind, 'ok');
+  const frame = decodeFrame(bytes, 'request');
+  assert.equal(frame.kind === 'ok' && frame.value.protoLevel, 0x0011abcd);
   const r = decodeMessage(bytes, 'response');
   assert.equal(r.kind === 'corrupt' && r.offset, 4);
 });
@@ -154,11 +157,7 @@ test('MessageReader stays corrupt after a framing error and reports stream offse
 });
 
 test('decoders never throw, loop or overrun on random bytes and mutated messages', () => {
-  let seed = 99;
-  const rand = (n: number): number => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed % n;
-  };
+  const rand = seededRandom(99);
   for (let round = 0; round < 3000; round++) {
     let bytes: Buffer;
     if (round % 2 === 0) {
@@ -179,4 +178,21 @@ test('decoders never throw, loop or overrun on random bytes and mutated messages
       assert.ok(r.value.payload.length <= MAX_PAYLOAD);
     }
   }
+});
+
+test('MessageReader refuses to hold more than MAX_READER_BUFFER unparsed bytes', () => {
+  const reader = new MessageReader('request');
+  const chunk = encodeMessage({ isResponse: false, uid: 1, operation: Operation.GET }, Buffer.alloc(2000));
+  let pushed = 0;
+  assert.throws(() => {
+    for (;;) {
+      reader.push(chunk);
+      pushed += chunk.length;
+    }
+  }, /would hold \d+ unparsed bytes, above 4194304/);
+  assert.ok(pushed <= MAX_READER_BUFFER && pushed > MAX_READER_BUFFER - chunk.length);
+  // Everything pushed is still there to be read.
+  let n = 0;
+  while (reader.next().kind === 'ok') n++;
+  assert.equal(n, pushed / chunk.length);
 });
