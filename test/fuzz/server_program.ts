@@ -7,6 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 export const DC_SERVER = path.join(__dirname, '..', '..', 'src', 'cli', 'dc_server.js');
+/** The engine behind the activation layer without dc_server's CLI (args: sessions). */
+export const ENGINE_SERVER = path.join(__dirname, '..', 'load', 'engine_server_main.js');
 
 export function haveServerProgram(): boolean {
   return fs.existsSync(DC_SERVER);
@@ -39,11 +41,16 @@ export interface StartOptions {
   readonly listen?: string;
   /** Wrap the command (e.g. ['prlimit', '--nofile=64', '--']). */
   readonly wrapper?: readonly string[];
+  /** Run this script instead of dc_server (no -listen is added): ENGINE_SERVER. */
+  readonly script?: string;
 }
 
 export async function startServerProgram(args: readonly string[], options: StartOptions = {}): Promise<ServerProgram> {
-  if (!haveServerProgram()) throw new Error(`${DC_SERVER} is missing (dc_server not merged yet?)`);
-  const argv = [process.execPath, DC_SERVER, '-listen', options.listen ?? 'IP:127.0.0.1:0', ...args];
+  if (options.script === undefined && !haveServerProgram()) throw new Error(`${DC_SERVER} is missing (dc_server not merged yet?)`);
+  const argv =
+    options.script === undefined
+      ? [process.execPath, DC_SERVER, '-listen', options.listen ?? 'IP:127.0.0.1:0', ...args]
+      : [process.execPath, options.script, ...args];
   const [cmd, ...rest] = [...(options.wrapper ?? []), ...argv];
   const child = spawn(cmd!, rest, { stdio: ['ignore', 'ignore', 'pipe'] });
   const lines: string[] = [];
