@@ -39,10 +39,14 @@ export interface ChurnResult {
   readonly seconds: number;
 }
 
-/** Starts dc_server when it is built, else the engine stand-in. */
-export async function startLoadServer(sessions: number): Promise<{ program: ServerProgram; name: string }> {
-  if (haveServerProgram()) return { program: await startServerProgram(['-sessions', String(sessions)]), name: 'dc_server' };
-  return { program: await startServerProgram([String(sessions)], { script: ENGINE_SERVER }), name: 'engine (runService)' };
+/** Starts dc_server when it is built, else the engine stand-in, on 127.0.0.1 (port 0: any). */
+export async function startLoadServer(sessions: number, options: { port?: number; wrapper?: readonly string[] } = {}): Promise<{ program: ServerProgram; name: string }> {
+  const port = options.port ?? 0;
+  const wrapper = options.wrapper === undefined ? {} : { wrapper: options.wrapper };
+  if (haveServerProgram()) {
+    return { program: await startServerProgram(['-sessions', String(sessions)], { listen: `IP:127.0.0.1:${port}`, ...wrapper }), name: 'dc_server' };
+  }
+  return { program: await startServerProgram([String(sessions), String(port)], { script: ENGINE_SERVER, ...wrapper }), name: 'engine (runService)' };
 }
 
 /** Raises this process's soft RLIMIT_NOFILE to `want` (or the hard limit); returns the new soft limit. */

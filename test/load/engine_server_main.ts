@@ -1,6 +1,6 @@
 // A stand-in server process for the load runs while a branch has no dc_server program yet: the
 // cache engine behind the real activation layer (runService, standalone on 127.0.0.1 port 0),
-// logging "listening on=" like dc_server. Args: [sessions] [idleMs].
+// logging "listening on=" like dc_server. Args: [sessions] [port].
 
 import { createLogger } from '../../src/log/index';
 import { runService } from '../../src/activation/index';
@@ -15,7 +15,7 @@ async function main(): Promise<number> {
     log,
     handlers: { main: (conn) => engine.serve(conn) },
     mode: 'daemon',
-    listen: [{ kind: 'tcp', host: '127.0.0.1', port: 0 }],
+    listen: [{ kind: 'tcp', host: '127.0.0.1', port: Number(process.argv[3] ?? 0) }],
     detach: false,
     maxConnections: 0,
     drainTimeoutMs: 2000,
