@@ -16,6 +16,7 @@ import { addNiceness, dropPrivileges, raiseFileLimit } from './privileges';
 import { Notifier } from './notify';
 import { installSignals } from './signals';
 import { protectStderr } from '../log/stdio';
+import { flushLogging } from '../log/sinks';
 import { DistkitError } from '../errors';
 
 export * from './connection';
@@ -23,6 +24,9 @@ export * from './options';
 export { detectMode, servesManyConnections, servesOneConnection, type ModeDecision, type ModeKind, type InheritedFd } from './mode';
 export { parseListenSpec, describeListenSpec } from './address';
 export { isProcessAlive, readPidFile } from './pid_file';
+
+/** How often STATUS= is refreshed from options.status() while serving under systemd. */
+const STATUS_REFRESH_MS = 10_000;
 
 export async function runService(options: ServiceOptions): Promise<RunningService> {
   const decision = options.decision ?? detectMode(options.mode);
@@ -40,7 +44,7 @@ export async function runService(options: ServiceOptions): Promise<RunningServic
     if (pidFile !== undefined) checkPidFile(pidFile, options.program);
     const report = await spawnDetached();
     log.notice('detached', { pid: report.pid, on: report.addresses.join(',') });
-    return { mode, decision, addresses: report.addresses, stop: () => Promise.resolve(), done: Promise.resolve(0) };
+    return { mode, decision, addresses: report.addresses, stop: () => Promise.resolve(), done: flushLogging().then(() => 0) };
   }
 
   log.notice('mode', { kind: decision.kind, why: decision.why });
@@ -96,6 +100,9 @@ async function serveMany(
   log.notice('listening', { on: addresses.join(','), max: options.maxConnections });
   notifier.ready(options.status?.());
   if (reportFd !== undefined) reportReady(reportFd, addresses);
+  const status = options.status;
+  const refresh = notifier.enabled && status !== undefined ? setInterval(() => notifier.status(status()), STATUS_REFRESH_MS) : undefined;
+  refresh?.unref();
 
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((resolve) => (resolveDone = resolve));
@@ -103,6 +110,7 @@ async function serveMany(
   let lifetime: NodeJS.Timeout | undefined;
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
+      if (refresh !== undefined) clearInterval(refresh);
       notifier.status(`stopping: ${pool.active} connections active, ${pool.queued} queued`);
       notifier.stopping();
       closeListeners(listeners);
@@ -112,6 +120,7 @@ async function serveMany(
       if (lifetime !== undefined) clearTimeout(lifetime);
       if (pidFile !== undefined) removePidFile(pidFile);
       log.notice('stopped');
+      await flushLogging();
       resolveDone(0);
     })();
     return stopped;
@@ -149,7 +158,11 @@ function serveSingle(options: ServiceOptions, decision: ModeDecision, mode: stri
     return stopped;
   };
   const uninstall = installSignals({ log, stop: () => void stop(), reopen: () => log.reopen(), foreground: false });
-  const done = Promise.race([served, new Promise<number>((resolve) => (timedOut = resolve))]).finally(uninstall);
+  const done = Promise.race([served, new Promise<number>((resolve) => (timedOut = resolve))]).then(async (code) => {
+    uninstall();
+    await flushLogging();
+    return code;
+  });
   return { mode, decision, addresses: [], stop, done, load: () => ({ active: pool.active, queued: pool.queued }) };
 }
 

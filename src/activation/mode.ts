@@ -55,8 +55,12 @@ export function detectMode(
     };
   }
   if (stdin === 'socket' && !sameFile(0, 1)) {
-    // sshd may hand over two socketpairs instead of pipes: read fd 0, write fd 1.
-    return { kind: 'inetd', why: 'stdin and stdout are two different sockets (ssh); serving one connection over them', fds: [{ fd: 0, name: 'main', kind: 'pipe' }] };
+    // sshd may hand over two socketpairs instead of pipes: read fd 0, write fd 1. Only on
+    // --inetd: a supervisor (or a test) that spawns us with socketpair stdio means no connection.
+    if (request === 'inetd') {
+      return { kind: 'inetd', why: '--inetd given and stdin and stdout are two different sockets (ssh); serving one connection over them', fds: [{ fd: 0, name: 'main', kind: 'pipe' }] };
+    }
+    return { kind: 'standalone', why: 'no LISTEN_FDS for this pid and stdin is a socket other than stdout (not inetd)', fds: [] };
   }
   if (stdin === 'socket') {
     return underSystemd

@@ -57,7 +57,8 @@ export class ConnectionPool {
         // for await) starts the reading, when it is ready: nothing is read into the void.
         if (stream.readableFlowing === false) (stream as { readableFlowing: boolean | null }).readableFlowing = null;
         let result: number | void = undefined;
-        handler(conn)
+        // new Promise: a handler that throws before its first await is caught like a rejection.
+        new Promise<number | void>((run) => run(handler(conn)))
           .then(
             (value) => {
               result = value;

@@ -6,7 +6,7 @@ import { formatLine, severityOf, LEVELS, type Fields, type Level, type Logger, t
 
 export * from './logger';
 export { configureLogging, type LoggingOptions } from './configure';
-export { fileSink, syslogSink, remoteSink, parseRemoteTarget, type RemoteTarget } from './sinks';
+export { fileSink, syslogSink, remoteSink, parseRemoteTarget, flushLogging, type RemoteTarget } from './sinks';
 export { protectStderr, reopenFd, type StdioOwner } from './stdio';
 
 /** stderr sink: `program[pid] level: line`. Never used when fd 2 may be a client socket. */

@@ -62,6 +62,20 @@ export function parseRemoteTarget(text: string): RemoteTarget {
   return { transport: match[1] === 'tcp' ? 'tcp' : 'udp', host: match[2] ?? match[3]!, port };
 }
 
+/** Lines handed to remote collectors and not yet sent (UDP binds and TCP connects are async). */
+const inFlight = new Set<Promise<void>>();
+
+/**
+ * Resolves once every line given to a remote sink has been sent, or after `timeoutMs`: called
+ * before the process exits, so the last lines ("stopped") are not lost with the socket.
+ */
+export async function flushLogging(timeoutMs = 2000): Promise<void> {
+  if (inFlight.size === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(inFlight), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+  clearTimeout(timer);
+}
+
 /** A remote syslog collector, facility daemon. Failures are silent (UDP) or dropped lines (TCP). */
 export function remoteSink(program: string, target: RemoteTarget): LogSink {
   const syslog = require('syslog-client') as typeof import('syslog-client');
@@ -76,7 +90,11 @@ export function remoteSink(program: string, target: RemoteTarget): LogSink {
   client.on('error', () => undefined);
   return {
     write(level: Level, line: string) {
-      client.log(`${program}[${process.pid}]: ${line}`, { severity: severityOf(level) }, () => undefined);
+      const sent = new Promise<void>((resolve) => {
+        client.log(`${program}[${process.pid}]: ${line}`, { severity: severityOf(level) }, () => resolve());
+      });
+      inFlight.add(sent);
+      void sent.then(() => inFlight.delete(sent));
     },
     close() {
       client.close();

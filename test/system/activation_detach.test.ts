@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as posix from 'posix';
-import { ECHO, NODE, greetAndEcho, start, tempDir, waitUntil } from './echo_harness';
+import { ECHO, NODE, greetAndEcho, makeZombie, start, tempDir, waitUntil } from './echo_harness';
 import { isProcessAlive } from '../../src/activation/index';
 
 /** Ends the detached daemon by pid (it is not our child) and waits until it is gone. */
@@ -82,11 +82,7 @@ test('detached echo replaces a stale pid file when its pid is dead', async (t) =
 test('detached echo replaces a stale pid file when its pid is a zombie', async (t) => {
   const dir = tempDir(t);
   const pidFile = path.join(dir, 'echo.pid');
-  // `sleep 0` exits at once, and its parent (sh exec'd into sleep 30) never reaps it.
-  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
-  t.after(() => parent.kill('SIGKILL'));
-  const zombie = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (b: Buffer) => resolve(b.toString()))));
-  await waitUntil(() => (/\) Z /.test(fs.readFileSync(`/proc/${zombie}/stat`, 'utf8')) ? true : undefined), 5000, () => 'no zombie');
+  const zombie = await makeZombie(t);
   fs.writeFileSync(pidFile, `${zombie}\n`);
   const logFile = path.join(dir, 'echo.log');
   const { pid } = await startDetached(t, pidFile, ['--log-file', logFile]);

@@ -105,7 +105,13 @@ test('echo --inetd on two socketpairs (another sshd) reads stdin and writes stdo
   p.child.stdin!.write('exit 4\n');
   assert.equal(await p.exited, 4);
   assert.equal(stdout, 'hello conn=1 listener=main peer=pipe active=1\nbye\n');
-  assert.match(p.output(), /mode kind=inetd why="stdin and stdout are two different sockets \(ssh\)/);
+  assert.match(p.output(), /mode kind=inetd why="--inetd given and stdin and stdout are two different sockets \(ssh\)/);
+});
+
+test('echo without --inetd runs standalone when a supervisor gives it socketpair stdio', async (t) => {
+  const p = start(t, NODE, [ECHO, '--listen', '127.0.0.1:0', '--log-stderr', '--lifetime', '1'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  assert.equal(await p.exited, 0);
+  assert.match(p.output(), /mode kind=standalone why="no LISTEN_FDS for this pid and stdin is a socket other than stdout \(not inetd\)"/);
 });
 
 function read(file: string): string {

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import * as posix from 'posix';
 import { ECHO, NODE, LineClient, greetAndEcho, start, tempDir, waitUntil } from './echo_harness';
@@ -73,6 +74,17 @@ test('standalone echo serves every one of 6 clients but at most 2 at once when -
   assert.equal(await p.exited, 0);
 });
 
+test('standalone echo lowers its priority by --nice', async (t) => {
+  const p = start(t, NODE, [ECHO, '--listen', '127.0.0.1:0', '--nice', '5', '--log-stderr']);
+  await p.waitFor(/listening on=/);
+  const stat = fs.readFileSync(`/proc/${p.child.pid}/stat`, 'utf8');
+  // Field 19 is the nice value; the test runner itself runs at nice 0 or more.
+  const nice = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  assert.equal(nice, Math.min(19, os.getPriority() + 5));
+  p.child.kill('SIGTERM');
+  assert.equal(await p.exited, 0);
+});
+
 test('standalone echo finishes the connection in flight and exits 0 when sent SIGTERM', async (t) => {
   const p = start(t, NODE, [ECHO, '--listen', '127.0.0.1:0', '--log-stderr']);
   await p.waitFor(/listening on=/);
@@ -118,4 +130,49 @@ test('standalone echo refuses to delete a file that is not a socket at its unix 
   assert.equal(await p.exited, 1);
   assert.match(p.output(), /exists and is not a socket/);
   assert.equal(fs.readFileSync(file, 'utf8'), 'data');
+});
+
+test('standalone echo reopens its log file on SIGHUP so a rotated file is let go', async (t) => {
+  const dir = tempDir(t);
+  const logFile = path.join(dir, 'echo.log');
+  const p = start(t, NODE, [ECHO, '--listen', '127.0.0.1:0', '--log-file', logFile]);
+  await waitUntil(() => (fs.existsSync(logFile) && /listening on=/.test(fs.readFileSync(logFile, 'utf8')) ? true : undefined), 10_000, () => p.output());
+  fs.renameSync(logFile, `${logFile}.1`);
+  p.child.kill('SIGHUP');
+  await waitUntil(() => (fs.existsSync(logFile) ? true : undefined), 10_000, () => 'no new log file');
+  p.child.kill('SIGTERM');
+  assert.equal(await p.exited, 0);
+  assert.match(fs.readFileSync(`${logFile}.1`, 'utf8'), /notice: signal reopen signal=SIGHUP\n$/);
+  assert.match(fs.readFileSync(logFile, 'utf8'), /^\S+ echo_server\[\d+\] notice: signal stop signal=SIGTERM\n\S+ echo_server\[\d+\] notice: stopped\n$/);
+});
+
+test('standalone echo still serves a queued connection after SIGTERM before it exits 0', async (t) => {
+  const p = start(t, NODE, [ECHO, '--listen', '127.0.0.1:0', '--max-connections', '1', '--log-stderr']);
+  await p.waitFor(/listening on=/);
+  const target = tcpTarget(listeningOn(p.output())[0]!);
+  const first = await LineClient.connect(target);
+  t.after(() => first.close());
+  assert.match((await first.readLine())!, /^hello conn=1/);
+  const queued = await LineClient.connect(target);
+  t.after(() => queued.close());
+  queued.send('waiting\n');
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  assert.equal(queued.pending, '', 'the second connection waits while the first is served');
+  p.child.kill('SIGTERM');
+  await p.waitFor(/signal stop signal=SIGTERM/);
+  first.send('exit 0\n');
+  assert.equal(await first.readLine(), 'bye');
+  assert.match((await queued.readLine())!, /^hello conn=2 listener=main peer=tcp active=1$/);
+  assert.equal(await queued.readLine(), 'waiting');
+  queued.socket.end();
+  assert.equal(await queued.readLine(), undefined);
+  assert.equal(await p.exited, 0);
+});
+
+test('standalone echo in the foreground stops gracefully on SIGINT', async (t) => {
+  const p = start(t, NODE, [ECHO, '--listen', '127.0.0.1:0', '--log-stderr']);
+  await p.waitFor(/listening on=/);
+  p.child.kill('SIGINT');
+  assert.equal(await p.exited, 0);
+  assert.match(p.output(), /notice: signal stop signal=SIGINT\n.*notice: stopped\n$/);
 });

@@ -50,6 +50,8 @@ test('echo under systemd Accept=yes serves the connection on fd 3 named "connect
     assert.equal(await client.readLine(), undefined, 'EOF once the handler is done');
   }
   assert.match(p.output(), /mode kind=systemd-accept why="LISTEN_FDNAMES=connection, one connection on fd 3"/);
+  // The handler's result is the process's exit status.
+  await p.waitFor(/Child \d+ died with code 7[^]*Child \d+ died with code 7/);
 });
 
 test('echo under systemd --inetd -a serves the connection on stdin/stdout and ends it', async (t) => {

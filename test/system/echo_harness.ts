@@ -58,6 +58,18 @@ export function start(t: TestContext, command: string, args: readonly string[], 
   };
 }
 
+/**
+ * A zombie process: `sleep 0` exits at once and its parent (sh exec'd into sleep 30) never reaps
+ * it. Its parent is killed (and the zombie reaped by init) when the test ends.
+ */
+export async function makeZombie(t: TestContext): Promise<number> {
+  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.after(() => parent.kill('SIGKILL'));
+  const zombie = Number(await new Promise<string>((resolve) => parent.stdout!.once('data', (b: Buffer) => resolve(b.toString()))));
+  await waitUntil(() => (/\) Z /.test(fs.readFileSync(`/proc/${zombie}/stat`, 'utf8')) ? true : undefined), 5000, () => `${zombie} is no zombie`);
+  return zombie;
+}
+
 /** Polls `probe` every 20 ms until it returns a value, failing after `ms`. */
 export async function waitUntil<T>(probe: () => T | undefined, ms: number, what: () => string): Promise<T> {
   const deadline = Date.now() + ms;

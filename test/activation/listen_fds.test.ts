@@ -1,0 +1,63 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { classifyFd, clearListenEnv, readListenFds, sameFile } from '../../src/activation/listen_fds';
+
+/** The fd behind a Node handle (Linux: libuv exposes it), to look at real sockets. */
+function fdOf(handleOwner: net.Server | net.Socket): number {
+  return (handleOwner as unknown as { _handle: { fd: number } })._handle.fd;
+}
+
+test('readListenFds names fds from LISTEN_FDNAMES and maps unknown to main when LISTEN_PID is ours', () => {
+  const env = { LISTEN_PID: '42', LISTEN_FDS: '3', LISTEN_FDNAMES: 'tcp:unknown:' };
+  assert.deepEqual(readListenFds(env, 42), [
+    { fd: 3, name: 'tcp' },
+    { fd: 4, name: 'main' },
+    { fd: 5, name: 'main' },
+  ]);
+});
+
+test('readListenFds ignores the variables when LISTEN_PID is another process or LISTEN_FDS is bad', () => {
+  assert.equal(readListenFds({ LISTEN_PID: '41', LISTEN_FDS: '1' }, 42), undefined);
+  assert.equal(readListenFds({ LISTEN_PID: '42', LISTEN_FDS: 'x' }, 42), undefined);
+  assert.equal(readListenFds({ LISTEN_PID: '42', LISTEN_FDS: '0' }, 42), undefined);
+  assert.equal(readListenFds({}, 42), undefined);
+});
+
+test('clearListenEnv removes LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES and nothing else', () => {
+  const env: NodeJS.ProcessEnv = { LISTEN_PID: '1', LISTEN_FDS: '1', LISTEN_FDNAMES: 'a', NOTIFY_SOCKET: '/x' };
+  clearListenEnv(env);
+  assert.deepEqual(env, { NOTIFY_SOCKET: '/x' });
+});
+
+test('classifyFd tells listening TCP and unix sockets from connections, files and closed fds', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'distkit-fds-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const tcp = net.createServer();
+  await new Promise<void>((r) => tcp.listen({ host: '127.0.0.1', port: 0 }, r));
+  const unix = net.createServer();
+  await new Promise<void>((r) => unix.listen({ path: path.join(dir, 's') }, r));
+  const tcp6 = net.createServer();
+  await new Promise<void>((r) => tcp6.listen({ host: '::1', port: 0 }, r));
+  t.after(() => [tcp, unix, tcp6].forEach((s) => s.close()));
+  const accepted = new Promise<net.Socket>((r) => tcp.once('connection', r));
+  const client = net.connect((tcp.address() as net.AddressInfo).port, '127.0.0.1');
+  await new Promise((r) => client.once('connect', r));
+  const server = await accepted;
+  t.after(() => [client, server].forEach((s) => s.destroy()));
+
+  assert.equal(classifyFd(fdOf(tcp)), 'listening');
+  assert.equal(classifyFd(fdOf(tcp6)), 'listening');
+  assert.equal(classifyFd(fdOf(unix)), 'listening');
+  assert.equal(classifyFd(fdOf(client)), 'socket');
+  assert.equal(classifyFd(fdOf(server)), 'socket');
+  const file = fs.openSync(path.join(dir, 'f'), 'w');
+  assert.equal(classifyFd(file), 'other');
+  fs.closeSync(file);
+  assert.equal(classifyFd(file), 'closed');
+  assert.equal(sameFile(fdOf(client), fdOf(client)), true);
+  assert.equal(sameFile(fdOf(client), fdOf(server)), false);
+});

@@ -1,0 +1,56 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { makeZombie, tempDir } from '../system/echo_harness';
+import { checkPidFile, isProcessAlive, readPidFile, removePidFile, writePidFile } from '../../src/activation/pid_file';
+
+function tempFile(t: import('node:test').TestContext): string {
+  return path.join(tempDir(t, 'distkit-pid-'), 'x.pid');
+}
+
+test('writePidFile writes the pid with a newline and leaves no temp file behind', (t) => {
+  const file = tempFile(t);
+  writePidFile(file, 1234);
+  assert.equal(fs.readFileSync(file, 'utf8'), '1234\n');
+  assert.deepEqual(fs.readdirSync(path.dirname(file)), ['x.pid']);
+  assert.equal(readPidFile(file), 1234);
+});
+
+test('checkPidFile refuses a live pid with a message naming it and the file', (t) => {
+  const file = tempFile(t);
+  writePidFile(file, process.ppid);
+  assert.throws(() => checkPidFile(file, 'prog'), (error: Error & { code?: string }) => {
+    assert.equal(error.code, 'already-running');
+    assert.match(error.message, new RegExp(`^prog is already running with pid ${process.ppid} \\(pid file ${file}\\)`));
+    return true;
+  });
+});
+
+test('checkPidFile returns a dead pid as stale and accepts a missing or garbage file', async (t) => {
+  const file = tempFile(t);
+  assert.equal(checkPidFile(file, 'prog'), undefined);
+  fs.writeFileSync(file, 'garbage\n');
+  assert.equal(checkPidFile(file, 'prog'), undefined);
+  const child = spawn('true');
+  await new Promise((r) => child.once('exit', r));
+  writePidFile(file, child.pid!);
+  assert.equal(checkPidFile(file, 'prog'), child.pid);
+});
+
+test('isProcessAlive is false for a zombie and true for a live process', async (t) => {
+  const zombie = await makeZombie(t);
+  assert.equal(isProcessAlive(zombie), false);
+  assert.equal(isProcessAlive(process.pid), true);
+  assert.equal(isProcessAlive(1), true);
+});
+
+test('removePidFile removes only a file that still holds our pid', (t) => {
+  const file = tempFile(t);
+  writePidFile(file, 99999999);
+  assert.equal(removePidFile(file, 1), false);
+  assert.ok(fs.existsSync(file));
+  assert.equal(removePidFile(file, 99999999), true);
+  assert.equal(fs.existsSync(file), false);
+});

@@ -1,0 +1,24 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as posix from 'posix';
+import { raiseFileLimit, resolveGroup, resolveUser } from '../../src/activation/privileges';
+
+test('resolveUser and resolveGroup accept names and numbers', () => {
+  assert.deepEqual(resolveUser('root'), { name: 'root', uid: 0, gid: 0 });
+  assert.equal(resolveUser('0').name, 'root');
+  assert.equal(resolveGroup('root'), 0);
+  assert.equal(resolveGroup('0'), 0);
+});
+
+test('resolveUser and resolveGroup name the missing account in their error', () => {
+  assert.throws(() => resolveUser('no-such-user-distkit'), /Unknown user "no-such-user-distkit": create it/);
+  assert.throws(() => resolveGroup('no-such-group-distkit'), /Unknown group "no-such-group-distkit"/);
+});
+
+test('raiseFileLimit sets the soft RLIMIT_NOFILE to the hard limit', () => {
+  const before = posix.getrlimit('nofile');
+  const soft = raiseFileLimit();
+  const after = posix.getrlimit('nofile');
+  assert.equal(after.soft, before.hard ?? before.soft);
+  assert.equal(soft, after.soft);
+});
