@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cacheLiveTarget } from './cache_live_targets';
+import { cacheLiveTarget, cacheProxyTarget } from './cache_live_targets';
 import { expectFor } from './cache_live_fuzz';
 import { formatSummary } from './fuzz_target';
 import { encodeMessage, Operation } from '../../src/cache/wire/index';
@@ -19,6 +19,14 @@ test('live fuzz oracle predicts a drop for a short ADD and for a bad byte, and a
 test('cache engine on a real socket answers, drops and logs damaged streams exactly as predicted while a good client is served', async () => {
   const summary = await cacheLiveTarget.run({ cases: 1500, seed: 20261121, from: 0, timeLimitMs: 15_000 });
   assert.ok(summary.cases >= 300, `only ${summary.cases} connections ran`);
+  assert.equal(summary.crashes + summary.hangs + summary.violations, 0, formatSummary(summary));
+  assert.ok(Number(summary.extra.dropped_as_predicted) > 0 && Number(summary.extra.good_client_ops) > 0, formatSummary(summary));
+});
+
+// The quick run of `npm run fuzz -- --target cache-proxy` (found the short-ADD upstream drop).
+test('dc_client proxy sessions answer or close damaged application streams without losing the shared upstream', async () => {
+  const summary = await cacheProxyTarget.run({ cases: 1000, seed: 20261121, from: 0, timeLimitMs: 15_000 });
+  assert.ok(summary.cases >= 200, `only ${summary.cases} connections ran`);
   assert.equal(summary.crashes + summary.hangs + summary.violations, 0, formatSummary(summary));
   assert.ok(Number(summary.extra.dropped_as_predicted) > 0 && Number(summary.extra.good_client_ops) > 0, formatSummary(summary));
 });
