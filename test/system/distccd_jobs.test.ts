@@ -117,3 +117,25 @@ test('distccd answers STAT 100<<8 with the reason when its TMPDIR vanished and s
   const again = answered(await sendRaw(d.port, encodeRequest(1, ['gcc', '-c', 't.c', '-o', 't.o'], SOURCE)));
   assert.equal(again.status, 0);
 });
+
+test('distccd finishes and answers a job in flight when SIGTERM arrives, then exits 0', async (t) => {
+  const { masq, env } = await setup(t, { pausecc: 'sleep 1; exec gcc "$@"' });
+  const d = await startDistccd(t, { compilerDir: masq, env });
+  const pending = sendRaw(d.port, encodeRequest(2, ['pausecc', '-c', 't.c', '-o', 't.o'], SOURCE));
+  await d.waitFor(/request .*argv="pausecc/);
+  d.child.kill('SIGTERM');
+  const r = answered(await pending);
+  assert.equal(r.status, 0, r.stderr.toString());
+  assert.ok(r.object.length > 0);
+  assert.equal(await d.exited, 0);
+});
+
+test('distccd keeps its temp files when DISTCC_SAVE_TEMPS=1', async (t) => {
+  const { masq, env } = await setup(t, {});
+  const d = await startDistccd(t, { compilerDir: masq, env: { ...env, DISTCC_SAVE_TEMPS: '1' } });
+  const r = answered(await sendRaw(d.port, encodeRequest(1, ['gcc', '-c', 't.c', '-o', 't.o'], SOURCE)));
+  assert.equal(r.status, 0);
+  const kept = (await fs.readdir(env['TMPDIR']!)).sort();
+  assert.equal(kept.length, 2);
+  assert.match(kept.join(' '), /^distccd_[0-9a-f]{12}\.(i|o) distccd_[0-9a-f]{12}\.(i|o)$/);
+});
