@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # `npm run bench`: builds, then compares our distccd with Debian's C distccd side by side
-# (scripts/bench/distcc_bench.ts). Extra arguments go to the bench (--runs N, --quick).
-# Never part of `npm test`: it takes minutes and measures speed.
+# (scripts/bench/distcc_bench.ts) and measures the session cache against a minimal responder
+# (scripts/bench/cache_bench.ts). `npm run bench -- distcc [args]` or `-- cache [args]` runs one;
+# other extra arguments go to both (--quick). Never part of `npm test`: it takes minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export npm_config_nodedir=${npm_config_nodedir:-/usr}
 bash scripts/system-deps.sh
 bash scripts/node-deps.sh
 npm run --silent build
-exec node dist/scripts/bench/distcc_bench.js "$@"
+case "${1:-}" in
+  distcc) shift; exec node dist/scripts/bench/distcc_bench.js "$@" ;;
+  cache) shift; exec node dist/scripts/bench/cache_bench.js "$@" ;;
+esac
+node dist/scripts/bench/distcc_bench.js "$@"
+quick=()
+for a in "$@"; do [ "$a" = --quick ] && quick=(--quick); done
+node dist/scripts/bench/cache_bench.js "${quick[@]}"

@@ -1,17 +1,20 @@
 // What dc_server, dc_client and dc_snoop share on their command lines and at run time: the
 // daemon options of the originals (-daemon -pidfile -user -sockowner -sockgroup -sockperms
-// -killable), our -loglevel, the help/error exits with the original wording, signal meanings
-// (-killable: SIGUSR1/SIGUSR2 stop cleanly, otherwise ignored; SIGTERM/SIGINT stop gracefully;
-// SIGHUP reopens logs) and turning a start-up failure into one clear line and exit status 1.
+// -killable), our logging options (-loglevel -logfile -syslog), the help/error exits with the
+// original wording, the activation mode and listeners (-listen FD:0 means inetd), -killable
+// (SIGUSR1/SIGUSR2 stop cleanly, otherwise ignored; SIGTERM and SIGHUP are the activation
+// layer's) and turning a start-up failure into one clear line and exit status 1.
 
 import { DistkitError } from '../errors';
-import { parseLevel, type RootLogger } from '../log/index';
-import type { RunningService } from '../activation/index';
+import { parseLevel, type Level, type RootLogger } from '../log/index';
+import { configureLogging } from '../log/configure';
+import { detectMode, type ListenSpec, type ModeDecision, type ModeRequest, type RunningService } from '../activation/index';
+import { parseCacheAddress, resolveCacheAddress, toListenSpec } from '../cache/address';
 import { parseSingleDash, printOptionError, invalidArgument, type SingleDashResult, type SingleDashValues } from './single_dash';
 
 /** Daemon options every cache program takes, beyond its own. */
-export const DAEMON_STRING_OPTIONS = ['pidfile', 'user', 'sockowner', 'sockgroup', 'sockperms', 'loglevel'] as const;
-export const DAEMON_BOOLEAN_OPTIONS = ['daemon', 'killable'] as const;
+export const DAEMON_STRING_OPTIONS = ['pidfile', 'user', 'sockowner', 'sockgroup', 'sockperms', 'loglevel', 'logfile'] as const;
+export const DAEMON_BOOLEAN_OPTIONS = ['daemon', 'killable', 'syslog'] as const;
 
 /** The usage lines for the daemon options (column layout of the originals). */
 export const DAEMON_USAGE = [
@@ -23,6 +26,8 @@ export const DAEMON_USAGE = [
   '  -sockperms <oct>   (octal permissions of a UNIX: listening socket file)',
   '  -killable          (SIGUSR1 or SIGUSR2 stops the program cleanly)',
   '  -loglevel <level>  (ours: err, warning, notice, info or debug; def: notice)',
+  '  -logfile <path>    (ours: append log lines here, reopened on SIGHUP)',
+  '  -syslog            (ours: log to syslog, facility daemon; the default when detached)',
 ];
 
 /** Thrown for a bad option value; the CLI prints it with the usage and exits 1. */
@@ -61,6 +66,9 @@ export function parseCacheArgs(
 export interface DaemonSettings {
   readonly detach: boolean;
   readonly killable: boolean;
+  readonly syslog: boolean;
+  readonly level?: Level;
+  readonly logFile?: string;
   readonly pidFile?: string;
   readonly user?: string;
   readonly sockOwner?: string;
@@ -68,15 +76,16 @@ export interface DaemonSettings {
   readonly sockPerms?: number;
 }
 
-/** Reads the daemon options; a bad -sockperms or -loglevel is an OptionError. */
-export function daemonSettingsOf(values: SingleDashValues, log: RootLogger): DaemonSettings {
+/** Reads the daemon and logging options; a bad -sockperms or -loglevel is an OptionError. */
+export function daemonSettingsOf(values: SingleDashValues): DaemonSettings {
   const text = (k: string): string | undefined => values[k] as string | undefined;
   const perms = text('sockperms');
   if (perms !== undefined && !/^[0-7]{1,4}$/.test(perms)) throw new OptionError(invalidArgument('sockperms'));
-  const level = text('loglevel');
-  if (level !== undefined) {
+  const levelText = text('loglevel');
+  let level: Level | undefined;
+  if (levelText !== undefined) {
     try {
-      log.level = parseLevel(level);
+      level = parseLevel(levelText);
     } catch {
       throw new OptionError(invalidArgument('loglevel'));
     }
@@ -84,6 +93,9 @@ export function daemonSettingsOf(values: SingleDashValues, log: RootLogger): Dae
   return Object.freeze({
     detach: values.daemon === true,
     killable: values.killable === true,
+    syslog: values.syslog === true,
+    ...(level === undefined ? {} : { level }),
+    ...(text('logfile') === undefined ? {} : { logFile: text('logfile')! }),
     ...(text('pidfile') === undefined ? {} : { pidFile: text('pidfile')! }),
     ...(text('user') === undefined ? {} : { user: text('user')! }),
     ...(text('sockowner') === undefined ? {} : { sockOwner: text('sockowner')! }),
@@ -93,18 +105,21 @@ export function daemonSettingsOf(values: SingleDashValues, log: RootLogger): Dae
 }
 
 /**
- * Signal meanings. SIGUSR1/SIGUSR2 are handled even without -killable: the originals ignore them
- * then (and Node would otherwise treat SIGUSR1 as "start the inspector").
+ * -killable: SIGUSR1/SIGUSR2 stop the service cleanly (exit 0). Without it they are ignored, as
+ * in the originals (Node would otherwise die, or treat SIGUSR1 as "start the inspector").
+ * Installed before the service starts, so an early signal is never fatal; a stop asked for before
+ * attach() happens at attach().
  */
-export function installSignals(service: RunningService, options: { killable: boolean; log: RootLogger; onStop?: () => void }): void {
+export function installKillable(options: { killable: boolean; log: RootLogger; onStop?: () => void }): { attach(service: RunningService): void } {
   const { log } = options;
-  let stopping = false;
+  let service: RunningService | undefined;
+  let requested: string | undefined;
   const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    log.notice('stop', { signal });
+    if (requested !== undefined) return;
+    requested = signal;
+    log.notice('signal stop', { signal, why: '-killable' });
     options.onStop?.();
-    void service.stop();
+    if (service !== undefined) void service.stop();
   };
   for (const signal of ['SIGUSR1', 'SIGUSR2'] as const) {
     process.on(signal, () => {
@@ -112,9 +127,58 @@ export function installSignals(service: RunningService, options: { killable: boo
       else log.info('signal ignored', { signal, why: 'not -killable' });
     });
   }
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => log.reopen());
+  return {
+    attach(s) {
+      service = s;
+      if (requested !== undefined) void s.stop();
+    },
+  };
+}
+
+export interface CacheRuntime {
+  readonly mode: ModeRequest;
+  readonly decision: ModeDecision;
+  readonly listen: readonly ListenSpec[];
+}
+
+/**
+ * Decides the activation mode once and attaches the log sinks. "-listen FD:0" (or FD:0:1) is the
+ * original's way to serve one connection on stdin/stdout: our inetd mode. Other addresses become
+ * ListenSpecs (host names resolved to IPv4), used when nothing is inherited from systemd or inetd.
+ */
+export async function prepareRuntime(log: RootLogger, listenTexts: readonly string[], daemon: DaemonSettings): Promise<CacheRuntime> {
+  const addresses = listenTexts.map(parseCacheAddress);
+  const fds = addresses.filter((a) => a.kind === 'fd');
+  for (const fd of fds) {
+    if (fd.kind === 'fd' && !(fd.read === 0 && (fd.write === 0 || fd.write === 1))) {
+      throw new DistkitError('bad-address', `Bad address "${fd.text}": only FD:0 and FD:0:1 (one connection on stdin/stdout, as under inetd) are supported`);
+    }
+  }
+  if (fds.length > 0 && fds.length !== addresses.length) {
+    throw new DistkitError('bad-address', 'Bad -listen: FD:0 serves one connection on stdin/stdout and cannot be combined with other addresses');
+  }
+  const mode: ModeRequest = fds.length > 0 ? 'inetd' : daemon.detach ? 'daemon' : 'auto';
+  const decision = detectMode(mode);
+  configureLogging(log, {
+    ...(daemon.level === undefined ? {} : { level: daemon.level }),
+    ...(daemon.logFile === undefined ? {} : { file: daemon.logFile }),
+    ...(daemon.syslog ? { syslog: true } : {}),
+    decision,
+    detach: daemon.detach && decision.kind === 'standalone',
+  });
+  const listen: ListenSpec[] = [];
+  if (fds.length === 0) {
+    for (const address of addresses) {
+      listen.push(
+        toListenSpec(await resolveCacheAddress(address), {
+          ...(daemon.sockOwner === undefined ? {} : { owner: daemon.sockOwner }),
+          ...(daemon.sockGroup === undefined ? {} : { group: daemon.sockGroup }),
+          ...(daemon.sockPerms === undefined ? {} : { mode: daemon.sockPerms }),
+        }),
+      );
+    }
+  }
+  return { mode, decision, listen };
 }
 
 /** Runs a CLI's main; option problems print with the usage, other failures as one line; exit 1. */

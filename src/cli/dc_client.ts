@@ -5,12 +5,12 @@
 // Options -> frozen config -> Upstream + runService(serveProxyConnection).
 
 import { createLogger } from '../log/index';
-import { runService, type ListenSpec } from '../activation/index';
-import { parseCacheAddress, resolveCacheAddress, toConnectTarget, toListenSpec } from '../cache/address';
+import { runService } from '../activation/index';
+import { parseCacheAddress, toConnectTarget } from '../cache/address';
 import { Upstream } from '../cache/proxy/upstream';
 import { serveProxyConnection } from '../cache/proxy/app_session';
 import { invalidArgument, parseDecimal } from './single_dash';
-import { DAEMON_USAGE, OptionError, daemonSettingsOf, installSignals, parseCacheArgs, runMain } from './cache_cli';
+import { DAEMON_USAGE, OptionError, daemonSettingsOf, installKillable, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
 
 const PROGRAM = 'dc_client';
 /** MAX_RETRY_PERIOD / MIN_RETRY_PERIOD / MAX_IDLE_PERIOD of the original, in ms. */
@@ -59,30 +59,21 @@ async function main(): Promise<number> {
   const idleText = values.idle as string | undefined;
   const idleMs = idleText === undefined ? 0 : parseDecimal(idleText, 0, MAX_IDLE_MS);
   if (idleMs === undefined) throw new OptionError(invalidArgument('idle'));
-  const daemon = daemonSettingsOf(values, log);
-
+  const daemon = daemonSettingsOf(values);
   const target = toConnectTarget(parseCacheAddress(servers[0]!));
   const listenTexts = (values.listen as readonly string[]).length > 0 ? (values.listen as readonly string[]) : [DEFAULT_LISTEN];
-  const listen: ListenSpec[] = [];
-  for (const text of listenTexts) {
-    const address = await resolveCacheAddress(parseCacheAddress(text));
-    listen.push(
-      toListenSpec(address, {
-        ...(daemon.sockOwner === undefined ? {} : { owner: daemon.sockOwner }),
-        ...(daemon.sockGroup === undefined ? {} : { group: daemon.sockGroup }),
-        ...(daemon.sockPerms === undefined ? {} : { mode: daemon.sockPerms }),
-      }),
-    );
-  }
-  const config = Object.freeze({ target, retryMs, idleMs, listen, daemon });
+  const runtime = await prepareRuntime(log, listenTexts, daemon);
+  const config = Object.freeze({ target, retryMs, idleMs, daemon });
 
   const upstream = new Upstream(config.target, { retryMs: config.retryMs, log });
+  const signals = installKillable({ killable: config.daemon.killable, log, onStop: () => upstream.stop() });
   const service = await runService({
     program: PROGRAM,
     log,
     handlers: { main: (conn) => serveProxyConnection(conn, upstream, { log, idleMs: config.idleMs }) },
-    mode: 'auto',
-    listen: config.listen,
+    mode: runtime.mode,
+    decision: runtime.decision,
+    listen: runtime.listen,
     detach: config.daemon.detach,
     ...(config.daemon.pidFile === undefined ? {} : { pidFile: config.daemon.pidFile }),
     ...(config.daemon.user === undefined ? {} : { user: config.daemon.user }),
@@ -91,7 +82,7 @@ async function main(): Promise<number> {
     status: () => `upstream ${upstream.connected ? 'connected' : 'down'}, ${upstream.inFlight} in flight, ${upstream.queued} queued`,
   });
   upstream.start();
-  installSignals(service, { killable: config.daemon.killable, log, onStop: () => upstream.stop() });
+  signals.attach(service);
   const code = await service.done;
   upstream.stop();
   return code;

@@ -4,10 +4,10 @@
 // stdout, decoded. Options -> frozen config -> runService(serveSnoopConnection).
 
 import { createLogger } from '../log/index';
-import { runService, type ListenSpec } from '../activation/index';
-import { parseCacheAddress, resolveCacheAddress, toConnectTarget, toListenSpec } from '../cache/address';
+import { runService, servesOneConnection } from '../activation/index';
+import { parseCacheAddress, toConnectTarget } from '../cache/address';
 import { serveSnoopConnection } from '../cache/snoop/relay';
-import { installSignals, runMain, valuesOrExit } from './cache_cli';
+import { installKillable, prepareRuntime, runMain, valuesOrExit } from './cache_cli';
 import { parseSingleDash } from './single_dash';
 
 const PROGRAM = 'dc_snoop';
@@ -45,20 +45,24 @@ async function main(): Promise<number> {
     return 1;
   }
   const target = toConnectTarget(parseCacheAddress(connectText));
-  const listen: ListenSpec[] = [];
-  for (const text of listenTexts) listen.push(toListenSpec(await resolveCacheAddress(parseCacheAddress(text))));
-  const print = (line: string): void => void process.stdout.write(`${line}\n`);
+  const runtime = await prepareRuntime(log, listenTexts, { detach: false, killable: true, syslog: false });
+  // Serving one connection on stdin/stdout (inetd, FD:0): stdout is the peer, so lines go to the log.
+  const print = servesOneConnection(runtime.decision)
+    ? (line: string): void => log.notice(line)
+    : (line: string): void => void process.stdout.write(`${line}\n`);
+  const signals = installKillable({ killable: true, log });
   const service = await runService({
     program: PROGRAM,
     log,
     handlers: { main: (conn) => serveSnoopConnection(conn, { target, log, print }) },
-    mode: 'auto',
-    listen,
+    mode: runtime.mode,
+    decision: runtime.decision,
+    listen: runtime.listen,
     detach: false,
     maxConnections: MAX_CONNECTIONS,
     drainTimeoutMs: 1000,
   });
-  installSignals(service, { killable: true, log });
+  signals.attach(service);
   return service.done;
 }
 

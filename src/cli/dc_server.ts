@@ -1,0 +1,115 @@
+#!/usr/bin/env node
+// dc_server: the distcache SSL session cache server. Options of the original (-listen -sessions
+// -progress -daemon -pidfile -user -sockowner -sockgroup -sockperms -killable) plus ours
+// (-listen repeatable, -sessions 0 with -maxmemory, -loglevel) -> frozen config -> one cache
+// engine -> runService, every connection served by the engine.
+
+import { createLogger } from '../log/index';
+import { detectMode, runService } from '../activation/index';
+import { MAX_PROGRESS, ProgressReporter } from '../cache/progress';
+import { DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY, MIN_MAX_BYTES } from '../cache/store';
+import { createCacheEngine } from '../cache/engine';
+import { serveCacheConnection } from '../cache/session';
+import { invalidArgument, parseDecimal } from './single_dash';
+import { DAEMON_USAGE, OptionError, daemonSettingsOf, installKillable, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
+
+const PROGRAM = 'dc_server';
+/** -maxmemory bounds, in MB. */
+const MAX_MEMORY_MB = 1024 * 1024;
+/** How often the statistics line is looked at when there is no traffic (the original's select timeout). */
+const PROGRESS_POLL_MS = 500;
+
+const USAGE = [
+  '',
+  'Usage: dc_server [options]     where options are:',
+  '  -listen <addr>     (serve the cache on this address; ours: repeatable, and not needed',
+  '                      when systemd or inetd hands over the sockets)',
+  `  -sessions <num>    (most sessions held: ${MIN_CAPACITY}..${MAX_CAPACITY.toLocaleString('en-US')}, def: ${DEFAULT_CAPACITY};`,
+  '                      ours: 0 = no count limit, bounded by -maxmemory instead)',
+  '  -maxmemory <MB>    (ours: bound on stored session bytes; def: 256 with -sessions 0, else none)',
+  `  -progress <num>    (print the statistics line at least every <num> operations, 0..${MAX_PROGRESS})`,
+  ...DAEMON_USAGE,
+  '  -<h|help|?>        (print this text)',
+  '',
+  ' Addresses: IP:port  IP:host:port  IPv4:host:port  IP:[v6addr]:port  UNIX:/path',
+  ' Example: dc_server -listen IP:9001',
+  '   serves a session cache on TCP port 9001 of every IPv4 interface.',
+  '',
+].join('\n') + '\n';
+
+async function main(): Promise<number> {
+  const log = createLogger(PROGRAM);
+  const values = parseCacheArgs(
+    process.argv.slice(2),
+    { strings: ['listen', 'sessions', 'progress', 'maxmemory'], booleans: [], repeatable: ['listen'] },
+    USAGE,
+  );
+  const listenTexts = values.listen as readonly string[];
+  // Under systemd or inetd the sockets are inherited; only a standalone server needs -listen.
+  if (listenTexts.length === 0 && detectMode(values.daemon === true ? 'daemon' : 'auto').kind === 'standalone') {
+    process.stderr.write('Error, must provide -listen\n');
+    return 1;
+  }
+  const sessionsText = values.sessions as string | undefined;
+  const capacity = sessionsText === undefined ? DEFAULT_CAPACITY : parseDecimal(sessionsText, 0, MAX_CAPACITY);
+  if (capacity === undefined || (capacity !== 0 && capacity < MIN_CAPACITY)) throw new OptionError(invalidArgument('sessions'));
+  const progressText = values.progress as string | undefined;
+  const progress = progressText === undefined ? 0 : parseDecimal(progressText, 0, MAX_PROGRESS);
+  if (progress === undefined) throw new OptionError(invalidArgument('progress'));
+  const memoryText = values.maxmemory as string | undefined;
+  const maxMemoryMb = memoryText === undefined ? undefined : parseDecimal(memoryText, Math.ceil(MIN_MAX_BYTES / (1024 * 1024)), MAX_MEMORY_MB);
+  if (memoryText !== undefined && maxMemoryMb === undefined) throw new OptionError(invalidArgument('maxmemory'));
+  const daemon = daemonSettingsOf(values);
+  const runtime = await prepareRuntime(log, listenTexts, daemon);
+  const config = Object.freeze({
+    capacity,
+    progress,
+    ...(maxMemoryMb === undefined ? {} : { maxBytes: maxMemoryMb * 1024 * 1024 }),
+    daemon,
+  });
+
+  const engine = createCacheEngine({
+    capacity: config.capacity,
+    ...(config.maxBytes === undefined ? {} : { maxBytes: config.maxBytes }),
+    log,
+  });
+  const reporter = new ProgressReporter(config.progress, engine.clock());
+  const report = (): void => {
+    const line = reporter.check(engine.clock(), engine.stats.operations, () => engine.stats.sessions);
+    if (line !== undefined) log.notice(line);
+  };
+  // The original looked at the counters after every burst of network activity; looking after
+  // every answer lets "-progress N" trip at exactly N operations.
+  const session = {
+    log: engine.log,
+    noteConnection: engine.noteConnection,
+    answer: (message: Parameters<typeof engine.answer>[0]) => {
+      const answer = engine.answer(message);
+      report();
+      return answer;
+    },
+  };
+  const signals = installKillable({ killable: config.daemon.killable, log });
+  const service = await runService({
+    program: PROGRAM,
+    log,
+    handlers: { main: (conn) => serveCacheConnection(conn, session) },
+    mode: runtime.mode,
+    decision: runtime.decision,
+    listen: runtime.listen,
+    detach: config.daemon.detach,
+    ...(config.daemon.pidFile === undefined ? {} : { pidFile: config.daemon.pidFile }),
+    ...(config.daemon.user === undefined ? {} : { user: config.daemon.user }),
+    maxConnections: 0,
+    drainTimeoutMs: 2000,
+    status: () => `${engine.stats.sessions} sessions, ${engine.stats.operations} operations`,
+  });
+  const poll = setInterval(report, PROGRESS_POLL_MS);
+  poll.unref();
+  signals.attach(service);
+  const code = await service.done;
+  clearInterval(poll);
+  return code;
+}
+
+runMain(main, USAGE, createLogger(PROGRAM));
