@@ -21,7 +21,7 @@ async function setup(t: Parameters<typeof tempDir>[0], scripts: Record<string, s
   const bin = path.join(dir, 'bin');
   await fs.mkdir(bin);
   for (const [name, body] of Object.entries(scripts)) await fs.writeFile(path.join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
-  const masq = await makeMasqueradeDir(path.join(dir, 'masq'), [...Object.keys(scripts), 'nosuchcc', 'gcc']);
+  const masq = await makeMasqueradeDir(path.join(dir, 'masq'), [...Object.keys(scripts), 'nosuchcc', 'gcc', 'true']);
   const tmp = path.join(dir, 'tmp');
   await fs.mkdir(tmp);
   return { dir, masq, env: { DISTCCD_PATH: `${bin}:/usr/bin:/bin`, TMPDIR: tmp } };
@@ -138,4 +138,18 @@ test('distccd keeps its temp files when DISTCC_SAVE_TEMPS=1', async (t) => {
   const kept = (await fs.readdir(env['TMPDIR']!)).sort();
   assert.equal(kept.length, 2);
   assert.match(kept.join(' '), /^distccd_[0-9a-f]{12}\.(i|o) distccd_[0-9a-f]{12}\.(i|o)$/);
+});
+
+test('distccd answers every one of many concurrent jobs mixed with garbage connections when --jobs is small', async (t) => {
+  const { masq, env } = await setup(t, {});
+  const d = await startDistccd(t, { compilerDir: masq, env, args: ['--jobs', '2', '--log-level', 'info'] });
+  const JOBS = 30;
+  const good = Array.from({ length: JOBS }, (_, i) => sendRaw(d.port, encodeRequest(1 + (i % 2), ['true', '-c', `f${i}.c`, '-o', `f${i}.o`], SOURCE), { timeoutMs: 60_000 }));
+  const junk = Array.from({ length: 10 }, (_, i) => sendRaw(d.port, Buffer.from(`GARBAGE ${i} `.repeat(i + 1)), { timeoutMs: 60_000 }));
+  for (const a of await Promise.all(good)) assert.equal(answered(a).status, 0);
+  for (const a of await Promise.all(junk)) assert.equal(a.kind, 'closed');
+  await d.waitForCount(/ COMPILE_OK /, JOBS);
+  await d.waitForCount(/ REJ_BAD_REQ /, 10);
+  assert.equal(d.child.exitCode, null);
+  assert.deepEqual(await fs.readdir(env['TMPDIR']!), []);
 });
