@@ -24,6 +24,9 @@ const EXIT_BAD_ARGUMENTS = 101;
 const EXIT_BIND_FAILED = 102;
 const EXIT_COMPILER_MISSING = 110;
 const EXIT_DISTCC_FAILED = 100;
+/** Connections served at once per --jobs slot, and at least: clients send DOTI only after their cpp. */
+const CONNECTIONS_PER_JOB = 4;
+const MIN_CONNECTIONS = 16;
 
 function tmpDirOf(env: NodeJS.ProcessEnv): string {
   const dir = env['TMPDIR'] !== undefined && env['TMPDIR'] !== '' ? env['TMPDIR'] : '/tmp';
@@ -132,7 +135,9 @@ async function main(argv: readonly string[]): Promise<number> {
       pidFile: config.pidFile,
       user: config.user,
       nice: config.nice,
-      maxConnections: 0,
+      // --jobs bounds the compilers (JobSlots); this bounds the requests being read or waiting
+      // (each may hold a DOTI in memory). Further connections wait in the pool, none is refused.
+      maxConnections: Math.max(MIN_CONNECTIONS, config.jobs * CONNECTIONS_PER_JOB),
       drainTimeoutMs: config.jobLifetimeS > 0 ? config.jobLifetimeS * 1000 + 5000 : 600_000,
       lifetimeMs: config.lifetimeS * 1000,
       status: () => `${slots.busy} compiling, ${slots.waiting} waiting`,
