@@ -10,6 +10,8 @@ import path from 'node:path';
 import { freePort, makeMasqueradeDir, startDistccd, tempDir } from '../support/distccd_harness';
 import { encodeRequest } from '../support/raw_distcc_client';
 import { REQUEST_P1, REQUEST_P2 } from '../support/distcc_golden';
+import { buildPumpRequest, encodePackets } from '../support/pump_client';
+import fs from 'node:fs/promises';
 
 /** Sends a request and returns every byte until the server closes. */
 function exchange(port: number, request: Buffer): Promise<Buffer> {
@@ -47,7 +49,15 @@ test('distccd answers exactly the bytes Debian C distccd answers when given the 
     }
   });
   await waitForPort(cPort, Date.now() + 10_000);
-  const masq = await makeMasqueradeDir(path.join(await tempDir(t, 'distkit-vs-c-'), 'masq'));
+  const dir = await tempDir(t, 'distkit-vs-c-');
+  const masq = await makeMasqueradeDir(path.join(dir, 'masq'));
+  // A protocol-3 request as distcc-pump sends it (mirror links, forcing files), without -g: the C
+  // server leaks its temp root into DWARF, so only objects without debug info can match.
+  const src = path.join(dir, 'src');
+  await fs.mkdir(path.join(src, 'include'), { recursive: true });
+  await fs.writeFile(path.join(src, 'include/answer.h'), '#define ANSWER 42\n');
+  await fs.writeFile(path.join(src, 'main.c'), '#include <stdio.h>\n#include "answer.h"\nint main(void) { printf("%d\\n", ANSWER); return 0; }\n');
+  const pump = encodePackets((await buildPumpRequest({ cwd: src, argv: ['x86_64-linux-gnu-gcc', `-I${src}/include`, '-MD', '-c', 'main.c', '-o', 'main.o'] })).packets);
   const ours = await startDistccd(t, { compilerDir: masq });
   const broken = '# 1 "bad.c"\nint broken(void) { return 1 }\n';
   const requests: Array<[string, Buffer]> = [
@@ -56,6 +66,7 @@ test('distccd answers exactly the bytes Debian C distccd answers when given the 
     ['protocol 1 compiler error', encodeRequest(1, ['x86_64-linux-gnu-gcc', '-c', 'bad.c', '-o', 'bad.o'], broken)],
     ['protocol 2 compiler error', encodeRequest(2, ['x86_64-linux-gnu-gcc', '-c', 'bad.c', '-o', 'bad.o'], broken)],
     ['protocol 2 -S output', encodeRequest(2, ['x86_64-linux-gnu-gcc', '-S', 't.c', '-o', 't.s'], '# 1 "t.c"\nint g(int y) { return y * 3; }\n')],
+    ['protocol 3 with a .d file', pump],
   ];
   for (const [what, request] of requests) {
     const theirs = await exchange(cPort, request);
