@@ -56,6 +56,11 @@ function startZeroconf(config: DistccdConfig, log: RootLogger): void {
   process.on('exit', () => child.kill());
 }
 
+/** Set once logging is configured: start-up failures then reach the log file or syslog too. */
+let startLog: RootLogger | undefined;
+/** True when those log lines already go to stderr (configureLogging's choice). */
+let logsToStderr = false;
+
 async function main(argv: readonly string[]): Promise<number> {
   const command = parseDistccdArgs(argv);
   if (command.kind === 'help') {
@@ -71,6 +76,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const decision = detectMode(config.mode);
   const inetd = !servesManyConnections(decision);
   const log = createLogger('distccd');
+  startLog = log;
+  logsToStderr = config.logStderr || (config.logFile === undefined && decision.kind === 'standalone' && !config.detach);
   configureLogging(log, { level: config.logLevel, file: config.logFile, stderr: config.logStderr || undefined, decision, detach: config.detach && decision.kind === 'standalone' });
 
   if (!inetd && config.allow.length === 0 && !config.allowPrivate) {
@@ -160,7 +167,10 @@ main(process.argv.slice(2)).then(
   },
   (error: unknown) => {
     const code = error instanceof DistkitError && error.exitCode !== undefined ? error.exitCode : EXIT_DISTCC_FAILED;
-    process.stderr.write(`distccd[${process.pid}] ERROR: ${error instanceof Error ? error.message : String(error)}\n`);
+    const message = error instanceof Error ? error.message : String(error);
+    startLog?.err('start failed', { exit: code, reason: message });
+    // stderr too, for the operator at a terminal (under inetd fd 2 was already taken off the socket).
+    if (!logsToStderr) process.stderr.write(`distccd[${process.pid}] ERROR: ${message}\n`);
     process.exit(code);
   },
 );
