@@ -153,3 +153,23 @@ test('distccd answers every one of many concurrent jobs mixed with garbage conne
   assert.equal(d.child.exitCode, null);
   assert.deepEqual(await fs.readdir(env['TMPDIR']!), []);
 });
+
+test('distccd --user drops root before serving and its compilers run as that user', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.skip('needs root');
+    return;
+  }
+  const { dir, masq, env } = await setup(t, { whocc: `id -u > "${'$'}{PROBE}"; exec gcc "$@"` });
+  // The unprivileged user must reach the scripts, the masquerade dir and TMPDIR.
+  await fs.chmod(dir, 0o755);
+  await fs.chmod(env['TMPDIR']!, 0o1777);
+  const probeDir = path.join(dir, 'probe');
+  await fs.mkdir(probeDir, { mode: 0o777 });
+  await fs.chmod(probeDir, 0o777);
+  const d = await startDistccd(t, { compilerDir: masq, env: { ...env, PROBE: path.join(probeDir, 'uid') }, args: ['--user', 'nobody'] });
+  await d.waitFor(/privileges dropped user=nobody/);
+  const r = answered(await sendRaw(d.port, encodeRequest(1, ['whocc', '-c', 't.c', '-o', 't.o'], SOURCE)));
+  assert.equal(r.status, 0, r.stderr.toString());
+  const nobody = (await import('node:child_process')).execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim();
+  assert.equal((await fs.readFile(path.join(probeDir, 'uid'), 'utf8')).trim(), nobody);
+});
