@@ -167,7 +167,8 @@ async function main(): Promise<void> {
   const sizes = [150, 4096];
   const clientCounts = [1, 4, 16];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cache-bench-'));
-  console.log(`cache bench: ${ms} ms per cell, server on CPU 0, load on CPU 1, ${os.cpus().length} CPUs, node ${process.version}`);
+  console.log(`cache bench: ${ms} ms per cell, server on CPU 0, load on CPU 1, ${os.cpus().length} CPUs, node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log('(other work on the same CPUs skews single cells: compare the ours/responder ratios, measured back to back)');
   console.log('transport sessions  size op       clients    ours ops/s  responder ops/s  ours/responder');
   try {
     for (const transport of ['unix', 'tcp'] as const) {
@@ -185,6 +186,12 @@ async function main(): Promise<void> {
             const after = rssOf(ours.child.pid!);
             console.log(`${transport.padEnd(9)} ${String(sessions).padStart(8)} ${String(size).padStart(5)} RSS per stored session: ${Math.round((after - before) / sessions)} B (${(after / 2 ** 20).toFixed(0)} MB total)`);
             let base = sessions;
+            // Warm both up (JIT, socket buffers) so the first measured cell is not the cold one.
+            for (const op of OPS) {
+              const w = await runLoad({ op, clients: 4, ms: Math.ceil(ms / 3), ids: sessions, size, target: ours.target, base });
+              await runLoad({ op, clients: 4, ms: Math.ceil(ms / 3), ids: sessions, size, target: responder.target, base });
+              base = Math.max(base, w.nextBase ?? base);
+            }
             for (const op of [...OPS, 'CONNECT_GET'] as const) {
               for (const clients of op === 'CONNECT_GET' ? [4] : clientCounts) {
                 const a = { op, clients, ms, ids: sessions, size };
