@@ -97,12 +97,8 @@ async function serveMany(
     throw error;
   }
   const addresses = listeners.map((l) => l.address);
-  log.notice('listening', { on: addresses.join(','), max: options.maxConnections });
-  notifier.ready(options.status?.());
-  if (reportFd !== undefined) reportReady(reportFd, addresses);
   const status = options.status;
-  const refresh = notifier.enabled && status !== undefined ? setInterval(() => notifier.status(status()), STATUS_REFRESH_MS) : undefined;
-  refresh?.unref();
+  let refresh: NodeJS.Timeout | undefined;
 
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((resolve) => (resolveDone = resolve));
@@ -114,6 +110,7 @@ async function serveMany(
       notifier.status(`stopping: ${pool.active} connections active, ${pool.queued} queued`);
       notifier.stopping();
       closeListeners(listeners);
+      log.notice('draining', { active: pool.active, queued: pool.queued });
       const drained = await pool.drain(options.drainTimeoutMs);
       if (!drained) log.warning('drain timed out', { active: pool.active, queued: pool.queued, ms: options.drainTimeoutMs });
       uninstall();
@@ -125,7 +122,17 @@ async function serveMany(
     })();
     return stopped;
   };
+  // Signal handlers go in before anyone is told we are ready: a supervisor (or a test) that
+  // sends SIGTERM the moment it reads READY or "listening" must get the graceful stop, not the
+  // default action.
   const uninstall = installSignals({ log, stop: () => void stop(), reopen: () => log.reopen(), foreground: reportFd === undefined });
+  log.notice('listening', { on: addresses.join(','), max: options.maxConnections });
+  notifier.ready(status?.());
+  if (reportFd !== undefined) reportReady(reportFd, addresses);
+  if (notifier.enabled && status !== undefined) {
+    refresh = setInterval(() => notifier.status(status()), STATUS_REFRESH_MS);
+    refresh.unref();
+  }
   if (options.lifetimeMs !== undefined && options.lifetimeMs > 0) {
     lifetime = setTimeout(() => {
       log.notice('lifetime over', { ms: options.lifetimeMs });
@@ -142,8 +149,6 @@ function serveSingle(options: ServiceOptions, decision: ModeDecision, mode: stri
   const single = openSingleConnection(inherited);
   const pool = new ConnectionPool({ handlers: options.handlers, log, maxConnections: 0, release: single.release });
   becomeUser(options);
-  notifier.ready(options.status?.());
-  const served = pool.admit(single.stream, single.peer, inherited.name).then((code) => (typeof code === 'number' ? code : 0));
   let stopped: Promise<void> | undefined;
   let timedOut: (code: number) => void = () => undefined;
   const stop = (): Promise<void> => {
@@ -158,6 +163,8 @@ function serveSingle(options: ServiceOptions, decision: ModeDecision, mode: stri
     return stopped;
   };
   const uninstall = installSignals({ log, stop: () => void stop(), reopen: () => log.reopen(), foreground: false });
+  notifier.ready(options.status?.());
+  const served = pool.admit(single.stream, single.peer, inherited.name).then((code) => (typeof code === 'number' ? code : 0));
   const done = Promise.race([served, new Promise<number>((resolve) => (timedOut = resolve))]).then(async (code) => {
     uninstall();
     await flushLogging();

@@ -16,6 +16,8 @@ export interface CacheEngineOptions {
   readonly maxBytes?: number;
   /** Milliseconds, wall-clock anchored and not jumping backwards. Default: performance time. */
   readonly clock?: () => number;
+  /** Close a connection idle this long in both directions (ms); 0 or absent = never. */
+  readonly idleMs?: number;
   readonly log: Logger;
 }
 
@@ -113,7 +115,7 @@ export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
       return { kind: 'respond', bytes: encodeMessage({ isResponse: true, uid: message.uid, operation: message.operation }, payload) };
     },
     serve(conn) {
-      return serveCacheConnection(conn, engine);
+      return serveCacheConnection(conn, engine, { idleMs: options.idleMs ?? 0 });
     },
     noteConnection(change) {
       if (change === 'open') connections++;

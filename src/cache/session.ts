@@ -7,7 +7,11 @@
 // - a half-closed peer (shutdown(SHUT_WR) after its requests) gets every response, then FIN;
 // - a malformed stream, a wrong protocol version (the C server abort()ed, so a port scanner or an
 //   HTTP health check took the whole cache down) or an ADD under 8 bytes closes this connection
-//   only, with one log line saying why. Nothing is ever sent back for a bad request.
+//   only, with one log line saying why. Nothing is ever sent back for a bad request;
+// - an optional idle bound (ours; the original has none, and Apache and dc_client keep their
+//   connections open between requests, so it is off unless asked for): a peer that neither sends
+//   a byte nor takes a byte of its responses for idleMs is closed, so silent peers cannot hold
+//   file descriptors forever.
 
 import net from 'node:net';
 import { describePeer, type Connection } from '../activation/connection';
@@ -19,8 +23,13 @@ export const DROP_GRACE_MS = 5000;
 
 export type CacheSessionEngine = Pick<CacheEngine, 'answer' | 'log' | 'noteConnection'>;
 
+export interface CacheSessionOptions {
+  /** Close a connection after this many ms without progress in either direction; 0 = never (default). */
+  readonly idleMs?: number;
+}
+
 /** Serves one connection until the peer is done (or is dropped); never rejects. */
-export function serveCacheConnection(conn: Connection, engine: CacheSessionEngine): Promise<void> {
+export function serveCacheConnection(conn: Connection, engine: CacheSessionEngine, options: CacheSessionOptions = {}): Promise<void> {
   const { stream } = conn;
   const log = engine.log.child({ conn: conn.id });
   if (conn.peer.kind === 'tcp' && stream instanceof net.Socket) stream.setNoDelay(true);
@@ -36,10 +45,13 @@ export function serveCacheConnection(conn: Connection, engine: CacheSessionEngin
   return new Promise<void>((resolve) => {
     let settled = false;
     let grace: NodeJS.Timeout | undefined;
+    let idle: NodeJS.Timeout | undefined;
+    const idleMs = options.idleMs ?? 0;
     const settle = (why: string): void => {
       if (settled) return;
       settled = true;
       if (grace !== undefined) clearTimeout(grace);
+      if (idle !== undefined) clearTimeout(idle);
       stream.off('data', onData);
       stream.off('drain', onDrain);
       stream.off('end', onEnd);
@@ -107,7 +119,22 @@ export function serveCacheConnection(conn: Connection, engine: CacheSessionEngin
       }
     };
 
+    // Progress in either direction (bytes in, or the peer taking our queued responses) re-arms it.
+    const armIdle = (): void => {
+      if (idleMs <= 0 || settled) return;
+      if (idle !== undefined) idle.refresh();
+      else {
+        idle = setTimeout(() => {
+          log.info('idle close', { peer: describePeer(conn.peer), requests, idle_ms: idleMs, buffered: reader.buffered });
+          stream.destroy();
+          settle('idle');
+        }, idleMs);
+        idle.unref();
+      }
+    };
+
     const onData = (chunk: Buffer): void => {
+      armIdle();
       try {
         reader.push(chunk);
       } catch (error) {
@@ -116,6 +143,7 @@ export function serveCacheConnection(conn: Connection, engine: CacheSessionEngin
       if (!blocked) pump();
     };
     const onDrain = (): void => {
+      armIdle();
       if (!blocked) return;
       blocked = false;
       if (!peerDone) stream.resume();
@@ -143,6 +171,7 @@ export function serveCacheConnection(conn: Connection, engine: CacheSessionEngin
     stream.on('close', onClose);
     stream.on('error', onError);
     if (stream.readableEnded) onEnd();
+    armIdle();
     stream.resume();
   });
 }

@@ -103,7 +103,9 @@ async function main(argv: readonly string[]): Promise<number> {
   const policy: CompilerPolicy = { commandList, insecure: config.insecure, masqueradeDir: config.compilerDir };
   const job: JobSettings = Object.freeze({
     tmpDir,
-    nice: config.nice,
+    // The daemon itself takes --nice (runService, as distccd does) and compilers inherit it: set
+    // on the child after spawn, gcc could already have forked cc1 at the old priority.
+    nice: 0,
     lifetimeMs: config.jobLifetimeS * 1000,
     saveTemps: process.env['DISTCC_SAVE_TEMPS'] === '1',
     env: compilerEnvironment(process.env, [config.compilerDir, '/usr/lib/distcc']),
@@ -129,6 +131,7 @@ async function main(argv: readonly string[]): Promise<number> {
       detach: config.detach,
       pidFile: config.pidFile,
       user: config.user,
+      nice: config.nice,
       maxConnections: 0,
       drainTimeoutMs: config.jobLifetimeS > 0 ? config.jobLifetimeS * 1000 + 5000 : 600_000,
       lifetimeMs: config.lifetimeS * 1000,

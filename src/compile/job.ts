@@ -59,6 +59,9 @@ export function serrLine(pid: number, text: string): Buffer {
   return Buffer.from(`distccd[${pid}] ERROR: ${text}\n`);
 }
 
+/** Variables meant for the daemon alone (systemd activation, our detach handshake). */
+const DAEMON_ONLY_ENV = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'DISTKIT_DETACHED_REPORT_FD'];
+
 /**
  * The environment compilers run with: PATH from DISTCCD_PATH when set, otherwise the daemon's PATH
  * without the masquerade directories (running a masquerade link would call distcc itself), and
@@ -66,6 +69,9 @@ export function serrLine(pid: number, text: string): Buffer {
  */
 export function compilerEnvironment(env: NodeJS.ProcessEnv, masqueradeDirs: readonly string[]): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = { ...env };
+  // What the service manager handed the daemon is not the compiler's: a compiler holding
+  // NOTIFY_SOCKET could tell systemd we are ready or stopping.
+  for (const name of DAEMON_ONLY_ENV) delete out[name];
   const skip = new Set(masqueradeDirs.map((d) => path.resolve(d)));
   out['PATH'] =
     env['DISTCCD_PATH'] !== undefined && env['DISTCCD_PATH'] !== ''

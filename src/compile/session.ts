@@ -12,7 +12,7 @@ import type { Duplex } from 'node:stream';
 import { describePeer, type Connection, type ConnectionHandler } from '../activation/connection';
 import type { Logger } from '../log/logger';
 import type { AccessList } from './access';
-import { EXIT, runCompileJob, type JobOutcome, type JobSettings } from './job';
+import { EXIT, runCompileJob, serrLine, type JobOutcome, type JobSettings } from './job';
 import type { JobSlots } from './job_slots';
 import { runPumpJob } from './pump_job';
 import type { DistccStats, JobResult } from './stats';
@@ -20,7 +20,7 @@ import { RequestDecoder, type CompileRequest } from './wire/request';
 import { encodeResponse } from './wire/response';
 import { DEFAULT_LIMITS, type WireLimits } from './wire/tokens';
 
-/** C: dcc_io_timeout. The client may be slow preprocessing, but not forever. */
+/** C: dcc_io_timeout. The client may be slow preprocessing or reading, but not forever. */
 export const REQUEST_TIMEOUT_MS = 300_000;
 
 export interface CompileService {
@@ -70,14 +70,22 @@ function readRequest(stream: Duplex, limits: WireLimits, timeoutMs: number): Pro
   });
 }
 
-/** Writes the answer, ends the stream and resolves when it is flushed (or the client is gone). */
-function writeAnswer(stream: Duplex, parts: Buffer[]): Promise<boolean> {
+/**
+ * Writes the answer, ends the stream and resolves when it is flushed (or the client is gone). A
+ * client that stops reading is cut off after `timeoutMs` rather than holding its connection.
+ */
+function writeAnswer(stream: Duplex, parts: Buffer[], timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     if (stream.destroyed || stream.writableEnded) {
       resolve(false);
       return;
     }
+    const timer = setTimeout(() => {
+      done(false);
+      stream.destroy();
+    }, timeoutMs);
     const done = (ok: boolean): void => {
+      clearTimeout(timer);
       stream.off('finish', onFinish);
       stream.off('error', onError);
       stream.off('close', onClose);
@@ -124,7 +132,8 @@ export async function serveCompileConnection(conn: Connection, service: CompileS
   const finish = (outcome: Pick<JobOutcome, 'result' | 'status' | 'ret' | 'compiler' | 'input'> & { reason?: string }): void => {
     const ms = Math.max(0, Math.round(now() - start));
     if (outcome.reason !== undefined) {
-      const level = outcome.result === 'COMPILE_ERROR' || outcome.result === 'COMPILE_OK' ? 'warning' : outcome.result === 'CLI_DISCONN' ? 'info' : 'warning';
+      // A client that gives up is routine (make -k, Ctrl-C); anything else deserves a warning.
+      const level = outcome.result === 'CLI_DISCONN' ? 'info' : 'warning';
       log.log(level, `job ${outcome.result === 'REJ_BAD_REQ' ? 'refused' : 'failed'}`, { conn: conn.id, peer: who, reason: outcome.reason });
     }
     log.notice(summaryLine(who, outcome, ms));
@@ -163,13 +172,18 @@ export async function serveCompileConnection(conn: Connection, service: CompileS
         ? await runPumpJob(request, service.job, { signal: gone.signal })
         : await runCompileJob(request, service.job, { signal: gone.signal });
     } catch (error) {
-      const reason = `job failed: ${(error as Error).message}`;
-      outcome = { result: 'OTHER', status: EXIT.DISTCC_FAILED << 8, ret: EXIT.DISTCC_FAILED, compiler: request.argv[0] ?? '', input: '', reason };
+      // The server failed (TMPDIR full, a file vanished): say so, the client can still retry locally.
+      const reason = (error as Error).message;
+      const status = EXIT.DISTCC_FAILED << 8;
+      outcome = {
+        result: 'OTHER', status, ret: EXIT.DISTCC_FAILED, compiler: request.argv[0] ?? '', input: '', reason,
+        response: { version: request.version, status, stderr: serrLine(service.job.pid, reason), stdout: Buffer.alloc(0), object: Buffer.alloc(0) },
+      };
     } finally {
       release();
     }
     if (outcome.response !== undefined && !gone.signal.aborted) {
-      const sent = await writeAnswer(stream, encodeResponse(outcome.response));
+      const sent = await writeAnswer(stream, encodeResponse(outcome.response), service.requestTimeoutMs ?? REQUEST_TIMEOUT_MS);
       if (!sent) outcome = { ...outcome, result: 'CLI_DISCONN', ret: EXIT.IO_ERROR, reason: outcome.reason ?? 'client disconnected before the answer was sent' };
     } else if (gone.signal.aborted && outcome.result !== 'CLI_DISCONN') {
       outcome = { ...outcome, result: 'CLI_DISCONN', ret: EXIT.IO_ERROR, reason: 'client disconnected while compiling' };

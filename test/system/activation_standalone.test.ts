@@ -93,7 +93,7 @@ test('standalone echo finishes the connection in flight and exits 0 when sent SI
   t.after(() => client.close());
   assert.match((await client.readLine())!, /^hello/);
   p.child.kill('SIGTERM');
-  await p.waitFor(/signal stop signal=SIGTERM/);
+  await p.waitFor(/signal stop signal=SIGTERM\n.*notice: draining active=1/);
   // The listener is closed: a new connection is refused...
   await assert.rejects(LineClient.connect(target), /ECONNREFUSED/);
   // ...but the one in flight is still served to its end.
@@ -143,7 +143,7 @@ test('standalone echo reopens its log file on SIGHUP so a rotated file is let go
   p.child.kill('SIGTERM');
   assert.equal(await p.exited, 0);
   assert.match(fs.readFileSync(`${logFile}.1`, 'utf8'), /notice: signal reopen signal=SIGHUP\n$/);
-  assert.match(fs.readFileSync(logFile, 'utf8'), /^\S+ echo_server\[\d+\] notice: signal stop signal=SIGTERM\n\S+ echo_server\[\d+\] notice: stopped\n$/);
+  assert.match(fs.readFileSync(logFile, 'utf8'), /^\S+ echo_server\[\d+\] notice: signal stop signal=SIGTERM\n\S+ echo_server\[\d+\] notice: draining active=0 queued=0\n\S+ echo_server\[\d+\] notice: stopped\n$/);
 });
 
 test('standalone echo still serves a queued connection after SIGTERM before it exits 0', async (t) => {
@@ -173,6 +173,6 @@ test('standalone echo in the foreground stops gracefully on SIGINT', async (t) =
   const p = start(t, NODE, [ECHO, '--listen', '127.0.0.1:0', '--log-stderr']);
   await p.waitFor(/listening on=/);
   p.child.kill('SIGINT');
-  assert.equal(await p.exited, 0);
-  assert.match(p.output(), /notice: signal stop signal=SIGINT\n.*notice: stopped\n$/);
+  assert.equal(await p.exited, 0, p.output());
+  assert.match(p.output(), /notice: signal stop signal=SIGINT\n.*notice: draining active=0 queued=0\n.*notice: stopped\n$/);
 });

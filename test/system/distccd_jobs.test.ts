@@ -21,7 +21,7 @@ async function setup(t: Parameters<typeof tempDir>[0], scripts: Record<string, s
   const bin = path.join(dir, 'bin');
   await fs.mkdir(bin);
   for (const [name, body] of Object.entries(scripts)) await fs.writeFile(path.join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
-  const masq = await makeMasqueradeDir(path.join(dir, 'masq'), [...Object.keys(scripts), 'nosuchcc']);
+  const masq = await makeMasqueradeDir(path.join(dir, 'masq'), [...Object.keys(scripts), 'nosuchcc', 'gcc']);
   const tmp = path.join(dir, 'tmp');
   await fs.mkdir(tmp);
   return { dir, masq, env: { DISTCCD_PATH: `${bin}:/usr/bin:/bin`, TMPDIR: tmp } };
@@ -91,4 +91,29 @@ test('distccd runs at most --jobs compilers at once and queues the rest without 
   const events = (await fs.readFile(trace, 'utf8')).trim().split('\n').map((l) => l.split(' ')[0]);
   assert.deepEqual(events, ['start', 'end', 'start', 'end', 'start', 'end']);
   await d.waitForCount(/ COMPILE_OK /, 3);
+});
+
+test('distccd runs compilers with --nice added to its priority, in TMPDIR, with stdin /dev/null and the safeguard set', async (t) => {
+  const { dir, masq, env } = await setup(t, { probecc: `{ nice; pwd; cat; echo "safeguard=$_DISTCC_SAFEGUARD"; } > "${'$'}{PROBE}"; exec gcc "$@"` });
+  const probe = path.join(dir, 'probe');
+  const d = await startDistccd(t, { compilerDir: masq, env: { ...env, PROBE: probe }, args: ['--nice', '7'] });
+  const r = answered(await sendRaw(d.port, encodeRequest(1, ['probecc', '-c', 't.c', '-o', 't.o'], SOURCE)));
+  assert.equal(r.status, 0, r.stderr.toString());
+  const [nice, cwd, safeguard] = (await fs.readFile(probe, 'utf8')).trim().split('\n');
+  assert.equal(Number(nice), Math.min(19, (await import('node:os')).getPriority() + 7));
+  assert.equal(cwd, env['TMPDIR']);
+  assert.equal(safeguard, 'safeguard=1');
+});
+
+test('distccd answers STAT 100<<8 with the reason when its TMPDIR vanished and serves again once it is back', async (t) => {
+  const { masq, env } = await setup(t, {});
+  const d = await startDistccd(t, { compilerDir: masq, env });
+  await fs.rm(env['TMPDIR']!, { recursive: true });
+  const r = answered(await sendRaw(d.port, encodeRequest(1, ['gcc', '-c', 't.c', '-o', 't.o'], SOURCE)));
+  assert.equal(r.status, 100 << 8);
+  assert.match(r.stderr.toString(), /^distccd\[\d+\] ERROR: .*ENOENT/);
+  await d.waitFor(/OTHER exit:100 sig:0 core:0 ret:100/);
+  await fs.mkdir(env['TMPDIR']!);
+  const again = answered(await sendRaw(d.port, encodeRequest(1, ['gcc', '-c', 't.c', '-o', 't.o'], SOURCE)));
+  assert.equal(again.status, 0);
 });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { DISTCCD, freePort, makeMasqueradeDir, startDistccd, tempDir, type RunningDistccd } from '../support/distccd_harness';
+import { clientEnv, DISTCCD, freePort, makeMasqueradeDir, run, startDistccd, tempDir, type RunningDistccd } from '../support/distccd_harness';
 import { encodeRequest, sendRaw, type RawAnswer } from '../support/raw_distcc_client';
 import { REQUEST_P1 } from '../support/distcc_golden';
 import { encodeInteger, encodeBody } from '../../src/compile/wire/tokens';
@@ -125,4 +125,42 @@ test('distccd refuses every job while DISTCC_CMDLIST cannot be read and serves l
   assert.equal(listed.status, 0, listed.stderr.toString());
   const unlisted = answered(await sendRaw(d.port, encodeRequest(1, ['g++', '-c', 't.c', '-o', 't.o'], SOURCE)));
   assert.match(unlisted.stderr.toString(), /compiler g\+\+ is not in DISTCC_CMDLIST/);
+});
+
+test('distccd treats DIST 0 as protocol 1 and echoes it in DONE', async (t) => {
+  const masq = await makeMasqueradeDir(path.join(await tempDir(t, 'distkit-dist0-'), 'masq'));
+  const d = await startDistccd(t, { compilerDir: masq });
+  const r = answered(await sendRaw(d.port, encodeRequest(0, GOOD, SOURCE)));
+  assert.equal(r.version, 0);
+  assert.equal(r.status, 0);
+  assert.ok(r.object.length > 0);
+});
+
+test('the real client shows the reason of a refused job to the user', async (t) => {
+  const dir = await tempDir(t, 'distkit-why-');
+  const masq = await makeMasqueradeDir(path.join(dir, 'masq'));
+  const d = await startDistccd(t, { compilerDir: masq, env: { DISTCC_CMDLIST: path.join(dir, 'missing-cmdlist') } });
+  await fs.writeFile(path.join(dir, 't.c'), SOURCE);
+  const r = await run('distcc', ['gcc', '-c', 't.c', '-o', 't.o'], { cwd: dir, env: clientEnv(dir, `127.0.0.1:${d.port}/4,lzo`) });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /distccd\[\d+\] ERROR: Cannot read DISTCC_CMDLIST file .*missing-cmdlist \(ENOENT\): every job is refused until it is readable/);
+});
+
+test('distccd refuses to start without its masquerade directory (exit 110) unless --enable-tcp-insecure, which runs any program', async (t) => {
+  const dir = await tempDir(t, 'distkit-insecure-');
+  const port = await freePort();
+  const child = spawn(process.execPath, [DISTCCD, '--daemon', '--no-detach', '--listen', '127.0.0.1', '-p', String(port), '--allow', '127.0.0.1',
+    '--compiler-dir', path.join(dir, 'no-such-dir'), '--log-stderr'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  assert.equal(await new Promise((r) => child.once('exit', r)), 110);
+  assert.match(stderr, /compiler directory .*no-such-dir does not exist/);
+  // Insecure: the client names any program and it runs (this is CVE-2004-2687 by design).
+  const d = await startDistccd(t, { compilerDir: path.join(dir, 'no-such-dir'), args: ['--enable-tcp-insecure'] });
+  const r = answered(await sendRaw(d.port, encodeRequest(1, ['/bin/echo', '-c', 't.c', '-o', 't.o'], SOURCE)));
+  assert.equal(r.status, 0);
+  assert.match(r.stdout.toString(), /^-c \/\S+\/distccd_[0-9a-f]{12}\.i -o \/\S+\/distccd_[0-9a-f]{12}\.o\n$/);
+  // The argument checks still hold in insecure mode.
+  const plugin = answered(await sendRaw(d.port, encodeRequest(1, ['gcc', '-fplugin=/tmp/x.so', '-c', 't.c', '-o', 't.o'], SOURCE)));
+  assert.equal(plugin.status, 101 << 8);
 });

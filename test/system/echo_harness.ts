@@ -59,11 +59,13 @@ export function start(t: TestContext, command: string, args: readonly string[], 
 }
 
 /**
- * A zombie process: `sleep 0` exits at once and its parent (sh exec'd into sleep 30) never reaps
- * it. Its parent is killed (and the zombie reaped by init) when the test ends.
+ * A zombie process: a python parent forks a child that exits at once and never waits for it
+ * (a shell would: dash reaps a finished background job before its exec under load). The parent
+ * is killed (and the zombie reaped by init) when the test ends.
  */
 export async function makeZombie(t: TestContext): Promise<number> {
-  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const script = 'import os, sys, time\npid = os.fork()\nif pid == 0: os._exit(0)\nprint(pid, flush=True)\ntime.sleep(30)\n';
+  const parent = spawn('python3', ['-c', script], { stdio: ['ignore', 'pipe', 'ignore'] });
   t.after(() => parent.kill('SIGKILL'));
   const zombie = Number(await new Promise<string>((resolve) => parent.stdout!.once('data', (b: Buffer) => resolve(b.toString()))));
   await waitUntil(() => (/\) Z /.test(fs.readFileSync(`/proc/${zombie}/stat`, 'utf8')) ? true : undefined), 5000, () => `${zombie} is no zombie`);

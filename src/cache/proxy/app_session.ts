@@ -9,7 +9,7 @@ import type { Connection } from '../../activation/connection';
 import type { Logger } from '../../log/index';
 import { encodeMessage } from '../wire/frame';
 import { MessageReader } from '../wire/message_reader';
-import type { Operation } from '../wire/constants';
+import { ADD_PREFIX_SIZE, Operation } from '../wire/constants';
 import { DISCONNECTED_PAYLOAD, type Upstream, type UpstreamAnswer, type UpstreamTicket } from './upstream';
 
 /** Requests one application may have outstanding; beyond that its socket is not read. */
@@ -80,6 +80,14 @@ export function serveProxyConnection(conn: Connection, upstream: Upstream, optio
         return;
       }
       const m = r.value;
+      if (m.operation === Operation.ADD && m.payload.length < ADD_PREFIX_SIZE) {
+        // The cache server closes a connection on such an ADD: forwarded, it would take the
+        // shared upstream connection (and every other application's requests) down with it.
+        log.warning('bad request', { why: `ADD payload of ${m.payload.length} bytes is shorter than ${ADD_PREFIX_SIZE}` });
+        finish();
+        stream.destroy();
+        return;
+      }
       const slot: Slot = { uid: m.uid, operation: m.operation, response: undefined, ticket: undefined };
       slots.push(slot);
       // Copy: the payload may be a view into the reader's buffer and the request may wait in a queue.

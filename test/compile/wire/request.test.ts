@@ -124,3 +124,28 @@ test('encodeResponse sends DOTD only in protocol 3 after success', () => {
   const failed = Buffer.concat(encodeResponse({ version: 3, status: 256, stderr: Buffer.alloc(0), stdout: Buffer.alloc(0), object: Buffer.alloc(0) }));
   assert.ok(failed.toString('latin1').endsWith('DOTO00000000'));
 });
+
+test('RequestDecoder never throws, never exceeds its limits and always ends on random input', () => {
+  let seed = 987654;
+  const rand = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const pieces = [encodeInteger('DIST', 1), encodeInteger('DIST', 3), encodeInteger('ARGC', 2), ...encodeBody('ARGV', 'gcc'), ...encodeBody('CDIR', '/x'),
+    encodeInteger('NFIL', 1), ...encodeBody('NAME', '/x/a.h'), ...encodeBody('FILE', 'zz'), ...encodeBody('DOTI', 'int x;'), Buffer.from('ARGV0000ffff'), Buffer.from([0, 255, 10])];
+  const limits = { ...DEFAULT_LIMITS, maxArgvLength: 64, maxDotiLength: 64, maxFileLength: 64 };
+  for (let i = 0; i < 2000; i++) {
+    const parts: Buffer[] = [];
+    const n = 1 + Math.floor(rand() * 10);
+    for (let j = 0; j < n; j++) {
+      const p = pieces[Math.floor(rand() * pieces.length)]!;
+      parts.push(rand() < 0.1 ? p.subarray(0, Math.floor(rand() * p.length)) : p);
+    }
+    const bytes = Buffer.concat(parts);
+    const d = new RequestDecoder(limits);
+    let outcome = 'incomplete';
+    for (let k = 0; k < bytes.length && outcome === 'incomplete'; ) {
+      const step = 1 + Math.floor(rand() * 7);
+      outcome = d.push(bytes.subarray(k, k + step)).kind;
+      k += step;
+    }
+    assert.ok(['incomplete', 'corrupt', 'ok'].includes(outcome));
+  }
+});

@@ -1,0 +1,96 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import os from 'node:os';
+import { helpText, parseDistccdArgs, versionText, type DistccdConfig } from '../../src/cli/distccd_options';
+import { DistkitError } from '../../src/errors';
+
+function config(args: string[]): DistccdConfig {
+  const r = parseDistccdArgs(args);
+  assert.equal(r.kind, 'run');
+  return (r as { config: DistccdConfig }).config;
+}
+
+function fails(args: string[], why: RegExp): void {
+  assert.throws(() => parseDistccdArgs(args), (e: unknown) => e instanceof DistkitError && e.exitCode === 101 && why.test(e.message));
+}
+
+test('parseDistccdArgs gives distccd defaults when no option is given', () => {
+  const c = config([]);
+  assert.equal(c.port, 3632);
+  assert.equal(c.statsPort, 3633);
+  assert.equal(c.jobs, os.availableParallelism() + 2);
+  assert.equal(c.nice, 5);
+  assert.equal(c.jobLifetimeS, 0);
+  assert.equal(c.logLevel, 'notice');
+  assert.equal(c.mode, 'auto');
+  assert.equal(c.detach, true);
+  assert.equal(c.compilerDir, '/usr/lib/distcc');
+  assert.ok(Object.isFrozen(c));
+});
+
+test('parseDistccdArgs reads every option in long, short, joined and = forms', () => {
+  const c = config([
+    '-a', '10.0.0.0/8', '--allow=192.168.1.1', '--allow-private', '--listen', '127.0.0.1', '--listen', '::1', '-p3700', '-j', '7', '-N', '10',
+    '--job-lifetime', '60', '--lifetime', '5', '-P', '/run/d.pid', '--user', 'distccd', '--log-file', '/tmp/l', '--log-level=warning',
+    '--log-stderr', '--stats', '--stats-port', '3800', '--daemon', '--no-detach', '--no-fork', '--zeroconf', '--make-me-a-botnet', '--no-fifo',
+    '--compiler-dir', '/opt/masq',
+  ]);
+  assert.deepEqual(c.allow, ['10.0.0.0/8', '192.168.1.1']);
+  assert.deepEqual(c.listen, ['127.0.0.1', '::1']);
+  assert.equal(c.allowPrivate, true);
+  assert.equal(c.port, 3700);
+  assert.equal(c.jobs, 7);
+  assert.equal(c.nice, 10);
+  assert.equal(c.jobLifetimeS, 60);
+  assert.equal(c.lifetimeS, 5);
+  assert.equal(c.pidFile, '/run/d.pid');
+  assert.equal(c.user, 'distccd');
+  assert.equal(c.logFile, '/tmp/l');
+  assert.equal(c.logLevel, 'warning');
+  assert.equal(c.logStderr, true);
+  assert.equal(c.stats, true);
+  assert.equal(c.statsPort, 3800);
+  assert.equal(c.mode, 'daemon');
+  assert.equal(c.detach, false);
+  assert.equal(c.noFork, true);
+  assert.equal(c.zeroconf, true);
+  assert.equal(c.insecure, true);
+  assert.equal(c.compilerDir, '/opt/masq');
+  assert.equal(config(['--enable-tcp-insecure']).insecure, true);
+  assert.equal(config(['--inetd']).mode, 'inetd');
+  assert.equal(config(['--verbose']).logLevel, 'debug');
+  assert.equal(config(['--log-level', 'error']).logLevel, 'err');
+  assert.equal(config(['--log-level', 'critical']).logLevel, 'crit');
+});
+
+test('parseDistccdArgs makes --wizard a foreground daemon logging debug to stderr', () => {
+  const c = config(['--wizard']);
+  assert.deepEqual([c.mode, c.detach, c.noFork, c.logStderr, c.logLevel], ['daemon', false, true, true, 'debug']);
+});
+
+test('parseDistccdArgs refuses unknown options, stray arguments and bad numbers with exit 101', () => {
+  fails(['--bogus'], /unknown option --bogus/);
+  fails(['-x'], /unknown option -x/);
+  fails(['--no-verbose'], /unknown option --no-verbose/);
+  fails(['--detach'], /unknown option --detach/);
+  fails(['extra'], /unexpected argument "extra"/);
+  fails(['--port', '0'], /--port "0" is not a whole number from 1 to 65535/);
+  fails(['-p', '65536'], /--port/);
+  fails(['--port', 'http'], /--port "http"/);
+  fails(['--jobs', '0'], /--jobs "0"/);
+  fails(['--stats-port', '70000'], /--stats-port/);
+  assert.equal(config(['--nice=-3']).nice, -3);
+  fails(['--job-lifetime', '1.5'], /--job-lifetime/);
+  fails(['--log-level', 'loud'], /Unknown log level "loud"/);
+  fails(['--allow'], /--allow needs a value/);
+  fails(['--inetd', '--daemon'], /contradict/);
+});
+
+test('versionText and helpText open the way distccd 3.4 prints them', () => {
+  assert.match(versionText(), /^distccd 3\.4 [a-z0-9_]+-pc-linux-gnu\n {2}\(protocols 1, 2 and 3\) \(default port 3632\)\n/);
+  assert.equal(parseDistccdArgs(['--version']).kind, 'version');
+  assert.match(helpText(), /\nUsage:\n {3}distccd \[OPTIONS\]\n/);
+  for (const option of ['--allow', '--allow-private', '--listen', '--jobs', '--nice', '--job-lifetime', '--pid-file', '--user', '--log-file', '--log-level', '--log-stderr', '--verbose', '--stats', '--stats-port', '--inetd', '--daemon', '--no-detach', '--wizard', '--zeroconf', '--enable-tcp-insecure', '--compiler-dir']) {
+    assert.ok(helpText().includes(option), option);
+  }
+});

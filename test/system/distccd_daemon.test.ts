@@ -1,0 +1,69 @@
+// distccd as a standalone daemon: --stats serves the counters page on its own port, and --daemon
+// detaches once listening, leaving the long-running pid in --pid-file.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { DISTCCD, freePort, makeMasqueradeDir, startDistccd, tempDir } from '../support/distccd_harness';
+import { encodeRequest, sendRaw } from '../support/raw_distcc_client';
+
+const SOURCE = 'int f(int x) { return x + 1; }\n';
+
+function fetchPage(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const s = net.connect(port, '127.0.0.1', () => s.write('GET / HTTP/1.0\r\n\r\n'));
+    s.on('data', (d) => chunks.push(d));
+    s.once('error', reject);
+    s.once('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+  });
+}
+
+test('distccd --stats serves the counters page with the jobs it ran', async (t) => {
+  const masq = await makeMasqueradeDir(path.join(await tempDir(t, 'distkit-stats-'), 'masq'));
+  const statsPort = await freePort();
+  const d = await startDistccd(t, { compilerDir: masq, args: ['--stats', '--stats-port', String(statsPort)] });
+  const ok = await sendRaw(d.port, encodeRequest(2, ['gcc', '-c', 't.c', '-o', 't.o'], SOURCE));
+  assert.equal(ok.kind === 'answer' && ok.response.status, 0);
+  const bad = await sendRaw(d.port, encodeRequest(1, ['gcc', '-c', 'bad.c', '-o', 'bad.o'], 'int x(void) { return }\n'));
+  assert.equal(bad.kind === 'answer' && bad.response.status, 1 << 8);
+  await d.waitForCount(/ COMPILE_(OK|ERROR) /, 2);
+  const page = await fetchPage(statsPort);
+  assert.match(page, /^HTTP\/1\.0 200 OK\nContent-Type: text\/plain\nConnection: close\n\nargv \/distccd\n<distccstats>\n/);
+  assert.match(page, /\ndcc_tcp_accept 2\n/);
+  assert.match(page, /\ndcc_compile_ok 1\n/);
+  assert.match(page, /\ndcc_compile_error 1\n/);
+  assert.match(page, /\ndcc_longest_job t\.c\ndcc_longest_job_compiler gcc\n/);
+  assert.match(page, /<\/distccstats>\n$/);
+});
+
+test('distccd --daemon detaches once listening and keeps the serving pid in --pid-file', async (t) => {
+  const dir = await tempDir(t, 'distkit-detach-');
+  const masq = await makeMasqueradeDir(path.join(dir, 'masq'));
+  const pidFile = path.join(dir, 'distccd.pid');
+  const logFile = path.join(dir, 'distccd.log');
+  const port = await freePort();
+  const starter = spawn(process.execPath, [DISTCCD, '--daemon', '--listen', '127.0.0.1', '-p', String(port), '--allow', '127.0.0.1',
+    '--pid-file', pidFile, '--log-file', logFile, '--compiler-dir', masq], { stdio: 'ignore' });
+  const code = await new Promise((r) => starter.once('exit', r));
+  assert.equal(code, 0, 'exit 0 means listening');
+  const pid = Number((await fs.readFile(pidFile, 'utf8')).trim());
+  t.after(() => {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // already stopped by the test
+    }
+  });
+  assert.notEqual(pid, starter.pid);
+  const r = await sendRaw(port, encodeRequest(1, ['gcc', '-c', 't.c', '-o', 't.o'], SOURCE));
+  assert.equal(r.kind === 'answer' && r.response.status, 0);
+  process.kill(pid, 'SIGTERM');
+  const end = Date.now() + 10_000;
+  while (Date.now() < end && (await fs.access(pidFile).then(() => true, () => false))) await new Promise((res) => setTimeout(res, 50));
+  await assert.rejects(fs.access(pidFile), 'the pid file is removed on a clean stop');
+  assert.match(await fs.readFile(logFile, 'utf8'), /client: 127\.0\.0\.1:\d+ COMPILE_OK /);
+});
