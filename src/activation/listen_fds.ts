@@ -5,8 +5,12 @@
 
 import fs from 'node:fs';
 
-/** What an fd is: a listening stream socket, another (connected) socket, a pipe, something else, or nothing. */
-export type FdKind = 'listening' | 'socket' | 'pipe' | 'other' | 'closed';
+/**
+ * What an fd is: a listening stream socket, another (connected) socket, a socket this network
+ * namespace's /proc/net tables do not list (systemd's PrivateNetwork=yes hands the service a
+ * listener from the host's namespace), a pipe, something else, or nothing.
+ */
+export type FdKind = 'listening' | 'socket' | 'foreign-socket' | 'pipe' | 'other' | 'closed';
 
 export interface ListenFd {
   readonly fd: number;
@@ -54,7 +58,8 @@ export function classifyFd(fd: number): FdKind {
   }
   if (stat.isFIFO()) return 'pipe';
   if (!stat.isSocket()) return 'other';
-  return isListeningInode(stat.ino) ? 'listening' : 'socket';
+  const state = socketState(stat.ino);
+  return state === 'listening' ? 'listening' : state === 'connected' ? 'socket' : 'foreign-socket';
 }
 
 /** True when fds `a` and `b` are the same open socket or file (inetd dups one socket to 0, 1 and 2). */
@@ -71,19 +76,19 @@ export function sameFile(a: number, b: number): boolean {
 // /proc/net/tcp and tcp6: "sl local rem st ... uid timeout inode"; st 0A is TCP_LISTEN.
 // /proc/net/unix: "Num RefCount Protocol Flags Type St Inode Path"; Flags 00010000 is
 // __SO_ACCEPTCON (listen() was called), Type 0001 is SOCK_STREAM.
-function isListeningInode(inode: number): boolean {
+function socketState(inode: number): 'listening' | 'connected' | 'unlisted' {
   const wanted = String(inode);
   for (const table of ['tcp', 'tcp6']) {
     for (const row of readTable(table)) {
       const cols = row.trim().split(/\s+/);
-      if (cols[9] === wanted) return cols[3] === '0A';
+      if (cols[9] === wanted) return cols[3] === '0A' ? 'listening' : 'connected';
     }
   }
   for (const row of readTable('unix')) {
     const cols = row.trim().split(/\s+/);
-    if (cols[6] === wanted) return (parseInt(cols[3] ?? '0', 16) & 0x10000) !== 0 && cols[4] === '0001';
+    if (cols[6] === wanted) return (parseInt(cols[3] ?? '0', 16) & 0x10000) !== 0 && cols[4] === '0001' ? 'listening' : 'connected';
   }
-  return false;
+  return 'unlisted';
 }
 
 function readTable(name: string): string[] {

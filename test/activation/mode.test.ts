@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { detectMode, servesManyConnections, servesOneConnection } from '../../src/activation/mode';
 
 test('detectMode takes the one connection on fd 3 when LISTEN_FDNAMES is "connection" and LISTEN_PID is ours', () => {
@@ -27,4 +28,29 @@ test('detectMode lets LISTEN_FDS win over --daemon and skips fds that are not li
   assert.equal(decision.kind, 'systemd-listen');
   assert.deepEqual(decision.fds, []);
   assert.match(decision.why, /^LISTEN_FDS=2 for this pid, listening on fds none$/);
+});
+
+test('detectMode adopts a named systemd listener that this network namespace cannot see (PrivateNetwork=yes)', (t) => {
+  // The listener is made here and passed as fd 3 to a node in a new network namespace, whose
+  // /proc/net does not list it: exactly what a service with PrivateNetwork=yes is handed.
+  const script = [
+    "const { detectMode } = require(process.argv[1]);",
+    "const named = detectMode('auto', { env: { LISTEN_PID: String(process.pid), LISTEN_FDS: '1', LISTEN_FDNAMES: 'distccd.socket' } });",
+    "const unnamed = detectMode('auto', { env: { LISTEN_PID: String(process.pid), LISTEN_FDS: '1' } });",
+    "console.log(JSON.stringify({ named: [named.kind, named.fds], unnamed: [unnamed.kind, unnamed.fds] }));",
+  ].join('\n');
+  const mode = require.resolve('../../src/activation/mode');
+  const py = [
+    'import os, socket, subprocess, sys',
+    's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)',
+    'os.dup2(s.fileno(), 3)',
+    'r = subprocess.run(["unshare", "--net", sys.argv[1], "-e", sys.argv[2], sys.argv[3]], pass_fds=(3,), capture_output=True, text=True)',
+    'sys.stdout.write(r.stdout + r.stderr)',
+  ].join('\n');
+  const out = execFileSync('python3', ['-c', py, process.execPath, script, mode], { encoding: 'utf8' });
+  t.diagnostic(out);
+  const result = JSON.parse(out) as { named: [string, unknown[]]; unnamed: [string, unknown[]] };
+  assert.deepEqual(result.named, ['systemd-listen', [{ fd: 3, name: 'distccd.socket', kind: 'listening' }]]);
+  // Without systemd's names nothing says it is a listener: it is taken as the one connection.
+  assert.equal(result.unnamed[0], 'systemd-accept');
 });
