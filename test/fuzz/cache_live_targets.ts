@@ -2,7 +2,8 @@
 // 127.0.0.1 socket (test/cache/cache_server.ts); `cache-server` fuzzes the real dc_server program
 // (node dist/src/cli/dc_server.js, started and stopped by PID), reading its log from stderr;
 // `cache-proxy` fuzzes dc_client's application side (Upstream + serveProxyConnection in this
-// process) in front of the engine: no application may take the shared upstream connection down.
+// process) in front of the engine: no application may take the shared upstream connection down;
+// `cache-client` does the same to the real dc_client program in front of the real dc_server.
 
 import net from 'node:net';
 import { startCacheServer } from '../cache/cache_server';
@@ -11,6 +12,7 @@ import { serveProxyConnection } from '../../src/cache/proxy/app_session';
 import { createLogger, type Level, type LogSink } from '../../src/log/index';
 import { fuzzLiveServer } from './cache_live_fuzz';
 import type { FuzzTarget } from './fuzz_target';
+import path from 'node:path';
 import { startServerProgram } from './server_program';
 
 /** No count limit, a 64 MB byte bound: fuzz ADDs cannot grow the store without bound. */
@@ -89,6 +91,43 @@ export const cacheProxyTarget: FuzzTarget = {
       for (const sk of sockets) sk.destroy();
       await new Promise<void>((resolve) => proxy.close(() => resolve()));
       await server.close();
+    }
+  },
+};
+
+const DC_CLIENT = path.join(__dirname, '..', '..', 'src', 'cli', 'dc_client.js');
+
+export const cacheClientTarget: FuzzTarget = {
+  name: 'cache-client',
+  describe: 'the real dc_client program in front of the real dc_server: damaged streams on 32 application connections plus a good client',
+  async run(options) {
+    const server = await startServerProgram(['-sessions', '0', '-maxmemory', '64']);
+    try {
+      const proxy = await startServerProgram(['-listen', 'IP:127.0.0.1:0', '-server', `IP:${server.target.host}:${server.target.port}`, '-loglevel', 'info'], { script: DC_CLIENT });
+      try {
+        const deadline = Date.now() + 5000;
+        while (!proxy.lines.some((l) => /upstream connected/.test(l)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+        return await fuzzLiveServer(
+          'cache-client',
+          {
+            target: proxy.target,
+            lines: proxy.lines,
+            rssBytes: () => proxy.rssBytes(),
+            alive: () => proxy.alive() && server.alive(),
+            proxy: true,
+            rssLimitBytes: 384 * 1048576,
+            problem: () => {
+              const lost = proxy.lines.filter((l) => /upstream (lost|connect failed)/.test(l));
+              return lost.length === 0 ? undefined : `dc_client lost its upstream: ${lost[0]}`;
+            },
+          },
+          { ...options, concurrency: 32 },
+        );
+      } finally {
+        await proxy.stop();
+      }
+    } finally {
+      await server.stop();
     }
   },
 };

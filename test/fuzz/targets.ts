@@ -2,6 +2,6 @@
 
 import type { FuzzTarget } from './fuzz_target';
 import { cacheWireTarget } from './cache_wire_fuzz';
-import { cacheLiveTarget, cacheProxyTarget, cacheServerTarget } from './cache_live_targets';
+import { cacheClientTarget, cacheLiveTarget, cacheProxyTarget, cacheServerTarget } from './cache_live_targets';
 
-export const FUZZ_TARGETS: readonly FuzzTarget[] = [cacheWireTarget, cacheLiveTarget, cacheServerTarget, cacheProxyTarget];
+export const FUZZ_TARGETS: readonly FuzzTarget[] = [cacheWireTarget, cacheLiveTarget, cacheServerTarget, cacheProxyTarget, cacheClientTarget];
