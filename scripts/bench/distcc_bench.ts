@@ -229,7 +229,9 @@ async function main(): Promise<void> {
     for (const s of servers) await stopServer(s);
     await fs.rm(work, { recursive: true, force: true });
   }
-  console.log(`\nworkloads: ${SEQUENTIAL} sequential, make -j4 of ${MAKE_FILES}, ${INETD_JOBS} inetd, overhead over ${OVERHEAD_JOBS} jobs (ms/job); ${RUNS} run(s)`);
+  // Other work on the machine moves every number: print the load so a reader can judge.
+  console.log(`\nload average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} CPUs`);
+  console.log(`workloads: ${SEQUENTIAL} sequential, make -j4 of ${MAKE_FILES}, ${INETD_JOBS} inetd, overhead over ${OVERHEAD_JOBS} jobs (ms/job); ${RUNS} run(s)`);
   for (const [name, byKind] of Object.entries(results)) {
     if (!haveOurs) {
       console.log(`${name.padEnd(10)} C ms: ${summary(byKind.c)}`);
