@@ -148,7 +148,7 @@ else fail "systemd-analyze verify inside the container:"; echo "$out" | sed 's/^
 
 # Shorter watchdog for the test only (runtime drop-in, gone with the container).
 ct mkdir -p /run/systemd/system/distccd.service.d
-ct sh -c 'printf "[Service]\nWatchdogSec=3s\nLimitCORE=0\n" > /run/systemd/system/distccd.service.d/50-test.conf'
+ct sh -c 'printf "[Service]\nWatchdogSec=5s\nLimitCORE=0\n" > /run/systemd/system/distccd.service.d/50-test.conf'
 ct systemctl daemon-reload
 
 # --- distccd.socket (Accept=no) ---------------------------------------------------------------
@@ -163,9 +163,9 @@ if have distccd; then
   else fail "distccd.service not active/running with a STATUS= line (got '$(show distccd.service ActiveState)/$(show distccd.service SubState)', '$status')"; unit_dump distccd.service; fi
 
   pid=$(show distccd.service MainPID); n0=$(show distccd.service NRestarts)
-  sleep 7   # more than twice WatchdogSec=3s: only pings keep it alive
+  sleep 11   # more than twice WatchdogSec=5s: only pings keep it alive
   if [ "$(show distccd.service MainPID)" = "$pid" ] && [ "$(show distccd.service NRestarts)" = "$n0" ]; then
-    pass "the watchdog keeps distccd alive while it pings (same pid after 7 s, WatchdogSec=3s)"
+    pass "the watchdog keeps distccd alive while it pings (same pid after 11 s, WatchdogSec=5s)"
   else fail "distccd restarted although it was not stopped (pid $pid -> $(show distccd.service MainPID))"; unit_dump distccd.service; fi
   # Never `kill 0`: without a main pid there is nothing to stop (and it would stop this shell).
   [ "${pid:-0}" -gt 1 ] && ct kill -STOP "$pid"
