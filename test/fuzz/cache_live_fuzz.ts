@@ -32,6 +32,8 @@ export interface FuzzedServer {
   /** A proxy (dc_client) closes a bad application at once, dropping the answers still owed to it:
    * any prefix of the predicted responses is right, and its log lines name no peer port. */
   readonly proxy?: boolean;
+  /** The server's resident memory must stay below this (bytes), when it is measured alone. */
+  readonly rssLimitBytes?: number;
   /** A target-specific health problem at the end of the run (e.g. the proxy lost its upstream). */
   problem?(): string | undefined;
 }
@@ -260,6 +262,9 @@ export async function fuzzLiveServer(name: string, server: FuzzedServer, options
     await new Promise((resolve) => setTimeout(resolve, 200));
     const bad = server.lines.filter((l) => /\bbad request\b.*\bwhy=/.test(l)).length;
     if (bad < drops || bad > drops + abandoned) note('violation', -1, `${bad} "bad request" log lines for ${drops} predicted drops (+${abandoned} abandoned)`, Buffer.alloc(0));
+  }
+  if (server.rssLimitBytes !== undefined && peak > server.rssLimitBytes) {
+    note('violation', -1, `server resident memory peaked at ${(peak / 1048576).toFixed(0)} MB, above ${(server.rssLimitBytes / 1048576).toFixed(0)} MB`, Buffer.alloc(0));
   }
   const problem = server.problem?.();
   if (problem !== undefined) note('violation', -1, problem, Buffer.alloc(0));

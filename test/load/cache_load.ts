@@ -7,6 +7,8 @@
 // 10^6 ADDs) and, with small counts and no timing assertion, by the npm test suite.
 
 import net from 'node:net';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
 import posix from 'posix';
 import { CacheClient } from '../../src/cache/client';
 import { Status } from '../../src/cache/wire/index';
@@ -25,6 +27,8 @@ export interface IdleLoadResult {
   readonly idleOpenAtEnd: number;
   readonly before: LatencyFigures;
   readonly withIdle: LatencyFigures;
+  /** Idle-free again once the idle connections are closed. */
+  readonly after: LatencyFigures;
   readonly rssBeforeBytes: number;
   readonly rssWithIdleBytes: number;
 }
@@ -61,13 +65,16 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+/** Round trips not measured first: they warm the JIT (ours and the server's). */
+const WARM_UP = 10_000;
+
 /** `requests` sequential round trips (9 GETs of a 100-byte session to 1 ADD), microseconds. */
 export async function measureLatency(client: CacheClient, requests: number, tag: string): Promise<LatencyFigures> {
   const value = Buffer.alloc(100, 0x61);
   // The longest timeout: the ADDs below (shorter) are always evicted before it.
   await client.add(`hot-${tag}`, value, 604_800_000);
   const samples: number[] = [];
-  for (let i = 0; i < requests + 3000; i++) {
+  for (let i = 0; i < requests + WARM_UP; i++) {
     const t0 = process.hrtime.bigint();
     if (i % 10 === 9) {
       const status = await client.add(`k-${tag}-${i}`, value, 60_000);
@@ -77,7 +84,7 @@ export async function measureLatency(client: CacheClient, requests: number, tag:
       if (got === null || got.length !== 100) throw new Error('GET of the hot session missed');
     }
     const us = Number(process.hrtime.bigint() - t0) / 1000;
-    if (i >= 3000) samples.push(us); // the first 3000 warm the JIT (ours and the server's)
+    if (i >= WARM_UP) samples.push(us);
   }
   samples.sort((a, b) => a - b);
   return { requests, p50Us: percentile(samples, 50), p99Us: percentile(samples, 99), maxUs: samples[samples.length - 1]! };
@@ -105,23 +112,67 @@ export async function openIdle(target: { host: string; port: number }, n: number
   return { sockets, closed: () => closed };
 }
 
+/** Opens `n` idle connections from a separate process (idle_holder_main). */
+async function holdIdle(target: { host: string; port: number }, n: number): Promise<{ release: () => Promise<number> }> {
+  const child = spawn(process.execPath, [path.join(__dirname, 'idle_holder_main.js'), target.host, String(target.port), String(n)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  const waiters: Array<() => void> = [];
+  child.stdout!.setEncoding('utf8');
+  child.stdout!.on('data', (d: string) => {
+    out += d;
+    for (const w of waiters.splice(0)) w();
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => {
+    for (const w of waiters.splice(0)) w();
+    resolve();
+  }));
+  const line = async (re: RegExp): Promise<number> => {
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const m = re.exec(out);
+      if (m) return Number(m[1]);
+      if (child.exitCode !== null || Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`idle holder: no ${re} (exit ${child.exitCode}) output: ${out}`);
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 200);
+        waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  };
+  const open = await line(/open (\d+)/);
+  if (open !== n) throw new Error(`idle holder opened ${open} of ${n}`);
+  return {
+    async release() {
+      child.stdin!.end();
+      const closed = await line(/closed (\d+)/);
+      await exited;
+      return n - closed;
+    },
+  };
+}
+
 export async function runIdleLoad(options: { idle: number; requests: number }): Promise<IdleLoadResult> {
-  raiseNoFile(options.idle + 1024);
   const { program, name } = await startLoadServer(512);
   try {
     const client = await CacheClient.connect(program.target);
     try {
       const before = await measureLatency(client, options.requests, 'before');
       const rssBefore = program.rssBytes();
-      const idle = await openIdle(program.target, options.idle);
+      const idle = await holdIdle(program.target, options.idle);
       // Let the server accept and start serving every one of them.
       await new Promise((resolve) => setTimeout(resolve, 500 + options.idle / 10));
       const withIdle = await measureLatency(client, options.requests, 'idle');
       const rssWithIdle = program.rssBytes();
-      const open = idle.sockets.length - idle.closed();
-      for (const s of idle.sockets) s.destroy();
+      const open = await idle.release();
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const after = await measureLatency(client, options.requests, 'after');
       if (!program.alive()) throw new Error(`the server died:\n${program.lines.join('\n')}`);
-      return { server: name, idle: options.idle, idleOpenAtEnd: open, before, withIdle, rssBeforeBytes: rssBefore, rssWithIdleBytes: rssWithIdle };
+      return { server: name, idle: options.idle, idleOpenAtEnd: open, before, withIdle, after, rssBeforeBytes: rssBefore, rssWithIdleBytes: rssWithIdle };
     } finally {
       client.destroy();
     }

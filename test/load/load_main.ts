@@ -1,6 +1,7 @@
 // `npm run load -- [--idle N] [--requests R] [--churn N] [--seconds T]`: the long load runs for
 // the cache server (see cache_load.ts) with the figures docs/reliability.md reports. Exit status 1
-// when a bound is missed: p99 with N idle connections above 2x the idle-free p99, an idle
+// when a bound is missed: p99 with N idle connections above 2x the idle-free p99 (the better of
+// the runs before and after the idle connections), an idle
 // connection closed by the server, or resident memory after warm-up growing under eviction churn
 // (the second half of the samples peaking more than 10% above the first half's peak).
 
@@ -21,13 +22,16 @@ async function main(argv: string[]): Promise<number> {
   let ok = true;
   if (opts.idle! > 0) {
     const r = await runIdleLoad({ idle: opts.idle!, requests: opts.requests! });
-    const ratio = r.withIdle.p99Us / r.before.p99Us;
+    // The idle-free figure is the better of the runs before and after the idle connections, so a
+    // noisy baseline cannot make the bound easier to meet.
+    const idleFreeP99 = Math.min(r.before.p99Us, r.after.p99Us);
+    const ratio = r.withIdle.p99Us / idleFreeP99;
     console.log(
       `load idle server=${JSON.stringify(r.server)} idle=${r.idle} idle_open_at_end=${r.idleOpenAtEnd} requests=${r.before.requests} ` +
         `p50_us=${r.before.p50Us.toFixed(0)} p99_us=${r.before.p99Us.toFixed(0)} p50_idle_us=${r.withIdle.p50Us.toFixed(0)} p99_idle_us=${r.withIdle.p99Us.toFixed(0)} ` +
-        `p99_ratio=${ratio.toFixed(2)} rss_mb=${(r.rssBeforeBytes / MB).toFixed(1)} rss_idle_mb=${(r.rssWithIdleBytes / MB).toFixed(1)}`,
+        `p50_after_us=${r.after.p50Us.toFixed(0)} p99_after_us=${r.after.p99Us.toFixed(0)} p99_ratio=${ratio.toFixed(2)} rss_mb=${(r.rssBeforeBytes / MB).toFixed(1)} rss_idle_mb=${(r.rssWithIdleBytes / MB).toFixed(1)}`,
     );
-    if (ratio > 2) (ok = false), console.log(`load FAIL: p99 with ${r.idle} idle connections is ${ratio.toFixed(2)}x the idle-free p99 (bound 2x)`);
+    if (ratio > 2) (ok = false), console.log(`load FAIL: p99 with ${r.idle} idle connections is ${ratio.toFixed(2)}x the idle-free p99 ${idleFreeP99.toFixed(0)} us (bound 2x)`);
     if (r.idleOpenAtEnd !== r.idle) (ok = false), console.log(`load FAIL: ${r.idle - r.idleOpenAtEnd} idle connections were closed`);
   }
   if (opts.churn! > 0) {
