@@ -4,6 +4,7 @@ import type { FuzzTarget } from './fuzz_target';
 import { cacheWireTarget } from './cache_wire_fuzz';
 import { distccWireTarget } from './distcc_wire_fuzz';
 import { distccLiveTarget } from './distcc_live_fuzz';
+import { distccJobsTarget } from './distcc_jobs_run';
 import { cacheLiveTarget, cacheProxyTarget, cacheServerTarget } from './cache_live_targets';
 
-export const FUZZ_TARGETS: readonly FuzzTarget[] = [cacheWireTarget, cacheLiveTarget, cacheServerTarget, cacheProxyTarget, distccWireTarget, distccLiveTarget];
+export const FUZZ_TARGETS: readonly FuzzTarget[] = [cacheWireTarget, cacheLiveTarget, cacheServerTarget, cacheProxyTarget, distccWireTarget, distccLiveTarget, distccJobsTarget];
