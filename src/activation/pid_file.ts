@@ -60,7 +60,20 @@ export function writePidFile(file: string, pid: number = process.pid): void {
     fs.renameSync(temp, file);
   } catch (error) {
     fs.rmSync(temp, { force: true });
+    // Debian's init script for distcc touches /var/run/distccd.pid, chowns it to distccd and
+    // starts the daemon with --chuid: the file is ours to write, its directory is not.
+    if ((error as NodeJS.ErrnoException).code === 'EACCES' && writeInPlace(file, pid)) return;
     throw new DistkitError('pid-file', `Cannot write pid file ${file}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+function writeInPlace(file: string, pid: number): boolean {
+  try {
+    fs.writeFileSync(file, `${pid}\n`, { flag: 'r+' });
+    fs.truncateSync(file, `${pid}\n`.length);
+    return true;
+  } catch {
+    return false;
   }
 }
 

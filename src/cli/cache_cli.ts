@@ -9,6 +9,7 @@ import { DistkitError } from '../errors';
 import { parseLevel, type Level, type RootLogger } from '../log/index';
 import { configureLogging } from '../log/configure';
 import { detectMode, type ListenSpec, type ModeDecision, type ModeRequest, type RunningService } from '../activation/index';
+import { resolveUser } from '../activation/privileges';
 import { parseCacheAddress, resolveCacheAddress, toListenSpec } from '../cache/address';
 import { parseSingleDash, printOptionError, invalidArgument, type SingleDashResult, type SingleDashValues } from './single_dash';
 
@@ -166,13 +167,15 @@ export async function prepareRuntime(log: RootLogger, listenTexts: readonly stri
     decision,
     detach: daemon.detach && decision.kind === 'standalone',
   });
+  // libnal's chown gave the socket the owner's primary group when no -sockgroup was named.
+  const sockGroup = daemon.sockGroup ?? (daemon.sockOwner === undefined ? undefined : String(resolveUser(daemon.sockOwner).gid));
   const listen: ListenSpec[] = [];
   if (fds.length === 0) {
     for (const address of addresses) {
       listen.push(
         toListenSpec(await resolveCacheAddress(address), {
           ...(daemon.sockOwner === undefined ? {} : { owner: daemon.sockOwner }),
-          ...(daemon.sockGroup === undefined ? {} : { group: daemon.sockGroup }),
+          ...(sockGroup === undefined ? {} : { group: sockGroup }),
           ...(daemon.sockPerms === undefined ? {} : { mode: daemon.sockPerms }),
         }),
       );

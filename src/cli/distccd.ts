@@ -124,7 +124,7 @@ async function main(argv: readonly string[]): Promise<number> {
   });
   const stats = new DistccStats({ maxKids: config.jobs });
   const slots = new JobSlots(config.jobs);
-  const handler = createCompileHandler({ log, access, job, slots, stats });
+  const handler = createCompileHandler({ log, access, job, slots, stats, requestTimeoutMs: config.ioTimeoutS * 1000 });
   const handlers: { main: ConnectionHandler; [name: string]: ConnectionHandler } = { main: handler };
   if (config.stats) handlers['stats'] = createStatsHandler(stats, { access, tmpDir });
   if (config.zeroconf && !inetd) startZeroconf(config, log);

@@ -22,6 +22,8 @@ export interface DistccdConfig {
   readonly nice: number;
   /** 0 = no limit. */
   readonly jobLifetimeS: number;
+  /** Ours: a peer silent this long while we read its request or it reads our answer is dropped. */
+  readonly ioTimeoutS: number;
   /** 0 = run until stopped. */
   readonly lifetimeS: number;
   readonly pidFile?: string;
@@ -41,7 +43,7 @@ export interface DistccdConfig {
 
 export type ParsedCommand = { readonly kind: 'run'; readonly config: DistccdConfig } | { readonly kind: 'help' } | { readonly kind: 'version' };
 
-const STRINGS = ['allow', 'listen', 'port', 'jobs', 'nice', 'job-lifetime', 'lifetime', 'pid-file', 'user', 'log-file', 'log-level', 'stats-port', 'compiler-dir'];
+const STRINGS = ['allow', 'listen', 'port', 'jobs', 'nice', 'job-lifetime', 'io-timeout', 'lifetime', 'pid-file', 'user', 'log-file', 'log-level', 'stats-port', 'compiler-dir'];
 const BOOLEANS = ['allow-private', 'log-stderr', 'verbose', 'stats', 'inetd', 'daemon', 'detach', 'fork', 'fifo', 'wizard', 'zeroconf', 'enable-tcp-insecure', 'make-me-a-botnet', 'help', 'version'];
 /** Booleans that only exist in their --no- form. */
 const NEGATED_ONLY = new Set(['detach', 'fork', 'fifo']);
@@ -117,6 +119,7 @@ export function parseDistccdArgs(argv: readonly string[]): ParsedCommand {
     jobs: integer('jobs', last(parsed['jobs']), os.availableParallelism() + 2, 1, 10000),
     nice: integer('nice', last(parsed['nice']), DEFAULT_NICE, -20, 40),
     jobLifetimeS: integer('job-lifetime', last(parsed['job-lifetime']), 0, 0, 2 ** 31 / 1000),
+    ioTimeoutS: integer('io-timeout', last(parsed['io-timeout']), 300, 1, 2 ** 31 / 1000),
     lifetimeS: integer('lifetime', last(parsed['lifetime']), 0, 0, 2 ** 31 / 1000),
     pidFile: last(parsed['pid-file']),
     user: last(parsed['user']),
@@ -167,6 +170,7 @@ Options:
     --user USER                if run by root, change to this persona
     --jobs, -j LIMIT           maximum tasks at any time
     --job-lifetime SECONDS     maximum lifetime of a compile request
+    --io-timeout SECONDS       drop a client that sends or reads nothing this long (300)
     --lifetime SECONDS         exit after this many seconds
   Networking:
     -p, --port PORT            TCP port to listen on

@@ -114,15 +114,14 @@ export function outcomeOf(
   },
 ): Promise<JobOutcome> {
   const { run, readObject } = ran;
-  const names = { compiler: ran.compiler, input: ran.input };
-  const base = { compiler: names.compiler, input: names.input };
+  const base = { compiler: ran.compiler, input: ran.input };
   const answer = (status: number, stderr: Buffer, stdout: Buffer, object: Buffer = Buffer.alloc(0), depfile?: Buffer): CompileResponse =>
     ({ version: request.version, status, stderr, stdout, object, depfile });
   switch (run.kind) {
     case 'aborted':
       return Promise.resolve({ ...base, result: 'CLI_DISCONN', status: EXIT.IO_ERROR << 8, ret: EXIT.IO_ERROR, reason: 'client disconnected while compiling' });
     case 'exec-failed': {
-      const text = `failed to exec ${names.compiler}: ${run.reason}`;
+      const text = `failed to exec ${ran.compiler}: ${run.reason}`;
       const status = EXIT.COMPILER_MISSING << 8;
       return Promise.resolve({ ...base, result: 'COMPILE_ERROR', status, ret: EXIT.COMPILER_MISSING, reason: text,
         response: answer(status, serrLine(settings.pid, text), Buffer.alloc(0)) });

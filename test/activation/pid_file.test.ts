@@ -54,3 +54,27 @@ test('removePidFile removes only a file that still holds our pid', (t) => {
   assert.equal(removePidFile(file, 99999999), true);
   assert.equal(fs.existsSync(file), false);
 });
+
+test('writePidFile writes a pid file prepared for it when its directory is not writable (Debian --chuid)', { skip: process.getuid?.() !== 0 && 'needs root to run the writer as nobody' }, async (t) => {
+  // As Debian's /etc/init.d/distcc does: root touches and chowns the pid file in a directory the
+  // daemon cannot write, then starts the daemon as that user.
+  const dir = tempDir(t, 'distkit-pid-chuid-');
+  const file = path.join(dir, 'distccd.pid');
+  fs.writeFileSync(file, '123456789\n');
+  fs.chownSync(file, 65534, 65534);
+  const module = require.resolve('../../src/activation/pid_file');
+  const script = `const m = require(${JSON.stringify(module)}); try { m.writePidFile(process.argv[1]); console.log('ok ' + process.pid); } catch (e) { console.log(e.code); }`;
+  const run = (target: string) =>
+    new Promise<string>((resolve) => {
+      const child = spawn(process.execPath, ['-e', script, target], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      child.on('close', () => resolve(out.trim()));
+    });
+  const written = await run(file);
+  assert.match(written, /^ok \d+$/);
+  assert.equal(fs.readFileSync(file, 'utf8'), `${written.split(' ')[1]}\n`);
+  assert.deepEqual(fs.readdirSync(dir), ['distccd.pid']);
+  // Without a prepared file there is nothing it may write: a clear error, as before.
+  assert.equal(await run(path.join(dir, 'other.pid')), 'pid-file');
+});

@@ -1,7 +1,19 @@
-// The fuzz targets `npm run fuzz -- --target NAME` knows. Add a distcc target here.
+// The fuzz targets `npm run fuzz -- --target NAME` knows. 
 
 import type { FuzzTarget } from './fuzz_target';
 import { cacheWireTarget } from './cache_wire_fuzz';
+import { distccWireTarget } from './distcc_wire_fuzz';
+import { distccLiveTarget } from './distcc_live_fuzz';
+import { distccJobsTarget } from './distcc_jobs_run';
 import { cacheClientTarget, cacheLiveTarget, cacheProxyTarget, cacheServerTarget } from './cache_live_targets';
 
-export const FUZZ_TARGETS: readonly FuzzTarget[] = [cacheWireTarget, cacheLiveTarget, cacheServerTarget, cacheProxyTarget, cacheClientTarget];
+export const FUZZ_TARGETS: readonly FuzzTarget[] = [
+  cacheWireTarget,
+  cacheLiveTarget,
+  cacheServerTarget,
+  cacheProxyTarget,
+  cacheClientTarget,
+  distccWireTarget,
+  distccLiveTarget,
+  distccJobsTarget,
+];

@@ -56,15 +56,20 @@ export interface StartOptions {
   /** Skip the default --allow 127.0.0.1. */
   readonly noAllow?: boolean;
   readonly compilerDir: string;
+  /** A command that execs the daemon (e.g. ['prlimit', '--nofile=64', '--']): same pid. */
+  readonly wrapper?: readonly string[];
+  /** Listen address (default 127.0.0.1). */
+  readonly listen?: string;
 }
 
 export async function startDistccd(t: { after: (fn: () => Promise<unknown>) => void }, options: StartOptions): Promise<RunningDistccd> {
   const port = await freePort();
   const args = [
-    DISTCCD, '--daemon', '--no-detach', '--listen', '127.0.0.1', '--port', String(port), '--log-stderr', '--log-level', 'debug',
+    DISTCCD, '--daemon', '--no-detach', '--listen', options.listen ?? '127.0.0.1', '--port', String(port), '--log-stderr', '--log-level', 'debug',
     '--compiler-dir', options.compilerDir, ...(options.noAllow === true ? [] : ['--allow', '127.0.0.1']), ...(options.args ?? []),
   ];
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const [command, ...rest] = [...(options.wrapper ?? []), process.execPath, ...args];
+  const child = spawn(command!, rest, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'ignore', 'pipe'] });
   const lines: string[] = [];
   const waiters: Array<{ re: RegExp; resolve: (l: string) => void }> = [];
   let partial = '';

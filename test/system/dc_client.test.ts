@@ -188,3 +188,23 @@ test('dc_client listens on TCP and dials the server over TCP', async (t) => {
   app.socket.write(request(11, Operation.HAVE, Buffer.from('x')));
   assert.deepEqual(await app.take(15), response(11, Operation.HAVE, Buffer.from([1])));
 });
+
+test('dc_client serves at most 1024 applications at once; the next one waits until one leaves', async (t) => {
+  const { proxyPath } = await startPair(t);
+  const have = request(1, Operation.HAVE, Buffer.from('nothing'));
+  const miss = response(1, Operation.HAVE, Buffer.from([1]));
+  const apps: RawClient[] = [];
+  t.after(() => apps.forEach((a) => a.destroy()));
+  for (let i = 0; i < 1024; i++) apps.push(new RawClient({ path: proxyPath }));
+  await Promise.all(apps.map((a) => a.ready));
+  apps.forEach((a) => a.socket.write(have));
+  for (const a of apps) assert.deepEqual(await a.take(miss.length, 10_000), miss);
+  const late = new RawClient({ path: proxyPath });
+  apps.push(late);
+  await late.ready;
+  late.socket.write(have);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(late.received.length, 0, 'the 1025th application waits');
+  apps[0]!.destroy();
+  assert.deepEqual(await late.take(miss.length), miss, 'and is served once another leaves');
+});

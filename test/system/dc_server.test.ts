@@ -200,3 +200,19 @@ test('dc_server -sessions 0 holds as many sessions as -maxmemory allows, evictin
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^Error, -maxmemory given an invalid argument\n/);
 });
+
+test('dc_server -sockowner alone gives the socket file that user and its primary group, as libnal did', async (t) => {
+  const { dir, cleanup } = tempDir('dc-server-owner-');
+  const sock = path.join(dir, 'owned.sock');
+  const server = new Program('dc_server', ['-listen', `UNIX:${sock}`, '-sockowner', 'nobody']);
+  t.after(async () => {
+    await server.stop();
+    cleanup();
+  });
+  await server.listening();
+  const st = fs.statSync(sock);
+  assert.deepEqual([st.uid, st.gid], [65534, 65534]);
+  const r = await runToExit('dc_server', ['-listen', `UNIX:${path.join(dir, 'x.sock')}`, '-sockowner', 'no-such-user-here']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /Unknown user "no-such-user-here"/);
+});

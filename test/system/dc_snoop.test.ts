@@ -85,3 +85,27 @@ test('dc_snoop refuses a connect address without a host', async () => {
   assert.match(r.stderr, /name the host to connect to/);
   assert.equal(libnalOf('127.0.0.1:5'), 'IP:127.0.0.1:5');
 });
+
+test('dc_snoop closes a client whose server cannot be reached and keeps accepting', async (t) => {
+  const { dir, cleanup } = tempDir('dc-snoop-down-');
+  const serverSock = path.join(dir, 'absent.sock');
+  const snoop = new Program('dc_snoop', ['-listen', 'IP:127.0.0.1:0', '-connect', `UNIX:${serverSock}`]);
+  let server: Program | undefined;
+  t.after(async () => {
+    await Promise.all([snoop.stop(), server?.stop()]);
+    cleanup();
+  });
+  const [address] = await snoop.listening();
+  const early = new RawClient(dialOf(address!));
+  await early.ready;
+  assert.equal(await early.waitClosed(), true);
+  assert.match(snoop.stderr, /snoop relay error .*side=server error=ENOENT/);
+  server = new Program('dc_server', ['-listen', `UNIX:${serverSock}`]);
+  await server.listening();
+  const vector = loadGoldenVectors()[0]!;
+  const c = new RawClient(dialOf(address!));
+  t.after(() => c.destroy());
+  await c.ready;
+  c.socket.write(vector.steps[6]!.request);
+  assert.equal((await c.take(vector.steps[6]!.response.length)).toString('hex'), vector.steps[6]!.response.toString('hex'));
+});

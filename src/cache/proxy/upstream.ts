@@ -62,6 +62,8 @@ export class Upstream {
   #stopped = false;
   #lastAttempt = 0;
   #generation = 0;
+  /** Failed connection attempts in a row. */
+  #failures = 0;
 
   constructor(target: ConnectTarget, options: UpstreamOptions) {
     this.#target = target;
@@ -149,6 +151,7 @@ export class Upstream {
     socket.on('connect', () => {
       if (generation !== this.#generation) return;
       this.#connected = true;
+      this.#failures = 0;
       this.#log.notice('upstream connected', { server: describeConnectTarget(this.#target) });
       this.#options.onState?.('connected');
     });
@@ -202,7 +205,11 @@ export class Upstream {
     const lost = [...this.#inFlight.values()];
     const queued = this.#queue.splice(0);
     this.#inFlight.clear();
-    this.#log[wasConnected ? 'warning' : 'info'](wasConnected ? 'upstream lost' : 'upstream connect failed', {
+    // The first failed attempt after start or after a loss is a warning; the retries that follow
+    // every -retry ms while the server stays away are info, so the log does not fill up.
+    const firstFailure = wasConnected || this.#failures++ === 0;
+    if (wasConnected) this.#failures = 0;
+    this.#log[firstFailure ? 'warning' : 'info'](wasConnected ? 'upstream lost' : 'upstream connect failed', {
       server: describeConnectTarget(this.#target),
       why,
       outstanding: lost.length,

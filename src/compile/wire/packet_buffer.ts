@@ -1,9 +1,13 @@
 // The accumulation buffer under the request and response decoders: bytes arrive in arbitrary
 // chunks, packets are decoded in place, consumed bytes are dropped. It grows only to what the
 // packet being decoded needs (its header already passed the length limits), so a peer cannot
-// make it hold more than one bounded packet plus one read chunk.
+// make it hold more than one bounded packet plus one read chunk, and it never reserves more than
+// twice what the peer has actually sent.
 
 import { decodePacket, type Decoded, type Packet, type Token, type WireLimits } from './tokens';
+
+/** Smallest step by which the buffer grows while a packet body is still arriving. */
+export const MIN_GROWTH = 64 * 1024;
 
 export class PacketBuffer {
   #buf: Buffer = Buffer.alloc(0);
@@ -36,9 +40,13 @@ export class PacketBuffer {
     if (result.kind === 'ok') {
       this.#start = result.next;
       if (this.#start === this.#end) this.#start = this.#end = 0;
-    } else if (result.kind === 'incomplete' && this.#end + result.needed > this.#buf.length) {
-      // Make room for exactly the rest of this packet now: one copy instead of repeated growth.
-      this.#reserve(result.needed);
+    } else if (result.kind === 'incomplete') {
+      // Grow towards the rest of this packet, but never by more than what has arrived (or 64 KiB):
+      // a 12-byte header announcing a 256 MiB DOTI must not make us allocate 256 MiB before the
+      // peer sends anything (the distcc fuzzer found each such header cost an allocation and a
+      // GC). Doubling keeps the copies amortised linear.
+      const step = Math.min(result.needed, Math.max(this.pending, MIN_GROWTH));
+      if (this.#end + step > this.#buf.length) this.#reserve(step);
     }
     return result;
   }
