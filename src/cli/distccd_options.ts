@@ -170,7 +170,7 @@ Options:
     --user USER                if run by root, change to this persona
     --jobs, -j LIMIT           maximum tasks at any time
     --job-lifetime SECONDS     maximum lifetime of a compile request
-    --io-timeout SECONDS       drop a client that sends or reads nothing this long (300)
+    --io-timeout SECONDS       drop a client whose request or answer takes longer (300)
     --lifetime SECONDS         exit after this many seconds
   Networking:
     -p, --port PORT            TCP port to listen on

@@ -101,6 +101,7 @@ function dangerousArgument(a: string, hasJobTree: boolean): string | undefined {
   if (a === '-wrapper' || a.startsWith('-wrapper=')) return `${a} makes the compiler driver run another program`;
   if (FILE_WRITING_OPTIONS.includes(a) || FILE_WRITING_OPTIONS.some((o) => a.startsWith(o + '='))) return `${a} writes a file at a path the client names`;
   if (a.startsWith('-fdump-') && a.includes('=')) return `${a} writes a dump file at a path the client names`;
+  if (a.startsWith('-fopt-info') && a.includes('=')) return `${a} writes optimization notes at a path the client names`;
   // -Wp,-MD,FILE and friends hand cpp a dependency file name (clients strip them in protocols 1/2).
   if (a.startsWith('-Wp,') && /,-M(D|MD|F)\b/.test(a)) return `${a} makes the preprocessor write a file at a path the client names`;
   if (hasJobTree) {

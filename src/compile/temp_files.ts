@@ -56,9 +56,29 @@ export class TempFiles {
     this.#made.push(file);
   }
 
-  /** Removes every file made (a missing one is fine); keeps them with DISTCC_SAVE_TEMPS=1. */
+  /**
+   * Removes every file made (a missing one is fine) and every file the compiler put beside them
+   * under the same random stem (`distccd_<random>.*`: -save-temps .s, -gsplit-dwarf .dwo,
+   * -fstack-usage .su, -fcallgraph-info .ci ...; the live fuzzer found them left in TMPDIR).
+   * Keeps everything with DISTCC_SAVE_TEMPS=1.
+   */
   async removeAll(): Promise<void> {
     if (this.#keep) return;
-    await Promise.all(this.#made.map((f) => fs.rm(f, { force: true, recursive: true })));
+    const stems = new Map<string, Set<string>>();
+    for (const f of this.#made) {
+      const base = path.basename(f);
+      const dot = base.indexOf('.');
+      if (base.startsWith('distccd_') && dot > 0) {
+        const dir = path.dirname(f);
+        if (!stems.has(dir)) stems.set(dir, new Set());
+        stems.get(dir)!.add(base.slice(0, dot + 1));
+      }
+    }
+    const beside: string[] = [];
+    for (const [dir, prefixes] of stems) {
+      const names = await fs.readdir(dir).catch(() => [] as string[]);
+      for (const name of names) if ([...prefixes].some((p) => name.startsWith(p))) beside.push(path.join(dir, name));
+    }
+    await Promise.all([...this.#made, ...beside].map((f) => fs.rm(f, { force: true, recursive: true })));
   }
 }

@@ -94,3 +94,11 @@ test('versionText and helpText open the way distccd 3.4 prints them', () => {
     assert.ok(helpText().includes(option), option);
   }
 });
+
+test('parseDistccdArgs reads --io-timeout with a default of 300 seconds and refuses 0 or a fraction', () => {
+  assert.equal(config([]).ioTimeoutS, 300);
+  assert.equal(config(['--io-timeout', '5']).ioTimeoutS, 5);
+  fails(['--io-timeout', '0'], /--io-timeout "0" is not a whole number from 1/);
+  fails(['--io-timeout', '0.5'], /--io-timeout/);
+  assert.ok(helpText().includes('--io-timeout'));
+});

@@ -15,10 +15,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { formatLine } from '../../src/log/logger';
 import { RequestDecoder } from '../../src/compile/wire/request';
-import { ResponseDecoder } from '../../src/compile/wire/response';
+import { ResponseDecoder, type CompileResponse } from '../../src/compile/wire/response';
 import { REQUEST_P1 } from '../support/distcc_golden';
 import { makeMasqueradeDir, startDistccd, type RunningDistccd } from '../support/distccd_harness';
-import { sendRaw } from '../support/raw_distcc_client';
 import { fuzzDistccStream } from './distcc_mutators';
 import { MAX_FINDINGS, type Finding, type FuzzSummary, type FuzzTarget } from './fuzz_target';
 import { Rng } from './rng';
@@ -39,11 +38,12 @@ export function expectForRequest(bytes: Buffer): Expect {
 }
 
 /** Sends `bytes`, half-closes, and reads until the server closes; the local port and what came back. */
-function exchange(port: number, bytes: Buffer, halfClose: boolean): Promise<{ localPort: number; answered: boolean; reply: number; ms: number }> {
+function exchange(port: number, bytes: Buffer, halfClose: boolean): Promise<{ localPort: number; answered: boolean; response?: CompileResponse; reply: number; ms: number }> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const decoder = new ResponseDecoder();
     let answered = false;
+    let response: CompileResponse | undefined;
     let reply = 0;
     let localPort = 0;
     const socket = net.connect({ port, host: '127.0.0.1' }, () => {
@@ -59,12 +59,17 @@ function exchange(port: number, bytes: Buffer, halfClose: boolean): Promise<{ lo
     }, CONNECTION_BOUND_MS);
     socket.on('data', (chunk: Buffer) => {
       reply += chunk.length;
-      if (!answered && decoder.push(chunk).kind === 'ok') answered = true;
+      if (answered) return;
+      const r = decoder.push(chunk);
+      if (r.kind === 'ok') {
+        answered = true;
+        response = r.value;
+      }
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
       clearTimeout(timer);
-      resolve({ localPort, answered, reply, ms: Date.now() - started });
+      resolve({ localPort, answered, response, reply, ms: Date.now() - started });
     });
   });
 }
@@ -119,11 +124,28 @@ export async function runLiveDistcc(options: { cases: number; seed: number; from
       if (findings.length < MAX_FINDINGS) findings.push({ kind, index, detail, input: input.subarray(0, 4096).toString('hex') });
     };
     let stop = false;
+    /** Waits for (and consumes) the log lines of the connection from `port`, so a later connection from the same port gets its own. */
+    const linesOf = async (port: number): Promise<string[]> => {
+      let mine: string[] = [];
+      for (const end = Date.now() + 5000; mine.length === 0 && Date.now() < end; ) {
+        mine = byPort.take(port);
+        if (mine.length === 0) await new Promise((r) => setTimeout(r, 5));
+      }
+      return mine;
+    };
     const goodClient = (async () => {
       while (!stop) {
-        const a = await sendRaw(d.port, REQUEST_P1, { timeoutMs: CONNECTION_BOUND_MS });
-        if (a.kind !== 'answer' || a.response.status !== 0 || a.response.object.subarray(0, 4).toString('latin1') !== '\x7fELF') {
-          note('violation', -1, `the good client's compile failed: ${a.kind === 'answer' ? `STAT ${a.response.status} ${a.response.stderr.toString()}` : a.kind}`, REQUEST_P1);
+        let a;
+        try {
+          a = await exchange(d.port, REQUEST_P1, false);
+        } catch (error) {
+          note('hang', -1, `the good client: ${(error as Error).message}`, REQUEST_P1);
+          continue;
+        }
+        await linesOf(a.localPort);
+        const r = a.response;
+        if (r === undefined || r.status !== 0 || r.object.subarray(0, 4).toString('latin1') !== '\x7fELF') {
+          note('violation', -1, `the good client's compile failed: ${r === undefined ? `no answer (${a.reply} bytes)` : `STAT ${r.status} ${r.stderr.toString()}`}`, REQUEST_P1);
         } else counts.good_client_compiles++;
       }
     })();
@@ -142,11 +164,7 @@ export async function runLiveDistcc(options: { cases: number; seed: number; from
         }
         n++;
         counts.slowest_connection_ms = Math.max(counts.slowest_connection_ms, got.ms);
-        let mine: string[] = [];
-        for (const end = Date.now() + 5000; mine.length === 0 && Date.now() < end; ) {
-          mine = byPort.take(got.localPort);
-          if (mine.length === 0) await new Promise((r) => setTimeout(r, 5));
-        }
+        const mine = await linesOf(got.localPort);
         const summary = mine.at(-1) ?? '';
         if (expect.kind === 'answer') {
           if (!got.answered) note('violation', index, `a complete request got no answer (${got.reply} bytes); log: ${mine.join(' | ')}`, input);
