@@ -40,13 +40,17 @@ function collect(stream: NodeJS.ReadableStream | null): { chunks: Buffer[]; byte
   const chunks: Buffer[] = [];
   let size = 0;
   let dropped = 0;
+  // Keep the first MAX_CAPTURE_BYTES exactly and drop everything after: a chunk that straddles
+  // the cap is cut, never skipped whole (which both lost the bytes that fitted and let later,
+  // smaller chunks in after a hole).
   stream?.on('data', (chunk: Buffer) => {
-    if (size + chunk.length <= MAX_CAPTURE_BYTES) {
-      chunks.push(chunk);
-      size += chunk.length;
-    } else {
-      dropped += chunk.length;
+    const room = MAX_CAPTURE_BYTES - size;
+    const kept = room <= 0 ? undefined : chunk.length <= room ? chunk : chunk.subarray(0, room);
+    if (kept !== undefined) {
+      chunks.push(kept);
+      size += kept.length;
     }
+    dropped += chunk.length - (kept?.length ?? 0);
   });
   return {
     chunks,

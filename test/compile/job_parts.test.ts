@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { compilerEnvironment, serrLine } from '../../src/compile/job';
 import { JobSlots } from '../../src/compile/job_slots';
-import { runCompiler, waitStatusOf } from '../../src/compile/compiler_process';
+import { MAX_CAPTURE_BYTES, runCompiler, waitStatusOf } from '../../src/compile/compiler_process';
 import { summaryLine } from '../../src/compile/session';
 import { TempFiles } from '../../src/compile/temp_files';
 
@@ -94,4 +94,22 @@ test('JobSlots grants at most its limit and serves waiters in order, dropping on
   assert.deepEqual(order, ['quitter left', 'b', 'c']);
   assert.equal(slots.busy, 0);
   assert.throws(() => new JobSlots(0), RangeError);
+});
+
+test('runCompiler keeps exactly the first MAX_CAPTURE_BYTES of stderr when a chunk straddles the cap', async () => {
+  // 1000 bytes, a pause, then the rest: the pipe reads can no longer line up with the 16 MiB cap,
+  // so one chunk straddles it. A byte pattern that depends on the position shows any hole.
+  const total = MAX_CAPTURE_BYTES + 1024 * 1024;
+  const script = [
+    'import sys, time',
+    `data = (bytes(range(251)) * (${total} // 251 + 1))[:${total}]`,
+    'sys.stderr.buffer.write(data[:1000]); sys.stderr.buffer.flush(); time.sleep(0.05)',
+    'sys.stderr.buffer.write(data[1000:]); sys.stderr.buffer.flush()',
+  ].join('\n');
+  const run = await runCompiler({ argv: ['python3', '-c', script], cwd: os.tmpdir(), env: { PATH: '/usr/bin:/bin' }, nice: 0, lifetimeMs: 0 });
+  assert.ok(run.kind === 'exited');
+  const expected = Buffer.alloc(MAX_CAPTURE_BYTES);
+  for (let i = 0; i < expected.length; i++) expected[i] = i % 251;
+  assert.ok(run.stderr.subarray(0, MAX_CAPTURE_BYTES).equals(expected), 'the kept bytes are the first 16 MiB, in order, without holes');
+  assert.equal(run.stderr.subarray(MAX_CAPTURE_BYTES).toString(), `\n[distccd: ${total - MAX_CAPTURE_BYTES} more bytes dropped]\n`);
 });
