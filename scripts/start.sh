@@ -16,9 +16,9 @@ cache_port=${DC_SERVER_PORT:-9001}
 state=$(mktemp -d "${TMPDIR:-/tmp}/distkit-start.XXXXXX")
 
 # distccd runs only compilers named in a masquerade directory (CVE-2004-2687). Debian's distcc
-# package fills /usr/lib/distcc; without it, make a private one for the compilers found here.
+# package fills /usr/lib/distcc; where it lists no compiler, make a private one of those found here.
 masq=/usr/lib/distcc
-if [ ! -d "$masq" ]; then
+if [ ! -e "$masq/gcc" ] && [ ! -e "$masq/cc" ]; then
   masq=$state/masquerade; mkdir -p "$masq"
   triplet=$(gcc -dumpmachine 2>/dev/null || true)
   for c in cc gcc g++ c++ clang clang++; do
