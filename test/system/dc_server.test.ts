@@ -1,4 +1,4 @@
-// The real dc_server program: every golden vector over TCP and over a unix socket, option errors
+// The real dc_server program: every golden vector over TCP, IPv6 and a unix socket, option errors
 // and exit statuses, the statistics line, -killable.
 
 import { test } from 'node:test';
@@ -37,12 +37,12 @@ async function replay(vector: GoldenVector, dial: ReturnType<typeof dialOf>): Pr
   }
 }
 
-for (const transport of ['tcp', 'unix'] as const) {
+for (const transport of ['tcp', 'ipv6', 'unix'] as const) {
   test(`dc_server answers every golden vector byte for byte over ${transport}`, async (t) => {
     const { dir, cleanup } = tempDir('dc-server-');
     t.after(cleanup);
     for (const [i, vector] of loadGoldenVectors().entries()) {
-      const listen = transport === 'tcp' ? 'IP:127.0.0.1:0' : `UNIX:${path.join(dir, `v${i}.sock`)}`;
+      const listen = { tcp: 'IP:127.0.0.1:0', ipv6: 'IP:[::1]:0', unix: `UNIX:${path.join(dir, `v${i}.sock`)}` }[transport];
       const server = new Program('dc_server', ['-listen', listen, ...vector.serverArgs]);
       try {
         const [address] = await server.listening();
