@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages listed in scripts/system-packages.txt that are missing. As root it
+# Installs the Debian packages listed in a package list (default scripts/system-packages.txt, the
+# test set; `npm start` passes scripts/build-packages.txt) that are missing. As root it
 # runs apt-get (without letting package scripts start services on this machine); otherwise it
 # names what is missing and exits 1, so `npm test` never half-runs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-mapfile -t wanted < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$here/system-packages.txt")
+list=${1:-$here/system-packages.txt}
+mapfile -t wanted < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$list")
 missing=()
 for p in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

@@ -21,7 +21,8 @@ const RESPONDER = path.join(REPO, 'dist/scripts/bench/minimal_responder.js');
 const SELF = __filename;
 
 type Op = 'ADD' | 'GET' | 'HAVE' | 'REMOVE';
-const OPS: readonly Op[] = ['ADD', 'GET', 'HAVE', 'REMOVE'];
+// Lookups first, ADD last: fresh ADDs into a full cache evict the pre-filled sessions.
+const OPS: readonly Op[] = ['GET', 'HAVE', 'REMOVE', 'ADD'];
 const ID_BYTES = 32; // an SSL session id
 const TIMEOUT_MS = 3_600_000;
 
@@ -110,14 +111,28 @@ async function runWorker(a: WorkerArgs): Promise<void> {
 
 function runLoad(a: WorkerArgs): Promise<{ ops: number; ms: number; nextBase?: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('taskset', ['-c', '1', process.execPath, SELF, '--worker', JSON.stringify(a)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = track(spawn('taskset', ['-c', '1', process.execPath, SELF, '--worker', JSON.stringify(a)], { stdio: ['ignore', 'pipe', 'inherit'] }));
     let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!)) : reject(new Error(`load worker exited ${code}`))));
   });
 }
 
 // ---------------------------------------------------------------- servers (CPU 0)
+
+/** Every process we start, so an interrupted bench leaves none behind (ended by PID). */
+const children = new Set<ChildProcess>();
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+let benchDir: string | undefined;
+process.on('exit', () => {
+  children.forEach((c) => c.kill('SIGKILL'));
+  if (benchDir !== undefined) fs.rmSync(benchDir, { recursive: true, force: true });
+});
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGPIPE'] as const) process.on(signal, () => process.exit(130));
 
 interface Server {
   readonly child: ChildProcess;
@@ -129,7 +144,7 @@ async function startServer(kind: 'ours' | 'responder', transport: 'unix' | 'tcp'
   const args = kind === 'ours'
     ? [DC_SERVER, '-listen', transport === 'unix' ? `UNIX:${sock}` : 'IP:127.0.0.1:0', '-sessions', String(Math.max(512, sessions)), '-loglevel', 'notice']
     : [RESPONDER, transport === 'unix' ? sock : '0', String(size)];
-  const child = spawn('taskset', ['-c', '0', process.execPath, '--max-old-space-size=4096', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = track(spawn('taskset', ['-c', '0', process.execPath, '--max-old-space-size=4096', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
   let text = '';
   child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
@@ -167,7 +182,9 @@ async function main(): Promise<void> {
   const sizes = [150, 4096];
   const clientCounts = [1, 4, 16];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cache-bench-'));
-  console.log(`cache bench: ${ms} ms per cell, server on CPU 0, load on CPU 1, ${os.cpus().length} CPUs, node ${process.version}`);
+  benchDir = dir;
+  console.log(`cache bench: ${ms} ms per cell, server on CPU 0, load on CPU 1, ${os.cpus().length} CPUs, node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log('(other work on the same CPUs skews single cells: compare the ours/responder ratios, measured back to back)');
   console.log('transport sessions  size op       clients    ours ops/s  responder ops/s  ours/responder');
   try {
     for (const transport of ['unix', 'tcp'] as const) {
@@ -184,13 +201,25 @@ async function main(): Promise<void> {
             await runLoad({ target: ours.target, op: 'FILL', clients: 1, ms: 0, ids: sessions, size, base: 0 });
             const after = rssOf(ours.child.pid!);
             console.log(`${transport.padEnd(9)} ${String(sessions).padStart(8)} ${String(size).padStart(5)} RSS per stored session: ${Math.round((after - before) / sessions)} B (${(after / 2 ** 20).toFixed(0)} MB total)`);
-            let base = sessions;
+            // ADD stores fresh ids from addBase up; REMOVE deletes the pre-filled ids from removeBase up.
+            const bases = { add: sessions, remove: 0 };
+            const baseOf = (op: string): number => (op === 'REMOVE' ? bases.remove : bases.add);
+            const advance = (op: string, next: number | undefined): void => {
+              if (op === 'REMOVE') bases.remove = Math.max(bases.remove, next ?? 0);
+              else if (op === 'ADD') bases.add = Math.max(bases.add, next ?? 0);
+            };
+            // Warm both up (JIT, socket buffers) so the first measured cell is not the cold one.
+            for (const op of ['GET', 'HAVE'] as const) {
+              const w = await runLoad({ op, clients: 4, ms: Math.ceil(ms / 3), ids: sessions, size, target: ours.target, base: baseOf(op) });
+              await runLoad({ op, clients: 4, ms: Math.ceil(ms / 3), ids: sessions, size, target: responder.target, base: baseOf(op) });
+              advance(op, w.nextBase);
+            }
             for (const op of [...OPS, 'CONNECT_GET'] as const) {
               for (const clients of op === 'CONNECT_GET' ? [4] : clientCounts) {
                 const a = { op, clients, ms, ids: sessions, size };
-                const o = await runLoad({ ...a, target: ours.target, base });
-                const r = await runLoad({ ...a, target: responder.target, base });
-                base = Math.max(base, o.nextBase ?? base);
+                const o = await runLoad({ ...a, target: ours.target, base: baseOf(op) });
+                const r = await runLoad({ ...a, target: responder.target, base: baseOf(op) });
+                advance(op, o.nextBase);
                 const oursRate = (o.ops * 1000) / o.ms;
                 const respRate = (r.ops * 1000) / r.ms;
                 console.log(

@@ -17,7 +17,12 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-const exec = promisify(execFile);
+const execRaw = promisify(execFile);
+/** Every command is bounded: a hung server must fail the bench, not stall it. */
+const COMMAND_TIMEOUT_MS = 120_000;
+function exec(file: string, args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; maxBuffer?: number } = {}): ReturnType<typeof execRaw> {
+  return execRaw(file, args, { timeout: COMMAND_TIMEOUT_MS, killSignal: 'SIGKILL', ...options });
+}
 const REPO = path.resolve(__dirname, '../../..');
 const OURS = path.join(REPO, 'dist/src/cli/distccd.js');
 const C_DISTCCD = '/usr/bin/distccd';
@@ -159,10 +164,13 @@ async function rawJob(port: number, request: Buffer): Promise<void> {
 async function overhead(work: string, port: number): Promise<number> {
   const doti = await fs.readFile(path.join(work, 'trivial.i'));
   const request = protocol1Request(doti);
-  const server = await timed(async () => { for (let i = 0; i < OVERHEAD_JOBS; i++) await rawJob(port, request); });
-  const bare = await timed(async () => {
-    for (let i = 0; i < OVERHEAD_JOBS; i++) await exec('x86_64-linux-gnu-gcc', ['-c', 'trivial.i', '-o', 'bare.o'], { cwd: work });
-  });
+  // Interleaved, so load from anything else on the machine hits both sides alike.
+  let server = 0;
+  let bare = 0;
+  for (let i = 0; i < OVERHEAD_JOBS; i++) {
+    server += await timed(() => rawJob(port, request));
+    bare += await timed(() => exec('x86_64-linux-gnu-gcc', ['-c', 'trivial.i', '-o', 'bare.o'], { cwd: work }));
+  }
   return Math.max(0.001, (server - bare) / OVERHEAD_JOBS);
 }
 
@@ -195,6 +203,13 @@ async function main(): Promise<void> {
   if (!haveOurs) console.log(`ours: ${OURS} is not built yet; measuring the C distccd alone (no ratios)`);
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-bench-'));
   const servers: Server[] = [];
+  // Ctrl-C or a SIGTERM still stops the servers we started and removes the work dir.
+  const abort = (signal: NodeJS.Signals): void => {
+    for (const s of servers) if (s.child.exitCode === null) s.child.kill('SIGTERM');
+    void fs.rm(work, { recursive: true, force: true }).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', abort);
+  process.once('SIGTERM', abort);
   const results: Record<string, Record<Kind, number[]>> = {};
   const note = (name: string, kind: Kind, value: number): void => {
     (results[name] ??= { c: [], ours: [] })[kind].push(value);
@@ -214,7 +229,9 @@ async function main(): Promise<void> {
     for (const s of servers) await stopServer(s);
     await fs.rm(work, { recursive: true, force: true });
   }
-  console.log(`\nworkloads: ${SEQUENTIAL} sequential, make -j4 of ${MAKE_FILES}, ${INETD_JOBS} inetd, overhead over ${OVERHEAD_JOBS} jobs (ms/job); ${RUNS} run(s)`);
+  // Other work on the machine moves every number: print the load so a reader can judge.
+  console.log(`\nload average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} CPUs`);
+  console.log(`workloads: ${SEQUENTIAL} sequential, make -j4 of ${MAKE_FILES}, ${INETD_JOBS} inetd, overhead over ${OVERHEAD_JOBS} jobs (ms/job); ${RUNS} run(s)`);
   for (const [name, byKind] of Object.entries(results)) {
     if (!haveOurs) {
       console.log(`${name.padEnd(10)} C ms: ${summary(byKind.c)}`);

@@ -18,7 +18,8 @@ import { describePeer, type Connection } from '../activation/connection';
 import type { Answer, CacheEngine } from './engine';
 import { MessageReader } from './wire/index';
 
-/** After a bad request: how long the responses already queued may take to leave before we reset. */
+/** After a bad request: how long we keep discarding the peer's input while our answers leave and
+ * we wait for it to close its side (closing earlier would reset it and lose them); then we reset. */
 export const DROP_GRACE_MS = 5000;
 
 export type CacheSessionEngine = Pick<CacheEngine, 'answer' | 'log' | 'noteConnection'>;
@@ -41,6 +42,8 @@ export function serveCacheConnection(conn: Connection, engine: CacheSessionEngin
   let blocked = false;
   let peerDone = false;
   let closing = false;
+  /** Dropped for a bad request: we read and discard until the peer closes (or the grace ends). */
+  let dropped = false;
 
   return new Promise<void>((resolve) => {
     let settled = false;
@@ -67,6 +70,7 @@ export function serveCacheConnection(conn: Connection, engine: CacheSessionEngin
 
     const drop = (reason: string, fields: Record<string, number> = {}): void => {
       closing = true;
+      dropped = true;
       engine.noteConnection('dropped');
       log.warning('drop', { peer: describePeer(conn.peer), requests, reason, ...fields });
       stream.off('data', onData);
@@ -151,11 +155,17 @@ export function serveCacheConnection(conn: Connection, engine: CacheSessionEngin
     };
     const onEnd = (): void => {
       peerDone = true;
+      if (dropped) {
+        if (stream.writableFinished) settle('dropped');
+        return;
+      }
       if (!blocked) pump();
     };
     const onFinish = (): void => {
-      // Everything we wrote has been handed to the kernel; the peer had its say (or was dropped).
-      if (peerDone || closing) settle('done');
+      // Everything we wrote has been handed to the kernel. Close only once the peer is done too:
+      // closing a socket with unread input sends a reset, and a dropped peer still sending would
+      // lose the answers it has not read yet (the grace timer bounds the wait).
+      if (peerDone) settle(dropped ? 'dropped' : 'done');
     };
     const onClose = (): void => settle('closed');
     const onError = (error: NodeJS.ErrnoException): void => {

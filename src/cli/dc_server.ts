@@ -18,6 +18,8 @@ const PROGRAM = 'dc_server';
 const MAX_MEMORY_MB = 1024 * 1024;
 /** How often the statistics line is looked at when there is no traffic (the original's select timeout). */
 const PROGRESS_POLL_MS = 500;
+/** -idle bound, ms: at most 7 days (DC_MAX_EXPIRY: no session outlives that anyway). */
+const MAX_IDLE_MS = 604_800_000;
 
 const USAGE = [
   '',
@@ -28,6 +30,8 @@ const USAGE = [
   '                      ours: 0 = no count limit, bounded by -maxmemory instead)',
   '  -maxmemory <MB>    (ours: bound on stored session bytes; def: 256 with -sessions 0, else none)',
   `  -progress <num>    (print the statistics line at least every <num> operations, 0..${MAX_PROGRESS})`,
+  '  -idle <ms>         (ours: close a connection silent both ways this long; def: 0 = never, as',
+  '                      the original: Apache and dc_client keep idle connections open)',
   ...DAEMON_USAGE,
   '  -<h|help|?>        (print this text)',
   '',
@@ -41,7 +45,7 @@ async function main(): Promise<number> {
   const log = createLogger(PROGRAM);
   const values = parseCacheArgs(
     process.argv.slice(2),
-    { strings: ['listen', 'sessions', 'progress', 'maxmemory'], booleans: [], repeatable: ['listen'] },
+    { strings: ['listen', 'sessions', 'progress', 'maxmemory', 'idle'], booleans: [], repeatable: ['listen'] },
     USAGE,
   );
   const listenTexts = values.listen as readonly string[];
@@ -59,11 +63,15 @@ async function main(): Promise<number> {
   const memoryText = values.maxmemory as string | undefined;
   const maxMemoryMb = memoryText === undefined ? undefined : parseDecimal(memoryText, Math.ceil(MIN_MAX_BYTES / (1024 * 1024)), MAX_MEMORY_MB);
   if (memoryText !== undefined && maxMemoryMb === undefined) throw new OptionError(invalidArgument('maxmemory'));
+  const idleText = values.idle as string | undefined;
+  const idleMs = idleText === undefined ? 0 : parseDecimal(idleText, 0, MAX_IDLE_MS);
+  if (idleMs === undefined) throw new OptionError(invalidArgument('idle'));
   const daemon = daemonSettingsOf(values);
   const runtime = await prepareRuntime(log, listenTexts, daemon);
   const config = Object.freeze({
     capacity,
     progress,
+    idleMs,
     ...(maxMemoryMb === undefined ? {} : { maxBytes: maxMemoryMb * 1024 * 1024 }),
     daemon,
   });
@@ -93,7 +101,7 @@ async function main(): Promise<number> {
   const service = await runService({
     program: PROGRAM,
     log,
-    handlers: { main: (conn) => serveCacheConnection(conn, session) },
+    handlers: { main: (conn) => serveCacheConnection(conn, session, { idleMs: config.idleMs }) },
     mode: runtime.mode,
     decision: runtime.decision,
     listen: runtime.listen,

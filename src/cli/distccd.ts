@@ -24,6 +24,9 @@ const EXIT_BAD_ARGUMENTS = 101;
 const EXIT_BIND_FAILED = 102;
 const EXIT_COMPILER_MISSING = 110;
 const EXIT_DISTCC_FAILED = 100;
+/** Connections served at once per --jobs slot, and at least: clients send DOTI only after their cpp. */
+const CONNECTIONS_PER_JOB = 4;
+const MIN_CONNECTIONS = 16;
 
 function tmpDirOf(env: NodeJS.ProcessEnv): string {
   const dir = env['TMPDIR'] !== undefined && env['TMPDIR'] !== '' ? env['TMPDIR'] : '/tmp';
@@ -53,6 +56,11 @@ function startZeroconf(config: DistccdConfig, log: RootLogger): void {
   process.on('exit', () => child.kill());
 }
 
+/** Set once logging is configured: start-up failures then reach the log file or syslog too. */
+let startLog: RootLogger | undefined;
+/** True when those log lines already go to stderr (configureLogging's choice). */
+let logsToStderr = false;
+
 async function main(argv: readonly string[]): Promise<number> {
   const command = parseDistccdArgs(argv);
   if (command.kind === 'help') {
@@ -68,6 +76,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const decision = detectMode(config.mode);
   const inetd = !servesManyConnections(decision);
   const log = createLogger('distccd');
+  startLog = log;
+  logsToStderr = config.logStderr || (config.logFile === undefined && decision.kind === 'standalone' && !config.detach);
   configureLogging(log, { level: config.logLevel, file: config.logFile, stderr: config.logStderr || undefined, decision, detach: config.detach && decision.kind === 'standalone' });
 
   if (!inetd && config.allow.length === 0 && !config.allowPrivate) {
@@ -132,7 +142,9 @@ async function main(argv: readonly string[]): Promise<number> {
       pidFile: config.pidFile,
       user: config.user,
       nice: config.nice,
-      maxConnections: 0,
+      // --jobs bounds the compilers (JobSlots); this bounds the requests being read or waiting
+      // (each may hold a DOTI in memory). Further connections wait in the pool, none is refused.
+      maxConnections: Math.max(MIN_CONNECTIONS, config.jobs * CONNECTIONS_PER_JOB),
       drainTimeoutMs: config.jobLifetimeS > 0 ? config.jobLifetimeS * 1000 + 5000 : 600_000,
       lifetimeMs: config.lifetimeS * 1000,
       status: () => `${slots.busy} compiling, ${slots.waiting} waiting`,
@@ -155,7 +167,10 @@ main(process.argv.slice(2)).then(
   },
   (error: unknown) => {
     const code = error instanceof DistkitError && error.exitCode !== undefined ? error.exitCode : EXIT_DISTCC_FAILED;
-    process.stderr.write(`distccd[${process.pid}] ERROR: ${error instanceof Error ? error.message : String(error)}\n`);
+    const message = error instanceof Error ? error.message : String(error);
+    startLog?.err('start failed', { exit: code, reason: message });
+    // stderr too, for the operator at a terminal (under inetd fd 2 was already taken off the socket).
+    if (!logsToStderr) process.stderr.write(`distccd[${process.pid}] ERROR: ${message}\n`);
     process.exit(code);
   },
 );

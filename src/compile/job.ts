@@ -82,7 +82,15 @@ export function compilerEnvironment(env: NodeJS.ProcessEnv, masqueradeDirs: read
   return out;
 }
 
-export function refusal(request: CompileRequest, settings: JobSettings, reason: string, ret: number = EXIT.BAD_ARGUMENTS): JobOutcome {
+/** A request and the settings it runs under: what every step of a job needs. */
+export interface JobContext {
+  readonly request: CompileRequest;
+  readonly settings: JobSettings;
+}
+
+/** A job refused after its request was read: answered with STAT ret<<8 and the reason in SERR. */
+export function refusal({ request, settings }: JobContext, reason: string, options: { ret?: number } = {}): JobOutcome {
+  const ret = options.ret ?? EXIT.BAD_ARGUMENTS;
   const status = ret << 8;
   return {
     result: 'REJ_BAD_REQ',
@@ -97,12 +105,16 @@ export function refusal(request: CompileRequest, settings: JobSettings, reason: 
 
 /** Turns what the compiler did into the answer and the summary fields (shared with pump jobs). */
 export function outcomeOf(
-  request: CompileRequest,
-  settings: JobSettings,
-  run: CompilerOutcome,
-  names: { compiler: string; input: string },
-  readObject: () => Promise<{ object: Buffer; depfile?: Buffer }>,
+  { request, settings }: JobContext,
+  ran: {
+    readonly run: CompilerOutcome;
+    readonly compiler: string;
+    readonly input: string;
+    readonly readObject: () => Promise<{ object: Buffer; depfile?: Buffer }>;
+  },
 ): Promise<JobOutcome> {
+  const { run, readObject } = ran;
+  const names = { compiler: ran.compiler, input: ran.input };
   const base = { compiler: names.compiler, input: names.input };
   const answer = (status: number, stderr: Buffer, stdout: Buffer, object: Buffer = Buffer.alloc(0), depfile?: Buffer): CompileResponse =>
     ({ version: request.version, status, stderr, stdout, object, depfile });
@@ -139,16 +151,17 @@ export function outcomeOf(
 
 /** Runs one protocol 1/2 job. `signal` aborts when the client goes away. */
 export async function runCompileJob(request: CompileRequest, settings: JobSettings, options: { signal?: AbortSignal } = {}): Promise<JobOutcome> {
+  const ctx: JobContext = { request, settings };
   const scanned = scanArgs(request.argv);
-  if (!scanned.ok) return refusal(request, settings, scanned.reason);
+  if (!scanned.ok) return refusal(ctx, scanned.reason);
   const checked = await checkCompiler(scanned.value.argv, settings.policy);
-  if (!checked.ok) return refusal(request, settings, checked.reason);
+  if (!checked.ok) return refusal(ctx, checked.reason);
   const scan = { ...scanned.value, argv: checked.argv };
   let source: Buffer;
   try {
     source = request.protocol === 2 ? decompressLzo(request.doti ?? Buffer.alloc(0)) : (request.doti ?? Buffer.alloc(0));
   } catch (error) {
-    return { ...refusal(request, settings, `DOTI: ${(error as Error).message}`, EXIT.PROTOCOL_ERROR), input: scan.input };
+    return { ...refusal(ctx, `DOTI: ${(error as Error).message}`, { ret: EXIT.PROTOCOL_ERROR }), input: scan.input };
   }
   const temps = new TempFiles(settings.tmpDir, { keep: settings.saveTemps });
   try {
@@ -156,7 +169,7 @@ export async function runCompileJob(request: CompileRequest, settings: JobSettin
     const output = await temps.create(scan.assembleOnly ? '.s' : '.o');
     const argv = rewriteArgs(scan, { input, output });
     const run = await runCompiler({ argv, cwd: settings.tmpDir, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal });
-    return await outcomeOf(request, settings, run, { compiler: argv[0]!, input: scan.input }, async () => ({ object: await fs.readFile(output) }));
+    return await outcomeOf(ctx, { run, compiler: argv[0]!, input: scan.input, readObject: async () => ({ object: await fs.readFile(output) }) });
   } finally {
     await temps.removeAll();
   }

@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import { checkCompiler } from './allowlist';
 import { scanArgs } from './args';
 import { runCompiler } from './compiler_process';
-import { EXIT, outcomeOf, refusal, type JobOutcome, type JobSettings } from './job';
+import { EXIT, outcomeOf, refusal, type JobContext, type JobOutcome, type JobSettings } from './job';
 import { rerootArgs } from './pump/argv';
 import { cleanDepfile } from './pump/depfile';
 import { scrubDebugPathsInFile } from './pump/dwarf';
@@ -19,9 +19,10 @@ import { decompressLzo } from './wire/lzo';
 import type { CompileRequest } from './wire/request';
 
 export async function runPumpJob(request: CompileRequest, settings: JobSettings, options: { signal?: AbortSignal } = {}): Promise<JobOutcome> {
+  const ctx: JobContext = { request, settings };
   const scanned = scanArgs(request.argv);
-  if (!scanned.ok) return refusal(request, settings, scanned.reason);
-  if (request.cwd === undefined || !request.cwd.startsWith('/')) return refusal(request, settings, `CDIR "${request.cwd ?? ''}" is not an absolute path`, EXIT.PROTOCOL_ERROR);
+  if (!scanned.ok) return refusal(ctx, scanned.reason);
+  if (request.cwd === undefined || !request.cwd.startsWith('/')) return refusal(ctx, `CDIR "${request.cwd ?? ''}" is not an absolute path`, { ret: EXIT.PROTOCOL_ERROR });
   const tree = await PumpTree.create({ tmpDir: settings.tmpDir });
   const temps = new TempFiles(settings.tmpDir, { keep: settings.saveTemps });
   try {
@@ -34,20 +35,25 @@ export async function runPumpJob(request: CompileRequest, settings: JobSettings,
       }
       await tree.verify();
     } catch (error) {
-      return { ...refusal(request, settings, (error as Error).message, EXIT.PROTOCOL_ERROR), input: scanned.value.input };
+      return { ...refusal(ctx, (error as Error).message, { ret: EXIT.PROTOCOL_ERROR }), input: scanned.value.input };
     }
     const checked = await checkCompiler(scanned.value.argv, { ...settings.policy, job: { root: tree.root, cwd } });
-    if (!checked.ok) return refusal(request, settings, checked.reason);
+    if (!checked.ok) return refusal(ctx, checked.reason);
     const scan = { ...scanned.value, argv: checked.argv };
     const output = await temps.create(scan.assembleOnly ? '.s' : '.o');
     const deps = await temps.create('.deps');
     const { argv, mtTarget } = rerootArgs(scan, { root: tree.root, output, deps });
     const run = await runCompiler({ argv, cwd, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal });
-    return await outcomeOf(request, settings, run, { compiler: argv[0]!, input: scan.input }, async () => {
-      if (!scan.assembleOnly) await scrubDebugPathsInFile(output, tree.root);
-      const object = await fs.readFile(output);
-      const depfile = cleanDepfile(await fs.readFile(deps), { root: tree.root, serverOutput: output, clientTarget: mtTarget ?? scan.output });
-      return { object, depfile };
+    return await outcomeOf(ctx, {
+      run,
+      compiler: argv[0]!,
+      input: scan.input,
+      readObject: async () => {
+        if (!scan.assembleOnly) await scrubDebugPathsInFile(output, tree.root);
+        const object = await fs.readFile(output);
+        const depfile = cleanDepfile(await fs.readFile(deps), { root: tree.root, serverOutput: output, clientTarget: mtTarget ?? scan.output });
+        return { object, depfile };
+      },
     });
   } finally {
     await temps.removeAll();

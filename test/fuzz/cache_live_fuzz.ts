@@ -176,7 +176,7 @@ async function runConnection(server: FuzzedServer, rng: Rng, ledger: DropLedger)
   clearTimeout(timer);
   if (failed !== undefined) return { abandoned: false, error: failed, input: stream };
   const problem = checkResponses(Buffer.concat(received), want, server.proxy === true);
-  if (problem !== undefined) return { abandoned: false, error: problem, input: stream };
+  if (problem !== undefined) return { abandoned: false, error: `${problem} (port ${port})`, input: stream };
   if (server.proxy === true) {
     // Counted at the end: the proxy's lines carry no peer.
   } else if (want.drop) {

@@ -140,13 +140,16 @@ test('dc_server prints the statistics line every -progress operations', async (t
 
 test('dc_server exits 0 on SIGUSR1 with -killable and ignores it without', async (t) => {
   const { dir, cleanup } = tempDir('dc-server-kill-');
-  t.after(cleanup);
   const killable = new Program('dc_server', ['-listen', `UNIX:${path.join(dir, 'k.sock')}`, '-killable']);
+  let stubborn: Program | undefined;
+  t.after(async () => {
+    await Promise.all([killable.stop(), stubborn?.stop()]);
+    cleanup();
+  });
   await killable.listening();
   killable.child.kill('SIGUSR1');
   assert.deepEqual(await killable.exited, { code: 0, signal: null });
-  const stubborn = new Program('dc_server', ['-listen', `UNIX:${path.join(dir, 's.sock')}`]);
-  t.after(() => stubborn.stop());
+  stubborn = new Program('dc_server', ['-listen', `UNIX:${path.join(dir, 's.sock')}`]);
   const [address] = await stubborn.listening();
   stubborn.child.kill('SIGUSR2');
   await new Promise((r) => setTimeout(r, 200));
@@ -160,10 +163,12 @@ test('dc_server exits 0 on SIGUSR1 with -killable and ignores it without', async
 
 test('dc_server listens on several addresses at once and sets -sockperms on its unix socket', async (t) => {
   const { dir, cleanup } = tempDir('dc-server-multi-');
-  t.after(cleanup);
   const sock = path.join(dir, 'multi.sock');
   const server = new Program('dc_server', ['-listen', 'IP:127.0.0.1:0', '-listen', `UNIX:${sock}`, '-sockperms', '600']);
-  t.after(() => server.stop());
+  t.after(async () => {
+    await server.stop();
+    cleanup();
+  });
   const addresses = await server.listening();
   assert.equal(addresses.length, 2);
   for (const a of addresses) {

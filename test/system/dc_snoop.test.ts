@@ -25,13 +25,15 @@ test('dc_snoop reports option errors and prints its usage', async () => {
 
 test('dc_snoop relays every golden exchange unchanged and prints each frame', async (t) => {
   const { dir, cleanup } = tempDir('dc-snoop-');
-  t.after(cleanup);
   const serverSock = path.join(dir, 'server.sock');
   const server = new Program('dc_server', ['-listen', `UNIX:${serverSock}`]);
-  t.after(() => server.stop());
+  let snoop: Program | undefined;
+  t.after(async () => {
+    await Promise.all([server.stop(), snoop?.stop()]);
+    cleanup();
+  });
   await server.listening();
-  const snoop = new Program('dc_snoop', ['-listen', 'IP:127.0.0.1:0', '-connect', `UNIX:${serverSock}`]);
-  t.after(() => snoop.stop());
+  snoop = new Program('dc_snoop', ['-listen', 'IP:127.0.0.1:0', '-connect', `UNIX:${serverSock}`]);
   const [address] = await snoop.listening();
   const vectors = loadGoldenVectors().filter((v) => v.serverArgs.length === 0 && v.steps.every((s) => !s.closedByServer));
   assert.ok(vectors.length >= 3);

@@ -13,6 +13,8 @@ const SOURCES: Record<string, string> = {
   'main.c': '#include <stdio.h>\n#include "util.h"\nint main(void) { printf("%d\\n", twice(sq(3))); return 0; }\n',
   'hello.cpp': '#include <string>\n#include <vector>\nstd::string join(const std::vector<std::string>& v) { std::string s; for (auto& x : v) s += x; return s; }\n',
   'bad.c': 'int broken(void) { return 1 }\n',
+  // About a megabyte once preprocessed: several reads per DOTI, LZO output far beyond 8x.
+  'big.cpp': '#include <iostream>\n#include <map>\n#include <algorithm>\n#include <sstream>\nint count(const std::string& s) { std::map<char, int> m; for (char c : s) m[c]++; std::ostringstream o; o << m.size(); std::cout << o.str(); return (int)m.size(); }\n',
 };
 
 async function project(t: Parameters<typeof tempDir>[0]): Promise<{ src: string; home: string; masq: string; bin: string; tmp: string }> {
@@ -48,6 +50,7 @@ for (const [protocol, suffix] of [[1, ''], [2, ',lzo']] as const) {
       [['gcc', '-c', 'main.c', '-o', 'main.o'], 'main.o'],
       [['gcc', '-g', '-O2', '-Wall', '-c', 'util.c', '-o', 'util-g.o'], 'util-g.o'],
       [['g++', '-O1', '-c', 'hello.cpp', '-o', 'hello.o'], 'hello.o'],
+      [['g++', '-c', 'big.cpp', '-o', 'big.o'], 'big.o'],
       [['gcc', '-S', 'main.c', '-o', 'main.s'], 'main.s'],
       [['gcc', '-MD', '-MF', 'deps/main.d', '-c', 'main.c', '-o', 'md.o'], 'md.o'],
     ] as const) {
@@ -67,7 +70,7 @@ for (const [protocol, suffix] of [[1, ''], [2, ',lzo']] as const) {
 
     const lines = await d.waitFor(/COMPILE_OK .* x86_64-linux-gnu-g\+\+ hello\.cpp$/);
     assert.match(lines, new RegExp(`^distccd\\[\\d+\\] notice: client: 127\\.0\\.0\\.1:\\d+ COMPILE_OK exit:0 sig:0 core:0 ret:0 time:\\d+ms`));
-    await d.waitForCount(/ COMPILE_OK /, 6);
+    await d.waitForCount(/ COMPILE_OK /, 7);
     assert.deepEqual(await fs.readdir(tmp), [], 'every temp file was removed');
   });
 

@@ -67,3 +67,12 @@ test('distccd --daemon detaches once listening and keeps the serving pid in --pi
   await assert.rejects(fs.access(pidFile), 'the pid file is removed on a clean stop');
   assert.match(await fs.readFile(logFile, 'utf8'), /client: 127\.0\.0\.1:\d+ COMPILE_OK /);
 });
+
+test('distccd --lifetime exits 0 by itself after that many seconds', async (t) => {
+  const masq = await makeMasqueradeDir(path.join(await tempDir(t, 'distkit-lifetime-'), 'masq'));
+  const d = await startDistccd(t, { compilerDir: masq, args: ['--lifetime', '1'] });
+  const r = await sendRaw(d.port, encodeRequest(1, ['gcc', '-c', 't.c', '-o', 't.o'], SOURCE));
+  assert.equal(r.kind === 'answer' && r.response.status, 0);
+  assert.equal(await d.exited, 0);
+  await d.waitFor(/lifetime over/);
+});

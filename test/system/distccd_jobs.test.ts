@@ -21,7 +21,7 @@ async function setup(t: Parameters<typeof tempDir>[0], scripts: Record<string, s
   const bin = path.join(dir, 'bin');
   await fs.mkdir(bin);
   for (const [name, body] of Object.entries(scripts)) await fs.writeFile(path.join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
-  const masq = await makeMasqueradeDir(path.join(dir, 'masq'), [...Object.keys(scripts), 'nosuchcc', 'gcc']);
+  const masq = await makeMasqueradeDir(path.join(dir, 'masq'), [...Object.keys(scripts), 'nosuchcc', 'gcc', 'true']);
   const tmp = path.join(dir, 'tmp');
   await fs.mkdir(tmp);
   return { dir, masq, env: { DISTCCD_PATH: `${bin}:/usr/bin:/bin`, TMPDIR: tmp } };
@@ -116,4 +116,60 @@ test('distccd answers STAT 100<<8 with the reason when its TMPDIR vanished and s
   await fs.mkdir(env['TMPDIR']!);
   const again = answered(await sendRaw(d.port, encodeRequest(1, ['gcc', '-c', 't.c', '-o', 't.o'], SOURCE)));
   assert.equal(again.status, 0);
+});
+
+test('distccd finishes and answers a job in flight when SIGTERM arrives, then exits 0', async (t) => {
+  const { masq, env } = await setup(t, { pausecc: 'sleep 1; exec gcc "$@"' });
+  const d = await startDistccd(t, { compilerDir: masq, env });
+  const pending = sendRaw(d.port, encodeRequest(2, ['pausecc', '-c', 't.c', '-o', 't.o'], SOURCE));
+  await d.waitFor(/request .*argv="pausecc/);
+  d.child.kill('SIGTERM');
+  const r = answered(await pending);
+  assert.equal(r.status, 0, r.stderr.toString());
+  assert.ok(r.object.length > 0);
+  assert.equal(await d.exited, 0);
+});
+
+test('distccd keeps its temp files when DISTCC_SAVE_TEMPS=1', async (t) => {
+  const { masq, env } = await setup(t, {});
+  const d = await startDistccd(t, { compilerDir: masq, env: { ...env, DISTCC_SAVE_TEMPS: '1' } });
+  const r = answered(await sendRaw(d.port, encodeRequest(1, ['gcc', '-c', 't.c', '-o', 't.o'], SOURCE)));
+  assert.equal(r.status, 0);
+  const kept = (await fs.readdir(env['TMPDIR']!)).sort();
+  assert.equal(kept.length, 2);
+  assert.match(kept.join(' '), /^distccd_[0-9a-f]{12}\.(i|o) distccd_[0-9a-f]{12}\.(i|o)$/);
+});
+
+test('distccd answers every one of many concurrent jobs mixed with garbage connections when --jobs is small', async (t) => {
+  const { masq, env } = await setup(t, {});
+  const d = await startDistccd(t, { compilerDir: masq, env, args: ['--jobs', '2', '--log-level', 'info'] });
+  const JOBS = 30;
+  const good = Array.from({ length: JOBS }, (_, i) => sendRaw(d.port, encodeRequest(1 + (i % 2), ['true', '-c', `f${i}.c`, '-o', `f${i}.o`], SOURCE), { timeoutMs: 60_000 }));
+  const junk = Array.from({ length: 10 }, (_, i) => sendRaw(d.port, Buffer.from(`GARBAGE ${i} `.repeat(i + 1)), { timeoutMs: 60_000 }));
+  for (const a of await Promise.all(good)) assert.equal(answered(a).status, 0);
+  for (const a of await Promise.all(junk)) assert.equal(a.kind, 'closed');
+  await d.waitForCount(/ COMPILE_OK /, JOBS);
+  await d.waitForCount(/ REJ_BAD_REQ /, 10);
+  assert.equal(d.child.exitCode, null);
+  assert.deepEqual(await fs.readdir(env['TMPDIR']!), []);
+});
+
+test('distccd --user drops root before serving and its compilers run as that user', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.skip('needs root');
+    return;
+  }
+  const { dir, masq, env } = await setup(t, { whocc: `id -u > "${'$'}{PROBE}"; exec gcc "$@"` });
+  // The unprivileged user must reach the scripts, the masquerade dir and TMPDIR.
+  await fs.chmod(dir, 0o755);
+  await fs.chmod(env['TMPDIR']!, 0o1777);
+  const probeDir = path.join(dir, 'probe');
+  await fs.mkdir(probeDir, { mode: 0o777 });
+  await fs.chmod(probeDir, 0o777);
+  const d = await startDistccd(t, { compilerDir: masq, env: { ...env, PROBE: path.join(probeDir, 'uid') }, args: ['--user', 'nobody'] });
+  await d.waitFor(/privileges dropped user=nobody/);
+  const r = answered(await sendRaw(d.port, encodeRequest(1, ['whocc', '-c', 't.c', '-o', 't.o'], SOURCE)));
+  assert.equal(r.status, 0, r.stderr.toString());
+  const nobody = (await import('node:child_process')).execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim();
+  assert.equal((await fs.readFile(path.join(probeDir, 'uid'), 'utf8')).trim(), nobody);
 });

@@ -55,6 +55,12 @@ interface WalkOptions {
 export class PumpTree {
   readonly root: string;
   readonly #links = new Map<string, string>(); // physical link path -> stored target (system mirrors excluded)
+  /**
+   * Physical paths already seen to be real directories. Nothing in a job removes or replaces an
+   * entry (a NAME never overwrites a directory or a link), so they stay directories: a job with
+   * hundreds of headers lstat()s each directory once, not once per file.
+   */
+  readonly #dirs = new Set<string>();
 
   private constructor(root: string) {
     this.root = root;
@@ -173,6 +179,10 @@ export class PumpTree {
       }
       const isLast = queue.length === 0;
       const here = path.join(this.root, ...stack, c);
+      if (!isLast && this.#dirs.has(here)) {
+        stack.push(c);
+        continue;
+      }
       const st = await fs.lstat(here).catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
         throw err;
@@ -190,8 +200,11 @@ export class PumpTree {
       }
       if (st === undefined && !isLast && options.create) {
         await fs.mkdir(here, { mode: 0o755 });
+        this.#dirs.add(here);
       } else if (st !== undefined && !isLast && !st.isDirectory() && !st.isSymbolicLink()) {
         throw unsafe(`${what}: ${c} is a file, not a directory`);
+      } else if (st?.isDirectory() === true) {
+        this.#dirs.add(here);
       }
       stack.push(c);
     }

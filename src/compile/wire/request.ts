@@ -169,8 +169,16 @@ export class RequestDecoder {
   }
 }
 
-/** Strings travel as raw bytes; a NUL could never reach exec() or a path, so it is refused. */
+/**
+ * Strings travel as raw bytes. A NUL could never reach exec() or a path, and bytes that are not
+ * UTF-8 cannot be handed to the compiler unchanged (Node passes arguments as UTF-8): both are
+ * refused rather than compiling something other than what the client asked for.
+ */
 function textOf(token: string, body: Buffer): string | Error {
   if (body.includes(0)) return new Error(`${token} contains a NUL byte`);
-  return body.toString('utf8');
+  const text = body.toString('utf8');
+  if (text.includes('\ufffd') && !Buffer.from(text, 'utf8').equals(body)) {
+    return new Error(`${token} ${JSON.stringify(text.slice(0, 80))} is not valid UTF-8, which this server cannot pass on unchanged`);
+  }
+  return text;
 }

@@ -76,6 +76,7 @@ test('RequestDecoder refuses DIST above 3, ARGC 0, a NUL in ARGV and a second to
     [Buffer.concat([encodeInteger('DIST', 1), encodeInteger('ARGC', 99999)]), /ARGC 99999 exceeds the limit of 8192/],
     [Buffer.concat([encodeInteger('DIST', 1), encodeInteger('ARGC', 1), ...encodeBody('ARGV', 'g\0cc')]), /ARGV contains a NUL byte/],
     [Buffer.concat([encodeInteger('DIST', 1), encodeInteger('ARGC', 1), ...encodeBody('ARGV', 'gcc'), Buffer.from('FILE')]), /expected token DOTI, got "F"/],
+    [Buffer.concat([encodeInteger('DIST', 1), encodeInteger('ARGC', 1), ...encodeBody('ARGV', Buffer.from([0x2d, 0x44, 0xe9]))]), /ARGV .* is not valid UTF-8/],
     [Buffer.from('GET / HTTP/1.0\r\n\r\n'), /expected token DIST, got "G"/],
   ];
   for (const [bytes, why] of cases) {
@@ -85,6 +86,12 @@ test('RequestDecoder refuses DIST above 3, ARGC 0, a NUL in ARGV and a second to
   }
   // The refusal comes as soon as the bad header is complete, without waiting for more.
   assert.equal(feed(encodeInteger('DIST', 9), []).kind, 'corrupt');
+});
+
+test('RequestDecoder passes UTF-8 arguments through unchanged', () => {
+  const d = new RequestDecoder();
+  const r = d.push(Buffer.concat([encodeInteger('DIST', 1), encodeInteger('ARGC', 2), ...encodeBody('ARGV', 'gcc'), ...encodeBody('ARGV', '-DNAME="é ✓ \ufffd"'), ...encodeBody('DOTI', '')]));
+  assert.deepEqual(r.kind === 'ok' && r.value.argv, ['gcc', '-DNAME="é ✓ \ufffd"']);
 });
 
 test('RequestDecoder refuses a command line above the total ARGV limit', () => {

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# `npm start`: installs and builds what is missing, then runs distccd and dc_server in the
+# foreground on loopback and says how to point a client at them. Ctrl-C (or SIGTERM) stops both
+# gracefully. Ports: DISTCCD_PORT (3632) and DC_SERVER_PORT (9001, see inetd/services).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export npm_config_nodedir=${npm_config_nodedir:-/usr}
+bash scripts/system-deps.sh scripts/build-packages.txt
+bash scripts/node-deps.sh
+if [ ! -f dist/.built ] || [ -n "$(find src scripts test package-lock.json tsconfig.json -newer dist/.built -print -quit)" ]; then
+  npm run --silent build && touch dist/.built
+fi
+
+distcc_port=${DISTCCD_PORT:-3632}
+cache_port=${DC_SERVER_PORT:-9001}
+state=$(mktemp -d "${TMPDIR:-/tmp}/distkit-start.XXXXXX")
+
+# distccd runs only compilers named in a masquerade directory (CVE-2004-2687). Debian's distcc
+# package fills /usr/lib/distcc; without it, make a private one for the compilers found here.
+masq=/usr/lib/distcc
+if [ ! -d "$masq" ]; then
+  masq=$state/masquerade; mkdir -p "$masq"
+  triplet=$(gcc -dumpmachine 2>/dev/null || true)
+  for c in cc gcc g++ c++ clang clang++; do
+    real=$(command -v "$c" || true); [ -n "$real" ] || continue
+    ln -s "$real" "$masq/$c"
+    [ -n "$triplet" ] && ln -sf "$real" "$masq/$triplet-$c"
+  done
+fi
+
+pids=()
+stop() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; }
+trap stop INT TERM
+trap 'stop; rm -rf "$state"' EXIT
+
+node dist/src/cli/distccd.js --daemon --no-detach --log-stderr --listen 127.0.0.1 --port "$distcc_port" \
+  --allow 127.0.0.1 --compiler-dir "$masq" &
+pids+=($!)
+node dist/src/cli/dc_server.js -listen "IP:127.0.0.1:$cache_port" &
+pids+=($!)
+
+cat <<TEXT
+
+distkit is running in the foreground (Ctrl-C stops both daemons):
+  distccd    127.0.0.1:$distcc_port  (compilers allowed: $masq)
+             DISTCC_HOSTS='127.0.0.1:$distcc_port/4,lzo' distcc gcc -c hello.c
+  dc_server  127.0.0.1:$cache_port  (session cache, 512 sessions)
+             Apache: SSLSessionCache dc:IP:127.0.0.1:$cache_port
+             per-host proxy: node dist/src/cli/dc_client.js -listen UNIX:/tmp/scache -server IP:127.0.0.1:$cache_port
+
+TEXT
+# When either daemon ends (a bind failure, say), stop the other; then report the daemons' own
+# statuses (a `wait` cut short by our trapped signal returns >128 and is simply repeated).
+wait -n "${pids[@]}" || true
+stop
+status=0
+for p in "${pids[@]}"; do
+  rc=0; wait "$p" || rc=$?
+  while [ $rc -gt 128 ] && kill -0 "$p" 2>/dev/null; do rc=0; wait "$p" || rc=$?; done
+  [ $rc = 0 ] || status=$rc
+done
+exit $status
