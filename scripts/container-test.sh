@@ -51,14 +51,20 @@ flock -u 9
 
 W=$(mktemp -d /var/tmp/distkit-ct.XXXXXX); R=$W/rootfs
 CG=distkit-ct-$$
-NSPAWN=""
-cleanup() {
+NSPAWN="" L=""
+stop_container() { # nspawn powers the container off on SIGTERM; if that hangs, kill both by pid
   if [ -n "$NSPAWN" ] && kill -0 "$NSPAWN" 2>/dev/null; then
     kill -TERM "$NSPAWN" 2>/dev/null
     for _ in $(seq 1 100); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$NSPAWN" 2>/dev/null; wait "$NSPAWN" 2>/dev/null
   fi
-  NSPAWN=""
+  # A killed nspawn can leave the container's PID 1 behind: SIGKILL to it ends the whole container.
+  # (only while that pid is still in this run's cgroup: never a reused pid)
+  if [ -n "$L" ] && grep -qs "/$CG/" "/proc/$L/cgroup"; then kill -KILL "$L" 2>/dev/null; sleep 0.5; fi
+  NSPAWN="" L=""
+}
+cleanup() {
+  stop_container
   for h in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
     [ -d $h/$CG ] && find $h/$CG -depth -type d -exec rmdir {} \; 2>/dev/null
   done
@@ -108,7 +114,6 @@ ts "booting the container (systemd as PID 1)"
 # (bash -c directly, not the in_cg function: $! must be nspawn itself, whose child is systemd)
 bash -c "$IN_CG" in_cg systemd-nspawn "${NSPAWN_OPTS[@]}" -b --console=read-only > "$W/console.log" 2>&1 < /dev/null &
 NSPAWN=$!
-L=""
 for _ in $(seq 1 300); do
   for c in $(pgrep -P $NSPAWN); do [ "$(cat /proc/$c/comm 2>/dev/null)" = systemd ] && L=$c; done
   [ -n "$L" ] && break; sleep 0.05
@@ -248,8 +253,7 @@ if have dc_server; then
 fi
 
 ts "stopping the container"
-kill -TERM "$NSPAWN"; for _ in $(seq 1 100); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 0.1; done
-kill -KILL "$NSPAWN" 2>/dev/null; wait "$NSPAWN" 2>/dev/null; NSPAWN=""
+stop_container
 
 # --- SysV: no systemd at all (nspawn without -b: PID 1 is a shell) ---------------------------
 if have distccd || have dc_server; then
