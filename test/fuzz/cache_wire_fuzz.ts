@@ -27,7 +27,7 @@ import {
   type Direction,
 } from '../../src/cache/wire/index';
 import { fuzzStream, randomChunks } from './cache_mutators';
-import { MAX_FINDINGS, type Finding, type FuzzTarget } from './fuzz_target';
+import { runInProcessCases, type CaseOutcome as SharedCaseOutcome, type FuzzTarget } from './fuzz_target';
 import { Rng } from './rng';
 
 export const HANG_MS = 2000;
@@ -115,7 +115,7 @@ function decodeWhole(bytes: Buffer, direction: Direction): string {
   }
 }
 
-export type CaseOutcome = { readonly kind: 'pass'; readonly messages: number; readonly verdict: 'corrupt' | 'incomplete' | 'clean' } | { readonly kind: 'crash' | 'hang' | 'violation'; readonly detail: string; readonly input: Buffer };
+export type CaseOutcome = SharedCaseOutcome<{ readonly messages: number; readonly verdict: 'corrupt' | 'incomplete' | 'clean' }>;
 
 /** Runs case `index` of run `seed`. Never throws. */
 export function runWireCase(seed: number, index: number): CaseOutcome {
@@ -159,38 +159,14 @@ export const cacheWireTarget: FuzzTarget = {
   name: 'cache',
   describe: 'distcache wire codec (frames, message reader, ADD payload): damaged golden and generated streams',
   async run(options) {
-    const started = Date.now();
-    let crashes = 0;
-    let hangs = 0;
-    let violations = 0;
-    let peak = process.memoryUsage.rss();
-    const findings: Finding[] = [];
-    let n = 0;
     const seen = { messages: 0, corrupt: 0, incomplete: 0, clean: 0 };
-    for (; n < options.cases; n++) {
-      const index = options.from + n;
-      const outcome = runWireCase(options.seed, index);
-      if (outcome.kind === 'pass') {
-        seen.messages += outcome.messages;
-        seen[outcome.verdict]++;
-      } else {
-        if (outcome.kind === 'crash') crashes++;
-        else if (outcome.kind === 'hang') hangs++;
-        else violations++;
-        if (findings.length < MAX_FINDINGS) findings.push({ kind: outcome.kind, index, detail: outcome.detail, input: outcome.input.subarray(0, 4096).toString('hex') });
-      }
-      if ((n & 1023) === 1023) {
-        peak = Math.max(peak, process.memoryUsage.rss());
-        if (Date.now() - started > options.timeLimitMs) {
-          n++;
-          break;
-        }
-        if ((n & 0xffff) === 0xffff) options.progress?.(`cache: ${n + 1} cases, ${crashes + hangs + violations} findings, ${((Date.now() - started) / 1000).toFixed(0)} s`);
-        // Let timers (the runner's own) fire in long runs.
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-    }
-    peak = Math.max(peak, process.memoryUsage.rss());
-    return { target: 'cache', cases: n, crashes, hangs, violations, peakRssBytes: peak, seconds: (Date.now() - started) / 1000, findings, extra: { messages_decoded: seen.messages, streams_corrupt: seen.corrupt, streams_incomplete: seen.incomplete, streams_clean: seen.clean } };
+    return runInProcessCases('cache', options, {
+      runCase: (index) => runWireCase(options.seed, index),
+      tally: (pass) => {
+        seen.messages += pass.messages;
+        seen[pass.verdict]++;
+      },
+      extra: () => ({ messages_decoded: seen.messages, streams_corrupt: seen.corrupt, streams_incomplete: seen.incomplete, streams_clean: seen.clean }),
+    });
   },
 };

@@ -18,7 +18,7 @@ import { RequestDecoder, type CompileRequest } from '../../src/compile/wire/requ
 import { ResponseDecoder, type CompileResponse } from '../../src/compile/wire/response';
 import { DEFAULT_LIMITS, type Decoded, type WireLimits } from '../../src/compile/wire/tokens';
 import { fuzzDistccStream, randomChunks, TIGHT_LIMITS } from './distcc_mutators';
-import { MAX_FINDINGS, type Finding, type FuzzTarget } from './fuzz_target';
+import { runInProcessCases, type CaseOutcome as SharedCaseOutcome, type FuzzTarget } from './fuzz_target';
 import { Rng } from './rng';
 
 export const HANG_MS = 2000;
@@ -111,7 +111,7 @@ function feed(pieces: readonly Buffer[], response: boolean, limits: WireLimits):
   return 'incomplete';
 }
 
-export type CaseOutcome = { readonly kind: 'pass'; readonly verdict: Verdict } | { readonly kind: 'crash' | 'hang' | 'violation'; readonly detail: string; readonly input: Buffer };
+export type CaseOutcome = SharedCaseOutcome<{ readonly verdict: Verdict }>;
 
 /** Runs case `index` of run `seed`. Never throws. */
 export function runDistccWireCase(seed: number, index: number): CaseOutcome {
@@ -148,35 +148,13 @@ export const distccWireTarget: FuzzTarget = {
   name: 'distcc',
   describe: 'distcc token codec (request/response decoders, LZO bodies): damaged protocol 1/2/3 requests and answers',
   async run(options) {
-    const started = Date.now();
-    let crashes = 0;
-    let hangs = 0;
-    let violations = 0;
-    let peak = process.memoryUsage.rss();
-    const findings: Finding[] = [];
     const seen = { ok: 0, corrupt: 0, incomplete: 0 };
-    let n = 0;
-    for (; n < options.cases; n++) {
-      const index = options.from + n;
-      const outcome = runDistccWireCase(options.seed, index);
-      if (outcome.kind === 'pass') seen[outcome.verdict]++;
-      else {
-        if (outcome.kind === 'crash') crashes++;
-        else if (outcome.kind === 'hang') hangs++;
-        else violations++;
-        if (findings.length < MAX_FINDINGS) findings.push({ kind: outcome.kind, index, detail: outcome.detail, input: outcome.input.subarray(0, 4096).toString('hex') });
-      }
-      if ((n & 1023) === 1023) {
-        peak = Math.max(peak, process.memoryUsage.rss());
-        if (Date.now() - started > options.timeLimitMs) {
-          n++;
-          break;
-        }
-        if ((n & 0xffff) === 0xffff) options.progress?.(`distcc: ${n + 1} cases, ${crashes + hangs + violations} findings, ${((Date.now() - started) / 1000).toFixed(0)} s`);
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-    }
-    peak = Math.max(peak, process.memoryUsage.rss());
-    return { target: 'distcc', cases: n, crashes, hangs, violations, peakRssBytes: peak, seconds: (Date.now() - started) / 1000, findings, extra: { streams_ok: seen.ok, streams_corrupt: seen.corrupt, streams_incomplete: seen.incomplete } };
+    return runInProcessCases('distcc', options, {
+      runCase: (index) => runDistccWireCase(options.seed, index),
+      tally: (pass) => {
+        seen[pass.verdict]++;
+      },
+      extra: () => ({ streams_ok: seen.ok, streams_corrupt: seen.corrupt, streams_incomplete: seen.incomplete }),
+    });
   },
 };

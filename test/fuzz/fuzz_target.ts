@@ -56,3 +56,45 @@ export function formatSummary(s: FuzzSummary): string {
   for (const f of s.findings) lines.push(`finding kind=${f.kind} case=${f.index} input=${f.input.length > 512 ? `${f.input.slice(0, 512)}...(${f.input.length / 2} bytes)` : f.input}\n  ${f.detail.split('\n').join('\n  ')}`);
   return lines.join('\n');
 }
+
+/** One in-process case: a pass carrying what the target tallies, or a finding. */
+export type CaseOutcome<Pass extends object> =
+  | ({ readonly kind: 'pass' } & Pass)
+  | { readonly kind: 'crash' | 'hang' | 'violation'; readonly detail: string; readonly input: Uint8Array };
+
+/**
+ * The case loop of an in-process target (a codec): runs cases from options.from on, counts the
+ * findings and keeps the first MAX_FINDINGS, samples this process's RSS, stops at the time bound,
+ * and every 1024 cases lets timers (the runner's own) fire and reports progress.
+ */
+export async function runInProcessCases<Pass extends object>(
+  target: string,
+  options: FuzzOptions,
+  run: { readonly runCase: (index: number) => CaseOutcome<Pass>; readonly tally: (pass: Pass) => void; readonly extra: () => FuzzSummary['extra'] },
+): Promise<FuzzSummary> {
+  const started = Date.now();
+  const counts = { crash: 0, hang: 0, violation: 0 };
+  let peak = process.memoryUsage.rss();
+  const findings: Finding[] = [];
+  let n = 0;
+  for (; n < options.cases; n++) {
+    const index = options.from + n;
+    const outcome = run.runCase(index);
+    if (outcome.kind === 'pass') run.tally(outcome);
+    else {
+      counts[outcome.kind]++;
+      if (findings.length < MAX_FINDINGS) findings.push({ kind: outcome.kind, index, detail: outcome.detail, input: Buffer.from(outcome.input.subarray(0, 4096)).toString('hex') });
+    }
+    if ((n & 1023) === 1023) {
+      peak = Math.max(peak, process.memoryUsage.rss());
+      if (Date.now() - started > options.timeLimitMs) {
+        n++;
+        break;
+      }
+      if ((n & 0xffff) === 0xffff) options.progress?.(`${target}: ${n + 1} cases, ${counts.crash + counts.hang + counts.violation} findings, ${((Date.now() - started) / 1000).toFixed(0)} s`);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  peak = Math.max(peak, process.memoryUsage.rss());
+  return { target, cases: n, crashes: counts.crash, hangs: counts.hang, violations: counts.violation, peakRssBytes: peak, seconds: (Date.now() - started) / 1000, findings, extra: run.extra() };
+}
