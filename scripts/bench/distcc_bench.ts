@@ -16,6 +16,7 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../../test/support/free_port';
 
 const execRaw = promisify(execFile);
 /** Every command is bounded: a hung server must fail the bench, not stall it. */
@@ -41,17 +42,6 @@ const SEQUENTIAL = QUICK ? 20 : 200;
 const MAKE_FILES = QUICK ? 20 : 100;
 const INETD_JOBS = QUICK ? 10 : 50;
 const OVERHEAD_JOBS = QUICK ? 10 : 50;
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitForPort(port: number, child: ChildProcess, ms = 10_000): Promise<void> {
   const until = Date.now() + ms;

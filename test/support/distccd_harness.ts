@@ -4,22 +4,13 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './free_port';
+
+export { freePort };
 
 export const DISTCCD = path.resolve(__dirname, '../../src/cli/distccd.js');
-
-export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** The compiler names Debian's update-distcc-symlinks would link to distcc. */
 export const MASQUERADE_NAMES = ['gcc', 'cc', 'g++', 'c++', 'x86_64-linux-gnu-gcc', 'x86_64-linux-gnu-g++', 'true', 'false'];

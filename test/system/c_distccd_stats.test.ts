@@ -4,17 +4,7 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { DistccStats, renderStatsPage } from '../../src/compile/stats';
 import { createHostReader } from '../../src/compile/host_load';
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from '../support/free_port';
 
 async function fetchPage(port: number, deadline: number): Promise<string> {
   for (;;) {

@@ -6,7 +6,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,16 +13,9 @@ import { CacheClient } from '../../src/cache/client';
 import { Operation, Status } from '../../src/cache/wire/index';
 import { startLoadServer } from '../load/cache_load';
 import { startServerProgram } from '../fuzz/server_program';
+import { freePort } from '../support/free_port';
 
 const DC_CLIENT = path.join(__dirname, '..', '..', 'src', 'cli', 'dc_client.js');
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
   const deadline = Date.now() + ms;

@@ -7,18 +7,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
+export { freePort } from '../support/free_port';
 
 export const ECHO = path.resolve(__dirname, '../fixtures/echo_server.js');
 export const NODE = process.execPath;
-
-/** A port that was free a moment ago (bind 0, read, close), for tools that need a fixed one. */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen({ host, port: 0 }, resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 export function tempDir(t: TestContext, prefix = 'distkit-act-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
