@@ -11,7 +11,7 @@ import { configureLogging } from '../log/configure';
 import { detectMode, type ListenSpec, type ModeDecision, type ModeRequest, type RunningService } from '../activation/index';
 import { resolveUser } from '../activation/privileges';
 import { parseCacheAddress, resolveCacheAddress, toListenSpec } from '../cache/address';
-import { parseSingleDash, printOptionError, invalidArgument, type SingleDashResult, type SingleDashValues } from './single_dash';
+import { parseSingleDash, printOptionError, invalidArgument, parseDecimal, type SingleDashResult, type SingleDashValues } from './single_dash';
 
 /** Daemon options every cache program takes, beyond its own. */
 export const DAEMON_STRING_OPTIONS = ['pidfile', 'user', 'sockowner', 'sockgroup', 'sockperms', 'loglevel', 'logfile'] as const;
@@ -77,6 +77,15 @@ export interface DaemonSettings {
   readonly sockPerms?: number;
 }
 
+/** A decimal option in [min, max]: undefined when absent; out of range or not a number is an OptionError. */
+export function decimalOption(values: SingleDashValues, name: string, range: { readonly min: number; readonly max: number }): number | undefined {
+  const text = values[name] as string | undefined;
+  if (text === undefined) return undefined;
+  const value = parseDecimal(text, range.min, range.max);
+  if (value === undefined) throw new OptionError(invalidArgument(name));
+  return value;
+}
+
 /** Reads the daemon and logging options; a bad -sockperms or -loglevel is an OptionError. */
 export function daemonSettingsOf(values: SingleDashValues): DaemonSettings {
   const text = (k: string): string | undefined => values[k] as string | undefined;
@@ -136,10 +145,14 @@ export function installKillable(options: { killable: boolean; log: RootLogger; o
   };
 }
 
+/** What runService needs from the options and the mode decision: spread it into ServiceOptions. */
 export interface CacheRuntime {
   readonly mode: ModeRequest;
   readonly decision: ModeDecision;
   readonly listen: readonly ListenSpec[];
+  readonly detach: boolean;
+  readonly pidFile?: string;
+  readonly user?: string;
 }
 
 /**
@@ -181,7 +194,14 @@ export async function prepareRuntime(log: RootLogger, listenTexts: readonly stri
       );
     }
   }
-  return { mode, decision, listen };
+  return {
+    mode,
+    decision,
+    listen,
+    detach: daemon.detach,
+    ...(daemon.pidFile === undefined ? {} : { pidFile: daemon.pidFile }),
+    ...(daemon.user === undefined ? {} : { user: daemon.user }),
+  };
 }
 
 /** Runs a CLI's main; option problems print with the usage, other failures as one line; exit 1. */

@@ -9,8 +9,8 @@ import { runService } from '../activation/index';
 import { parseCacheAddress, toConnectTarget } from '../cache/address';
 import { Upstream } from '../cache/proxy/upstream';
 import { serveProxyConnection } from '../cache/proxy/app_session';
-import { invalidArgument, parseDecimal } from './single_dash';
-import { DAEMON_USAGE, OptionError, daemonSettingsOf, installKillable, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
+import { invalidArgument } from './single_dash';
+import { DAEMON_USAGE, OptionError, daemonSettingsOf, decimalOption, installKillable, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
 
 const PROGRAM = 'dc_client';
 /** MAX_RETRY_PERIOD / MIN_RETRY_PERIOD / MAX_IDLE_PERIOD of the original, in ms. */
@@ -53,12 +53,8 @@ async function main(): Promise<number> {
     process.stderr.write('Error, no server specified!\n');
     return 1;
   }
-  const retryText = values.retry as string | undefined;
-  const retryMs = retryText === undefined ? 5000 : parseDecimal(retryText, MIN_RETRY_MS, MAX_RETRY_MS);
-  if (retryMs === undefined) throw new OptionError(invalidArgument('retry'));
-  const idleText = values.idle as string | undefined;
-  const idleMs = idleText === undefined ? 0 : parseDecimal(idleText, 0, MAX_IDLE_MS);
-  if (idleMs === undefined) throw new OptionError(invalidArgument('idle'));
+  const retryMs = decimalOption(values, 'retry', { min: MIN_RETRY_MS, max: MAX_RETRY_MS }) ?? 5000;
+  const idleMs = decimalOption(values, 'idle', { min: 0, max: MAX_IDLE_MS }) ?? 0;
   const daemon = daemonSettingsOf(values);
   const target = toConnectTarget(parseCacheAddress(servers[0]!));
   const listenTexts = (values.listen as readonly string[]).length > 0 ? (values.listen as readonly string[]) : [DEFAULT_LISTEN];
@@ -71,12 +67,7 @@ async function main(): Promise<number> {
     program: PROGRAM,
     log,
     handlers: { main: (conn) => serveProxyConnection(conn, upstream, { log, idleMs: config.idleMs }) },
-    mode: runtime.mode,
-    decision: runtime.decision,
-    listen: runtime.listen,
-    detach: config.daemon.detach,
-    ...(config.daemon.pidFile === undefined ? {} : { pidFile: config.daemon.pidFile }),
-    ...(config.daemon.user === undefined ? {} : { user: config.daemon.user }),
+    ...runtime,
     maxConnections: MAX_APPLICATIONS,
     drainTimeoutMs: 2000,
     status: () => `upstream ${upstream.connected ? 'connected' : 'down'}, ${upstream.inFlight} in flight, ${upstream.queued} queued`,

@@ -10,8 +10,8 @@ import { MAX_PROGRESS, ProgressReporter } from '../cache/progress';
 import { DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY, MIN_MAX_BYTES } from '../cache/store';
 import { createCacheEngine } from '../cache/engine';
 import { serveCacheConnection } from '../cache/session';
-import { invalidArgument, parseDecimal } from './single_dash';
-import { DAEMON_USAGE, OptionError, daemonSettingsOf, installKillable, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
+import { invalidArgument } from './single_dash';
+import { DAEMON_USAGE, OptionError, daemonSettingsOf, decimalOption, installKillable, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
 
 const PROGRAM = 'dc_server';
 /** -maxmemory bounds, in MB. */
@@ -54,18 +54,11 @@ async function main(): Promise<number> {
     process.stderr.write('Error, must provide -listen\n');
     return 1;
   }
-  const sessionsText = values.sessions as string | undefined;
-  const capacity = sessionsText === undefined ? DEFAULT_CAPACITY : parseDecimal(sessionsText, 0, MAX_CAPACITY);
-  if (capacity === undefined || (capacity !== 0 && capacity < MIN_CAPACITY)) throw new OptionError(invalidArgument('sessions'));
-  const progressText = values.progress as string | undefined;
-  const progress = progressText === undefined ? 0 : parseDecimal(progressText, 0, MAX_PROGRESS);
-  if (progress === undefined) throw new OptionError(invalidArgument('progress'));
-  const memoryText = values.maxmemory as string | undefined;
-  const maxMemoryMb = memoryText === undefined ? undefined : parseDecimal(memoryText, Math.ceil(MIN_MAX_BYTES / (1024 * 1024)), MAX_MEMORY_MB);
-  if (memoryText !== undefined && maxMemoryMb === undefined) throw new OptionError(invalidArgument('maxmemory'));
-  const idleText = values.idle as string | undefined;
-  const idleMs = idleText === undefined ? 0 : parseDecimal(idleText, 0, MAX_IDLE_MS);
-  if (idleMs === undefined) throw new OptionError(invalidArgument('idle'));
+  const capacity = decimalOption(values, 'sessions', { min: 0, max: MAX_CAPACITY }) ?? DEFAULT_CAPACITY;
+  if (capacity !== 0 && capacity < MIN_CAPACITY) throw new OptionError(invalidArgument('sessions'));
+  const progress = decimalOption(values, 'progress', { min: 0, max: MAX_PROGRESS }) ?? 0;
+  const maxMemoryMb = decimalOption(values, 'maxmemory', { min: Math.ceil(MIN_MAX_BYTES / (1024 * 1024)), max: MAX_MEMORY_MB });
+  const idleMs = decimalOption(values, 'idle', { min: 0, max: MAX_IDLE_MS }) ?? 0;
   const daemon = daemonSettingsOf(values);
   const runtime = await prepareRuntime(log, listenTexts, daemon);
   const config = Object.freeze({
@@ -102,12 +95,7 @@ async function main(): Promise<number> {
     program: PROGRAM,
     log,
     handlers: { main: (conn) => serveCacheConnection(conn, session, { idleMs: config.idleMs }) },
-    mode: runtime.mode,
-    decision: runtime.decision,
-    listen: runtime.listen,
-    detach: config.daemon.detach,
-    ...(config.daemon.pidFile === undefined ? {} : { pidFile: config.daemon.pidFile }),
-    ...(config.daemon.user === undefined ? {} : { user: config.daemon.user }),
+    ...runtime,
     maxConnections: 0,
     drainTimeoutMs: 2000,
     status: () => `${engine.stats.sessions} sessions, ${engine.stats.operations} operations`,

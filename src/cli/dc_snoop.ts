@@ -55,10 +55,7 @@ async function main(): Promise<number> {
     program: PROGRAM,
     log,
     handlers: { main: (conn) => serveSnoopConnection(conn, { target, log, print }) },
-    mode: runtime.mode,
-    decision: runtime.decision,
-    listen: runtime.listen,
-    detach: false,
+    ...runtime,
     maxConnections: MAX_CONNECTIONS,
     drainTimeoutMs: 1000,
   });
