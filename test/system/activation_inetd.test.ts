@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ECHO, NODE, LineClient, freePort, start, tempDir, waitUntil } from './echo_harness';
+import { ECHO, NODE, LineClient, freePort, listening, read, start, tempDir, waitUntil } from './echo_harness';
 import { isProcessAlive } from '../../src/activation/index';
 
 test('echo under inetd nowait and wait serves its connections and never writes a log line to the client', async (t) => {
@@ -113,19 +113,3 @@ test('echo without --inetd runs standalone when a supervisor gives it socketpair
   assert.equal(await p.exited, 0);
   assert.match(p.output(), /mode kind=standalone why="no LISTEN_FDS for this pid and stdin is a socket other than stdout \(not inetd\)"/);
 });
-
-function read(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
-function listening(port: number): boolean {
-  const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  return fs.readFileSync('/proc/net/tcp', 'latin1').split('\n').some((row) => {
-    const cols = row.trim().split(/\s+/);
-    return cols[1] === `0100007F:${hex}` && cols[3] === '0A';
-  });
-}

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { NODE, freePort, start, tempDir, waitUntil } from './echo_harness';
+import { NODE, freePort, listening, read, start, tempDir, waitUntil } from './echo_harness';
 import { RawClient, runToExit } from './cache_harness';
 import { loadGoldenVectors } from '../cache/golden_vectors';
 import { isProcessAlive } from '../../src/activation/index';
@@ -112,19 +112,3 @@ test('dc_server -daemon writes its pid file once listening, serves, and stops on
   await waitUntil(() => (isProcessAlive(pid) ? undefined : true), 10_000, () => 'daemon still alive');
   assert.match(fs.readFileSync(logFile, 'utf8'), /notice: stopped/);
 });
-
-function read(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
-function listening(port: number): boolean {
-  const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  return fs.readFileSync('/proc/net/tcp', 'latin1').split('\n').some((row) => {
-    const cols = row.trim().split(/\s+/);
-    return cols[1] === `0100007F:${hex}` && cols[3] === '0A';
-  });
-}

@@ -164,3 +164,21 @@ export async function greetAndEcho(target: net.NetConnectOpts, line = 'ping'): P
     client.close();
   }
 }
+
+/** A file's text, or '' while it does not exist yet (log files a program has still to write). */
+export function read(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** True when something listens on 127.0.0.1:port (/proc/net/tcp, state 0A): inetd has bound its line. */
+export function listening(port: number): boolean {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  return fs.readFileSync('/proc/net/tcp', 'latin1').split('\n').some((row) => {
+    const cols = row.trim().split(/\s+/);
+    return cols[1] === `0100007F:${hex}` && cols[3] === '0A';
+  });
+}
