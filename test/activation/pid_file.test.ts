@@ -62,14 +62,22 @@ test('writePidFile writes a pid file prepared for it when its directory is not w
   const file = path.join(dir, 'distccd.pid');
   fs.writeFileSync(file, '123456789\n');
   fs.chownSync(file, 65534, 65534);
-  const module = require.resolve('../../src/activation/pid_file');
+  // nobody may not be able to read this checkout (a clone in a 0700 directory): give it its own
+  // readable copy of the compiled module and what it imports.
+  const code = tempDir(t, 'distkit-pid-code-');
+  fs.mkdirSync(path.join(code, 'activation'));
+  fs.copyFileSync(require.resolve('../../src/activation/pid_file'), path.join(code, 'activation', 'pid_file.js'));
+  fs.copyFileSync(require.resolve('../../src/errors'), path.join(code, 'errors.js'));
+  const module = path.join(code, 'activation', 'pid_file.js');
   const script = `const m = require(${JSON.stringify(module)}); try { m.writePidFile(process.argv[1]); console.log('ok ' + process.pid); } catch (e) { console.log(e.code); }`;
   const run = (target: string) =>
     new Promise<string>((resolve) => {
-      const child = spawn(process.execPath, ['-e', script, target], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, ['-e', script, target], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
+      let err = '';
       child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-      child.on('close', () => resolve(out.trim()));
+      child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+      child.on('close', () => resolve(`${out.trim()}${err === '' ? '' : ` (stderr: ${err.trim()})`}`));
     });
   const written = await run(file);
   assert.match(written, /^ok \d+$/);
