@@ -4,7 +4,7 @@
 // request was read are answered, not dropped: a failing STAT with the reason in SERR is the only
 // way the user ever learns why (distcc issues #343, #243). Protocol 3 lives in pump_job.ts.
 
-import fs from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { checkCompiler, type CompilerPolicy } from './allowlist';
 import { rewriteArgs, scanArgs, tempExtensionFor } from './args';
@@ -148,8 +148,24 @@ export function outcomeOf(
   }
 }
 
-/** Runs one protocol 1/2 job. `signal` aborts when the client goes away. */
-export async function runCompileJob(request: CompileRequest, settings: JobSettings, options: { signal?: AbortSignal } = {}): Promise<JobOutcome> {
+export interface JobOptions {
+  /** Aborted when the client goes away. */
+  readonly signal?: AbortSignal;
+  /**
+   * Takes the job's temp-file removal to run after the answer is sent (the client should not wait
+   * for unlinks). Without it the job removes its files itself before returning.
+   */
+  readonly deferCleanup?: (cleanup: () => Promise<void>) => void;
+}
+
+/** Runs `cleanup` now, or hands it to `options.deferCleanup`. */
+export async function cleanUp(options: JobOptions, cleanup: () => Promise<void>): Promise<void> {
+  if (options.deferCleanup !== undefined) options.deferCleanup(cleanup);
+  else await cleanup();
+}
+
+/** Runs one protocol 1/2 job. */
+export async function runCompileJob(request: CompileRequest, settings: JobSettings, options: JobOptions = {}): Promise<JobOutcome> {
   const ctx: JobContext = { request, settings };
   const scanned = scanArgs(request.argv);
   if (!scanned.ok) return refusal(ctx, scanned.reason);
@@ -164,12 +180,12 @@ export async function runCompileJob(request: CompileRequest, settings: JobSettin
   }
   const temps = new TempFiles(settings.tmpDir, { keep: settings.saveTemps });
   try {
-    const input = await temps.create(tempExtensionFor(scan.input), source);
-    const output = await temps.create(scan.assembleOnly ? '.s' : '.o');
+    const input = temps.create(tempExtensionFor(scan.input), source);
+    const output = temps.create(scan.assembleOnly ? '.s' : '.o');
     const argv = rewriteArgs(scan, { input, output });
-    const run = await runCompiler({ argv, cwd: settings.tmpDir, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal });
-    return await outcomeOf(ctx, { run, compiler: argv[0]!, input: scan.input, readObject: async () => ({ object: await fs.readFile(output) }) });
+    const run = await runCompiler({ argv, cwd: settings.tmpDir, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, scratchDir: settings.tmpDir });
+    return await outcomeOf(ctx, { run, compiler: argv[0]!, input: scan.input, readObject: async () => ({ object: readFileSync(output) }) });
   } finally {
-    await temps.removeAll();
+    await cleanUp(options, () => temps.removeAll());
   }
 }

@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import { checkCompiler } from './allowlist';
 import { scanArgs } from './args';
 import { runCompiler } from './compiler_process';
-import { EXIT, outcomeOf, refusal, type JobContext, type JobOutcome, type JobSettings } from './job';
+import { cleanUp, EXIT, outcomeOf, refusal, type JobContext, type JobOptions, type JobOutcome, type JobSettings } from './job';
 import { rerootArgs } from './pump/argv';
 import { cleanDepfile } from './pump/depfile';
 import { scrubDebugPathsInFile } from './pump/dwarf';
@@ -18,7 +18,7 @@ import { TempFiles } from './temp_files';
 import { decompressLzo } from './wire/lzo';
 import type { CompileRequest } from './wire/request';
 
-export async function runPumpJob(request: CompileRequest, settings: JobSettings, options: { signal?: AbortSignal } = {}): Promise<JobOutcome> {
+export async function runPumpJob(request: CompileRequest, settings: JobSettings, options: JobOptions = {}): Promise<JobOutcome> {
   const ctx: JobContext = { request, settings };
   const scanned = scanArgs(request.argv);
   if (!scanned.ok) return refusal(ctx, scanned.reason);
@@ -40,10 +40,10 @@ export async function runPumpJob(request: CompileRequest, settings: JobSettings,
     const checked = await checkCompiler(scanned.value.argv, { ...settings.policy, job: { root: tree.root, cwd } });
     if (!checked.ok) return refusal(ctx, checked.reason);
     const scan = { ...scanned.value, argv: checked.argv };
-    const output = await temps.create(scan.assembleOnly ? '.s' : '.o');
-    const deps = await temps.create('.deps');
+    const output = temps.create(scan.assembleOnly ? '.s' : '.o');
+    const deps = temps.create('.deps');
     const { argv, mtTarget } = rerootArgs(scan, { root: tree.root, output, deps });
-    const run = await runCompiler({ argv, cwd, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal });
+    const run = await runCompiler({ argv, cwd, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, scratchDir: settings.tmpDir });
     return await outcomeOf(ctx, {
       run,
       compiler: argv[0]!,
@@ -56,7 +56,9 @@ export async function runPumpJob(request: CompileRequest, settings: JobSettings,
       },
     });
   } finally {
-    await temps.removeAll();
-    if (!settings.saveTemps) await tree.remove();
+    await cleanUp(options, async () => {
+      await temps.removeAll();
+      if (!settings.saveTemps) await tree.remove();
+    });
   }
 }

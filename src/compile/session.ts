@@ -129,16 +129,17 @@ export async function serveCompileConnection(conn: Connection, service: CompileS
   }
   service.stats?.record('TCP_ACCEPT');
   const start = now();
-  const finish = (outcome: Pick<JobOutcome, 'result' | 'status' | 'ret' | 'compiler' | 'input'> & { reason?: string }): void => {
-    const ms = Math.max(0, Math.round(now() - start));
+  // The summary line closes the job: it is written once the temp files are gone, and its time
+  // runs to the answer (`endMs`), which is what the client waited for.
+  const finish = (outcome: Pick<JobOutcome, 'result' | 'status' | 'ret' | 'compiler' | 'input'> & { reason?: string }, endMs = now()): void => {
+    const ms = Math.max(0, Math.round(endMs - start));
     if (outcome.reason !== undefined) {
       // A client that gives up is routine (make -k, Ctrl-C); anything else deserves a warning.
       const level = outcome.result === 'CLI_DISCONN' ? 'info' : 'warning';
       log.log(level, `job ${outcome.result === 'REJ_BAD_REQ' ? 'refused' : 'failed'}`, { conn: conn.id, peer: who, reason: outcome.reason });
     }
     log.notice(summaryLine(who, outcome, ms));
-    const stopMs = now();
-    service.stats?.record(outcome.result, { compiler: outcome.compiler, file: outcome.input, startMs: start, stopMs });
+    service.stats?.record(outcome.result, { compiler: outcome.compiler, file: outcome.input, startMs: start, stopMs: endMs });
   };
 
   const read = await readRequest(stream, service.limits ?? DEFAULT_LIMITS, service.requestTimeoutMs ?? REQUEST_TIMEOUT_MS);
@@ -158,6 +159,14 @@ export async function serveCompileConnection(conn: Connection, service: CompileS
   stream.on('error', onGone);
   stream.on('close', onGone);
   stream.on('data', () => undefined); // keep reading so EOF is seen; stray bytes are dropped
+  // Temp files are removed after the answer is out: the client is not kept waiting for unlinks.
+  const cleanups: Array<() => Promise<void>> = [];
+  const jobOptions = { signal: gone.signal, deferCleanup: (cleanup: () => Promise<void>) => cleanups.push(cleanup) };
+  const cleanUp = async (): Promise<void> => {
+    for (const cleanup of cleanups.splice(0)) {
+      await cleanup().catch((error: Error) => log.warning('cleanup failed', { conn: conn.id, reason: error.message }));
+    }
+  };
   try {
     let release: () => void;
     try {
@@ -169,8 +178,8 @@ export async function serveCompileConnection(conn: Connection, service: CompileS
     let outcome: JobOutcome;
     try {
       outcome = request.protocol === 3
-        ? await runPumpJob(request, service.job, { signal: gone.signal })
-        : await runCompileJob(request, service.job, { signal: gone.signal });
+        ? await runPumpJob(request, service.job, jobOptions)
+        : await runCompileJob(request, service.job, jobOptions);
     } catch (error) {
       // The server failed (TMPDIR full, a file vanished): say so, the client can still retry locally.
       const reason = (error as Error).message;
@@ -190,8 +199,11 @@ export async function serveCompileConnection(conn: Connection, service: CompileS
     } else if (outcome.response === undefined) {
       stream.destroy();
     }
-    finish(outcome);
+    const answeredAt = now();
+    await cleanUp();
+    finish(outcome, answeredAt);
   } finally {
+    await cleanUp();
     stream.off('end', onGone);
     stream.off('error', onGone);
     stream.off('close', onGone);

@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
+import { closeSync, openSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { compilerEnvironment, serrLine } from '../../src/compile/job';
 import { JobSlots } from '../../src/compile/job_slots';
-import { MAX_CAPTURE_BYTES, runCompiler, waitStatusOf } from '../../src/compile/compiler_process';
+import { MAX_CAPTURE_BYTES, runCompiler } from '../../src/compile/compiler_process';
 import { summaryLine } from '../../src/compile/session';
 import { TempFiles } from '../../src/compile/temp_files';
 
@@ -35,19 +36,50 @@ test('serrLine and summaryLine use distccd formats', () => {
     'client: [::1]:5 COMPILE_TIMEOUT exit:118 sig:0 core:0 ret:118 time:1000ms');
 });
 
-test('waitStatusOf encodes exit codes and signals as waitpid does', () => {
-  assert.equal(waitStatusOf(0, null), 0);
-  assert.equal(waitStatusOf(3, null), 0x300);
-  assert.equal(waitStatusOf(null, 'SIGKILL'), 9);
-  assert.equal(waitStatusOf(null, 'SIGSEGV'), 11);
+test('runCompiler reports the raw wait status of exits and signals', async () => {
+  const env = { PATH: '/usr/bin:/bin' };
+  const status = async (script: string): Promise<number | undefined> => {
+    const run = await runCompiler({ argv: ['sh', '-c', script], cwd: os.tmpdir(), env, nice: 0, lifetimeMs: 0 });
+    return run.kind === 'exited' ? run.status : undefined;
+  };
+  assert.equal(await status('exit 0'), 0);
+  assert.equal(await status('exit 3'), 0x300);
+  assert.equal(await status('ulimit -c 0; kill -SEGV $$'), 11);
+  assert.equal(await status('kill -KILL $$'), 9);
+});
+
+test('runCompiler gives the compiler only fds 0-2, default signals, its own session and the cwd asked', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-cwd-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  // A descriptor the daemon holds without O_CLOEXEC (as a systemd listener is) must not leak.
+  const leaky = openSync('/dev/null', 'r');
+  t.after(() => closeSync(leaky));
+  // Each probe is exec'd directly (no shell in between: dash blocks every signal while it waits).
+  const probe = async (argv: string[]): Promise<string[]> => {
+    const run = await runCompiler({ argv, cwd: dir, env: { PATH: '/usr/bin:/bin' }, nice: 0, lifetimeMs: 0 });
+    assert.ok(run.kind === 'exited' && run.status === 0, JSON.stringify(run));
+    return run.stdout.toString().trim().split('\n');
+  };
+  // ls holds fd 3 itself for the listing; anything else came from the daemon.
+  assert.deepEqual((await probe(['ls', '/proc/self/fd'])).map(Number).sort((x, y) => x - y), [0, 1, 2, 3], 'only stdio is inherited');
+  const status = Object.fromEntries((await probe(['grep', '-E', '^Sig(Ign|Blk)', '/proc/self/status'])).map((l) => l.split(/:\s+/)));
+  assert.match(status['SigBlk'] ?? '', /^0+$/, 'no signal blocked');
+  // Signals 1-31 (SIGPIPE among them, which Node ignores) are back to default. glibc's spawn
+  // leaves its own internal 32 and 33 ignored; libc re-arms them in any program that uses them.
+  assert.equal(BigInt(`0x${status['SigIgn'] ?? 'x'}`) & 0x7fffffffn, 0n, `no standard signal ignored: ${status['SigIgn']}`);
+  const [ids, cwd, stdin] = await probe(['sh', '-c', 'echo sid=$(cut -d" " -f6 /proc/$$/stat) pid=$$; pwd; readlink /proc/$$/fd/0']);
+  const [sid, pid] = (ids ?? '').match(/\d+/g) ?? [];
+  assert.equal(sid, pid, 'the compiler leads its own session (and process group)');
+  assert.equal(cwd, dir);
+  assert.equal(stdin, '/dev/null');
 });
 
 test('TempFiles creates private files that cannot be pre-created and removes them all', async (t) => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-temps-'));
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
   const temps = new TempFiles(dir);
-  const a = await temps.create('.i', Buffer.from('int x;\n'));
-  const b = await temps.create('.o');
+  const a = temps.create('.i', Buffer.from('int x;\n'));
+  const b = temps.create('.o');
   assert.match(path.basename(a), /^distccd_[0-9a-f]{12}\.i$/);
   assert.equal((await fs.stat(a)).mode & 0o777, 0o600);
   assert.equal(await fs.readFile(a, 'utf8'), 'int x;\n');
@@ -55,7 +87,7 @@ test('TempFiles creates private files that cannot be pre-created and removes the
   await temps.removeAll();
   assert.deepEqual(await fs.readdir(dir), []);
   const kept = new TempFiles(dir, { keep: true });
-  await kept.create('.ii');
+  kept.create('.ii');
   await kept.removeAll();
   assert.equal((await fs.readdir(dir)).length, 1, 'DISTCC_SAVE_TEMPS=1 keeps them');
 });

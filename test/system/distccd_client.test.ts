@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { clientEnv, makeMasqueradeDir, run, startDistccd, tempDir } from '../support/distccd_harness';
+import { settledListing } from '../support/settled_listing';
 
 const SOURCES: Record<string, string> = {
   'util.h': '#ifndef UTIL_H\n#define UTIL_H\nint twice(int x);\nstatic inline int sq(int x) { return x * x; }\n#endif\n',
@@ -71,7 +72,7 @@ for (const [protocol, suffix] of [[1, ''], [2, ',lzo']] as const) {
     const lines = await d.waitFor(/COMPILE_OK .* x86_64-linux-gnu-g\+\+ hello\.cpp$/);
     assert.match(lines, new RegExp(`^distccd\\[\\d+\\] notice: client: 127\\.0\\.0\\.1:\\d+ COMPILE_OK exit:0 sig:0 core:0 ret:0 time:\\d+ms`));
     await d.waitForCount(/ COMPILE_OK /, 7);
-    assert.deepEqual(await fs.readdir(tmp), [], 'every temp file was removed');
+    assert.deepEqual(await settledListing(tmp), [], 'every temp file was removed');
   });
 
   test(`distccd reports compiler errors and server-side failures to the real client when protocol ${protocol} is used`, async (t) => {
@@ -104,6 +105,6 @@ for (const [protocol, suffix] of [[1, ''], [2, ',lzo']] as const) {
     // Still serving after all of that.
     const ok = await distcc(['gcc', '-c', 'util.c', '-o', 'after.o']);
     assert.equal(ok.code, 0, ok.stderr);
-    assert.deepEqual(await fs.readdir(tmp), [], 'every temp file was removed');
+    assert.deepEqual(await settledListing(tmp), [], 'every temp file was removed');
   });
 }

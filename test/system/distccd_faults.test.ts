@@ -12,6 +12,7 @@ import path from 'node:path';
 import { makeMasqueradeDir, run, startDistccd, tempDir, type RunningDistccd } from '../support/distccd_harness';
 import { encodeRequest, sendRaw } from '../support/raw_distcc_client';
 import { REQUEST_P1 } from '../support/distcc_golden';
+import { settledListing } from '../support/settled_listing';
 
 /** A private bin dir (DISTCCD_PATH) with shell-script "compilers", and a masquerade dir naming them. */
 async function compilers(root: string, scripts: Record<string, string>): Promise<{ bin: string; masq: string }> {
@@ -96,7 +97,7 @@ test('distccd logs CLI_DISCONN and leaves no temp file when the client disappear
   });
   await d.waitFor(/job failed .*reason="client disconnected before the answer was sent"/);
   await d.waitForCount(/ CLI_DISCONN /, 2);
-  assert.deepEqual(await fs.readdir(tmp), []);
+  assert.deepEqual(await settledListing(tmp), []);
   await compilesAgain(d);
 });
 
@@ -126,7 +127,7 @@ test('distccd answers STAT 100<<8 with the reason when its TMPDIR is full or rea
   const r = await run('nsenter', ['-t', String(d.child.pid), '-m', 'mount', '-o', 'remount,rw', tmp], { cwd: root });
   assert.equal(r.code, 0, r.stderr);
   await compilesAgain(d);
-  assert.deepEqual(await fs.readdir(inside), []);
+  assert.deepEqual(await settledListing(inside), []);
 });
 
 test('distccd refuses to start with exit 101 and a clear message when TMPDIR is read-only', async (t) => {

@@ -10,6 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { clientEnv, DISTCCD, makeMasqueradeDir, run, tempDir } from '../support/distccd_harness';
 import { encodeRequest, sendRaw, type RawAnswer } from '../support/raw_distcc_client';
+import { settledListing } from '../support/settled_listing';
 
 const SOURCE = 'int f(int x) { return x + 1; }\n';
 
@@ -35,7 +36,7 @@ for (const [protocol, suffix] of [[1, ''], [2, ',lzo']] as const) {
     const text = await fs.readFile(log, 'utf8');
     assert.match(text, /mode kind=inetd why=".*(pipe|ssh)/);
     assert.equal(text.match(/client: pipe COMPILE_OK exit:0 sig:0 core:0 ret:0 time:\d+ms x86_64-linux-gnu-gcc t\.c/g)?.length, 2);
-    assert.deepEqual(await fs.readdir(tmp), []);
+    assert.deepEqual(await settledListing(tmp), []);
   });
 }
 

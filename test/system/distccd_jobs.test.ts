@@ -8,6 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { makeMasqueradeDir, startDistccd, tempDir } from '../support/distccd_harness';
 import { encodeRequest, sendRaw, type RawAnswer } from '../support/raw_distcc_client';
+import { settledListing } from '../support/settled_listing';
 
 const SOURCE = 'int f(int x) { return x + 1; }\n';
 
@@ -57,7 +58,7 @@ test('distccd kills a compile and answers STAT 118<<8 when --job-lifetime runs o
   assert.equal(r.object.length, 0);
   await d.waitFor(/COMPILE_TIMEOUT exit:118 sig:0 core:0 ret:118/);
   assert.ok(await waitGone(Number(await fs.readFile(pidFile, 'utf8')), 5000));
-  assert.deepEqual(await fs.readdir(env['TMPDIR']!), []);
+  assert.deepEqual(await settledListing(env['TMPDIR']!), []);
 });
 
 test('distccd kills the compiler process group when the client disconnects while it compiles', async (t) => {
@@ -70,7 +71,7 @@ test('distccd kills the compiler process group when the client disconnects while
   await d.waitFor(/CLI_DISCONN exit:107 sig:0 core:0 ret:107/);
   assert.ok(await waitGone(Number(await fs.readFile(pidFile, 'utf8')), 5000), 'the compiler is killed');
   assert.ok(await waitGone(Number(await fs.readFile(`${pidFile}.child`, 'utf8')), 5000), 'its process group is killed');
-  assert.deepEqual(await fs.readdir(env['TMPDIR']!), []);
+  assert.deepEqual(await settledListing(env['TMPDIR']!), []);
 });
 
 test('distccd answers STAT 110<<8 with the exec error in SERR when the compiler cannot be run', async (t) => {
@@ -151,7 +152,7 @@ test('distccd answers every one of many concurrent jobs mixed with garbage conne
   await d.waitForCount(/ COMPILE_OK /, JOBS);
   await d.waitForCount(/ REJ_BAD_REQ /, 10);
   assert.equal(d.child.exitCode, null);
-  assert.deepEqual(await fs.readdir(env['TMPDIR']!), []);
+  assert.deepEqual(await settledListing(env['TMPDIR']!), []);
 });
 
 test('distccd --user drops root before serving and its compilers run as that user', async (t) => {

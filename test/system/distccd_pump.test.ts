@@ -12,6 +12,7 @@ import path from 'node:path';
 import { makeMasqueradeDir, startDistccd, tempDir } from '../support/distccd_harness';
 import { sendRaw, type RawAnswer } from '../support/raw_distcc_client';
 import { buildPumpRequest, encodePackets } from '../support/pump_client';
+import { settledListing } from '../support/settled_listing';
 
 const run = promisify(execFile);
 
@@ -54,7 +55,7 @@ test('distccd compiles a protocol-3 request in a private tree and answers DOTO a
   const { stdout } = await run('readelf', ['--debug-dump=info,str,line', obj], { maxBuffer: 64 << 20 });
   assert.ok(!stdout.includes(tmp));
   assert.ok(stdout.includes(src), 'the client directory is what the debugger sees');
-  assert.deepEqual(await fs.readdir(tmp), [], 'the tree and temp files are removed');
+  assert.deepEqual(await settledListing(tmp), [], 'the tree and temp files are removed');
 });
 
 test('distccd refuses a protocol-3 request whose NAME escapes the tree with the reason in SERR', async (t) => {
@@ -72,5 +73,5 @@ test('distccd refuses a protocol-3 request whose NAME escapes the tree with the 
   assert.match(r.stderr.toString(), /^distccd\[\d+\] ERROR: /);
   await assert.rejects(fs.access(victim));
   await d.waitFor(/job refused /);
-  assert.deepEqual(await fs.readdir(tmp), []);
+  assert.deepEqual(await settledListing(tmp), []);
 });

@@ -13,6 +13,7 @@ import { makeMasqueradeDir, startDistccd, tempDir } from '../support/distccd_har
 import { sendRaw, type RawAnswer } from '../support/raw_distcc_client';
 import { buildPumpRequest, encodePackets, mirrorTarget, type PumpPacket } from '../support/pump_client';
 import { compressLzo } from '../../src/compile/wire/lzo';
+import { settledListing } from '../support/settled_listing';
 
 const run = promisify(execFile);
 
@@ -49,7 +50,7 @@ test('distccd compiles a protocol 3 request when it carries the include server m
   await run('gcc', [object, '-o', path.join(dir, 'main')]);
   assert.equal((await run(path.join(dir, 'main'), [])).stdout, '42 64\n');
   assert.match(log(), /COMPILE_OK/);
-  assert.deepEqual(await fs.readdir(tmp), [], 'the job tree and temp files are gone');
+  assert.deepEqual(await settledListing(tmp), [], 'the job tree and temp files are gone');
 });
 
 /** DIST 3 with a trivial compile and the given NAME entries. */
@@ -86,5 +87,5 @@ test('distccd refuses protocol 3 NAMEs and LINKs when they would write outside t
     assert.deepEqual(await fs.readdir(victim), [], `${what}: nothing written outside the tree`);
   }
   assert.match(log(), /climbs above the job tree/);
-  assert.deepEqual(await fs.readdir(tmp), [], 'every job tree was removed');
+  assert.deepEqual(await settledListing(tmp), [], 'every job tree was removed');
 });

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { makeMasqueradeDir, startDistccd, tempDir } from '../support/distccd_harness';
 import { encodeRequest, sendRaw, type RawAnswer } from '../support/raw_distcc_client';
 import { REQUEST_P1 } from '../support/distcc_golden';
+import { settledListing } from '../support/settled_listing';
 
 const SOURCE = 'int f(int x){return x+1;}\n';
 
@@ -49,7 +50,7 @@ test('distccd refuses shell metacharacters, -specs, outside @files and outside -
   const outside = await sendRaw(d.port, encodeRequest(1, ['gcc', '-c', 't.c', '-o', marker], SOURCE));
   assert.equal(status(outside), 0);
   await assert.rejects(fs.access(marker), /ENOENT/);
-  assert.deepEqual(await fs.readdir(tmp), []);
+  assert.deepEqual(await settledListing(tmp), []);
 });
 
 test('distccd refuses every job while DISTCC_CMDLIST is empty', async (t) => {

@@ -9,6 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { makeMasqueradeDir, startDistccd, tempDir } from '../support/distccd_harness';
 import { encodeRequest, sendRaw } from '../support/raw_distcc_client';
+import { settledListing } from '../support/settled_listing';
 
 const SOURCE = 'int f(void){return 1;}\n';
 
@@ -21,7 +22,7 @@ test('distccd leaves no side file in TMPDIR when gcc options write files beside 
   for (const option of ['-save-temps', '-gsplit-dwarf', '-fstack-usage', '-fcallgraph-info']) {
     const a = await sendRaw(d.port, encodeRequest(1, ['gcc', option, '-c', 't.c', '-o', 't.o'], SOURCE));
     assert.ok(a.kind === 'answer' && a.response.status === 0, option);
-    assert.deepEqual(await fs.readdir(tmp), [], option);
+    assert.deepEqual(await settledListing(tmp), [], option);
   }
 });
 
@@ -37,5 +38,5 @@ test('distccd refuses -fopt-info=FILE when the client names where optimization n
   assert.equal(a.response.status, 101 << 8);
   assert.match(a.response.stderr.toString(), /-fopt-info-all=.* writes optimization notes at a path the client names/);
   await assert.rejects(fs.access(target), /ENOENT/);
-  assert.deepEqual(await fs.readdir(tmp), []);
+  assert.deepEqual(await settledListing(tmp), []);
 });
