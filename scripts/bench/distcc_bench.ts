@@ -6,7 +6,9 @@
 //   3. inetd: K compiles over a DISTCC_SSH pipe script that execs `distccd --inetd` locally;
 //   4. overhead: the server's own cost per job, a raw protocol-1 request minus the bare compiler
 //      on the same .i file.
-// Loopback only, free ports picked at run time, every server stopped by PID, temp dirs removed.
+// Sequential, inetd and overhead jobs alternate between C and ours job by job (the side going
+// first swaps every job), so drift on the machine hits both alike; the two makes swap order every
+// run. Loopback only, free ports picked at run time, every server stopped by PID, temp dirs removed.
 // Not part of `npm test` (speed is never checked by unit tests). Usage:
 //   node dist/scripts/bench/distcc_bench.js [--runs 3] [--quick]
 
@@ -104,11 +106,24 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
-async function sequential(work: string, port: number): Promise<number> {
-  const env = clientEnv(work, `127.0.0.1:${port}/4`);
-  return await timed(async () => {
-    for (let i = 0; i < SEQUENTIAL; i++) await exec('distcc', ['gcc', '-c', 'trivial.c', '-o', 'trivial.o'], { cwd: work, env });
-  });
+/**
+ * Runs `job(kind)` `n` times for each kind, alternating job by job and swapping which kind goes
+ * first every round, so drift on the machine (other load, CPU frequency, page cache) hits both
+ * sides alike. Returns the total ms per kind.
+ */
+async function interleaved<K extends string>(kinds: readonly K[], n: number, job: (kind: K) => Promise<unknown>): Promise<Map<K, number>> {
+  const total = new Map<K, number>(kinds.map((k) => [k, 0]));
+  for (let i = 0; i < n; i++) {
+    const order = i % 2 === 0 ? kinds : [...kinds].reverse();
+    for (const kind of order) total.set(kind, total.get(kind)! + (await timed(() => job(kind))));
+  }
+  return total;
+}
+
+function sequential(work: string, servers: readonly Server[]): Promise<Map<Kind, number>> {
+  const envs = new Map(servers.map((s) => [s.kind, clientEnv(work, `127.0.0.1:${s.port}/4`)]));
+  return interleaved(servers.map((s) => s.kind), SEQUENTIAL,
+    (kind) => exec('distcc', ['gcc', '-c', 'trivial.c', '-o', 'trivial.o'], { cwd: work, env: envs.get(kind) }));
 }
 
 async function makeJ4(work: string, port: number): Promise<number> {
@@ -117,16 +132,17 @@ async function makeJ4(work: string, port: number): Promise<number> {
   return await timed(() => exec('make', ['-s', '-B', '-j4', '-C', dir, 'CC=distcc gcc'], { env, maxBuffer: 16 << 20 }));
 }
 
-async function inetd(work: string, kind: Kind): Promise<number> {
-  const [cmd, pre] = serverCommand(kind);
-  const script = path.join(work, `ssh-${kind}.sh`);
-  const log = await openLog(work, `${kind}-inetd.log`);
-  // distcc runs "$DISTCC_SSH host distccd --inetd ...": ignore the host and run the server here.
-  await fs.writeFile(script, `#!/bin/sh\nexec ${[cmd, ...pre].map((a) => `'${a}'`).join(' ')} --inetd --log-file '${log}'\n`, { mode: 0o755 });
-  const env = clientEnv(work, '@localhost/4', { DISTCC_SSH: script });
-  return await timed(async () => {
-    for (let i = 0; i < INETD_JOBS; i++) await exec('distcc', ['gcc', '-c', 'trivial.c', '-o', 'trivial.o'], { cwd: work, env });
-  });
+async function inetd(work: string, kinds: readonly Kind[]): Promise<Map<Kind, number>> {
+  const envs = new Map<Kind, NodeJS.ProcessEnv>();
+  for (const kind of kinds) {
+    const [cmd, pre] = serverCommand(kind);
+    const script = path.join(work, `ssh-${kind}.sh`);
+    const log = await openLog(work, `${kind}-inetd.log`);
+    // distcc runs "$DISTCC_SSH host distccd --inetd ...": ignore the host and run the server here.
+    await fs.writeFile(script, `#!/bin/sh\nexec ${[cmd, ...pre].map((a) => `'${a}'`).join(' ')} --inetd --log-file '${log}'\n`, { mode: 0o755 });
+    envs.set(kind, clientEnv(work, '@localhost/4', { DISTCC_SSH: script }));
+  }
+  return interleaved(kinds, INETD_JOBS, (kind) => exec('distcc', ['gcc', '-c', 'trivial.c', '-o', 'trivial.o'], { cwd: work, env: envs.get(kind) }));
 }
 
 /** A protocol-1 request for `gcc -c trivial.i -o trivial.o` carrying the .i as DOTI. */
@@ -151,17 +167,15 @@ async function rawJob(port: number, request: Buffer): Promise<void> {
   });
 }
 
-async function overhead(work: string, port: number): Promise<number> {
+/** ms per job each server adds to the bare compiler on the same .i (all three interleaved). */
+async function overhead(work: string, servers: readonly Server[]): Promise<Map<Kind, number>> {
   const doti = await fs.readFile(path.join(work, 'trivial.i'));
   const request = protocol1Request(doti);
-  // Interleaved, so load from anything else on the machine hits both sides alike.
-  let server = 0;
-  let bare = 0;
-  for (let i = 0; i < OVERHEAD_JOBS; i++) {
-    server += await timed(() => rawJob(port, request));
-    bare += await timed(() => exec('x86_64-linux-gnu-gcc', ['-c', 'trivial.i', '-o', 'bare.o'], { cwd: work }));
-  }
-  return Math.max(0.001, (server - bare) / OVERHEAD_JOBS);
+  const ports = new Map<Kind | 'bare', number>(servers.map((s) => [s.kind, s.port]));
+  const ms = await interleaved<Kind | 'bare'>([...servers.map((s) => s.kind), 'bare'], OVERHEAD_JOBS, (kind) =>
+    kind === 'bare' ? exec('x86_64-linux-gnu-gcc', ['-c', 'trivial.i', '-o', 'bare.o'], { cwd: work }) : rawJob(ports.get(kind)!, request));
+  const bare = ms.get('bare')!;
+  return new Map(servers.map((s) => [s.kind, Math.max(0.001, (ms.get(s.kind)! - bare) / OVERHEAD_JOBS)]));
 }
 
 async function prepare(work: string): Promise<void> {
@@ -210,10 +224,12 @@ async function main(): Promise<void> {
     for (const kind of kinds) servers.push(await startServer(kind, work));
     for (let run = 1; run <= RUNS; run++) {
       console.log(`run ${run}/${RUNS}`);
-      for (const s of servers) note('sequential', s.kind, await sequential(work, s.port));
-      for (const s of servers) note('make-j4', s.kind, await makeJ4(work, s.port));
-      for (const s of servers) note('inetd', s.kind, await inetd(work, s.kind));
-      for (const s of servers) note('overhead', s.kind, await overhead(work, s.port));
+      const each = (name: string, ms: Map<Kind, number>): void => { for (const [kind, v] of ms) note(name, kind, v); };
+      each('sequential', await sequential(work, servers));
+      // One make cannot be interleaved with another: the side that goes first swaps every run.
+      for (const s of run % 2 === 1 ? servers : [...servers].reverse()) note('make-j4', s.kind, await makeJ4(work, s.port));
+      each('inetd', await inetd(work, kinds));
+      each('overhead', await overhead(work, servers));
     }
   } finally {
     for (const s of servers) await stopServer(s);

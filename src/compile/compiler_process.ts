@@ -1,8 +1,9 @@
 // Runs the compiler of one job (C: dcc_spawn_child and dcc_collect_child in exec.c and serve.c).
 // The child gets stdin /dev/null, its own session and process group (so a timeout or a client
 // that gave up kills gcc and every cc1/as it started), no descriptor but 0-2, default signal
-// handling, cwd as asked, a lower priority, and its stdout/stderr in two unlinked temp files, as
-// distccd does. The answer is the raw wait status, exactly what STAT carries (core bit included).
+// handling, cwd as asked, a lower priority, and its stdout/stderr in two nameless temp files (C
+// distccd uses named ones). The answer is the raw wait status, exactly what STAT carries (core
+// bit included).
 //
 // The spawn is posix_spawn from src/native/spawn (vfork speed: Node's own spawn forks the whole
 // daemon and cost ~1.5 ms of the event loop per job). Unlike the C server there is no polling:
@@ -81,8 +82,23 @@ function watch(pid: number, done: (status: number | Error) => void): void {
 
 const errnoNames = new Map(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
 
-/** An exclusive 0600 file in `dir`, unlinked at once: only the descriptor remains. */
+// Linux O_TMPFILE (__O_TMPFILE | O_DIRECTORY; __O_TMPFILE is 020000000 on every architecture
+// Node runs on): a file with no name at all, freed on close. Filesystems without it (EISDIR,
+// EOPNOTSUPP) get an exclusive named file, unlinked at once.
+const O_TMPFILE = os.platform() === 'linux' ? 0o20000000 | C.O_DIRECTORY : 0;
+let tmpfileWorks = O_TMPFILE !== 0;
+
+/** A private 0600 file in `dir` that only its descriptor reaches. */
 function scratchFile(dir: string): number {
+  if (tmpfileWorks) {
+    try {
+      return openSync(dir, C.O_RDWR | O_TMPFILE, 0o600);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'EISDIR' && code !== 'EOPNOTSUPP' && code !== 'EINVAL') throw error;
+      tmpfileWorks = false;
+    }
+  }
   for (let attempt = 0; ; attempt++) {
     const file = path.join(dir, `distccd_${randomBytes(6).toString('hex')}.capture`);
     let fd: number;
@@ -113,9 +129,15 @@ function captured(fd: number): Buffer {
   return size <= MAX_CAPTURE_BYTES ? kept : Buffer.concat([kept, Buffer.from(`\n[distccd: ${size - MAX_CAPTURE_BYTES} more bytes dropped]\n`)]);
 }
 
+// The daemon hands every job the same environment object: flatten it once.
+const envLists = new WeakMap<NodeJS.ProcessEnv, string[]>();
 function envList(env: NodeJS.ProcessEnv): string[] {
-  const out: string[] = [];
-  for (const [name, value] of Object.entries(env)) if (value !== undefined) out.push(`${name}=${value}`);
+  let out = envLists.get(env);
+  if (out === undefined) {
+    out = [];
+    for (const [name, value] of Object.entries(env)) if (value !== undefined) out.push(`${name}=${value}`);
+    envLists.set(env, out);
+  }
   return out;
 }
 

@@ -79,7 +79,7 @@ export function compilerEnvironment(env: NodeJS.ProcessEnv, masqueradeDirs: read
       : (env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin').split(':').filter((d) => d !== '' && !skip.has(path.resolve(d))).join(':');
   const level = Number.parseInt(env['_DISTCC_SAFEGUARD'] ?? '0', 10);
   out['_DISTCC_SAFEGUARD'] = String((Number.isFinite(level) ? level : 0) + 1);
-  return out;
+  return Object.freeze(out); // frozen: runCompiler flattens it once and reuses the list
 }
 
 /** A request and the settings it runs under: what every step of a job needs. */

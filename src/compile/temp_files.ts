@@ -8,16 +8,23 @@
 
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import { closeSync, constants as C, openSync, writeSync } from 'node:fs';
+import { closeSync, constants as C, openSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
-/** How many random names are tried before giving up (collisions are astronomically rare). */
+/** How many random stems are tried before giving up (collisions are astronomically rare). */
 const MAX_NAME_ATTEMPTS = 20;
+
+function randomStem(): string {
+  return `distccd_${randomBytes(6).toString('hex')}`;
+}
 
 export class TempFiles {
   readonly #dir: string;
   readonly #keep: boolean;
   readonly #made: string[] = [];
+  // One random stem per job: the compiler's side files (-save-temps, -gsplit-dwarf, -fstack-usage,
+  // dump files) are named after it, so one prefix finds them all at removal.
+  #stem = randomStem();
 
   constructor(dir: string, options: { keep?: boolean } = {}) {
     this.#dir = dir;
@@ -31,16 +38,20 @@ export class TempFiles {
 
   /**
    * Creates an empty private file `<dir>/distccd_<random><ext>` and returns its path. With `data`
-   * the bytes are written through the same descriptor, so nothing else can open it first.
+   * the bytes are written through the same descriptor, so nothing else can open it first. A name
+   * someone else made first (EEXIST) moves this job to a new stem.
    */
   create(ext: string, data?: Uint8Array): string {
     for (let attempt = 0; ; attempt++) {
-      const file = path.join(this.#dir, `distccd_${randomBytes(6).toString('hex')}${ext}`);
+      const file = path.join(this.#dir, `${this.#stem}${ext}`);
       let fd: number;
       try {
         fd = openSync(file, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'EEXIST' && attempt < MAX_NAME_ATTEMPTS) continue;
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST' && attempt < MAX_NAME_ATTEMPTS) {
+          this.#stem = randomStem();
+          continue;
+        }
         throw error;
       }
       this.#made.push(file);
@@ -60,9 +71,11 @@ export class TempFiles {
 
   /**
    * Removes every file made (a missing one is fine) and every file the compiler put beside them
-   * under the same random stem (`distccd_<random>.*`: -save-temps .s, -gsplit-dwarf .dwo,
+   * under the same stem (`distccd_<random>.*`: -save-temps .s, -gsplit-dwarf .dwo,
    * -fstack-usage .su, -fcallgraph-info .ci ...; the live fuzzer found them left in TMPDIR).
-   * Keeps everything with DISTCC_SAVE_TEMPS=1.
+   * The directory is listed once, off the thread; the unlinks are synchronous (a thread-pool
+   * round trip per file cost more CPU than the unlink itself). Keeps everything with
+   * DISTCC_SAVE_TEMPS=1.
    */
   async removeAll(): Promise<void> {
     if (this.#keep) return;
@@ -76,11 +89,23 @@ export class TempFiles {
         stems.get(dir)!.add(base.slice(0, dot + 1));
       }
     }
-    const beside: string[] = [];
+    const doomed = new Set(this.#made);
     for (const [dir, prefixes] of stems) {
       const names = await fs.readdir(dir).catch(() => [] as string[]);
-      for (const name of names) if ([...prefixes].some((p) => name.startsWith(p))) beside.push(path.join(dir, name));
+      for (const name of names) if ([...prefixes].some((p) => name.startsWith(p))) doomed.add(path.join(dir, name));
     }
-    await Promise.all([...this.#made, ...beside].map((f) => fs.rm(f, { force: true, recursive: true })));
+    const dirs: string[] = [];
+    let failure: unknown;
+    for (const f of doomed) {
+      try {
+        unlinkSync(f);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EISDIR' || code === 'EPERM') dirs.push(f); // a directory the compiler made (EPERM on some kernels)
+        else if (code !== 'ENOENT') failure ??= error; // keep removing the rest, then say so
+      }
+    }
+    await Promise.all(dirs.map((d) => fs.rm(d, { force: true, recursive: true })));
+    if (failure !== undefined) throw failure;
   }
 }
