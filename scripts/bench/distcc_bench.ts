@@ -10,7 +10,7 @@
 // first swaps every job), so drift on the machine hits both alike; the two makes swap order every
 // run. Loopback only, free ports picked at run time, every server stopped by PID, temp dirs removed.
 // Not part of `npm test` (speed is never checked by unit tests). Usage:
-//   node dist/scripts/bench/distcc_bench.js [--runs 3] [--quick]
+//   node dist/scripts/bench/distcc_bench.js [--runs 3] [--quick] [--only sequential,make-j4,inetd,overhead]
 
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -39,6 +39,12 @@ function argValue(name: string, fallback: number): number {
 }
 
 const QUICK = process.argv.includes('--quick');
+/** --only sequential,make-j4: run just these workloads (names as printed). */
+const ONLY = (() => {
+  const i = process.argv.indexOf('--only');
+  return i >= 0 ? new Set((process.argv[i + 1] ?? '').split(',')) : undefined;
+})();
+const wanted = (name: string): boolean => ONLY === undefined || ONLY.has(name);
 const RUNS = argValue('--runs', QUICK ? 1 : 3);
 const SEQUENTIAL = QUICK ? 20 : 200;
 const MAKE_FILES = QUICK ? 20 : 100;
@@ -225,11 +231,11 @@ async function main(): Promise<void> {
     for (let run = 1; run <= RUNS; run++) {
       console.log(`run ${run}/${RUNS}`);
       const each = (name: string, ms: Map<Kind, number>): void => { for (const [kind, v] of ms) note(name, kind, v); };
-      each('sequential', await sequential(work, servers));
+      if (wanted('sequential')) each('sequential', await sequential(work, servers));
       // One make cannot be interleaved with another: the side that goes first swaps every run.
-      for (const s of run % 2 === 1 ? servers : [...servers].reverse()) note('make-j4', s.kind, await makeJ4(work, s.port));
-      each('inetd', await inetd(work, kinds));
-      each('overhead', await overhead(work, servers));
+      if (wanted('make-j4')) for (const s of run % 2 === 1 ? servers : [...servers].reverse()) note('make-j4', s.kind, await makeJ4(work, s.port));
+      if (wanted('inetd')) each('inetd', await inetd(work, kinds));
+      if (wanted('overhead')) each('overhead', await overhead(work, servers));
     }
   } finally {
     for (const s of servers) await stopServer(s);

@@ -4,13 +4,13 @@
 // request was read are answered, not dropped: a failing STAT with the reason in SERR is the only
 // way the user ever learns why (distcc issues #343, #243). Protocol 3 lives in pump_job.ts.
 
-import { readFileSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { checkCompiler, type CompilerPolicy } from './allowlist';
-import { rewriteArgs, scanArgs, tempExtensionFor } from './args';
+import { rewriteArgs, scanArgs, tempExtensionFor, type ScannedArgs } from './args';
 import { runCompiler, type CompilerOutcome } from './compiler_process';
 import type { JobResult } from './stats';
-import { TempFiles } from './temp_files';
+import { TempFiles, writeAll } from './temp_files';
 import { decompressLzo } from './wire/lzo';
 import type { CompileRequest } from './wire/request';
 import type { CompileResponse } from './wire/response';
@@ -156,6 +156,8 @@ export interface JobOptions {
    * for unlinks). Without it the job removes its files itself before returning.
    */
   readonly deferCleanup?: (cleanup: () => Promise<void>) => void;
+  /** What prepareCompileJob already did with this request's command line (protocols 1 and 2). */
+  readonly prepared?: Promise<PreparedCompile>;
 }
 
 /** Runs `cleanup` now, or hands it to `options.deferCleanup`. */
@@ -164,28 +166,89 @@ export async function cleanUp(options: JobOptions, cleanup: () => Promise<void>)
   else await cleanup();
 }
 
+/** What a protocol 1/2 job settles from its command line alone, before the source arrives. */
+export type PreparedCompile =
+  | { readonly kind: 'refused'; readonly reason: string }
+  | { readonly kind: 'failed'; readonly error: Error }
+  | {
+      readonly kind: 'ready';
+      readonly scan: ScannedArgs;
+      readonly input: string;
+      readonly output: string;
+      /** Writes the source into the input file (open since it was made) and closes it. */
+      readonly fill: (source: Uint8Array) => void;
+    };
+
+/**
+ * Scans and checks the command line and makes the job's temp files. The session calls it as soon
+ * as ARGV is complete: the distcc client is still preprocessing then (it sends DOTI last), so
+ * none of this is on the path from the source's arrival to the answer. The files' removal goes to
+ * `defer` the moment they exist.
+ */
+export async function prepareCompileJob(argv: readonly string[], settings: JobSettings, defer: (cleanup: () => Promise<void>) => void): Promise<PreparedCompile> {
+  // Never rejects: the session starts this before it awaits it, and a rejection nobody handles
+  // yet would end the process.
+  try {
+    return await prepare(argv, settings, defer);
+  } catch (error) {
+    return { kind: 'failed', error: error as Error };
+  }
+}
+
+async function prepare(argv: readonly string[], settings: JobSettings, defer: (cleanup: () => Promise<void>) => void): Promise<PreparedCompile> {
+  const scanned = scanArgs(argv);
+  if (!scanned.ok) return { kind: 'refused', reason: scanned.reason };
+  const checked = await checkCompiler(scanned.value.argv, settings.policy);
+  if (!checked.ok) return { kind: 'refused', reason: checked.reason };
+  const scan: ScannedArgs = { ...scanned.value, argv: checked.argv };
+  const temps = new TempFiles(settings.tmpDir, { keep: settings.saveTemps });
+  let held: number | undefined;
+  const close = (): void => {
+    if (held !== undefined) closeSync(held);
+    held = undefined;
+  };
+  defer(async () => {
+    close();
+    await temps.removeAll();
+  });
+  try {
+    const input = temps.open(tempExtensionFor(scan.input));
+    held = input.fd;
+    const output = temps.create(scan.assembleOnly ? '.s' : '.o');
+    const fill = (source: Uint8Array): void => {
+      try {
+        writeAll(input.fd, source);
+      } finally {
+        close();
+      }
+    };
+    return { kind: 'ready', scan, input: input.file, output, fill };
+  } catch (error) {
+    close();
+    return { kind: 'failed', error: error as Error };
+  }
+}
+
 /** Runs one protocol 1/2 job. */
 export async function runCompileJob(request: CompileRequest, settings: JobSettings, options: JobOptions = {}): Promise<JobOutcome> {
   const ctx: JobContext = { request, settings };
-  const scanned = scanArgs(request.argv);
-  if (!scanned.ok) return refusal(ctx, scanned.reason);
-  const checked = await checkCompiler(scanned.value.argv, settings.policy);
-  if (!checked.ok) return refusal(ctx, checked.reason);
-  const scan = { ...scanned.value, argv: checked.argv };
-  let source: Buffer;
+  const mine: Array<() => Promise<void>> = [];
   try {
-    source = request.protocol === 2 ? decompressLzo(request.doti ?? Buffer.alloc(0)) : (request.doti ?? Buffer.alloc(0));
-  } catch (error) {
-    return { ...refusal(ctx, `DOTI: ${(error as Error).message}`, { ret: EXIT.PROTOCOL_ERROR }), input: scan.input };
-  }
-  const temps = new TempFiles(settings.tmpDir, { keep: settings.saveTemps });
-  try {
-    const input = temps.create(tempExtensionFor(scan.input), source);
-    const output = temps.create(scan.assembleOnly ? '.s' : '.o');
-    const argv = rewriteArgs(scan, { input, output });
+    const prep = await (options.prepared ?? prepareCompileJob(request.argv, settings, options.deferCleanup ?? ((c) => mine.push(c))));
+    if (prep.kind === 'refused') return refusal(ctx, prep.reason);
+    if (prep.kind === 'failed') throw prep.error; // TMPDIR full or read-only: the session answers STAT 100
+    const { scan } = prep;
+    let source: Buffer;
+    try {
+      source = request.protocol === 2 ? decompressLzo(request.doti ?? Buffer.alloc(0)) : (request.doti ?? Buffer.alloc(0));
+    } catch (error) {
+      return { ...refusal(ctx, `DOTI: ${(error as Error).message}`, { ret: EXIT.PROTOCOL_ERROR }), input: scan.input };
+    }
+    prep.fill(source);
+    const argv = rewriteArgs(scan, { input: prep.input, output: prep.output });
     const run = await runCompiler({ argv, cwd: settings.tmpDir, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, scratchDir: settings.tmpDir });
-    return await outcomeOf(ctx, { run, compiler: argv[0]!, input: scan.input, readObject: async () => ({ object: readFileSync(output) }) });
+    return await outcomeOf(ctx, { run, compiler: argv[0]!, input: scan.input, readObject: async () => ({ object: readFileSync(prep.output) }) });
   } finally {
-    await cleanUp(options, () => temps.removeAll());
+    for (const cleanup of mine) await cleanup();
   }
 }

@@ -12,7 +12,7 @@ import type { Duplex } from 'node:stream';
 import { describePeer, type Connection, type ConnectionHandler } from '../activation/connection';
 import type { Logger } from '../log/logger';
 import type { AccessList } from './access';
-import { EXIT, runCompileJob, serrLine, type JobOutcome, type JobSettings } from './job';
+import { EXIT, prepareCompileJob, runCompileJob, serrLine, type JobOutcome, type JobSettings, type PreparedCompile } from './job';
 import type { JobSlots } from './job_slots';
 import { runPumpJob } from './pump_job';
 import type { DistccStats, JobResult } from './stats';
@@ -40,9 +40,13 @@ type ReadResult =
   | { kind: 'refused'; reason: string }
   | { kind: 'gone'; reason: string };
 
-/** Reads one request; resolves as soon as it is complete or cannot become valid. */
-function readRequest(stream: Duplex, limits: WireLimits, timeoutMs: number): Promise<ReadResult> {
+/**
+ * Reads one request; resolves as soon as it is complete or cannot become valid. `onArgv` hears
+ * the command line the moment its last ARGV arrives (once, before DOTI or the pump files).
+ */
+function readRequest(stream: Duplex, limits: WireLimits, timeoutMs: number, onArgv?: (version: number, argv: readonly string[]) => void): Promise<ReadResult> {
   const decoder = new RequestDecoder(limits);
+  let heard = false;
   return new Promise((resolve) => {
     let settled = false;
     const timer = setTimeout(() => settle({ kind: 'gone', reason: `no complete request after ${timeoutMs / 1000}s, waiting for ${decoder.waitingFor}` }), timeoutMs);
@@ -58,6 +62,10 @@ function readRequest(stream: Duplex, limits: WireLimits, timeoutMs: number): Pro
     };
     const onData = (chunk: Buffer): void => {
       const r = decoder.push(chunk);
+      if (!heard && r.kind !== 'corrupt' && decoder.argvComplete) {
+        heard = true;
+        onArgv?.(decoder.version, decoder.argv);
+      }
       if (r.kind === 'ok') settle({ kind: 'ok', request: r.value });
       else if (r.kind === 'corrupt') settle({ kind: 'refused', reason: r.reason });
     };
@@ -142,9 +150,25 @@ export async function serveCompileConnection(conn: Connection, service: CompileS
     service.stats?.record(outcome.result, { compiler: outcome.compiler, file: outcome.input, startMs: start, stopMs: endMs });
   };
 
-  const read = await readRequest(stream, service.limits ?? DEFAULT_LIMITS, service.requestTimeoutMs ?? REQUEST_TIMEOUT_MS);
+  // Temp files are removed after the answer is out: the client is not kept waiting for unlinks.
+  const cleanups: Array<() => Promise<void>> = [];
+  const deferCleanup = (cleanup: () => Promise<void>): void => void cleanups.push(cleanup);
+  // Protocols 1 and 2: the command line is checked and the temp files made while the client
+  // still preprocesses (it sends DOTI last), off the path from the source to the answer.
+  let prepared: Promise<PreparedCompile> | undefined;
+  const cleanUp = async (): Promise<void> => {
+    await prepared; // a preparation in flight registers its files first
+    for (const cleanup of cleanups.splice(0)) {
+      await cleanup().catch((error: Error) => log.warning('cleanup failed', { conn: conn.id, reason: error.message }));
+    }
+  };
+
+  const read = await readRequest(stream, service.limits ?? DEFAULT_LIMITS, service.requestTimeoutMs ?? REQUEST_TIMEOUT_MS, (version, argv) => {
+    if (version < 3) prepared = prepareCompileJob(argv, service.job, deferCleanup);
+  });
   if (read.kind !== 'ok') {
     stream.destroy();
+    await cleanUp();
     const result: JobResult = read.kind === 'refused' ? 'REJ_BAD_REQ' : 'CLI_DISCONN';
     finish({ result, status: 0, ret: read.kind === 'refused' ? EXIT.PROTOCOL_ERROR : EXIT.IO_ERROR, compiler: '', input: '', reason: read.reason });
     return;
@@ -159,14 +183,7 @@ export async function serveCompileConnection(conn: Connection, service: CompileS
   stream.on('error', onGone);
   stream.on('close', onGone);
   stream.on('data', () => undefined); // keep reading so EOF is seen; stray bytes are dropped
-  // Temp files are removed after the answer is out: the client is not kept waiting for unlinks.
-  const cleanups: Array<() => Promise<void>> = [];
-  const jobOptions = { signal: gone.signal, deferCleanup: (cleanup: () => Promise<void>) => cleanups.push(cleanup) };
-  const cleanUp = async (): Promise<void> => {
-    for (const cleanup of cleanups.splice(0)) {
-      await cleanup().catch((error: Error) => log.warning('cleanup failed', { conn: conn.id, reason: error.message }));
-    }
-  };
+  const jobOptions = { signal: gone.signal, deferCleanup, prepared };
   try {
     let release: () => void;
     try {

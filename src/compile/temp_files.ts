@@ -18,6 +18,11 @@ function randomStem(): string {
   return `distccd_${randomBytes(6).toString('hex')}`;
 }
 
+/** Writes all of `data` at the descriptor's position. */
+export function writeAll(fd: number, data: Uint8Array): void {
+  for (let at = 0; at < data.byteLength; ) at += writeSync(fd, data, at, data.byteLength - at);
+}
+
 export class TempFiles {
   readonly #dir: string;
   readonly #keep: boolean;
@@ -38,15 +43,30 @@ export class TempFiles {
 
   /**
    * Creates an empty private file `<dir>/distccd_<random><ext>` and returns its path. With `data`
-   * the bytes are written through the same descriptor, so nothing else can open it first. A name
-   * someone else made first (EEXIST) moves this job to a new stem.
+   * the bytes are written through the same descriptor, so nothing else can open it first.
    */
   create(ext: string, data?: Uint8Array): string {
+    const { file, fd } = this.open(ext);
+    try {
+      if (data !== undefined) writeAll(fd, data);
+    } finally {
+      closeSync(fd);
+    }
+    return file;
+  }
+
+  /**
+   * Creates the file as `create` does and leaves it open for writing: the caller fills it later
+   * (the source arrives after the command line) and closes `fd`. A name someone else made first
+   * (EEXIST) moves this job to a new stem.
+   */
+  open(ext: string): { readonly file: string; readonly fd: number } {
     for (let attempt = 0; ; attempt++) {
       const file = path.join(this.#dir, `${this.#stem}${ext}`);
-      let fd: number;
       try {
-        fd = openSync(file, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+        const fd = openSync(file, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+        this.#made.push(file);
+        return { file, fd };
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'EEXIST' && attempt < MAX_NAME_ATTEMPTS) {
           this.#stem = randomStem();
@@ -54,13 +74,6 @@ export class TempFiles {
         }
         throw error;
       }
-      this.#made.push(file);
-      try {
-        for (let at = 0; data !== undefined && at < data.byteLength; ) at += writeSync(fd, data, at, data.byteLength - at);
-      } finally {
-        closeSync(fd);
-      }
-      return file;
     }
   }
 

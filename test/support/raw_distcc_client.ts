@@ -28,6 +28,8 @@ export interface RawOptions {
   readonly abandonAfterMs?: number;
   /** Give up waiting after this long (default 30 s). */
   readonly timeoutMs?: number;
+  /** Send the first `offset` bytes, wait for `until`, then the rest (a client still preprocessing). */
+  readonly pause?: { readonly offset: number; readonly until: () => Promise<void> };
 }
 
 /** Sends `bytes` to 127.0.0.1:port and reads until the answer is complete or the server closes. */
@@ -37,7 +39,16 @@ export function sendRaw(port: number, bytes: Buffer, options: RawOptions = {}): 
     const seen: Buffer[] = [];
     let done = false;
     const socket = net.connect({ port, host: '127.0.0.1' }, () => {
-      socket.write(bytes);
+      const pause = options.pause;
+      if (pause === undefined) socket.write(bytes);
+      else {
+        socket.write(bytes.subarray(0, pause.offset));
+        pause.until().then(() => socket.write(bytes.subarray(pause.offset)), (error: Error) => {
+          socket.destroy();
+          if (!done) reject(error);
+          done = true;
+        });
+      }
       if (options.abandonAfterMs !== undefined) {
         setTimeout(() => {
           finish({ kind: 'closed', bytes: Buffer.concat(seen) });

@@ -101,6 +101,54 @@ test('distccd logs CLI_DISCONN and leaves no temp file when the client disappear
   await compilesAgain(d);
 });
 
+/** Polls `dir` until it holds `count` entries (at most 5 s) and returns them sorted. */
+async function entries(dir: string, count: number): Promise<string[]> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const names = (await fs.readdir(dir)).sort();
+    if (names.length === count || Date.now() > deadline) return names;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test('distccd makes a job\'s temp files while the client preprocesses and removes them when it leaves before DOTI', async (t) => {
+  const root = await tempDir(t, 'distkit-early-');
+  const tmp = path.join(root, 'tmp');
+  await fs.mkdir(tmp);
+  const masq = await makeMasqueradeDir(path.join(root, 'masq'));
+  const d = await startDistccd(t, { compilerDir: masq, env: { TMPDIR: tmp } });
+  // The real client sends DIST ARGC ARGV, runs cpp, then sends DOTI: hold the request there.
+  const offset = REQUEST_P1.indexOf('DOTI');
+  let early: string[] = [];
+  let inputSize = -1;
+  const a = await sendRaw(d.port, REQUEST_P1, {
+    pause: {
+      offset,
+      until: async () => {
+        early = await entries(tmp, 2);
+        inputSize = (await fs.stat(path.join(tmp, early[0]!))).size;
+      },
+    },
+  });
+  assert.match(early.join(' '), /^(distccd_[0-9a-f]{12})\.i \1\.o$/, 'the .i and .o exist, under one stem, before DOTI');
+  assert.equal(inputSize, 0, 'the source is written only when it arrives');
+  assert.ok(a.kind === 'answer' && a.response.status === 0 && a.response.object.subarray(0, 4).toString('latin1') === '\x7fELF');
+  assert.deepEqual(await settledListing(tmp), []);
+  // A client that gives up while preprocessing: its prepared files go too.
+  await new Promise<void>((resolve, reject) => {
+    const s = net.connect({ port: d.port, host: '127.0.0.1' }, () => s.write(REQUEST_P1.subarray(0, offset)));
+    s.once('error', reject);
+    entries(tmp, 2).then((names) => {
+      assert.equal(names.length, 2);
+      s.resetAndDestroy();
+      resolve();
+    }, reject);
+  });
+  await d.waitFor(/job failed .*reason="read failed while waiting for DOTI: read ECONNRESET"/);
+  assert.deepEqual(await settledListing(tmp), []);
+  await compilesAgain(d);
+});
+
 test('distccd answers STAT 100<<8 with the reason when its TMPDIR is full or read-only and serves again once it is not', async (t) => {
   const root = await tempDir(t, 'distkit-tmpfs-');
   const tmp = path.join(root, 'tmp');

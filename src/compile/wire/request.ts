@@ -67,6 +67,16 @@ export class RequestDecoder {
     return this.#state;
   }
 
+  /** DIST as read (0 before it arrives). */
+  get version(): number {
+    return this.#version;
+  }
+
+  /** True once every ARGV has arrived (the job's command line is known; DOTI or files follow). */
+  get argvComplete(): boolean {
+    return this.#argc > 0 && this.#argv.length === this.#argc;
+  }
+
   /** The arguments read so far (for the log line of a refused or abandoned job). */
   get argv(): readonly string[] {
     return this.#argv;
