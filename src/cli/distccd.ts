@@ -155,6 +155,11 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     throw error;
   }
+  if (config.user === undefined && process.getuid?.() === 0 && process.geteuid?.() === 0) {
+    // C distccd would drop to distcc or nobody here; we keep the identity we were given (the
+    // units, init script and inetd line all name distccd), but say plainly what it means.
+    log.warning('running as root without --user: compilers run as root for every allowed client; pass --user distccd');
+  }
   log.notice('ready', { jobs: config.jobs, tmpdir: tmpDir, compilers: config.insecure ? 'any (--enable-tcp-insecure)' : commandList !== undefined ? `DISTCC_CMDLIST ${commandList.file}` : config.compilerDir });
   // SIGTERM (drain), SIGHUP (reopen logs) and --lifetime are the activation layer's.
   return running.done;
