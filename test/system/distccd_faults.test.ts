@@ -101,16 +101,6 @@ test('distccd logs CLI_DISCONN and leaves no temp file when the client disappear
   await compilesAgain(d);
 });
 
-/** Polls `dir` until it holds `count` entries (at most 5 s) and returns them sorted. */
-async function entries(dir: string, count: number): Promise<string[]> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const names = (await fs.readdir(dir)).sort();
-    if (names.length === count || Date.now() > deadline) return names;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 test('distccd makes a job\'s temp files while the client preprocesses and removes them when it leaves before DOTI', async (t) => {
   const root = await tempDir(t, 'distkit-early-');
   const tmp = path.join(root, 'tmp');
@@ -125,7 +115,7 @@ test('distccd makes a job\'s temp files while the client preprocesses and remove
     pause: {
       offset,
       until: async () => {
-        early = await entries(tmp, 2);
+        early = await settledListing(tmp, { count: 2 });
         inputSize = (await fs.stat(path.join(tmp, early[0]!))).size;
       },
     },
@@ -138,7 +128,7 @@ test('distccd makes a job\'s temp files while the client preprocesses and remove
   await new Promise<void>((resolve, reject) => {
     const s = net.connect({ port: d.port, host: '127.0.0.1' }, () => s.write(REQUEST_P1.subarray(0, offset)));
     s.once('error', reject);
-    entries(tmp, 2).then((names) => {
+    settledListing(tmp, { count: 2 }).then((names) => {
       assert.equal(names.length, 2);
       s.resetAndDestroy();
       resolve();
@@ -160,8 +150,12 @@ test('distccd answers STAT 100<<8 with the reason when its TMPDIR is full or rea
   const d = await startDistccd(t, { compilerDir: masq, env: { TMPDIR: tmp }, wrapper: ['unshare', '-m', 'sh', '-c', setup, 'sh'] });
   const inside = `/proc/${d.child.pid}/root${tmp}`;
   await fs.writeFile(`${inside}/filler`, Buffer.alloc(64 * 1024)).catch(() => undefined);
+  let answered = 0;
   for (const [how, errno] of [['full', /ENOSPC/], ['read-only', /EROFS/]] as const) {
     if (how === 'read-only') {
+      // The summary line comes once the job's temp files are removed (after the answer): wait for
+      // it, or the remount below can beat the removal and leave them behind for good.
+      await d.waitForCount(/client: 127\.0\.0\.1:\d+ OTHER exit:100 /, answered);
       await fs.rm(`${inside}/filler`);
       const r = await run('nsenter', ['-t', String(d.child.pid), '-m', 'mount', '-o', 'remount,ro', tmp], { cwd: root });
       assert.equal(r.code, 0, r.stderr);
@@ -170,6 +164,7 @@ test('distccd answers STAT 100<<8 with the reason when its TMPDIR is full or rea
     assert.ok(a.kind === 'answer', `${how}: got ${a.kind}`);
     assert.equal(a.response.status, 100 << 8);
     assert.match(a.response.stderr.toString(), errno);
+    answered++;
   }
   await d.waitForCount(/client: 127\.0\.0\.1:\d+ OTHER exit:100 /, 2);
   const r = await run('nsenter', ['-t', String(d.child.pid), '-m', 'mount', '-o', 'remount,rw', tmp], { cwd: root });
