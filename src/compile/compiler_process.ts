@@ -12,8 +12,7 @@
 
 import { closeSync, constants as C, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { openRandom } from './temp_files';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const native = require('distkit-spawn') as {
@@ -69,15 +68,16 @@ function reapAll(): void {
 }
 
 let listening = false;
+/** Installs the SIGCHLD listener; called before the first spawn, so no exit can precede it. */
+function listenForExits(): void {
+  if (listening) return;
+  process.on('SIGCHLD', reapAll);
+  listening = true;
+}
+
 function watch(pid: number, done: (status: number | Error) => void): void {
-  if (!listening) {
-    process.on('SIGCHLD', reapAll);
-    listening = true;
-  }
   running.set(pid, done);
   keepAlive ??= setInterval(reapAll, 1000);
-  // The child may have ended before the listener existed.
-  setImmediate(reapAll);
 }
 
 const errnoNames = new Map(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
@@ -99,18 +99,9 @@ function scratchFile(dir: string): number {
       tmpfileWorks = false;
     }
   }
-  for (let attempt = 0; ; attempt++) {
-    const file = path.join(dir, `distccd_${randomBytes(6).toString('hex')}.capture`);
-    let fd: number;
-    try {
-      fd = openSync(file, C.O_RDWR | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST' && attempt < 20) continue;
-      throw error;
-    }
-    unlinkSync(file);
-    return fd;
-  }
+  const { file, fd } = openRandom(dir, '.capture', C.O_RDWR);
+  unlinkSync(file);
+  return fd;
 }
 
 /** What the compiler wrote to `fd`: the first MAX_CAPTURE_BYTES, then a note of how much was dropped. */
@@ -156,6 +147,7 @@ export function runCompiler(run: CompilerRun): Promise<CompilerOutcome> {
     closeSync(outFd);
     closeSync(errFd);
   };
+  listenForExits();
   let pid: number;
   try {
     pid = native.spawn(run.argv[0]!, run.argv, envList(run.env), run.cwd, outFd, errFd);

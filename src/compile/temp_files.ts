@@ -18,6 +18,26 @@ function randomStem(): string {
   return `distccd_${randomBytes(6).toString('hex')}`;
 }
 
+/**
+ * Opens `name(attempt)` with O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600, asking for a new name on
+ * EEXIST (someone made that one first) up to MAX_NAME_ATTEMPTS times.
+ */
+function openExclusive(name: (attempt: number) => string, access: number = C.O_WRONLY): { readonly file: string; readonly fd: number } {
+  for (let attempt = 0; ; attempt++) {
+    const file = name(attempt);
+    try {
+      return { file, fd: openSync(file, access | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600) };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= MAX_NAME_ATTEMPTS) throw error;
+    }
+  }
+}
+
+/** An exclusive `<dir>/distccd_<random><ext>`, as openExclusive. */
+export function openRandom(dir: string, ext: string, access?: number): { readonly file: string; readonly fd: number } {
+  return openExclusive(() => path.join(dir, `${randomStem()}${ext}`), access);
+}
+
 /** Writes all of `data` at the descriptor's position. */
 export function writeAll(fd: number, data: Uint8Array): void {
   for (let at = 0; at < data.byteLength; ) at += writeSync(fd, data, at, data.byteLength - at);
@@ -61,20 +81,12 @@ export class TempFiles {
    * (EEXIST) moves this job to a new stem.
    */
   open(ext: string): { readonly file: string; readonly fd: number } {
-    for (let attempt = 0; ; attempt++) {
-      const file = path.join(this.#dir, `${this.#stem}${ext}`);
-      try {
-        const fd = openSync(file, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-        this.#made.push(file);
-        return { file, fd };
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'EEXIST' && attempt < MAX_NAME_ATTEMPTS) {
-          this.#stem = randomStem();
-          continue;
-        }
-        throw error;
-      }
-    }
+    const made = openExclusive((attempt) => {
+      if (attempt > 0) this.#stem = randomStem();
+      return path.join(this.#dir, `${this.#stem}${ext}`);
+    });
+    this.#made.push(made.file);
+    return made;
   }
 
   /** Records a path made by someone else (the compiler's output) so it is removed too. */
