@@ -35,6 +35,20 @@ export interface CompilerRun {
   readonly signal?: AbortSignal;
   /** Where the stdout/stderr capture files are made (and unlinked at once); default os.tmpdir(). */
   readonly scratchDir?: string;
+  /**
+   * Capture files made ahead of time (openCaptures): the caller opened them before the job's
+   * source arrived and closes them after the answer, so neither costs the client any time.
+   * Without them runCompiler makes its own and closes them when the compiler is done.
+   */
+  readonly captures?: CaptureFiles;
+}
+
+/** The two files a compiler's stdout and stderr go to. */
+export interface CaptureFiles {
+  readonly stdout: number;
+  readonly stderr: number;
+  /** Closes both (idempotent). */
+  close(): void;
 }
 
 export type CompilerOutcome =
@@ -104,17 +118,48 @@ function scratchFile(dir: string): number {
   return fd;
 }
 
+/** Opens a stdout and a stderr capture file in `dir` for one compiler run. */
+export function openCaptures(dir: string): CaptureFiles {
+  const stdout = scratchFile(dir);
+  let stderr: number;
+  try {
+    stderr = scratchFile(dir);
+  } catch (error) {
+    closeSync(stdout);
+    throw error;
+  }
+  let open = true;
+  return {
+    stdout,
+    stderr,
+    close(): void {
+      if (!open) return;
+      open = false;
+      closeSync(stdout);
+      closeSync(stderr);
+    },
+  };
+}
+
+// Most compilers print nothing or little: one read into this buffer (reused: reads are
+// synchronous) settles the usual case without an fstat.
+const FIRST_READ = 64 * 1024;
+const firstRead = Buffer.allocUnsafe(FIRST_READ);
+
 /** What the compiler wrote to `fd`: the first MAX_CAPTURE_BYTES, then a note of how much was dropped. */
 function captured(fd: number): Buffer {
+  const first = firstRead;
+  const n = readSync(fd, first, 0, FIRST_READ, 0);
+  if (n < FIRST_READ) return n === 0 ? Buffer.alloc(0) : Buffer.from(first.subarray(0, n));
   const size = fstatSync(fd).size;
-  if (size === 0) return Buffer.alloc(0);
   const keep = Math.min(size, MAX_CAPTURE_BYTES);
   const bytes = Buffer.allocUnsafe(keep);
-  let got = 0;
+  first.copy(bytes, 0, 0, Math.min(n, keep));
+  let got = Math.min(n, keep);
   while (got < keep) {
-    const n = readSync(fd, bytes, got, keep - got, got);
-    if (n === 0) break;
-    got += n;
+    const more = readSync(fd, bytes, got, keep - got, got);
+    if (more === 0) break;
+    got += more;
   }
   const kept = bytes.subarray(0, got);
   return size <= MAX_CAPTURE_BYTES ? kept : Buffer.concat([kept, Buffer.from(`\n[distccd: ${size - MAX_CAPTURE_BYTES} more bytes dropped]\n`)]);
@@ -134,18 +179,11 @@ function envList(env: NodeJS.ProcessEnv): string[] {
 
 export function runCompiler(run: CompilerRun): Promise<CompilerOutcome> {
   if (run.signal?.aborted === true) return Promise.resolve({ kind: 'aborted' });
-  const dir = run.scratchDir ?? os.tmpdir();
-  const outFd = scratchFile(dir);
-  let errFd: number;
-  try {
-    errFd = scratchFile(dir);
-  } catch (error) {
-    closeSync(outFd);
-    throw error;
-  }
+  const files = run.captures ?? openCaptures(run.scratchDir ?? os.tmpdir());
+  const { stdout: outFd, stderr: errFd } = files;
+  // Files we made ourselves are closed once read; the caller's are the caller's to close.
   const release = (): void => {
-    closeSync(outFd);
-    closeSync(errFd);
+    if (run.captures === undefined) files.close();
   };
   listenForExits();
   let pid: number;

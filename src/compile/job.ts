@@ -8,7 +8,7 @@ import { closeSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { checkCompiler, type CompilerPolicy } from './allowlist';
 import { rewriteArgs, scanArgs, tempExtensionFor, type ScannedArgs } from './args';
-import { runCompiler, type CompilerOutcome } from './compiler_process';
+import { openCaptures, runCompiler, type CaptureFiles, type CompilerOutcome } from './compiler_process';
 import type { JobResult } from './stats';
 import { TempFiles, writeAll } from './temp_files';
 import { decompressLzo } from './wire/lzo';
@@ -175,6 +175,8 @@ export type PreparedCompile =
       readonly scan: ScannedArgs;
       readonly input: string;
       readonly output: string;
+      /** The compiler's stdout and stderr files, closed with the temp files after the answer. */
+      readonly captures: CaptureFiles;
       /** Writes the source into the input file (open since it was made) and closes it. */
       readonly fill: (source: Uint8Array) => void;
     };
@@ -203,18 +205,22 @@ async function prepare(argv: readonly string[], settings: JobSettings, defer: (c
   const scan: ScannedArgs = { ...scanned.value, argv: checked.argv };
   const temps = new TempFiles(settings.tmpDir, { keep: settings.saveTemps });
   let held: number | undefined;
+  let captures: CaptureFiles | undefined;
   const close = (): void => {
     if (held !== undefined) closeSync(held);
     held = undefined;
   };
   defer(async () => {
     close();
+    captures?.close();
     await temps.removeAll();
   });
   try {
     const input = temps.open(tempExtensionFor(scan.input));
     held = input.fd;
     const output = temps.create(scan.assembleOnly ? '.s' : '.o');
+    // Making a nameless file costs an inode each: done now, the two are ready when DOTI comes.
+    captures = openCaptures(settings.tmpDir);
     const fill = (source: Uint8Array): void => {
       try {
         writeAll(input.fd, source);
@@ -222,7 +228,7 @@ async function prepare(argv: readonly string[], settings: JobSettings, defer: (c
         close();
       }
     };
-    return { kind: 'ready', scan, input: input.file, output, fill };
+    return { kind: 'ready', scan, input: input.file, output, captures, fill };
   } catch (error) {
     close();
     return { kind: 'failed', error: error as Error };
@@ -246,7 +252,7 @@ export async function runCompileJob(request: CompileRequest, settings: JobSettin
     }
     prep.fill(source);
     const argv = rewriteArgs(scan, { input: prep.input, output: prep.output });
-    const run = await runCompiler({ argv, cwd: settings.tmpDir, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, scratchDir: settings.tmpDir });
+    const run = await runCompiler({ argv, cwd: settings.tmpDir, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, captures: prep.captures });
     return await outcomeOf(ctx, { run, compiler: argv[0]!, input: scan.input, readObject: async () => ({ object: readFileSync(prep.output) }) });
   } finally {
     for (const cleanup of mine) await cleanup();

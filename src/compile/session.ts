@@ -23,6 +23,23 @@ import { DEFAULT_LIMITS, type WireLimits } from './wire/tokens';
 /** C: dcc_io_timeout. The client may be slow preprocessing or reading, but not forever. */
 export const REQUEST_TIMEOUT_MS = 300_000;
 
+/** How long temp-file removal waits, after the answer, for the client to close its end. */
+export const HANGUP_WAIT_MS = 1000;
+
+/** Resolves when `signal` aborts (the client hung up) or after `ms`, whichever comes first. */
+function hangUp(signal: AbortSignal, ms: number): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 export interface CompileService {
   readonly log: Logger;
   /** undefined: every peer is allowed (inetd mode without --allow). */
@@ -217,6 +234,9 @@ export async function serveCompileConnection(conn: Connection, service: CompileS
       stream.destroy();
     }
     const answeredAt = now();
+    // The client saves the object and exits now; the unlinks wait until it has hung up (as it does
+    // at once), so they do not compete with it for the CPU or the filesystem journal.
+    await hangUp(gone.signal, HANGUP_WAIT_MS);
     await cleanUp();
     finish(outcome, answeredAt);
   } finally {
