@@ -7,8 +7,9 @@
 //
 // The spawn is posix_spawn from src/native/spawn (vfork speed: Node's own spawn forks the whole
 // daemon and cost ~1.5 ms of the event loop per job). Unlike the C server there is no polling:
-// the child's exit (SIGCHLD), the job lifetime timer and the client's EOF are events, so a job
-// costs no fixed second in --inetd or --no-fork mode.
+// the child's exit (a pidfd on the event loop, or SIGCHLD on kernels before 5.3), the job
+// lifetime timer and the client's EOF are events, so a job costs no fixed second in --inetd or
+// --no-fork mode.
 
 import { closeSync, constants as C, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
@@ -18,6 +19,7 @@ import { openRandom } from './temp_files';
 const native = require('distkit-spawn') as {
   spawn(file: string, argv: readonly string[], env: readonly string[], cwd: string, stdoutFd: number, stderrFd: number): number;
   reap(pid: number): number | undefined;
+  watch(pid: number, done: (status: number | Error) => void): boolean;
 };
 
 /** Most bytes kept from the compiler's stdout or stderr; the rest is dropped with a note. */
@@ -57,9 +59,17 @@ export type CompilerOutcome =
   | { readonly kind: 'aborted' }
   | { readonly kind: 'exec-failed'; readonly reason: string };
 
-// Children we spawned, by pid. libuv reaps only its own children, so these are ours to wait for:
-// every SIGCHLD polls them all (signals coalesce), and a ref'd 1 s timer keeps the loop alive
+// How a child's exit reaches us. A pidfd (Linux 5.3+) wakes the event loop directly and the
+// native side reaps that one child. Without it, SIGCHLD: libuv reaps only its own children, so
+// every SIGCHLD polls all of ours (signals coalesce), and a ref'd 1 s timer keeps the loop alive
 // while any runs and catches anything a signal could miss.
+let exitWatching: 'pidfd' | 'sigchld' = 'pidfd';
+
+/** Chooses how exits are watched: tests use it to run the SIGCHLD path a new kernel never takes. */
+export function setExitWatching(mode: 'pidfd' | 'sigchld'): void {
+  exitWatching = mode;
+}
+
 const running = new Map<number, (status: number | Error) => void>();
 let keepAlive: NodeJS.Timeout | undefined;
 
@@ -90,8 +100,19 @@ function listenForExits(): void {
 }
 
 function watch(pid: number, done: (status: number | Error) => void): void {
+  if (exitWatching === 'pidfd') {
+    try {
+      if (native.watch(pid, done)) return;
+      exitWatching = 'sigchld'; // ENOSYS: a kernel before 5.3, for good
+    } catch {
+      // No pidfd for this one child (e.g. EMFILE): it goes the SIGCHLD way.
+    }
+  }
+  const late = !listening; // the spawn came before the listener: the exit may already be here
+  listenForExits();
   running.set(pid, done);
   keepAlive ??= setInterval(reapAll, 1000);
+  if (late) reapAll();
 }
 
 const errnoNames = new Map(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
@@ -185,7 +206,7 @@ export function runCompiler(run: CompilerRun): Promise<CompilerOutcome> {
   const release = (): void => {
     if (run.captures === undefined) files.close();
   };
-  listenForExits();
+  if (exitWatching === 'sigchld') listenForExits();
   let pid: number;
   try {
     pid = native.spawn(run.argv[0]!, run.argv, envList(run.env), run.cwd, outFd, errFd);

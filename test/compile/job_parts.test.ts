@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { compilerEnvironment, serrLine } from '../../src/compile/job';
 import { JobSlots } from '../../src/compile/job_slots';
-import { MAX_CAPTURE_BYTES, runCompiler } from '../../src/compile/compiler_process';
+import { MAX_CAPTURE_BYTES, runCompiler, setExitWatching } from '../../src/compile/compiler_process';
 import { summaryLine } from '../../src/compile/session';
 import { TempFiles } from '../../src/compile/temp_files';
 
@@ -144,4 +144,31 @@ test('runCompiler keeps exactly the first MAX_CAPTURE_BYTES of stderr when a chu
   for (let i = 0; i < expected.length; i++) expected[i] = i % 251;
   assert.ok(run.stderr.subarray(0, MAX_CAPTURE_BYTES).equals(expected), 'the kept bytes are the first 16 MiB, in order, without holes');
   assert.equal(run.stderr.subarray(MAX_CAPTURE_BYTES).toString(), `\n[distccd: ${total - MAX_CAPTURE_BYTES} more bytes dropped]\n`);
+});
+
+test('runCompiler gives each of many concurrent children its own status, by pidfd and by SIGCHLD', async (t) => {
+  t.after(() => setExitWatching('pidfd'));
+  const env = { PATH: '/usr/bin:/bin' };
+  for (const mode of ['pidfd', 'sigchld'] as const) {
+    setExitWatching(mode);
+    // Exits land in bursts (several SIGCHLDs coalesce into one) and in a scattered order.
+    const runs = await Promise.all(Array.from({ length: 24 }, (_, i) =>
+      runCompiler({ argv: ['sh', '-c', `sleep 0.0${i % 4}; echo ${i}; exit ${i}`], cwd: os.tmpdir(), env, nice: 0, lifetimeMs: 0 })));
+    assert.deepEqual(runs.map((r) => r.kind === 'exited' && [r.status >> 8, r.stdout.toString()]),
+      Array.from({ length: 24 }, (_, i) => [i, `${i}\n`]), mode);
+    const killed = await runCompiler({ argv: ['sh', '-c', 'kill -KILL $$'], cwd: os.tmpdir(), env, nice: 0, lifetimeMs: 0 });
+    assert.equal(killed.kind === 'exited' && killed.status, 9, mode);
+    const slow = await runCompiler({ argv: ['sleep', '30'], cwd: os.tmpdir(), env, nice: 0, lifetimeMs: 100 });
+    assert.equal(slow.kind, 'timeout', mode);
+  }
+});
+
+test('runCompiler returns stdout of every size whole: empty, under, at and over the first read', async () => {
+  const env = { PATH: '/usr/bin:/bin' };
+  for (const size of [0, 1, 65535, 65536, 65537, 300_000]) {
+    const run = await runCompiler({ argv: ['head', '-c', String(size), '/dev/zero'], cwd: os.tmpdir(), env, nice: 0, lifetimeMs: 0 });
+    assert.ok(run.kind === 'exited' && run.status === 0);
+    assert.equal(run.stdout.length, size, `${size} bytes`);
+    assert.ok(run.stdout.equals(Buffer.alloc(size)), `${size} bytes intact`);
+  }
 });

@@ -15,6 +15,11 @@
  *     A bare file name is searched in the PATH of `env` (the compiler's, not the daemon's), like
  *     execvp. Errors throw an Error with `errno` (positive) and `syscall`.
  *   reap(pid) -> undefined while it runs, else the raw wait status (core-dump bit included).
+ *   watch(pid, callback) -> true, or false where the kernel has no pidfd_open (before 5.3)
+ *     Reaps `pid` when it exits and calls callback(status), or callback(error) if waitpid
+ *     failed. The exit reaches the event loop as a readable pidfd, on the loop's own thread:
+ *     no signal handler, no wake-up pipe, no poll of every child. The watch keeps the loop
+ *     alive while the child runs.
  *
  * Reaping is the caller's: libuv's SIGCHLD handler only waits for pids it spawned itself.
  */
@@ -27,12 +32,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <node_api.h>
+#include <uv.h>
 
 #define CHECK(call)                                      \
   do {                                                   \
@@ -245,12 +252,127 @@ static napi_value Reap(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* One child being watched: its pidfd under a libuv poll handle, and the JS callback. */
+struct exit_watch {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context context;
+  pid_t pid;
+  int pidfd;
+};
+
+static void watch_closed(uv_handle_t *handle) {
+  struct exit_watch *w = handle->data;
+  close(w->pidfd);
+  free(w);
+}
+
+/* Calls the JS callback with `arg` the way Node calls its own (microtasks run after it). */
+static void deliver(struct exit_watch *w, napi_value arg) {
+  napi_env env = w->env;
+  napi_value callback, recv, ignored;
+  if (napi_get_reference_value(env, w->callback, &callback) == napi_ok && napi_get_global(env, &recv) == napi_ok) {
+    if (napi_make_callback(env, w->context, recv, callback, 1, &arg, &ignored) == napi_pending_exception) {
+      /* Thrown by the callback: hand it to 'uncaughtException' as Node does for its own callbacks. */
+      napi_value error;
+      if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
+    }
+  }
+}
+
+static void exited(uv_poll_t *poll, int status, int events) {
+  (void)events;
+  struct exit_watch *w = poll->data;
+  napi_env env = w->env;
+  int wstatus = 0;
+  pid_t got = 0;
+  int err = status < 0 ? EIO : 0;
+  if (err == 0) {
+    do {
+      got = waitpid(w->pid, &wstatus, WNOHANG);
+    } while (got < 0 && errno == EINTR);
+    if (got == 0) return; /* not yet (spurious wake-up): keep watching */
+    if (got < 0) err = errno;
+  }
+  uv_poll_stop(poll);
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) == napi_ok) {
+    napi_value arg;
+    if (err == 0) {
+      napi_create_int32(env, wstatus, &arg);
+    } else {
+      char text[96];
+      snprintf(text, sizeof text, "waitpid %d: %s", (int)w->pid, strerror(err));
+      napi_value message, number;
+      napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
+      napi_create_error(env, NULL, message, &arg);
+      napi_create_int32(env, err, &number);
+      napi_set_named_property(env, arg, "errno", number);
+    }
+    deliver(w, arg);
+    napi_close_handle_scope(env, scope);
+  }
+  napi_async_destroy(env, w->context);
+  napi_delete_reference(env, w->callback);
+  uv_close((uv_handle_t *)poll, watch_closed);
+}
+
+static napi_value Watch(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2];
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  int32_t pid;
+  napi_valuetype type = napi_undefined;
+  if (argc != 2 || !int_arg(env, args[0], &pid) || pid <= 0 || napi_typeof(env, args[1], &type) != napi_ok || type != napi_function) {
+    napi_throw_type_error(env, NULL, "watch(pid, callback) needs a positive pid and a function");
+    return NULL;
+  }
+  napi_value result;
+  int pidfd = pidfd_open(pid, 0);
+  if (pidfd < 0) {
+    if (errno == ENOSYS) {
+      CHECK(napi_get_boolean(env, false, &result));
+      return result;
+    }
+    char subject[32];
+    snprintf(subject, sizeof subject, "%d", pid);
+    return throw_errno(env, errno, "pidfd_open", subject);
+  }
+  uv_loop_t *loop;
+  struct exit_watch *w = calloc(1, sizeof *w);
+  napi_value name;
+  if (w == NULL || napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init(loop, &w->poll, pidfd) != 0) {
+    free(w);
+    close(pidfd);
+    napi_throw_error(env, NULL, "cannot watch the child's pidfd");
+    return NULL;
+  }
+  w->poll.data = w;
+  w->env = env;
+  w->pid = pid;
+  w->pidfd = pidfd;
+  if (napi_create_reference(env, args[1], 1, &w->callback) != napi_ok ||
+      napi_create_string_utf8(env, "distkit-exit", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, NULL, name, &w->context) != napi_ok ||
+      uv_poll_start(&w->poll, UV_READABLE, exited) != 0) {
+    if (w->callback != NULL) napi_delete_reference(env, w->callback);
+    uv_close((uv_handle_t *)&w->poll, watch_closed);
+    napi_throw_error(env, NULL, "cannot watch the child's pidfd");
+    return NULL;
+  }
+  CHECK(napi_get_boolean(env, true, &result));
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   if (napi_create_function(env, "spawn", NAPI_AUTO_LENGTH, Spawn, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "spawn", fn) != napi_ok ||
       napi_create_function(env, "reap", NAPI_AUTO_LENGTH, Reap, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "reap", fn) != napi_ok) {
+      napi_set_named_property(env, exports, "reap", fn) != napi_ok ||
+      napi_create_function(env, "watch", NAPI_AUTO_LENGTH, Watch, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "watch", fn) != napi_ok) {
     return NULL;
   }
   return exports;
