@@ -71,8 +71,35 @@ function integer(name: string, value: string | undefined, fallback: number, min:
   return Number(value);
 }
 
+/**
+ * popt, which distccd uses, gives an option that takes a value the next word whatever it looks
+ * like (`--nice -5`, `-N -5`); minimist would read `-5` as an option. Joins such pairs into
+ * `--name=value` first.
+ */
+function joinValues(argv: readonly string[]): string[] {
+  const valued = new Set([...STRINGS.map((s) => `--${s}`), ...Object.entries(ALIASES).map(([short]) => `-${short}`)]);
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const next = argv[i + 1];
+    if (valued.has(arg) && next !== undefined && next.startsWith('-') && next !== '--') {
+      const long = arg.startsWith('--') ? arg : `--${ALIASES[arg.slice(1) as keyof typeof ALIASES]}`;
+      out.push(`${long}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
 /** Parses distccd's arguments; throws DistkitError (exit 101) on anything it does not know. */
-export function parseDistccdArgs(argv: readonly string[]): ParsedCommand {
+export function parseDistccdArgs(args: readonly string[]): ParsedCommand {
+  const argv = joinValues(args);
   for (const arg of argv) {
     if (arg === '--') break;
     const long = /^--([^=]+)/.exec(arg)?.[1];

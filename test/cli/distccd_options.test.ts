@@ -80,6 +80,11 @@ test('parseDistccdArgs refuses unknown options, stray arguments and bad numbers 
   fails(['--jobs', '0'], /--jobs "0"/);
   fails(['--stats-port', '70000'], /--stats-port/);
   assert.equal(config(['--nice=-3']).nice, -3);
+  // As popt does: a value may start with '-' when it is the next word.
+  assert.equal(config(['--nice', '-3']).nice, -3);
+  assert.equal(config(['-N', '-20', '--jobs', '2']).nice, -20);
+  fails(['--nice', '-21'], /--nice "-21" is not a whole number from -20 to 40/);
+  fails(['--port', '-1'], /--port "-1"/);
   fails(['--job-lifetime', '1.5'], /--job-lifetime/);
   fails(['--log-level', 'loud'], /Unknown log level "loud"/);
   fails(['--allow'], /--allow needs a value/);
