@@ -1,7 +1,7 @@
 // The whole distcache chain as a deployment has it: the client library -> dc_client (per-host
 // proxy) -> dc_snoop (debug tap) -> dc_server, every hop a real program.
 
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import path from 'node:path';
@@ -9,26 +9,34 @@ import { Program, tempDir } from './cache_harness';
 import { CacheClient } from '../../src/cache/client';
 import { Status } from '../../src/cache/wire/constants';
 
-test('the client library works through dc_client, dc_snoop and dc_server with pipelining and multi-frame data', async (t) => {
-  const { dir, cleanup } = tempDir('dc-chain-');
-  const serverSock = path.join(dir, 'server.sock');
-  const snoopSock = path.join(dir, 'snoop.sock');
-  const proxySock = path.join(dir, 'proxy.sock');
+/**
+ * Starts dc_server <- dc_snoop <- dc_client on unix sockets in a fresh directory, one after the
+ * other (each hop must be listening before the next one dials it), waits for dc_client's upstream
+ * connection, and stops all three after the test (continuing any the test left stopped).
+ */
+async function startChain(t: TestContext, prefix: string, serverArgs: readonly string[] = []): Promise<{ server: Program; snoop: Program; proxy: Program; proxySock: string }> {
+  const { dir, cleanup } = tempDir(prefix);
+  const sock = (name: string): string => path.join(dir, `${name}.sock`);
   const started: Program[] = [];
   t.after(async () => {
+    for (const p of started) if (p.running) process.kill(p.pid, 'SIGCONT');
     await Promise.all(started.map((p) => p.stop()));
     cleanup();
   });
-  // One after the other: each hop must be listening before the next one dials it.
   const start = async (p: Program): Promise<Program> => {
     started.push(p);
     await p.listening();
     return p;
   };
-  await start(new Program('dc_server', ['-listen', `UNIX:${serverSock}`, '-sessions', '1000']));
-  const snoop = await start(new Program('dc_snoop', ['-listen', `UNIX:${snoopSock}`, '-connect', `UNIX:${serverSock}`]));
-  const proxy = await start(new Program('dc_client', ['-listen', `UNIX:${proxySock}`, '-server', `UNIX:${snoopSock}`, '-loglevel', 'info']));
+  const server = await start(new Program('dc_server', ['-listen', `UNIX:${sock('server')}`, ...serverArgs]));
+  const snoop = await start(new Program('dc_snoop', ['-listen', `UNIX:${sock('snoop')}`, '-connect', `UNIX:${sock('server')}`]));
+  const proxy = await start(new Program('dc_client', ['-listen', `UNIX:${sock('proxy')}`, '-server', `UNIX:${sock('snoop')}`, '-loglevel', 'info']));
   await proxy.waitUntil('the upstream connection', () => /upstream connected/.test(proxy.stderr));
+  return { server, snoop, proxy, proxySock: sock('proxy') };
+}
+
+test('the client library works through dc_client, dc_snoop and dc_server with pipelining and multi-frame data', async (t) => {
+  const { snoop, proxySock } = await startChain(t, 'dc-chain-', ['-sessions', '1000']);
 
   const clients = await Promise.all(Array.from({ length: 4 }, () => CacheClient.connect({ path: proxySock })));
   t.after(() => clients.forEach((c) => c.destroy()));
@@ -94,25 +102,7 @@ test('the client library sees unavailable (0x02, then empty answers) when dc_cli
 });
 
 test('dc_client keeps at most 512 requests in flight upstream and queues the rest until answers come back', async (t) => {
-  const { dir, cleanup } = tempDir('dc-chain-512-');
-  const serverSock = path.join(dir, 'server.sock');
-  const snoopSock = path.join(dir, 'snoop.sock');
-  const proxySock = path.join(dir, 'proxy.sock');
-  const started: Program[] = [];
-  t.after(async () => {
-    for (const p of started) if (p.running) process.kill(p.pid, 'SIGCONT');
-    await Promise.all(started.map((p) => p.stop()));
-    cleanup();
-  });
-  const start = async (p: Program): Promise<Program> => {
-    started.push(p);
-    await p.listening();
-    return p;
-  };
-  const server = await start(new Program('dc_server', ['-listen', `UNIX:${serverSock}`]));
-  const snoop = await start(new Program('dc_snoop', ['-listen', `UNIX:${snoopSock}`, '-connect', `UNIX:${serverSock}`]));
-  const proxy = await start(new Program('dc_client', ['-listen', `UNIX:${proxySock}`, '-server', `UNIX:${snoopSock}`, '-loglevel', 'info']));
-  await proxy.waitUntil('the upstream connection', () => /upstream connected/.test(proxy.stderr));
+  const { server, snoop, proxySock } = await startChain(t, 'dc-chain-512-');
   const clients = await Promise.all(Array.from({ length: 20 }, () => CacheClient.connect({ path: proxySock })));
   t.after(() => clients.forEach((c) => c.destroy()));
   // Freeze the server: nothing is answered, so what dc_snoop sees pass is what is in flight.
