@@ -92,7 +92,7 @@ function reapAll(): void {
 }
 
 let listening = false;
-/** Installs the SIGCHLD listener; called before the first spawn, so no exit can precede it. */
+/** Installs the SIGCHLD listener: before each spawn in SIGCHLD mode, and by watch() on a fallback. */
 function listenForExits(): void {
   if (listening) return;
   process.on('SIGCHLD', reapAll);
@@ -169,13 +169,12 @@ const firstRead = Buffer.allocUnsafe(FIRST_READ);
 
 /** What the compiler wrote to `fd`: the first MAX_CAPTURE_BYTES, then a note of how much was dropped. */
 function captured(fd: number): Buffer {
-  const first = firstRead;
-  const n = readSync(fd, first, 0, FIRST_READ, 0);
-  if (n < FIRST_READ) return n === 0 ? Buffer.alloc(0) : Buffer.from(first.subarray(0, n));
+  const n = readSync(fd, firstRead, 0, FIRST_READ, 0);
+  if (n < FIRST_READ) return n === 0 ? Buffer.alloc(0) : Buffer.from(firstRead.subarray(0, n));
   const size = fstatSync(fd).size;
   const keep = Math.min(size, MAX_CAPTURE_BYTES);
   const bytes = Buffer.allocUnsafe(keep);
-  first.copy(bytes, 0, 0, Math.min(n, keep));
+  firstRead.copy(bytes, 0, 0, Math.min(n, keep));
   let got = Math.min(n, keep);
   while (got < keep) {
     const more = readSync(fd, bytes, got, keep - got, got);
