@@ -10,6 +10,11 @@
 // the child's exit (a pidfd on the event loop, or SIGCHLD on kernels before 5.3), the job
 // lifetime timer and the client's EOF are events, so a job costs no fixed second in --inetd or
 // --no-fork mode.
+//
+// A protocol-1 job on a socket is answered by the native exit handler itself (NativeAnswer): the
+// captures and the object are read and sent in C the moment the compiler is reaped, so the
+// client's wait after its compiler ends is a few syscalls, not a cold pass through this file,
+// job.ts and session.ts (~0.4 ms a job, measured by scheduler tracing).
 
 import { closeSync, constants as C, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
@@ -19,7 +24,8 @@ import { openRandom } from './temp_files';
 const native = require('distkit-spawn') as {
   spawn(file: string, argv: readonly string[], env: readonly string[], cwd: string, stdoutFd: number, stderrFd: number): number;
   reap(pid: number): number | undefined;
-  watch(pid: number, done: (status: number | Error) => void): boolean;
+  watch(pid: number, done: (status: number | Error, sent?: number, rest?: Buffer) => void, answer?: [number, number, number, number, string]): boolean;
+  forgo(pid: number): boolean;
 };
 
 /** Most bytes kept from the compiler's stdout or stderr; the rest is dropped with a note. */
@@ -43,6 +49,26 @@ export interface CompilerRun {
    * Without them runCompiler makes its own and closes them when the compiler is done.
    */
   readonly captures?: CaptureFiles;
+  /**
+   * Answer the client from the native exit handler (protocol 1 only, pidfd watching only): see
+   * NativeAnswer. The outcome is then 'answered' unless that path declined.
+   */
+  readonly answer?: NativeAnswer;
+}
+
+/**
+ * Where and how to answer the moment the compiler is reaped, before any JavaScript runs: the
+ * client's socket, and the object the compiler was told to write. The answer is exactly what
+ * encodeResponse makes of the captures and the object for protocol 1; anything unusual (a capture
+ * over 1 MiB, an object that cannot be read) is left to the caller, as is a job that timed out or
+ * whose client left.
+ */
+export interface NativeAnswer {
+  /** The client's socket; nothing may be queued on it. */
+  readonly socket: number;
+  /** The request's DIST, echoed in DONE: 0 or 1 (protocol 1, uncompressed). */
+  readonly version: number;
+  readonly object: string;
 }
 
 /** The two files a compiler's stdout and stderr go to. */
@@ -56,6 +82,10 @@ export interface CaptureFiles {
 export type CompilerOutcome =
   | { readonly kind: 'exited'; readonly status: number; readonly stdout: Buffer; readonly stderr: Buffer }
   | { readonly kind: 'timeout'; readonly stdout: Buffer; readonly stderr: Buffer }
+  /** Answered by the native exit handler; `rest` is what the socket did not take at once. */
+  | { readonly kind: 'answered'; readonly status: number; readonly rest?: Buffer }
+  /** The native exit handler's send failed: the client is gone. */
+  | { readonly kind: 'unanswered'; readonly status: number; readonly reason: string }
   | { readonly kind: 'aborted' }
   | { readonly kind: 'exec-failed'; readonly reason: string };
 
@@ -99,10 +129,12 @@ function listenForExits(): void {
   listening = true;
 }
 
-function watch(pid: number, done: (status: number | Error) => void): void {
+type ExitCallback = (status: number | Error, sent?: number, rest?: Buffer) => void;
+
+function watch(pid: number, done: ExitCallback, answer?: [number, number, number, number, string]): void {
   if (exitWatching === 'pidfd') {
     try {
-      if (native.watch(pid, done)) return;
+      if (native.watch(pid, done, answer)) return;
       exitWatching = 'sigchld'; // ENOSYS: a kernel before 5.3, for good
     } catch {
       // No pidfd for this one child (e.g. EMFILE): it goes the SIGCHLD way.
@@ -231,28 +263,29 @@ export function runCompiler(run: CompilerRun): Promise<CompilerOutcome> {
         // Already gone.
       }
     };
-    const onAbort = (): void => {
-      ending ??= 'aborted';
+    // A job that ends early is not answered by the exit handler: the caller decides.
+    const end = (why: 'timeout' | 'aborted'): void => {
+      ending ??= why;
+      if (run.answer !== undefined) native.forgo(pid);
       killGroup();
     };
-    const timer = run.lifetimeMs > 0
-      ? setTimeout(() => {
-          ending ??= 'timeout';
-          killGroup();
-        }, run.lifetimeMs)
-      : undefined;
+    const onAbort = (): void => end('aborted');
+    const timer = run.lifetimeMs > 0 ? setTimeout(() => end('timeout'), run.lifetimeMs) : undefined;
     run.signal?.addEventListener('abort', onAbort, { once: true });
-    watch(pid, (status) => {
+    const answer = run.answer === undefined ? undefined : [run.answer.socket, run.answer.version, outFd, errFd, run.answer.object] as [number, number, number, number, string];
+    watch(pid, (status, sent = 0, rest) => {
       if (timer !== undefined) clearTimeout(timer);
       run.signal?.removeEventListener('abort', onAbort);
       try {
         if (ending === 'aborted') resolve({ kind: 'aborted' });
         else if (status instanceof Error) resolve({ kind: 'exec-failed', reason: `lost the compiler's exit status: ${status.message}` });
         else if (ending === 'timeout') resolve({ kind: 'timeout', stdout: captured(outFd), stderr: captured(errFd) });
+        else if (sent > 0) resolve({ kind: 'answered', status, rest });
+        else if (sent < 0) resolve({ kind: 'unanswered', status, reason: `sending the answer failed: ${errnoNames.get(-sent) ?? `errno ${-sent}`}` });
         else resolve({ kind: 'exited', status, stdout: captured(outFd), stderr: captured(errFd) });
       } finally {
         release();
       }
-    });
+    }, answer);
   });
 }

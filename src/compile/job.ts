@@ -43,8 +43,10 @@ export interface JobSettings {
 
 export interface JobOutcome {
   readonly result: JobResult;
-  /** undefined: close without an answer (the client is gone). */
+  /** undefined: close without an answer (the client is gone), unless `answered`. */
   readonly response?: CompileResponse;
+  /** The answer already went out from the compiler's exit handler; `rest` is still to write. */
+  readonly answered?: { readonly rest?: Buffer };
   readonly status: number;
   /** distcc's own code for the summary line's ret: (0, or 101, 107, 110, 118 ...). */
   readonly ret: number;
@@ -118,6 +120,10 @@ export function outcomeOf(
   const answer = (status: number, stderr: Buffer, stdout: Buffer, object: Buffer = Buffer.alloc(0), depfile?: Buffer): CompileResponse =>
     ({ version: request.version, status, stderr, stdout, object, depfile });
   switch (run.kind) {
+    case 'answered':
+      return Promise.resolve({ ...base, result: run.status === 0 ? 'COMPILE_OK' : 'COMPILE_ERROR', status: run.status, ret: 0, answered: { rest: run.rest } });
+    case 'unanswered':
+      return Promise.resolve({ ...base, result: 'CLI_DISCONN', status: run.status, ret: EXIT.IO_ERROR, reason: run.reason });
     case 'aborted':
       return Promise.resolve({ ...base, result: 'CLI_DISCONN', status: EXIT.IO_ERROR << 8, ret: EXIT.IO_ERROR, reason: 'client disconnected while compiling' });
     case 'exec-failed': {
@@ -158,6 +164,11 @@ export interface JobOptions {
   readonly deferCleanup?: (cleanup: () => Promise<void>) => void;
   /** What prepareCompileJob already did with this request's command line (protocols 1 and 2). */
   readonly prepared?: Promise<PreparedCompile>;
+  /**
+   * The client's socket, when the session lets the compiler's exit handler answer there directly
+   * (protocol 1, nothing queued on the socket): see NativeAnswer.
+   */
+  readonly answerSocket?: number;
 }
 
 /** Runs `cleanup` now, or hands it to `options.deferCleanup`. */
@@ -252,7 +263,8 @@ export async function runCompileJob(request: CompileRequest, settings: JobSettin
     }
     prep.fill(source);
     const argv = rewriteArgs(scan, { input: prep.input, output: prep.output });
-    const run = await runCompiler({ argv, cwd: settings.tmpDir, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, captures: prep.captures });
+    const answer = options.answerSocket !== undefined && request.protocol === 1 ? { socket: options.answerSocket, version: request.version, object: prep.output } : undefined;
+    const run = await runCompiler({ argv, cwd: settings.tmpDir, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, captures: prep.captures, answer });
     return await outcomeOf(ctx, { run, compiler: argv[0]!, input: scan.input, readObject: async () => ({ object: readFileSync(prep.output) }) });
   } finally {
     for (const cleanup of mine) await cleanup();

@@ -8,6 +8,7 @@
 // answer, as the C server does, but the log says exactly why. The activation layer decides how
 // the bytes arrived; this file never knows.
 
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { describePeer, type Connection, type ConnectionHandler } from '../activation/connection';
 import type { Logger } from '../log/logger';
@@ -129,6 +130,17 @@ function writeAnswer(stream: Duplex, parts: Buffer[], timeoutMs: number): Promis
   });
 }
 
+/**
+ * The descriptor of a socket stream with nothing queued on it: the compiler's exit handler may
+ * answer there directly. Pipes (ssh, inetd's pipe mode) and anything else answer through the stream.
+ */
+function directSocket(stream: Duplex): number | undefined {
+  if (!(stream instanceof Socket) || stream.destroyed || stream.writableEnded || stream.writableLength !== 0) return undefined;
+  // The handle's fd is not public API but has been on TCP and Pipe handles since Node 0.x.
+  const fd = (stream as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
 export function summaryLine(peer: string, outcome: Pick<JobOutcome, 'result' | 'status' | 'ret' | 'compiler' | 'input'>, ms: number): string {
   const { status } = outcome;
   const exit = (status >> 8) & 0xff;
@@ -200,7 +212,7 @@ export async function serveCompileConnection(conn: Connection, service: CompileS
   stream.on('error', onGone);
   stream.on('close', onGone);
   stream.on('data', () => undefined); // keep reading so EOF is seen; stray bytes are dropped
-  const jobOptions = { signal: gone.signal, deferCleanup, prepared };
+  const jobOptions = { signal: gone.signal, deferCleanup, prepared, answerSocket: request.protocol === 1 ? directSocket(stream) : undefined };
   try {
     let release: () => void;
     try {
@@ -225,7 +237,17 @@ export async function serveCompileConnection(conn: Connection, service: CompileS
     } finally {
       release();
     }
-    if (outcome.response !== undefined && !gone.signal.aborted) {
+    if (outcome.answered !== undefined) {
+      // Sent when the compiler exited. The client may have read it and hung up already: that is
+      // success, unless part of the answer was still to be written.
+      const { rest } = outcome.answered;
+      if (rest !== undefined) {
+        const sent = !gone.signal.aborted && (await writeAnswer(stream, [rest], service.requestTimeoutMs ?? REQUEST_TIMEOUT_MS));
+        if (!sent) outcome = { ...outcome, result: 'CLI_DISCONN', ret: EXIT.IO_ERROR, reason: 'client disconnected before the answer was sent' };
+      } else if (!stream.destroyed && !stream.writableEnded) {
+        stream.end();
+      }
+    } else if (outcome.response !== undefined && !gone.signal.aborted) {
       const sent = await writeAnswer(stream, encodeResponse(outcome.response), service.requestTimeoutMs ?? REQUEST_TIMEOUT_MS);
       if (!sent) outcome = { ...outcome, result: 'CLI_DISCONN', ret: EXIT.IO_ERROR, reason: outcome.reason ?? 'client disconnected before the answer was sent' };
     } else if (gone.signal.aborted && outcome.result !== 'CLI_DISCONN') {

@@ -20,6 +20,18 @@
  *     failed. The exit reaches the event loop as a readable pidfd, on the loop's own thread:
  *     no signal handler, no wake-up pipe, no poll of every child. The watch keeps the loop
  *     alive while the child runs.
+ *   watch(pid, callback, answer) with answer = [socketFd, version, stdoutFd, stderrFd, objectPath]
+ *     The same, but first answers the distcc client on socketFd (if it is a socket), in C, the moment the compiler
+ *     is reaped: DONE STAT SERR SOUT DOTO (protocol 1: DIST 0 or 1, echoed in DONE), the bodies read from
+ *     the capture files and, on status 0, the object file. The exit-to-answer path is then a few
+ *     syscalls instead of a cold run through JavaScript. callback(status, sent, rest): sent 1 =
+ *     all of it written; 2 = the socket took only part, `rest` (a Buffer) is for the caller to
+ *     write; -errno = the send failed (the client is gone); 0 = not answered here (a capture
+ *     over 1 MiB, an object over 64 MiB or one that cannot be read): the caller answers as
+ *     before, from the same files, which this path has not changed; also when socketFd no
+ *     longer is the socket it was at watch time (closed, perhaps reused).
+ *   forgo(pid) -> whether an answer was pending: the caller is about to kill the child (timeout,
+ *     client gone) and will answer, or not, itself.
  *
  * Reaping is the caller's: libuv's SIGCHLD handler only waits for pids it spawned itself.
  */
@@ -33,8 +45,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -252,6 +266,16 @@ static napi_value Reap(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* What to send the client when the compiler exits (watch's third argument). */
+struct answer_plan {
+  int socket, version, stdout_fd, stderr_fd;
+  char *object;
+  /* The socket as fstat saw it when the plan was made: a descriptor closed since (the stream was
+     destroyed) and perhaps reused for another file must not get the answer. */
+  dev_t socket_dev;
+  ino_t socket_ino;
+};
+
 /* One child being watched: its pidfd under a libuv poll handle, and the JS callback. */
 struct exit_watch {
   uv_poll_t poll;
@@ -260,20 +284,148 @@ struct exit_watch {
   napi_async_context context;
   pid_t pid;
   int pidfd;
+  struct answer_plan *plan; /* NULL: the caller answers */
+  struct exit_watch *next;  /* in `planned`, while plan != NULL */
 };
+
+/* Watches with an answer pending, for forgo(); the loop's thread is the only one to touch it. */
+static struct exit_watch *planned;
+
+static void drop_plan(struct exit_watch *w) {
+  if (w->plan == NULL) return;
+  for (struct exit_watch **p = &planned; *p != NULL; p = &(*p)->next) {
+    if (*p == w) {
+      *p = w->next;
+      break;
+    }
+  }
+  free(w->plan->object);
+  free(w->plan);
+  w->plan = NULL;
+}
 
 static void watch_closed(uv_handle_t *handle) {
   struct exit_watch *w = handle->data;
+  drop_plan(w);
   close(w->pidfd);
   free(w);
 }
 
-/* Calls the JS callback with `arg` the way Node calls its own (microtasks run after it). */
-static void deliver(struct exit_watch *w, napi_value arg) {
+/* Larger captures and objects take the caller's path (it truncates captures past 16 MiB). */
+#define ANSWER_MAX_CAPTURE (1u << 20)
+#define ANSWER_MAX_OBJECT (64u << 20)
+
+/* The whole of `fd` from offset 0, if it holds at most `max` bytes: 0, or -1 to decline. */
+static int slurp(int fd, size_t max, char **out, size_t *length) {
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) return -1;
+  size_t size = (size_t)st.st_size;
+  char *buf = malloc(size > 0 ? size : 1);
+  if (buf == NULL) return -1;
+  size_t got = 0;
+  while (got < size) {
+    ssize_t n = pread(fd, buf + got, size - got, (off_t)got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break; /* shrank under us: send what is there, as a read to EOF would */
+    got += (size_t)n;
+  }
+  *out = buf;
+  *length = got;
+  return 0;
+}
+
+/*
+ * Sends the protocol-1 answer for `wstatus` (serve.c's order: DONE STAT SERR SOUT DOTO; DOTO is
+ * empty unless the compile succeeded). Returns 0 (declined, nothing sent), 1 (all sent), 2 (part
+ * sent, the rest in *rest) or -errno.
+ */
+static int send_answer(const struct answer_plan *plan, int wstatus, char **rest, size_t *rest_length) {
+  char *err = NULL, *out = NULL, *obj = NULL;
+  size_t err_len = 0, out_len = 0, obj_len = 0;
+  int result = 0;
+  struct stat sock;
+  if (fstat(plan->socket, &sock) != 0 || sock.st_dev != plan->socket_dev || sock.st_ino != plan->socket_ino) return 0;
+  if (slurp(plan->stderr_fd, ANSWER_MAX_CAPTURE, &err, &err_len) != 0 || slurp(plan->stdout_fd, ANSWER_MAX_CAPTURE, &out, &out_len) != 0) goto done;
+  if (wstatus == 0) {
+    int fd = open(plan->object, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) goto done; /* the caller reports why */
+    int r = slurp(fd, ANSWER_MAX_OBJECT, &obj, &obj_len);
+    close(fd);
+    if (r != 0) goto done;
+  }
+  /* Each header is a token and 8 lowercase hex digits, as dcc_x_token_int writes it. */
+  char heads[5][13];
+  snprintf(heads[0], sizeof heads[0], "DONE%08x", (unsigned)plan->version);
+  snprintf(heads[1], sizeof heads[1], "STAT%08x", (unsigned)wstatus);
+  snprintf(heads[2], sizeof heads[2], "SERR%08x", (unsigned)err_len);
+  snprintf(heads[3], sizeof heads[3], "SOUT%08x", (unsigned)out_len);
+  snprintf(heads[4], sizeof heads[4], "DOTO%08x", (unsigned)obj_len);
+  struct iovec iov[8] = {
+    {heads[0], 12}, {heads[1], 12}, {heads[2], 12}, {err, err_len}, {heads[3], 12}, {out, out_len}, {heads[4], 12}, {obj, obj_len},
+  };
+  struct iovec *v = iov;
+  int count = 8;
+  size_t sent_any = 0;
+  for (;;) {
+    while (count > 0 && v->iov_len == 0) {
+      v++;
+      count--;
+    }
+    if (count == 0) {
+      result = 1;
+      break;
+    }
+    struct msghdr msg = {.msg_iov = v, .msg_iovlen = (size_t)count};
+    ssize_t n = sendmsg(plan->socket, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      size_t left = 0;
+      for (int i = 0; i < count; i++) left += v[i].iov_len;
+      char *copy = malloc(left);
+      if (copy == NULL) {
+        result = -ENOMEM;
+        break;
+      }
+      size_t at = 0;
+      for (int i = 0; i < count; i++) {
+        memcpy(copy + at, v[i].iov_base, v[i].iov_len);
+        at += v[i].iov_len;
+      }
+      *rest = copy;
+      *rest_length = left;
+      result = 2;
+      break;
+    }
+    if (n < 0) {
+      /* Not a socket after all, before any byte went: the caller writes it its own way. */
+      result = sent_any == 0 && (errno == ENOTSOCK || errno == EBADF) ? 0 : -errno;
+      break;
+    }
+    sent_any += (size_t)n;
+    size_t k = (size_t)n;
+    while (count > 0 && k >= v->iov_len) {
+      k -= v->iov_len;
+      v++;
+      count--;
+    }
+    if (count > 0) {
+      v->iov_base = (char *)v->iov_base + k;
+      v->iov_len -= k;
+    }
+  }
+done:
+  free(err);
+  free(out);
+  free(obj);
+  return result;
+}
+
+/* Calls the JS callback with `args` the way Node calls its own (microtasks run after it). */
+static void deliver(struct exit_watch *w, size_t argc, napi_value *args) {
   napi_env env = w->env;
   napi_value callback, recv, ignored;
   if (napi_get_reference_value(env, w->callback, &callback) == napi_ok && napi_get_global(env, &recv) == napi_ok) {
-    if (napi_make_callback(env, w->context, recv, callback, 1, &arg, &ignored) == napi_pending_exception) {
+    if (napi_make_callback(env, w->context, recv, callback, argc, args, &ignored) == napi_pending_exception) {
       /* Thrown by the callback: hand it to 'uncaughtException' as Node does for its own callbacks. */
       napi_value error;
       if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
@@ -296,40 +448,104 @@ static void exited(uv_poll_t *poll, int status, int events) {
     if (got < 0) err = errno;
   }
   uv_poll_stop(poll);
+  int sent = 0;
+  char *rest = NULL;
+  size_t rest_length = 0;
+  if (err == 0 && w->plan != NULL) sent = send_answer(w->plan, wstatus, &rest, &rest_length);
+  drop_plan(w);
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) == napi_ok) {
-    napi_value arg;
+    napi_value args[3];
+    size_t argc = 1;
+    napi_value *arg = &args[0];
     if (err == 0) {
-      napi_create_int32(env, wstatus, &arg);
+      napi_create_int32(env, wstatus, arg);
+      napi_create_int32(env, sent, &args[1]);
+      argc = 2;
+      if (sent == 2) {
+        void *ignored;
+        if (napi_create_buffer_copy(env, rest_length, rest, &ignored, &args[2]) == napi_ok) argc = 3;
+        else napi_create_int32(env, -ENOMEM, &args[1]); /* no Buffer for the rest: count it as lost */
+      }
     } else {
       char text[96];
       snprintf(text, sizeof text, "waitpid %d: %s", (int)w->pid, strerror(err));
       napi_value message, number;
       napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
-      napi_create_error(env, NULL, message, &arg);
+      napi_create_error(env, NULL, message, arg);
       napi_create_int32(env, err, &number);
-      napi_set_named_property(env, arg, "errno", number);
+      napi_set_named_property(env, *arg, "errno", number);
     }
-    deliver(w, arg);
+    deliver(w, argc, args);
     napi_close_handle_scope(env, scope);
   }
+  free(rest);
   napi_async_destroy(env, w->context);
   napi_delete_reference(env, w->callback);
   uv_close((uv_handle_t *)poll, watch_closed);
 }
 
+/* watch's third argument as a plan; NULL with a pending exception if it is malformed. */
+static struct answer_plan *plan_arg(napi_env env, napi_value value) {
+  static const char usage[] = "answer must be [socketFd, version 0 or 1, stdoutFd, stderrFd, objectPath]";
+  bool is_array = false;
+  uint32_t count = 0;
+  napi_value item[5];
+  struct answer_plan *plan = calloc(1, sizeof *plan);
+  if (plan == NULL) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  if (napi_is_array(env, value, &is_array) != napi_ok || !is_array || napi_get_array_length(env, value, &count) != napi_ok || count != 5) goto bad;
+  for (uint32_t i = 0; i < 5; i++) {
+    if (napi_get_element(env, value, i, &item[i]) != napi_ok) goto bad;
+  }
+  if (!int_arg(env, item[0], &plan->socket) || !int_arg(env, item[1], &plan->version) || !int_arg(env, item[2], &plan->stdout_fd) ||
+      !int_arg(env, item[3], &plan->stderr_fd) || plan->socket < 0 || plan->version < 0 || plan->version > 1 || plan->stdout_fd < 0 || plan->stderr_fd < 0) {
+    goto bad;
+  }
+  if ((plan->object = string_arg(env, item[4], "objectPath")) == NULL) {
+    free(plan);
+    return NULL;
+  }
+  return plan;
+bad:
+  free(plan);
+  napi_throw_type_error(env, NULL, usage);
+  return NULL;
+}
+
 static napi_value Watch(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value args[2];
+  size_t argc = 3;
+  napi_value args[3];
   CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
   int32_t pid;
-  napi_valuetype type = napi_undefined;
-  if (argc != 2 || !int_arg(env, args[0], &pid) || pid <= 0 || napi_typeof(env, args[1], &type) != napi_ok || type != napi_function) {
-    napi_throw_type_error(env, NULL, "watch(pid, callback) needs a positive pid and a function");
+  napi_valuetype type = napi_undefined, answer_type = napi_undefined;
+  if (argc < 2 || argc > 3 || !int_arg(env, args[0], &pid) || pid <= 0 || napi_typeof(env, args[1], &type) != napi_ok || type != napi_function) {
+    napi_throw_type_error(env, NULL, "watch(pid, callback[, answer]) needs a positive pid and a function");
     return NULL;
+  }
+  if (argc == 3) CHECK(napi_typeof(env, args[2], &answer_type));
+  struct answer_plan *plan = NULL;
+  if (answer_type != napi_undefined && (plan = plan_arg(env, args[2])) == NULL) return NULL;
+  struct stat sock;
+  if (plan != NULL && (fstat(plan->socket, &sock) != 0 || !S_ISSOCK(sock.st_mode))) {
+    /* A pipe (ssh, inetd's pipe mode) or a closed descriptor: the caller answers. */
+    free(plan->object);
+    free(plan);
+    plan = NULL;
+  } else if (plan != NULL) {
+    plan->socket_dev = sock.st_dev;
+    plan->socket_ino = sock.st_ino;
   }
   napi_value result;
   int pidfd = pidfd_open(pid, 0);
+  if (pidfd < 0 && plan != NULL) {
+    int saved = errno;
+    free(plan->object);
+    free(plan);
+    errno = saved;
+  }
   if (pidfd < 0) {
     if (errno == ENOSYS) {
       CHECK(napi_get_boolean(env, false, &result));
@@ -345,6 +561,10 @@ static napi_value Watch(napi_env env, napi_callback_info info) {
   if (w == NULL || napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init(loop, &w->poll, pidfd) != 0) {
     free(w);
     close(pidfd);
+    if (plan != NULL) {
+      free(plan->object);
+      free(plan);
+    }
     napi_throw_error(env, NULL, "cannot watch the child's pidfd");
     return NULL;
   }
@@ -352,6 +572,11 @@ static napi_value Watch(napi_env env, napi_callback_info info) {
   w->env = env;
   w->pid = pid;
   w->pidfd = pidfd;
+  if (plan != NULL) {
+    w->plan = plan;
+    w->next = planned;
+    planned = w;
+  }
   if (napi_create_reference(env, args[1], 1, &w->callback) != napi_ok ||
       napi_create_string_utf8(env, "distkit-exit", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_async_init(env, NULL, name, &w->context) != napi_ok ||
@@ -365,6 +590,28 @@ static napi_value Watch(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value Forgo(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value args[1];
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  int32_t pid;
+  if (argc != 1 || !int_arg(env, args[0], &pid) || pid <= 0) {
+    napi_throw_type_error(env, NULL, "forgo(pid) needs a positive pid");
+    return NULL;
+  }
+  bool found = false;
+  for (struct exit_watch *w = planned; w != NULL; w = w->next) {
+    if (w->pid == pid) {
+      drop_plan(w);
+      found = true;
+      break;
+    }
+  }
+  napi_value result;
+  CHECK(napi_get_boolean(env, found, &result));
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   if (napi_create_function(env, "spawn", NAPI_AUTO_LENGTH, Spawn, NULL, &fn) != napi_ok ||
@@ -372,7 +619,9 @@ NAPI_MODULE_INIT() {
       napi_create_function(env, "reap", NAPI_AUTO_LENGTH, Reap, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "reap", fn) != napi_ok ||
       napi_create_function(env, "watch", NAPI_AUTO_LENGTH, Watch, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "watch", fn) != napi_ok) {
+      napi_set_named_property(env, exports, "watch", fn) != napi_ok ||
+      napi_create_function(env, "forgo", NAPI_AUTO_LENGTH, Forgo, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "forgo", fn) != napi_ok) {
     return NULL;
   }
   return exports;
