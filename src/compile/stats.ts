@@ -55,8 +55,13 @@ export class DistccStats {
   readonly #now: () => number;
   readonly #counters: Record<JobResult, number>;
   #longest = { ms: -1, file: 'none', compiler: 'none' };
-  /** COMPILE_OK intervals from the last two minutes, for the average number of busy kids. */
+  /**
+   * COMPILE_OK intervals from the last two minutes, for the average number of busy kids, in the
+   * order they were recorded; those before #head have expired (dropped in batches: a busy server
+   * records thousands a minute, and filtering them all on every job made each job cost more).
+   */
   #intervals: Array<{ start: number; stop: number }> = [];
+  #head = 0;
   #kidSamples: number[] = []; // newest last, at most 15 one-minute samples
   #lastKidSample: number | undefined;
   #compileSlots: Array<{ slot: number; count: number }> = [];
@@ -78,8 +83,13 @@ export class DistccStats {
     const ms = Math.max(0, Math.round(job.stopMs - job.startMs));
     if (ms > this.#longest.ms) this.#longest = { ms, file: pageSafe(job.file), compiler: pageSafe(job.compiler) };
     this.#intervals.push({ start: job.startMs, stop: job.stopMs });
-    this.#intervals = this.#intervals.filter((i) => i.stop >= now - 2 * MINUTE);
-    if (this.#intervals.length > MAX_INTERVALS) this.#intervals.splice(0, this.#intervals.length - MAX_INTERVALS);
+    const cutoff = now - 2 * MINUTE;
+    while (this.#head < this.#intervals.length && this.#intervals[this.#head]!.stop < cutoff) this.#head++;
+    this.#head = Math.max(this.#head, this.#intervals.length - MAX_INTERVALS);
+    if (this.#head > 1024 && this.#head * 2 > this.#intervals.length) {
+      this.#intervals = this.#intervals.slice(this.#head);
+      this.#head = 0;
+    }
   }
 
   snapshot(): StatsSnapshot {
@@ -123,7 +133,10 @@ export class DistccStats {
       let total = 0;
       for (let t = 60; t < 120; t++) {
         const point = at - t * 1000;
-        for (const i of this.#intervals) if (i.start <= point && i.stop >= point) total++;
+        for (let k = this.#head; k < this.#intervals.length; k++) {
+          const i = this.#intervals[k]!;
+          if (i.start <= point && i.stop >= point) total++;
+        }
       }
       this.#kidSamples.push(Math.floor(total / 60));
       if (this.#kidSamples.length > 15) this.#kidSamples.shift();

@@ -81,6 +81,23 @@ test('DistccStats ages compiles out of the 1, 5 and 15 minute windows when time 
   assert.deepEqual(stats.snapshot().numCompiles, [0, 0, 0]);
 });
 
+test('DistccStats forgets expired compiles in batches without miscounting busy kids', () => {
+  const c = clock();
+  const stats = new DistccStats({ maxKids: 4, now: c.now });
+  stats.snapshot();
+  // 3000 one-second jobs, one every 20 ms (a busy farm): more than a batch of expired ones.
+  for (let i = 0; i < 3000; i++) {
+    c.advance(20);
+    stats.record('COMPILE_OK', { compiler: 'gcc', file: 'f.c', startMs: c.now() - 1000, stopMs: c.now() });
+  }
+  c.advance(3 * 60_000); // every one of them is now older than two minutes
+  const start = c.now();
+  c.advance(60_000);
+  for (let i = 0; i < 2; i++) stats.record('COMPILE_OK', { compiler: 'gcc', file: 'g.c', startMs: start, stopMs: c.now() });
+  c.advance(60_000);
+  assert.equal(stats.snapshot().avgKids[0], 2, 'only the two jobs that ran a minute ago count');
+});
+
 test('DistccStats averages busy kids a minute late when compiles overlap', () => {
   const c = clock();
   const stats = new DistccStats({ maxKids: 4, now: c.now });
