@@ -24,6 +24,12 @@ import { DEFAULT_LIMITS, type WireLimits } from './wire/tokens';
 /** C: dcc_io_timeout. The client may be slow preprocessing or reading, but not forever. */
 export const REQUEST_TIMEOUT_MS = 300_000;
 
+/**
+ * Why a job's signal aborts. A reason given up front spares abort() its default: a DOMException
+ * with a captured stack trace, built on every job (clients hang up after every answer).
+ */
+const CLIENT_GONE = Object.freeze(new Error('the client closed the connection'));
+
 /** How long temp-file removal waits, after the answer, for the client to close its end. */
 export const HANGUP_WAIT_MS = 1000;
 
@@ -207,7 +213,7 @@ export async function serveCompileConnection(conn: Connection, service: CompileS
 
   // From here on the client only waits: EOF or an error means it gave up (CLI_DISCONN).
   const gone = new AbortController();
-  const onGone = (): void => gone.abort();
+  const onGone = (): void => gone.abort(CLIENT_GONE);
   stream.on('end', onGone);
   stream.on('error', onGone);
   stream.on('close', onGone);
