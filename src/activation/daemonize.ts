@@ -3,7 +3,6 @@
 // reports "ready" (or the error) on that pipe; the starting process exits 0 only after "ready",
 // so `distccd --daemon && distcc ...` never races the bind.
 
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { DistkitError } from '../errors';
@@ -53,6 +52,8 @@ function writeReport(fd: number, report: object): void {
  * addresses, or throws the daemon's own error.
  */
 export async function spawnDetached(): Promise<DetachedReport> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use: inetd mode starts a process per job
+  const { spawn } = require('node:child_process') as typeof import('node:child_process');
   const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', 'pipe'],

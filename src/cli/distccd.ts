@@ -7,7 +7,6 @@
 
 import fs from 'node:fs';
 import os from 'node:os';
-import { spawn, spawnSync } from 'node:child_process';
 import { detectMode, runService, servesManyConnections, type ConnectionHandler, type ListenSpec } from '../activation/index';
 import { createLogger, type RootLogger } from '../log/index';
 import { configureLogging } from '../log/configure';
@@ -47,6 +46,8 @@ function listenSpecs(config: DistccdConfig): ListenSpec[] {
 
 /** --zeroconf: publish _distcc._tcp through avahi-publish while we run. */
 function startZeroconf(config: DistccdConfig, log: RootLogger): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use: inetd mode starts a process per job
+  const { spawn, spawnSync } = require('node:child_process') as typeof import('node:child_process');
   const found = spawnSync('sh', ['-c', 'command -v avahi-publish'], { encoding: 'utf8' });
   if (found.status !== 0) {
     throw new DistkitError('no-zeroconf', '--zeroconf needs avahi-publish (apt-get install avahi-utils) and a running avahi-daemon', { exitCode: EXIT_BAD_ARGUMENTS });

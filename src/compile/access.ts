@@ -12,7 +12,6 @@
 // Bad specs throw DistkitError 'bad-allow' (the CLI exits 101, as distccd does).
 
 import net from 'node:net';
-import dns from 'node:dns';
 import { DistkitError } from '../errors';
 
 export const PRIVATE_NETWORKS: readonly string[] = [
@@ -30,7 +29,11 @@ export interface AllowRule {
 
 export type LookupAll = (host: string) => Promise<ReadonlyArray<{ address: string; family: number }>>;
 
-const defaultLookup: LookupAll = (host) => dns.promises.lookup(host, { all: true, verbatim: true });
+const defaultLookup: LookupAll = (host) => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use: inetd mode starts a process per job
+  const dns = require('node:dns') as typeof import('node:dns');
+  return dns.promises.lookup(host, { all: true, verbatim: true });
+};
 
 function badAllow(spec: string, why: string): DistkitError {
   return new DistkitError('bad-allow', `Bad --allow "${spec}": ${why}; use IP[/BITS] (e.g. 10.0.0.0/8, fd00::/8) or a resolvable host name`, { exitCode: 101 });

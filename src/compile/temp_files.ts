@@ -6,7 +6,6 @@
 // Files are made with synchronous calls: a create is three syscalls on a page-cache file, cheaper
 // than three thread-pool round trips on the job's critical path.
 
-import { randomFillSync } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { closeSync, constants as C, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
@@ -21,6 +20,8 @@ let poolAt = pool.length;
 
 function randomStem(): string {
   if (poolAt + 6 > pool.length) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use: inetd mode starts a process per job
+    const { randomFillSync } = require('node:crypto') as typeof import('node:crypto');
     randomFillSync(pool);
     poolAt = 0;
   }
