@@ -54,6 +54,53 @@ export function writeAll(fd: number, data: Uint8Array): void {
   for (let at = 0; at < data.byteLength; ) at += writeSync(fd, data, at, data.byteLength - at);
 }
 
+/**
+ * How often TMPDIR is listed for side files at most. A listing costs in proportion to everything
+ * in the directory (a shared /tmp can hold thousands of entries), so one listing serves every job
+ * that finished since the last: the first job after a quiet spell is swept at once, the others
+ * wait for the next listing, at most this long.
+ */
+export const SWEEP_INTERVAL_MS = 200;
+
+interface SweepWaiter {
+  readonly prefixes: readonly string[];
+  readonly resolve: (files: string[]) => void;
+}
+
+const sweeps = new Map<string, SweepWaiter[]>(); // directory -> jobs waiting for its next listing
+let sweepTimer: NodeJS.Timeout | undefined;
+let sweeping = false;
+let lastSweep = -Infinity;
+
+/** The files in `dir` whose names start with one of `prefixes`, from a listing made after this call. */
+function sideFiles(dir: string, prefixes: readonly string[]): Promise<string[]> {
+  return new Promise((resolve) => {
+    const waiting = sweeps.get(dir);
+    if (waiting === undefined) sweeps.set(dir, [{ prefixes, resolve }]);
+    else waiting.push({ prefixes, resolve });
+    scheduleSweep();
+  });
+}
+
+function scheduleSweep(): void {
+  if (sweepTimer !== undefined || sweeping) return; // a listing in flight schedules the next
+  sweepTimer = setTimeout(() => void sweep(), Math.max(0, lastSweep + SWEEP_INTERVAL_MS - Date.now()));
+}
+
+async function sweep(): Promise<void> {
+  sweepTimer = undefined;
+  sweeping = true;
+  lastSweep = Date.now();
+  const batch = [...sweeps];
+  sweeps.clear();
+  await Promise.all(batch.map(async ([dir, waiters]) => {
+    const names = await fs.readdir(dir).catch(() => [] as string[]);
+    for (const w of waiters) w.resolve(names.filter((n) => w.prefixes.some((p) => n.startsWith(p))).map((n) => path.join(dir, n)));
+  }));
+  sweeping = false;
+  if (sweeps.size > 0) scheduleSweep();
+}
+
 export class TempFiles {
   readonly #dir: string;
   readonly #keep: boolean;
@@ -109,9 +156,10 @@ export class TempFiles {
    * Removes every file made (a missing one is fine) and every file the compiler put beside them
    * under the same stem (`distccd_<random>.*`: -save-temps .s, -gsplit-dwarf .dwo,
    * -fstack-usage .su, -fcallgraph-info .ci ...; the live fuzzer found them left in TMPDIR).
-   * The directory is listed once and the files unlinked together, all off the event loop: on a
-   * filesystem mounted with `discard` an unlink that frees blocks waits for the device (0.2 ms
-   * a file measured here), which must not hold up every other job the loop serves. Keeps
+   * The files made are unlinked at once, the side files after the next listing of the directory
+   * (shared between jobs: SWEEP_INTERVAL_MS). Unlinks and listings run off the event loop: on a
+   * filesystem mounted with `discard` an unlink that frees blocks waits for the device (0.2 ms a
+   * file measured here), which must not hold up every other job the loop serves. Keeps
    * everything with DISTCC_SAVE_TEMPS=1.
    */
   async removeAll(): Promise<void> {
@@ -126,17 +174,17 @@ export class TempFiles {
         stems.get(dir)!.add(base.slice(0, dot + 1));
       }
     }
-    const doomed = new Set(this.#made);
-    for (const [dir, prefixes] of stems) {
-      const names = await fs.readdir(dir).catch(() => [] as string[]);
-      for (const name of names) if ([...prefixes].some((p) => name.startsWith(p))) doomed.add(path.join(dir, name));
-    }
+    const made = new Set(this.#made);
     const dirs: string[] = [];
     let failure: unknown;
-    await Promise.all([...doomed].map((f) => fs.unlink(f).catch((error: NodeJS.ErrnoException) => {
+    const unlinkAll = (files: Iterable<string>): Promise<unknown> => Promise.all([...files].map((f) => fs.unlink(f).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'EISDIR' || error.code === 'EPERM') dirs.push(f); // a directory the compiler made (EPERM on some kernels)
       else if (error.code !== 'ENOENT') failure ??= error; // keep removing the rest, then say so
     })));
+    await Promise.all([
+      unlinkAll(made),
+      ...[...stems].map(async ([dir, prefixes]) => unlinkAll((await sideFiles(dir, [...prefixes])).filter((f) => !made.has(f)))),
+    ]);
     await Promise.all(dirs.map((d) => fs.rm(d, { force: true, recursive: true })));
     if (failure !== undefined) throw failure;
   }

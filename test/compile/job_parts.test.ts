@@ -8,7 +8,9 @@ import { compilerEnvironment, serrLine } from '../../src/compile/job';
 import { JobSlots } from '../../src/compile/job_slots';
 import { MAX_CAPTURE_BYTES, runCompiler, setExitWatching } from '../../src/compile/compiler_process';
 import { summaryLine } from '../../src/compile/session';
-import { TempFiles } from '../../src/compile/temp_files';
+import { SWEEP_INTERVAL_MS, TempFiles } from '../../src/compile/temp_files';
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- the module object itself, to count readdir calls
+const fsPromisesModule = require('node:fs/promises') as { readdir: typeof fs.readdir };
 
 test('compilerEnvironment takes PATH from DISTCCD_PATH and increments _DISTCC_SAFEGUARD', () => {
   const env = compilerEnvironment({ PATH: '/usr/lib/distcc:/usr/bin:/bin', DISTCCD_PATH: '/opt/cc/bin', _DISTCC_SAFEGUARD: '1', HOME: '/h' }, ['/usr/lib/distcc']);
@@ -90,6 +92,32 @@ test('TempFiles creates private files that cannot be pre-created and removes the
   kept.create('.ii');
   await kept.removeAll();
   assert.equal((await fs.readdir(dir)).length, 1, 'DISTCC_SAVE_TEMPS=1 keeps them');
+});
+
+test('TempFiles finds side files of jobs that end together with one listing of the directory', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-sweep-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const jobs = Array.from({ length: 12 }, () => new TempFiles(dir));
+  for (const temps of jobs) {
+    const input = temps.create('.i');
+    await fs.writeFile(input.replace(/\.i$/, '.su'), 'f 16 static\n'); // what -fstack-usage leaves
+  }
+  const other = path.join(dir, 'not-ours.txt');
+  await fs.writeFile(other, '');
+  const listings: string[] = [];
+  const readdir = fsPromisesModule.readdir;
+  t.after(() => { fsPromisesModule.readdir = readdir; });
+  fsPromisesModule.readdir = ((p: string, ...rest: unknown[]) => {
+    listings.push(p);
+    return (readdir as (...a: unknown[]) => Promise<string[]>)(p, ...rest);
+  }) as typeof readdir;
+  const first = Date.now();
+  await Promise.all(jobs.slice(0, 6).map((temps) => temps.removeAll()));
+  assert.equal(listings.length, 1, 'six jobs ending together: one listing');
+  await Promise.all(jobs.slice(6).map((temps) => temps.removeAll()));
+  assert.equal(listings.length, 2);
+  assert.ok(Date.now() - first >= SWEEP_INTERVAL_MS - 5, 'the next listing waits out the interval');
+  assert.deepEqual(await fs.readdir(dir), ['not-ours.txt']);
 });
 
 test('runCompiler captures output and status, reports exec failures and kills on timeout', async () => {
