@@ -178,6 +178,7 @@ function becomeUser(options: ServiceOptions): void {
     const account = dropPrivileges(options.user);
     options.log.notice('privileges dropped', { user: account.name, uid: account.uid, gid: account.gid });
   }
+  options.afterPrivileges?.();
   if (options.nice !== undefined && options.nice !== 0) {
     options.log.info('nice', { value: addNiceness(options.nice) });
   }

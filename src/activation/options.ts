@@ -32,6 +32,11 @@ export interface ServiceOptions {
   readonly detach: boolean;
   readonly pidFile?: string;
   readonly user?: string;
+  /**
+   * Runs once privileges are dropped, before anything is served: checks that need the final
+   * identity (can it write TMPDIR?). A throw stops the start as a failed bind would.
+   */
+  readonly afterPrivileges?: () => void;
   readonly nice?: number;
   /** At most this many connections served at once; the rest wait, none is refused. 0 = no limit. */
   readonly maxConnections: number;

@@ -11,6 +11,7 @@ import { detectMode, runService, servesManyConnections, type ConnectionHandler, 
 import { createLogger, type RootLogger } from '../log/index';
 import { configureLogging } from '../log/configure';
 import { DistkitError } from '../errors';
+import { resolveUser } from '../activation/privileges';
 import { buildAccessList, type AccessList } from '../compile/access';
 import { commandListFromEnv, readCommandList, type CompilerPolicy } from '../compile/allowlist';
 import { compilerEnvironment, type JobSettings } from '../compile/job';
@@ -35,6 +36,23 @@ function tmpDirOf(env: NodeJS.ProcessEnv): string {
     throw new DistkitError('bad-tmpdir', `TMPDIR ${dir} is not a writable directory (${(error as NodeJS.ErrnoException).code}): set TMPDIR to one`, { exitCode: EXIT_BAD_ARGUMENTS });
   }
   return dir;
+}
+
+/**
+ * Who a root start without --user becomes. C distccd never runs compilers as root: it takes the
+ * distcc account, else nobody. distccd (the account this package's units and sysusers entry
+ * make) comes second. `--user root` is the only way to stay root, and it is logged as such.
+ */
+function defaultUser(): string | undefined {
+  if (process.getuid?.() !== 0 && process.geteuid?.() !== 0) return undefined;
+  for (const name of ['distcc', 'distccd', 'nobody']) {
+    try {
+      return resolveUser(name).name;
+    } catch {
+      // No such account here: try the next.
+    }
+  }
+  throw new DistkitError('no-user', 'Started as root, and there is no distcc, distccd or nobody account to run as: pass --user');
 }
 
 function listenSpecs(config: DistccdConfig): ListenSpec[] {
@@ -141,7 +159,9 @@ async function main(argv: readonly string[]): Promise<number> {
       listen: listenSpecs(config),
       detach: config.detach,
       pidFile: config.pidFile,
-      user: config.user,
+      user: config.user ?? defaultUser(),
+      // TMPDIR was checked as the user we started as; compilers need it as the one we run as.
+      afterPrivileges: () => void tmpDirOf(process.env),
       nice: config.nice,
       // --jobs bounds the compilers (JobSlots); this bounds the requests being read or waiting
       // (each may hold a DOTI in memory). Further connections wait in the pool, none is refused.
@@ -156,10 +176,9 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     throw error;
   }
-  if (config.user === undefined && process.getuid?.() === 0 && process.geteuid?.() === 0) {
-    // C distccd would drop to distcc or nobody here; we keep the identity we were given (the
-    // units, init script and inetd line all name distccd), but say plainly what it means.
-    log.warning('running as root without --user: compilers run as root for every allowed client; pass --user distccd');
+  if (process.getuid?.() === 0 || process.geteuid?.() === 0) {
+    // Only an explicit --user root gets here (dropping to anyone else is checked to stick).
+    log.warning('running as root (--user root): compilers run as root for every allowed client');
   }
   log.notice('ready', { jobs: config.jobs, tmpdir: tmpDir, compilers: config.insecure ? 'any (--enable-tcp-insecure)' : commandList !== undefined ? `DISTCC_CMDLIST ${commandList.file}` : config.compilerDir });
   // SIGTERM (drain), SIGHUP (reopen logs) and --lifetime are the activation layer's.

@@ -12,6 +12,13 @@ export { freePort };
 
 export const DISTCCD = path.resolve(__dirname, '../../src/cli/distccd.js');
 
+/**
+ * Started by root, distccd becomes distcc, distccd or nobody unless told otherwise, as C distccd
+ * does; these tests keep their trees private (0700), so as root they say --user root. The drop
+ * itself is tested in distccd_privileges.test.ts.
+ */
+export const KEEP_ROOT: readonly string[] = process.getuid?.() === 0 ? ['--user', 'root'] : [];
+
 /** The compiler names Debian's update-distcc-symlinks would link to distcc. */
 export const MASQUERADE_NAMES = ['gcc', 'cc', 'g++', 'c++', 'x86_64-linux-gnu-gcc', 'x86_64-linux-gnu-g++', 'true', 'false'];
 
@@ -51,13 +58,15 @@ export interface StartOptions {
   readonly wrapper?: readonly string[];
   /** Listen address (default 127.0.0.1). */
   readonly listen?: string;
+  /** false: leave out the --user root a root test run adds (KEEP_ROOT). */
+  readonly keepRoot?: boolean;
 }
 
 export async function startDistccd(t: { after: (fn: () => Promise<unknown>) => void }, options: StartOptions): Promise<RunningDistccd> {
   const port = await freePort();
   const args = [
     DISTCCD, '--daemon', '--no-detach', '--listen', options.listen ?? '127.0.0.1', '--port', String(port), '--log-stderr', '--log-level', 'debug',
-    '--compiler-dir', options.compilerDir, ...(options.noAllow === true ? [] : ['--allow', '127.0.0.1']), ...(options.args ?? []),
+    '--compiler-dir', options.compilerDir, ...(options.noAllow === true ? [] : ['--allow', '127.0.0.1']), ...(options.keepRoot === false ? [] : KEEP_ROOT), ...(options.args ?? []),
   ];
   const [command, ...rest] = [...(options.wrapper ?? []), process.execPath, ...args];
   const child = spawn(command!, rest, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'ignore', 'pipe'] });

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { DISTCCD, freePort, makeMasqueradeDir, startDistccd, tempDir } from '../support/distccd_harness';
+import { DISTCCD, freePort, KEEP_ROOT, makeMasqueradeDir, startDistccd, tempDir } from '../support/distccd_harness';
 import { encodeRequest, sendRaw } from '../support/raw_distcc_client';
 
 const SOURCE = 'int f(int x) { return x + 1; }\n';
@@ -47,7 +47,7 @@ test('distccd --daemon detaches once listening and keeps the serving pid in --pi
   const logFile = path.join(dir, 'distccd.log');
   const port = await freePort();
   const starter = spawn(process.execPath, [DISTCCD, '--daemon', '--listen', '127.0.0.1', '-p', String(port), '--allow', '127.0.0.1',
-    '--pid-file', pidFile, '--log-file', logFile, '--compiler-dir', masq], { stdio: 'ignore' });
+    '--pid-file', pidFile, '--log-file', logFile, '--compiler-dir', masq, ...KEEP_ROOT], { stdio: 'ignore' });
   const code = await new Promise((r) => starter.once('exit', r));
   assert.equal(code, 0, 'exit 0 means listening');
   const pid = Number((await fs.readFile(pidFile, 'utf8')).trim());

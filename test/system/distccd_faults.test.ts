@@ -216,13 +216,3 @@ test('distccd answers every compile in flight and exits 0 when it gets SIGTERM',
   for (const a of got) assert.equal(a.kind === 'answer' && a.response.status === 0 && a.response.object.subarray(0, 4).toString('latin1'), '\x7fELF');
   assert.equal(await d.exited, 0);
 });
-
-test('distccd warns that compilers run as root when root starts it without --user', async (t) => {
-  if (process.getuid?.() !== 0) {
-    t.skip('needs root');
-    return;
-  }
-  const masq = await makeMasqueradeDir(path.join(await tempDir(t, 'distkit-asroot-'), 'masq'));
-  const d = await startDistccd(t, { compilerDir: masq });
-  await d.waitFor(/warning: running as root without --user: compilers run as root for every allowed client; pass --user distccd/);
-});

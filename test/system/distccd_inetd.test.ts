@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { clientEnv, DISTCCD, makeMasqueradeDir, run, tempDir } from '../support/distccd_harness';
+import { clientEnv, DISTCCD, KEEP_ROOT, makeMasqueradeDir, run, tempDir } from '../support/distccd_harness';
 import { encodeRequest, sendRaw, type RawAnswer } from '../support/raw_distcc_client';
 import { settledListing } from '../support/settled_listing';
 
@@ -23,7 +23,7 @@ for (const [protocol, suffix] of [[1, ''], [2, ',lzo']] as const) {
     await fs.mkdir(tmp);
     // ssh <host> distccd --inetd: the "ssh" runs our distccd locally on the same two pipes.
     const ssh = path.join(dir, 'fake-ssh');
-    await fs.writeFile(ssh, `#!/bin/sh\nTMPDIR='${tmp}' exec '${process.execPath}' '${DISTCCD}' --inetd --compiler-dir '${masq}' --log-file '${log}' --log-level debug\n`, { mode: 0o755 });
+    await fs.writeFile(ssh, `#!/bin/sh\nTMPDIR='${tmp}' exec '${process.execPath}' '${DISTCCD}' --inetd --compiler-dir '${masq}' --log-file '${log}' --log-level debug ${KEEP_ROOT.join(' ')}\n`, { mode: 0o755 });
     await fs.writeFile(path.join(dir, 't.c'), '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n');
     const env = clientEnv(dir, `@localhost/4${suffix}`, { DISTCC_SSH: ssh });
     for (const out of ['a.o', 'b.o']) {
@@ -50,7 +50,7 @@ async function inetdOnce(t: Parameters<typeof tempDir>[0], args: string[], reque
   t.after(() => new Promise<void>((r) => server.close(() => r())));
   const exited = new Promise<number | null>((resolve) => {
     server.once('connection', (socket) => {
-      const child = spawn(process.execPath, [DISTCCD, '--compiler-dir', masq, '--log-file', logFile, '--log-level', 'debug', ...args], { stdio: [socket, socket, 'ignore'] });
+      const child = spawn(process.execPath, [DISTCCD, '--compiler-dir', masq, '--log-file', logFile, '--log-level', 'debug', ...KEEP_ROOT, ...args], { stdio: [socket, socket, 'ignore'] });
       socket.destroy(); // the child holds its own copies, as after inetd's fork
       child.once('exit', (code) => resolve(code));
     });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { clientEnv, DISTCCD, freePort, makeMasqueradeDir, run, startDistccd, tempDir, type RunningDistccd } from '../support/distccd_harness';
+import { clientEnv, DISTCCD, freePort, KEEP_ROOT, makeMasqueradeDir, run, startDistccd, tempDir, type RunningDistccd } from '../support/distccd_harness';
 import { encodeRequest, sendRaw, type RawAnswer } from '../support/raw_distcc_client';
 import { REQUEST_P1 } from '../support/distcc_golden';
 import { encodeInteger, encodeBody } from '../../src/compile/wire/tokens';
@@ -150,7 +150,7 @@ test('distccd refuses to start without its masquerade directory (exit 110) unles
   const dir = await tempDir(t, 'distkit-insecure-');
   const port = await freePort();
   const child = spawn(process.execPath, [DISTCCD, '--daemon', '--no-detach', '--listen', '127.0.0.1', '-p', String(port), '--allow', '127.0.0.1',
-    '--compiler-dir', path.join(dir, 'no-such-dir'), '--log-stderr'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    '--compiler-dir', path.join(dir, 'no-such-dir'), '--log-stderr', ...KEEP_ROOT], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   assert.equal(await new Promise((r) => child.once('exit', r)), 110);

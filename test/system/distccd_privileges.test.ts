@@ -1,0 +1,73 @@
+// Started by root, C distccd never keeps root (dcc_discard_root): it becomes --user, else the
+// distcc account, else nobody. Ours does the same (with distccd, the account our packaging
+// makes, tried after distcc), says so in the log, and checks TMPDIR as the user it became.
+// Only `--user root` keeps root, with a warning. Needs root.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import * as posix from 'posix';
+import { DISTCCD, freePort, makeMasqueradeDir, startDistccd, tempDir } from '../support/distccd_harness';
+import { encodeRequest, sendRaw } from '../support/raw_distcc_client';
+
+const isRoot = process.getuid?.() === 0;
+
+/** The account a root start without --user must become: the first of distcc, distccd, nobody. */
+function expectedAccount(): { name: string; uid: number } {
+  for (const name of ['distcc', 'distccd', 'nobody']) {
+    try {
+      const pw = posix.getpwnam(name);
+      return { name: pw.name, uid: pw.uid };
+    } catch {
+      // not here
+    }
+  }
+  throw new Error('no distcc, distccd or nobody account on this machine');
+}
+
+/** A tree the dropped user can read, with a TMPDIR it can write (sticky, as /tmp). */
+async function openTree(t: Parameters<typeof tempDir>[0]): Promise<{ masq: string; tmp: string; root: string }> {
+  const root = await tempDir(t, 'distkit-drop-');
+  await fs.chmod(root, 0o755);
+  const masq = await makeMasqueradeDir(path.join(root, 'masq'));
+  const tmp = path.join(root, 'tmp');
+  await fs.mkdir(tmp);
+  await fs.chmod(tmp, 0o1777);
+  return { masq, tmp, root };
+}
+
+test('distccd started by root without --user becomes distcc, distccd or nobody and compiles as that user', { skip: !isRoot && 'needs root' }, async (t) => {
+  const { masq, tmp } = await openTree(t);
+  const account = expectedAccount();
+  const d = await startDistccd(t, { compilerDir: masq, env: { TMPDIR: tmp }, keepRoot: false });
+  await d.waitFor(new RegExp(`privileges dropped .*user=${account.name} uid=${account.uid}`));
+  const status = await fs.readFile(`/proc/${d.child.pid}/status`, 'utf8');
+  const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
+  assert.deepEqual(uids?.slice(1).map(Number), [account.uid, account.uid, account.uid, account.uid], 'real, effective, saved and fs uid');
+  // The compiler runs as that user too: its object file in the job's temp dir is owned by it.
+  const a = await sendRaw(d.port, encodeRequest(1, ['gcc', '-c', 't.c', '-o', 't.o'], 'int f(void){return 1;}\n'));
+  assert.ok(a.kind === 'answer' && a.response.status === 0 && a.response.object.length > 0);
+  assert.ok(!d.lines.some((l) => /running as root/.test(l)));
+});
+
+test('distccd --user root stays root and says what that means', { skip: !isRoot && 'needs root' }, async (t) => {
+  const { masq, tmp } = await openTree(t);
+  const d = await startDistccd(t, { compilerDir: masq, env: { TMPDIR: tmp }, keepRoot: false, args: ['--user', 'root'] });
+  await d.waitFor(/warning: running as root \(--user root\): compilers run as root for every allowed client/);
+});
+
+test('distccd started by root refuses to start when the user it becomes cannot write TMPDIR', { skip: !isRoot && 'needs root' }, async (t) => {
+  const { masq, root } = await openTree(t);
+  const closed = path.join(root, 'closed');
+  await fs.mkdir(closed, { mode: 0o700 }); // root's alone
+  const port = await freePort();
+  const child = spawn(process.execPath, [DISTCCD, '--daemon', '--no-detach', '--listen', '127.0.0.1', '-p', String(port), '--allow', '127.0.0.1',
+    '--compiler-dir', masq, '--log-stderr'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TMPDIR: closed } });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const code = await new Promise((r) => child.once('exit', r));
+  assert.equal(code, 101);
+  assert.match(stderr, new RegExp(`TMPDIR ${closed} is not a writable directory \\(EACCES\\)`));
+});
