@@ -14,6 +14,9 @@ fi
 distcc_port=${DISTCCD_PORT:-3632}
 cache_port=${DC_SERVER_PORT:-9001}
 state=$(mktemp -d "${TMPDIR:-/tmp}/distkit-start.XXXXXX")
+# Started by root, distccd runs as distcc, distccd or nobody: that user must read the masquerade
+# directory made below (the links in it are all there is).
+chmod 755 "$state"
 
 # distccd runs only compilers named in a masquerade directory (CVE-2004-2687). Debian's distcc
 # package fills /usr/lib/distcc; where it lists no compiler, make a private one of those found here.
