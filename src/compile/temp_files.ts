@@ -58,9 +58,10 @@ export function writeAll(fd: number, data: Uint8Array): void {
  * How often TMPDIR is listed for side files at most. A listing costs in proportion to everything
  * in the directory (a shared /tmp can hold thousands of entries), so one listing serves every job
  * that finished since the last: the first job after a quiet spell is swept at once, the others
- * wait for the next listing, at most this long.
+ * wait for the next listing, at most this long. Kept short: a job's connection stays open (and
+ * counts against the connection limit) until its files are gone.
  */
-export const SWEEP_INTERVAL_MS = 200;
+export const SWEEP_INTERVAL_MS = 100;
 
 interface SweepWaiter {
   readonly prefixes: readonly string[];
