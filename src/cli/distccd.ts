@@ -40,19 +40,21 @@ function tmpDirOf(env: NodeJS.ProcessEnv): string {
 
 /**
  * Who a root start without --user becomes. C distccd never runs compilers as root: it takes the
- * distcc account, else nobody. distccd (the account this package's units and sysusers entry
- * make) comes second. `--user root` is the only way to stay root, and it is logged as such.
+ * distcc account, else nobody. distccd, the account Debian's distcc package and this package's
+ * sysusers entry make, is tried first: looking up a name that does not exist can cost several ms
+ * (NSS modules such as systemd's userdb), paid by every job in --inetd mode. `--user root` is the
+ * only way to stay root, and it is logged as such.
  */
 function defaultUser(): string | undefined {
   if (process.getuid?.() !== 0 && process.geteuid?.() !== 0) return undefined;
-  for (const name of ['distcc', 'distccd', 'nobody']) {
+  for (const name of ['distccd', 'distcc', 'nobody']) {
     try {
       return resolveUser(name).name;
     } catch {
       // No such account here: try the next.
     }
   }
-  throw new DistkitError('no-user', 'Started as root, and there is no distcc, distccd or nobody account to run as: pass --user');
+  throw new DistkitError('no-user', 'Started as root, and there is no distccd, distcc or nobody account to run as: pass --user');
 }
 
 function listenSpecs(config: DistccdConfig): ListenSpec[] {

@@ -1,6 +1,6 @@
 // Started by root, C distccd never keeps root (dcc_discard_root): it becomes --user, else the
-// distcc account, else nobody. Ours does the same (with distccd, the account our packaging
-// makes, tried after distcc), says so in the log, and checks TMPDIR as the user it became.
+// distcc account, else nobody. Ours does the same (with distccd, the account Debian's package
+// and ours make, tried first), says so in the log, and checks TMPDIR as the user it became.
 // Only `--user root` keeps root, with a warning. Needs root.
 
 import { test } from 'node:test';
@@ -14,9 +14,9 @@ import { encodeRequest, sendRaw } from '../support/raw_distcc_client';
 
 const isRoot = process.getuid?.() === 0;
 
-/** The account a root start without --user must become: the first of distcc, distccd, nobody. */
+/** The account a root start without --user must become: the first of distccd, distcc, nobody. */
 function expectedAccount(): { name: string; uid: number } {
-  for (const name of ['distcc', 'distccd', 'nobody']) {
+  for (const name of ['distccd', 'distcc', 'nobody']) {
     try {
       const pw = posix.getpwnam(name);
       return { name: pw.name, uid: pw.uid };
@@ -24,7 +24,7 @@ function expectedAccount(): { name: string; uid: number } {
       // not here
     }
   }
-  throw new Error('no distcc, distccd or nobody account on this machine');
+  throw new Error('no distccd, distcc or nobody account on this machine');
 }
 
 /** A tree the dropped user can read, with a TMPDIR it can write (sticky, as /tmp). */
@@ -38,7 +38,7 @@ async function openTree(t: Parameters<typeof tempDir>[0]): Promise<{ masq: strin
   return { masq, tmp, root };
 }
 
-test('distccd started by root without --user becomes distcc, distccd or nobody and compiles as that user', { skip: !isRoot && 'needs root' }, async (t) => {
+test('distccd started by root without --user becomes distccd, distcc or nobody and compiles as that user', { skip: !isRoot && 'needs root' }, async (t) => {
   const { masq, tmp } = await openTree(t);
   const account = expectedAccount();
   const d = await startDistccd(t, { compilerDir: masq, env: { TMPDIR: tmp }, keepRoot: false });
