@@ -175,7 +175,7 @@ function serveSingle(options: ServiceOptions, decision: ModeDecision, mode: stri
 
 function becomeUser(options: ServiceOptions): void {
   if (options.user !== undefined) {
-    const account = dropPrivileges(options.user);
+    const account = dropPrivileges(options.user, { groups: options.userGroups ?? 'member' });
     options.log.notice('privileges dropped', { user: account.name, uid: account.uid, gid: account.gid });
   }
   options.afterPrivileges?.();

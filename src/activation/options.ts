@@ -33,6 +33,11 @@ export interface ServiceOptions {
   readonly pidFile?: string;
   readonly user?: string;
   /**
+   * The supplementary groups `user` gets: its own from the group database (initgroups, the
+   * default), or none, as C distccd's drop (setgroups(0)) gives the account it picks itself.
+   */
+  readonly userGroups?: 'member' | 'none';
+  /**
    * Runs once privileges are dropped, before anything is served: checks that need the final
    * identity (can it write TMPDIR?). A throw stops the start as a failed bind would.
    */

@@ -33,10 +33,11 @@ export function resolveGroup(group: string): number {
 }
 
 /**
- * Becomes `user` for good: initgroups, setgid, setuid, then checks root cannot be regained.
- * Not running as root is fine only when we already are that user (nothing changes then).
+ * Becomes `user` for good: initgroups (or, with groups 'none', no supplementary group at all),
+ * setgid, setuid, then checks root cannot be regained. Not running as root is fine only when we
+ * already are that user (nothing changes then).
  */
-export function dropPrivileges(user: string): Account {
+export function dropPrivileges(user: string, options: { groups?: 'member' | 'none' } = {}): Account {
   const account = resolveUser(user);
   const uid = process.getuid?.() ?? -1;
   if (uid !== 0) {
@@ -44,7 +45,8 @@ export function dropPrivileges(user: string): Account {
     throw new DistkitError('not-root', `Cannot become user "${user}": only root can switch users (running as uid ${uid})`);
   }
   try {
-    posix.initgroups(account.name, account.gid);
+    if (options.groups === 'none') process.setgroups!([]);
+    else posix.initgroups(account.name, account.gid);
     process.setgid!(account.gid);
     process.setuid!(account.uid);
   } catch (error) {

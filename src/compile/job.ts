@@ -34,6 +34,12 @@ export interface JobSettings {
   readonly lifetimeMs: number;
   /** DISTCC_SAVE_TEMPS=1: keep the temp files. */
   readonly saveTemps: boolean;
+  /**
+   * Remove temp files with synchronous calls, the directory listed by each job itself: for a
+   * process that serves one connection (--inetd, Accept=yes), which has nothing else to serve
+   * and whose client (ssh mode) waits for it to exit.
+   */
+  readonly inlineCleanup?: boolean;
   /** The compiler's whole environment (see compilerEnvironment). */
   readonly env: NodeJS.ProcessEnv;
   readonly policy: CompilerPolicy;
@@ -214,7 +220,7 @@ async function prepare(argv: readonly string[], settings: JobSettings, defer: (c
   const checked = await checkCompiler(scanned.value.argv, settings.policy);
   if (!checked.ok) return { kind: 'refused', reason: checked.reason };
   const scan: ScannedArgs = { ...scanned.value, argv: checked.argv };
-  const temps = new TempFiles(settings.tmpDir, { keep: settings.saveTemps });
+  const temps = new TempFiles(settings.tmpDir, { keep: settings.saveTemps, inline: settings.inlineCleanup });
   let held: number | undefined;
   let captures: CaptureFiles | undefined;
   const close = (): void => {

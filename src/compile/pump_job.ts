@@ -24,7 +24,7 @@ export async function runPumpJob(request: CompileRequest, settings: JobSettings,
   if (!scanned.ok) return refusal(ctx, scanned.reason);
   if (request.cwd === undefined || !request.cwd.startsWith('/')) return refusal(ctx, `CDIR "${request.cwd ?? ''}" is not an absolute path`, { ret: EXIT.PROTOCOL_ERROR });
   const tree = await PumpTree.create({ tmpDir: settings.tmpDir });
-  const temps = new TempFiles(settings.tmpDir, { keep: settings.saveTemps });
+  const temps = new TempFiles(settings.tmpDir, { keep: settings.saveTemps, inline: settings.inlineCleanup });
   try {
     let cwd: string;
     try {

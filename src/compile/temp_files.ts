@@ -7,22 +7,40 @@
 // than three thread-pool round trips on the job's critical path.
 
 import fs from 'node:fs/promises';
-import { closeSync, constants as C, openSync, writeSync } from 'node:fs';
+import { closeSync, constants as C, openSync, readdirSync, readSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 /** How many random stems are tried before giving up (collisions are astronomically rare). */
 const MAX_NAME_ATTEMPTS = 20;
 
-// Names take 6 random bytes each from a pool refilled 4 KiB at a time: one call into the CSPRNG
-// per ~680 names instead of one per name.
+// Names take 6 random bytes each from a pool refilled 4 KiB at a time: one read of the kernel's
+// CSPRNG per ~680 names instead of one per name. /dev/urandom is read directly (node:crypto
+// costs an --inetd job, a process per job, ~5 ms to load); where it cannot be opened, crypto.
 const pool = Buffer.alloc(4096);
 let poolAt = pool.length;
 
-function randomStem(): string {
-  if (poolAt + 6 > pool.length) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use: inetd mode starts a process per job
+function refillPool(): void {
+  try {
+    const fd = openSync('/dev/urandom', C.O_RDONLY);
+    try {
+      for (let at = 0; at < pool.length; ) {
+        const n = readSync(fd, pool, at, pool.length - at, null);
+        if (n <= 0) throw new Error('short read from /dev/urandom');
+        at += n;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the fallback only
     const { randomFillSync } = require('node:crypto') as typeof import('node:crypto');
     randomFillSync(pool);
+  }
+}
+
+function randomStem(): string {
+  if (poolAt + 6 > pool.length) {
+    refillPool();
     poolAt = 0;
   }
   poolAt += 6;
@@ -105,14 +123,17 @@ async function sweep(): Promise<void> {
 export class TempFiles {
   readonly #dir: string;
   readonly #keep: boolean;
+  readonly #inline: boolean;
   readonly #made: string[] = [];
   // One random stem per job: the compiler's side files (-save-temps, -gsplit-dwarf, -fstack-usage,
   // dump files) are named after it, so one prefix finds them all at removal.
   #stem = randomStem();
 
-  constructor(dir: string, options: { keep?: boolean } = {}) {
+  /** inline: removeAll uses synchronous calls and its own listing (see JobSettings.inlineCleanup). */
+  constructor(dir: string, options: { keep?: boolean; inline?: boolean } = {}) {
     this.#dir = dir;
     this.#keep = options.keep === true;
+    this.#inline = options.inline === true;
   }
 
   /** Every path made so far (for tests and the debug log). */
@@ -176,6 +197,10 @@ export class TempFiles {
       }
     }
     const made = new Set(this.#made);
+    if (this.#inline) {
+      this.#removeNow(made, stems);
+      return;
+    }
     const dirs: string[] = [];
     let failure: unknown;
     const unlinkAll = (files: Iterable<string>): Promise<unknown> => Promise.all([...files].map((f) => fs.unlink(f).catch((error: NodeJS.ErrnoException) => {
@@ -187,6 +212,32 @@ export class TempFiles {
       ...[...stems].map(async ([dir, prefixes]) => unlinkAll((await sideFiles(dir, [...prefixes])).filter((f) => !made.has(f)))),
     ]);
     await Promise.all(dirs.map((d) => fs.rm(d, { force: true, recursive: true })));
+    if (failure !== undefined) throw failure;
+  }
+
+  /** removeAll with synchronous calls: the files made, then what one listing finds beside them. */
+  #removeNow(made: ReadonlySet<string>, stems: ReadonlyMap<string, ReadonlySet<string>>): void {
+    const doomed = new Set(made);
+    for (const [dir, prefixes] of stems) {
+      let names: string[] = [];
+      try {
+        names = readdirSync(dir);
+      } catch {
+        // The directory is gone: so is everything in it.
+      }
+      const wanted = [...prefixes];
+      for (const name of names) if (wanted.some((p) => name.startsWith(p))) doomed.add(path.join(dir, name));
+    }
+    let failure: unknown;
+    for (const f of doomed) {
+      try {
+        unlinkSync(f);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EISDIR' || code === 'EPERM') rmSync(f, { force: true, recursive: true }); // a directory the compiler made
+        else if (code !== 'ENOENT') failure ??= error; // keep removing the rest, then say so
+      }
+    }
     if (failure !== undefined) throw failure;
   }
 }

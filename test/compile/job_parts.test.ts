@@ -120,6 +120,19 @@ test('TempFiles finds side files of jobs that end together with one listing of t
   assert.deepEqual(await fs.readdir(dir), ['not-ours.txt']);
 });
 
+test('TempFiles with inline cleanup removes its files and their side files before removeAll returns', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-inline-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const temps = new TempFiles(dir, { inline: true });
+  const input = temps.create('.i');
+  await fs.writeFile(input.replace(/\.i$/, '.dwo'), ''); // what -gsplit-dwarf leaves
+  await fs.mkdir(input.replace(/\.i$/, '.d')); // a directory under the same stem
+  await fs.writeFile(path.join(dir, 'not-ours.o'), '');
+  const removal = temps.removeAll();
+  assert.deepEqual(await fs.readdir(dir), ['not-ours.o'], 'gone already: the calls were synchronous');
+  await removal;
+});
+
 test('runCompiler captures output and status, reports exec failures and kills on timeout', async () => {
   const env = { PATH: '/usr/bin:/bin' };
   const ok = await runCompiler({ argv: ['sh', '-c', 'echo out; echo err >&2; exit 3'], cwd: os.tmpdir(), env, nice: 0, lifetimeMs: 0 });

@@ -46,6 +46,7 @@ test('distccd started by root without --user becomes distccd, distcc or nobody a
   const status = await fs.readFile(`/proc/${d.child.pid}/status`, 'utf8');
   const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
   assert.deepEqual(uids?.slice(1).map(Number), [account.uid, account.uid, account.uid, account.uid], 'real, effective, saved and fs uid');
+  assert.match(status, /^Groups:[ \t]*$/m, 'no supplementary group, as after C distccd\'s setgroups(0)');
   // The compiler runs as that user too: its object file in the job's temp dir is owned by it.
   const a = await sendRaw(d.port, encodeRequest(1, ['gcc', '-c', 't.c', '-o', 't.o'], 'int f(void){return 1;}\n'));
   assert.ok(a.kind === 'answer' && a.response.status === 0 && a.response.object.length > 0);
