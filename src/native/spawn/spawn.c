@@ -238,15 +238,20 @@ done:
   return result;
 }
 
-static napi_value Reap(napi_env env, napi_callback_info info) {
+/* The one argument of reap(pid) and forgo(pid): 1, or 0 with a TypeError pending. */
+static int pid_only_arg(napi_env env, napi_callback_info info, const char *usage, int32_t *pid) {
   size_t argc = 1;
   napi_value args[1];
-  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
-  int32_t pid;
-  if (argc != 1 || !int_arg(env, args[0], &pid) || pid <= 0) {
-    napi_throw_type_error(env, NULL, "reap(pid) needs a positive pid");
-    return NULL;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 1 || !int_arg(env, args[0], pid) || *pid <= 0) {
+    napi_throw_type_error(env, NULL, usage);
+    return 0;
   }
+  return 1;
+}
+
+static napi_value Reap(napi_env env, napi_callback_info info) {
+  int32_t pid;
+  if (!pid_only_arg(env, info, "reap(pid) needs a positive pid", &pid)) return NULL;
   int status = 0;
   pid_t got;
   do {
@@ -591,14 +596,8 @@ static napi_value Watch(napi_env env, napi_callback_info info) {
 }
 
 static napi_value Forgo(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value args[1];
-  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
   int32_t pid;
-  if (argc != 1 || !int_arg(env, args[0], &pid) || pid <= 0) {
-    napi_throw_type_error(env, NULL, "forgo(pid) needs a positive pid");
-    return NULL;
-  }
+  if (!pid_only_arg(env, info, "forgo(pid) needs a positive pid", &pid)) return NULL;
   bool found = false;
   for (struct exit_watch *w = planned; w != NULL; w = w->next) {
     if (w->pid == pid) {
