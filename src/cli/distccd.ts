@@ -182,8 +182,9 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     throw error;
   }
-  if (process.getuid?.() === 0 || process.geteuid?.() === 0) {
-    // Only an explicit --user root gets here (dropping to anyone else is checked to stick).
+  if (running.load !== undefined && (process.getuid?.() === 0 || process.geteuid?.() === 0)) {
+    // Only an explicit --user root gets here (dropping to anyone else is checked to stick); the
+    // process that only detached (no load) does not serve, so it has nothing to warn about.
     log.warning('running as root (--user root): compilers run as root for every allowed client');
   }
   log.notice('ready', { jobs: config.jobs, tmpdir: tmpDir, compilers: config.insecure ? 'any (--enable-tcp-insecure)' : commandList !== undefined ? `DISTCC_CMDLIST ${commandList.file}` : config.compilerDir });
