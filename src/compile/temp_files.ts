@@ -103,13 +103,13 @@ function sideFiles(dir: string, prefixes: readonly string[]): Promise<string[]> 
 
 function scheduleSweep(): void {
   if (sweepTimer !== undefined || sweeping) return; // a listing in flight schedules the next
-  sweepTimer = setTimeout(() => void sweep(), Math.max(0, lastSweep + SWEEP_INTERVAL_MS - Date.now()));
+  sweepTimer = setTimeout(() => void sweep(), Math.max(0, lastSweep + SWEEP_INTERVAL_MS - performance.now()));
 }
 
 async function sweep(): Promise<void> {
   sweepTimer = undefined;
   sweeping = true;
-  lastSweep = Date.now();
+  lastSweep = performance.now(); // monotonic: a clock set back must not stall removals
   const batch = [...sweeps];
   sweeps.clear();
   await Promise.all(batch.map(async ([dir, waiters]) => {
