@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { makeMasqueradeDir, startDistccd, tempDir } from '../support/distccd_harness';
+import { makeMasqueradeDir, startDistccd, tempDir, type RunningDistccd } from '../support/distccd_harness';
 import { sendRaw, type RawAnswer } from '../support/raw_distcc_client';
 import { buildPumpRequest, encodePackets, mirrorTarget, type PumpPacket } from '../support/pump_client';
 import { compressLzo } from '../../src/compile/wire/lzo';
@@ -17,7 +17,7 @@ import { settledListing } from '../support/settled_listing';
 
 const run = promisify(execFile);
 
-async function setup(t: TestContext): Promise<{ dir: string; src: string; tmp: string; port: number; log: () => string }> {
+async function setup(t: TestContext): Promise<{ dir: string; src: string; tmp: string; port: number; waitFor: RunningDistccd['waitFor'] }> {
   const dir = await fs.realpath(await tempDir(t, 'distkit-pump-sys-'));
   const src = path.join(dir, 'src');
   await fs.mkdir(path.join(src, 'include'), { recursive: true });
@@ -27,11 +27,12 @@ async function setup(t: TestContext): Promise<{ dir: string; src: string; tmp: s
   await fs.mkdir(tmp);
   const masq = await makeMasqueradeDir(path.join(dir, 'masq'));
   const d = await startDistccd(t, { compilerDir: masq, env: { TMPDIR: tmp } });
-  return { dir, src, tmp, port: d.port, log: () => d.lines.join('\n') };
+  // The summary line follows the temp files' removal, after the answer: wait for it.
+  return { dir, src, tmp, port: d.port, waitFor: d.waitFor };
 }
 
 test('distccd compiles a protocol 3 request when it carries the include server mirror links', async (t) => {
-  const { dir, src, tmp, port, log } = await setup(t);
+  const { dir, src, tmp, port, waitFor } = await setup(t);
   const argv = ['gcc', '-g', '-Iinclude', '-idirafter', '/usr/include/x86_64-linux-gnu/bits', '-MD', '-c', 'main.c', '-o', 'out/main.o'];
   const { packets } = await buildPumpRequest({ cwd: src, argv });
   const answer = await sendRaw(port, encodePackets(packets));
@@ -49,7 +50,7 @@ test('distccd compiles a protocol 3 request when it carries the include server m
   assert.ok(!dump.includes(tmp), 'no server temp path in the debug info');
   await run('gcc', [object, '-o', path.join(dir, 'main')]);
   assert.equal((await run(path.join(dir, 'main'), [])).stdout, '42 64\n');
-  assert.match(log(), /COMPILE_OK/);
+  await waitFor(/COMPILE_OK/);
   assert.deepEqual(await settledListing(tmp), [], 'the job tree and temp files are gone');
 });
 
@@ -72,7 +73,7 @@ function entry(name: string, kind: 'FILE' | 'LINK', body: string): PumpPacket[] 
 }
 
 test('distccd refuses protocol 3 NAMEs and LINKs when they would write outside the job tree', async (t) => {
-  const { dir, src, tmp, port, log } = await setup(t);
+  const { dir, src, tmp, port, waitFor } = await setup(t);
   const victim = path.join(dir, 'victim');
   await fs.mkdir(victim);
   const attacks: Array<[string, PumpPacket[]]> = [
@@ -86,6 +87,6 @@ test('distccd refuses protocol 3 NAMEs and LINKs when they would write outside t
     if (answer.kind === 'answer') assert.notEqual(answer.response.status, 0, what);
     assert.deepEqual(await fs.readdir(victim), [], `${what}: nothing written outside the tree`);
   }
-  assert.match(log(), /climbs above the job tree/);
+  await waitFor(/climbs above the job tree/);
   assert.deepEqual(await settledListing(tmp), [], 'every job tree was removed');
 });
