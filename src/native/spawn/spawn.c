@@ -370,7 +370,6 @@ static int send_answer(const struct answer_plan *plan, int wstatus, char **rest,
   };
   struct iovec *v = iov;
   int count = 8;
-  size_t sent_any = 0;
   for (;;) {
     while (count > 0 && v->iov_len == 0) {
       v++;
@@ -402,11 +401,10 @@ static int send_answer(const struct answer_plan *plan, int wstatus, char **rest,
       break;
     }
     if (n < 0) {
-      /* Not a socket after all, before any byte went: the caller writes it its own way. */
-      result = sent_any == 0 && (errno == ENOTSOCK || errno == EBADF) ? 0 : -errno;
+      /* The descriptor was checked to be this socket just above: EPIPE, ECONNRESET and such. */
+      result = -errno;
       break;
     }
-    sent_any += (size_t)n;
     size_t k = (size_t)n;
     while (count > 0 && k >= v->iov_len) {
       k -= v->iov_len;
