@@ -38,6 +38,10 @@ function tmpDirOf(env: NodeJS.ProcessEnv): string {
   return dir;
 }
 
+function runningAsRoot(): boolean {
+  return process.getuid?.() === 0 || process.geteuid?.() === 0;
+}
+
 /**
  * Who a root start without --user becomes. C distccd never runs compilers as root: it takes the
  * distcc account, else nobody. distccd, the account Debian's distcc package and this package's
@@ -46,7 +50,7 @@ function tmpDirOf(env: NodeJS.ProcessEnv): string {
  * only way to stay root, and it is logged as such.
  */
 function defaultUser(): string | undefined {
-  if (process.getuid?.() !== 0 && process.geteuid?.() !== 0) return undefined;
+  if (!runningAsRoot()) return undefined;
   for (const name of ['distccd', 'distcc', 'nobody']) {
     try {
       return resolveUser(name).name;
@@ -182,7 +186,7 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     throw error;
   }
-  if (running.load !== undefined && (process.getuid?.() === 0 || process.geteuid?.() === 0)) {
+  if (running.load !== undefined && runningAsRoot()) {
     // Only an explicit --user root gets here (dropping to anyone else is checked to stick); the
     // process that only detached (no load) does not serve, so it has nothing to warn about.
     log.warning('running as root (--user root): compilers run as root for every allowed client');

@@ -20,11 +20,16 @@ import { closeSync, constants as C, fstatSync, openSync, readSync, unlinkSync } 
 import os from 'node:os';
 import { openRandom } from './temp_files';
 
+/** watch()'s answer plan, as the addon takes it. */
+type AnswerPlan = [socket: number, version: number, stdoutFd: number, stderrFd: number, object: string];
+/** How a watched child's end is reported: its wait status, and what the addon sent (see spawn.c). */
+type ExitCallback = (status: number | Error, sent?: number, rest?: Buffer) => void;
+
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const native = require('distkit-spawn') as {
   spawn(file: string, argv: readonly string[], env: readonly string[], cwd: string, stdoutFd: number, stderrFd: number): number;
   reap(pid: number): number | undefined;
-  watch(pid: number, done: (status: number | Error, sent?: number, rest?: Buffer) => void, answer?: [number, number, number, number, string]): boolean;
+  watch(pid: number, done: ExitCallback, answer?: AnswerPlan): boolean;
   forgo(pid: number): boolean;
 };
 
@@ -129,9 +134,7 @@ function listenForExits(): void {
   listening = true;
 }
 
-type ExitCallback = (status: number | Error, sent?: number, rest?: Buffer) => void;
-
-function watch(pid: number, done: ExitCallback, answer?: [number, number, number, number, string]): void {
+function watch(pid: number, done: ExitCallback, answer?: AnswerPlan): void {
   if (exitWatching === 'pidfd') {
     try {
       if (native.watch(pid, done, answer)) return;
@@ -272,7 +275,7 @@ export function runCompiler(run: CompilerRun): Promise<CompilerOutcome> {
     const onAbort = (): void => end('aborted');
     const timer = run.lifetimeMs > 0 ? setTimeout(() => end('timeout'), run.lifetimeMs) : undefined;
     run.signal?.addEventListener('abort', onAbort, { once: true });
-    const answer = run.answer === undefined ? undefined : [run.answer.socket, run.answer.version, outFd, errFd, run.answer.object] as [number, number, number, number, string];
+    const answer: AnswerPlan | undefined = run.answer === undefined ? undefined : [run.answer.socket, run.answer.version, outFd, errFd, run.answer.object];
     watch(pid, (status, sent = 0, rest) => {
       if (timer !== undefined) clearTimeout(timer);
       run.signal?.removeEventListener('abort', onAbort);

@@ -171,8 +171,8 @@ export interface JobOptions {
   /** What prepareCompileJob already did with this request's command line (protocols 1 and 2). */
   readonly prepared?: Promise<PreparedCompile>;
   /**
-   * The client's socket, when the session lets the compiler's exit handler answer there directly
-   * (protocol 1, nothing queued on the socket): see NativeAnswer.
+   * The client's socket, when nothing is queued on it: a protocol-1 job lets the compiler's exit
+   * handler answer there directly (see NativeAnswer); other protocols answer through the stream.
    */
   readonly answerSocket?: number;
 }

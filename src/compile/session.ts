@@ -218,7 +218,7 @@ export async function serveCompileConnection(conn: Connection, service: CompileS
   stream.on('error', onGone);
   stream.on('close', onGone);
   stream.on('data', () => undefined); // keep reading so EOF is seen; stray bytes are dropped
-  const jobOptions = { signal: gone.signal, deferCleanup, prepared, answerSocket: request.protocol === 1 ? directSocket(stream) : undefined };
+  const jobOptions = { signal: gone.signal, deferCleanup, prepared, answerSocket: directSocket(stream) };
   try {
     let release: () => void;
     try {
