@@ -81,6 +81,21 @@ export function writeAll(fd: number, data: Uint8Array): void {
  */
 export const SWEEP_INTERVAL_MS = 100;
 
+/** The paths in `dir`, among `names`, that start with one of `prefixes`. */
+function underStems(dir: string, names: readonly string[], prefixes: readonly string[]): string[] {
+  return names.filter((n) => prefixes.some((p) => n.startsWith(p))).map((n) => path.join(dir, n));
+}
+
+/**
+ * What an unlink that failed with `error` means: a directory the compiler made (EISDIR, or EPERM
+ * on some kernels), to remove recursively; a file already gone; or a failure to report once the
+ * rest are removed.
+ */
+function unlinkFailure(error: unknown): 'directory' | 'gone' | 'failed' {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'EISDIR' || code === 'EPERM' ? 'directory' : code === 'ENOENT' ? 'gone' : 'failed';
+}
+
 interface SweepWaiter {
   readonly prefixes: readonly string[];
   readonly resolve: (files: string[]) => void;
@@ -114,7 +129,7 @@ async function sweep(): Promise<void> {
   sweeps.clear();
   await Promise.all(batch.map(async ([dir, waiters]) => {
     const names = await fs.readdir(dir).catch(() => [] as string[]);
-    for (const w of waiters) w.resolve(names.filter((n) => w.prefixes.some((p) => n.startsWith(p))).map((n) => path.join(dir, n)));
+    for (const w of waiters) w.resolve(underStems(dir, names, w.prefixes));
   }));
   sweeping = false;
   if (sweeps.size > 0) scheduleSweep();
@@ -203,9 +218,10 @@ export class TempFiles {
     }
     const dirs: string[] = [];
     let failure: unknown;
-    const unlinkAll = (files: Iterable<string>): Promise<unknown> => Promise.all([...files].map((f) => fs.unlink(f).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'EISDIR' || error.code === 'EPERM') dirs.push(f); // a directory the compiler made (EPERM on some kernels)
-      else if (error.code !== 'ENOENT') failure ??= error; // keep removing the rest, then say so
+    const unlinkAll = (files: Iterable<string>): Promise<unknown> => Promise.all([...files].map((f) => fs.unlink(f).catch((error: unknown) => {
+      const why = unlinkFailure(error);
+      if (why === 'directory') dirs.push(f);
+      else if (why === 'failed') failure ??= error;
     })));
     await Promise.all([
       unlinkAll(made),
@@ -225,17 +241,16 @@ export class TempFiles {
       } catch {
         // The directory is gone: so is everything in it.
       }
-      const wanted = [...prefixes];
-      for (const name of names) if (wanted.some((p) => name.startsWith(p))) doomed.add(path.join(dir, name));
+      for (const f of underStems(dir, names, [...prefixes])) doomed.add(f);
     }
     let failure: unknown;
     for (const f of doomed) {
       try {
         unlinkSync(f);
       } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code === 'EISDIR' || code === 'EPERM') rmSync(f, { force: true, recursive: true }); // a directory the compiler made
-        else if (code !== 'ENOENT') failure ??= error; // keep removing the rest, then say so
+        const why = unlinkFailure(error);
+        if (why === 'directory') rmSync(f, { force: true, recursive: true });
+        else if (why === 'failed') failure ??= error;
       }
     }
     if (failure !== undefined) throw failure;
