@@ -34,6 +34,14 @@ export async function tempDir(t: { after: (fn: () => Promise<void>) => void }, p
   return dir;
 }
 
+/** A private tree for one daemon: `root`, its TMPDIR `root/tmp` and a masquerade dir `root/masq`. */
+export async function jobTree(t: { after: (fn: () => Promise<void>) => void }, prefix: string): Promise<{ root: string; tmp: string; masq: string }> {
+  const root = await tempDir(t, prefix);
+  const tmp = path.join(root, 'tmp');
+  await fs.mkdir(tmp);
+  return { root, tmp, masq: await makeMasqueradeDir(path.join(root, 'masq')) };
+}
+
 export interface RunningDistccd {
   readonly port: number;
   readonly child: ChildProcess;

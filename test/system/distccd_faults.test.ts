@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { makeMasqueradeDir, run, startDistccd, tempDir, type RunningDistccd } from '../support/distccd_harness';
+import { jobTree, makeMasqueradeDir, run, startDistccd, tempDir, type RunningDistccd } from '../support/distccd_harness';
 import { encodeRequest, sendRaw } from '../support/raw_distcc_client';
 import { REQUEST_P1 } from '../support/distcc_golden';
 import { settledListing } from '../support/settled_listing';
@@ -102,10 +102,7 @@ test('distccd logs CLI_DISCONN and leaves no temp file when the client disappear
 });
 
 test('distccd makes a job\'s temp files while the client preprocesses and removes them when it leaves before DOTI', async (t) => {
-  const root = await tempDir(t, 'distkit-early-');
-  const tmp = path.join(root, 'tmp');
-  await fs.mkdir(tmp);
-  const masq = await makeMasqueradeDir(path.join(root, 'masq'));
+  const { tmp, masq } = await jobTree(t, 'distkit-early-');
   const d = await startDistccd(t, { compilerDir: masq, env: { TMPDIR: tmp } });
   // The real client sends DIST ARGC ARGV, runs cpp, then sends DOTI: hold the request there.
   const offset = REQUEST_P1.indexOf('DOTI');
@@ -140,10 +137,7 @@ test('distccd makes a job\'s temp files while the client preprocesses and remove
 });
 
 test('distccd answers STAT 100<<8 with the reason when its TMPDIR is full or read-only and serves again once it is not', async (t) => {
-  const root = await tempDir(t, 'distkit-tmpfs-');
-  const tmp = path.join(root, 'tmp');
-  await fs.mkdir(tmp);
-  const masq = await makeMasqueradeDir(path.join(root, 'masq'));
+  const { root, tmp, masq } = await jobTree(t, 'distkit-tmpfs-');
   // A 64 KiB tmpfs in the daemon's private mount namespace (the host's /tmp is never touched),
   // filled, then remounted read-only from inside that namespace (nsenter), then freed.
   const setup = `mount -t tmpfs -o size=64k tmpfs ${tmp} && exec "$@"`;
@@ -174,10 +168,7 @@ test('distccd answers STAT 100<<8 with the reason when its TMPDIR is full or rea
 });
 
 test('distccd refuses to start with exit 101 and a clear message when TMPDIR is read-only', async (t) => {
-  const root = await tempDir(t, 'distkit-rotmp-');
-  const tmp = path.join(root, 'tmp');
-  await fs.mkdir(tmp);
-  const masq = await makeMasqueradeDir(path.join(root, 'masq'));
+  const { tmp, masq } = await jobTree(t, 'distkit-rotmp-');
   await assert.rejects(
     startDistccd(t, { compilerDir: masq, env: { TMPDIR: tmp }, wrapper: ['unshare', '-m', 'sh', '-c', `mount -t tmpfs -o size=64k,ro tmpfs ${tmp} && exec "$@"`, 'sh'] }),
     /distccd exited 101:[^]*TMPDIR .* is not a writable directory \(EROFS\)/,

@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import * as posix from 'posix';
-import { DISTCCD, freePort, makeMasqueradeDir, startDistccd, tempDir } from '../support/distccd_harness';
+import { DISTCCD, freePort, jobTree, startDistccd } from '../support/distccd_harness';
 import { encodeRequest, sendRaw } from '../support/raw_distcc_client';
 
 const isRoot = process.getuid?.() === 0;
@@ -28,14 +28,11 @@ function expectedAccount(): { name: string; uid: number } {
 }
 
 /** A tree the dropped user can read, with a TMPDIR it can write (sticky, as /tmp). */
-async function openTree(t: Parameters<typeof tempDir>[0]): Promise<{ masq: string; tmp: string; root: string }> {
-  const root = await tempDir(t, 'distkit-drop-');
-  await fs.chmod(root, 0o755);
-  const masq = await makeMasqueradeDir(path.join(root, 'masq'));
-  const tmp = path.join(root, 'tmp');
-  await fs.mkdir(tmp);
-  await fs.chmod(tmp, 0o1777);
-  return { masq, tmp, root };
+async function openTree(t: Parameters<typeof jobTree>[0]): Promise<{ masq: string; tmp: string; root: string }> {
+  const tree = await jobTree(t, 'distkit-drop-');
+  await fs.chmod(tree.root, 0o755);
+  await fs.chmod(tree.tmp, 0o1777);
+  return tree;
 }
 
 test('distccd started by root without --user becomes distccd, distcc or nobody and compiles as that user', { skip: !isRoot && 'needs root' }, async (t) => {

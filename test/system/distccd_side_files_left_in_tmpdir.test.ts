@@ -7,17 +7,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { makeMasqueradeDir, startDistccd, tempDir } from '../support/distccd_harness';
+import { jobTree, startDistccd } from '../support/distccd_harness';
 import { encodeRequest, sendRaw } from '../support/raw_distcc_client';
 import { settledListing } from '../support/settled_listing';
 
 const SOURCE = 'int f(void){return 1;}\n';
 
 test('distccd leaves no side file in TMPDIR when gcc options write files beside the temp input or output', async (t) => {
-  const root = await tempDir(t, 'distkit-side-');
-  const tmp = path.join(root, 'tmp');
-  await fs.mkdir(tmp);
-  const masq = await makeMasqueradeDir(path.join(root, 'masq'));
+  const { tmp, masq } = await jobTree(t, 'distkit-side-');
   const d = await startDistccd(t, { compilerDir: masq, env: { TMPDIR: tmp } });
   for (const option of ['-save-temps', '-gsplit-dwarf', '-fstack-usage', '-fcallgraph-info']) {
     const a = await sendRaw(d.port, encodeRequest(1, ['gcc', option, '-c', 't.c', '-o', 't.o'], SOURCE));
@@ -27,10 +24,7 @@ test('distccd leaves no side file in TMPDIR when gcc options write files beside 
 });
 
 test('distccd refuses -fopt-info=FILE when the client names where optimization notes go', async (t) => {
-  const root = await tempDir(t, 'distkit-optinfo-');
-  const tmp = path.join(root, 'tmp');
-  await fs.mkdir(tmp);
-  const masq = await makeMasqueradeDir(path.join(root, 'masq'));
+  const { root, tmp, masq } = await jobTree(t, 'distkit-optinfo-');
   const d = await startDistccd(t, { compilerDir: masq, env: { TMPDIR: tmp } });
   const target = path.join(root, 'notes.txt');
   const a = await sendRaw(d.port, encodeRequest(1, ['gcc', '-O2', `-fopt-info-all=${target}`, '-c', 't.c', '-o', 't.o'], SOURCE));
