@@ -4,16 +4,8 @@
 // on LZO_E_OUTPUT_OVERRUN, but never past a named maximum (a 4 KiB body must not make us
 // allocate gigabytes). Empty bodies travel as length 0 and are never handed to LZO.
 
-import type * as Lzo from 'lzo';
+import * as lzo from 'lzo';
 import { DistkitError } from '../../errors';
-
-// The addon is loaded by the first protocol 2 or 3 job: an --inetd process serving protocol 1
-// (a process per job) never pays for it.
-let addon: typeof Lzo | undefined;
-function lzo(): typeof Lzo {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, see above
-  return (addon ??= require('lzo') as typeof Lzo);
-}
 
 /** Largest decompressed body we accept (DOTI of a huge translation unit, one pump FILE). */
 export const MAX_LZO_OUTPUT = 512 * 1024 * 1024;
@@ -23,7 +15,7 @@ export const LZO_FIRST_GUESS_FACTOR = 8;
 /** Compresses `data` with LZO1X-1; byte-identical to liblzo2's lzo1x_1_compress. */
 export function compressLzo(data: Uint8Array): Buffer {
   if (data.byteLength === 0) return Buffer.alloc(0);
-  return lzo().compress(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  return lzo.compress(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
 }
 
 /** Decompresses one raw LZO1X stream; throws DistkitError('lzo-corrupt' | 'lzo-too-large'). */
@@ -34,7 +26,7 @@ export function decompressLzo(data: Uint8Array, options: { maxOutput?: number } 
   let size = Math.min(Math.max(input.length * LZO_FIRST_GUESS_FACTOR, 64), maxOutput);
   for (;;) {
     try {
-      return lzo().decompress(input, size);
+      return lzo.decompress(input, size);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       if (!message.includes('LZO_E_OUTPUT_OVERRUN')) {
