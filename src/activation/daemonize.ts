@@ -18,6 +18,11 @@ export interface DetachedReport {
   readonly addresses: readonly string[];
 }
 
+/** Whether node started this process from a startup snapshot (scripts/snapshot.ts) rather than a script. */
+export function startedFromSnapshot(): boolean {
+  return process.execArgv.some((a) => a === '--snapshot-blob' || a.startsWith('--snapshot-blob='));
+}
+
 /** In the daemon: the fd to report on, taken out of the environment so children do not see it. */
 export function takeReportFd(env: NodeJS.ProcessEnv = process.env): number | undefined {
   const value = env[DETACHED_ENV];
@@ -54,7 +59,9 @@ function writeReport(fd: number, report: object): void {
 export async function spawnDetached(): Promise<DetachedReport> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use: inetd mode starts a process per job
   const { spawn } = require('node:child_process') as typeof import('node:child_process');
-  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+  // Started from a startup snapshot (`node --snapshot-blob B -- ARGS`), argv[1] is our first
+  // argument, not a script: the "--" must come back, or node would take ARGS as its own options.
+  const child = spawn(process.execPath, [...process.execArgv, ...(startedFromSnapshot() ? ['--'] : []), ...process.argv.slice(1)], {
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
     env: { ...process.env, [DETACHED_ENV]: String(REPORT_FD) },

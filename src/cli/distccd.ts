@@ -7,7 +7,7 @@
 
 import fs from 'node:fs';
 import os from 'node:os';
-import { detectMode, runService, servesManyConnections, type ConnectionHandler, type ListenSpec } from '../activation/index';
+import { detectMode, runService, servesManyConnections, startedFromSnapshot, type ConnectionHandler, type ListenSpec } from '../activation/index';
 import { createLogger, type RootLogger } from '../log/index';
 import { configureLogging } from '../log/configure';
 import { DistkitError } from '../errors';
@@ -191,22 +191,27 @@ async function main(argv: readonly string[]): Promise<number> {
     // process that only detached (no load) does not serve, so it has nothing to warn about.
     log.warning('running as root (--user root): compilers run as root for every allowed client');
   }
-  log.notice('ready', { jobs: config.jobs, tmpdir: tmpDir, compilers: config.insecure ? 'any (--enable-tcp-insecure)' : commandList !== undefined ? `DISTCC_CMDLIST ${commandList.file}` : config.compilerDir });
+  log.notice('ready', { jobs: config.jobs, tmpdir: tmpDir, compilers: config.insecure ? 'any (--enable-tcp-insecure)' : commandList !== undefined ? `DISTCC_CMDLIST ${commandList.file}` : config.compilerDir, start: startedFromSnapshot() ? 'snapshot' : 'script' });
   // SIGTERM (drain), SIGHUP (reopen logs) and --lifetime are the activation layer's.
   return running.done;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    // Lingering handles (a stuck client socket after the drain) must not keep us alive.
-    process.exit(code);
-  },
-  (error: unknown) => {
-    const code = error instanceof DistkitError && error.exitCode !== undefined ? error.exitCode : EXIT_DISTCC_FAILED;
-    const message = error instanceof Error ? error.message : String(error);
-    startLog?.err('start failed', { exit: code, reason: message });
-    // stderr too, for the operator at a terminal (under inetd fd 2 was already taken off the socket).
-    if (!logsToStderr) process.stderr.write(`distccd[${process.pid}] ERROR: ${message}\n`);
-    process.exit(code);
-  },
-);
+/** Runs distccd with these arguments and exits with its code (the snapshot's entry calls it too). */
+export function run(argv: readonly string[]): void {
+  main(argv).then(
+    (code) => {
+      // Lingering handles (a stuck client socket after the drain) must not keep us alive.
+      process.exit(code);
+    },
+    (error: unknown) => {
+      const code = error instanceof DistkitError && error.exitCode !== undefined ? error.exitCode : EXIT_DISTCC_FAILED;
+      const message = error instanceof Error ? error.message : String(error);
+      startLog?.err('start failed', { exit: code, reason: message });
+      // stderr too, for the operator at a terminal (under inetd fd 2 was already taken off the socket).
+      if (!logsToStderr) process.stderr.write(`distccd[${process.pid}] ERROR: ${message}\n`);
+      process.exit(code);
+    },
+  );
+}
+
+if (require.main === module) run(process.argv.slice(2));
