@@ -78,7 +78,8 @@ cp -a "$BASE" "$R" || die "cannot copy $BASE"
 # Test fixtures, before the "before" snapshot: Node (not in bookworm at our version), Debian's
 # own distcc service off (else it sits 'active (exited)' and `service distcc start` does
 # nothing), and a slow compiler with a masquerade entry, to catch a stop that kills a job.
-cp /usr/bin/node "$R/usr/bin/node"
+# (-p: the same binary with the same mtime, so the distccd launcher may use the startup snapshot)
+cp -p /usr/bin/node "$R/usr/bin/node"
 echo distkit-ct > "$R/etc/hostname"
 chroot "$R" update-rc.d distcc disable >/dev/null 2>&1
 # (only when compiling: the client's local preprocessing, slowcc -E, must not be the slow part)
@@ -168,6 +169,12 @@ if have distccd; then
   else fail "distccd.service not active/running with a STATUS= line (got '$(show distccd.service ActiveState)/$(show distccd.service SubState)', '$status')"; unit_dump distccd.service; fi
 
   pid=$(show distccd.service MainPID); n0=$(show distccd.service NRestarts)
+  # The launcher chose the startup snapshot (dist/snapshot/distccd.blob) over the plain script.
+  cmdline=$( [ "${pid:-0}" -gt 1 ] && ct sh -c "tr '\\0' ' ' < /proc/$pid/cmdline")
+  case $cmdline in
+    *" --snapshot-blob /usr/local/lib/distkit/dist/snapshot/distccd.blob -- "*) pass "distccd.service starts from the startup snapshot ($cmdline)" ;;
+    *) fail "distccd.service did not start from the startup snapshot (cmdline: $cmdline)" ;;
+  esac
   sleep 11   # more than twice WatchdogSec=5s: only pings keep it alive
   if [ "$(show distccd.service MainPID)" = "$pid" ] && [ "$(show distccd.service NRestarts)" = "$n0" ]; then
     pass "the watchdog keeps distccd alive while it pings (same pid after 11 s, WatchdogSec=5s)"

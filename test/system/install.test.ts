@@ -67,6 +67,7 @@ test('install stages every file under DESTDIR and uninstall removes exactly thos
     'share/man/man1/distccd.1', 'share/man/man1/dc_server.1', 'share/man/man1/dc_client.1',
     'share/man/man1/dc_snoop.1', 'share/distkit/inetd/inetd.conf', 'share/distkit/inetd/xinetd.d/distcc',
     'lib/distkit/dist/src/errors.js', 'lib/distkit/node_modules/minimist/package.json',
+    'lib/distkit/dist/snapshot/distccd.blob', 'lib/distkit/dist/snapshot/distccd.blob.node-mtime',
     'lib/distkit/libexec/distccd-defaults', 'lib/distkit/MANIFEST']) {
     assert.ok(fs.existsSync(path.join(dest, prefix, f)), `${prefix}/${f} was not installed`);
   }
@@ -136,10 +137,12 @@ test('launchers keep the pid when they exec node on the installed program', asyn
   const cli = path.join(dir, 'lib/distkit/dist/src/cli');
   fs.mkdirSync(cli, { recursive: true });
   const env = { ...process.env, PREFIX: dir, NODE: process.execPath, COMPILER_DIR: '/usr/lib/distcc' };
+  // distccd-defaults execs the distccd launcher, as installed in sbin.
+  fs.mkdirSync(path.join(dir, 'sbin'));
   for (const p of ['distccd', 'dc_server', 'dc_client', 'dc_snoop', 'distccd-defaults']) {
     const prog = p === 'distccd-defaults' ? 'distccd' : p;
     fs.writeFileSync(path.join(cli, `${prog}.js`), 'process.stdout.write(`${process.pid} ${process.argv.slice(2).join(" ")}`);\n');
-    const launcher = path.join(dir, p);
+    const launcher = path.join(dir, p === 'distccd' ? 'sbin' : '', p);
     assert.equal(spawnSync('sh', [path.join(root, 'scripts/render.sh'), path.join(root, 'scripts/launcher', p), launcher, '0755'], { env }).status, 0);
     const child = spawn(launcher, ['-x'], { env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';

@@ -99,24 +99,29 @@ test('every hardening item the analyser flags is explained in a comment when a s
 test('distccd-defaults turns Debian /etc/default/distcc variables into distccd options when sourced', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'distkit-defaults-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  // The rendered launcher execs NODE: point it at a program that prints its argv and environment.
+  // It execs the distccd launcher, which execs NODE: point that at a program that prints its argv
+  // and environment (the prefix holds no startup snapshot, so the launcher runs the plain script).
   const show = path.join(dir, 'show');
   fs.writeFileSync(show, '#!/bin/sh\nfor a in "$@"; do echo "arg:$a"; done\necho "env:${ALLOWEDNETS-unset}"\n', { mode: 0o755 });
-  const env = { ...process.env, PREFIX: '/opt/x', NODE: show, COMPILER_DIR: '/usr/lib/distcc' };
+  const prefix = path.join(dir, 'prefix');
+  const env = { ...process.env, PREFIX: prefix, NODE: show, COMPILER_DIR: '/usr/lib/distcc' };
+  fs.mkdirSync(path.join(prefix, 'sbin'), { recursive: true });
+  render(path.join(root, 'scripts/launcher/distccd'), path.join(prefix, 'sbin/distccd'), env, '0755');
   const launcher = path.join(dir, 'distccd-defaults');
   render(path.join(root, 'scripts/launcher/distccd-defaults'), launcher, env, '0755');
+  const script = `arg:${prefix}/lib/distkit/dist/src/cli/distccd.js`;
   const run = (vars: Record<string, string>): string[] => {
     const r = spawnSync(launcher, ['--no-detach'], { env: { PATH: process.env.PATH, ...vars }, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     return r.stdout.trim().split('\n');
   };
   assert.deepEqual(run({ ALLOWEDNETS: '127.0.0.1 10.0.0.0/8', NICE: '10', JOBS: '4', ZEROCONF: 'true', LISTENER: '127.0.0.1' }), [
-    'arg:/opt/x/lib/distkit/dist/src/cli/distccd.js', 'arg:--no-detach', 'arg:--allow', 'arg:127.0.0.1',
+    script, 'arg:--no-detach', 'arg:--allow', 'arg:127.0.0.1',
     'arg:--allow', 'arg:10.0.0.0/8', 'arg:--nice', 'arg:10', 'arg:--jobs', 'arg:4', 'arg:--zeroconf', 'env:unset',
   ]);
   // Debian's init script ignores a NICE outside 0..20 and ZEROCONF other than true/YES; so do we.
   assert.deepEqual(run({ ALLOWEDNETS: '', NICE: '25', JOBS: '', ZEROCONF: 'false' }), [
-    'arg:/opt/x/lib/distkit/dist/src/cli/distccd.js', 'arg:--no-detach', 'env:unset',
+    script, 'arg:--no-detach', 'env:unset',
   ]);
-  assert.deepEqual(run({ NICE: 'x' }), ['arg:/opt/x/lib/distkit/dist/src/cli/distccd.js', 'arg:--no-detach', 'env:unset']);
+  assert.deepEqual(run({ NICE: 'x' }), [script, 'arg:--no-detach', 'env:unset']);
 });

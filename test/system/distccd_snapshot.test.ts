@@ -1,0 +1,156 @@
+// distccd started from its V8 startup snapshot (dist/snapshot/distccd.blob, made by `npm run
+// build` through scripts/snapshot.ts) through the launcher that install puts in sbin: the same
+// answers as the plain script, the real client compiling over ssh pipes and TCP, a detached
+// daemon (which restarts itself from the snapshot), and the launcher's fallback to the plain
+// script when the blob may not fit the node binary.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import path from 'node:path';
+import { clientEnv, DISTCCD, freePort, KEEP_ROOT, makeMasqueradeDir, run, tempDir } from '../support/distccd_harness';
+
+const root = path.resolve(__dirname, '../../..');
+const BLOB = path.join(root, 'dist/snapshot/distccd.blob');
+const STAMP = `${BLOB}.node-mtime`;
+const SOURCE = '#include <stdio.h>\nint main(void) { puts("snap"); return 0; }\n';
+
+type Tree = { dir: string; launcher: string; masq: string; tmp: string };
+
+/**
+ * A prefix with the distccd launcher rendered as install renders it. `dist` is the build's dist,
+ * linked whole, or (own stamp) a dist whose snapshot directory holds the build's blob and entry
+ * but a stamp file of its own, for the fallback tests.
+ */
+async function prefixTree(t: Parameters<typeof tempDir>[0], ownStamp = false): Promise<Tree> {
+  const dir = await tempDir(t, 'distkit-snap-');
+  const prefix = path.join(dir, 'prefix');
+  const lib = path.join(prefix, 'lib/distkit');
+  await fs.mkdir(path.join(prefix, 'sbin'), { recursive: true });
+  await fs.mkdir(lib, { recursive: true });
+  if (ownStamp) {
+    await fs.mkdir(path.join(lib, 'dist/snapshot'), { recursive: true });
+    await fs.symlink(path.join(root, 'dist/src'), path.join(lib, 'dist/src'));
+    await fs.symlink(BLOB, path.join(lib, 'dist/snapshot/distccd.blob'));
+    // (touch -r, as install's cp -p: JavaScript's utimes cannot set nanoseconds)
+    const copy = path.join(lib, 'dist/snapshot/distccd.blob.node-mtime');
+    await fs.copyFile(STAMP, copy);
+    assert.equal(spawnSync('touch', ['-r', STAMP, copy]).status, 0);
+  } else {
+    await fs.symlink(path.join(root, 'dist'), path.join(lib, 'dist'));
+  }
+  const launcher = path.join(prefix, 'sbin/distccd');
+  const env = { ...process.env, PREFIX: prefix, NODE: process.execPath, COMPILER_DIR: '/usr/lib/distcc' };
+  const r = spawnSync('sh', [path.join(root, 'scripts/render.sh'), path.join(root, 'scripts/launcher/distccd'), launcher, '0755'], { env, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const tmp = path.join(dir, 'tmp');
+  await fs.mkdir(tmp);
+  return { dir, launcher, masq: await makeMasqueradeDir(path.join(dir, 'masq')), tmp };
+}
+
+/** Starts distccd through the launcher in the foreground; resolves with its pid and "ready" line. */
+async function startThrough(t: Parameters<typeof tempDir>[0], tree: Tree, env: NodeJS.ProcessEnv = {}): Promise<{ pid: number; port: number; ready: string }> {
+  const port = await freePort();
+  const child = spawn(tree.launcher, ['--no-detach', '--daemon', '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1',
+    '--compiler-dir', tree.masq, '--log-stderr', ...KEEP_ROOT], { env: { ...process.env, TMPDIR: tree.tmp, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  });
+  let log = '';
+  child.stderr!.setEncoding('utf8');
+  const ready = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ready line:\n${log}`)), 20_000);
+    child.stderr!.on('data', (text: string) => {
+      log += text;
+      const line = log.split('\n').find((l) => / ready /.test(l));
+      if (line !== undefined) { clearTimeout(timer); resolve(line); }
+    });
+    void exited.then(() => reject(new Error(`distccd exited:\n${log}`)));
+  });
+  return { pid: child.pid!, port, ready };
+}
+
+async function compileAndCompare(dir: string, hosts: string, extra: NodeJS.ProcessEnv = {}): Promise<void> {
+  await fs.writeFile(path.join(dir, 't.c'), SOURCE);
+  const r = await run('distcc', ['gcc', '-g', '-c', 't.c', '-o', 'remote.o'], { cwd: dir, env: clientEnv(dir, hosts, extra) });
+  assert.equal(r.code, 0, r.stderr);
+  const local = await run('gcc', ['-g', '-c', 't.c', '-o', 'local.o'], { cwd: dir });
+  assert.equal(local.code, 0, local.stderr);
+  assert.deepEqual(await fs.readFile(path.join(dir, 'remote.o')), await fs.readFile(path.join(dir, 'local.o')));
+}
+
+async function cmdline(pid: number): Promise<string[]> {
+  return (await fs.readFile(`/proc/${pid}/cmdline`, 'latin1')).split('\0').slice(0, -1);
+}
+
+test('the build makes the startup snapshot with a stamp that carries the mtime of the node that made it', () => {
+  const blob = statSync(BLOB);
+  assert.ok(blob.size > 1 << 20, `the blob is only ${blob.size} bytes`);
+  const stamp = statSync(STAMP, { bigint: true });
+  const node = statSync(process.execPath, { bigint: true });
+  assert.equal(stamp.mtimeNs, node.mtimeNs);
+});
+
+test('distccd from the snapshot prints what the plain script prints for --version, --help and a bad option', () => {
+  for (const args of [['--version'], ['--help'], ['--jobs', 'many'], ['--no-such-option']]) {
+    const plain = spawnSync(process.execPath, [DISTCCD, ...args], { encoding: 'utf8' });
+    const snap = spawnSync(process.execPath, ['--snapshot-blob', BLOB, '--', ...args], { encoding: 'utf8' });
+    const unPid = (s: string): string => s.replace(/\[\d+\]/g, '[PID]');
+    assert.equal(snap.status, plain.status, `exit code for ${args.join(' ')}`);
+    assert.equal(snap.stdout, plain.stdout, `stdout for ${args.join(' ')}`);
+    assert.equal(unPid(snap.stderr), unPid(plain.stderr), `stderr for ${args.join(' ')}`);
+  }
+});
+
+for (const [protocol, suffix] of [[1, ''], [2, ',lzo']] as const) {
+  test(`the launcher's distccd --inetd starts from the snapshot and compiles for the real client over ssh pipes in protocol ${protocol}`, async (t) => {
+    const tree = await prefixTree(t);
+    const log = path.join(tree.dir, 'distccd.log');
+    const ssh = path.join(tree.dir, 'fake-ssh');
+    await fs.writeFile(ssh, `#!/bin/sh\nTMPDIR='${tree.tmp}' exec '${tree.launcher}' --inetd --compiler-dir '${tree.masq}' --log-file '${log}' ${KEEP_ROOT.join(' ')}\n`, { mode: 0o755 });
+    await compileAndCompare(tree.dir, `@localhost/2${suffix}`, { DISTCC_SSH: ssh });
+    const text = await fs.readFile(log, 'utf8');
+    assert.match(text, / ready .* start=snapshot/);
+    assert.match(text, /client: pipe COMPILE_OK exit:0 /);
+  });
+}
+
+test('the launcher\'s standalone distccd detaches from the snapshot, writes its pid file and compiles', async (t) => {
+  const tree = await prefixTree(t);
+  const pidFile = path.join(tree.dir, 'distccd.pid');
+  const log = path.join(tree.dir, 'distccd.log');
+  const port = await freePort();
+  const start = spawnSync(tree.launcher, ['--daemon', '--pid-file', pidFile, '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1',
+    '--compiler-dir', tree.masq, '--log-file', log, ...KEEP_ROOT], { env: { ...process.env, TMPDIR: tree.tmp }, encoding: 'utf8', timeout: 30_000 });
+  assert.equal(start.status, 0, start.stderr);
+  const pid = Number((await fs.readFile(pidFile, 'utf8')).trim());
+  t.after(() => { try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ } });
+  const argv = await cmdline(pid);
+  assert.deepEqual(argv.slice(1, 4), ['--snapshot-blob', path.join(tree.dir, 'prefix/lib/distkit/dist/snapshot/distccd.blob'), '--']);
+  await compileAndCompare(tree.dir, `127.0.0.1:${port}/2,lzo`);
+  assert.match(await fs.readFile(log, 'utf8'), / ready .* start=snapshot/);
+});
+
+test('the launcher runs the plain script when NODE_OPTIONS is set, whose V8 flags the blob may not have', async (t) => {
+  const tree = await prefixTree(t);
+  const { pid, ready } = await startThrough(t, tree, { NODE_OPTIONS: '--no-warnings' });
+  assert.match(ready, /start=script/);
+  assert.ok(!(await cmdline(pid)).includes('--snapshot-blob'));
+});
+
+test('the launcher runs the plain script when node\'s mtime differs from the stamp, as after a node upgrade', async (t) => {
+  const tree = await prefixTree(t, true);
+  const stamp = path.join(tree.dir, 'prefix/lib/distkit/dist/snapshot/distccd.blob.node-mtime');
+  const fromSnapshot = await startThrough(t, tree);
+  assert.match(fromSnapshot.ready, /start=snapshot/, 'the copied stamp still matches');
+  const node = statSync(process.execPath);
+  await fs.utimes(stamp, node.atime, new Date(node.mtimeMs - 86_400_000));
+  const { pid, port, ready } = await startThrough(t, tree);
+  assert.match(ready, /start=script/);
+  assert.ok(!(await cmdline(pid)).includes('--snapshot-blob'));
+  await compileAndCompare(tree.dir, `127.0.0.1:${port}/1`);
+});
