@@ -138,17 +138,41 @@ async function makeJ4(work: string, port: number): Promise<number> {
   return await timed(() => exec('make', ['-s', '-B', '-j4', '-C', dir, 'CC=distcc gcc'], { env, maxBuffer: 16 << 20 }));
 }
 
+/**
+ * Ours as a user runs it per connection: the launcher that install puts in sbin, rendered for a
+ * prefix whose dist is this build's. It starts distccd from the startup snapshot when the build
+ * made one for this node (scripts/snapshot.ts), else from the plain script.
+ */
+async function installedLauncher(work: string): Promise<string> {
+  const launcher = path.join(work, 'prefix/sbin/distccd');
+  if (await fs.access(launcher).then(() => true, () => false)) return launcher;
+  const lib = path.join(work, 'prefix/lib/distkit');
+  await fs.mkdir(lib, { recursive: true });
+  await fs.mkdir(path.join(work, 'prefix/sbin'));
+  await fs.symlink(path.join(REPO, 'dist'), path.join(lib, 'dist'));
+  await exec('sh', [path.join(REPO, 'scripts/render.sh'), path.join(REPO, 'scripts/launcher/distccd'), launcher, '0755'], {
+    env: { ...process.env, PREFIX: path.join(work, 'prefix'), NODE: process.execPath, COMPILER_DIR: '/usr/lib/distcc' },
+  });
+  return launcher;
+}
+
 async function inetd(work: string, kinds: readonly Kind[]): Promise<Map<Kind, number>> {
   const envs = new Map<Kind, NodeJS.ProcessEnv>();
   for (const kind of kinds) {
-    const [cmd, pre] = serverCommand(kind);
     const script = path.join(work, `ssh-${kind}.sh`);
     const log = await openLog(work, `${kind}-inetd.log`);
-    // distcc runs "$DISTCC_SSH host distccd --inetd ...": ignore the host and run the server here.
-    await fs.writeFile(script, `#!/bin/sh\nexec ${[cmd, ...pre].map((a) => `'${a}'`).join(' ')} --inetd --log-file '${log}'\n`, { mode: 0o755 });
+    const server = kind === 'c' ? C_DISTCCD : await installedLauncher(work);
+    // distcc runs "$DISTCC_SSH host distccd --inetd ...": ignore the host and run the server here,
+    // in the environment sshd (or inetd) would give it, not the benchmark's own: PATH, HOME and
+    // the locale. (This machine's NODE_EXTRA_CA_CERTS alone costs every node start ~65 ms.)
+    const env = ['PATH', 'LANG', 'LC_ALL', 'TMPDIR'].filter((v) => process.env[v] !== undefined).map((v) => `${v}='${process.env[v]}'`);
+    await fs.writeFile(script, `#!/bin/sh\nexec env -i HOME=/ ${env.join(' ')} '${server}' --inetd --log-file '${log}'\n`, { mode: 0o755 });
     envs.set(kind, clientEnv(work, '@localhost/4', { DISTCC_SSH: script }));
   }
-  return interleaved(kinds, INETD_JOBS, (kind) => exec('distcc', ['gcc', '-c', 'trivial.c', '-o', 'trivial.o'], { cwd: work, env: envs.get(kind) }));
+  const total = await interleaved(kinds, INETD_JOBS, (kind) => exec('distcc', ['gcc', '-c', 'trivial.c', '-o', 'trivial.o'], { cwd: work, env: envs.get(kind) }));
+  const starts = (await fs.readFile(path.join(work, 'ours-inetd.log'), 'utf8').catch(() => '')).match(/ ready .*start=\w+/g) ?? [];
+  if (kinds.includes('ours')) console.log(`  (ours per connection: ${starts.filter((l) => l.endsWith('=snapshot')).length} of ${starts.length} starts from the startup snapshot)`);
+  return total;
 }
 
 /** A protocol-1 request for `gcc -c trivial.i -o trivial.o` carrying the .i as DOTI. */
