@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import { closeSync, openSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { compilerEnvironment, serrLine } from '../../src/compile/job';
@@ -74,6 +75,28 @@ test('runCompiler gives the compiler only fds 0-2, default signals, its own sess
   assert.equal(sid, pid, 'the compiler leads its own session (and process group)');
   assert.equal(cwd, dir);
   assert.equal(stdin, '/dev/null');
+});
+
+test('runCompiler reports a step that fails inside the child with its errno and leaves no child behind', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-childfail-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  // Executable, so the PATH search takes it, but neither ELF nor #!: execve itself says ENOEXEC.
+  const junk = path.join(dir, 'junk-compiler');
+  await fs.writeFile(junk, Buffer.from([0x00, 0x01, 0x02, 0x03, 0xff, 0xfe]), { mode: 0o755 });
+  const env = { PATH: '/usr/bin:/bin' };
+  const noExec = await runCompiler({ argv: [junk, '-c'], cwd: dir, env, nice: 0, lifetimeMs: 0 });
+  assert.equal(noExec.kind, 'exec-failed');
+  assert.match(noExec.kind === 'exec-failed' ? noExec.reason : '', /ENOEXEC/);
+  // chdir runs in the child, after the fork: a missing directory is reported all the same.
+  const noCwd = await runCompiler({ argv: ['true'], cwd: path.join(dir, 'gone'), env, nice: 0, lifetimeMs: 0 });
+  assert.equal(noCwd.kind, 'exec-failed');
+  assert.match(noCwd.kind === 'exec-failed' ? noCwd.reason : '', /ENOENT/);
+  // Each failed child exited with 127 before exec and was reaped there: no zombie is left.
+  const children = execFileSync('ps', ['--ppid', String(process.pid), '-o', 'stat=,args='], { encoding: 'utf8' });
+  assert.doesNotMatch(children, /^Z/m, children);
+  // And the next spawn, on the same kept stack, works.
+  const ok = await runCompiler({ argv: ['sh', '-c', 'echo fine'], cwd: dir, env, nice: 0, lifetimeMs: 0 });
+  assert.equal(ok.kind === 'exited' && ok.stdout.toString(), 'fine\n');
 });
 
 test('TempFiles creates private files that cannot be pre-created and removes them all', async (t) => {
