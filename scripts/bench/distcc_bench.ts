@@ -171,7 +171,7 @@ async function inetd(work: string, kinds: readonly Kind[]): Promise<Map<Kind, nu
   }
   const total = await interleaved(kinds, INETD_JOBS, (kind) => exec('distcc', ['gcc', '-c', 'trivial.c', '-o', 'trivial.o'], { cwd: work, env: envs.get(kind) }));
   const starts = (await fs.readFile(path.join(work, 'ours-inetd.log'), 'utf8').catch(() => '')).match(/ ready .*start=\w+/g) ?? [];
-  if (kinds.includes('ours')) console.log(`  (ours per connection: ${starts.filter((l) => l.endsWith('=snapshot')).length} of ${starts.length} starts from the startup snapshot)`);
+  if (kinds.includes('ours')) console.log(`  (ours per connection, all runs so far: ${starts.filter((l) => l.endsWith('=snapshot')).length} of ${starts.length} started from the startup snapshot)`);
   return total;
 }
 
