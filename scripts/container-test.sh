@@ -239,7 +239,9 @@ if have distccd; then
   ct systemctl stop inetd
   # Debian's inetd.service stops inetd alone (KillMode=process): the "wait" distccd keeps its
   # listening socket until it exits. End it by pid so port 3635 is free again.
-  for p in $(ct pgrep -f -- 'distccd.js --allow 127.0.0.1 --compiler-dir'); do ct kill "$p"; done
+  # (the launcher starts it as `node --snapshot-blob BLOB -- ARGS`, or `node .../distccd.js ARGS`)
+  for p in $(ct pgrep -f -- '(distccd\.js|--) --allow 127\.0\.0\.1 --compiler-dir'); do ct kill "$p"; done
+  wait_for 10 ct sh -c '! ss -ltn | grep -q 127.0.0.1:3635' || fail "the inetd wait distccd still holds 127.0.0.1:3635 after its kill"
 fi
 
 # --- `service NAME start|status|stop` through systemd ---------------------------------------
