@@ -118,6 +118,9 @@ function addon(spec) {
     });
     entry = { proxy, load };
     addons.set(spec, entry);
+    // Required while running (sd-notify, when NOTIFY_SOCKET is set): load it now, as a plain
+    // require would, not at first use, which may come after the privilege drop.
+    if (runtimeRequire !== undefined) load();
   }
   return entry.proxy;
 }

@@ -154,3 +154,51 @@ test('the launcher runs the plain script when node\'s mtime differs from the sta
   assert.ok(!(await cmdline(pid)).includes('--snapshot-blob'));
   await compileAndCompare(tree.dir, `127.0.0.1:${port}/1`);
 });
+
+test('distccd from the snapshot under systemd-socket-activate tells READY=1 over NOTIFY_SOCKET and compiles', async (t) => {
+  // sd-notify is the one addon required only while running (when NOTIFY_SOCKET is set): it must
+  // load as it is required, before the privilege drop (after it, a 0700 checkout is unreadable).
+  const tree = await prefixTree(t);
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) {
+    await fs.chmod(tree.dir, 0o755); // distccd's own user must reach masq and TMPDIR
+    await fs.chmod(tree.tmp, 0o1777);
+  }
+  const notify = path.join(tree.dir, 'notify');
+  const receiver = spawn('python3', ['-c', [
+    'import os, socket, sys',
+    's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+    's.bind(sys.argv[1])',
+    'os.chmod(sys.argv[1], 0o777)  # as /run/systemd/notify: writable after the privilege drop',
+    'print("bound", flush=True)',
+    'while True: print(s.recv(4096).decode().replace("\\n", " "), flush=True)',
+  ].join('\n'), notify], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => { receiver.kill('SIGTERM'); });
+  let heard = '';
+  receiver.stdout.setEncoding('utf8').on('data', (d: string) => { heard += d; });
+  const waitHeard = async (re: RegExp, what: string): Promise<void> => {
+    for (const end = Date.now() + 15_000; !re.test(heard); await new Promise((r) => setTimeout(r, 50))) {
+      assert.ok(Date.now() < end, `${what}; heard: ${heard}`);
+    }
+  };
+  await waitHeard(/^bound$/m, 'the receiver did not bind');
+  const port = await freePort();
+  const activate = spawn('systemd-socket-activate', ['-l', `127.0.0.1:${port}`, '-E', `NOTIFY_SOCKET=${notify}`, '-E', `TMPDIR=${tree.tmp}`,
+    tree.launcher, '--log-stderr', '--allow', '127.0.0.1', '--compiler-dir', tree.masq], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  activate.stderr!.setEncoding('utf8').on('data', (d: string) => { log += d; });
+  const exited = new Promise<void>((resolve) => activate.once('exit', () => resolve()));
+  t.after(async () => {
+    if (activate.exitCode === null && activate.signalCode === null) activate.kill('SIGTERM');
+    await exited;
+  });
+  for (const end = Date.now() + 10_000; !/Listening on/.test(log); await new Promise((r) => setTimeout(r, 50))) {
+    assert.ok(Date.now() < end, `systemd-socket-activate did not listen: ${log}`);
+  }
+  // The first connection starts distccd on the inherited listener (LISTEN_FDS, Accept=no).
+  await compileAndCompare(tree.dir, `127.0.0.1:${port}/2,lzo`);
+  await waitHeard(/READY=1/, 'no READY=1 from distccd');
+  assert.match(log, /mode kind=systemd-listen /);
+  assert.match(log, / ready .* start=snapshot/);
+  if (asRoot) assert.match(log, /privileges dropped user=(distccd|distcc|nobody) /);
+});
