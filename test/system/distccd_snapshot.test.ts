@@ -4,13 +4,14 @@
 // daemon (which restarts itself from the snapshot), and the launcher's fallback to the plain
 // script when the blob may not fit the node binary.
 
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { clientEnv, DISTCCD, freePort, KEEP_ROOT, makeMasqueradeDir, run, tempDir } from '../support/distccd_harness';
+import { start } from './echo_harness';
 
 const root = path.resolve(__dirname, '../../..');
 const BLOB = path.join(root, 'dist/snapshot/distccd.blob');
@@ -51,27 +52,12 @@ async function prefixTree(t: Parameters<typeof tempDir>[0], ownStamp = false): P
 }
 
 /** Starts distccd through the launcher in the foreground; resolves with its pid and "ready" line. */
-async function startThrough(t: Parameters<typeof tempDir>[0], tree: Tree, env: NodeJS.ProcessEnv = {}): Promise<{ pid: number; port: number; ready: string }> {
+async function startThrough(t: TestContext, tree: Tree, env: NodeJS.ProcessEnv = {}): Promise<{ pid: number; port: number; ready: string }> {
   const port = await freePort();
-  const child = spawn(tree.launcher, ['--no-detach', '--daemon', '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1',
-    '--compiler-dir', tree.masq, '--log-stderr', ...KEEP_ROOT], { env: { ...process.env, TMPDIR: tree.tmp, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
-  });
-  let log = '';
-  child.stderr!.setEncoding('utf8');
-  const ready = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ready line:\n${log}`)), 20_000);
-    child.stderr!.on('data', (text: string) => {
-      log += text;
-      const line = log.split('\n').find((l) => / ready /.test(l));
-      if (line !== undefined) { clearTimeout(timer); resolve(line); }
-    });
-    void exited.then(() => reject(new Error(`distccd exited:\n${log}`)));
-  });
-  return { pid: child.pid!, port, ready };
+  const p = start(t, tree.launcher, ['--no-detach', '--daemon', '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1',
+    '--compiler-dir', tree.masq, '--log-stderr', ...KEEP_ROOT], { env: { ...process.env, TMPDIR: tree.tmp, ...env } });
+  const [ready] = await p.waitFor(/^.* ready .*$/m, 20_000);
+  return { pid: p.child.pid!, port, ready };
 }
 
 async function compileAndCompare(dir: string, hosts: string, extra: NodeJS.ProcessEnv = {}): Promise<void> {
@@ -165,39 +151,23 @@ test('distccd from the snapshot under systemd-socket-activate tells READY=1 over
     await fs.chmod(tree.tmp, 0o1777);
   }
   const notify = path.join(tree.dir, 'notify');
-  const receiver = spawn('python3', ['-c', [
+  const receiver = start(t, 'python3', ['-c', [
     'import os, socket, sys',
     's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
     's.bind(sys.argv[1])',
     'os.chmod(sys.argv[1], 0o777)  # as /run/systemd/notify: writable after the privilege drop',
     'print("bound", flush=True)',
     'while True: print(s.recv(4096).decode().replace("\\n", " "), flush=True)',
-  ].join('\n'), notify], { stdio: ['ignore', 'pipe', 'inherit'] });
-  t.after(() => { receiver.kill('SIGTERM'); });
-  let heard = '';
-  receiver.stdout.setEncoding('utf8').on('data', (d: string) => { heard += d; });
-  const waitHeard = async (re: RegExp, what: string): Promise<void> => {
-    for (const end = Date.now() + 15_000; !re.test(heard); await new Promise((r) => setTimeout(r, 50))) {
-      assert.ok(Date.now() < end, `${what}; heard: ${heard}`);
-    }
-  };
-  await waitHeard(/^bound$/m, 'the receiver did not bind');
+  ].join('\n'), notify]);
+  await receiver.waitFor(/^bound$/m);
   const port = await freePort();
-  const activate = spawn('systemd-socket-activate', ['-l', `127.0.0.1:${port}`, '-E', `NOTIFY_SOCKET=${notify}`, '-E', `TMPDIR=${tree.tmp}`,
-    tree.launcher, '--log-stderr', '--allow', '127.0.0.1', '--compiler-dir', tree.masq], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  activate.stderr!.setEncoding('utf8').on('data', (d: string) => { log += d; });
-  const exited = new Promise<void>((resolve) => activate.once('exit', () => resolve()));
-  t.after(async () => {
-    if (activate.exitCode === null && activate.signalCode === null) activate.kill('SIGTERM');
-    await exited;
-  });
-  for (const end = Date.now() + 10_000; !/Listening on/.test(log); await new Promise((r) => setTimeout(r, 50))) {
-    assert.ok(Date.now() < end, `systemd-socket-activate did not listen: ${log}`);
-  }
+  const activate = start(t, 'systemd-socket-activate', ['-l', `127.0.0.1:${port}`, '-E', `NOTIFY_SOCKET=${notify}`, '-E', `TMPDIR=${tree.tmp}`,
+    tree.launcher, '--log-stderr', '--allow', '127.0.0.1', '--compiler-dir', tree.masq]);
+  await activate.waitFor(/Listening on/);
   // The first connection starts distccd on the inherited listener (LISTEN_FDS, Accept=no).
   await compileAndCompare(tree.dir, `127.0.0.1:${port}/2,lzo`);
-  await waitHeard(/READY=1/, 'no READY=1 from distccd');
+  await receiver.waitFor(/READY=1/, 15_000);
+  const log = activate.output();
   assert.match(log, /mode kind=systemd-listen /);
   assert.match(log, / ready .* start=snapshot/);
   if (asRoot) assert.match(log, /privileges dropped user=(distccd|distcc|nobody) /);

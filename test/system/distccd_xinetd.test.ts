@@ -7,11 +7,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { clientEnv, freePort, makeMasqueradeDir, run, tempDir } from '../support/distccd_harness';
+import { start } from './echo_harness';
 
 const root = path.resolve(__dirname, '../../..');
 const SOURCE = '#include <stdio.h>\nint main(void) { puts("xinetd"); return 0; }\n';
@@ -84,17 +85,10 @@ test('our xinetd.d entry runs the distccd launcher per connection and the real c
   const conf = path.join(dir, 'xinetd.conf');
   await fs.writeFile(conf, `defaults\n{\n\tlog_type\t= FILE ${path.join(dir, 'xinetd.log')}\n}\nincludedir ${services}\n`);
 
-  const daemon = spawn(xinetd, ['-dontfork', '-pidfile', path.join(dir, 'xinetd.pid'), '-f', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  daemon.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-  const exited = new Promise<void>((resolve) => daemon.once('exit', () => resolve()));
-  t.after(async () => {
-    if (daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGTERM');
-    await exited;
-  });
+  const daemon = start(t, xinetd, ['-dontfork', '-pidfile', path.join(dir, 'xinetd.pid'), '-f', conf]);
   const until = Date.now() + 10_000;
   while (!(await listening(port))) {
-    assert.ok(Date.now() < until && daemon.exitCode === null, `xinetd is not listening on ${port}: ${stderr}\n${await fs.readFile(path.join(dir, 'xinetd.log'), 'utf8').catch(() => '')}`);
+    assert.ok(Date.now() < until && daemon.child.exitCode === null, `xinetd is not listening on ${port}: ${daemon.output()}\n${await fs.readFile(path.join(dir, 'xinetd.log'), 'utf8').catch(() => '')}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 
