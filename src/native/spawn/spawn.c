@@ -238,6 +238,15 @@ done:
   return result;
 }
 
+/* waitpid(pid, WNOHANG), retried on EINTR: the pid, 0 while it runs, or -1 with errno. */
+static pid_t wait_nohang(pid_t pid, int *status) {
+  pid_t got;
+  do {
+    got = waitpid(pid, status, WNOHANG);
+  } while (got < 0 && errno == EINTR);
+  return got;
+}
+
 /* The one argument of reap(pid) and forgo(pid): 1, or 0 with a TypeError pending. */
 static int pid_only_arg(napi_env env, napi_callback_info info, const char *usage, int32_t *pid) {
   size_t argc = 1;
@@ -253,10 +262,7 @@ static napi_value Reap(napi_env env, napi_callback_info info) {
   int32_t pid;
   if (!pid_only_arg(env, info, "reap(pid) needs a positive pid", &pid)) return NULL;
   int status = 0;
-  pid_t got;
-  do {
-    got = waitpid(pid, &status, WNOHANG);
-  } while (got < 0 && errno == EINTR);
+  pid_t got = wait_nohang(pid, &status);
   if (got < 0) {
     char subject[32];
     snprintf(subject, sizeof subject, "%d", pid);
@@ -293,6 +299,12 @@ struct exit_watch {
   struct exit_watch *next;  /* in `planned`, while plan != NULL */
 };
 
+static void free_plan(struct answer_plan *plan) {
+  if (plan == NULL) return;
+  free(plan->object);
+  free(plan);
+}
+
 /* Watches with an answer pending, for forgo(); the loop's thread is the only one to touch it. */
 static struct exit_watch *planned;
 
@@ -304,8 +316,7 @@ static void drop_plan(struct exit_watch *w) {
       break;
     }
   }
-  free(w->plan->object);
-  free(w->plan);
+  free_plan(w->plan);
   w->plan = NULL;
 }
 
@@ -444,9 +455,7 @@ static void exited(uv_poll_t *poll, int status, int events) {
   pid_t got = 0;
   int err = status < 0 ? EIO : 0;
   if (err == 0) {
-    do {
-      got = waitpid(w->pid, &wstatus, WNOHANG);
-    } while (got < 0 && errno == EINTR);
+    got = wait_nohang(w->pid, &wstatus);
     if (got == 0) return; /* not yet (spurious wake-up): keep watching */
     if (got < 0) err = errno;
   }
@@ -534,8 +543,7 @@ static napi_value Watch(napi_env env, napi_callback_info info) {
   struct stat sock;
   if (plan != NULL && (fstat(plan->socket, &sock) != 0 || !S_ISSOCK(sock.st_mode))) {
     /* A pipe (ssh, inetd's pipe mode) or a closed descriptor: the caller answers. */
-    free(plan->object);
-    free(plan);
+    free_plan(plan);
     plan = NULL;
   } else if (plan != NULL) {
     plan->socket_dev = sock.st_dev;
@@ -543,10 +551,9 @@ static napi_value Watch(napi_env env, napi_callback_info info) {
   }
   napi_value result;
   int pidfd = pidfd_open(pid, 0);
-  if (pidfd < 0 && plan != NULL) {
+  if (pidfd < 0) {
     int saved = errno;
-    free(plan->object);
-    free(plan);
+    free_plan(plan);
     errno = saved;
   }
   if (pidfd < 0) {
@@ -564,10 +571,7 @@ static napi_value Watch(napi_env env, napi_callback_info info) {
   if (w == NULL || napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init(loop, &w->poll, pidfd) != 0) {
     free(w);
     close(pidfd);
-    if (plan != NULL) {
-      free(plan->object);
-      free(plan);
-    }
+    free_plan(plan);
     napi_throw_error(env, NULL, "cannot watch the child's pidfd");
     return NULL;
   }
