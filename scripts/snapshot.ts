@@ -77,6 +77,9 @@ function collect(start: string): BundledModule[] {
 /** The snapshot's entry script: the module table, its require, and the deserialize main. */
 function render(modules: readonly BundledModule[]): string {
   const relative = (file: string): string => path.relative(dist, file);
+  // It knows how node was told where the blob is (startedFromSnapshot uses it too).
+  const daemonize = modules.find((m) => m.file === path.join(dist, 'src', 'activation', 'daemonize.js'));
+  if (daemonize === undefined) throw new Error('src/activation/daemonize.js is not in distccd\'s module graph');
   const table = modules.map((m) =>
     `table[${m.id}] = { file: ${JSON.stringify(relative(m.file))}, targets: ${JSON.stringify(m.targets)}, ` +
     `run: function (exports, require, module, __filename, __dirname) {${m.source}\n} };`);
@@ -149,8 +152,7 @@ const distccd = load(0);
 v8.startupSnapshot.setDeserializeMainFunction(() => {
   // The blob sits in DIST/snapshot/: the addons resolve from DIST/src/cli like the plain script's
   // (from its real path, as node does for a main script reached through a symlink).
-  const i = process.execArgv.findIndex((a) => a === '--snapshot-blob' || a.startsWith('--snapshot-blob='));
-  const blob = i < 0 ? undefined : process.execArgv[i].includes('=') ? process.execArgv[i].slice(process.execArgv[i].indexOf('=') + 1) : process.execArgv[i + 1];
+  const blob = load(${daemonize.id}).snapshotBlob();
   if (blob !== undefined) dist = path.dirname(path.dirname(fs.realpathSync(blob)));
   runtimeRequire = createRequire(path.join(dist, 'src', 'cli', 'distccd.js'));
   for (const { load } of addons.values()) load();

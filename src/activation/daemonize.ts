@@ -18,9 +18,17 @@ export interface DetachedReport {
   readonly addresses: readonly string[];
 }
 
-/** Whether node started this process from a startup snapshot (scripts/snapshot.ts) rather than a script. */
+/** The blob node started this process from (scripts/snapshot.ts), as given; undefined for a script. */
+export function snapshotBlob(execArgv: readonly string[] = process.execArgv): string | undefined {
+  const i = execArgv.findIndex((a) => a === '--snapshot-blob' || a.startsWith('--snapshot-blob='));
+  if (i < 0) return undefined;
+  const arg = execArgv[i]!;
+  return arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : execArgv[i + 1];
+}
+
+/** Whether node started this process from a startup snapshot rather than a script. */
 export function startedFromSnapshot(): boolean {
-  return process.execArgv.some((a) => a === '--snapshot-blob' || a.startsWith('--snapshot-blob='));
+  return snapshotBlob() !== undefined;
 }
 
 /** In the daemon: the fd to report on, taken out of the environment so children do not see it. */
