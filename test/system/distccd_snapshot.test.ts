@@ -12,6 +12,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { clientEnv, DISTCCD, freePort, KEEP_ROOT, makeMasqueradeDir, run, tempDir } from '../support/distccd_harness';
 import { start } from './echo_harness';
+import { renderTemplate } from '../support/render_template';
 
 const root = path.resolve(__dirname, '../../..');
 const BLOB = path.join(root, 'dist/snapshot/distccd.blob');
@@ -43,9 +44,7 @@ async function prefixTree(t: Parameters<typeof tempDir>[0], ownStamp = false): P
     await fs.symlink(path.join(root, 'dist'), path.join(lib, 'dist'));
   }
   const launcher = path.join(prefix, 'sbin/distccd');
-  const env = { ...process.env, PREFIX: prefix, NODE: process.execPath, COMPILER_DIR: '/usr/lib/distcc' };
-  const r = spawnSync('sh', [path.join(root, 'scripts/render.sh'), path.join(root, 'scripts/launcher/distccd'), launcher, '0755'], { env, encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
+  renderTemplate('scripts/launcher/distccd', launcher, { PREFIX: prefix, NODE: process.execPath, COMPILER_DIR: '/usr/lib/distcc' }, '0755');
   const tmp = path.join(dir, 'tmp');
   await fs.mkdir(tmp);
   return { dir, launcher, masq: await makeMasqueradeDir(path.join(dir, 'masq')), tmp };

@@ -13,6 +13,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { clientEnv, freePort, makeMasqueradeDir, run, tempDir } from '../support/distccd_harness';
 import { start } from './echo_harness';
+import { renderTemplate } from '../support/render_template';
 
 const root = path.resolve(__dirname, '../../..');
 const SOURCE = '#include <stdio.h>\nint main(void) { puts("xinetd"); return 0; }\n';
@@ -54,16 +55,12 @@ test('our xinetd.d entry runs the distccd launcher per connection and the real c
   await fs.mkdir(path.join(prefix, 'lib/distkit'), { recursive: true });
   await fs.symlink(path.join(root, 'dist'), path.join(prefix, 'lib/distkit/dist'));
   const masq = await makeMasqueradeDir(path.join(dir, 'masq'));
-  const env = { ...process.env, PREFIX: prefix, NODE: process.execPath, COMPILER_DIR: masq };
-  const render = (src: string, dst: string, mode: string): void => {
-    const r = spawnSync('sh', [path.join(root, 'scripts/render.sh'), path.join(root, src), dst, mode], { env, encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stderr);
-  };
-  render('scripts/launcher/distccd', path.join(prefix, 'sbin/distccd'), '0755');
+  const env = { PREFIX: prefix, NODE: process.execPath, COMPILER_DIR: masq };
+  renderTemplate('scripts/launcher/distccd', path.join(prefix, 'sbin/distccd'), env, '0755');
   const services = path.join(dir, 'xinetd.d');
   await fs.mkdir(services);
   const entry = path.join(services, 'distcc');
-  render('inetd/xinetd.d/distcc', entry, '0644');
+  renderTemplate('inetd/xinetd.d/distcc', entry, env);
 
   // What an admin changes (disable = no), plus what this test needs: its own port (so UNLISTED),
   // loopback only, and a log file. `user = root` instead of the entry's distccd: this tree lives

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { renderTemplate } from '../support/render_template';
 
 const root = path.resolve(__dirname, '../../..');
 const prefix = '/usr/local';
@@ -143,7 +144,7 @@ test('launchers keep the pid when they exec node on the installed program', asyn
     const prog = p === 'distccd-defaults' ? 'distccd' : p;
     fs.writeFileSync(path.join(cli, `${prog}.js`), 'process.stdout.write(`${process.pid} ${process.argv.slice(2).join(" ")}`);\n');
     const launcher = path.join(dir, p === 'distccd' ? 'sbin' : '', p);
-    assert.equal(spawnSync('sh', [path.join(root, 'scripts/render.sh'), path.join(root, 'scripts/launcher', p), launcher, '0755'], { env }).status, 0);
+    renderTemplate(path.join('scripts/launcher', p), launcher, env, '0755');
     const child = spawn(launcher, ['-x'], { env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (b: Buffer) => { out += b.toString(); });

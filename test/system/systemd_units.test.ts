@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { renderTemplate } from '../support/render_template';
 
 const root = path.resolve(__dirname, '../../..');
 const unitDir = path.join(root, 'systemd');
@@ -21,11 +22,6 @@ interface Rendered {
   readonly env: NodeJS.ProcessEnv;
 }
 
-function render(src: string, dst: string, env: NodeJS.ProcessEnv, mode = '0644'): void {
-  const r = spawnSync('sh', [path.join(root, 'scripts/render.sh'), src, dst, mode], { env, encoding: 'utf8' });
-  assert.equal(r.status, 0, `render.sh ${src} failed: ${r.stderr}`);
-}
-
 /** Renders every unit and the launcher they run into a fresh prefix, with the man pages on MANPATH. */
 function renderUnits(): Rendered {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'distkit-units-'));
@@ -33,11 +29,11 @@ function renderUnits(): Rendered {
   const env = { ...process.env, PREFIX: prefix, NODE: process.execPath, COMPILER_DIR: '/usr/lib/distcc' };
   const libexec = path.join(prefix, 'lib/distkit/libexec');
   fs.mkdirSync(libexec, { recursive: true });
-  render(path.join(root, 'scripts/launcher/distccd-defaults'), path.join(libexec, 'distccd-defaults'), env, '0755');
+  renderTemplate(path.join(root, 'scripts/launcher/distccd-defaults'), path.join(libexec, 'distccd-defaults'), env, '0755');
   const out = path.join(dir, 'units');
   fs.mkdirSync(out);
   const units = fs.readdirSync(unitDir).filter((f) => /\.(socket|service)$/.test(f)).sort();
-  for (const u of units) render(path.join(unitDir, u), path.join(out, u), env);
+  for (const u of units) renderTemplate(path.join(unitDir, u), path.join(out, u), env);
   for (const section of ['1', '8']) {
     const man = path.join(dir, 'man', `man${section}`);
     fs.mkdirSync(man, { recursive: true });
@@ -106,9 +102,9 @@ test('distccd-defaults turns Debian /etc/default/distcc variables into distccd o
   const prefix = path.join(dir, 'prefix');
   const env = { ...process.env, PREFIX: prefix, NODE: show, COMPILER_DIR: '/usr/lib/distcc' };
   fs.mkdirSync(path.join(prefix, 'sbin'), { recursive: true });
-  render(path.join(root, 'scripts/launcher/distccd'), path.join(prefix, 'sbin/distccd'), env, '0755');
+  renderTemplate(path.join(root, 'scripts/launcher/distccd'), path.join(prefix, 'sbin/distccd'), env, '0755');
   const launcher = path.join(dir, 'distccd-defaults');
-  render(path.join(root, 'scripts/launcher/distccd-defaults'), launcher, env, '0755');
+  renderTemplate(path.join(root, 'scripts/launcher/distccd-defaults'), launcher, env, '0755');
   const script = `arg:${prefix}/lib/distkit/dist/src/cli/distccd.js`;
   const run = (vars: Record<string, string>): string[] => {
     const r = spawnSync(launcher, ['--no-detach'], { env: { PATH: process.env.PATH, ...vars }, encoding: 'utf8' });
