@@ -1,14 +1,18 @@
 // `npm run bench` for distccd: runs the same workloads, side by side in one run, against Debian's
-// C distccd (/usr/bin/distccd) and ours (node dist/src/cli/distccd.js), and prints each
-// ours/C wall-time ratio with min/median/max over several runs (< 1 means ours is faster):
+// C distccd (/usr/bin/distccd), ours (node dist/src/cli/distccd.js) and the Node floor
+// (distcc_floor.ts: the least a Node server can do per job), and prints each ours/C and floor/C
+// wall-time ratio with min/median/max over several runs (< 1 means faster than C):
 //   1. sequential: N trivial compiles one after another through the real distcc client;
-//   2. make -j4 of M generated C files with CC="distcc gcc";
+//   2. make -j4 of M generated C files with CC="distcc gcc", with the CPU each make cost: the
+//      server's (it and every compiler it ran) per job, and the total with the client side, from
+//      cgroup accounting when run as root (cpu_groups.ts). With the cores all busy, CPU decides;
 //   3. inetd: K compiles over a DISTCC_SSH pipe script that execs `distccd --inetd` locally;
 //   4. overhead: the server's own cost per job, a raw protocol-1 request minus the bare compiler
 //      on the same .i file.
-// Sequential, inetd and overhead jobs alternate between C and ours job by job (the side going
-// first swaps every job), so drift on the machine hits both alike; the two makes swap order every
-// run. Loopback only, free ports picked at run time, every server stopped by PID, temp dirs removed.
+// Sequential, inetd and overhead jobs alternate between the servers job by job (the order
+// reverses every job), so drift on the machine hits all alike; the makes change order every run.
+// inetd has no floor: it measures a process start per job, which the floor does not model.
+// Loopback only, free ports picked at run time, every server stopped by PID, temp dirs removed.
 // Not part of `npm test` (speed is never checked by unit tests). Usage:
 //   node dist/scripts/bench/distcc_bench.js [--runs 3] [--quick] [--only sequential,make-j4,inetd,overhead]
 
@@ -19,6 +23,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../test/support/free_port';
+import { CpuGroups } from './cpu_groups';
 
 const execRaw = promisify(execFile);
 /** Every command is bounded: a hung server must fail the bench, not stall it. */
@@ -28,9 +33,11 @@ function exec(file: string, args: readonly string[], options: { cwd?: string; en
 }
 const REPO = path.resolve(__dirname, '../../..');
 const OURS = path.join(REPO, 'dist/src/cli/distccd.js');
+const FLOOR = path.join(REPO, 'dist/scripts/bench/distcc_floor.js');
 const C_DISTCCD = '/usr/bin/distccd';
 
-type Kind = 'c' | 'ours';
+type Kind = 'c' | 'ours' | 'floor';
+const KINDS: readonly Kind[] = ['c', 'ours', 'floor'];
 interface Server { readonly kind: Kind; readonly port: number; readonly child: ChildProcess }
 
 function argValue(name: string, fallback: number): number {
@@ -76,16 +83,19 @@ async function openLog(work: string, name: string): Promise<string> {
   return file;
 }
 
-function serverCommand(kind: Kind): [string, string[]] {
-  return kind === 'c' ? [C_DISTCCD, []] : [process.execPath, [OURS]];
+async function serverCommand(kind: Kind, work: string, port: number): Promise<[string, string[]]> {
+  const tmp = path.join(work, 'tmp');
+  if (kind === 'floor') return [process.execPath, [FLOOR, String(port), tmp]];
+  const log = await openLog(work, `${kind}-distccd.log`);
+  const args = ['--daemon', '--no-detach', '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1', '--jobs', '4', '--log-file', log];
+  return kind === 'c' ? [C_DISTCCD, args] : [process.execPath, [OURS, ...args]];
 }
 
-async function startServer(kind: Kind, work: string): Promise<Server> {
+async function startServer(kind: Kind, work: string, groups: CpuGroups | undefined): Promise<Server> {
   const port = await freePort();
-  const [cmd, pre] = serverCommand(kind);
-  const log = await openLog(work, `${kind}-distccd.log`);
-  const args = [...pre, '--daemon', '--no-detach', '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1', '--jobs', '4', '--log-file', log];
-  const child = spawn(cmd, args, { stdio: 'ignore', env: { ...process.env, TMPDIR: path.join(work, 'tmp') } });
+  const [file, args] = await serverCommand(kind, work, port);
+  const [cmd, argv] = groups === undefined ? [file, args] : groups.wrap(kind, file, args);
+  const child = spawn(cmd, argv, { stdio: 'ignore', env: { ...process.env, TMPDIR: path.join(work, 'tmp') } });
   await waitForPort(port, child);
   return { kind, port, child };
 }
@@ -132,10 +142,23 @@ function sequential(work: string, servers: readonly Server[]): Promise<Map<Kind,
     (kind) => exec('distcc', ['gcc', '-c', 'trivial.c', '-o', 'trivial.o'], { cwd: work, env: envs.get(kind) }));
 }
 
-async function makeJ4(work: string, port: number): Promise<number> {
-  const env = clientEnv(work, `127.0.0.1:${port}/4`);
+interface MakeRun {
+  readonly ms: number;
+  /** CPU ms per job of the server and every compiler it ran; undefined without cgroup accounting. */
+  readonly serverCpu?: number;
+  /** CPU ms of the whole make: the server side plus the clients (make, distcc, cpp). */
+  readonly totalCpu?: number;
+}
+
+async function makeJ4(work: string, server: Server, groups: CpuGroups | undefined): Promise<MakeRun> {
+  const env = clientEnv(work, `127.0.0.1:${server.port}/4`);
   const dir = path.join(work, 'make');
-  return await timed(() => exec('make', ['-s', '-B', '-j4', '-C', dir, 'CC=distcc gcc'], { env, maxBuffer: 16 << 20 }));
+  const [cmd, argv] = groups === undefined ? ['make', ['-s', '-B', '-j4', '-C', dir, 'CC=distcc gcc']] : groups.wrap('client', 'make', ['-s', '-B', '-j4', '-C', dir, 'CC=distcc gcc']);
+  const before = groups === undefined ? undefined : [groups.usedMs(server.kind), groups.usedMs('client')] as const;
+  const ms = await timed(() => exec(cmd, argv, { env, maxBuffer: 16 << 20 }));
+  if (groups === undefined || before === undefined) return { ms };
+  const serverMs = groups.usedMs(server.kind) - before[0];
+  return { ms, serverCpu: serverMs / MAKE_FILES, totalCpu: serverMs + groups.usedMs('client') - before[1] };
 }
 
 /**
@@ -233,48 +256,65 @@ function summary(values: number[]): string {
 
 async function main(): Promise<void> {
   const haveOurs = await fs.access(OURS).then(() => true, () => false);
-  const kinds: Kind[] = haveOurs ? ['c', 'ours'] : ['c'];
+  const kinds: Kind[] = haveOurs ? [...KINDS] : ['c'];
   if (!haveOurs) console.log(`ours: ${OURS} is not built yet; measuring the C distccd alone (no ratios)`);
+  const groups = wanted('make-j4') ? CpuGroups.open([...kinds, 'client']) : undefined;
+  if (wanted('make-j4') && groups === undefined) console.log('make-j4 CPU: not measured (needs root and a cgroup v1 cpuacct or v2 hierarchy)');
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-bench-'));
   const servers: Server[] = [];
   // Ctrl-C or a SIGTERM still stops the servers we started and removes the work dir.
   const abort = (signal: NodeJS.Signals): void => {
-    for (const s of servers) if (s.child.exitCode === null) s.child.kill('SIGTERM');
-    void fs.rm(work, { recursive: true, force: true }).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    void Promise.all(servers.map(stopServer))
+      .then(() => groups?.close())
+      .finally(() => fs.rm(work, { recursive: true, force: true }))
+      .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
   };
   process.once('SIGINT', abort);
   process.once('SIGTERM', abort);
   const results: Record<string, Record<Kind, number[]>> = {};
   const note = (name: string, kind: Kind, value: number): void => {
-    (results[name] ??= { c: [], ours: [] })[kind].push(value);
-    console.log(`  ${name.padEnd(10)} ${kind.padEnd(4)} ${value.toFixed(name === 'overhead' ? 3 : 0)} ms`);
+    (results[name] ??= { c: [], ours: [], floor: [] })[kind].push(value);
+    console.log(`  ${name.padEnd(13)} ${kind.padEnd(5)} ${value.toFixed(name === 'overhead' || name === 'make-j4 srv' ? 3 : 0)} ms`);
   };
   try {
     await prepare(work);
-    for (const kind of kinds) servers.push(await startServer(kind, work));
+    for (const kind of kinds) servers.push(await startServer(kind, work, groups));
+    // One unmeasured make each first: the page cache holds the sources, and the servers have run
+    // the job path (Node compiles it as it goes), as a daemon in service has.
+    if (wanted('make-j4')) for (const s of servers) await makeJ4(work, s, undefined);
     for (let run = 1; run <= RUNS; run++) {
       console.log(`run ${run}/${RUNS}`);
       const each = (name: string, ms: Map<Kind, number>): void => { for (const [kind, v] of ms) note(name, kind, v); };
       if (wanted('sequential')) each('sequential', await sequential(work, servers));
-      // One make cannot be interleaved with another: the side that goes first swaps every run.
-      if (wanted('make-j4')) for (const s of run % 2 === 1 ? servers : [...servers].reverse()) note('make-j4', s.kind, await makeJ4(work, s.port));
-      if (wanted('inetd')) each('inetd', await inetd(work, kinds));
+      // One make cannot be interleaved with another: the order rotates every run.
+      if (wanted('make-j4')) {
+        for (let i = 0; i < servers.length; i++) {
+          const s = servers[(i + run) % servers.length]!;
+          const m = await makeJ4(work, s, groups);
+          note('make-j4', s.kind, m.ms);
+          if (m.serverCpu !== undefined) note('make-j4 srv', s.kind, m.serverCpu);
+          if (m.totalCpu !== undefined) note('make-j4 cpu', s.kind, m.totalCpu);
+        }
+      }
+      if (wanted('inetd')) each('inetd', await inetd(work, kinds.filter((k) => k !== 'floor')));
       if (wanted('overhead')) each('overhead', await overhead(work, servers));
     }
   } finally {
     for (const s of servers) await stopServer(s);
+    groups?.close();
     await fs.rm(work, { recursive: true, force: true });
   }
   // Other work on the machine moves every number: print the load so a reader can judge.
   console.log(`\nload average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} CPUs`);
   console.log(`workloads: ${SEQUENTIAL} sequential, make -j4 of ${MAKE_FILES}, ${INETD_JOBS} inetd, overhead over ${OVERHEAD_JOBS} jobs (ms/job); ${RUNS} run(s)`);
+  console.log('make-j4 srv: server CPU ms per job (the daemon and its compilers); make-j4 cpu: CPU ms of the whole make');
   for (const [name, byKind] of Object.entries(results)) {
-    if (!haveOurs) {
-      console.log(`${name.padEnd(10)} C ms: ${summary(byKind.c)}`);
-      continue;
+    console.log(`${name.padEnd(13)} C ms: ${summary(byKind.c)}`);
+    for (const kind of ['ours', 'floor'] as const) {
+      if (byKind[kind].length === 0) continue;
+      const ratios = byKind[kind].map((v, i) => v / byKind.c[i]!);
+      console.log(`${''.padEnd(13)} ${kind.padEnd(5)}/C ratio: ${summary(ratios)}   (${kind} ms ${summary(byKind[kind])})`);
     }
-    const ratios = byKind.ours.map((v, i) => v / byKind.c[i]!);
-    console.log(`${name.padEnd(10)} ours/C ratio: ${summary(ratios)}   (C ms ${summary(byKind.c)}; ours ms ${summary(byKind.ours)})`);
   }
 }
 
