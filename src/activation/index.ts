@@ -82,6 +82,12 @@ async function serveMany(
     }
     if (options.listen.length === 0) throw new DistkitError('no-listeners', 'Nothing to listen on: give at least one listen address');
     listeners = await bindListeners(options.listen, onConnection);
+    try {
+      for (const l of listeners) if (!l.address.startsWith('unix:')) options.onTcpListener?.(l.server, l.address);
+    } catch (error) {
+      closeListeners(listeners);
+      throw error;
+    }
   } else {
     listeners = [];
     for (const fd of decision.fds) listeners.push(await adoptListener(fd.fd, fd.name, onConnection));

@@ -1,6 +1,7 @@
 // The contract between a program's CLI and the activation layer: everything the layer needs to
 // decide the mode, bind or inherit listeners, detach, drop privileges and stop gracefully.
 
+import type net from 'node:net';
 import type { ConnectionHandler } from './connection';
 import type { RootLogger } from '../log/index';
 import type { ModeDecision } from './mode';
@@ -42,6 +43,12 @@ export interface ServiceOptions {
    * identity (can it write TMPDIR?). A throw stops the start as a failed bind would.
    */
   readonly afterPrivileges?: () => void;
+  /**
+   * Runs for each TCP listener this process binds itself (standalone mode), before privileges
+   * are dropped: socket options the protocol wants (distccd: TCP_DEFER_ACCEPT). An inherited
+   * listener is its service manager's to configure (systemd DeferAcceptSec=).
+   */
+  readonly onTcpListener?: (server: net.Server, address: string) => void;
   readonly nice?: number;
   /** At most this many connections served at once; the rest wait, none is refused. 0 = no limit. */
   readonly maxConnections: number;

@@ -6,11 +6,13 @@
 // failed, 110 compiler directory missing, 113 access denied (inetd).
 
 import fs from 'node:fs';
+import type net from 'node:net';
 import os from 'node:os';
 import { detectMode, runService, servesManyConnections, startedFromSnapshot, type ConnectionHandler, type ListenSpec } from '../activation/index';
 import { createLogger, type RootLogger } from '../log/index';
 import { configureLogging } from '../log/configure';
 import { DistkitError } from '../errors';
+import { deferAccept } from '../activation/defer_accept';
 import { resolveUser } from '../activation/privileges';
 import { buildAccessList, type AccessList } from '../compile/access';
 import { commandListFromEnv, readCommandList, type CompilerPolicy } from '../compile/allowlist';
@@ -66,6 +68,24 @@ function listenSpecs(config: DistccdConfig): ListenSpec[] {
   const specs: ListenSpec[] = hosts.map((host) => ({ kind: 'tcp', host: host.replace(/^\[(.*)\]$/, '$1'), port: config.port, name: 'main' }));
   if (config.stats) specs.push(...hosts.map((host): ListenSpec => ({ kind: 'tcp', host: host.replace(/^\[(.*)\]$/, '$1'), port: config.statsPort, name: 'stats' })));
   return specs;
+}
+
+/**
+ * DISTCC_TCP_DEFER_ACCEPT, read as C's dcc_getenv_bool with default on: "0" turns it off, "1"
+ * on, anything else (or nothing) leaves the default.
+ */
+function deferAcceptWanted(env: NodeJS.ProcessEnv): boolean {
+  return env['DISTCC_TCP_DEFER_ACCEPT'] !== '0';
+}
+
+/** As C distccd: a listener that cannot defer accept still serves, with a warning. */
+function setDeferAccept(log: RootLogger, server: net.Server, address: string): void {
+  try {
+    deferAccept(server, 1);
+    log.debug('TCP_DEFER_ACCEPT set', { on: address });
+  } catch (error) {
+    log.warning('failed to set TCP_DEFER_ACCEPT', { on: address, error: (error as Error).message });
+  }
 }
 
 /** --zeroconf: publish _distcc._tcp through avahi-publish while we run. */
@@ -172,6 +192,7 @@ async function main(argv: readonly string[]): Promise<number> {
       userGroups: config.user === undefined ? 'none' : 'member',
       // TMPDIR was checked as the user we started as; compilers need it as the one we run as.
       afterPrivileges: () => void tmpDirOf(process.env),
+      onTcpListener: deferAcceptWanted(process.env) ? (server, address) => setDeferAccept(log, server, address) : undefined,
       nice: config.nice,
       // --jobs bounds the compilers (JobSlots); this bounds the requests being read or waiting
       // (each may hold a DOTI in memory). Further connections wait in the pool, none is refused.

@@ -76,3 +76,56 @@ test('distccd --lifetime exits 0 by itself after that many seconds', async (t) =
   assert.equal(await d.exited, 0);
   await d.waitFor(/lifetime over/);
 });
+
+/** The dcc_tcp_accept counter of the stats page: connections the daemon has accepted. */
+async function acceptedSoFar(statsPort: number): Promise<number> {
+  const m = /\ndcc_tcp_accept (\d+)\n/.exec(await fetchPage(statsPort));
+  assert.ok(m !== null, 'the stats page has a dcc_tcp_accept line');
+  return Number(m[1]);
+}
+
+/** Connects and sends nothing; the test's cleanup closes the socket if the test has not. */
+async function silentConnection(t: { after: (fn: () => void) => void }, port: number): Promise<net.Socket> {
+  const s = net.connect(port, '127.0.0.1');
+  t.after(() => s.destroy());
+  await new Promise<void>((resolve, reject) => {
+    s.once('connect', resolve);
+    s.once('error', reject);
+  });
+  return s;
+}
+
+test('distccd accepts a connection only once the client has sent something (TCP_DEFER_ACCEPT, as C)', async (t) => {
+  const masq = await makeMasqueradeDir(path.join(await tempDir(t, 'distkit-defer-'), 'masq'));
+  const statsPort = await freePort();
+  const d = await startDistccd(t, { compilerDir: masq, args: ['--stats', '--stats-port', String(statsPort)] });
+  await d.waitFor(new RegExp(`TCP_DEFER_ACCEPT set on=127\\.0\\.0\\.1:${d.port}\\b`));
+  const s = await silentConnection(t, d.port);
+  // The kernel keeps a silent connection from accept() for the 1 s deferral (and its SYN-ACK retry).
+  await new Promise((r) => setTimeout(r, 400));
+  assert.equal(await acceptedSoFar(statsPort), 0, 'a connection that has sent nothing is not accepted yet');
+  // The same connection then carries a whole job.
+  const answer = new Promise<Buffer>((resolve) => {
+    const chunks: Buffer[] = [];
+    s.on('data', (c) => chunks.push(c));
+    s.once('close', () => resolve(Buffer.concat(chunks)));
+  });
+  s.write(encodeRequest(1, ['gcc', '-c', 't.c', '-o', 't.o'], SOURCE));
+  assert.match((await answer).toString('latin1', 0, 24), /^DONE00000001STAT00000000/);
+  assert.equal(await acceptedSoFar(statsPort), 1);
+});
+
+test('distccd accepts at once with DISTCC_TCP_DEFER_ACCEPT=0', async (t) => {
+  const masq = await makeMasqueradeDir(path.join(await tempDir(t, 'distkit-defer-off-'), 'masq'));
+  const statsPort = await freePort();
+  const d = await startDistccd(t, { compilerDir: masq, args: ['--stats', '--stats-port', String(statsPort)], env: { DISTCC_TCP_DEFER_ACCEPT: '0' } });
+  await d.waitFor(/listening/);
+  assert.ok(!d.lines.some((l) => l.includes('TCP_DEFER_ACCEPT')), 'nothing is said about a socket option that was not asked for');
+  const s = await silentConnection(t, d.port);
+  const until = Date.now() + 5000;
+  while ((await acceptedSoFar(statsPort)) === 0) {
+    assert.ok(Date.now() < until, 'the silent connection is accepted within 5 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  s.destroy(); // else the daemon's stop would wait out the request timeout for it
+});

@@ -34,6 +34,11 @@
  *     client gone) and will answer, or not, itself.
  *
  * Reaping is the caller's: libuv's SIGCHLD handler only waits for pids it spawned itself.
+ *
+ *   deferAccept(fd, seconds) sets TCP_DEFER_ACCEPT on a listening socket (Node has no
+ *     setsockopt): the kernel hands a connection to accept() once its first bytes arrived, not
+ *     at the handshake, so a daemon whose clients speak first (distccd) wakes once per job and an
+ *     idle connect never reaches it. 0 turns it off. Errors throw as spawn's do.
  */
 
 #include <errno.h>
@@ -44,6 +49,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -613,6 +620,22 @@ static napi_value Forgo(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value DeferAccept(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2];
+  int32_t fd, seconds;
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  if (argc < 2 || napi_get_value_int32(env, args[0], &fd) != napi_ok || fd < 0 ||
+      napi_get_value_int32(env, args[1], &seconds) != napi_ok || seconds < 0) {
+    napi_throw_type_error(env, NULL, "deferAccept(fd, seconds) needs a descriptor and seconds >= 0");
+    return NULL;
+  }
+  if (setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds, sizeof seconds) == -1) return throw_errno(env, errno, "setsockopt", "TCP_DEFER_ACCEPT");
+  napi_value result;
+  CHECK(napi_get_undefined(env, &result));
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   if (napi_create_function(env, "spawn", NAPI_AUTO_LENGTH, Spawn, NULL, &fn) != napi_ok ||
@@ -622,7 +645,9 @@ NAPI_MODULE_INIT() {
       napi_create_function(env, "watch", NAPI_AUTO_LENGTH, Watch, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "watch", fn) != napi_ok ||
       napi_create_function(env, "forgo", NAPI_AUTO_LENGTH, Forgo, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "forgo", fn) != napi_ok) {
+      napi_set_named_property(env, exports, "forgo", fn) != napi_ok ||
+      napi_create_function(env, "deferAccept", NAPI_AUTO_LENGTH, DeferAccept, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "deferAccept", fn) != napi_ok) {
     return NULL;
   }
   return exports;

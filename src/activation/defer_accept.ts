@@ -1,0 +1,20 @@
+// TCP_DEFER_ACCEPT on a bound listener (C distccd: dcc_defer_accept in srvnet.c): the kernel
+// queues a connection for accept() only once its first bytes have arrived. Only for protocols
+// whose client speaks first, as distcc's does (it sends DIST right after connecting): the daemon
+// then wakes once per job, with the request already readable, and a connect that never sends
+// anything (a port scan, a stuck client) never takes a connection slot. Node has no setsockopt,
+// so the call is in the native addon; the module is imported by the programs that want it, not
+// by the activation layer itself.
+
+import type net from 'node:net';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const native = require('distkit-spawn') as { deferAccept(fd: number, seconds: number): void };
+
+/** Sets TCP_DEFER_ACCEPT to `seconds` (0: off) on a listening server; throws with the errno. */
+export function deferAccept(server: net.Server, seconds: number): void {
+  // The handle's fd is not public API but has been on TCP handles since Node 0.x.
+  const fd = (server as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('the listener has no descriptor');
+  native.deferAccept(fd, seconds);
+}
