@@ -153,8 +153,9 @@ function watch(pid: number, done: ExitCallback, answer?: AnswerPlan): void {
 const errnoNames = new Map(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
 
 // Linux O_TMPFILE (__O_TMPFILE | O_DIRECTORY; __O_TMPFILE is 020000000 on every architecture
-// Node runs on): a file with no name at all, freed on close. Filesystems without it (EISDIR,
-// EOPNOTSUPP) get an exclusive named file, unlinked at once.
+// Node runs on): a file with no name at all, freed on close. Filesystems without it get an
+// exclusive named file, unlinked at once. They refuse it with EISDIR (kernels before 3.11) or
+// EOPNOTSUPP (FUSE, NFS, vfat ...), which libuv, and so Node, names ENOTSUP.
 const O_TMPFILE = os.platform() === 'linux' ? 0o20000000 | C.O_DIRECTORY : 0;
 let tmpfileWorks = O_TMPFILE !== 0;
 
@@ -165,7 +166,7 @@ function scratchFile(dir: string): number {
       return openSync(dir, C.O_RDWR | O_TMPFILE, 0o600);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'EISDIR' && code !== 'EOPNOTSUPP' && code !== 'EINVAL') throw error;
+      if (code !== 'EISDIR' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EINVAL') throw error;
       tmpfileWorks = false;
     }
   }
