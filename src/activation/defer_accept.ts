@@ -1,10 +1,10 @@
 // TCP_DEFER_ACCEPT on a bound listener (C distccd: dcc_defer_accept in srvnet.c): the kernel
-// queues a connection for accept() only once its first bytes have arrived. Only for protocols
-// whose client speaks first, as distcc's does (it sends DIST right after connecting): the daemon
-// then wakes once per job, with the request already readable, and a connect that never sends
-// anything (a port scan, a stuck client) never takes a connection slot. Node has no setsockopt,
-// so the call is in the native addon; the module is imported by the programs that want it, not
-// by the activation layer itself.
+// queues a connection for accept() once its first bytes have arrived, not at the handshake. Only
+// for protocols whose client speaks first, as distcc's does (it sends DIST right after
+// connecting): the daemon then wakes once per job, with the request already readable. A connect
+// that sends nothing is not kept out, only delayed: Linux hands it over when the deferral is over
+// (about a second for 1). Node has no setsockopt, so the call is in the native addon; the module
+// is imported by the programs that want it, not by the activation layer itself.
 
 import type net from 'node:net';
 

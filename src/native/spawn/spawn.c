@@ -36,9 +36,9 @@
  * Reaping is the caller's: libuv's SIGCHLD handler only waits for pids it spawned itself.
  *
  *   deferAccept(fd, seconds) sets TCP_DEFER_ACCEPT on a listening socket (Node has no
- *     setsockopt): the kernel hands a connection to accept() once its first bytes arrived, not
- *     at the handshake, so a daemon whose clients speak first (distccd) wakes once per job and an
- *     idle connect never reaches it. 0 turns it off. Errors throw as spawn's do.
+ *     setsockopt): the kernel hands a connection to accept() once its first bytes arrived (a
+ *     silent one when `seconds` are over), not at the handshake, so a daemon whose clients speak
+ *     first (distccd) wakes once per job. 0 turns it off. Errors throw as spawn's do.
  */
 
 #include <errno.h>
