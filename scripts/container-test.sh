@@ -255,6 +255,23 @@ if have distccd; then
     pass "service distcc start|status|stop under systemd with Debian's /etc/default/distcc"
   else fail "service distcc under systemd"; unit_dump distcc.service; ct tail -n 20 /var/log/distccd.log; ct ps -eo pid,user,args | grep '[d]istccd'; fi
 fi
+if have distccd; then
+  # ZEROCONF="true" (Debian's switch for --zeroconf): the running distccd advertises _distcc._tcp
+  # through the container's avahi-daemon, and stops advertising when it dies, even by SIGKILL.
+  advertised() { ct avahi-browse -rtp _distcc._tcp 2>/dev/null | grep '^=;lo;IPv4;' | grep -q ';3632;'; }
+  not_advertised() { ! advertised; }
+  ct sed -i 's/^ZEROCONF=.*/ZEROCONF="true"/' /etc/default/distcc
+  if ct service distcc start && wait_for 15 advertised; then
+    pid=$(ct cat /var/run/distccd.pid)
+    pass "ZEROCONF=\"true\": service distcc start advertises _distcc._tcp on port 3632 through avahi ($(ct avahi-browse -rtp _distcc._tcp | grep -m1 '^=' | cut -d';' -f4))"
+    [ "${pid:-0}" -gt 1 ] && ct kill -KILL "$pid"
+    if [ "${pid:-0}" -gt 1 ] && wait_for 15 not_advertised && ! ct pgrep -x avahi-publish >/dev/null; then
+      pass "a SIGKILLed distccd is no longer advertised and leaves no avahi-publish behind"
+    else fail "a SIGKILLed distccd is still advertised or left its publisher"; ct ps -eo pid,user,args | grep '[a]vahi'; fi
+  else fail "ZEROCONF=\"true\": distccd is not advertised"; unit_dump distcc.service avahi-daemon.service; ct tail -n 20 /var/log/distccd.log; fi
+  ct service distcc stop >/dev/null 2>&1; ct systemctl reset-failed distcc.service >/dev/null 2>&1
+  ct sed -i 's/^ZEROCONF=.*/ZEROCONF="false"/' /etc/default/distcc
+fi
 if have dc_server; then
   ct sed -i 's/^STARTDC_SERVER=.*/STARTDC_SERVER="true"/' /etc/default/dc_server
   if service_cycle dc_server ct node /root/dc_roundtrip.js 127.0.0.1:9001; then pass "service dc_server start|status|stop under systemd"

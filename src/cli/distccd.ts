@@ -88,17 +88,30 @@ function setDeferAccept(log: RootLogger, server: net.Server, address: string): v
   }
 }
 
-/** --zeroconf: publish _distcc._tcp through avahi-publish while we run. */
-function startZeroconf(config: DistccdConfig, log: RootLogger): void {
+// avahi-publish has no way to die with its parent: this shell runs it and holds the read end of a
+// pipe from distccd, and ends it at EOF, which any exit of distccd gives (SIGKILL and crashes
+// too), so a server that is gone is never left advertised. It exits with the publisher's status.
+const PUBLISH_WHILE_PARENT_LIVES = 'exec 3<&0; "$@" </dev/null 3<&- & p=$!; { read -r _ <&3; kill "$p" 2>/dev/null; } & r=$!; wait "$p"; s=$?; kill "$r" 2>/dev/null; exit $s';
+
+/**
+ * --zeroconf: checks at once that avahi-publish is there, and returns what publishes
+ * _distcc._tcp for as long as this process lives. The caller runs that in the process that
+ * serves, once it listens: a daemon that detaches must not advertise from the parent that exits.
+ */
+function zeroconfPublisher(config: DistccdConfig, log: RootLogger): () => void {
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use: inetd mode starts a process per job
   const { spawn, spawnSync } = require('node:child_process') as typeof import('node:child_process');
   const found = spawnSync('sh', ['-c', 'command -v avahi-publish'], { encoding: 'utf8' });
   if (found.status !== 0) {
     throw new DistkitError('no-zeroconf', '--zeroconf needs avahi-publish (apt-get install avahi-utils) and a running avahi-daemon', { exitCode: EXIT_BAD_ARGUMENTS });
   }
-  const child = spawn('avahi-publish', ['-s', `distcc@${os.hostname()}`, '_distcc._tcp', String(config.port), 'txtvers=1', `cpus=${os.availableParallelism()}`, `jobs=${config.jobs}`, 'protocols=1,2,3'], { stdio: 'ignore' });
-  child.on('exit', (code) => log.warning('zeroconf publisher exited', { code }));
-  process.on('exit', () => child.kill());
+  return () => {
+    const args = ['-s', `distcc@${os.hostname()}`, '_distcc._tcp', String(config.port), 'txtvers=1', `cpus=${os.availableParallelism()}`, `jobs=${config.jobs}`, 'protocols=1,2,3'];
+    const child = spawn('sh', ['-c', PUBLISH_WHILE_PARENT_LIVES, 'sh', 'avahi-publish', ...args], { stdio: ['pipe', 'ignore', 'ignore'] });
+    child.on('exit', (code) => log.warning('zeroconf publisher exited', { code }));
+    child.on('error', (error) => log.warning('zeroconf publisher failed', { error: error.message }));
+    log.info('zeroconf publishing', { service: '_distcc._tcp', name: `distcc@${os.hostname()}`, port: config.port });
+  };
 }
 
 /** Set once logging is configured: start-up failures then reach the log file or syslog too. */
@@ -173,7 +186,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const handler = createCompileHandler({ log, access, job, slots, stats, requestTimeoutMs: config.ioTimeoutS * 1000 });
   const handlers: { main: ConnectionHandler; [name: string]: ConnectionHandler } = { main: handler };
   if (config.stats) handlers['stats'] = createStatsHandler(stats, { access, tmpDir });
-  if (config.zeroconf && !inetd) startZeroconf(config, log);
+  const publish = config.zeroconf && !inetd ? zeroconfPublisher(config, log) : undefined;
 
   let running;
   try {
@@ -191,7 +204,10 @@ async function main(argv: readonly string[]): Promise<number> {
       // group database lookup, which with systemd's NSS module costs every --inetd job ~7 ms).
       userGroups: config.user === undefined ? 'none' : 'member',
       // TMPDIR was checked as the user we started as; compilers need it as the one we run as.
-      afterPrivileges: () => void tmpDirOf(process.env),
+      afterPrivileges: () => {
+        tmpDirOf(process.env);
+        publish?.(); // listening by now, in the process that serves
+      },
       onTcpListener: deferAcceptWanted(process.env) ? (server, address) => setDeferAccept(log, server, address) : undefined,
       nice: config.nice,
       // --jobs bounds the compilers (JobSlots); this bounds the requests being read or waiting

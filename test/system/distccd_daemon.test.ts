@@ -133,3 +133,20 @@ test('distccd accepts at once with DISTCC_TCP_DEFER_ACCEPT=0', async (t) => {
   }
   s.destroy(); // else the daemon's stop would wait out the request timeout for it
 });
+
+test('distccd --zeroconf exits 101 with what to install when avahi-publish is missing', async (t) => {
+  const dir = await tempDir(t, 'distkit-zeroconf-');
+  const masq = await makeMasqueradeDir(path.join(dir, 'masq'));
+  // A PATH that has a shell and nothing else, wherever this machine keeps avahi-publish.
+  const bin = path.join(dir, 'bin');
+  await fs.mkdir(bin);
+  await fs.symlink('/bin/sh', path.join(bin, 'sh'));
+  const child = spawn(process.execPath, [DISTCCD, '--daemon', '--no-detach', '--zeroconf', '--listen', '127.0.0.1', '--port', String(await freePort()),
+    '--allow', '127.0.0.1', '--log-stderr', '--compiler-dir', masq, ...KEEP_ROOT], { env: { PATH: bin }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const code = await new Promise((r) => child.once('exit', r));
+  assert.equal(code, 101, stderr);
+  assert.match(stderr, /--zeroconf needs avahi-publish \(apt-get install avahi-utils\)/);
+  assert.doesNotMatch(stderr, /listening/, 'it stops before it listens');
+});
