@@ -276,6 +276,14 @@ if have dc_server; then
   ct sed -i 's/^STARTDC_SERVER=.*/STARTDC_SERVER="true"/' /etc/default/dc_server
   if service_cycle dc_server ct node /root/dc_roundtrip.js 127.0.0.1:9001; then pass "service dc_server start|status|stop under systemd"
   else fail "service dc_server under systemd"; unit_dump dc_server.service; fi
+  if have dc_client; then
+    # dc_client forwards to a running dc_server; its socket is for group distcache, as the unit's.
+    client_checks() { ct node /root/dc_roundtrip.js /run/distcache/scache 127.0.0.1:9001 && [ "$(ct stat -c '%U:%G %a' /run/distcache/scache)" = "distcache:distcache 660" ]; }
+    ct sed -i 's/^STARTDC_CLIENT=.*/STARTDC_CLIENT="true"/' /etc/default/dc_client
+    if ct service dc_server start && service_cycle dc_client client_checks; then pass "service dc_client start|status|stop under systemd (ADD through /run/distcache/scache, GET from dc_server)"
+    else fail "service dc_client under systemd"; unit_dump dc_client.service; ct ls -l /run/distcache; fi
+    ct service dc_server stop >/dev/null 2>&1; ct systemctl stop dc_client.socket dc_client.service >/dev/null 2>&1
+  fi
 fi
 
 ts "stopping the container"
@@ -298,6 +306,13 @@ if have distccd || have dc_server; then
       if service dc_server start && service dc_server status && node /root/dc_roundtrip.js 127.0.0.1:9001 && service dc_server stop && ! service dc_server status; then
         ok "service dc_server start|status|stop without systemd"
       else ko "service dc_server without systemd"; fi
+      if [ -f /usr/local/lib/distkit/dist/src/cli/dc_client.js ]; then
+        sed -i "s/^STARTDC_CLIENT=.*/STARTDC_CLIENT=\"true\"/" /etc/default/dc_client
+        if service dc_server start && service dc_client start && service dc_client status && node /root/dc_roundtrip.js /run/distcache/scache 127.0.0.1:9001 &&
+           service dc_client stop && ! service dc_client status && service dc_server stop; then
+          ok "service dc_client start|status|stop without systemd (through dc_server)"
+        else ko "service dc_client without systemd"; ls -l /run/distcache; fi
+      fi
     fi'
   ts "booting without systemd (PID 1 = sh) for the SysV path"
   in_cg timeout 180 systemd-nspawn "${NSPAWN_OPTS[@]}" --pipe -E HOME=/root -E PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
