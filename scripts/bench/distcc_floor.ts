@@ -15,12 +15,7 @@ import { rewriteArgs, scanArgs, tempExtensionFor } from '../../src/compile/args'
 import { openCaptures } from '../../src/compile/compiler_process';
 import { openRandom, writeAll } from '../../src/compile/temp_files';
 import { RequestDecoder } from '../../src/compile/wire/request';
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const native = require('distkit-spawn') as {
-  spawn(file: string, argv: readonly string[], env: readonly string[], cwd: string, stdoutFd: number, stderrFd: number): number;
-  watch(pid: number, done: (status: number | Error, sent?: number) => void, answer?: [number, number, number, number, string]): boolean;
-};
+import * as native from 'distkit-spawn';
 
 const [portText = '0', tmp = '/tmp'] = process.argv.slice(2);
 const env = Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));

@@ -7,9 +7,7 @@
 // is imported by the programs that want it, not by the activation layer itself.
 
 import type net from 'node:net';
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const native = require('distkit-spawn') as { deferAccept(fd: number, seconds: number): void };
+import * as native from 'distkit-spawn';
 
 /** Sets TCP_DEFER_ACCEPT to `seconds` (0: off) on a listening server; throws with the errno. */
 export function deferAccept(server: net.Server, seconds: number): void {

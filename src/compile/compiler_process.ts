@@ -18,20 +18,9 @@
 
 import { closeSync, constants as C, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
+import * as native from 'distkit-spawn';
+import type { AnswerPlan, ExitCallback } from 'distkit-spawn';
 import { openRandom } from './temp_files';
-
-/** watch()'s answer plan, as the addon takes it. */
-type AnswerPlan = [socket: number, version: number, stdoutFd: number, stderrFd: number, object: string];
-/** How a watched child's end is reported: its wait status, and what the addon sent (see spawn.c). */
-type ExitCallback = (status: number | Error, sent?: number, rest?: Buffer) => void;
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const native = require('distkit-spawn') as {
-  spawn(file: string, argv: readonly string[], env: readonly string[], cwd: string, stdoutFd: number, stderrFd: number): number;
-  reap(pid: number): number | undefined;
-  watch(pid: number, done: ExitCallback, answer?: AnswerPlan): boolean;
-  forgo(pid: number): boolean;
-};
 
 /** Most bytes kept from the compiler's stdout or stderr; the rest is dropped with a note. */
 export const MAX_CAPTURE_BYTES = 16 * 1024 * 1024;
