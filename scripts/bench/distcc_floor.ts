@@ -16,6 +16,7 @@ import { openCaptures } from '../../src/compile/compiler_process';
 import { openRandom, writeAll } from '../../src/compile/temp_files';
 import { RequestDecoder } from '../../src/compile/wire/request';
 import * as native from 'distkit-spawn';
+import { handleFd } from '../../src/activation/handle_fd';
 
 const [portText = '0', tmp = '/tmp'] = process.argv.slice(2);
 const env = Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
@@ -27,7 +28,7 @@ function serve(socket: net.Socket): void {
     if (r.kind === 'incomplete') return;
     socket.off('data', onData);
     socket.on('data', () => undefined); // keep reading: the client's EOF ends the connection
-    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    const fd = handleFd(socket);
     const scanned = r.kind === 'ok' && r.value.protocol === 1 ? scanArgs(r.value.argv) : undefined;
     if (r.kind !== 'ok' || scanned === undefined || !scanned.ok || fd === undefined) {
       socket.destroy(); // the yardstick serves protocol 1 only

@@ -8,11 +8,11 @@
 
 import type net from 'node:net';
 import * as native from 'distkit-spawn';
+import { handleFd } from './handle_fd';
 
 /** Sets TCP_DEFER_ACCEPT to `seconds` (0: off) on a listening server; throws with the errno. */
 export function deferAccept(server: net.Server, seconds: number): void {
-  // The handle's fd is not public API but has been on TCP handles since Node 0.x.
-  const fd = (server as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) throw new Error('the listener has no descriptor');
+  const fd = handleFd(server);
+  if (fd === undefined) throw new Error('the listener has no descriptor');
   native.deferAccept(fd, seconds);
 }

@@ -11,6 +11,7 @@
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { describePeer, type Connection, type ConnectionHandler } from '../activation/connection';
+import { handleFd } from '../activation/handle_fd';
 import type { Logger } from '../log/logger';
 import type { AccessList } from './access';
 import { EXIT, prepareCompileJob, runCompileJob, serrLine, type JobOutcome, type JobSettings, type PreparedCompile } from './job';
@@ -142,9 +143,7 @@ function writeAnswer(stream: Duplex, parts: Buffer[], timeoutMs: number): Promis
  */
 function directSocket(stream: Duplex): number | undefined {
   if (!(stream instanceof Socket) || stream.destroyed || stream.writableEnded || stream.writableLength !== 0) return undefined;
-  // The handle's fd is not public API but has been on TCP and Pipe handles since Node 0.x.
-  const fd = (stream as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+  return handleFd(stream);
 }
 
 export function summaryLine(peer: string, outcome: Pick<JobOutcome, 'result' | 'status' | 'ret' | 'compiler' | 'input'>, ms: number): string {
