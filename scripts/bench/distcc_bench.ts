@@ -153,12 +153,14 @@ interface MakeRun {
 async function makeJ4(work: string, server: Server, groups: CpuGroups | undefined): Promise<MakeRun> {
   const env = clientEnv(work, `127.0.0.1:${server.port}/4`);
   const dir = path.join(work, 'make');
-  const [cmd, argv] = groups === undefined ? ['make', ['-s', '-B', '-j4', '-C', dir, 'CC=distcc gcc']] : groups.wrap('client', 'make', ['-s', '-B', '-j4', '-C', dir, 'CC=distcc gcc']);
-  const before = groups === undefined ? undefined : [groups.usedMs(server.kind), groups.usedMs('client')] as const;
+  const make = ['-s', '-B', '-j4', '-C', dir, 'CC=distcc gcc'];
+  if (groups === undefined) return { ms: await timed(() => exec('make', make, { env, maxBuffer: 16 << 20 })) };
+  const [cmd, argv] = groups.wrap('client', 'make', make);
+  const serverBefore = groups.usedMs(server.kind);
+  const clientBefore = groups.usedMs('client');
   const ms = await timed(() => exec(cmd, argv, { env, maxBuffer: 16 << 20 }));
-  if (groups === undefined || before === undefined) return { ms };
-  const serverMs = groups.usedMs(server.kind) - before[0];
-  return { ms, serverCpu: serverMs / MAKE_FILES, totalCpu: serverMs + groups.usedMs('client') - before[1] };
+  const serverMs = groups.usedMs(server.kind) - serverBefore;
+  return { ms, serverCpu: serverMs / MAKE_FILES, totalCpu: serverMs + groups.usedMs('client') - clientBefore };
 }
 
 /**
