@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { DISTCCD, freePort, KEEP_ROOT, makeMasqueradeDir, startDistccd, tempDir } from '../support/distccd_harness';
+import { DISTCCD, freePort, KEEP_ROOT, makeMasqueradeDir, run, startDistccd, tempDir } from '../support/distccd_harness';
 import { encodeRequest, sendRaw } from '../support/raw_distcc_client';
 
 const SOURCE = 'int f(int x) { return x + 1; }\n';
@@ -141,11 +141,8 @@ test('distccd --zeroconf exits 101 with what to install when avahi-publish is mi
   const bin = path.join(dir, 'bin');
   await fs.mkdir(bin);
   await fs.symlink('/bin/sh', path.join(bin, 'sh'));
-  const child = spawn(process.execPath, [DISTCCD, '--daemon', '--no-detach', '--zeroconf', '--listen', '127.0.0.1', '--port', String(await freePort()),
-    '--allow', '127.0.0.1', '--log-stderr', '--compiler-dir', masq, ...KEEP_ROOT], { env: { PATH: bin }, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  const code = await new Promise((r) => child.once('exit', r));
+  const { code, stderr } = await run(process.execPath, [DISTCCD, '--daemon', '--no-detach', '--zeroconf', '--listen', '127.0.0.1', '--port', String(await freePort()),
+    '--allow', '127.0.0.1', '--log-stderr', '--compiler-dir', masq, ...KEEP_ROOT], { cwd: dir, env: { PATH: bin } });
   assert.equal(code, 101, stderr);
   assert.match(stderr, /--zeroconf needs avahi-publish \(apt-get install avahi-utils\)/);
   assert.doesNotMatch(stderr, /listening/, 'it stops before it listens');
