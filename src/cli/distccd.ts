@@ -106,11 +106,12 @@ function zeroconfPublisher(config: DistccdConfig, log: RootLogger): () => void {
     throw new DistkitError('no-zeroconf', '--zeroconf needs avahi-publish (apt-get install avahi-utils) and a running avahi-daemon', { exitCode: EXIT_BAD_ARGUMENTS });
   }
   return () => {
-    const args = ['-s', `distcc@${os.hostname()}`, '_distcc._tcp', String(config.port), 'txtvers=1', `cpus=${os.availableParallelism()}`, `jobs=${config.jobs}`, 'protocols=1,2,3'];
+    const name = `distcc@${os.hostname()}`;
+    const args = ['-s', name, '_distcc._tcp', String(config.port), 'txtvers=1', `cpus=${os.availableParallelism()}`, `jobs=${config.jobs}`, 'protocols=1,2,3'];
     const child = spawn('sh', ['-c', PUBLISH_WHILE_PARENT_LIVES, 'sh', 'avahi-publish', ...args], { stdio: ['pipe', 'ignore', 'ignore'] });
     child.on('exit', (code) => log.warning('zeroconf publisher exited', { code }));
     child.on('error', (error) => log.warning('zeroconf publisher failed', { error: error.message }));
-    log.info('zeroconf publishing', { service: '_distcc._tcp', name: `distcc@${os.hostname()}`, port: config.port });
+    log.info('zeroconf publishing', { service: '_distcc._tcp', name, port: config.port });
   };
 }
 
