@@ -14,174 +14,225 @@
 //   file descriptors forever.
 
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { describePeer, type Connection } from '../activation/connection';
-import type { Answer, CacheEngine } from './engine';
-import { MessageReader } from './wire/index';
+import type { Logger } from '../log/index';
+import { MessageReader, type Message } from './wire/index';
 
 /** After a bad request: how long we keep discarding the peer's input while our answers leave and
  * we wait for it to close its side (closing earlier would reset it and lose them); then we reset. */
 export const DROP_GRACE_MS = 5000;
 
-export type CacheSessionEngine = Pick<CacheEngine, 'answer' | 'log' | 'noteConnection'>;
+/** What one request gets: response bytes, or the connection closed without a response. */
+export type Answer = { readonly kind: 'respond'; readonly bytes: Buffer } | { readonly kind: 'close'; readonly reason: string };
+
+/** What a connection needs of the engine (./engine implements it; this file never imports it). */
+export interface CacheSessionEngine {
+  readonly log: Logger;
+  /** Answers one request message. */
+  answer(message: Message): Answer;
+  /** Bookkeeping: a connection opened, closed, or was dropped for a bad request. */
+  noteConnection(change: 'open' | 'close' | 'dropped'): void;
+}
 
 export interface CacheSessionOptions {
   /** Close a connection after this many ms without progress in either direction; 0 = never (default). */
   readonly idleMs?: number;
 }
 
+/** Why a connection is dropped, with the log line's extra fields. */
+interface DropReason {
+  readonly reason: string;
+  readonly fields?: Record<string, number>;
+}
+
 /** Serves one connection until the peer is done (or is dropped); never rejects. */
 export function serveCacheConnection(conn: Connection, engine: CacheSessionEngine, options: CacheSessionOptions = {}): Promise<void> {
-  const { stream } = conn;
-  const log = engine.log.child({ conn: conn.id });
-  if (conn.peer.kind === 'tcp' && stream instanceof net.Socket) stream.setNoDelay(true);
-  engine.noteConnection('open');
-  log.debug('open', { peer: describePeer(conn.peer) });
+  return new Promise<void>((resolve) => new CacheSession(conn, engine, options.idleMs ?? 0, resolve).start());
+}
 
-  const reader = new MessageReader('request');
-  let requests = 0;
-  let blocked = false;
-  let peerDone = false;
-  let closing = false;
+/** One connection's state, and one method per step of serving it. */
+class CacheSession {
+  readonly #conn: Connection;
+  readonly #stream: Duplex;
+  readonly #engine: CacheSessionEngine;
+  readonly #log: Logger;
+  readonly #idleMs: number;
+  /** Settles serveCacheConnection's promise. */
+  readonly #resolve: () => void;
+  readonly #reader = new MessageReader('request');
+  #requests = 0;
+  /** The peer is not reading our responses: we stopped parsing and reading until it drains. */
+  #blocked = false;
+  /** The peer ended its side: no more requests will come. */
+  #peerDone = false;
+  #closing = false;
   /** Dropped for a bad request: we read and discard until the peer closes (or the grace ends). */
-  let dropped = false;
+  #dropped = false;
+  #settled = false;
+  #grace: NodeJS.Timeout | undefined;
+  #idle: NodeJS.Timeout | undefined;
 
-  return new Promise<void>((resolve) => {
-    let settled = false;
-    let grace: NodeJS.Timeout | undefined;
-    let idle: NodeJS.Timeout | undefined;
-    const idleMs = options.idleMs ?? 0;
-    const settle = (why: string): void => {
-      if (settled) return;
-      settled = true;
-      if (grace !== undefined) clearTimeout(grace);
-      if (idle !== undefined) clearTimeout(idle);
-      stream.off('data', onData);
-      stream.off('drain', onDrain);
-      stream.off('end', onEnd);
-      stream.off('finish', onFinish);
-      stream.off('close', onClose);
-      // Keep a listener: a late error on a stream we let go of must not crash the process.
-      stream.on('error', () => {});
-      stream.off('error', onError);
-      engine.noteConnection('close');
-      log.debug('close', { requests, why });
-      resolve();
-    };
+  constructor(conn: Connection, engine: CacheSessionEngine, idleMs: number, resolve: () => void) {
+    this.#conn = conn;
+    this.#stream = conn.stream;
+    this.#engine = engine;
+    this.#idleMs = idleMs;
+    this.#resolve = resolve;
+    this.#log = engine.log.child({ conn: conn.id });
+    if (conn.peer.kind === 'tcp' && this.#stream instanceof net.Socket) this.#stream.setNoDelay(true);
+    engine.noteConnection('open');
+    this.#log.debug('open', { peer: describePeer(conn.peer) });
+  }
 
-    const drop = (reason: string, fields: Record<string, number> = {}): void => {
-      closing = true;
-      dropped = true;
-      engine.noteConnection('dropped');
-      log.warning('drop', { peer: describePeer(conn.peer), requests, reason, ...fields });
-      stream.off('data', onData);
-      stream.resume(); // discard what else the peer sends, so its writes do not block
-      stream.end();
-      grace = setTimeout(() => {
-        stream.destroy();
-        settle('drop grace over');
-      }, DROP_GRACE_MS);
-      grace.unref();
-    };
-
-    const pump = (): void => {
-      if (closing || settled) return;
-      let verdict: (() => void) | undefined;
-      stream.cork();
-      for (;;) {
-        if (stream.writableNeedDrain) {
-          blocked = true;
-          stream.pause();
-          break;
-        }
-        const next = reader.next();
-        if (next.kind === 'incomplete') break;
-        if (next.kind === 'corrupt') {
-          verdict = () => drop(next.reason, { offset: next.offset });
-          break;
-        }
-        let answer: Answer;
-        try {
-          answer = engine.answer(next.value);
-        } catch (error) {
-          // A bug answering one request must cost that connection, not every client's cache.
-          log.err('answer failed', { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-          answer = { kind: 'close', reason: 'internal error' };
-        }
-        if (answer.kind === 'close') {
-          verdict = () => drop(answer.reason);
-          break;
-        }
-        requests++;
-        stream.write(answer.bytes);
-      }
-      stream.uncork();
-      if (verdict !== undefined) return verdict();
-      if (!blocked && peerDone) {
-        closing = true;
-        if (reader.buffered > 0) log.info('truncated', { bytes: reader.buffered });
-        stream.end();
-      }
-    };
-
-    // Progress in either direction (bytes in, or the peer taking our queued responses) re-arms it.
-    const armIdle = (): void => {
-      if (idleMs <= 0 || settled) return;
-      if (idle !== undefined) idle.refresh();
-      else {
-        idle = setTimeout(() => {
-          log.info('idle close', { peer: describePeer(conn.peer), requests, idle_ms: idleMs, buffered: reader.buffered });
-          stream.destroy();
-          settle('idle');
-        }, idleMs);
-        idle.unref();
-      }
-    };
-
-    const onData = (chunk: Buffer): void => {
-      armIdle();
-      try {
-        reader.push(chunk);
-      } catch (error) {
-        return drop((error as Error).message);
-      }
-      if (!blocked) pump();
-    };
-    const onDrain = (): void => {
-      armIdle();
-      if (!blocked) return;
-      blocked = false;
-      if (!peerDone) stream.resume();
-      pump();
-    };
-    const onEnd = (): void => {
-      peerDone = true;
-      if (dropped) {
-        if (stream.writableFinished) settle('dropped');
-        return;
-      }
-      if (!blocked) pump();
-    };
-    const onFinish = (): void => {
-      // Everything we wrote has been handed to the kernel. Close only once the peer is done too:
-      // closing a socket with unread input sends a reset, and a dropped peer still sending would
-      // lose the answers it has not read yet (the grace timer bounds the wait).
-      if (peerDone) settle(dropped ? 'dropped' : 'done');
-    };
-    const onClose = (): void => settle('closed');
-    const onError = (error: NodeJS.ErrnoException): void => {
-      log.info('error', { peer: describePeer(conn.peer), error: error.code ?? error.message });
-      stream.destroy();
-      settle('error');
-    };
-
-    stream.on('data', onData);
-    stream.on('drain', onDrain);
-    stream.on('end', onEnd);
-    stream.on('finish', onFinish);
-    stream.on('close', onClose);
-    stream.on('error', onError);
-    if (stream.readableEnded) onEnd();
-    armIdle();
+  start(): void {
+    const stream = this.#stream;
+    stream.on('data', this.#onData);
+    stream.on('drain', this.#onDrain);
+    stream.on('end', this.#onEnd);
+    stream.on('finish', this.#onFinish);
+    stream.on('close', this.#onClose);
+    stream.on('error', this.#onError);
+    if (stream.readableEnded) this.#onEnd();
+    this.#armIdle();
     stream.resume();
-  });
+  }
+
+  /** Answers the buffered requests in order until the peer must read first; ends our side once
+   * the peer is done and has every answer. */
+  #answerBuffered(): void {
+    if (this.#closing || this.#settled) return;
+    this.#stream.cork();
+    const drop = this.#writeAnswers();
+    this.#stream.uncork();
+    if (drop !== undefined) return this.#drop(drop.reason, drop.fields);
+    if (!this.#blocked && this.#peerDone) this.#endAfterLastAnswer();
+  }
+
+  /** Writes one answer per complete request while the socket takes them; says why to drop the
+   * connection when a request is bad. */
+  #writeAnswers(): DropReason | undefined {
+    const stream = this.#stream;
+    for (;;) {
+      if (stream.writableNeedDrain) {
+        this.#blocked = true;
+        stream.pause();
+        return undefined;
+      }
+      const next = this.#reader.next();
+      if (next.kind === 'incomplete') return undefined;
+      if (next.kind === 'corrupt') return { reason: next.reason, fields: { offset: next.offset } };
+      const answer = this.#answer(next.value);
+      if (answer.kind === 'close') return { reason: answer.reason };
+      this.#requests++;
+      stream.write(answer.bytes);
+    }
+  }
+
+  #answer(message: Message): Answer {
+    try {
+      return this.#engine.answer(message);
+    } catch (error) {
+      // A bug answering one request must cost that connection, not every client's cache.
+      this.#log.err('answer failed', { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+      return { kind: 'close', reason: 'internal error' };
+    }
+  }
+
+  #endAfterLastAnswer(): void {
+    this.#closing = true;
+    if (this.#reader.buffered > 0) this.#log.info('truncated', { bytes: this.#reader.buffered });
+    this.#stream.end();
+  }
+
+  #drop(reason: string, fields: Record<string, number> = {}): void {
+    const stream = this.#stream;
+    this.#closing = true;
+    this.#dropped = true;
+    this.#engine.noteConnection('dropped');
+    this.#log.warning('drop', { peer: describePeer(this.#conn.peer), requests: this.#requests, reason, ...fields });
+    stream.off('data', this.#onData);
+    stream.resume(); // discard what else the peer sends, so its writes do not block
+    stream.end();
+    this.#grace = setTimeout(() => {
+      stream.destroy();
+      this.#settle('drop grace over');
+    }, DROP_GRACE_MS);
+    this.#grace.unref();
+  }
+
+  /** Progress in either direction (bytes in, or the peer taking our queued responses) re-arms it. */
+  #armIdle(): void {
+    if (this.#idleMs <= 0 || this.#settled) return;
+    if (this.#idle !== undefined) this.#idle.refresh();
+    else {
+      this.#idle = setTimeout(() => {
+        this.#log.info('idle close', { peer: describePeer(this.#conn.peer), requests: this.#requests, idle_ms: this.#idleMs, buffered: this.#reader.buffered });
+        this.#stream.destroy();
+        this.#settle('idle');
+      }, this.#idleMs);
+      this.#idle.unref();
+    }
+  }
+
+  #settle(why: string): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    if (this.#grace !== undefined) clearTimeout(this.#grace);
+    if (this.#idle !== undefined) clearTimeout(this.#idle);
+    const stream = this.#stream;
+    stream.off('data', this.#onData);
+    stream.off('drain', this.#onDrain);
+    stream.off('end', this.#onEnd);
+    stream.off('finish', this.#onFinish);
+    stream.off('close', this.#onClose);
+    // Keep a listener: a late error on a stream we let go of must not crash the process.
+    stream.on('error', () => {});
+    stream.off('error', this.#onError);
+    this.#engine.noteConnection('close');
+    this.#log.debug('close', { requests: this.#requests, why });
+    this.#resolve();
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    this.#armIdle();
+    try {
+      this.#reader.push(chunk);
+    } catch (error) {
+      return this.#drop((error as Error).message);
+    }
+    if (!this.#blocked) this.#answerBuffered();
+  };
+
+  readonly #onDrain = (): void => {
+    this.#armIdle();
+    if (!this.#blocked) return;
+    this.#blocked = false;
+    if (!this.#peerDone) this.#stream.resume();
+    this.#answerBuffered();
+  };
+
+  readonly #onEnd = (): void => {
+    this.#peerDone = true;
+    if (this.#dropped) {
+      if (this.#stream.writableFinished) this.#settle('dropped');
+      return;
+    }
+    if (!this.#blocked) this.#answerBuffered();
+  };
+
+  readonly #onFinish = (): void => {
+    // Everything we wrote has been handed to the kernel. Close only once the peer is done too:
+    // closing a socket with unread input sends a reset, and a dropped peer still sending would
+    // lose the answers it has not read yet (the grace timer bounds the wait).
+    if (this.#peerDone) this.#settle(this.#dropped ? 'dropped' : 'done');
+  };
+
+  readonly #onClose = (): void => this.#settle('closed');
+
+  readonly #onError = (error: NodeJS.ErrnoException): void => {
+    this.#log.info('error', { peer: describePeer(this.#conn.peer), error: error.code ?? error.message });
+    this.#stream.destroy();
+    this.#settle('error');
+  };
 }
