@@ -1,19 +1,18 @@
 // The distcache engine: one session store, the clock and the counters dc_server's -progress line
 // reads, and the answer to each request message. A connection (./session) feeds it messages; it
-// never sees sockets.
+// never sees sockets. Imports go one way: engine -> session -> wire, engine -> stores.
 
 import { performance } from 'node:perf_hooks';
 import type { Connection } from '../activation/connection';
 import type { Logger } from '../log/index';
-import { DEFAULT_CAPACITY, SessionStore } from './store';
+import { DEFAULT_CAPACITY, MemoryStore } from './stores/memory_store';
+import type { SessionStore } from './stores/session_store';
 import { decodeAddPayload, encodeMessage, Operation, Status, type Message } from './wire/index';
-import { serveCacheConnection } from './session';
+import { serveCacheConnection, type Answer, type CacheSessionEngine } from './session';
 
 export interface CacheEngineOptions {
-  /** -sessions: MIN_CAPACITY..MAX_CAPACITY, or 0 for no count limit. Default 512. */
-  readonly capacity?: number;
-  /** Byte bound on stored sessions (see SessionStoreOptions.maxBytes). */
-  readonly maxBytes?: number;
+  /** Where sessions live. Default: a MemoryStore of DEFAULT_CAPACITY sessions. */
+  readonly store?: SessionStore;
   /** Milliseconds, wall-clock anchored and not jumping backwards. Default: performance time. */
   readonly clock?: () => number;
   /** Close a connection idle this long in both directions (ms); 0 or absent = never. */
@@ -32,20 +31,16 @@ export interface CacheStats {
   readonly dropped: number;
 }
 
-/** What one request gets: response bytes, or the connection closed without a response. */
-export type Answer = { readonly kind: 'respond'; readonly bytes: Buffer } | { readonly kind: 'close'; readonly reason: string };
-
-export interface CacheEngine {
-  readonly store: SessionStore;
+export interface CacheEngine extends CacheSessionEngine {
   readonly stats: CacheStats;
   readonly clock: () => number;
-  readonly log: Logger;
   /** Answers one request message (counted in stats.operations when it gets a response). */
   answer(message: Message): Answer;
-  /** A ConnectionHandler: serves one connection until it ends (see serveCacheConnection). */
+  /** The ConnectionHandler dc_server runs: serves one connection until it ends (see
+   * serveCacheConnection). */
   serve(conn: Connection): Promise<void>;
-  /** Bookkeeping for serveCacheConnection. */
-  noteConnection(change: 'open' | 'close' | 'dropped'): void;
+  /** Closes the store; call once no connection is served any more. */
+  close(): Promise<void>;
 }
 
 /** Fractional milliseconds since the epoch, from a monotonic source (no jumps when NTP steps). */
@@ -60,10 +55,7 @@ function status(s: Status): Buffer {
 }
 
 export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
-  const store = new SessionStore({
-    capacity: options.capacity ?? DEFAULT_CAPACITY,
-    ...(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes }),
-  });
+  const store = options.store ?? new MemoryStore({ capacity: DEFAULT_CAPACITY });
   const clock = options.clock ?? defaultClock;
   let operations = 0;
   let connections = 0;
@@ -86,12 +78,18 @@ export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
       case Operation.REMOVE:
         return status(store.remove(now, payload) ? Status.OK : Status.NOTOK);
       case Operation.HAVE:
-        return status(store.has(now, payload) ? Status.OK : Status.NOTOK);
+        return status(store.have(now, payload) ? Status.OK : Status.NOTOK);
     }
   };
 
+  const answerOf = (message: Message): Answer => {
+    const payload = payloadFor(message);
+    if (!Buffer.isBuffer(payload)) return { kind: 'close', reason: payload.reason };
+    operations++;
+    return { kind: 'respond', bytes: encodeMessage({ isResponse: true, uid: message.uid, operation: message.operation }, payload) };
+  };
+
   const engine: CacheEngine = {
-    store,
     clock,
     log: options.log,
     stats: {
@@ -99,7 +97,7 @@ export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
         return operations;
       },
       get sessions() {
-        return store.count(clock());
+        return store.size(clock());
       },
       get connections() {
         return connections;
@@ -108,12 +106,7 @@ export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
         return dropped;
       },
     },
-    answer(message) {
-      const payload = payloadFor(message);
-      if (!Buffer.isBuffer(payload)) return { kind: 'close', reason: payload.reason };
-      operations++;
-      return { kind: 'respond', bytes: encodeMessage({ isResponse: true, uid: message.uid, operation: message.operation }, payload) };
-    },
+    answer: answerOf,
     serve(conn) {
       return serveCacheConnection(conn, engine, { idleMs: options.idleMs ?? 0 });
     },
@@ -121,6 +114,9 @@ export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
       if (change === 'open') connections++;
       else if (change === 'close') connections--;
       else dropped++;
+    },
+    close() {
+      return store.close();
     },
   };
   return engine;

@@ -7,8 +7,8 @@
 import { createLogger } from '../log/index';
 import { detectMode, runService } from '../activation/index';
 import { MAX_PROGRESS, ProgressReporter } from '../cache/progress';
-import { DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY, MIN_MAX_BYTES } from '../cache/store';
-import { createCacheEngine } from '../cache/engine';
+import { DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY, MIN_MAX_BYTES, MemoryStore } from '../cache/stores/memory_store';
+import { createCacheEngine, defaultClock } from '../cache/engine';
 import { serveCacheConnection } from '../cache/session';
 import { invalidArgument } from './single_dash';
 import { DAEMON_USAGE, OptionError, daemonSettingsOf, decimalOption, installKillable, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
@@ -69,18 +69,18 @@ async function main(): Promise<number> {
     daemon,
   });
 
-  const engine = createCacheEngine({
+  const store = new MemoryStore({
     capacity: config.capacity,
     ...(config.maxBytes === undefined ? {} : { maxBytes: config.maxBytes }),
-    log,
   });
-  const reporter = new ProgressReporter(config.progress, engine.clock());
+  const reporter = new ProgressReporter(config.progress, defaultClock());
   const report = (): void => {
     const line = reporter.check(engine.clock(), engine.stats.operations, () => engine.stats.sessions);
     if (line !== undefined) log.notice(line);
   };
   // The original looked at the counters after every burst of network activity; looking after
   // every answer lets "-progress N" trip at exactly N operations.
+  const engine = createCacheEngine({ store, log });
   const session = {
     log: engine.log,
     noteConnection: engine.noteConnection,
@@ -105,6 +105,7 @@ async function main(): Promise<number> {
   signals.attach(service);
   const code = await service.done;
   clearInterval(poll);
+  await engine.close();
   return code;
 }
 

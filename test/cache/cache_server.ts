@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createCacheEngine, type CacheEngine, type CacheEngineOptions } from '../../src/cache/engine';
+import { DEFAULT_CAPACITY, MemoryStore, type MemoryStoreOptions } from '../../src/cache/stores/memory_store';
 import { createLogger, type Level, type LogSink } from '../../src/log/index';
 
 export interface TestServer {
@@ -17,14 +18,19 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/** capacity and maxBytes, when given, size the MemoryStore the server uses (as dc_server's
+ * -sessions and -maxmemory do). */
 export async function startCacheServer(
-  options: Partial<CacheEngineOptions> & { unix?: boolean } = {},
+  options: Partial<CacheEngineOptions> & Partial<MemoryStoreOptions> & { unix?: boolean } = {},
 ): Promise<TestServer> {
   const lines: string[] = [];
   const log = createLogger('dc_server-test', { level: 'info' });
   const sink: LogSink = { write: (level: Level, line: string) => lines.push(`${level}: ${line}`) };
   log.setSinks([sink]);
-  const engine = createCacheEngine({ ...options, log });
+  const { capacity, maxBytes, ...engineOptions } = options;
+  const sized = capacity !== undefined || maxBytes !== undefined;
+  const store = sized ? new MemoryStore({ capacity: capacity ?? DEFAULT_CAPACITY, ...(maxBytes === undefined ? {} : { maxBytes }) }) : undefined;
+  const engine = createCacheEngine({ ...engineOptions, ...(store === undefined ? {} : { store }), log });
   const handlers = new Set<Promise<void>>();
   const sockets = new Set<net.Socket>();
   let nextId = 1;

@@ -1,13 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCacheEngine } from '../../src/cache/engine';
+import { MemoryStore } from '../../src/cache/stores/memory_store';
+import type { SessionStore } from '../../src/cache/stores/session_store';
 import { createLogger } from '../../src/log/index';
 import { decodeMessage, encodeAddPayload, Operation, Status, type Message } from '../../src/cache/wire/index';
 
-function engineAt(clock: { now: number }, capacity = 512) {
+function engineAt(clock: { now: number }, store = new MemoryStore({ capacity: 512 })) {
   const log = createLogger('t');
   log.setSinks([]);
-  return createCacheEngine({ capacity, clock: () => clock.now, log });
+  return createCacheEngine({ store, clock: () => clock.now, log });
 }
 
 function request(uid: number, operation: Operation, payload: Buffer): Message {
@@ -67,8 +69,32 @@ test('engine looks up ids of any length with GET, REMOVE and HAVE', () => {
 
 test('engine uses the -sessions capacity for eviction', () => {
   const clock = { now: 0 };
-  const engine = engineAt(clock, 64);
+  const store = new MemoryStore({ capacity: 64 });
+  const engine = engineAt(clock, store);
   for (let i = 0; i < 65; i++) answerPayload(engine, request(i, Operation.ADD, add(`s${i}`, 'v', 1000 + i)));
   assert.equal(engine.stats.sessions, 63);
-  assert.equal(engine.store.stats.evicted, 2);
+  assert.equal(store.stats.evicted, 2);
+});
+
+test('engine keeps sessions in the store it is given and closes that store', async () => {
+  const log = createLogger('t');
+  log.setSinks([]);
+  const inner = new MemoryStore({ capacity: 64 });
+  const calls: string[] = [];
+  const store: SessionStore = {
+    add: (now, id, data, timeoutMs) => (calls.push('add'), inner.add(now, id, data, timeoutMs)),
+    get: (now, id) => (calls.push('get'), inner.get(now, id)),
+    remove: (now, id) => (calls.push('remove'), inner.remove(now, id)),
+    have: (now, id) => (calls.push('have'), inner.have(now, id)),
+    size: (now) => (calls.push('size'), inner.size(now)),
+    close: () => (calls.push('close'), inner.close()),
+  };
+  const engine = createCacheEngine({ store, clock: () => 0, log });
+  answerPayload(engine, request(1, Operation.ADD, add('a', 'A', 100)));
+  assert.deepEqual(answerPayload(engine, request(2, Operation.GET, Buffer.from('a'))), Buffer.from('A'));
+  assert.deepEqual(answerPayload(engine, request(3, Operation.HAVE, Buffer.from('a'))), Buffer.from([Status.OK]));
+  assert.deepEqual(answerPayload(engine, request(4, Operation.REMOVE, Buffer.from('a'))), Buffer.from([Status.OK]));
+  assert.equal(engine.stats.sessions, 0);
+  await engine.close();
+  assert.deepEqual(calls, ['add', 'get', 'have', 'remove', 'size', 'close']);
 });

@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCacheEngine } from '../../src/cache/engine';
+import { MemoryStore } from '../../src/cache/stores/memory_store';
 import { createLogger } from '../../src/log/index';
 import { encodeAddPayload, Operation, Status, type Message } from '../../src/cache/wire/index';
 import { liveBytes, spread } from '../support/memory';
@@ -13,7 +14,8 @@ test('engine memory stays flat when 100000 ADDs churn through a full cache (evic
   const log = createLogger('churn-test', { level: 'err' });
   log.setSinks([]);
   const capacity = 5000;
-  const engine = createCacheEngine({ capacity, log, clock: () => 1_000_000 });
+  const store = new MemoryStore({ capacity });
+  const engine = createCacheEngine({ store, log, clock: () => 1_000_000 });
   const data = Buffer.alloc(1000, 0x5a);
   const add = (i: number): Message => {
     const id = Buffer.alloc(32);
@@ -30,9 +32,9 @@ test('engine memory stays flat when 100000 ADDs churn through a full cache (evic
     if (i >= 20_000 && i % 10_000 === 0) samples.push(liveBytes());
   }
   samples.push(liveBytes());
-  const held = engine.store.count(1_000_000);
-  assert.ok(held > capacity - engine.store.evictionBatch && held <= capacity, `${held} sessions held`);
-  assert.ok(engine.store.stats.evicted >= total - capacity, `evicted ${engine.store.stats.evicted}`);
+  const held = store.size(1_000_000);
+  assert.ok(held > capacity - store.evictionBatch && held <= capacity, `${held} sessions held`);
+  assert.ok(store.stats.evicted >= total - capacity, `evicted ${store.stats.evicted}`);
   // ~5000 sessions of ~1.2 KB are ~6 MB; a leak of the evicted 95000 would be ~110 MB.
   const { spread: s, text } = spread(samples);
   if (process.env.DISTKIT_SHOW_MEMORY) console.log(`live MB after warm-up: ${text}`);

@@ -5,11 +5,12 @@
 import { createLogger } from '../../src/log/index';
 import { runService } from '../../src/activation/index';
 import { createCacheEngine } from '../../src/cache/engine';
+import { MemoryStore } from '../../src/cache/stores/memory_store';
 
 async function main(): Promise<number> {
   const log = createLogger('cache-engine-server');
   const capacity = Number(process.argv[2] ?? 512);
-  const engine = createCacheEngine({ capacity, log });
+  const engine = createCacheEngine({ store: new MemoryStore({ capacity }), log });
   const service = await runService({
     program: 'cache-engine-server',
     log,

@@ -1,6 +1,6 @@
-// The session store behind dc_server: sessions by id with strict, non-sliding expiry and the C
-// server's eviction order, in O(1) (lookups, a Map) and O(log n) (expiry order, a heap) per
-// operation instead of the original's linear scans of a sorted array.
+// The in-memory SessionStore, dc_server's default: sessions by id with strict, non-sliding
+// expiry and the C server's eviction order, in O(1) (lookups, a Map) and O(log n) (expiry order,
+// a heap) per operation instead of the original's linear scans of a sorted array.
 //
 // Semantics kept from libdistcacheserver/dc_server_default.c: a session expires when now >
 // add_time + timeout (strictly); expired sessions are purged before every lookup; a duplicate ADD
@@ -10,6 +10,7 @@
 // in the same order. The clock is passed in by the caller (now, in ms).
 
 import { ExpiryHeap, type HeapEntry } from './expiry_heap';
+import type { SessionStore } from './session_store';
 
 /** DC_CACHE_MIN_SIZE in the C server. */
 export const MIN_CAPACITY = 64;
@@ -27,7 +28,7 @@ export const ENTRY_OVERHEAD_BYTES = 160;
 /** The C server's expire_delta divisor: a full cache evicts N/30 sessions at once. */
 export const EVICTION_DIVISOR = 30;
 
-export interface SessionStoreOptions {
+export interface MemoryStoreOptions {
   /** Session count limit, MIN_CAPACITY..MAX_CAPACITY, or 0 for no count limit. */
   readonly capacity: number;
   /** Bound on stored bytes (ids + data + ENTRY_OVERHEAD_BYTES each). Default: DEFAULT_MAX_BYTES
@@ -58,7 +59,7 @@ function keyOf(id: Uint8Array): string {
   return Buffer.from(id.buffer, id.byteOffset, id.length).toString('latin1');
 }
 
-export class SessionStore {
+export class MemoryStore implements SessionStore {
   readonly capacity: number;
   readonly maxBytes: number;
   /** How many sessions a full cache evicts at once: max(1, floor(capacity / 30)). */
@@ -72,7 +73,7 @@ export class SessionStore {
   #evicted = 0;
   #removed = 0;
 
-  constructor(options: SessionStoreOptions) {
+  constructor(options: MemoryStoreOptions) {
     const { capacity } = options;
     if (!Number.isInteger(capacity) || (capacity !== 0 && (capacity < MIN_CAPACITY || capacity > MAX_CAPACITY))) {
       throw new RangeError(`Session capacity ${capacity} is out of range: use ${MIN_CAPACITY}..${MAX_CAPACITY}, or 0 for no count limit`);
@@ -114,7 +115,7 @@ export class SessionStore {
     return session === undefined ? undefined : Buffer.from(session.data, 'latin1');
   }
 
-  has(now: number, id: Uint8Array): boolean {
+  have(now: number, id: Uint8Array): boolean {
     this.purge(now);
     return this.#byId.has(keyOf(id));
   }
@@ -129,7 +130,7 @@ export class SessionStore {
   }
 
   /** Unexpired sessions at `now` (purges first, like the C cache_items_stored). */
-  count(now: number): number {
+  size(now: number): number {
     this.purge(now);
     return this.#byId.size;
   }
@@ -143,6 +144,14 @@ export class SessionStore {
     }
     this.#expired += n;
     return n;
+  }
+
+  /** Drops every session (nothing to wait for: there is no connection to close). */
+  close(): Promise<void> {
+    this.#byId.clear();
+    this.#heap.clear();
+    this.#bytes = 0;
+    return Promise.resolve();
   }
 
   get stats(): StoreStats {

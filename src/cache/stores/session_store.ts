@@ -1,0 +1,25 @@
+// What the cache engine needs from a session store, and all it needs: a store is anything that
+// keeps sessions by id with strict, non-sliding expiry. The engine owns the clock and passes
+// `now` (ms) into every call, so a store never reads time itself and tests can drive it.
+//
+// Synchronous on purpose for now: the engine answers each request within the connection's read
+// loop, in order, corked with its neighbours. A store that must wait (Redis) will need that loop
+// to queue answers in order; that change is made together with that store, and the shape of each
+// method (ids and data in, booleans and data out) stays as it is.
+
+export interface SessionStore {
+  /** Stores a copy of `data` under `id` until now + timeoutMs. False (nothing stored) when an
+   * unexpired session with this id exists: the old one keeps its data and expiry. */
+  add(now: number, id: Uint8Array, data: Uint8Array, timeoutMs: number): boolean;
+  /** A copy of the session's data, or undefined when there is no unexpired session. Reading
+   * does not extend a session's life. */
+  get(now: number, id: Uint8Array): Buffer | undefined;
+  /** Drops the session; false when there was no unexpired one. */
+  remove(now: number, id: Uint8Array): boolean;
+  /** Whether an unexpired session with this id exists. */
+  have(now: number, id: Uint8Array): boolean;
+  /** Unexpired sessions at `now`. */
+  size(now: number): number;
+  /** Releases what the store holds; the store is not used afterwards. */
+  close(): Promise<void>;
+}
