@@ -17,6 +17,8 @@ export interface CacheEngineOptions {
   readonly clock?: () => number;
   /** Close a connection idle this long in both directions (ms); 0 or absent = never. */
   readonly idleMs?: number;
+  /** Called after each request is answered (dc_server looks at its -progress line there). */
+  readonly afterAnswer?: () => void;
   readonly log: Logger;
 }
 
@@ -106,7 +108,11 @@ export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
         return dropped;
       },
     },
-    answer: answerOf,
+    answer(message) {
+      const answer = answerOf(message);
+      options.afterAnswer?.();
+      return answer;
+    },
     serve(conn) {
       return serveCacheConnection(conn, engine, { idleMs: options.idleMs ?? 0 });
     },

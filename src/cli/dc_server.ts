@@ -9,7 +9,6 @@ import { detectMode, runService } from '../activation/index';
 import { MAX_PROGRESS, ProgressReporter } from '../cache/progress';
 import { DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY, MIN_MAX_BYTES, MemoryStore } from '../cache/stores/memory_store';
 import { createCacheEngine, defaultClock } from '../cache/engine';
-import { serveCacheConnection } from '../cache/session';
 import { invalidArgument } from './single_dash';
 import { DAEMON_USAGE, OptionError, daemonSettingsOf, decimalOption, installKillable, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
 
@@ -80,21 +79,12 @@ async function main(): Promise<number> {
   };
   // The original looked at the counters after every burst of network activity; looking after
   // every answer lets "-progress N" trip at exactly N operations.
-  const engine = createCacheEngine({ store, log });
-  const session = {
-    log: engine.log,
-    noteConnection: engine.noteConnection,
-    answer: (message: Parameters<typeof engine.answer>[0]) => {
-      const answer = engine.answer(message);
-      report();
-      return answer;
-    },
-  };
+  const engine = createCacheEngine({ store, idleMs: config.idleMs, afterAnswer: report, log });
   const signals = installKillable({ killable: config.daemon.killable, log });
   const service = await runService({
     program: PROGRAM,
     log,
-    handlers: { main: (conn) => serveCacheConnection(conn, session, { idleMs: config.idleMs }) },
+    handlers: { main: engine.serve },
     ...runtime,
     maxConnections: 0,
     drainTimeoutMs: 2000,

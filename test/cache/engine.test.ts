@@ -76,6 +76,17 @@ test('engine uses the -sessions capacity for eviction', () => {
   assert.equal(store.stats.evicted, 2);
 });
 
+test('engine calls afterAnswer once per request answered, closing ones included, with the operation counted', () => {
+  const log = createLogger('t');
+  log.setSinks([]);
+  const seen: number[] = [];
+  const engine = createCacheEngine({ clock: () => 0, log, afterAnswer: () => seen.push(engine.stats.operations) });
+  answerPayload(engine, request(1, Operation.ADD, add('a', 'A', 100)));
+  answerPayload(engine, request(2, Operation.GET, Buffer.from('a')));
+  answerPayload(engine, request(3, Operation.ADD, Buffer.alloc(7)));
+  assert.deepEqual(seen, [1, 2, 2]);
+});
+
 test('engine keeps sessions in the store it is given and closes that store', async () => {
   const log = createLogger('t');
   log.setSinks([]);
