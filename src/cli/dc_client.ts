@@ -2,13 +2,13 @@
 // dc_client: the per-host distcache proxy. Applications (Apache mod_socache_dc, libdistcache)
 // connect to it locally; it multiplexes their requests over one connection to dc_server, retries
 // that connection every -retry ms, and answers locally while no server is reachable.
-// Options -> frozen config -> Upstream + runService(serveProxyConnection).
+// Options -> frozen config -> Upstream + runService(proxyHandler).
 
 import { createLogger } from '../log/index';
 import { runService } from '../activation/index';
 import { parseCacheAddress, toConnectTarget } from '../cache/address';
 import { Upstream } from '../cache/proxy/upstream';
-import { serveProxyConnection } from '../cache/proxy/app_session';
+import { proxyHandler } from '../cache/proxy/app_session';
 import { invalidArgument } from './single_dash';
 import { DAEMON_USAGE, OptionError, daemonSettingsOf, decimalOption, installKillable, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
 
@@ -66,7 +66,7 @@ async function main(): Promise<number> {
   const service = await runService({
     program: PROGRAM,
     log,
-    handlers: { main: (conn) => serveProxyConnection(conn, upstream, { log, idleMs: config.idleMs }) },
+    handlers: { main: proxyHandler(upstream, { log, idleMs: config.idleMs }) },
     ...runtime,
     maxConnections: MAX_APPLICATIONS,
     drainTimeoutMs: 2000,

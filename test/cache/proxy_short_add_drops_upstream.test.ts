@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { CacheClient } from '../../src/cache/client';
 import { Upstream } from '../../src/cache/proxy/upstream';
-import { serveProxyConnection } from '../../src/cache/proxy/app_session';
+import { proxyHandler } from '../../src/cache/proxy/app_session';
 import { createLogger, type Level, type LogSink } from '../../src/log/index';
 import { encodeMessage, Operation, Status } from '../../src/cache/wire/index';
 import { RawPeer, startCacheServer } from './cache_server';
@@ -28,9 +28,10 @@ test('dc_client proxy closes only the application that sends a short ADD and kee
   t.after(() => upstream.stop());
   let nextId = 1;
   const sockets = new Set<net.Socket>();
+  const serve = proxyHandler(upstream, { log, idleMs: 0 });
   const proxy = net.createServer({ allowHalfOpen: true }, (socket) => {
     sockets.add(socket);
-    void serveProxyConnection({ stream: socket, peer: { kind: 'unix' }, id: nextId++, listener: 'main' }, upstream, { log, idleMs: 0 }).finally(() => socket.destroy());
+    void serve({ stream: socket, peer: { kind: 'unix' }, id: nextId++, listener: 'main' }).finally(() => socket.destroy());
   });
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
   t.after(() => new Promise<void>((resolve) => {

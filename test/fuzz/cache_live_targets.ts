@@ -1,14 +1,14 @@
 // The live fuzz targets: `cache-live` fuzzes the engine served in this process on a real
 // 127.0.0.1 socket (test/cache/cache_server.ts); `cache-server` fuzzes the real dc_server program
 // (node dist/src/cli/dc_server.js, started and stopped by PID), reading its log from stderr;
-// `cache-proxy` fuzzes dc_client's application side (Upstream + serveProxyConnection in this
+// `cache-proxy` fuzzes dc_client's application side (Upstream + proxyHandler in this
 // process) in front of the engine: no application may take the shared upstream connection down;
 // `cache-client` does the same to the real dc_client program in front of the real dc_server.
 
 import net from 'node:net';
 import { startCacheServer } from '../cache/cache_server';
 import { Upstream } from '../../src/cache/proxy/upstream';
-import { serveProxyConnection } from '../../src/cache/proxy/app_session';
+import { proxyHandler } from '../../src/cache/proxy/app_session';
 import { createLogger, type Level, type LogSink } from '../../src/log/index';
 import { fuzzLiveServer } from './cache_live_fuzz';
 import type { FuzzTarget } from './fuzz_target';
@@ -61,10 +61,11 @@ export const cacheProxyTarget: FuzzTarget = {
     upstream.start();
     const sockets = new Set<net.Socket>();
     let nextId = 1;
+    const serve = proxyHandler(upstream, { log, idleMs: 0 });
     const proxy = net.createServer({ allowHalfOpen: true }, (socket) => {
       sockets.add(socket);
       socket.on('error', () => {});
-      void serveProxyConnection({ stream: socket, peer: { kind: 'tcp', address: socket.remoteAddress!, port: socket.remotePort!, family: 'IPv4' }, id: nextId++, listener: 'main' }, upstream, { log, idleMs: 0 }).finally(() => {
+      void serve({ stream: socket, peer: { kind: 'tcp', address: socket.remoteAddress!, port: socket.remotePort!, family: 'IPv4' }, id: nextId++, listener: 'main' }).finally(() => {
         // As the activation layer does: FIN after the last answer, then release.
         if (!socket.destroyed) socket.end(() => socket.destroy());
         sockets.delete(socket);

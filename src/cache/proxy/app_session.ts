@@ -5,10 +5,11 @@
 // An application that leaves with requests outstanding simply loses their answers; nothing else
 // is disturbed (the original's multiplexer_mark_dead_client marked every client's items dead).
 
-import type { Connection } from '../../activation/connection';
+import type { Duplex } from 'node:stream';
+import type { Connection, ConnectionHandler } from '../../activation/connection';
 import type { Logger } from '../../log/index';
 import { encodeMessage } from '../wire/frame';
-import { MessageReader } from '../wire/message_reader';
+import { MessageReader, type Message } from '../wire/message_reader';
 import { ADD_PREFIX_SIZE, Operation } from '../wire/constants';
 import { DISCONNECTED_PAYLOAD, type Upstream, type UpstreamAnswer, type UpstreamTicket } from './upstream';
 
@@ -40,104 +41,143 @@ function payloadOf(answer: UpstreamAnswer): Buffer {
   }
 }
 
+/** The ConnectionHandler dc_client runs (and the tests run): every application connection served
+ * over the one shared `upstream`. */
+export function proxyHandler(upstream: Upstream, options: ProxySessionOptions): ConnectionHandler {
+  return (conn) => serveProxyConnection(conn, upstream, options);
+}
+
 /** Serves one application connection until it closes. */
-export function serveProxyConnection(conn: Connection, upstream: Upstream, options: ProxySessionOptions): Promise<void> {
-  const { stream } = conn;
-  const log = options.log.child({ conn: conn.id });
-  const reader = new MessageReader('request');
-  const slots: Slot[] = [];
-  let readEnded = false;
-  let finished = false;
-  let idleTimer: NodeJS.Timeout | undefined;
+function serveProxyConnection(conn: Connection, upstream: Upstream, options: ProxySessionOptions): Promise<void> {
+  return new Promise<void>((resolve) => new ProxySession(conn, upstream, options, resolve).start());
+}
 
-  const armIdle = (): void => {
-    if (options.idleMs <= 0 || finished) return;
-    if (idleTimer !== undefined) clearTimeout(idleTimer);
-    idleTimer = setTimeout(() => {
-      idleTimer = undefined;
-      if (slots.length === 0) {
-        log.info('idle close', { idle_ms: options.idleMs });
-        stream.destroy();
-      } else armIdle();
-    }, options.idleMs);
-  };
+/** How forwarding the buffered requests stopped. */
+type ForwardStop = 'exhausted' | 'full' | 'refused';
 
-  const pump = (): void => {
-    if (finished) return;
+/** One application connection's state, and one method per step of serving it. */
+class ProxySession {
+  readonly #stream: Duplex;
+  readonly #upstream: Upstream;
+  readonly #idleMs: number;
+  readonly #log: Logger;
+  /** Settles serveProxyConnection's promise. */
+  readonly #resolve: () => void;
+  readonly #reader = new MessageReader('request');
+  /** Requests forwarded and not yet answered to the application, in the order it sent them. */
+  readonly #slots: Slot[] = [];
+  #readEnded = false;
+  #finished = false;
+  #idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(conn: Connection, upstream: Upstream, options: ProxySessionOptions, resolve: () => void) {
+    this.#stream = conn.stream;
+    this.#upstream = upstream;
+    this.#idleMs = options.idleMs;
+    this.#log = options.log.child({ conn: conn.id });
+    this.#resolve = resolve;
+  }
+
+  start(): void {
+    const stream = this.#stream;
+    stream.on('data', (chunk: Buffer) => {
+      this.#reader.push(chunk);
+      this.#readRequests();
+    });
+    stream.on('drain', () => this.#readRequests());
+    stream.on('end', () => {
+      this.#readEnded = true;
+      this.#readRequests();
+    });
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      this.#log.debug('application connection error', { error: error.code ?? error.message });
+    });
+    stream.on('close', () => {
+      if (this.#slots.length > 0) this.#log.info('application left', { discarded: this.#slots.length });
+      this.#finish();
+      this.#resolve();
+    });
+    this.#armIdle();
+  }
+
+  #armIdle(): void {
+    if (this.#idleMs <= 0 || this.#finished) return;
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      if (this.#slots.length === 0) {
+        this.#log.info('idle close', { idle_ms: this.#idleMs });
+        this.#stream.destroy();
+      } else this.#armIdle();
+    }, this.#idleMs);
+  }
+
+  /** Forwards what the application sent; reads on only while its pipeline has room and it takes
+   * its answers, and ends our side once it half-closed and has every answer. */
+  #readRequests(): void {
+    if (this.#finished) return;
+    const stop = this.#forwardBuffered();
+    if (stop === 'refused') return;
     // Back-pressure: a full pipeline or an application that does not read its answers stops us
     // reading its socket, so its buffers stay bounded.
-    let exhausted = false;
-    while (slots.length < MAX_PIPELINED && !stream.writableNeedDrain) {
-      const r = reader.next();
-      if (r.kind === 'incomplete') {
-        exhausted = true;
-        break;
-      }
-      if (r.kind === 'corrupt') {
-        log.warning('bad request', { why: r.reason, offset: r.offset });
-        finish();
-        stream.destroy();
-        return;
-      }
+    const stream = this.#stream;
+    if (this.#slots.length >= MAX_PIPELINED || stream.writableNeedDrain) stream.pause();
+    else if (!this.#readEnded) stream.resume();
+    if (this.#readEnded && stop === 'exhausted' && this.#slots.length === 0) {
+      // The application half-closed and has every answer: flush and close our side too.
+      if (!stream.writableEnded) stream.end();
+    }
+  }
+
+  #forwardBuffered(): ForwardStop {
+    while (this.#slots.length < MAX_PIPELINED && !this.#stream.writableNeedDrain) {
+      const r = this.#reader.next();
+      if (r.kind === 'incomplete') return 'exhausted';
+      if (r.kind === 'corrupt') return this.#refuse({ why: r.reason, offset: r.offset });
       const m = r.value;
       if (m.operation === Operation.ADD && m.payload.length < ADD_PREFIX_SIZE) {
         // The cache server closes a connection on such an ADD: forwarded, it would take the
         // shared upstream connection (and every other application's requests) down with it.
-        log.warning('bad request', { why: `ADD payload of ${m.payload.length} bytes is shorter than ${ADD_PREFIX_SIZE}` });
-        finish();
-        stream.destroy();
-        return;
+        return this.#refuse({ why: `ADD payload of ${m.payload.length} bytes is shorter than ${ADD_PREFIX_SIZE}` });
       }
-      const slot: Slot = { uid: m.uid, operation: m.operation, response: undefined, ticket: undefined };
-      slots.push(slot);
-      // Copy: the payload may be a view into the reader's buffer and the request may wait in a queue.
-      slot.ticket = upstream.send(m.operation, Buffer.from(m.payload), (answer) => {
-        slot.response = encodeMessage({ isResponse: true, uid: slot.uid, operation: slot.operation }, payloadOf(answer));
-        flush();
-      });
-      armIdle();
+      this.#forward(m);
+      this.#armIdle();
     }
-    if (slots.length >= MAX_PIPELINED || stream.writableNeedDrain) stream.pause();
-    else if (!readEnded) stream.resume();
-    if (readEnded && exhausted && slots.length === 0) {
-      // The application half-closed and has every answer: flush and close our side too.
-      if (!stream.writableEnded) stream.end();
+    return 'full';
+  }
+
+  /** Sends one request upstream; its answer waits in its slot until those before it are written. */
+  #forward(m: Message): void {
+    const slot: Slot = { uid: m.uid, operation: m.operation, response: undefined, ticket: undefined };
+    this.#slots.push(slot);
+    // Copy: the payload may be a view into the reader's buffer and the request may wait in a queue.
+    slot.ticket = this.#upstream.send(m.operation, Buffer.from(m.payload), (answer) => {
+      slot.response = encodeMessage({ isResponse: true, uid: slot.uid, operation: slot.operation }, payloadOf(answer));
+      this.#writeAnswered();
+    });
+  }
+
+  /** Writes the answers that are next in order, then reads on. */
+  #writeAnswered(): void {
+    if (this.#finished) return;
+    while (this.#slots.length > 0 && this.#slots[0]!.response !== undefined) {
+      this.#stream.write(this.#slots.shift()!.response!);
     }
-  };
+    this.#readRequests();
+  }
 
-  const flush = (): void => {
-    if (finished) return;
-    while (slots.length > 0 && slots[0]!.response !== undefined) {
-      stream.write(slots.shift()!.response!);
-    }
-    pump();
-  };
+  /** A bad request: the connection goes, and with it the answers it still waits for. */
+  #refuse(fields: Record<string, string | number>): 'refused' {
+    this.#log.warning('bad request', fields);
+    this.#finish();
+    this.#stream.destroy();
+    return 'refused';
+  }
 
-  const finish = (): void => {
-    if (finished) return;
-    finished = true;
-    if (idleTimer !== undefined) clearTimeout(idleTimer);
-    for (const s of slots.splice(0)) s.ticket?.cancel();
-  };
-
-  return new Promise<void>((resolve) => {
-    stream.on('data', (chunk: Buffer) => {
-      reader.push(chunk);
-      pump();
-    });
-    stream.on('drain', pump);
-    stream.on('end', () => {
-      readEnded = true;
-      pump();
-    });
-    stream.on('error', (error: NodeJS.ErrnoException) => {
-      log.debug('application connection error', { error: error.code ?? error.message });
-    });
-    stream.on('close', () => {
-      if (slots.length > 0) log.info('application left', { discarded: slots.length });
-      finish();
-      resolve();
-    });
-    armIdle();
-  });
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+    for (const s of this.#slots.splice(0)) s.ticket?.cancel();
+  }
 }
