@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // dc_snoop: a transparent distcache proxy for debugging. Each connection accepted on -listen is
 // relayed byte for byte to -connect (alias -server) and every frame that passes is printed on
-// stdout, decoded. Options -> frozen config -> runService(serveSnoopConnection).
+// stdout, decoded. Options -> frozen config -> runService(snoopHandler).
 
 import { createLogger } from '../log/index';
 import { runService, servesOneConnection } from '../activation/index';
 import { parseCacheAddress, toConnectTarget } from '../cache/address';
-import { serveSnoopConnection } from '../cache/snoop/relay';
+import { snoopHandler } from '../cache/snoop/relay';
 import { installKillable, prepareRuntime, runMain, valuesOrExit } from './cache_cli';
 import { parseSingleDash } from './single_dash';
 
@@ -54,7 +54,7 @@ async function main(): Promise<number> {
   const service = await runService({
     program: PROGRAM,
     log,
-    handlers: { main: (conn) => serveSnoopConnection(conn, { target, log, print }) },
+    handlers: { main: snoopHandler({ target, log, print }) },
     ...runtime,
     maxConnections: MAX_CONNECTIONS,
     drainTimeoutMs: 1000,

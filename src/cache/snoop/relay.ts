@@ -4,8 +4,7 @@
 
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Connection } from '../../activation/connection';
-import { describePeer } from '../../activation/connection';
+import { describePeer, type Connection, type ConnectionHandler } from '../../activation/connection';
 import type { Logger } from '../../log/index';
 import { connectOptionsOf, describeConnectTarget, type ConnectTarget } from '../address';
 import { FrameTap } from './frame_tap';
@@ -25,8 +24,13 @@ function relay(from: Duplex, to: Duplex, tap: FrameTap, print: (line: string) =>
   from.pipe(to);
 }
 
+/** The ConnectionHandler dc_snoop runs (and the tests run): every client relayed to `target`. */
+export function snoopHandler(options: SnoopOptions): ConnectionHandler {
+  return (conn) => serveSnoopConnection(conn, options);
+}
+
 /** Serves one client connection through to the server; resolves when both sides are closed. */
-export async function serveSnoopConnection(conn: Connection, options: SnoopOptions): Promise<void> {
+async function serveSnoopConnection(conn: Connection, options: SnoopOptions): Promise<void> {
   const { log, print, target } = options;
   const client = conn.stream;
   const prefix = `conn=${conn.id}`;
