@@ -56,6 +56,27 @@ function status(s: Status): Buffer {
   return STATUS_PAYLOADS.get(s)!;
 }
 
+/** The response payload the store gives one request at `now`, or why the connection must close. */
+function payloadFor(store: SessionStore, now: number, message: Message): Buffer | { reason: string } {
+  const { payload } = message;
+  switch (message.operation) {
+    case Operation.ADD: {
+      const add = decodeAddPayload(payload);
+      if (add.kind === 'short') return { reason: `ADD payload of ${add.length} bytes is shorter than 8` };
+      if (add.kind === 'rejected') return status(add.status);
+      const { id, data, timeoutMs } = add.value;
+      return status(store.add(now, id, data, timeoutMs) ? Status.OK : Status.ADD_MATCHING_SESSION);
+    }
+    case Operation.GET:
+      // A miss is the single byte 0x01; libdistcache reads any answer under 5 bytes as a miss.
+      return store.get(now, payload) ?? status(Status.NOTOK);
+    case Operation.REMOVE:
+      return status(store.remove(now, payload) ? Status.OK : Status.NOTOK);
+    case Operation.HAVE:
+      return status(store.have(now, payload) ? Status.OK : Status.NOTOK);
+  }
+}
+
 export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
   const store = options.store ?? new MemoryStore({ capacity: DEFAULT_CAPACITY });
   const clock = options.clock ?? defaultClock;
@@ -63,29 +84,8 @@ export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
   let connections = 0;
   let dropped = 0;
 
-  const payloadFor = (message: Message): Buffer | { reason: string } => {
-    const now = clock();
-    const { payload } = message;
-    switch (message.operation) {
-      case Operation.ADD: {
-        const add = decodeAddPayload(payload);
-        if (add.kind === 'short') return { reason: `ADD payload of ${add.length} bytes is shorter than 8` };
-        if (add.kind === 'rejected') return status(add.status);
-        const { id, data, timeoutMs } = add.value;
-        return status(store.add(now, id, data, timeoutMs) ? Status.OK : Status.ADD_MATCHING_SESSION);
-      }
-      case Operation.GET:
-        // A miss is the single byte 0x01; libdistcache reads any answer under 5 bytes as a miss.
-        return store.get(now, payload) ?? status(Status.NOTOK);
-      case Operation.REMOVE:
-        return status(store.remove(now, payload) ? Status.OK : Status.NOTOK);
-      case Operation.HAVE:
-        return status(store.have(now, payload) ? Status.OK : Status.NOTOK);
-    }
-  };
-
   const answerOf = (message: Message): Answer => {
-    const payload = payloadFor(message);
+    const payload = payloadFor(store, clock(), message);
     if (!Buffer.isBuffer(payload)) return { kind: 'close', reason: payload.reason };
     operations++;
     return { kind: 'respond', bytes: encodeMessage({ isResponse: true, uid: message.uid, operation: message.operation }, payload) };
