@@ -1,12 +1,12 @@
-// The SessionStore contract, checked as a property: random operations (seeded, so a failure
-// reproduces) go to a store and to a plain reference model of the C server's semantics, and every
-// answer must agree. Each store that takes the engine's place gets a line in STORES.
+// The SessionStore contract, checked as a property with fast-check (a failure is shrunk to a
+// short sequence of operations and printed with its seed): random operations go to a store and to
+// a plain reference model of the C server's semantics, and every answer must agree. Each store that takes the engine's place gets a line in STORES.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { MemoryStore } from '../../../src/cache/stores/memory_store';
 import type { SessionStore } from '../../../src/cache/stores/session_store';
-import { seededRandom } from '../random';
 
 interface Stored {
   readonly key: string;
@@ -77,47 +77,62 @@ const STORES: ReadonlyArray<{ readonly name: string; readonly capacity: number; 
   { name: 'MemoryStore with no count limit', capacity: 0, make: () => new MemoryStore({ capacity: 0 }) },
 ];
 
-/** Runs `steps` random calls on both; returns how many ADDs met a full store. */
-function compare(store: SessionStore, reference: ReferenceStore, capacity: number, seed: number, steps: number): number {
-  const rand = seededRandom(seed);
+type Op =
+  | { readonly kind: 'add'; readonly id: number; readonly size: number; readonly fill: number; readonly timeoutMs: number; readonly dt: number }
+  | { readonly kind: 'get' | 'remove' | 'have'; readonly id: number; readonly dt: number };
+
+// Integer times and timeouts over a few hundred ids make equal expiries, duplicates and
+// evictions common, so the tie order and every refusal are exercised.
+const dt = fc.integer({ min: 0, max: 2 });
+const id = fc.integer({ min: 0, max: 299 });
+const op: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('add' as const), id, size: fc.integer({ min: 0, max: 23 }), fill: fc.integer({ min: 0, max: 255 }), timeoutMs: fc.integer({ min: 0, max: 999 }), dt }) },
+  fc.record({ kind: fc.constantFrom('get' as const, 'remove' as const, 'have' as const), id, dt }),
+);
+
+/** Runs `ops` on both; returns how many ADDs met a full store. */
+function compare(store: SessionStore, reference: ReferenceStore, capacity: number, ops: readonly Op[]): number {
   let now = 0;
   let full = 0;
-  for (let step = 0; step < steps; step++) {
-    // Integer times and timeouts make equal expiries common, so the tie order is exercised.
-    now += rand(3);
-    const id = Buffer.from([rand(2), rand(150)]);
-    const where = `seed ${seed} step ${step} now ${now} id ${id.toString('hex')}`;
-    switch (rand(5)) {
-      case 0:
-      case 1: {
-        const data = Buffer.alloc(rand(24), rand(256));
-        const timeoutMs = rand(1000);
+  ops.forEach((o, step) => {
+    now += o.dt;
+    const key = Buffer.from([o.id >> 8, o.id & 0xff]);
+    const where = `step ${step} now ${now} id ${key.toString('hex')}`;
+    switch (o.kind) {
+      case 'add': {
+        const data = Buffer.alloc(o.size, o.fill);
         if (capacity > 0 && reference.size(now) >= capacity) full++;
-        assert.equal(store.add(now, id, data, timeoutMs), reference.add(now, id, data, timeoutMs), where);
+        assert.equal(store.add(now, key, data, o.timeoutMs), reference.add(now, key, data, o.timeoutMs), where);
         break;
       }
-      case 2:
-        assert.deepEqual(store.get(now, id), reference.get(now, id), where);
+      case 'get':
+        assert.deepEqual(store.get(now, key), reference.get(now, key), where);
         break;
-      case 3:
-        assert.equal(store.remove(now, id), reference.remove(now, id), where);
+      case 'remove':
+        assert.equal(store.remove(now, key), reference.remove(now, key), where);
         break;
-      default:
-        assert.equal(store.have(now, id), reference.have(now, id), where);
+      case 'have':
+        assert.equal(store.have(now, key), reference.have(now, key), where);
     }
     assert.equal(store.size(now), reference.size(now), where);
-  }
+  });
   return full;
 }
 
 for (const { name, capacity, make } of STORES) {
   test(`${name} answers every call as the reference model does when driven by random operations`, async () => {
     let full = 0;
-    for (let seed = 1; seed <= 20; seed++) {
-      const store = make();
-      full += compare(store, new ReferenceStore(capacity), capacity, seed, 2000);
-      await store.close();
-    }
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 2000, size: 'max' }), async (ops) => {
+        const store = make();
+        try {
+          full += compare(store, new ReferenceStore(capacity), capacity, ops);
+        } finally {
+          await store.close();
+        }
+      }),
+      { numRuns: 40 },
+    );
     if (capacity > 0) assert.ok(full > 0, 'the random operations never filled the store: eviction went untested');
   });
 }
