@@ -1,0 +1,129 @@
+// `npm run bench -- startup`: how long distccd takes to start, ours against Debian's C distccd
+// (/usr/bin/distccd) in one run: `--version`, `--help`, and `--daemon` until the command returns,
+// which for a detaching daemon means "listening" (ours waits for the daemon's ready report; C's
+// parent returns once it has forked). Ours runs both ways the installed launcher can start it:
+// the plain script (node dist/src/cli/distccd.js) and the startup snapshot (node --snapshot-blob).
+// Each command runs RUNS times (default 20), the kinds alternating run by run so drift on the
+// machine hits all alike; the median and the range in ms are printed. Every daemon started is
+// stopped by the pid in its pid file, and waited for, before the next run. Loopback only.
+// Not part of `npm test`. Usage: node dist/scripts/bench/startup_bench.js [--runs 20]
+
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort } from '../../test/support/free_port';
+
+const REPO = path.resolve(__dirname, '../../..');
+const SCRIPT = path.join(REPO, 'dist/src/cli/distccd.js');
+const BLOB = path.join(REPO, 'dist/snapshot/distccd.blob');
+const C_DISTCCD = '/usr/bin/distccd';
+const COMMAND_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+const runsIndex = process.argv.indexOf('--runs');
+const RUNS = runsIndex >= 0 ? Number(process.argv[runsIndex + 1]) : 20;
+
+type Kind = 'c' | 'script' | 'snapshot';
+const LABELS: Record<Kind, string> = { c: 'C distccd', script: 'ours (script)', snapshot: 'ours (snapshot)' };
+
+function command(kind: Kind, args: readonly string[]): [string, string[]] {
+  if (kind === 'c') return [C_DISTCCD, [...args]];
+  if (kind === 'script') return [process.execPath, [SCRIPT, ...args]];
+  return [process.execPath, ['--snapshot-blob', BLOB, '--', ...args]];
+}
+
+/** Runs one command to its exit and returns the wall time in ms; a failure stops the bench. */
+function timedRun(file: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const start = process.hrtime.bigint();
+    execFile(file, args, { env, timeout: COMMAND_TIMEOUT_MS, killSignal: 'SIGKILL' }, (error, _stdout, stderr) => {
+      const ms = Number(process.hrtime.bigint() - start) / 1e6;
+      if (error) reject(new Error(`${file} ${args.join(' ')} failed: ${error.message}\n${stderr}`));
+      else resolve(ms);
+    });
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Stops the daemon whose pid the file holds (SIGTERM, then SIGKILL) and waits until it is gone. */
+async function stopDaemon(pidFile: string): Promise<void> {
+  const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+  if (!Number.isInteger(pid) || pid <= 1) throw new Error(`pid file ${pidFile} holds no pid`);
+  process.kill(pid, 'SIGTERM');
+  const until = Date.now() + STOP_TIMEOUT_MS;
+  while (alive(pid)) {
+    if (Date.now() > until) process.kill(pid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  fs.rmSync(pidFile, { force: true });
+}
+
+/** One `--daemon` start until the command returns; the daemon is stopped afterwards (not timed). */
+async function detach(kind: Kind, work: string, env: NodeJS.ProcessEnv): Promise<number> {
+  const pidFile = path.join(work, `${kind}.pid`);
+  const port = await freePort();
+  const logFile = path.join(work, `${kind}.log`);
+  fs.writeFileSync(logFile, '', { flag: 'a', mode: 0o666 });
+  fs.chmodSync(logFile, 0o666);
+  const [file, args] = command(kind, ['--daemon', '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1', '--pid-file', pidFile, '--log-file', logFile]);
+  const ms = await timedRun(file, args, env);
+  // C's parent returns once forked: its child writes the pid file a moment later.
+  const until = Date.now() + STOP_TIMEOUT_MS;
+  while (!fs.existsSync(pidFile) || fs.readFileSync(pidFile, 'utf8').trim() === '') {
+    if (Date.now() > until) throw new Error(`${LABELS[kind]} wrote no pid file ${pidFile}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await stopDaemon(pidFile);
+  return ms;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+async function measure(name: string, kinds: readonly Kind[], once: (kind: Kind) => Promise<number>): Promise<void> {
+  const times = new Map<Kind, number[]>(kinds.map((k) => [k, []]));
+  for (let i = 0; i < RUNS; i++) {
+    const order = i % 2 === 0 ? kinds : [...kinds].reverse();
+    for (const kind of order) times.get(kind)!.push(await once(kind));
+  }
+  for (const kind of kinds) {
+    const t = times.get(kind)!;
+    console.log(`  ${name.padEnd(10)} ${LABELS[kind].padEnd(16)} median ${median(t).toFixed(1).padStart(6)} ms  (min ${Math.min(...t).toFixed(1)}, max ${Math.max(...t).toFixed(1)})`);
+  }
+}
+
+async function main(): Promise<void> {
+  const kinds: Kind[] = ['c', 'script'];
+  if (fs.existsSync(BLOB)) kinds.push('snapshot');
+  else console.log(`(no ${path.relative(REPO, BLOB)}: the snapshot column is left out)`);
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'distkit-startup-'));
+  // Started as root, both drop to the distcc user: TMPDIR must be usable by it.
+  fs.chmodSync(work, 0o1777);
+  const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: work };
+  delete env['NODE_OPTIONS']; // the snapshot refuses V8 flags it was not built with
+  console.log(`distccd start-up, median of ${RUNS} runs (node ${process.version}, ${os.availableParallelism()} CPUs, load ${os.loadavg()[0]!.toFixed(2)}):`);
+  try {
+    await measure('--version', kinds, (kind) => timedRun(...command(kind, ['--version']), env));
+    await measure('--help', kinds, (kind) => timedRun(...command(kind, ['--help']), env));
+    await measure('--daemon', kinds, (kind) => detach(kind, work, env));
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : String(error));
+  process.exit(1);
+});
