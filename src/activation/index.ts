@@ -17,11 +17,11 @@ import { Notifier } from './notify';
 import { installSignals } from './signals';
 import { protectStderr } from '../log/stdio';
 import { flushLogging } from '../log/sinks';
-import { DistkitError } from '../errors';
+import { DistkitError, EXIT } from '../errors';
 
 export * from './connection';
 export * from './options';
-export { detectMode, servesManyConnections, servesOneConnection, type ModeDecision, type ModeKind, type InheritedFd } from './mode';
+export { detectMode, servesManyConnections, servesOneConnection, type ModeDecision, type ModeKind, type ModeRequest, type InheritedFd } from './mode';
 export { parseListenSpec, describeListenSpec } from './address';
 export { isProcessAlive, readPidFile } from './pid_file';
 export { startedFromSnapshot } from './daemonize';
@@ -45,7 +45,7 @@ export async function runService(options: ServiceOptions): Promise<RunningServic
     if (pidFile !== undefined) checkPidFile(pidFile, options.program);
     const report = await spawnDetached();
     log.notice('detached', { pid: report.pid, on: report.addresses.join(',') });
-    return { mode, decision, addresses: report.addresses, stop: () => Promise.resolve(), done: flushLogging().then(() => 0) };
+    return { mode, decision, addresses: report.addresses, stop: () => Promise.resolve(), done: flushLogging().then(() => EXIT.OK) };
   }
 
   log.notice('mode', { kind: decision.kind, why: decision.why });
@@ -125,7 +125,7 @@ async function serveMany(
       if (pidFile !== undefined) removePidFile(pidFile);
       log.notice('stopped');
       await flushLogging();
-      resolveDone(0);
+      resolveDone(EXIT.OK);
     })();
     return stopped;
   };
@@ -164,14 +164,14 @@ function serveSingle(options: ServiceOptions, decision: ModeDecision, mode: stri
       const drained = await pool.drain(options.drainTimeoutMs);
       if (!drained) {
         log.warning('drain timed out', { active: pool.active, ms: options.drainTimeoutMs });
-        timedOut(0);
+        timedOut(EXIT.OK);
       }
     })();
     return stopped;
   };
   const uninstall = installSignals({ log, stop: () => void stop(), reopen: () => log.reopen(), foreground: false });
   notifier.ready(options.status?.());
-  const served = pool.admit(single.stream, single.peer, inherited.name).then((code) => (typeof code === 'number' ? code : 0));
+  const served = pool.admit(single.stream, single.peer, inherited.name).then((code) => (typeof code === 'number' ? code : EXIT.OK));
   const done = Promise.race([served, new Promise<number>((resolve) => (timedOut = resolve))]).then(async (code) => {
     uninstall();
     await flushLogging();
