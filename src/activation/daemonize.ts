@@ -31,12 +31,16 @@ export function startedFromSnapshot(): boolean {
   return snapshotBlob() !== undefined;
 }
 
+/** Whether this process is a daemon a starting process spawned (and waits to hear from). */
+export function isDetachedDaemon(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env[DETACHED_ENV] !== undefined && Number(env[DETACHED_ENV]) === REPORT_FD;
+}
+
 /** In the daemon: the fd to report on, taken out of the environment so children do not see it. */
 export function takeReportFd(env: NodeJS.ProcessEnv = process.env): number | undefined {
-  const value = env[DETACHED_ENV];
-  if (value === undefined) return undefined;
+  const detached = isDetachedDaemon(env);
   delete env[DETACHED_ENV];
-  return Number(value) === REPORT_FD ? REPORT_FD : undefined;
+  return detached ? REPORT_FD : undefined;
 }
 
 /** In the daemon: tell the starting process it is listening. */
