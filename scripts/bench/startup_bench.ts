@@ -3,10 +3,12 @@
 // which for a detaching daemon means "listening" (ours waits for the daemon's ready report; C's
 // parent returns once it has forked). Ours runs both ways the installed launcher can start it:
 // the plain script (node dist/src/cli/distccd.js) and the startup snapshot (node --snapshot-blob).
-// Each command runs RUNS times (default 20), the kinds alternating run by run so drift on the
-// machine hits all alike; the median and the range in ms are printed. Every daemon started is
-// stopped by the pid in its pid file, and waited for, before the next run. Loopback only.
-// Not part of `npm test`. Usage: node dist/scripts/bench/startup_bench.js [--runs 20]
+// `node -e 0` is timed beside them: no node program starts faster, and a detaching daemon starts
+// two. --compare REPO adds another built checkout's script (before/after a change). Each command
+// runs RUNS times (default 20), the contenders alternating run by run so drift on the machine
+// hits all alike; the median and the range in ms are printed. Every daemon started is stopped by
+// the pid in its pid file, and waited for, before the next run. Loopback only. Not part of
+// `npm test`. Usage: node dist/scripts/bench/startup_bench.js [--runs 20] [--compare REPO]
 
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -21,17 +23,35 @@ const C_DISTCCD = '/usr/bin/distccd';
 const COMMAND_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
 
-const runsIndex = process.argv.indexOf('--runs');
-const RUNS = runsIndex >= 0 ? Number(process.argv[runsIndex + 1]) : 20;
-
-type Kind = 'c' | 'script' | 'snapshot';
-const LABELS: Record<Kind, string> = { c: 'C distccd', script: 'ours (script)', snapshot: 'ours (snapshot)' };
-
-function command(kind: Kind, args: readonly string[]): [string, string[]] {
-  if (kind === 'c') return [C_DISTCCD, [...args]];
-  if (kind === 'script') return [process.execPath, [SCRIPT, ...args]];
-  return [process.execPath, ['--snapshot-blob', BLOB, '--', ...args]];
+function argValue(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
 }
+const RUNS = Number(argValue('--runs') ?? 20);
+const COMPARE = argValue('--compare');
+
+/** One way to start distccd: a label and the command line for the given arguments. */
+interface Contender {
+  readonly label: string;
+  command(args: readonly string[]): [string, string[]];
+}
+
+function contenders(): Contender[] {
+  const list: Contender[] = [
+    { label: 'C distccd', command: (args) => [C_DISTCCD, [...args]] },
+    { label: 'ours (script)', command: (args) => [process.execPath, [SCRIPT, ...args]] },
+  ];
+  if (fs.existsSync(BLOB)) list.push({ label: 'ours (snapshot)', command: (args) => [process.execPath, ['--snapshot-blob', BLOB, '--', ...args]] });
+  else console.log(`(no ${path.relative(REPO, BLOB)}: the snapshot is left out)`);
+  if (COMPARE !== undefined) {
+    const other = path.resolve(COMPARE, 'dist/src/cli/distccd.js');
+    if (!fs.existsSync(other)) throw new Error(`--compare ${COMPARE}: no ${other} (build that checkout first)`);
+    list.push({ label: 'compared (script)', command: (args) => [process.execPath, [other, ...args]] });
+  }
+  return list;
+}
+
+const NODE_FLOOR: Contender = { label: 'node -e 0', command: () => [process.execPath, ['-e', '0']] };
 
 /** Runs one command to its exit and returns the wall time in ms; a failure stops the bench. */
 function timedRun(file: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -68,18 +88,19 @@ async function stopDaemon(pidFile: string): Promise<void> {
 }
 
 /** One `--daemon` start until the command returns; the daemon is stopped afterwards (not timed). */
-async function detach(kind: Kind, work: string, env: NodeJS.ProcessEnv): Promise<number> {
-  const pidFile = path.join(work, `${kind}.pid`);
+async function detach(who: Contender, work: string, env: NodeJS.ProcessEnv): Promise<number> {
+  const name = who.label.replace(/[^a-z]+/gi, '-');
+  const pidFile = path.join(work, `${name}.pid`);
   const port = await freePort();
-  const logFile = path.join(work, `${kind}.log`);
+  const logFile = path.join(work, `${name}.log`);
   fs.writeFileSync(logFile, '', { flag: 'a', mode: 0o666 });
   fs.chmodSync(logFile, 0o666);
-  const [file, args] = command(kind, ['--daemon', '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1', '--pid-file', pidFile, '--log-file', logFile]);
+  const [file, args] = who.command(['--daemon', '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1', '--pid-file', pidFile, '--log-file', logFile]);
   const ms = await timedRun(file, args, env);
   // C's parent returns once forked: its child writes the pid file a moment later.
   const until = Date.now() + STOP_TIMEOUT_MS;
   while (!fs.existsSync(pidFile) || fs.readFileSync(pidFile, 'utf8').trim() === '') {
-    if (Date.now() > until) throw new Error(`${LABELS[kind]} wrote no pid file ${pidFile}`);
+    if (Date.now() > until) throw new Error(`${who.label} wrote no pid file ${pidFile}`);
     await new Promise((r) => setTimeout(r, 5));
   }
   await stopDaemon(pidFile);
@@ -92,22 +113,20 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-async function measure(name: string, kinds: readonly Kind[], once: (kind: Kind) => Promise<number>): Promise<void> {
-  const times = new Map<Kind, number[]>(kinds.map((k) => [k, []]));
+async function measure(name: string, list: readonly Contender[], once: (who: Contender) => Promise<number>): Promise<void> {
+  const times = new Map<Contender, number[]>(list.map((c) => [c, []]));
   for (let i = 0; i < RUNS; i++) {
-    const order = i % 2 === 0 ? kinds : [...kinds].reverse();
-    for (const kind of order) times.get(kind)!.push(await once(kind));
+    const order = i % 2 === 0 ? list : [...list].reverse();
+    for (const who of order) times.get(who)!.push(await once(who));
   }
-  for (const kind of kinds) {
-    const t = times.get(kind)!;
-    console.log(`  ${name.padEnd(10)} ${LABELS[kind].padEnd(16)} median ${median(t).toFixed(1).padStart(6)} ms  (min ${Math.min(...t).toFixed(1)}, max ${Math.max(...t).toFixed(1)})`);
+  for (const who of list) {
+    const t = times.get(who)!;
+    console.log(`  ${name.padEnd(10)} ${who.label.padEnd(18)} median ${median(t).toFixed(1).padStart(6)} ms  (min ${Math.min(...t).toFixed(1)}, max ${Math.max(...t).toFixed(1)})`);
   }
 }
 
 async function main(): Promise<void> {
-  const kinds: Kind[] = ['c', 'script'];
-  if (fs.existsSync(BLOB)) kinds.push('snapshot');
-  else console.log(`(no ${path.relative(REPO, BLOB)}: the snapshot column is left out)`);
+  const list = contenders();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'distkit-startup-'));
   // Started as root, both drop to the distcc user: TMPDIR must be usable by it.
   fs.chmodSync(work, 0o1777);
@@ -115,9 +134,9 @@ async function main(): Promise<void> {
   delete env['NODE_OPTIONS']; // the snapshot refuses V8 flags it was not built with
   console.log(`distccd start-up, median of ${RUNS} runs (node ${process.version}, ${os.availableParallelism()} CPUs, load ${os.loadavg()[0]!.toFixed(2)}):`);
   try {
-    await measure('--version', kinds, (kind) => timedRun(...command(kind, ['--version']), env));
-    await measure('--help', kinds, (kind) => timedRun(...command(kind, ['--help']), env));
-    await measure('--daemon', kinds, (kind) => detach(kind, work, env));
+    await measure('--version', [...list, NODE_FLOOR], (who) => timedRun(...who.command(['--version']), env));
+    await measure('--help', list, (who) => timedRun(...who.command(['--help']), env));
+    await measure('--daemon', list, (who) => detach(who, work, env));
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }

@@ -10,7 +10,7 @@ import { clearListenEnv } from './listen_fds';
 import { ConnectionPool, errorText } from './serve';
 import { adoptListener, bindListeners, closeListeners, type Listener } from './standalone';
 import { openSingleConnection } from './inetd';
-import { isDetachedDaemon, reportFailure, reportReady, spawnDetached, takeReportFd } from './daemonize';
+import { reportFailure, reportReady, startDaemon, startsDaemonOnly, takeReportFd } from './daemonize';
 import { checkPidFile, removePidFile, writePidFile } from './pid_file';
 import { addNiceness, dropPrivileges, raiseFileLimit } from './privileges';
 import { Notifier } from './notify';
@@ -24,31 +24,10 @@ export * from './options';
 export { detectMode, servesManyConnections, servesOneConnection, type ModeDecision, type ModeKind, type ModeRequest, type InheritedFd } from './mode';
 export { parseListenSpec, describeListenSpec } from './address';
 export { isProcessAlive, readPidFile } from './pid_file';
-export { startedFromSnapshot } from './daemonize';
+export { startedFromSnapshot, startDaemon, startsDaemonOnly } from './daemonize';
 
 /** How often STATUS= is refreshed from options.status() while serving under systemd. */
 const STATUS_REFRESH_MS = 10_000;
-
-/**
- * Whether this process only starts the daemon (standalone, detaching, and not the daemon itself):
- * startDaemon spawns it and waits for its report, and nothing is served here, so a CLI need not
- * build its engine.
- */
-export function startsDaemonOnly(decision: ModeDecision, detach: boolean): boolean {
-  return decision.kind === 'standalone' && detach && !isDetachedDaemon();
-}
-
-/** In the starting process of a detaching daemon: spawn it, and resolve once it listens. */
-export async function startDaemon(options: Pick<ServiceOptions, 'program' | 'log' | 'pidFile'>, decision: ModeDecision): Promise<RunningService> {
-  protectStderr(decision);
-  clearListenEnv();
-  const { log, pidFile } = options;
-  log.notice('mode', { kind: decision.kind, why: decision.why, detach: true });
-  if (pidFile !== undefined) checkPidFile(pidFile, options.program);
-  const report = await spawnDetached();
-  log.notice('detached', { pid: report.pid, on: report.addresses.join(',') });
-  return { mode: `${decision.kind}: ${decision.why}`, decision, addresses: report.addresses, stop: () => Promise.resolve(), done: flushLogging().then(() => EXIT.OK) };
-}
 
 export async function runService(options: ServiceOptions): Promise<RunningService> {
   const decision = options.decision ?? detectMode(options.mode);

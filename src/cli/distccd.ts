@@ -21,7 +21,6 @@ import { DistkitError, EXIT } from '../errors';
 import { helpText, parseDistccdArgs, versionText, type DistccdConfig } from './distccd_options';
 
 /* eslint-disable @typescript-eslint/no-require-imports -- required where first needed: see above */
-const activation = (): typeof import('../activation/index') => require('../activation/index') as typeof import('../activation/index');
 
 /** Connections served at once per --jobs slot, and at least: clients send DOTI only after their cpp. */
 const CONNECTIONS_PER_JOB = 4;
@@ -204,7 +203,8 @@ function compileEngine(config: DistccdConfig, parts: { log: RootLogger; access: 
 /** Serves until stopped: binds or inherits listeners, drops privileges, and runs the engine. */
 async function serveCompiles(config: DistccdConfig, parts: { log: RootLogger; decision: ModeDecision; engine: CompileEngine; publish: (() => void) | undefined }): Promise<RunningService> {
   const { log, decision, engine, publish } = parts;
-  return activation().runService({
+  const { runService } = require('../activation/index') as typeof import('../activation/index');
+  return runService({
     program: 'distccd',
     log,
     handlers: engine.handlers,
@@ -250,7 +250,8 @@ async function main(argv: readonly string[]): Promise<number> {
     return EXIT.OK;
   }
   const { config } = command;
-  const { detectMode, servesManyConnections, startsDaemonOnly, startDaemon, startedFromSnapshot } = activation();
+  const { detectMode, servesManyConnections } = require('../activation/mode') as typeof import('../activation/mode');
+  const { startsDaemonOnly, startDaemon, startedFromSnapshot } = require('../activation/daemonize') as typeof import('../activation/daemonize');
   // The mode is decided once: a daemon serving many peers needs an access list, inetd does not.
   const decision = detectMode(config.mode);
   const inetd = !servesManyConnections(decision);
