@@ -7,7 +7,8 @@
 // two. --compare REPO adds another built checkout's script (before/after a change). Each command
 // runs RUNS times (default 20), the contenders alternating run by run so drift on the machine
 // hits all alike; the median and the range in ms are printed. Every daemon started is stopped by
-// the pid in its pid file, and waited for, before the next run. Loopback only. Not part of
+// the pid in its pid file, and waited for, before the next run. All run in a clean environment
+// (PATH, HOME, the locale), as a service manager starts them. Loopback only. Not part of
 // `npm test`. Usage: node dist/scripts/bench/startup_bench.js [--runs 20] [--compare REPO]
 
 import { execFile } from 'node:child_process';
@@ -130,8 +131,11 @@ async function main(): Promise<void> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'distkit-startup-'));
   // Started as root, both drop to the distcc user: TMPDIR must be usable by it.
   fs.chmodSync(work, 0o1777);
-  const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: work };
-  delete env['NODE_OPTIONS']; // the snapshot refuses V8 flags it was not built with
+  // A clean environment, as a service manager gives: PATH, HOME and the locale. The bench's own
+  // may hold NODE_OPTIONS (the snapshot refuses V8 flags it was not built with) or
+  // NODE_EXTRA_CA_CERTS (every node start would parse a CA bundle, ~65 ms on the bench machine).
+  const env: NodeJS.ProcessEnv = { HOME: '/', TMPDIR: work };
+  for (const name of ['PATH', 'LANG', 'LC_ALL']) if (process.env[name] !== undefined) env[name] = process.env[name];
   console.log(`distccd start-up, median of ${RUNS} runs (node ${process.version}, ${os.availableParallelism()} CPUs, load ${os.loadavg()[0]!.toFixed(2)}):`);
   try {
     await measure('--version', [...list, NODE_FLOOR], (who) => timedRun(...who.command(['--version']), env));
