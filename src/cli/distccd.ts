@@ -11,7 +11,6 @@
 
 import fs from 'node:fs';
 import type net from 'node:net';
-import os from 'node:os';
 import type { ConnectionHandler, ListenSpec, ModeDecision, RunningService } from '../activation/index';
 import type { RootLogger } from '../log/index';
 import type { AccessList } from '../compile/access';
@@ -19,6 +18,7 @@ import type { CompilerPolicy } from '../compile/allowlist';
 import type { JobSettings } from '../compile/job';
 import { DistkitError, EXIT } from '../errors';
 import { helpText, parseDistccdArgs, versionText, type DistccdConfig } from './distccd_options';
+import { zeroconfPublisher } from './distccd_zeroconf';
 
 /* eslint-disable @typescript-eslint/no-require-imports -- required where first needed: see above */
 
@@ -49,9 +49,10 @@ function runningAsRoot(): boolean {
  */
 function defaultUser(): string | undefined {
   if (!runningAsRoot()) return undefined;
+  const { resolveUser } = require('../activation/privileges') as typeof import('../activation/privileges');
   for (const name of ['distccd', 'distcc', 'nobody']) {
     try {
-      return (require('../activation/privileges') as typeof import('../activation/privileges')).resolveUser(name).name;
+      return resolveUser(name).name;
     } catch {
       // No such account here: try the next.
     }
@@ -83,32 +84,6 @@ function setDeferAccept(log: RootLogger, server: net.Server, address: string): v
   } catch (error) {
     log.warning('failed to set TCP_DEFER_ACCEPT', { on: address, error: (error as Error).message });
   }
-}
-
-// avahi-publish has no way to die with its parent: this shell runs it and holds the read end of a
-// pipe from distccd, and ends it at EOF, which any exit of distccd gives (SIGKILL and crashes
-// too), so a server that is gone is never left advertised. It exits with the publisher's status.
-const PUBLISH_WHILE_PARENT_LIVES = 'exec 3<&0; "$@" </dev/null 3<&- & p=$!; { read -r _ <&3; kill "$p" 2>/dev/null; } & r=$!; wait "$p"; s=$?; kill "$r" 2>/dev/null; exit $s';
-
-/**
- * --zeroconf: checks at once that avahi-publish is there, and returns what publishes
- * _distcc._tcp for as long as this process lives. The caller runs that in the process that
- * serves, once it listens: a daemon that detaches must not advertise from the parent that exits.
- */
-function zeroconfPublisher(config: DistccdConfig, log: RootLogger): () => void {
-  const { spawn, spawnSync } = require('node:child_process') as typeof import('node:child_process');
-  const found = spawnSync('sh', ['-c', 'command -v avahi-publish'], { encoding: 'utf8' });
-  if (found.status !== 0) {
-    throw new DistkitError('no-zeroconf', '--zeroconf needs avahi-publish (apt-get install avahi-utils) and a running avahi-daemon', { exitCode: EXIT.BAD_ARGUMENTS });
-  }
-  return () => {
-    const name = `distcc@${os.hostname()}`;
-    const args = ['-s', name, '_distcc._tcp', String(config.port), 'txtvers=1', `cpus=${os.availableParallelism()}`, `jobs=${config.jobs}`, 'protocols=1,2,3'];
-    const child = spawn('sh', ['-c', PUBLISH_WHILE_PARENT_LIVES, 'sh', 'avahi-publish', ...args], { stdio: ['pipe', 'ignore', 'ignore'] });
-    child.on('exit', (code) => log.warning('zeroconf publisher exited', { code }));
-    child.on('error', (error) => log.warning('zeroconf publisher failed', { error: error.message }));
-    log.info('zeroconf publishing', { service: '_distcc._tcp', name, port: config.port });
-  };
 }
 
 /** Set once logging is configured: start-up failures then reach the log file or syslog too. */
