@@ -4,7 +4,7 @@
 // parent returns once it has forked). Ours runs both ways the installed launcher can start it:
 // the plain script (node dist/src/cli/distccd.js) and the startup snapshot (node --snapshot-blob).
 // `node -e 0` is timed beside them: no node program starts faster, and a detaching daemon starts
-// two. --compare REPO adds another built checkout's script (before/after a change). Each command
+// two. --compare REPO adds another built checkout's script and snapshot (before/after a change). Each command
 // runs RUNS times (default 20), the contenders alternating run by run so drift on the machine
 // hits all alike; the median and the range in ms are printed. Every daemon started is stopped by
 // the pid in its pid file, and waited for, before the next run. All run in a clean environment
@@ -48,6 +48,8 @@ function contenders(): Contender[] {
     const other = path.resolve(COMPARE, 'dist/src/cli/distccd.js');
     if (!fs.existsSync(other)) throw new Error(`--compare ${COMPARE}: no ${other} (build that checkout first)`);
     list.push({ label: 'compared (script)', command: (args) => [process.execPath, [other, ...args]] });
+    const otherBlob = path.resolve(COMPARE, 'dist/snapshot/distccd.blob');
+    if (fs.existsSync(otherBlob)) list.push({ label: 'compared (snapshot)', command: (args) => [process.execPath, ['--snapshot-blob', otherBlob, '--', ...args]] });
   }
   return list;
 }
@@ -122,7 +124,7 @@ async function measure(name: string, list: readonly Contender[], once: (who: Con
   }
   for (const who of list) {
     const t = times.get(who)!;
-    console.log(`  ${name.padEnd(10)} ${who.label.padEnd(18)} median ${median(t).toFixed(1).padStart(6)} ms  (min ${Math.min(...t).toFixed(1)}, max ${Math.max(...t).toFixed(1)})`);
+    console.log(`  ${name.padEnd(10)} ${who.label.padEnd(20)} median ${median(t).toFixed(1).padStart(6)} ms  (min ${Math.min(...t).toFixed(1)}, max ${Math.max(...t).toFixed(1)})`);
   }
 }
 
