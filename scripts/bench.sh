@@ -2,7 +2,8 @@
 # `npm run bench`: builds, then compares our distccd with Debian's C distccd side by side
 # (scripts/bench/distcc_bench.ts) and measures the session cache against a minimal responder
 # (scripts/bench/cache_bench.ts). `npm run bench -- distcc [args]` or `-- cache [args]` runs one;
-# other extra arguments go to both (--quick). Never part of `npm test`: it takes minutes.
+# other extra arguments go to both (--quick). `npm run bench -- startup [--runs N]` times distccd's
+# start-up against C's (scripts/bench/startup_bench.ts). Never part of `npm test`: it takes minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export npm_config_nodedir=${npm_config_nodedir:-/usr}
@@ -12,6 +13,7 @@ npm run --silent build
 case "${1:-}" in
   distcc) shift; exec node dist/scripts/bench/distcc_bench.js "$@" ;;
   cache) shift; exec node dist/scripts/bench/cache_bench.js "$@" ;;
+  startup) shift; exec node dist/scripts/bench/startup_bench.js "$@" ;;
 esac
 node dist/scripts/bench/distcc_bench.js "$@"
 quick=()

@@ -8,7 +8,7 @@
 // `node --build-snapshot` runs one script that may require only builtins, so this file bundles
 // the module graph of dist/src/cli/distccd.js into dist/snapshot/distccd-entry.js: each module
 // becomes a function in a table, with a require that maps the literal specifiers tsc emitted to
-// table entries. Native addons (packages with a binding.gyp) cannot live in a snapshot: at build
+// table entries (distccd's lazy requires included, and the snapshot loads those modules too). Native addons (packages with a binding.gyp) cannot live in a snapshot: at build
 // time their require returns a stand-in that loads the addon on first use; when the snapshot
 // starts, every addon a module required at load time is loaded at once, before anything runs,
 // so the privilege drop never has to read node_modules (as with the plain script).
@@ -148,6 +148,9 @@ function load(id) {
 ${table.join('\n')}
 
 const distccd = load(0);
+// distccd requires most of its modules where a step first needs them (--version needs none of
+// them): load them all now, so that a process per job finds every one in the heap.
+for (let id = 1; id < table.length; id++) load(id);
 
 v8.startupSnapshot.setDeserializeMainFunction(() => {
   // The blob sits in DIST/snapshot/: the addons resolve from DIST/src/cli like the plain script's

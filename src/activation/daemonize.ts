@@ -1,11 +1,18 @@
 // Detaching without fork(): the starting process re-spawns itself detached (new session, stdio on
 // /dev/null) with a pipe on fd 3. The daemon binds, writes its pid file, drops privileges and then
 // reports "ready" (or the error) on that pipe; the starting process exits 0 only after "ready",
-// so `distccd --daemon && distcc ...` never races the bind.
+// so `distccd --daemon && distcc ...` never races the bind. The starting process needs no more of
+// the activation layer than this file (and a CLI none of its engine): it serves nothing.
 
 import fs from 'node:fs';
 import type { Readable } from 'node:stream';
-import { DistkitError } from '../errors';
+import { DistkitError, EXIT } from '../errors';
+import { flushLogging } from '../log/sinks';
+import { protectStderr } from '../log/stdio';
+import { clearListenEnv } from './listen_fds';
+import type { ModeDecision } from './mode';
+import type { RunningService, ServiceOptions } from './options';
+import { checkPidFile } from './pid_file';
 
 /** Set in the daemon's environment by the starting process; removed by the daemon at once. */
 const DETACHED_ENV = 'DISTKIT_DETACHED_REPORT_FD';
@@ -31,12 +38,16 @@ export function startedFromSnapshot(): boolean {
   return snapshotBlob() !== undefined;
 }
 
+/** Whether this process is a daemon a starting process spawned (and waits to hear from). */
+export function isDetachedDaemon(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env[DETACHED_ENV] !== undefined && Number(env[DETACHED_ENV]) === REPORT_FD;
+}
+
 /** In the daemon: the fd to report on, taken out of the environment so children do not see it. */
 export function takeReportFd(env: NodeJS.ProcessEnv = process.env): number | undefined {
-  const value = env[DETACHED_ENV];
-  if (value === undefined) return undefined;
+  const detached = isDetachedDaemon(env);
   delete env[DETACHED_ENV];
-  return Number(value) === REPORT_FD ? REPORT_FD : undefined;
+  return detached ? REPORT_FD : undefined;
 }
 
 /** In the daemon: tell the starting process it is listening. */
@@ -102,4 +113,25 @@ export async function spawnDetached(): Promise<DetachedReport> {
     throw new DistkitError(report.code ?? 'detach-failed', report.message ?? 'The daemon failed to start (see its log)');
   }
   return { pid: report.pid ?? child.pid ?? 0, addresses: report.addresses ?? [] };
+}
+
+/**
+ * Whether this process only starts the daemon (standalone, detaching, and not the daemon itself):
+ * startDaemon spawns it and waits for its report, and nothing is served here, so a CLI need not
+ * build its engine.
+ */
+export function startsDaemonOnly(decision: ModeDecision, detach: boolean): boolean {
+  return decision.kind === 'standalone' && detach && !isDetachedDaemon();
+}
+
+/** In the starting process of a detaching daemon: spawn it, and resolve once it listens (runService's first step). */
+export async function startDaemon(options: Pick<ServiceOptions, 'program' | 'log' | 'pidFile'>, decision: ModeDecision): Promise<RunningService> {
+  protectStderr(decision);
+  clearListenEnv();
+  const { log, pidFile } = options;
+  log.notice('mode', { kind: decision.kind, why: decision.why, detach: true });
+  if (pidFile !== undefined) checkPidFile(pidFile, options.program);
+  const report = await spawnDetached();
+  log.notice('detached', { pid: report.pid, on: report.addresses.join(',') });
+  return { mode: `${decision.kind}: ${decision.why}`, decision, addresses: report.addresses, stop: () => Promise.resolve(), done: flushLogging().then(() => EXIT.OK) };
 }

@@ -10,27 +10,28 @@ import { clearListenEnv } from './listen_fds';
 import { ConnectionPool, errorText } from './serve';
 import { adoptListener, bindListeners, closeListeners, type Listener } from './standalone';
 import { openSingleConnection } from './inetd';
-import { reportFailure, reportReady, spawnDetached, takeReportFd } from './daemonize';
+import { reportFailure, reportReady, startDaemon, startsDaemonOnly, takeReportFd } from './daemonize';
 import { checkPidFile, removePidFile, writePidFile } from './pid_file';
 import { addNiceness, dropPrivileges, raiseFileLimit } from './privileges';
 import { Notifier } from './notify';
 import { installSignals } from './signals';
 import { protectStderr } from '../log/stdio';
 import { flushLogging } from '../log/sinks';
-import { DistkitError } from '../errors';
+import { DistkitError, EXIT } from '../errors';
 
 export * from './connection';
 export * from './options';
-export { detectMode, servesManyConnections, servesOneConnection, type ModeDecision, type ModeKind, type InheritedFd } from './mode';
+export { detectMode, servesManyConnections, servesOneConnection, type ModeDecision, type ModeKind, type ModeRequest, type InheritedFd } from './mode';
 export { parseListenSpec, describeListenSpec } from './address';
 export { isProcessAlive, readPidFile } from './pid_file';
-export { startedFromSnapshot } from './daemonize';
+export { startedFromSnapshot, startDaemon, startsDaemonOnly } from './daemonize';
 
 /** How often STATUS= is refreshed from options.status() while serving under systemd. */
 const STATUS_REFRESH_MS = 10_000;
 
 export async function runService(options: ServiceOptions): Promise<RunningService> {
   const decision = options.decision ?? detectMode(options.mode);
+  if (startsDaemonOnly(decision, options.detach)) return startDaemon(options, decision);
   // Before anything logs: under inetd fd 2 may be the client socket.
   protectStderr(decision);
   // Compilers and other children must not take our sockets.
@@ -38,15 +39,6 @@ export async function runService(options: ServiceOptions): Promise<RunningServic
   const reportFd = takeReportFd();
   const mode = `${decision.kind}: ${decision.why}`;
   const { log } = options;
-  const pidFile = options.pidFile;
-
-  if (decision.kind === 'standalone' && options.detach && reportFd === undefined) {
-    log.notice('mode', { kind: decision.kind, why: decision.why, detach: true });
-    if (pidFile !== undefined) checkPidFile(pidFile, options.program);
-    const report = await spawnDetached();
-    log.notice('detached', { pid: report.pid, on: report.addresses.join(',') });
-    return { mode, decision, addresses: report.addresses, stop: () => Promise.resolve(), done: flushLogging().then(() => 0) };
-  }
 
   log.notice('mode', { kind: decision.kind, why: decision.why });
   try {
@@ -125,7 +117,7 @@ async function serveMany(
       if (pidFile !== undefined) removePidFile(pidFile);
       log.notice('stopped');
       await flushLogging();
-      resolveDone(0);
+      resolveDone(EXIT.OK);
     })();
     return stopped;
   };
@@ -164,14 +156,14 @@ function serveSingle(options: ServiceOptions, decision: ModeDecision, mode: stri
       const drained = await pool.drain(options.drainTimeoutMs);
       if (!drained) {
         log.warning('drain timed out', { active: pool.active, ms: options.drainTimeoutMs });
-        timedOut(0);
+        timedOut(EXIT.OK);
       }
     })();
     return stopped;
   };
   const uninstall = installSignals({ log, stop: () => void stop(), reopen: () => log.reopen(), foreground: false });
   notifier.ready(options.status?.());
-  const served = pool.admit(single.stream, single.peer, inherited.name).then((code) => (typeof code === 'number' ? code : 0));
+  const served = pool.admit(single.stream, single.peer, inherited.name).then((code) => (typeof code === 'number' ? code : EXIT.OK));
   const done = Promise.race([served, new Promise<number>((resolve) => (timedOut = resolve))]).then(async (code) => {
     uninstall();
     await flushLogging();

@@ -5,7 +5,9 @@
 // and hand the decision over instead of detecting twice.
 
 import { classifyFd, readListenFds, sameFile, LISTEN_FDS_START, type ListenFd } from './listen_fds';
-import type { ModeRequest } from './options';
+
+/** How the program was asked to run. 'auto' detects (stdin a socket -> inetd, LISTEN_FDS -> systemd). */
+export type ModeRequest = 'auto' | 'inetd' | 'daemon';
 
 export type ModeKind = 'systemd-listen' | 'systemd-accept' | 'inetd' | 'inetd-wait' | 'standalone';
 

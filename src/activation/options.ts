@@ -4,7 +4,7 @@
 import type net from 'node:net';
 import type { ConnectionHandler } from './connection';
 import type { RootLogger } from '../log/index';
-import type { ModeDecision } from './mode';
+import type { ModeDecision, ModeRequest } from './mode';
 
 export type ListenSpec =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number; readonly name?: string }
@@ -17,9 +17,6 @@ export type ListenSpec =
       readonly group?: string;
       readonly mode?: number;
     };
-
-/** How the program was asked to run. 'auto' detects (stdin a socket -> inetd, LISTEN_FDS -> systemd). */
-export type ModeRequest = 'auto' | 'inetd' | 'daemon';
 
 export interface ServiceOptions {
   readonly program: string;

@@ -5,7 +5,7 @@
 // (SIGUSR1/SIGUSR2 stop cleanly, otherwise ignored; SIGTERM and SIGHUP are the activation
 // layer's) and turning a start-up failure into one clear line and exit status 1.
 
-import { DistkitError } from '../errors';
+import { DistkitError, EXIT, UsageError } from '../errors';
 import { parseLevel, type Level, type RootLogger } from '../log/index';
 import { configureLogging } from '../log/configure';
 import { detectMode, type ListenSpec, type ModeDecision, type ModeRequest, type RunningService } from '../activation/index';
@@ -31,18 +31,15 @@ export const DAEMON_USAGE = [
   '  -syslog            (ours: log to syslog, facility daemon; the default when detached)',
 ];
 
-/** Thrown for a bad option value; the CLI prints it with the usage and exits 1. */
-export class OptionError extends Error {}
-
-/** Prints the usage (help: exit 0) or the error and the usage (exit 1); returns the values otherwise. */
+/** Prints the usage (help: EXIT.OK) or the error and the usage (EXIT.FAILED); returns the values otherwise. */
 export function valuesOrExit(result: SingleDashResult, usage: string): SingleDashValues {
   if (result.kind === 'help') {
     process.stderr.write(usage);
-    process.exit(0);
+    process.exit(EXIT.OK);
   }
   if (result.kind === 'error') {
     printOptionError(result.message, usage);
-    process.exit(1);
+    process.exit(EXIT.FAILED);
   }
   return result.values;
 }
@@ -77,27 +74,27 @@ export interface DaemonSettings {
   readonly sockPerms?: number;
 }
 
-/** A decimal option in [min, max]: undefined when absent; out of range or not a number is an OptionError. */
+/** A decimal option in [min, max]: undefined when absent; out of range or not a number is a UsageError. */
 export function decimalOption(values: SingleDashValues, name: string, range: { readonly min: number; readonly max: number }): number | undefined {
   const text = values[name] as string | undefined;
   if (text === undefined) return undefined;
   const value = parseDecimal(text, range.min, range.max);
-  if (value === undefined) throw new OptionError(invalidArgument(name));
+  if (value === undefined) throw new UsageError(invalidArgument(name));
   return value;
 }
 
-/** Reads the daemon and logging options; a bad -sockperms or -loglevel is an OptionError. */
+/** Reads the daemon and logging options; a bad -sockperms or -loglevel is a UsageError. */
 export function daemonSettingsOf(values: SingleDashValues): DaemonSettings {
   const text = (k: string): string | undefined => values[k] as string | undefined;
   const perms = text('sockperms');
-  if (perms !== undefined && !/^[0-7]{1,4}$/.test(perms)) throw new OptionError(invalidArgument('sockperms'));
+  if (perms !== undefined && !/^[0-7]{1,4}$/.test(perms)) throw new UsageError(invalidArgument('sockperms'));
   const levelText = text('loglevel');
   let level: Level | undefined;
   if (levelText !== undefined) {
     try {
       level = parseLevel(levelText);
     } catch {
-      throw new OptionError(invalidArgument('loglevel'));
+      throw new UsageError(invalidArgument('loglevel'));
     }
   }
   return Object.freeze({
@@ -204,15 +201,15 @@ export async function prepareRuntime(log: RootLogger, listenTexts: readonly stri
   };
 }
 
-/** Runs a CLI's main; option problems print with the usage, other failures as one line; exit 1. */
+/** Runs a CLI's main; bad usage prints with the usage, other failures as one line; EXIT.FAILED. */
 export function runMain(main: () => Promise<number>, usage: string, log: RootLogger): void {
   main().then(
     (code) => process.exit(code),
     (error: unknown) => {
-      if (error instanceof OptionError) printOptionError(error.message, usage);
+      if (error instanceof UsageError) printOptionError(error.message, usage);
       else if (error instanceof DistkitError) log.err(error.message, { code: error.code });
       else log.err('fatal', { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-      process.exit(1);
+      process.exit(EXIT.FAILED);
     },
   );
 }

@@ -9,8 +9,9 @@ import { runService } from '../activation/index';
 import { parseCacheAddress, toConnectTarget } from '../cache/address';
 import { Upstream } from '../cache/proxy/upstream';
 import { proxyHandler } from '../cache/proxy/app_session';
+import { EXIT, UsageError } from '../errors';
 import { invalidArgument } from './single_dash';
-import { DAEMON_USAGE, OptionError, daemonSettingsOf, decimalOption, installKillable, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
+import { DAEMON_USAGE, daemonSettingsOf, decimalOption, installKillable, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
 
 const PROGRAM = 'dc_client';
 /** MAX_RETRY_PERIOD / MIN_RETRY_PERIOD / MAX_IDLE_PERIOD of the original, in ms. */
@@ -47,11 +48,11 @@ async function main(): Promise<number> {
   );
   const servers = values.server as readonly string[];
   if (servers.length > 1) {
-    throw new OptionError(`Error, too many servers\n${invalidArgument('server')}`);
+    throw new UsageError(`Error, too many servers\n${invalidArgument('server')}`);
   }
   if (servers.length === 0) {
     process.stderr.write('Error, no server specified!\n');
-    return 1;
+    return EXIT.FAILED;
   }
   const retryMs = decimalOption(values, 'retry', { min: MIN_RETRY_MS, max: MAX_RETRY_MS }) ?? 5000;
   const idleMs = decimalOption(values, 'idle', { min: 0, max: MAX_IDLE_MS }) ?? 0;

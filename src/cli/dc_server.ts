@@ -9,8 +9,9 @@ import { detectMode, runService } from '../activation/index';
 import { MAX_PROGRESS, ProgressReporter } from '../cache/progress';
 import { DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY, MIN_MAX_BYTES, MemoryStore } from '../cache/stores/memory_store';
 import { createCacheEngine, defaultClock } from '../cache/engine';
+import { EXIT, UsageError } from '../errors';
 import { invalidArgument } from './single_dash';
-import { DAEMON_USAGE, OptionError, daemonSettingsOf, decimalOption, installKillable, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
+import { DAEMON_USAGE, daemonSettingsOf, decimalOption, installKillable, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
 
 const PROGRAM = 'dc_server';
 /** -maxmemory bounds, in MB. */
@@ -51,10 +52,10 @@ async function main(): Promise<number> {
   // Under systemd or inetd the sockets are inherited; only a standalone server needs -listen.
   if (listenTexts.length === 0 && detectMode(values.daemon === true ? 'daemon' : 'auto').kind === 'standalone') {
     process.stderr.write('Error, must provide -listen\n');
-    return 1;
+    return EXIT.FAILED;
   }
   const capacity = decimalOption(values, 'sessions', { min: 0, max: MAX_CAPACITY }) ?? DEFAULT_CAPACITY;
-  if (capacity !== 0 && capacity < MIN_CAPACITY) throw new OptionError(invalidArgument('sessions'));
+  if (capacity !== 0 && capacity < MIN_CAPACITY) throw new UsageError(invalidArgument('sessions'));
   const progress = decimalOption(values, 'progress', { min: 0, max: MAX_PROGRESS }) ?? 0;
   const maxMemoryMb = decimalOption(values, 'maxmemory', { min: Math.ceil(MIN_MAX_BYTES / (1024 * 1024)), max: MAX_MEMORY_MB });
   const idleMs = decimalOption(values, 'idle', { min: 0, max: MAX_IDLE_MS }) ?? 0;

@@ -9,6 +9,7 @@ import { parseCacheAddress, toConnectTarget } from '../cache/address';
 import { snoopHandler } from '../cache/snoop/relay';
 import { installKillable, prepareRuntime, runMain, valuesOrExit } from './cache_cli';
 import { parseSingleDash } from './single_dash';
+import { EXIT } from '../errors';
 
 const PROGRAM = 'dc_snoop';
 /** Connections relayed at once; more wait to be accepted. */
@@ -42,7 +43,7 @@ async function main(): Promise<number> {
   const connectText = values.connect as string | undefined;
   if (connectText === undefined || listenTexts.length === 0) {
     process.stderr.write('Error, must provide -connect and -listen\n');
-    return 1;
+    return EXIT.FAILED;
   }
   const target = toConnectTarget(parseCacheAddress(connectText));
   const runtime = await prepareRuntime(log, listenTexts, { detach: false, killable: true, syslog: false });

@@ -2,30 +2,26 @@
 // distccd: the distcc compile server. Parses the options into one frozen config, builds the
 // compile engine (access list, compiler policy, job slots, stats) and hands its connection
 // handler to the activation layer, which decides how connections arrive (standalone, systemd,
-// inetd, ssh pipes). Exit codes are distcc's (src/exitcode.h): 101 bad arguments, 102 bind
-// failed, 110 compiler directory missing, 113 access denied (inetd).
+// inetd, ssh pipes). Exit codes are distcc's (EXIT in ../errors, from src/exitcode.h).
+//
+// Only the options are loaded up front: --help and --version need nothing else, and the process
+// that starts a detaching daemon (which then does all the serving) needs no compile engine. The
+// rest is required where a step first needs it. The startup snapshot (scripts/snapshot.ts) still
+// holds every module, loaded, for the process per job of inetd mode.
 
 import fs from 'node:fs';
 import type net from 'node:net';
-import os from 'node:os';
-import { detectMode, runService, servesManyConnections, startedFromSnapshot, type ConnectionHandler, type ListenSpec } from '../activation/index';
-import { createLogger, type RootLogger } from '../log/index';
-import { configureLogging } from '../log/configure';
-import { DistkitError } from '../errors';
-import { deferAccept } from '../activation/defer_accept';
-import { resolveUser } from '../activation/privileges';
-import { buildAccessList, type AccessList } from '../compile/access';
-import { commandListFromEnv, readCommandList, type CompilerPolicy } from '../compile/allowlist';
-import { compilerEnvironment, type JobSettings } from '../compile/job';
-import { JobSlots } from '../compile/job_slots';
-import { createCompileHandler } from '../compile/session';
-import { DistccStats, createStatsHandler } from '../compile/stats';
+import type { ConnectionHandler, ListenSpec, ModeDecision, RunningService } from '../activation/index';
+import type { RootLogger } from '../log/index';
+import type { AccessList } from '../compile/access';
+import type { CompilerPolicy } from '../compile/allowlist';
+import type { JobSettings } from '../compile/job';
+import { DistkitError, EXIT } from '../errors';
 import { helpText, parseDistccdArgs, versionText, type DistccdConfig } from './distccd_options';
+import { zeroconfPublisher } from './distccd_zeroconf';
 
-const EXIT_BAD_ARGUMENTS = 101;
-const EXIT_BIND_FAILED = 102;
-const EXIT_COMPILER_MISSING = 110;
-const EXIT_DISTCC_FAILED = 100;
+/* eslint-disable @typescript-eslint/no-require-imports -- required where first needed: see above */
+
 /** Connections served at once per --jobs slot, and at least: clients send DOTI only after their cpp. */
 const CONNECTIONS_PER_JOB = 4;
 const MIN_CONNECTIONS = 16;
@@ -35,7 +31,7 @@ function tmpDirOf(env: NodeJS.ProcessEnv): string {
   try {
     fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
   } catch (error) {
-    throw new DistkitError('bad-tmpdir', `TMPDIR ${dir} is not a writable directory (${(error as NodeJS.ErrnoException).code}): set TMPDIR to one`, { exitCode: EXIT_BAD_ARGUMENTS });
+    throw new DistkitError('bad-tmpdir', `TMPDIR ${dir} is not a writable directory (${(error as NodeJS.ErrnoException).code}): set TMPDIR to one`, { exitCode: EXIT.BAD_ARGUMENTS });
   }
   return dir;
 }
@@ -53,6 +49,7 @@ function runningAsRoot(): boolean {
  */
 function defaultUser(): string | undefined {
   if (!runningAsRoot()) return undefined;
+  const { resolveUser } = require('../activation/privileges') as typeof import('../activation/privileges');
   for (const name of ['distccd', 'distcc', 'nobody']) {
     try {
       return resolveUser(name).name;
@@ -80,6 +77,7 @@ function deferAcceptWanted(env: NodeJS.ProcessEnv): boolean {
 
 /** As C distccd: a listener that cannot defer accept still serves, with a warning. */
 function setDeferAccept(log: RootLogger, server: net.Server, address: string): void {
+  const { deferAccept } = require('../activation/defer_accept') as typeof import('../activation/defer_accept');
   try {
     deferAccept(server, 1);
     log.debug('TCP_DEFER_ACCEPT set', { on: address });
@@ -88,89 +86,64 @@ function setDeferAccept(log: RootLogger, server: net.Server, address: string): v
   }
 }
 
-// avahi-publish has no way to die with its parent: this shell runs it and holds the read end of a
-// pipe from distccd, and ends it at EOF, which any exit of distccd gives (SIGKILL and crashes
-// too), so a server that is gone is never left advertised. It exits with the publisher's status.
-const PUBLISH_WHILE_PARENT_LIVES = 'exec 3<&0; "$@" </dev/null 3<&- & p=$!; { read -r _ <&3; kill "$p" 2>/dev/null; } & r=$!; wait "$p"; s=$?; kill "$r" 2>/dev/null; exit $s';
-
-/**
- * --zeroconf: checks at once that avahi-publish is there, and returns what publishes
- * _distcc._tcp for as long as this process lives. The caller runs that in the process that
- * serves, once it listens: a daemon that detaches must not advertise from the parent that exits.
- */
-function zeroconfPublisher(config: DistccdConfig, log: RootLogger): () => void {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use: inetd mode starts a process per job
-  const { spawn, spawnSync } = require('node:child_process') as typeof import('node:child_process');
-  const found = spawnSync('sh', ['-c', 'command -v avahi-publish'], { encoding: 'utf8' });
-  if (found.status !== 0) {
-    throw new DistkitError('no-zeroconf', '--zeroconf needs avahi-publish (apt-get install avahi-utils) and a running avahi-daemon', { exitCode: EXIT_BAD_ARGUMENTS });
-  }
-  return () => {
-    const name = `distcc@${os.hostname()}`;
-    const args = ['-s', name, '_distcc._tcp', String(config.port), 'txtvers=1', `cpus=${os.availableParallelism()}`, `jobs=${config.jobs}`, 'protocols=1,2,3'];
-    const child = spawn('sh', ['-c', PUBLISH_WHILE_PARENT_LIVES, 'sh', 'avahi-publish', ...args], { stdio: ['pipe', 'ignore', 'ignore'] });
-    child.on('exit', (code) => log.warning('zeroconf publisher exited', { code }));
-    child.on('error', (error) => log.warning('zeroconf publisher failed', { error: error.message }));
-    log.info('zeroconf publishing', { service: '_distcc._tcp', name, port: config.port });
-  };
-}
-
 /** Set once logging is configured: start-up failures then reach the log file or syslog too. */
 let startLog: RootLogger | undefined;
 /** True when those log lines already go to stderr (configureLogging's choice). */
 let logsToStderr = false;
 
-async function main(argv: readonly string[]): Promise<number> {
-  const command = parseDistccdArgs(argv);
-  if (command.kind === 'help') {
-    process.stdout.write(helpText());
-    return 0;
-  }
-  if (command.kind === 'version') {
-    process.stdout.write(versionText());
-    return 0;
-  }
-  const { config } = command;
-  // The mode is decided once: a daemon serving many peers needs an access list, inetd does not.
-  const decision = detectMode(config.mode);
-  const inetd = !servesManyConnections(decision);
+/** The root logger, its sinks attached as the options and the mode ask. */
+function startLogging(config: DistccdConfig, decision: ModeDecision): RootLogger {
+  const { createLogger, configureLogging } = require('../log/index') as typeof import('../log/index');
   const log = createLogger('distccd');
   startLog = log;
   logsToStderr = config.logStderr || (config.logFile === undefined && decision.kind === 'standalone' && !config.detach);
   configureLogging(log, { level: config.logLevel, file: config.logFile, stderr: config.logStderr || undefined, decision, detach: config.detach && decision.kind === 'standalone' });
+  return log;
+}
 
+/** --allow and --allow-private as an access list; a daemon serving many peers must have one. */
+async function accessListOf(config: DistccdConfig, inetd: boolean): Promise<AccessList | undefined> {
   if (!inetd && config.allow.length === 0 && !config.allowPrivate) {
     throw new DistkitError(
       'no-allow',
       'distccd refuses to serve the whole network: give --allow IP[/BITS] (repeatable) or --allow-private (10/8 172.16/12 192.168/16 127/8 fe80::/10 fc00::/7 ::1)',
-      { exitCode: EXIT_BAD_ARGUMENTS },
+      { exitCode: EXIT.BAD_ARGUMENTS },
     );
   }
-  let access: AccessList | undefined;
-  if (config.allow.length > 0 || config.allowPrivate) {
-    access = await buildAccessList(config.allow, { allowPrivate: config.allowPrivate });
-  }
-  let commandList;
+  if (config.allow.length === 0 && !config.allowPrivate) return undefined;
+  const { buildAccessList } = require('../compile/access') as typeof import('../compile/access');
+  return buildAccessList(config.allow, { allowPrivate: config.allowPrivate });
+}
+
+/** Which compilers may run (CVE-2004-2687): DISTCC_CMDLIST, else the masquerade directory, which must exist. */
+async function compilerPolicyOf(config: DistccdConfig, log: RootLogger): Promise<CompilerPolicy> {
+  const { commandListFromEnv, readCommandList } = require('../compile/allowlist') as typeof import('../compile/allowlist');
+  let commandList: CompilerPolicy['commandList'];
   try {
     commandList = commandListFromEnv(process.env);
   } catch (error) {
-    throw new DistkitError('bad-arguments', (error as Error).message, { exitCode: EXIT_BAD_ARGUMENTS });
+    throw new DistkitError('bad-arguments', (error as Error).message, { exitCode: EXIT.BAD_ARGUMENTS });
   }
   if (commandList !== undefined) {
-    await readCommandList(commandList.file).then(
-      (lines) => log.info('cmdlist', { file: commandList.file, commands: lines.length, words: commandList.numWords }),
+    const { file, numWords } = commandList;
+    await readCommandList(file).then(
+      (lines) => log.info('cmdlist', { file, commands: lines.length, words: numWords }),
       (error: Error) => log.warning(`${error.message}`),
     );
   } else if (!config.insecure && !fs.existsSync(config.compilerDir)) {
     throw new DistkitError(
       'no-compiler-dir',
       `compiler directory ${config.compilerDir} does not exist: install distcc's masquerade links (update-distcc-symlinks), pass --compiler-dir DIR, or set DISTCC_CMDLIST`,
-      { exitCode: EXIT_COMPILER_MISSING },
+      { exitCode: EXIT.COMPILER_MISSING },
     );
   }
-  const tmpDir = tmpDirOf(process.env);
-  const policy: CompilerPolicy = { commandList, insecure: config.insecure, masqueradeDir: config.compilerDir };
-  const job: JobSettings = Object.freeze({
+  return { commandList, insecure: config.insecure, masqueradeDir: config.compilerDir };
+}
+
+/** What every job is run with, frozen. */
+function jobSettingsOf(config: DistccdConfig, policy: CompilerPolicy, tmpDir: string, inetd: boolean): JobSettings {
+  const { compilerEnvironment } = require('../compile/job') as typeof import('../compile/job');
+  return Object.freeze({
     tmpDir,
     // The daemon itself takes --nice (runService, as distccd does) and compilers inherit it: set
     // on the child after spawn, gcc could already have forked cc1 at the old priority.
@@ -182,45 +155,101 @@ async function main(argv: readonly string[]): Promise<number> {
     policy,
     pid: process.pid,
   });
+}
+
+interface CompileEngine {
+  readonly handlers: { main: ConnectionHandler; [name: string]: ConnectionHandler };
+  readonly status: () => string;
+}
+
+/** The compile engine: job slots, stats, and the handlers of the main and --stats listeners. */
+function compileEngine(config: DistccdConfig, parts: { log: RootLogger; access: AccessList | undefined; job: JobSettings }): CompileEngine {
+  const { JobSlots } = require('../compile/job_slots') as typeof import('../compile/job_slots');
+  const { createCompileHandler } = require('../compile/session') as typeof import('../compile/session');
+  const { DistccStats, createStatsHandler } = require('../compile/stats') as typeof import('../compile/stats');
+  const { log, access, job } = parts;
   const stats = new DistccStats({ maxKids: config.jobs });
   const slots = new JobSlots(config.jobs);
-  const handler = createCompileHandler({ log, access, job, slots, stats, requestTimeoutMs: config.ioTimeoutS * 1000 });
-  const handlers: { main: ConnectionHandler; [name: string]: ConnectionHandler } = { main: handler };
-  if (config.stats) handlers['stats'] = createStatsHandler(stats, { access, tmpDir });
+  const handlers: CompileEngine['handlers'] = { main: createCompileHandler({ log, access, job, slots, stats, requestTimeoutMs: config.ioTimeoutS * 1000 }) };
+  if (config.stats) handlers['stats'] = createStatsHandler(stats, { access, tmpDir: job.tmpDir });
+  return { handlers, status: () => `${slots.busy} compiling, ${slots.waiting} waiting` };
+}
+
+/** Serves until stopped: binds or inherits listeners, drops privileges, and runs the engine. */
+async function serveCompiles(config: DistccdConfig, parts: { log: RootLogger; decision: ModeDecision; engine: CompileEngine; publish: (() => void) | undefined }): Promise<RunningService> {
+  const { log, decision, engine, publish } = parts;
+  const { runService } = require('../activation/index') as typeof import('../activation/index');
+  return runService({
+    program: 'distccd',
+    log,
+    handlers: engine.handlers,
+    mode: config.mode,
+    decision,
+    listen: listenSpecs(config),
+    detach: config.detach,
+    pidFile: config.pidFile,
+    user: config.user ?? defaultUser(),
+    // The account picked for us gets what C's drop gives it: no supplementary group (and no
+    // group database lookup, which with systemd's NSS module costs every --inetd job ~7 ms).
+    userGroups: config.user === undefined ? 'none' : 'member',
+    // TMPDIR was checked as the user we started as; compilers need it as the one we run as.
+    afterPrivileges: () => {
+      tmpDirOf(process.env);
+      publish?.(); // listening by now, in the process that serves
+    },
+    onTcpListener: deferAcceptWanted(process.env) ? (server, address) => setDeferAccept(log, server, address) : undefined,
+    nice: config.nice,
+    // --jobs bounds the compilers (JobSlots); this bounds the requests being read or waiting
+    // (each may hold a DOTI in memory). Further connections wait in the pool, none is refused.
+    maxConnections: Math.max(MIN_CONNECTIONS, config.jobs * CONNECTIONS_PER_JOB),
+    drainTimeoutMs: config.jobLifetimeS > 0 ? config.jobLifetimeS * 1000 + 5000 : 600_000,
+    lifetimeMs: config.lifetimeS * 1000,
+    status: engine.status,
+  });
+}
+
+/** What the ready line says about the compilers allowed. */
+function describeCompilers(config: DistccdConfig, policy: CompilerPolicy): string {
+  if (config.insecure) return 'any (--enable-tcp-insecure)';
+  return policy.commandList !== undefined ? `DISTCC_CMDLIST ${policy.commandList.file}` : config.compilerDir;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const command = parseDistccdArgs(argv);
+  if (command.kind === 'help') {
+    process.stdout.write(helpText());
+    return EXIT.OK;
+  }
+  if (command.kind === 'version') {
+    process.stdout.write(versionText());
+    return EXIT.OK;
+  }
+  const { config } = command;
+  const { detectMode, servesManyConnections } = require('../activation/mode') as typeof import('../activation/mode');
+  const { startsDaemonOnly, startDaemon, startedFromSnapshot } = require('../activation/daemonize') as typeof import('../activation/daemonize');
+  // The mode is decided once: a daemon serving many peers needs an access list, inetd does not.
+  const decision = detectMode(config.mode);
+  const inetd = !servesManyConnections(decision);
+  const log = startLogging(config, decision);
+  const access = await accessListOf(config, inetd);
+  const policy = await compilerPolicyOf(config, log);
+  const tmpDir = tmpDirOf(process.env);
   const publish = config.zeroconf && !inetd ? zeroconfPublisher(config, log) : undefined;
 
-  let running;
+  let running: RunningService;
   try {
-    running = await runService({
-      program: 'distccd',
-      log,
-      handlers,
-      mode: config.mode,
-      decision,
-      listen: listenSpecs(config),
-      detach: config.detach,
-      pidFile: config.pidFile,
-      user: config.user ?? defaultUser(),
-      // The account picked for us gets what C's drop gives it: no supplementary group (and no
-      // group database lookup, which with systemd's NSS module costs every --inetd job ~7 ms).
-      userGroups: config.user === undefined ? 'none' : 'member',
-      // TMPDIR was checked as the user we started as; compilers need it as the one we run as.
-      afterPrivileges: () => {
-        tmpDirOf(process.env);
-        publish?.(); // listening by now, in the process that serves
-      },
-      onTcpListener: deferAcceptWanted(process.env) ? (server, address) => setDeferAccept(log, server, address) : undefined,
-      nice: config.nice,
-      // --jobs bounds the compilers (JobSlots); this bounds the requests being read or waiting
-      // (each may hold a DOTI in memory). Further connections wait in the pool, none is refused.
-      maxConnections: Math.max(MIN_CONNECTIONS, config.jobs * CONNECTIONS_PER_JOB),
-      drainTimeoutMs: config.jobLifetimeS > 0 ? config.jobLifetimeS * 1000 + 5000 : 600_000,
-      lifetimeMs: config.lifetimeS * 1000,
-      status: () => `${slots.busy} compiling, ${slots.waiting} waiting`,
-    });
+    if (startsDaemonOnly(decision, config.detach)) {
+      // The daemon builds the engine and serves. A root start with no account to become fails
+      // here, before the daemon is spawned, as it fails in a daemon that does not detach.
+      if (config.user === undefined) defaultUser();
+      running = await startDaemon({ program: 'distccd', log, pidFile: config.pidFile }, decision);
+    } else {
+      const engine = compileEngine(config, { log, access, job: jobSettingsOf(config, policy, tmpDir, inetd) });
+      running = await serveCompiles(config, { log, decision, engine, publish });
+    }
   } catch (error) {
     if (error instanceof DistkitError && error.code === 'bind-failed') {
-      throw new DistkitError(error.code, error.message, { exitCode: EXIT_BIND_FAILED, cause: error });
+      throw new DistkitError(error.code, error.message, { exitCode: EXIT.BIND_FAILED, cause: error });
     }
     throw error;
   }
@@ -229,7 +258,7 @@ async function main(argv: readonly string[]): Promise<number> {
     // process that only detached (no load) does not serve, so it has nothing to warn about.
     log.warning('running as root (--user root): compilers run as root for every allowed client');
   }
-  log.notice('ready', { jobs: config.jobs, tmpdir: tmpDir, compilers: config.insecure ? 'any (--enable-tcp-insecure)' : commandList !== undefined ? `DISTCC_CMDLIST ${commandList.file}` : config.compilerDir, start: startedFromSnapshot() ? 'snapshot' : 'script' });
+  log.notice('ready', { jobs: config.jobs, tmpdir: tmpDir, compilers: describeCompilers(config, policy), start: startedFromSnapshot() ? 'snapshot' : 'script' });
   // SIGTERM (drain), SIGHUP (reopen logs) and --lifetime are the activation layer's.
   return running.done;
 }
@@ -242,7 +271,7 @@ export function run(argv: readonly string[]): void {
       process.exit(code);
     },
     (error: unknown) => {
-      const code = error instanceof DistkitError && error.exitCode !== undefined ? error.exitCode : EXIT_DISTCC_FAILED;
+      const code = error instanceof DistkitError && error.exitCode !== undefined ? error.exitCode : EXIT.DISTCC_FAILED;
       const message = error instanceof Error ? error.message : String(error);
       startLog?.err('start failed', { exit: code, reason: message });
       // stderr too, for the operator at a terminal (under inetd fd 2 was already taken off the socket).

@@ -1,11 +1,11 @@
 // distccd's command line (distcc src/daemon.c, src/dopt.c), GNU style, parsed into one frozen
 // DistccdConfig. Every option of the C server is here, plus --compiler-dir (our private
-// masquerade directory). Bad arguments throw DistkitError('bad-arguments') with exit code 101,
-// as distccd does.
+// masquerade directory). Bad arguments throw UsageError('bad-arguments') with EXIT.BAD_ARGUMENTS
+// (101), as distccd does.
 
 import minimist from 'minimist';
 import os from 'node:os';
-import { DistkitError } from '../errors';
+import { EXIT, UsageError } from '../errors';
 import { parseLevel, type Level } from '../log/logger';
 import { DEFAULT_MASQUERADE_DIR } from '../compile/allowlist';
 
@@ -49,8 +49,8 @@ const BOOLEANS = ['allow-private', 'log-stderr', 'verbose', 'stats', 'inetd', 'd
 const NEGATED_ONLY = new Set(['detach', 'fork', 'fifo']);
 const ALIASES = { a: 'allow', p: 'port', j: 'jobs', N: 'nice', P: 'pid-file' };
 
-function bad(message: string): DistkitError {
-  return new DistkitError('bad-arguments', message, { exitCode: 101 });
+function bad(message: string): UsageError {
+  return new UsageError(message, { exitCode: EXIT.BAD_ARGUMENTS });
 }
 
 function last(value: unknown): string | undefined {
@@ -97,7 +97,7 @@ function joinValues(argv: readonly string[]): string[] {
   return out;
 }
 
-/** Parses distccd's arguments; throws DistkitError (exit 101) on anything it does not know. */
+/** Parses distccd's arguments; throws UsageError (EXIT.BAD_ARGUMENTS) on anything it does not know. */
 export function parseDistccdArgs(args: readonly string[]): ParsedCommand {
   const argv = joinValues(args);
   for (const arg of argv) {

@@ -12,7 +12,7 @@
 // Bad specs throw DistkitError 'bad-allow' (the CLI exits 101, as distccd does).
 
 import net from 'node:net';
-import { DistkitError } from '../errors';
+import { DistkitError, EXIT } from '../errors';
 
 export const PRIVATE_NETWORKS: readonly string[] = [
   '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '127.0.0.0/8', 'fe80::/10', 'fc00::/7', '::1/128',
@@ -36,7 +36,7 @@ const defaultLookup: LookupAll = (host) => {
 };
 
 function badAllow(spec: string, why: string): DistkitError {
-  return new DistkitError('bad-allow', `Bad --allow "${spec}": ${why}; use IP[/BITS] (e.g. 10.0.0.0/8, fd00::/8) or a resolvable host name`, { exitCode: 101 });
+  return new DistkitError('bad-allow', `Bad --allow "${spec}": ${why}; use IP[/BITS] (e.g. 10.0.0.0/8, fd00::/8) or a resolvable host name`, { exitCode: EXIT.BAD_ARGUMENTS });
 }
 
 function ipv4ToBigInt(address: string): bigint {

@@ -6,6 +6,7 @@
 
 import { closeSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { EXIT } from '../errors';
 import { checkCompiler, type CompilerPolicy } from './allowlist';
 import { rewriteArgs, scanArgs, tempExtensionFor, type ScannedArgs } from './args';
 import { openCaptures, runCompiler, type CaptureFiles, type CompilerOutcome } from './compiler_process';
@@ -14,17 +15,6 @@ import { TempFiles, writeAll } from './temp_files';
 import { decompressLzo } from './wire/lzo';
 import type { CompileRequest } from './wire/request';
 import type { CompileResponse } from './wire/response';
-
-/** distcc's exit codes (src/exitcode.h) that a job can end with. */
-export const EXIT = Object.freeze({
-  DISTCC_FAILED: 100,
-  BAD_ARGUMENTS: 101,
-  IO_ERROR: 107,
-  PROTOCOL_ERROR: 109,
-  COMPILER_MISSING: 110,
-  ACCESS_DENIED: 113,
-  TIMEOUT: 118,
-});
 
 export interface JobSettings {
   readonly tmpDir: string;

@@ -14,7 +14,8 @@ import { describePeer, type Connection, type ConnectionHandler } from '../activa
 import { handleFd } from '../activation/handle_fd';
 import type { Logger } from '../log/logger';
 import type { AccessList } from './access';
-import { EXIT, prepareCompileJob, runCompileJob, serrLine, type JobOutcome, type JobSettings, type PreparedCompile } from './job';
+import { EXIT } from '../errors';
+import { prepareCompileJob, runCompileJob, serrLine, type JobOutcome, type JobSettings, type PreparedCompile } from './job';
 import type { JobSlots } from './job_slots';
 import { runPumpJob } from './pump_job';
 import type { DistccStats, JobResult } from './stats';

@@ -2,10 +2,8 @@
 // (explicit ones, else syslog when detached or under inetd/systemd and stderr in the
 // foreground), protect fd 2 when it may be the client socket, and set the level.
 
-import type { Level, LogSink } from './logger';
-import type { RootLogger } from './index';
-import { stderrSink } from './index';
-import { fileSink, parseRemoteTarget, remoteSink, syslogSink, type RemoteTarget } from './sinks';
+import type { Level, LogSink, RootLogger } from './logger';
+import { fileSink, parseRemoteTarget, remoteSink, stderrSink, syslogSink, type RemoteTarget } from './sinks';
 import { protectStderr, type StdioOwner } from './stdio';
 
 export interface LoggingOptions {

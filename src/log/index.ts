@@ -2,31 +2,14 @@
 // createLogger(program) at start-up (it writes to stderr until configureLogging attaches the real
 // sinks) and hand it, or children of it, to the activation layer and the engines.
 
-import { formatLine, severityOf, LEVELS, type Fields, type Level, type Logger, type LogSink } from './logger';
+import { formatLine, severityOf, LEVELS, type Fields, type Level, type Logger, type LogSink, type RootLogger } from './logger';
+
+import { stderrSink } from './sinks';
 
 export * from './logger';
 export { configureLogging, type LoggingOptions } from './configure';
-export { fileSink, syslogSink, remoteSink, parseRemoteTarget, flushLogging, type RemoteTarget } from './sinks';
+export { fileSink, syslogSink, remoteSink, stderrSink, parseRemoteTarget, flushLogging, type RemoteTarget } from './sinks';
 export { protectStderr, reopenFd, type StdioOwner } from './stdio';
-
-/** stderr sink: `program[pid] level: line`. Never used when fd 2 may be a client socket. */
-export function stderrSink(program: string): LogSink {
-  return {
-    write(level, line) {
-      process.stderr.write(`${program}[${process.pid}] ${level}: ${line}\n`);
-    },
-  };
-}
-
-export interface RootLogger extends Logger {
-  readonly program: string;
-  level: Level;
-  /** Replaces every sink (the old ones are closed unless kept in the new list). */
-  setSinks(sinks: LogSink[]): void;
-  /** SIGHUP: reopen log files. */
-  reopen(): void;
-  close(): void;
-}
 
 class Node implements Logger {
   readonly #root: Root;

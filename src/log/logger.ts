@@ -45,6 +45,17 @@ export interface Logger {
   child(fields: Fields): Logger;
 }
 
+/** A process's logger (createLogger in ./index): the level and the sinks are its to change. */
+export interface RootLogger extends Logger {
+  readonly program: string;
+  level: Level;
+  /** Replaces every sink (the old ones are closed unless kept in the new list). */
+  setSinks(sinks: LogSink[]): void;
+  /** SIGHUP: reopen log files. */
+  reopen(): void;
+  close(): void;
+}
+
 /** Renders `message k=v k=v`; values with spaces, quotes or '=' are quoted. */
 export function formatLine(message: string, fields?: Fields): string {
   if (fields === undefined) return message;

@@ -1,4 +1,4 @@
-// Where log lines go besides stderr: a file (reopened on SIGHUP for logrotate), the local syslog
+// Where log lines go: stderr (until the real sinks are attached, or by choice), a file (reopened on SIGHUP for logrotate), the local syslog
 // daemon facility through libc syslog(3) (the `posix` package; open it before dropping
 // privileges, /dev/log may be unreachable afterwards), and a remote collector over UDP or TCP
 // (the `syslog-client` package, RFC 3164 with the `tag[pid]: ` header it does not add itself).
@@ -7,6 +7,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { severityOf, type Level, type LogSink } from './logger';
+
+/** stderr sink: `program[pid] level: line`. Never used when fd 2 may be a client socket. */
+export function stderrSink(program: string): LogSink {
+  return {
+    write(level, line) {
+      process.stderr.write(`${program}[${process.pid}] ${level}: ${line}\n`);
+    },
+  };
+}
 
 /** `2026-01-02T03:04:05.678Z program[pid] level: line`, appended; reopen() follows a rotated file. */
 export function fileSink(program: string, file: string): LogSink {

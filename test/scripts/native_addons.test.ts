@@ -1,0 +1,46 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const REPO = path.resolve(__dirname, '../../..');
+const SCRIPT = path.join(REPO, 'scripts/native-addons.js');
+/** Node 18's NODE_MODULE_VERSION: an addon built with it is what a node upgrade leaves behind. */
+const OLD_ABI = 108;
+
+/** A project holding a copy of the posix addon (and nan, which its build needs), removed after the test. */
+function projectWithPosix(t: TestContext): string {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'distkit-addons-'));
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(root, 'package.json'), JSON.stringify({ name: 'addon-probe', private: true, dependencies: { posix: '4.2.0', nan: '*' } }));
+  for (const name of ['posix', 'nan']) fs.cpSync(path.join(REPO, 'node_modules', name), path.join(root, 'node_modules', name), { recursive: true, dereference: true });
+  return root;
+}
+
+function loads(root: string, name: string): { ok: boolean; output: string } {
+  const run = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(name)})`], { cwd: root, encoding: 'utf8' });
+  return { ok: run.status === 0, output: run.stderr };
+}
+
+test('native-addons rebuilds an addon when it was built for another node ABI', { timeout: 300_000 }, (t) => {
+  const root = projectWithPosix(t);
+  const env = { ...process.env, npm_config_nodedir: process.env['npm_config_nodedir'] || '/usr' };
+  // What a node upgrade leaves: the addon compiled for an older NODE_MODULE_VERSION.
+  execFileSync('npm', ['rebuild', 'posix'], { cwd: root, env: { ...env, CXXFLAGS: `-DNODE_EMBEDDER_MODULE_VERSION=${OLD_ABI}` }, stdio: 'ignore' });
+  const stale = loads(root, 'posix');
+  assert.equal(stale.ok, false);
+  assert.match(stale.output, new RegExp(`NODE_MODULE_VERSION ${OLD_ABI}`));
+
+  const run = spawnSync(process.execPath, [SCRIPT, root], { env, encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stderr, new RegExp(`posix does not load with node ${process.version.replace(/\./g, '\\.')}, ABI ${process.versions.modules} \\(ERR_DLOPEN_FAILED: .*NODE_MODULE_VERSION ${OLD_ABI}`));
+  assert.match(run.stderr, /posix rebuilt and loaded/);
+  assert.equal(loads(root, 'posix').ok, true);
+
+  // Now they load: the next run neither rebuilds nor says anything.
+  const again = spawnSync(process.execPath, [SCRIPT, root], { env, encoding: 'utf8' });
+  assert.equal(again.status, 0);
+  assert.equal(again.stderr, '');
+});
