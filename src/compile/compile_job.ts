@@ -3,7 +3,8 @@
 // --job-lifetime timer, which runCompiler starts at the spawn and clears at the reap), the client's
 // departure, the summary line and the stats record. Whatever the exit (answered, refused, compiler
 // failed or killed, client gone, lifetime exceeded, the daemon stopping, which drains jobs to
-// their end), `end` is the one place that lets go of all of it. The session (session.ts) only
+// their end), `end` is the one place that lets go of all of it; a daemon that exits before a job
+// ends (a drain that timed out) kills the job's compiler on its way out. The session (session.ts) only
 // speaks the wire: it reads the request, hands it here, writes the answer this returns.
 //
 // The steps of a job, in order, each one method here:
@@ -29,6 +30,7 @@ export const HANGUP_WAIT_MS = 1000;
  * with a captured stack trace, built on every job (clients hang up after every answer).
  */
 const CLIENT_GONE = Object.freeze(new Error('the client closed the connection'));
+const DAEMON_EXITING = Object.freeze(new Error('the daemon exited before the job ended'));
 
 /** What a job needs from the daemon: shared by every job of a service. */
 export interface JobService {
@@ -67,6 +69,19 @@ function hangUp(signal: AbortSignal, ms: number): Promise<void> {
 }
 
 export class CompileJob {
+  /**
+   * Jobs not yet ended. A daemon that exits with some (its drain on SIGTERM timed out, the
+   * connection of an --inetd process was abandoned) aborts them on the way out, which kills their
+   * compilers' process groups there and then: each compiler leads a session of its own, so
+   * nothing else would stop it.
+   */
+  static readonly #unfinished = new Set<CompileJob>();
+  static #exitHooked = false;
+
+  static #abortUnfinished(): void {
+    for (const job of CompileJob.#unfinished) job.#gone.abort(DAEMON_EXITING);
+  }
+
   readonly #service: JobService;
   readonly #conn: number;
   readonly #peer: string;
@@ -87,6 +102,11 @@ export class CompileJob {
     this.#peer = ids.peer;
     this.#now = service.now ?? Date.now;
     this.#start = this.#now();
+    CompileJob.#unfinished.add(this);
+    if (!CompileJob.#exitHooked) {
+      CompileJob.#exitHooked = true;
+      process.once('exit', () => CompileJob.#abortUnfinished());
+    }
   }
 
   /** Aborted once the client has gone. */
@@ -163,13 +183,17 @@ export class CompileJob {
   }
 
   async #end(ending: JobEnding | undefined, answeredAt: number | undefined): Promise<void> {
-    this.#giveBackSlot();
-    if (answeredAt !== undefined) await hangUp(this.#gone.signal, HANGUP_WAIT_MS);
-    await this.#prepared; // a preparation in flight registers its files first
-    for (const release of this.#held.splice(0)) {
-      await release().catch((error: Error) => this.#service.log.warning('cleanup failed', { conn: this.#conn, reason: error.message }));
+    try {
+      this.#giveBackSlot();
+      if (answeredAt !== undefined) await hangUp(this.#gone.signal, HANGUP_WAIT_MS);
+      await this.#prepared; // a preparation in flight registers its files first
+      for (const release of this.#held.splice(0)) {
+        await release().catch((error: Error) => this.#service.log.warning('cleanup failed', { conn: this.#conn, reason: error.message }));
+      }
+      if (ending !== undefined) this.#summarise(ending, answeredAt ?? this.#now());
+    } finally {
+      CompileJob.#unfinished.delete(this);
     }
-    if (ending !== undefined) this.#summarise(ending, answeredAt ?? this.#now());
   }
 
   /** The summary line closes the job; its time runs to the answer, what the client waited for. */

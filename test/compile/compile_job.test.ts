@@ -11,6 +11,7 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { ConnectionPool } from '../../src/activation/serve';
 import { EXIT } from '../../src/compile/job';
 import { JobSlots } from '../../src/compile/job_slots';
@@ -268,4 +269,29 @@ test('compile jobs in flight and waiting for a slot are answered and release eve
   assert.equal(second?.status, 0);
   await assertReleased(rig, pids);
   assert.equal(summaries(rig).filter((l) => l.includes(' COMPILE_OK ')).length, 2);
+});
+
+test('a compile job kills its compiler when the daemon exits before the job ends (a drain that timed out)', async (t) => {
+  const rig = await startRig(t);
+  // A process of its own runs one job on slowcc and exits once the compiler has started, as
+  // distccd does when its drain times out.
+  const script = `
+    const { CompileJob } = require(${JSON.stringify(path.resolve(__dirname, '../../src/compile/compile_job.js'))});
+    const { JobSlots } = require(${JSON.stringify(path.resolve(__dirname, '../../src/compile/job_slots.js'))});
+    const fs = require('node:fs');
+    const quiet = { log() {}, notice() {}, warning() {}, info() {}, debug() {} };
+    const settings = { tmpDir: ${JSON.stringify(rig.tmp)}, nice: 0, lifetimeMs: 0, saveTemps: false, pid: process.pid,
+      env: { PATH: ${JSON.stringify(`${path.join(rig.root, 'bin')}:/usr/bin:/bin`)}, PIDS: ${JSON.stringify(rig.pids)} },
+      policy: { masqueradeDir: ${JSON.stringify(path.join(rig.root, 'bin'))} } };
+    const job = new CompileJob({ log: quiet, job: settings, slots: new JobSlots(1) }, { conn: 1, peer: 'test' });
+    const argv = ['slowcc', '-c', 't.c', '-o', 't.o'];
+    job.heardArgv(1, argv);
+    void job.run({ version: 1, protocol: 1, argv, doti: Buffer.from('int x;') });
+    const started = setInterval(() => { if (fs.existsSync(${JSON.stringify(path.join(rig.pids, 'slowcc'))})) process.exit(7); }, 10);
+  `;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  assert.equal(code, 7);
+  const pids = await pidsOf(rig, 'slowcc');
+  await until('the compiler and its children to die', () => pids.every((pid) => !running(pid)));
 });
