@@ -45,6 +45,8 @@ interface Rig {
   readonly tmp: string;
   readonly pids: string;
   readonly root: string;
+  /** The pump client's working directory, with t.c in it. */
+  readonly client: string;
   readonly lines: string[];
 }
 
@@ -52,8 +54,9 @@ interface Rig {
 async function startRig(t: TestContext, options: { jobs?: number; lifetimeMs?: number } = {}): Promise<Rig> {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-job-'));
   t.after(() => fs.rm(root, { recursive: true, force: true }));
-  const [tmp, bin, pids] = ['tmp', 'bin', 'pids'].map((d) => path.join(root, d)) as [string, string, string];
-  await Promise.all([tmp, bin, pids].map((d) => fs.mkdir(d)));
+  const [tmp, bin, pids, client] = ['tmp', 'bin', 'pids', 'client'].map((d) => path.join(root, d)) as [string, string, string, string];
+  await Promise.all([tmp, bin, pids, client].map((d) => fs.mkdir(d)));
+  await fs.writeFile(path.join(client, 't.c'), SOURCE);
   for (const [name, body] of Object.entries(SCRIPTS)) await fs.writeFile(path.join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
   await fs.symlink('/usr/bin/gcc', path.join(bin, 'gcc'));
   const lines: string[] = [];
@@ -69,7 +72,16 @@ async function startRig(t: TestContext, options: { jobs?: number; lifetimeMs?: n
   const server = net.createServer({ pauseOnConnect: true }, (socket) => pool.accept(socket, 'main'));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return { port: (server.address() as net.AddressInfo).port, slots, pool, server, tmp, pids, root, lines };
+  return { port: (server.address() as net.AddressInfo).port, slots, pool, server, tmp, pids, root, client, lines };
+}
+
+/**
+ * A protocol-3 request for t.c compiled by `compiler`. The pump client lists headers with the
+ * compiler it names, so gcc lists them and `compiler` takes its place in ARGV.
+ */
+async function pumpRequest(rig: Rig, compiler: string): Promise<Buffer> {
+  const { packets } = await buildPumpRequest({ cwd: rig.client, argv: compileArgs('gcc') });
+  return encodePackets(packets.map((p) => (p.token === 'ARGV' && p.body?.toString() === 'gcc' ? { ...p, body: Buffer.from(compiler) } : p)));
 }
 
 interface Client {
@@ -102,11 +114,13 @@ async function until(what: string, check: () => boolean): Promise<void> {
   }
 }
 
-/** The pids a fake compiler recorded, once it has. */
+/** The pids a fake compiler recorded, once it has; the record is removed for its next run. */
 async function pidsOf(rig: Rig, name: string): Promise<number[]> {
   const file = path.join(rig.pids, name);
   await until(`${name} to start`, () => readdirSync(rig.pids).includes(name));
-  return readFileSync(file, 'utf8').trim().split(' ').map(Number);
+  const pids = readFileSync(file, 'utf8').trim().split(' ').map(Number);
+  await fs.rm(file);
+  return pids;
 }
 
 /** A process that still runs (a zombie holds nothing but its pid: its parent is checked apart). */
@@ -159,11 +173,7 @@ test('a compile job releases everything when it is answered OK, through either w
     assert.ok((answer?.object.length ?? 0) > 0, 'an object came back');
     await assertReleased(rig);
   }
-  const client = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-job-client-'));
-  t.after(() => fs.rm(client, { recursive: true, force: true }));
-  await fs.writeFile(path.join(client, 't.c'), SOURCE);
-  const { packets } = await buildPumpRequest({ cwd: client, argv: compileArgs('gcc') });
-  const pumped = await connect(rig, encodePackets(packets)).answer;
+  const pumped = await connect(rig, await pumpRequest(rig, 'gcc')).answer;
   assert.equal(pumped?.status, 0, 'protocol 3');
   await assertReleased(rig);
   assert.equal(summaries(rig).filter((l) => / COMPILE_OK exit:0 sig:0 core:0 ret:0 time:\d+ms gcc t\.c$/.test(l)).length, 3);
@@ -193,11 +203,9 @@ test('a compile job releases everything when the compiler fails or is killed by 
     assert.equal(failed?.status, 3 << 8);
     assert.equal(failed?.stderr.toString(), 't.c:1: error: nope\n');
     await assertReleased(rig, await pidsOf(rig, 'failcc'));
-    await fs.rm(path.join(rig.pids, 'failcc'));
     const killed = await connect(rig, encodeRequest(version, compileArgs('killcc'), SOURCE)).answer;
     assert.equal(killed?.status, 9);
     await assertReleased(rig, await pidsOf(rig, 'killcc'));
-    await fs.rm(path.join(rig.pids, 'killcc'));
   }
   assert.equal(summaries(rig).filter((l) => / COMPILE_ERROR exit:3 sig:0 /.test(l)).length, 2);
   assert.equal(summaries(rig).filter((l) => / COMPILE_ERROR exit:0 sig:9 /.test(l)).length, 2);
@@ -205,19 +213,12 @@ test('a compile job releases everything when the compiler fails or is killed by 
 
 test('a compile job releases everything when its client leaves mid-compile, in every protocol', async (t) => {
   const rig = await startRig(t);
-  const client = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-job-client-'));
-  t.after(() => fs.rm(client, { recursive: true, force: true }));
-  await fs.writeFile(path.join(client, 't.c'), SOURCE);
-  // The pump client lists headers with the compiler it names: gcc, then slowcc in ARGV.
-  const { packets } = await buildPumpRequest({ cwd: client, argv: compileArgs('gcc') });
-  const slow = packets.map((p) => (p.token === 'ARGV' && p.body?.toString() === 'gcc' ? { ...p, body: Buffer.from('slowcc') } : p));
-  for (const bytes of [encodeRequest(1, compileArgs('slowcc'), SOURCE), encodeRequest(2, compileArgs('slowcc'), SOURCE), encodePackets(slow)]) {
+  for (const bytes of [encodeRequest(1, compileArgs('slowcc'), SOURCE), encodeRequest(2, compileArgs('slowcc'), SOURCE), await pumpRequest(rig, 'slowcc')]) {
     const { socket, answer } = connect(rig, bytes);
     const pids = await pidsOf(rig, 'slowcc');
     socket.destroy();
     assert.equal(await answer, undefined);
     await assertReleased(rig, pids);
-    await fs.rm(path.join(rig.pids, 'slowcc'));
   }
   assert.equal(summaries(rig).filter((l) => / CLI_DISCONN exit:107 sig:0 core:0 ret:107 /.test(l)).length, 3);
 });
@@ -247,7 +248,6 @@ test('a compile job releases everything when it outlives --job-lifetime', async 
     assert.equal(answer?.status, EXIT.TIMEOUT << 8);
     assert.match(answer?.stderr.toString() ?? '', /Compilation takes too long, timeout\./);
     await assertReleased(rig, await pidsOf(rig, 'slowcc'));
-    await fs.rm(path.join(rig.pids, 'slowcc'));
   }
   assert.equal(summaries(rig).filter((l) => / COMPILE_TIMEOUT exit:118 sig:0 core:0 ret:118 /.test(l)).length, 2);
 });
