@@ -160,7 +160,7 @@ export class CompileJob {
 
   /** The request's outcome: today always the compiler's (the object cache goes here). */
   #produce(request: CompileRequest, answerSocket: number | undefined): Promise<JobOutcome> {
-    const options = { signal: this.#gone.signal, deferCleanup: (release: () => Promise<void>) => this.hold(release), prepared: this.#prepared, answerSocket };
+    const options = { signal: this.#gone.signal, hold: (release: () => Promise<void>) => this.hold(release), prepared: this.#prepared, answerSocket };
     return request.protocol === 3 ? runPumpJob(request, this.#service.job, options) : runCompileJob(request, this.#service.job, options);
   }
 
