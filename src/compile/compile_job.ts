@@ -4,8 +4,8 @@
 // departure, the summary line and the stats record. Whatever the exit (answered, refused, compiler
 // failed or killed, client gone, lifetime exceeded, the daemon stopping, which drains jobs to
 // their end), `end` is the one place that lets go of all of it; a daemon that exits before a job
-// ends (a drain that timed out) kills the job's compiler on its way out. The session (session.ts) only
-// speaks the wire: it reads the request, hands it here, writes the answer this returns.
+// ends (a drain that timed out) kills the job's compiler on its way out. The session
+// (session.ts) only speaks the wire: it reads the request, hands it here, writes the answer.
 //
 // The steps of a job, in order, each one method here:
 //
