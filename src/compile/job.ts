@@ -154,10 +154,11 @@ export interface JobOptions {
   /** Aborted when the client goes away. */
   readonly signal?: AbortSignal;
   /**
-   * Takes the job's temp-file removal to run after the answer is sent (the client should not wait
-   * for unlinks). Without it the job removes its files itself before returning.
+   * Takes the removal of what the job makes (temp files, captures, a pump tree) the moment it
+   * exists: the job's owner (CompileJob) runs it after the answer is sent, so the client does
+   * not wait for unlinks, and whatever way the job ends.
    */
-  readonly deferCleanup?: (cleanup: () => Promise<void>) => void;
+  readonly hold: (release: () => Promise<void>) => void;
   /** What prepareCompileJob already did with this request's command line (protocols 1 and 2). */
   readonly prepared?: Promise<PreparedCompile>;
   /**
@@ -165,12 +166,6 @@ export interface JobOptions {
    * handler answer there directly (see NativeAnswer); other protocols answer through the stream.
    */
   readonly answerSocket?: number;
-}
-
-/** Runs `cleanup` now, or hands it to `options.deferCleanup`. */
-export async function cleanUp(options: JobOptions, cleanup: () => Promise<void>): Promise<void> {
-  if (options.deferCleanup !== undefined) options.deferCleanup(cleanup);
-  else await cleanup();
 }
 
 /** What a protocol 1/2 job settles from its command line alone, before the source arrives. */
@@ -189,22 +184,22 @@ export type PreparedCompile =
     };
 
 /**
- * Scans and checks the command line and makes the job's temp files. The session calls it as soon
- * as ARGV is complete: the distcc client is still preprocessing then (it sends DOTI last), so
- * none of this is on the path from the source's arrival to the answer. The files' removal goes to
- * `defer` the moment they exist.
+ * Scans and checks the command line and makes the job's temp files. The job calls it as soon as
+ * ARGV is complete: the distcc client is still preprocessing then (it sends DOTI last), so none
+ * of this is on the path from the source's arrival to the answer. The files' removal goes to
+ * `hold` the moment they exist.
  */
-export async function prepareCompileJob(argv: readonly string[], settings: JobSettings, defer: (cleanup: () => Promise<void>) => void): Promise<PreparedCompile> {
-  // Never rejects: the session starts this before it awaits it, and a rejection nobody handles
+export async function prepareCompileJob(argv: readonly string[], settings: JobSettings, hold: (release: () => Promise<void>) => void): Promise<PreparedCompile> {
+  // Never rejects: the job starts this before it awaits it, and a rejection nobody handles
   // yet would end the process.
   try {
-    return await prepare(argv, settings, defer);
+    return await prepare(argv, settings, hold);
   } catch (error) {
     return { kind: 'failed', error: error as Error };
   }
 }
 
-async function prepare(argv: readonly string[], settings: JobSettings, defer: (cleanup: () => Promise<void>) => void): Promise<PreparedCompile> {
+async function prepare(argv: readonly string[], settings: JobSettings, hold: (release: () => Promise<void>) => void): Promise<PreparedCompile> {
   const scanned = scanArgs(argv);
   if (!scanned.ok) return { kind: 'refused', reason: scanned.reason };
   const checked = await checkCompiler(scanned.value.argv, settings.policy);
@@ -217,7 +212,7 @@ async function prepare(argv: readonly string[], settings: JobSettings, defer: (c
     if (held !== undefined) closeSync(held);
     held = undefined;
   };
-  defer(async () => {
+  hold(async () => {
     close();
     captures?.close();
     await temps.removeAll();
@@ -243,26 +238,21 @@ async function prepare(argv: readonly string[], settings: JobSettings, defer: (c
 }
 
 /** Runs one protocol 1/2 job. */
-export async function runCompileJob(request: CompileRequest, settings: JobSettings, options: JobOptions = {}): Promise<JobOutcome> {
+export async function runCompileJob(request: CompileRequest, settings: JobSettings, options: JobOptions): Promise<JobOutcome> {
   const ctx: JobContext = { request, settings };
-  const mine: Array<() => Promise<void>> = [];
+  const prep = await (options.prepared ?? prepareCompileJob(request.argv, settings, options.hold));
+  if (prep.kind === 'refused') return refusal(ctx, prep.reason);
+  if (prep.kind === 'failed') throw prep.error; // TMPDIR full or read-only: the job answers STAT 100
+  const { scan } = prep;
+  let source: Buffer;
   try {
-    const prep = await (options.prepared ?? prepareCompileJob(request.argv, settings, options.deferCleanup ?? ((c) => mine.push(c))));
-    if (prep.kind === 'refused') return refusal(ctx, prep.reason);
-    if (prep.kind === 'failed') throw prep.error; // TMPDIR full or read-only: the session answers STAT 100
-    const { scan } = prep;
-    let source: Buffer;
-    try {
-      source = request.protocol === 2 ? decompressLzo(request.doti ?? Buffer.alloc(0)) : (request.doti ?? Buffer.alloc(0));
-    } catch (error) {
-      return { ...refusal(ctx, `DOTI: ${(error as Error).message}`, { ret: EXIT.PROTOCOL_ERROR }), input: scan.input };
-    }
-    prep.fill(source);
-    const argv = rewriteArgs(scan, { input: prep.input, output: prep.output });
-    const answer = options.answerSocket !== undefined && request.protocol === 1 ? { socket: options.answerSocket, version: request.version, object: prep.output } : undefined;
-    const run = await runCompiler({ argv, cwd: settings.tmpDir, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, captures: prep.captures, answer });
-    return await outcomeOf(ctx, { run, compiler: argv[0]!, input: scan.input, readObject: async () => ({ object: readFileSync(prep.output) }) });
-  } finally {
-    for (const cleanup of mine) await cleanup();
+    source = request.protocol === 2 ? decompressLzo(request.doti ?? Buffer.alloc(0)) : (request.doti ?? Buffer.alloc(0));
+  } catch (error) {
+    return { ...refusal(ctx, `DOTI: ${(error as Error).message}`, { ret: EXIT.PROTOCOL_ERROR }), input: scan.input };
   }
+  prep.fill(source);
+  const argv = rewriteArgs(scan, { input: prep.input, output: prep.output });
+  const answer = options.answerSocket !== undefined && request.protocol === 1 ? { socket: options.answerSocket, version: request.version, object: prep.output } : undefined;
+  const run = await runCompiler({ argv, cwd: settings.tmpDir, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, captures: prep.captures, answer });
+  return await outcomeOf(ctx, { run, compiler: argv[0]!, input: scan.input, readObject: async () => ({ object: readFileSync(prep.output) }) });
 }

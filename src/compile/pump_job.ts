@@ -10,7 +10,7 @@ import { checkCompiler } from './allowlist';
 import { scanArgs } from './args';
 import { runCompiler } from './compiler_process';
 import { EXIT } from '../errors';
-import { cleanUp, outcomeOf, refusal, type JobContext, type JobOptions, type JobOutcome, type JobSettings } from './job';
+import { outcomeOf, refusal, type JobContext, type JobOptions, type JobOutcome, type JobSettings } from './job';
 import { rerootArgs } from './pump/argv';
 import { cleanDepfile } from './pump/depfile';
 import { scrubDebugPathsInFile } from './pump/dwarf';
@@ -19,7 +19,7 @@ import { TempFiles } from './temp_files';
 import { decompressLzo } from './wire/lzo';
 import type { CompileRequest } from './wire/request';
 
-export async function runPumpJob(request: CompileRequest, settings: JobSettings, options: JobOptions = {}): Promise<JobOutcome> {
+export async function runPumpJob(request: CompileRequest, settings: JobSettings, options: JobOptions): Promise<JobOutcome> {
   const ctx: JobContext = { request, settings };
   const scanned = scanArgs(request.argv);
   if (!scanned.ok) return refusal(ctx, scanned.reason);
@@ -57,7 +57,7 @@ export async function runPumpJob(request: CompileRequest, settings: JobSettings,
       },
     });
   } finally {
-    await cleanUp(options, async () => {
+    options.hold(async () => {
       await temps.removeAll();
       if (!settings.saveTemps) await tree.remove();
     });

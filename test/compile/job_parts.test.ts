@@ -8,7 +8,7 @@ import path from 'node:path';
 import { compilerEnvironment, serrLine } from '../../src/compile/job';
 import { JobSlots } from '../../src/compile/job_slots';
 import { MAX_CAPTURE_BYTES, runCompiler, setExitWatching } from '../../src/compile/compiler_process';
-import { summaryLine } from '../../src/compile/session';
+import { summaryLine } from '../../src/compile/compile_job';
 import { SWEEP_INTERVAL_MS, TempFiles } from '../../src/compile/temp_files';
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- the module object itself, to count readdir calls
 const fsPromisesModule = require('node:fs/promises') as { readdir: typeof fs.readdir };

@@ -2,9 +2,15 @@
 // JavaScript path would send (encodeResponse of the captures and the object), and must step
 // aside whenever that path has something else to say: an unreadable object, a capture too large
 // for it, a job that timed out or whose client left. The client end here is a real socket.
+//
+// Two writers of one answer are kept in step by one set of vectors (test/fixtures/compile/
+// answer_vectors.json): each case's bytes, written out by hand from serve.c's order, must come
+// out of both. A single writer would cost what the native one is for: answering before any
+// JavaScript runs (in C only) or LZO and DOTD for protocols 2 and 3 in C (in C for all).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -64,10 +70,10 @@ async function scratch(t: { after(fn: () => Promise<void>): void }): Promise<str
 }
 
 /** Runs `script` under sh with the answer planned on `pair`, then ends the server side. */
-async function answerFrom(pair: Pair, dir: string, script: string, object: string, extra: { lifetimeMs?: number; signal?: AbortSignal } = {}): Promise<CompilerOutcome> {
+async function answerFrom(pair: Pair, dir: string, script: string, object: string, extra: { lifetimeMs?: number; signal?: AbortSignal; version?: number } = {}): Promise<CompilerOutcome> {
   const captures = openCaptures(dir);
   try {
-    const run = await runCompiler({ argv: ['sh', '-c', script], cwd: dir, env: ENV, nice: 0, lifetimeMs: extra.lifetimeMs ?? 0, signal: extra.signal, captures, answer: { socket: pair.fd, version: 1, object } });
+    const run = await runCompiler({ argv: ['sh', '-c', script], cwd: dir, env: ENV, nice: 0, lifetimeMs: extra.lifetimeMs ?? 0, signal: extra.signal, captures, answer: { socket: pair.fd, version: extra.version ?? 1, object } });
     if (run.kind === 'answered' && run.rest !== undefined) pair.server.write(run.rest);
     pair.server.end();
     return run;
@@ -75,6 +81,46 @@ async function answerFrom(pair: Pair, dir: string, script: string, object: strin
     captures.close();
   }
 }
+
+/** One protocol-1 answer; strings are bytes (latin1), as in the JSON. */
+interface AnswerVector {
+  readonly name: string;
+  readonly version: number;
+  /** How the test compiler ends: exit code or signal name (no core dump). */
+  readonly exit?: number;
+  readonly signal?: string;
+  readonly status: number;
+  readonly stderr: string;
+  readonly stdout: string;
+  /** What the compiler writes; sent only when status is 0. */
+  readonly object: string;
+  readonly wire: string;
+}
+
+const VECTORS = (JSON.parse(readFileSync(path.join(__dirname, '../../../test/fixtures/compile/answer_vectors.json'), 'utf8')) as { cases: AnswerVector[] }).cases;
+const bytes = (text: string): Buffer => Buffer.from(text, 'latin1');
+
+test('encodeResponse writes every answer vector byte for byte', () => {
+  assert.ok(VECTORS.length >= 5);
+  for (const v of VECTORS) {
+    const written = Buffer.concat(encodeResponse({ version: v.version, status: v.status, stderr: bytes(v.stderr), stdout: bytes(v.stdout), object: bytes(v.object) }));
+    assert.deepEqual(written, bytes(v.wire), v.name);
+  }
+});
+
+test('the exit handler writes every answer vector byte for byte', async (t) => {
+  for (const v of VECTORS) {
+    const dir = await scratch(t);
+    const pair = await socketPair();
+    t.after(() => pair.close());
+    await Promise.all([['err', v.stderr], ['out', v.stdout], ['obj', v.object]].map(([name, text]) => fs.writeFile(path.join(dir, name!), bytes(text!))));
+    const object = path.join(dir, 'out.o');
+    const end = v.signal !== undefined ? `ulimit -c 0; kill -${v.signal} $$` : `exit ${v.exit ?? 0}`;
+    const run = await answerFrom(pair, dir, `cat err >&2; cat out; cat obj > ${object}; ${end}`, object, { version: v.version });
+    assert.ok(run.kind === 'answered' && run.status === v.status, `${v.name}: ${JSON.stringify(run)}`);
+    assert.deepEqual(await pair.received(), bytes(v.wire), v.name);
+  }
+});
 
 test('a successful job is answered from the exit handler exactly as encodeResponse would', async (t) => {
   const dir = await scratch(t);

@@ -1,0 +1,212 @@
+// One compile job, owned by one object from the moment its command line is heard to the summary
+// line: the job slot (--jobs), the temp files or pump tree, the compiler process (and with it the
+// --job-lifetime timer, which runCompiler starts at the spawn and clears at the reap), the client's
+// departure, the summary line and the stats record. Whatever the exit (answered, refused, compiler
+// failed or killed, client gone, lifetime exceeded, the daemon stopping, which drains jobs to
+// their end), `end` is the one place that lets go of all of it; a daemon that exits before a job
+// ends (a drain that timed out) kills the job's compiler on its way out. The session
+// (session.ts) only speaks the wire: it reads the request, hands it here, writes the answer.
+//
+// The steps of a job, in order, each one method here:
+//
+//   hear ARGV (prepare: protocols 1/2) -> run: take a slot -> produce (check, run the compiler)
+//   -> [session: answer] -> end: wait for the hang-up, remove the files, summary, stats
+//
+// A step added later (an object cache before the compiler, a sandbox around it) goes in
+// `#produce`; whatever it holds it hands to `hold`, and `end` releases it with the rest.
+
+import type { Logger } from '../log/logger';
+import { EXIT } from '../errors';
+import { prepareCompileJob, runCompileJob, serrLine, type JobOutcome, type JobSettings, type PreparedCompile } from './job';
+import type { JobSlots } from './job_slots';
+import { runPumpJob } from './pump_job';
+import type { DistccStats } from './stats';
+import type { CompileRequest } from './wire/request';
+
+/** How long temp-file removal waits, after the answer, for the client to close its end. */
+export const HANGUP_WAIT_MS = 1000;
+
+/**
+ * Why a job's signal aborts. A reason given up front spares abort() its default: a DOMException
+ * with a captured stack trace, built on every job (clients hang up after every answer).
+ */
+const CLIENT_GONE = Object.freeze(new Error('the client closed the connection'));
+const DAEMON_EXITING = Object.freeze(new Error('the daemon exited before the job ended'));
+
+/** What a job needs from the daemon: shared by every job of a service. */
+export interface JobService {
+  readonly log: Logger;
+  readonly job: JobSettings;
+  readonly slots: JobSlots;
+  readonly stats?: DistccStats;
+  readonly now?: () => number;
+}
+
+/** The fields of the summary line, and why the job went wrong when it did (for the log). */
+export type JobEnding = Pick<JobOutcome, 'result' | 'status' | 'ret' | 'compiler' | 'input' | 'reason'>;
+
+/** distccd's summary line: `client: PEER RESULT exit:N sig:N core:N ret:N time:Nms [COMPILER INPUT]`. */
+export function summaryLine(peer: string, outcome: Pick<JobOutcome, 'result' | 'status' | 'ret' | 'compiler' | 'input'>, ms: number): string {
+  const { status } = outcome;
+  const exit = (status >> 8) & 0xff;
+  const sig = status & 0x7f;
+  const core = (status & 0x80) !== 0 ? 1 : 0;
+  const names = outcome.result === 'COMPILE_OK' || outcome.result === 'COMPILE_ERROR' ? ` ${outcome.compiler} ${outcome.input}` : '';
+  return `client: ${peer} ${outcome.result} exit:${exit} sig:${sig} core:${core} ret:${outcome.ret} time:${ms}ms${names}`;
+}
+
+/** Resolves when `signal` aborts (the client hung up) or after `ms`, whichever comes first. */
+function hangUp(signal: AbortSignal, ms: number): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+export class CompileJob {
+  /**
+   * Jobs not yet ended. A daemon that exits with some (its drain on SIGTERM timed out, the
+   * connection of an --inetd process was abandoned) aborts them on the way out, which kills their
+   * compilers' process groups there and then: each compiler leads a session of its own, so
+   * nothing else would stop it.
+   */
+  static readonly #unfinished = new Set<CompileJob>();
+  static #exitHooked = false;
+
+  static #abortUnfinished(): void {
+    for (const job of CompileJob.#unfinished) job.#gone.abort(DAEMON_EXITING);
+  }
+
+  readonly #service: JobService;
+  readonly #conn: number;
+  readonly #peer: string;
+  readonly #now: () => number;
+  readonly #start: number;
+  /** Aborted when the client goes away: leaves the slot queue, kills the compiler. */
+  readonly #gone = new AbortController();
+  /** Removals of what the job made (temp files, captures, pump tree), run by `end`. */
+  readonly #held: Array<() => Promise<void>> = [];
+  #prepared: Promise<PreparedCompile> | undefined;
+  #releaseSlot: (() => void) | undefined;
+  #ended: Promise<void> | undefined;
+
+  /** `conn` and `peer` name the connection in the log; the job's time runs from now. */
+  constructor(service: JobService, ids: { readonly conn: number; readonly peer: string }) {
+    this.#service = service;
+    this.#conn = ids.conn;
+    this.#peer = ids.peer;
+    this.#now = service.now ?? Date.now;
+    this.#start = this.#now();
+    CompileJob.#unfinished.add(this);
+    if (!CompileJob.#exitHooked) {
+      CompileJob.#exitHooked = true;
+      process.once('exit', () => CompileJob.#abortUnfinished());
+    }
+  }
+
+  /** Aborted once the client has gone. */
+  get signal(): AbortSignal {
+    return this.#gone.signal;
+  }
+
+  /** Takes the removal of something the job made, to run at its end. */
+  hold(release: () => Promise<void>): void {
+    this.#held.push(release);
+  }
+
+  /**
+   * The command line is complete (its last ARGV arrived). Protocols 1 and 2: check it and make
+   * the temp files now, while the client still preprocesses (it sends DOTI last), off the path
+   * from the source to the answer.
+   */
+  heardArgv(version: number, argv: readonly string[]): void {
+    if (version < 3) this.#prepared = prepareCompileJob(argv, this.#service.job, (release) => this.hold(release));
+  }
+
+  /** The client closed or broke its connection: whatever the job waits for, it waits no more. */
+  clientGone(): void {
+    this.#gone.abort(CLIENT_GONE);
+  }
+
+  /**
+   * Waits for a job slot, then produces the outcome. The slot is given back as soon as the
+   * compiler is done (the next job need not wait for this one's answer to be written).
+   */
+  async run(request: CompileRequest, options: { readonly answerSocket?: number } = {}): Promise<JobOutcome> {
+    try {
+      this.#releaseSlot = await this.#service.slots.acquire(this.#gone.signal);
+    } catch {
+      return { result: 'CLI_DISCONN', status: 0, ret: EXIT.IO_ERROR, compiler: request.argv[0] ?? '', input: '', reason: 'client disconnected while waiting for a job slot' };
+    }
+    try {
+      return await this.#produce(request, options.answerSocket);
+    } catch (error) {
+      // The server failed (TMPDIR full, a file vanished): say so, the client can still retry locally.
+      const reason = (error as Error).message;
+      const status = EXIT.DISTCC_FAILED << 8;
+      return {
+        result: 'OTHER', status, ret: EXIT.DISTCC_FAILED, compiler: request.argv[0] ?? '', input: '', reason,
+        response: { version: request.version, status, stderr: serrLine(this.#service.job.pid, reason), stdout: Buffer.alloc(0), object: Buffer.alloc(0) },
+      };
+    } finally {
+      this.#giveBackSlot();
+    }
+  }
+
+  /** The request's outcome: today always the compiler's (the object cache goes here). */
+  #produce(request: CompileRequest, answerSocket: number | undefined): Promise<JobOutcome> {
+    const options = { signal: this.#gone.signal, hold: (release: () => Promise<void>) => this.hold(release), prepared: this.#prepared, answerSocket };
+    return request.protocol === 3 ? runPumpJob(request, this.#service.job, options) : runCompileJob(request, this.#service.job, options);
+  }
+
+  #giveBackSlot(): void {
+    const release = this.#releaseSlot;
+    this.#releaseSlot = undefined;
+    release?.();
+  }
+
+  /**
+   * The one place a job lets go: the slot (if still held), then, once the client has hung up
+   * (`answeredAt` given: it saves the object and exits now, and the unlinks should not compete
+   * with it) or at once, everything the job made; then the summary line and the stats record.
+   * Without `ending` (the session failed unexpectedly) the job releases without a summary.
+   * Idempotent: a second call waits for the first.
+   */
+  end(ending?: JobEnding, answeredAt?: number): Promise<void> {
+    this.#ended ??= this.#end(ending, answeredAt);
+    return this.#ended;
+  }
+
+  async #end(ending: JobEnding | undefined, answeredAt: number | undefined): Promise<void> {
+    try {
+      this.#giveBackSlot();
+      if (answeredAt !== undefined) await hangUp(this.#gone.signal, HANGUP_WAIT_MS);
+      await this.#prepared; // a preparation in flight registers its files first
+      for (const release of this.#held.splice(0)) {
+        await release().catch((error: Error) => this.#service.log.warning('cleanup failed', { conn: this.#conn, reason: error.message }));
+      }
+      if (ending !== undefined) this.#summarise(ending, answeredAt ?? this.#now());
+    } finally {
+      CompileJob.#unfinished.delete(this);
+    }
+  }
+
+  /** The summary line closes the job; its time runs to the answer, what the client waited for. */
+  #summarise(ending: JobEnding, endMs: number): void {
+    const { log, stats } = this.#service;
+    const ms = Math.max(0, Math.round(endMs - this.#start));
+    if (ending.reason !== undefined) {
+      // A client that gives up is routine (make -k, Ctrl-C); anything else deserves a warning.
+      const level = ending.result === 'CLI_DISCONN' ? 'info' : 'warning';
+      log.log(level, `job ${ending.result === 'REJ_BAD_REQ' ? 'refused' : 'failed'}`, { conn: this.#conn, peer: this.#peer, reason: ending.reason });
+    }
+    log.notice(summaryLine(this.#peer, ending, ms));
+    stats?.record(ending.result, { compiler: ending.compiler, file: ending.input, startMs: this.#start, stopMs: endMs });
+  }
+}
