@@ -111,8 +111,8 @@ test('distccd names the user\'s -MT and -MQ targets in the .d file as C distccd 
   for (const [i, { options, targets, likeC }] of MT_CASES.entries()) {
     const what = options.join(' ') || 'no target option';
     const ours = await depfileFrom(d.port, options);
-    await assertProtocol3Jobs(d, i + 1);
     const theirs = await depfileFrom(c.port, options);
+    await assertProtocol3Jobs(d, i + 1);
     await exec('gcc', ['-Iinclude', '-MD', '-MF', 'local.d', ...options, '-c', 't.c', '-o', 'x.o'], { cwd: src });
     const local = await fs.readFile(path.join(src, 'local.d'), 'utf8');
     assert.equal(rule(ours).targets, targets, `${what}: ours\n${ours}`);
