@@ -82,8 +82,9 @@ function rule(depfile: string): { targets: string; prerequisites: string[] } {
 }
 
 // The user's target options, what gcc writes as the target locally, and whether the C server
-// gives the same .d rule as ours. It does for every single target; with two separate ones it
-// takes out the first (src/serve.c dcc_convert_mt_to_dotd_target) where ours keeps both, as gcc.
+// gives the same .d rule as ours. It does for every single target. Given several, it takes out
+// the first separate -MT (src/serve.c dcc_convert_mt_to_dotd_target) and the .d file loses that
+// target, where ours keeps them all, as gcc does.
 const MT_CASES: ReadonlyArray<{ options: string[]; targets: string; likeC: boolean }> = [
   { options: ['-MT', 'target'], targets: 'target', likeC: true },
   { options: ['-MTtarget'], targets: 'target', likeC: true },
@@ -94,6 +95,7 @@ const MT_CASES: ReadonlyArray<{ options: string[]; targets: string; likeC: boole
   { options: ['-MTfirst', '-MTsecond'], targets: 'first second', likeC: true },
   { options: ['-MT', 'first', '-MT', 'second'], targets: 'first second', likeC: false },
   { options: ['-MT', 'first', '-MQ', 'second'], targets: 'first second', likeC: false },
+  { options: ['-MTfirst', '-MT', 'second'], targets: 'first second', likeC: false },
 ];
 
 test('distccd names the user\'s -MT and -MQ targets in the .d file as C distccd does when the real pump client sends them', async (t) => {

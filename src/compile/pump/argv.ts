@@ -37,23 +37,31 @@ function underRoot(root: string, abs: string): string {
  * -MT and -MQ target it is given, and the distcc client appends `-MT <its output>` whenever the
  * user set no target with a separate -MT or -MQ (distcc src/compile.c after dcc_get_dotd_info; a
  * joined -MTx or -MQx does not count), so that one must go: left in, the .d file would name the
- * output next to the user's -MTx. A lone separate -MT is either that one or the user's only
- * target, and taking it out then substituting it gives the same file, as the C server does
- * (src/serve.c dcc_convert_mt_to_dotd_target). With two or more separate targets the client
- * added none, so all stay and gcc writes them as a local compile would: the C server takes out
- * the first one and the .d file loses it.
+ * output next to the user's -MTx. Without a joined target, a lone separate -MT is either that one
+ * or the user's only target, and taking it out then substituting it gives the same file, as the
+ * C server does (src/serve.c dcc_convert_mt_to_dotd_target). Next to a joined target it is the
+ * client's only when it names the output; otherwise it is the user's and stays. With two or more
+ * separate targets the client added none, so all stay and gcc writes them as a local compile
+ * would: the C server takes out the first one and the .d file loses it.
  */
-function replacedTarget(argv: ReadonlyArray<string | undefined>, skip: ReadonlySet<number>): number | undefined {
+function replacedTarget(argv: ReadonlyArray<string | undefined>, skip: ReadonlySet<number>, output: string): number | undefined {
   let lone: number | undefined;
-  let targets = 0;
-  for (let i = 1; i + 1 < argv.length; i++) {
+  let separate = 0;
+  let joined = false;
+  for (let i = 1; i < argv.length; i++) {
     const a = argv[i];
-    if (skip.has(i) || (a !== '-MT' && a !== '-MQ')) continue;
-    targets++;
-    if (a === '-MT') lone ??= i;
-    i++; // the target itself, whatever it looks like
+    if (a === undefined || skip.has(i)) continue;
+    if (a === '-MT' || a === '-MQ') {
+      if (i + 1 === argv.length) break; // gcc refuses it
+      separate++;
+      if (a === '-MT') lone ??= i;
+      i++; // the target itself, whatever it looks like
+    } else if (a.startsWith('-MT') || a.startsWith('-MQ')) {
+      joined = true;
+    }
   }
-  return targets === 1 ? lone : undefined;
+  if (separate !== 1 || lone === undefined) return undefined;
+  return !joined || argv[lone + 1] === output ? lone : undefined;
 }
 
 export function rerootArgs(
@@ -80,7 +88,7 @@ export function rerootArgs(
   const skip = new Set<number>([scanned.inputIndex]);
   if (scanned.outputForm === 'separate') skip.add(scanned.outputIndex + 1);
 
-  const mt = replacedTarget(argv, skip);
+  const mt = replacedTarget(argv, skip, scanned.output);
   const mtTarget = mt === undefined ? undefined : argv[mt + 1];
   if (mt !== undefined) argv[mt] = argv[mt + 1] = undefined;
   for (let i = 1; i < argv.length; i++) {

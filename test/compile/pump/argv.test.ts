@@ -36,6 +36,8 @@ const MT_CASES: Array<{ user: string[]; appended: string[]; kept: string[]; mtTa
   { user: ['-MT', 'first.o', '-MT', 'second.o'], appended: [], kept: ['-MT', 'first.o', '-MT', 'second.o'], mtTarget: undefined },
   { user: ['-MT', 'first.o', '-MQ', 'second.o'], appended: [], kept: ['-MT', 'first.o', '-MQ', 'second.o'], mtTarget: undefined },
   { user: ['-MTfirst.o', '-MTsecond.o'], appended: ['-MT', 'a.o'], kept: ['-MTfirst.o', '-MTsecond.o'], mtTarget: 'a.o' },
+  { user: ['-MTfirst.o', '-MT', 'second.o'], appended: [], kept: ['-MTfirst.o', '-MT', 'second.o'], mtTarget: undefined },
+  { user: ['-MQfirst.o', '-MT', 'second.o'], appended: [], kept: ['-MQfirst.o', '-MT', 'second.o'], mtTarget: undefined },
 ];
 
 for (const c of MT_CASES) {
