@@ -3,8 +3,8 @@
 // absolute path the client named must point into <root> instead of the server's own files:
 //   1. the output (-o x, -ox, bare x.o, or the implied one) becomes a temp .o OUTSIDE the tree,
 //      so nothing the client sent can stand in its way;
-//   2. the first `-MT target` (or -MTtarget) is remembered and dropped: gcc's -MT adds a target
-//      where distcc wants to replace it, so depfile.ts substitutes it afterwards;
+//   2. a lone separate `-MT target` is remembered and dropped, and depfile.ts puts the target in
+//      the .d file afterwards (see replacedTarget: it is usually the one the client appended);
 //   3. -MMD is appended unless -MD or -MMD is present, then `-MF <deps>`;
 //   4. the root is prefixed to absolute arguments of -I -include -imacros -idirafter -iprefix
 //      -iwithprefix -iwithprefixbefore -isystem -iquote (joined or separate) and to an absolute
@@ -23,13 +23,45 @@ export const INCLUDE_OPTIONS: readonly string[] = [
 
 export interface RerootedArgs {
   readonly argv: string[];
-  /** The first -MT target, removed from argv; the .d file's target is set to it afterwards. */
+  /** The target of the lone separate -MT, removed from argv; the .d file's target is set to it afterwards. */
   readonly mtTarget: string | undefined;
 }
 
 /** "<root>/path" for an absolute path; "/" runs at the start collapse, as distccd does. */
 function underRoot(root: string, abs: string): string {
   return `${root}/${abs.replace(/^\/+/, '')}`;
+}
+
+/**
+ * The index of the `-MT target` pair to take out of the compiler's argv, if any. gcc writes every
+ * -MT and -MQ target it is given, and the distcc client appends `-MT <its output>` whenever the
+ * user set no target with a separate -MT or -MQ (distcc src/compile.c after dcc_get_dotd_info; a
+ * joined -MTx or -MQx does not count), so that one must go: left in, the .d file would name the
+ * output next to the user's -MTx. Without a joined target, a lone separate -MT is either that one
+ * or the user's only target, and taking it out then substituting it gives the same file, as the
+ * C server does (src/serve.c dcc_convert_mt_to_dotd_target). Next to a joined target it is the
+ * client's only when it names the output; otherwise it is the user's and stays. With two or more
+ * separate targets the client added none, so all stay and gcc writes them as a local compile
+ * would: the C server takes out the first one and the .d file loses it.
+ */
+function replacedTarget(argv: ReadonlyArray<string | undefined>, skip: ReadonlySet<number>, output: string): number | undefined {
+  let lone: number | undefined;
+  let separate = 0;
+  let joined = false;
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === undefined || skip.has(i)) continue;
+    if (a === '-MT' || a === '-MQ') {
+      if (i + 1 === argv.length) break; // gcc refuses it
+      separate++;
+      if (a === '-MT') lone ??= i;
+      i++; // the target itself, whatever it looks like
+    } else if (a.startsWith('-MT') || a.startsWith('-MQ')) {
+      joined = true;
+    }
+  }
+  if (separate !== 1 || lone === undefined) return undefined;
+  return !joined || argv[lone + 1] === output ? lone : undefined;
 }
 
 export function rerootArgs(
@@ -56,22 +88,12 @@ export function rerootArgs(
   const skip = new Set<number>([scanned.inputIndex]);
   if (scanned.outputForm === 'separate') skip.add(scanned.outputIndex + 1);
 
-  let mtTarget: string | undefined;
+  const mt = replacedTarget(argv, skip, scanned.output);
+  const mtTarget = mt === undefined ? undefined : argv[mt + 1];
+  if (mt !== undefined) argv[mt] = argv[mt + 1] = undefined;
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i];
     if (a === undefined || skip.has(i)) continue;
-    if (mtTarget === undefined && a === '-MT' && i + 1 < argv.length) {
-      mtTarget = argv[i + 1];
-      argv[i] = undefined;
-      argv[i + 1] = undefined;
-      i++;
-      continue;
-    }
-    if (mtTarget === undefined && a.startsWith('-MT') && a.length > 3) {
-      mtTarget = a.slice(3);
-      argv[i] = undefined;
-      continue;
-    }
     const option = INCLUDE_OPTIONS.find((o) => a.startsWith(o));
     if (option === undefined) continue;
     if (a === option) {

@@ -26,14 +26,28 @@ test('rerootArgs replaces the output and appends -MMD -MF when the client asked 
   assert.equal(r.mtTarget, undefined);
 });
 
-test('rerootArgs keeps -MD and drops the first -MT when the client gave both', () => {
-  const r = rerootArgs(scanned(['gcc', '-MD', '-MT', 'first.o', '-MT', 'second.o', '-c', 'a.c']), PATHS);
-  assert.deepEqual(r.argv, ['gcc', '-MD', '-MT', 'second.o', '-c', 'a.c', '-o', '/tmp/distccd_o1.o', '-MF', '/tmp/distcc_d1.deps']);
-  assert.equal(r.mtTarget, 'first.o');
-  const joined = rerootArgs(scanned(['gcc', '-MMD', '-MTj.o', '-c', 'a.c', '-oa.o']), PATHS);
-  assert.deepEqual(joined.argv, ['gcc', '-MMD', '-c', 'a.c', '-o/tmp/distccd_o1.o', '-MF', '/tmp/distcc_d1.deps']);
-  assert.equal(joined.mtTarget, 'j.o');
-});
+// What the real client sends: it appends `-MT <output>` when the user set no target with a
+// separate -MT or -MQ (distcc src/compile.c), and the server must take that one out again.
+const MT_CASES: Array<{ user: string[]; appended: string[]; kept: string[]; mtTarget: string | undefined }> = [
+  { user: ['-MT', 'target'], appended: [], kept: [], mtTarget: 'target' },
+  { user: ['-MTtarget'], appended: ['-MT', 'a.o'], kept: ['-MTtarget'], mtTarget: 'a.o' },
+  { user: ['-MQ', 'target'], appended: [], kept: ['-MQ', 'target'], mtTarget: undefined },
+  { user: ['-MQtarget'], appended: ['-MT', 'a.o'], kept: ['-MQtarget'], mtTarget: 'a.o' },
+  { user: ['-MT', 'first.o', '-MT', 'second.o'], appended: [], kept: ['-MT', 'first.o', '-MT', 'second.o'], mtTarget: undefined },
+  { user: ['-MT', 'first.o', '-MQ', 'second.o'], appended: [], kept: ['-MT', 'first.o', '-MQ', 'second.o'], mtTarget: undefined },
+  { user: ['-MTfirst.o', '-MTsecond.o'], appended: ['-MT', 'a.o'], kept: ['-MTfirst.o', '-MTsecond.o'], mtTarget: 'a.o' },
+  { user: ['-MTfirst.o', '-MT', 'second.o'], appended: [], kept: ['-MTfirst.o', '-MT', 'second.o'], mtTarget: undefined },
+  { user: ['-MQfirst.o', '-MT', 'second.o'], appended: [], kept: ['-MQfirst.o', '-MT', 'second.o'], mtTarget: undefined },
+];
+
+for (const c of MT_CASES) {
+  test(`rerootArgs gives gcc the user's targets only when the user wrote ${c.user.join(' ')}`, () => {
+    // The client puts its -MT after the user's arguments (dcc_argv_append).
+    const r = rerootArgs(scanned(['gcc', '-MD', '-MF', 'a.d', ...c.user, '-c', 'a.c', '-o', 'a.o', ...c.appended]), PATHS);
+    assert.deepEqual(r.argv, ['gcc', '-MD', '-MF', 'a.d', ...c.kept, '-c', 'a.c', '-o', '/tmp/distccd_o1.o', '-MF', '/tmp/distcc_d1.deps']);
+    assert.equal(r.mtTarget, c.mtTarget);
+  });
+}
 
 test('rerootArgs prefixes the root to absolute include paths when joined or separate', () => {
   const argv = ['gcc', '-I/usr/local/include', '-I', '/opt/inc', '-Irel', '-I', 'rel2', '-include', '/p/pre.h', '-imacros/m.h',
