@@ -6,17 +6,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { ECHO, NODE, LineClient, freePort, greetAndEcho, start, tempDir, waitUntil } from './echo_harness';
+import { ECHO, NODE, LineClient, greetAndEcho, start, waitUntil } from './echo_harness';
+import { freePort, onFreePort, PORT_TAKEN } from '../support/free_port';
+import { tempDir } from '../support/temp_dir';
 
 const ACTIVATE = 'systemd-socket-activate';
 
 test('echo under systemd Accept=no serves inherited TCP, IPv6 and unix listeners by their LISTEN_FDNAMES', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'distkit-act-', { mode: 0o755 });
   const sock = path.join(dir, 'echo.sock');
-  const [p4, p6] = [await freePort('127.0.0.1'), await freePort('::1')];
-  const p = start(t, ACTIVATE, ['-l', `127.0.0.1:${p4}`, '-l', `[::1]:${p6}`, '-l', sock, '--fdname=tcp4:tcp6:local',
-    NODE, ECHO, '--log-stderr', '--max-connections', '4']);
-  await p.waitFor(/Listening on/);
+  const { p, p4, p6 } = await onFreePort(async (p4) => {
+    const p6 = await freePort('::1');
+    const p = start(t, ACTIVATE, ['-l', `127.0.0.1:${p4}`, '-l', `[::1]:${p6}`, '-l', sock, '--fdname=tcp4:tcp6:local',
+      NODE, ECHO, '--log-stderr', '--max-connections', '4']);
+    return (await p.waitForBind(/Listening on/)) === PORT_TAKEN ? PORT_TAKEN : { p, p4, p6 };
+  });
   // The first connection starts the program; it then serves all three listeners itself.
   assert.match(await greetAndEcho({ host: '127.0.0.1', port: p4 }), /^hello conn=1 listener=tcp4 peer=tcp/);
   assert.match(await greetAndEcho({ host: '::1', port: p6 }), /^hello conn=2 listener=tcp6 peer=tcp/);
@@ -36,9 +40,10 @@ test('echo under systemd Accept=no serves inherited TCP, IPv6 and unix listeners
 });
 
 test('echo under systemd Accept=yes serves the connection on fd 3 named "connection" and ends it', async (t) => {
-  const port = await freePort();
-  const p = start(t, ACTIVATE, ['-l', `127.0.0.1:${port}`, '--accept', '--fdname=connection', NODE, ECHO, '--log-stderr']);
-  await p.waitFor(/Listening on/);
+  const { p, port } = await onFreePort(async (port) => {
+    const p = start(t, ACTIVATE, ['-l', `127.0.0.1:${port}`, '--accept', '--fdname=connection', NODE, ECHO, '--log-stderr']);
+    return (await p.waitForBind(/Listening on/)) === PORT_TAKEN ? PORT_TAKEN : { p, port };
+  });
   for (let i = 0; i < 2; i++) {
     const client = await LineClient.connect({ host: '127.0.0.1', port });
     t.after(() => client.close());
@@ -55,9 +60,10 @@ test('echo under systemd Accept=yes serves the connection on fd 3 named "connect
 });
 
 test('echo under systemd --inetd -a serves the connection on stdin/stdout and ends it', async (t) => {
-  const port = await freePort();
-  const p = start(t, ACTIVATE, ['-l', `127.0.0.1:${port}`, '--inetd', '-a', NODE, ECHO, '--log-stderr']);
-  await p.waitFor(/Listening on/);
+  const { p, port } = await onFreePort(async (port) => {
+    const p = start(t, ACTIVATE, ['-l', `127.0.0.1:${port}`, '--inetd', '-a', NODE, ECHO, '--log-stderr']);
+    return (await p.waitForBind(/Listening on/)) === PORT_TAKEN ? PORT_TAKEN : { p, port };
+  });
   const client = await LineClient.connect({ host: '127.0.0.1', port });
   t.after(() => client.close());
   assert.match((await client.readLine())!, /^hello conn=1 listener=main peer=tcp active=1$/);
@@ -79,7 +85,7 @@ while True:
 `;
 
 async function notifyRun(t: import('node:test').TestContext, env: Record<string, string>): Promise<string[]> {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'distkit-act-', { mode: 0o755 });
   const socketPath = path.join(dir, 'notify');
   const receiver = start(t, 'python3', ['-c', RECEIVER, socketPath]);
   await receiver.waitFor(/^bound$/m);

@@ -5,15 +5,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CacheClient } from '../../src/cache/client';
 import { Operation, Status } from '../../src/cache/wire/index';
 import { startLoadServer } from '../load/cache_load';
 import { startServerProgram } from '../fuzz/server_program';
-import { freePort } from '../support/free_port';
+import { tempDir } from '../support/temp_dir';
 
 const DC_CLIENT = path.join(__dirname, '..', '..', 'src', 'cli', 'dc_client.js');
 
@@ -28,11 +26,11 @@ async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms 
 }
 
 test('dc_client answers 0x02 to requests outstanding when its server is SIGKILLed, then reconnects to a new one', async (t) => {
-  const port = await freePort();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'distkit-dcclient-kill-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  let { program: server } = await startLoadServer(512, { port });
+  const dir = tempDir(t, 'distkit-dcclient-kill-');
+  let { program: server } = await startLoadServer(512);
   t.after(() => server.stop());
+  // The new server below must come back at this same address: it binds the port the first got.
+  const { port } = server.target;
   const sock = path.join(dir, 'scache');
   const proxy = await startServerProgram(['-listen', `UNIX:${sock}`, '-server', `IP:127.0.0.1:${port}`, '-retry', '200', '-loglevel', 'info'], { script: DC_CLIENT });
   t.after(() => proxy.stop());
