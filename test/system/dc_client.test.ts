@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { Program, RawClient, runToExit, dialOf, libnalOf, tempDir } from './cache_harness';
+import { Program, RawClient, runToExit, dialOf, libnalOf } from './cache_harness';
+import { tempDir } from '../support/temp_dir';
 import { encodeMessage } from '../../src/cache/wire/frame';
 import { Operation } from '../../src/cache/wire/constants';
 
@@ -53,7 +54,7 @@ test('dc_client prints its usage and exits 0 for -h, -help and -?', async () => 
 });
 
 async function startPair(t: { after: (fn: () => Promise<void> | void) => void }, clientArgs: string[] = []) {
-  const { dir, cleanup } = tempDir('dc-client-');
+  const dir = tempDir(t, 'dc-client-');
   const serverPath = path.join(dir, 'server.sock');
   const proxyPath = path.join(dir, 'proxy.sock');
   const server = new Program('dc_server', ['-listen', `UNIX:${serverPath}`]);
@@ -62,7 +63,6 @@ async function startPair(t: { after: (fn: () => Promise<void> | void) => void },
     if (holder.server.running) process.kill(holder.server.pid, 'SIGCONT');
     await holder.server.stop();
     await holder.proxy?.stop();
-    cleanup();
   });
   await server.listening();
   const proxy = (holder.proxy = new Program('dc_client', ['-listen', `UNIX:${proxyPath}`, '-server', `UNIX:${serverPath}`, '-loglevel', 'info', ...clientArgs]));
