@@ -86,9 +86,10 @@ export async function startDistccd(t: AfterHook, options: StartOptions): Promise
     try {
       await daemon.waitForLine(/listening/);
     } catch (error) {
+      if (daemon.exit === undefined) throw error;
       await daemon.drained;
-      if (daemon.exit?.code === 102 && saysPortTaken(daemon.stderr)) return PORT_TAKEN;
-      throw error;
+      if (daemon.exit.code === 102 && saysPortTaken(daemon.stderr)) return PORT_TAKEN;
+      throw new Error(`distccd exited ${daemon.exit.code}:\n${daemon.lines.join('\n')}`);
     }
     return {
       port,

@@ -9,6 +9,8 @@ import { Program } from './cache_harness';
 import { tempDir } from '../support/temp_dir';
 import { CacheClient } from '../../src/cache/client';
 import { Status } from '../../src/cache/wire/constants';
+import { receiveQueue } from '../support/receive_queue';
+import { waitUntil } from '../support/wait_until';
 
 /**
  * Starts dc_server <- dc_snoop <- dc_client on unix sockets in a fresh directory, one after the
@@ -91,7 +93,7 @@ test('the client library sees unavailable (0x02, then empty answers) when dc_cli
   process.kill(server.pid, 'SIGSTOP');
   // HAVE, not GET: for GET the library cannot tell 0x02 from a stored one-byte value 0x02.
   const pending = client.have('k');
-  await new Promise((r) => setTimeout(r, 150));
+  await waitUntil(() => (receiveQueue({ path: serverSock }) > 0 ? true : undefined), 10_000, () => 'the HAVE never reached the frozen server');
   process.kill(server.pid, 'SIGKILL');
   await assert.rejects(pending, (e: Error & { code?: string }) => e.code === 'cache-unavailable');
   // While no server is reachable, dc_client answers at once with an empty payload.

@@ -7,6 +7,9 @@ import net from 'node:net';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { Daemon } from '../support/daemon';
+import { waitUntil } from '../support/wait_until';
+
+export { waitUntil };
 import type { PORT_TAKEN } from '../support/free_port';
 
 export const ECHO = path.resolve(__dirname, '../fixtures/echo_server.js');
@@ -48,17 +51,6 @@ export async function makeZombie(t: TestContext): Promise<number> {
   const zombie = Number(await new Promise<string>((resolve) => parent.stdout!.once('data', (b: Buffer) => resolve(b.toString()))));
   await waitUntil(() => (/\) Z /.test(fs.readFileSync(`/proc/${zombie}/stat`, 'utf8')) ? true : undefined), 5000, () => `${zombie} is no zombie`);
   return zombie;
-}
-
-/** Polls `probe` every 20 ms until it returns a value, failing after `ms`. */
-export async function waitUntil<T>(probe: () => T | undefined, ms: number, what: () => string): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** A client that reads whole lines. */
