@@ -189,9 +189,9 @@ test('distccd survives EMFILE under a low fd limit and serves once descriptors a
   const starved = await sendRaw(d.port, REQUEST_P1, { timeoutMs: 20_000 }).catch((e: Error) => ({ kind: e.message }));
   assert.notEqual(starved.kind, 'corrupt');
   for (const s of sockets) s.destroy();
-  await new Promise((r) => setTimeout(r, 300));
-  assert.equal(d.child.exitCode, null);
+  // A new connection waits in the backlog until a descriptor is free: no need to wait for that.
   await compilesAgain(d);
+  assert.equal(d.child.exitCode, null);
 });
 
 test('distccd answers every compile in flight and exits 0 when it gets SIGTERM', async (t) => {
