@@ -13,6 +13,7 @@ import path from 'node:path';
 import { clientEnv, makeMasqueradeDir, run, tempDir } from '../support/distccd_harness';
 import { onFreePort, PORT_TAKEN } from '../support/free_port';
 import { listensOn, read, start } from './echo_harness';
+import { waitUntil } from '../support/wait_until';
 import { renderTemplate } from '../support/render_template';
 
 const root = path.resolve(__dirname, '../../..');
@@ -92,11 +93,10 @@ test('our xinetd.d entry runs the distccd launcher per connection and the real c
     assert.deepEqual(await fs.readFile(path.join(dir, out)), await fs.readFile(path.join(dir, 'local.o')));
   }
   // The summary line follows the answer (after the temp files are gone): wait for both.
-  let text = '';
-  for (const end = Date.now() + 10_000; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
-    text = await fs.readFile(log, 'utf8');
-    if ((text.match(/client: 127\.0\.0\.1:\d+ COMPILE_OK exit:0 /g)?.length ?? 0) >= 2) break;
-  }
+  const text = await waitUntil(() => {
+    const now = read(log);
+    return (now.match(/client: 127\.0\.0\.1:\d+ COMPILE_OK exit:0 /g)?.length ?? 0) >= 2 ? now : undefined;
+  }, 10_000, () => read(log));
   assert.equal(text.match(/client: 127\.0\.0\.1:\d+ COMPILE_OK exit:0 /g)?.length, 2, text);
   // One distccd per connection: each one on the socket
   // xinetd handed it, dropped to distccd, and started from the startup snapshot.
