@@ -13,7 +13,7 @@ export interface Exit {
 }
 
 export interface DaemonOptions extends SpawnOptions {
-  /** Ended (by PID) when the test ends: SIGTERM, or this signal; SIGKILL if it outlives killAfterMs. */
+  /** Ended (by PID) when the test ends: SIGTERM, or this signal; SIGKILL if it outlives 10 s. */
   readonly endWith?: NodeJS.Signals;
 }
 
