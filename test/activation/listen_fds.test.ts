@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { classifyFd, clearListenEnv, readListenFds, sameFile } from '../../src/activation/listen_fds';
+import { tempDir } from '../support/temp_dir';
 
 /** The fd behind a Node handle (Linux: libuv exposes it), to look at real sockets. */
 function fdOf(handleOwner: net.Server | net.Socket): number {
@@ -34,8 +34,7 @@ test('clearListenEnv removes LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES and nothi
 });
 
 test('classifyFd tells listening TCP and unix sockets from connections, files and closed fds', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'distkit-fds-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'distkit-fds-');
   const tcp = net.createServer();
   await new Promise<void>((r) => tcp.listen({ host: '127.0.0.1', port: 0 }, r));
   const unix = net.createServer();

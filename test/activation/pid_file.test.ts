@@ -3,11 +3,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { makeZombie, tempDir } from '../system/echo_harness';
+import { makeZombie } from '../system/echo_harness';
+import { tempDir } from '../support/temp_dir';
 import { checkPidFile, isProcessAlive, readPidFile, removePidFile, writePidFile } from '../../src/activation/pid_file';
 
 function tempFile(t: import('node:test').TestContext): string {
-  return path.join(tempDir(t, 'distkit-pid-'), 'x.pid');
+  return path.join(tempDir(t, 'distkit-pid-', { mode: 0o755 }), 'x.pid');
 }
 
 test('writePidFile writes the pid with a newline and leaves no temp file behind', (t) => {
@@ -58,13 +59,13 @@ test('removePidFile removes only a file that still holds our pid', (t) => {
 test('writePidFile writes a pid file prepared for it when its directory is not writable (Debian --chuid)', { skip: process.getuid?.() !== 0 && 'needs root to run the writer as nobody' }, async (t) => {
   // As Debian's /etc/init.d/distcc does: root touches and chowns the pid file in a directory the
   // daemon cannot write, then starts the daemon as that user.
-  const dir = tempDir(t, 'distkit-pid-chuid-');
+  const dir = tempDir(t, 'distkit-pid-chuid-', { mode: 0o755 });
   const file = path.join(dir, 'distccd.pid');
   fs.writeFileSync(file, '123456789\n');
   fs.chownSync(file, 65534, 65534);
   // nobody may not be able to read this checkout (a clone in a 0700 directory): give it its own
   // readable copy of the compiled module and what it imports.
-  const code = tempDir(t, 'distkit-pid-code-');
+  const code = tempDir(t, 'distkit-pid-code-', { mode: 0o755 });
   fs.mkdirSync(path.join(code, 'activation'));
   fs.copyFileSync(require.resolve('../../src/activation/pid_file'), path.join(code, 'activation', 'pid_file.js'));
   fs.copyFileSync(require.resolve('../../src/errors'), path.join(code, 'errors.js'));

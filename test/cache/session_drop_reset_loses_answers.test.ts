@@ -10,6 +10,7 @@ import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeMessage, Operation } from '../../src/cache/wire/index';
 import { startCacheServer } from './cache_server';
+import { waitUntil } from '../support/wait_until';
 
 test('session delivers the answers before a malformed request to a peer that keeps sending and reads late', async (t) => {
   const server = await startCacheServer({});
@@ -24,7 +25,8 @@ test('session delivers the answers before a malformed request to a peer that kee
     socket.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
     const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
     socket.write(Buffer.concat([get(1), get(2), Buffer.from('GET / HTTP/1.1\r\n')]));
-    await sleep(100); // the server answers both GETs and drops the connection
+    // The server answers both GETs and drops the connection.
+    await waitUntil(() => (server.engine.stats.dropped === round + 1 ? true : undefined), 5000, () => `round ${round}: not dropped`);
     for (let i = 0; i < 20 && !socket.destroyed; i++) {
       socket.write(Buffer.alloc(1000, 0x41)); // the rest of the peer's garbage
       await sleep(5);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeAddPayload, encodeMessage, Operation } from '../../src/cache/wire/index';
 import { RawPeer, startCacheServer } from './cache_server';
+import { waitUntil } from '../support/wait_until';
 
 const get = (uid: number, id: string): Buffer => encodeMessage({ isResponse: false, uid, operation: Operation.GET }, Buffer.from(id));
 
@@ -21,8 +22,9 @@ test('session closes a silent peer and logs it when an idle bound is set', async
   assert.equal((await silent.closed(5000)).length, 0);
   assert.equal((await halfFrame.closed(5000)).length, 0);
   assert.ok(Date.now() - started >= 150, 'closed before the idle bound');
-  await sleep(20);
-  const idle = server.lines.filter((l) => /^info: idle close conn=\d+ peer=127\.0\.0\.1:\d+ requests=0 idle_ms=200 buffered=\d+$/.test(l));
+  const idleCloses = (): string[] => server.lines.filter((l) => /^info: idle close conn=\d+ peer=127\.0\.0\.1:\d+ requests=0 idle_ms=200 buffered=\d+$/.test(l));
+  await waitUntil(() => (idleCloses().length >= 2 ? true : undefined), 5000, () => server.lines.join('\n'));
+  const idle = idleCloses();
   assert.equal(idle.length, 2, server.lines.join('\n'));
   assert.ok(idle.some((l) => / buffered=9$/.test(l)));
   assert.equal(server.engine.stats.connections, 0);

@@ -1,20 +1,14 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { checkCompiler, commandListFromEnv, readCommandList, type CompilerPolicy } from '../../src/compile/allowlist';
 import { DistkitError } from '../../src/errors';
-
-async function tempDir(t: TestContext): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-allow-'));
-  t.after(() => fs.rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { tempDir } from '../support/temp_dir';
 
 /** A private masquerade directory: gcc and cc executable, notexec a plain file. */
 async function masquerade(t: TestContext): Promise<string> {
-  const dir = await tempDir(t);
+  const dir = tempDir(t, 'distkit-allow-');
   for (const name of ['gcc', 'cc', 'x86_64-linux-gnu-gcc']) await fs.symlink('/usr/bin/distcc', path.join(dir, name));
   await fs.writeFile(path.join(dir, 'notexec'), '', { mode: 0o644 });
   return dir;
@@ -79,7 +73,7 @@ test('checkCompiler refuses @file and file-writing options when the job has no t
 });
 
 test('checkCompiler allows an @file when it is inside the job tree and refuses one that escapes', async (t) => {
-  const root = await tempDir(t);
+  const root = tempDir(t, 'distkit-allow-');
   const cwd = path.join(root, 'home/u/src');
   await fs.mkdir(cwd, { recursive: true });
   await fs.writeFile(path.join(cwd, 'flags.rsp'), '-O2 -DX=1\n"-Wall"\n');
@@ -104,7 +98,7 @@ test('checkCompiler allows an @file when it is inside the job tree and refuses o
 });
 
 test('checkCompiler maps argv[0] to the listed line when DISTCC_CMDLIST matches the last words', async (t) => {
-  const dir = await tempDir(t);
+  const dir = tempDir(t, 'distkit-allow-');
   const file = path.join(dir, 'commands.allow');
   await fs.writeFile(file, '# compilers\n/local/tools/blort/sh4/gcc-3.3/bin/sh4-linux-gcc\n\n/usr/bin/gcc  \n');
   const one = { commandList: { file, numWords: 1 }, masqueradeDir: '/nonexistent' };
@@ -118,7 +112,7 @@ test('checkCompiler maps argv[0] to the listed line when DISTCC_CMDLIST matches 
 });
 
 test('checkCompiler fails closed when the DISTCC_CMDLIST file is unreadable or empty', async (t) => {
-  const dir = await tempDir(t);
+  const dir = tempDir(t, 'distkit-allow-');
   assert.match(await reason(['gcc', '-c', 'x.c'], { commandList: { file: path.join(dir, 'missing'), numWords: 1 } }), /Cannot read DISTCC_CMDLIST.*ENOENT/);
   const empty = path.join(dir, 'empty');
   await fs.writeFile(empty, '');

@@ -13,10 +13,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { openCaptures, runCompiler, type CompilerOutcome } from '../../src/compile/compiler_process';
 import { encodeResponse } from '../../src/compile/wire/response';
+import { tempDir } from '../support/temp_dir';
 
 const ENV = { PATH: '/usr/bin:/bin' };
 
@@ -61,12 +61,6 @@ async function socketPair(options: { paused?: boolean; allowHalfOpen?: boolean }
       server.destroy();
     },
   };
-}
-
-async function scratch(t: { after(fn: () => Promise<void>): void }): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-answer-'));
-  t.after(() => fs.rm(dir, { recursive: true, force: true }));
-  return dir;
 }
 
 /** Runs `script` under sh with the answer planned on `pair`, then ends the server side. */
@@ -123,7 +117,7 @@ test('the exit handler writes every answer vector byte for byte', async (t) => {
 });
 
 test('a successful job is answered from the exit handler exactly as encodeResponse would', async (t) => {
-  const dir = await scratch(t);
+  const dir = tempDir(t, 'distkit-answer-');
   const pair = await socketPair();
   t.after(() => pair.close());
   const object = path.join(dir, 'out.o');
@@ -135,7 +129,7 @@ test('a successful job is answered from the exit handler exactly as encodeRespon
 });
 
 test('a failed compile is answered with its status, both captures and an empty DOTO', async (t) => {
-  const dir = await scratch(t);
+  const dir = tempDir(t, 'distkit-answer-');
   const pair = await socketPair();
   t.after(() => pair.close());
   const object = path.join(dir, 'never.o');
@@ -146,7 +140,7 @@ test('a failed compile is answered with its status, both captures and an empty D
 });
 
 test('the exit handler declines, sending nothing, when the object cannot be read or a capture is over 1 MiB', async (t) => {
-  const dir = await scratch(t);
+  const dir = tempDir(t, 'distkit-answer-');
   const missing = await socketPair();
   t.after(() => missing.close());
   const run = await answerFrom(missing, dir, 'printf note >&2; exit 0', path.join(dir, 'absent.o'));
@@ -164,7 +158,7 @@ test('the exit handler declines, sending nothing, when the object cannot be read
 });
 
 test('a job that times out or whose client leaves is not answered by the exit handler', async (t) => {
-  const dir = await scratch(t);
+  const dir = tempDir(t, 'distkit-answer-');
   const object = path.join(dir, 'slow.o');
   const late = await socketPair();
   t.after(() => late.close());
@@ -182,7 +176,7 @@ test('a job that times out or whose client leaves is not answered by the exit ha
 });
 
 test('an answer larger than the socket takes at once comes back as the rest to write, in order', async (t) => {
-  const dir = await scratch(t);
+  const dir = tempDir(t, 'distkit-answer-');
   const pair = await socketPair({ paused: true });
   t.after(() => pair.close());
   pair.server.setNoDelay(true);
@@ -198,7 +192,7 @@ test('an answer larger than the socket takes at once comes back as the rest to w
 });
 
 test('a socket that can no longer send makes the answer fail (unanswered), not the daemon', async (t) => {
-  const dir = await scratch(t);
+  const dir = tempDir(t, 'distkit-answer-');
   const pair = await socketPair({ allowHalfOpen: true });
   t.after(() => pair.close());
   // Our end already shut down for writing (and kept open): the next send is EPIPE, as after a
@@ -213,7 +207,7 @@ test('a socket that can no longer send makes the answer fail (unanswered), not t
 });
 
 test('a socket closed during the compile, its number taken by another socket, gets nothing', async (t) => {
-  const dir = await scratch(t);
+  const dir = tempDir(t, 'distkit-answer-');
   const first = await socketPair();
   t.after(() => first.close());
   const object = path.join(dir, 'o.o');
@@ -241,7 +235,7 @@ test('a socket closed during the compile, its number taken by another socket, ge
 });
 
 test('a descriptor that is not a socket (ssh and inetd pipes) is answered by the caller', async (t) => {
-  const dir = await scratch(t);
+  const dir = tempDir(t, 'distkit-answer-');
   const object = path.join(dir, 'o.o');
   const captures = openCaptures(dir);
   t.after(() => captures.close());

@@ -19,6 +19,7 @@ import { decodeAddPayload, MessageReader, MAX_PAYLOAD, Operation, Status, type O
 import { fuzzStream, randomChunks } from './cache_mutators';
 import { MAX_FINDINGS, type Finding, type FuzzOptions, type FuzzSummary } from './fuzz_target';
 import { Rng } from './rng';
+import { waitUntil } from '../support/wait_until';
 
 export const CONNECTION_BOUND_MS = 10_000;
 
@@ -259,8 +260,9 @@ export async function fuzzLiveServer(name: string, server: FuzzedServer, options
   if (ledger.reasonless > 0) note('violation', -1, `${ledger.reasonless} drop lines without a reason`, Buffer.alloc(0));
   if (server.proxy === true) {
     // Every predicted drop has a "bad request" line with a reason; abandoned connections may add some.
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    const bad = server.lines.filter((l) => /\bbad request\b.*\bwhy=/.test(l)).length;
+    const badLines = (): number => server.lines.filter((l) => /\bbad request\b.*\bwhy=/.test(l)).length;
+    await waitUntil(() => (badLines() >= drops ? true : undefined), 5000, () => '').catch(() => undefined);
+    const bad = badLines();
     if (bad < drops || bad > drops + abandoned) note('violation', -1, `${bad} "bad request" log lines for ${drops} predicted drops (+${abandoned} abandoned)`, Buffer.alloc(0));
   }
   if (server.rssLimitBytes !== undefined && peak > server.rssLimitBytes) {

@@ -2,11 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { tempDir } from '../system/echo_harness';
+import { tempDir } from '../support/temp_dir';
 import { configureLogging, createLogger, fileSink, parseRemoteTarget, protectStderr } from '../../src/log/index';
 
 test('fileSink appends timestamped lines with program and pid and follows a rotation on reopen', (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'distkit-act-', { mode: 0o755 });
   const file = path.join(dir, 'a.log');
   const sink = fileSink('prog', file);
   sink.write('notice', 'first k=1');
@@ -29,7 +29,7 @@ test('parseRemoteTarget reads transport, host and port and defaults to udp port 
 });
 
 test('configureLogging with a file and a level writes only lines at or above the level to the file', (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'distkit-act-', { mode: 0o755 });
   const file = path.join(dir, 'b.log');
   const log = createLogger('prog');
   configureLogging(log, { level: 'notice', file, decision: { kind: 'standalone', fds: [] } });

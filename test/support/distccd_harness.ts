@@ -1,14 +1,15 @@
-// Starts our distccd (node dist/src/cli/distccd.js) for system tests on a free loopback port,
+// Starts our distccd (node dist/src/cli/distccd.js) for system tests on a fresh loopback port,
 // with a private masquerade directory, collects its log lines, and runs Debian's real distcc
 // client against it. Everything is cleaned up by the test's t.after.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { freePort } from './free_port';
+import { Daemon } from './daemon';
+import { onFreePort, freePort, PORT_TAKEN, saysPortTaken } from './free_port';
+import { tempDir, type AfterHook } from './temp_dir';
 
-export { freePort };
+export { tempDir };
 
 export const DISTCCD = path.resolve(__dirname, '../../src/cli/distccd.js');
 
@@ -28,15 +29,9 @@ export async function makeMasqueradeDir(dir: string, names: readonly string[] = 
   return dir;
 }
 
-export async function tempDir(t: { after: (fn: () => Promise<void>) => void }, prefix: string): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
-  t.after(() => fs.rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 /** A private tree for one daemon: `root`, its TMPDIR `root/tmp` and a masquerade dir `root/masq`. */
-export async function jobTree(t: { after: (fn: () => Promise<void>) => void }, prefix: string): Promise<{ root: string; tmp: string; masq: string }> {
-  const root = await tempDir(t, prefix);
+export async function jobTree(t: AfterHook, prefix: string): Promise<{ root: string; tmp: string; masq: string }> {
+  const root = tempDir(t, prefix);
   const tmp = path.join(root, 'tmp');
   await fs.mkdir(tmp);
   return { root, tmp, masq: await makeMasqueradeDir(path.join(root, 'masq')) };
@@ -44,6 +39,8 @@ export async function jobTree(t: { after: (fn: () => Promise<void>) => void }, p
 
 export interface RunningDistccd {
   readonly port: number;
+  /** The --stats port, when started with `stats`. */
+  readonly statsPort: number;
   readonly child: ChildProcess;
   /** Log lines so far. */
   readonly lines: string[];
@@ -68,53 +65,57 @@ export interface StartOptions {
   readonly listen?: string;
   /** false: leave out the --user root a root test run adds (KEEP_ROOT). */
   readonly keepRoot?: boolean;
+  /** Serve the counters page too (--stats on a fresh --stats-port). */
+  readonly stats?: boolean;
 }
 
-export async function startDistccd(t: { after: (fn: () => Promise<unknown>) => void }, options: StartOptions): Promise<RunningDistccd> {
-  const port = await freePort();
-  const args = [
-    DISTCCD, '--daemon', '--no-detach', '--listen', options.listen ?? '127.0.0.1', '--port', String(port), '--log-stderr', '--log-level', 'debug',
-    '--compiler-dir', options.compilerDir, ...(options.noAllow === true ? [] : ['--allow', '127.0.0.1']), ...(options.keepRoot === false ? [] : KEEP_ROOT), ...(options.args ?? []),
-  ];
-  const [command, ...rest] = [...(options.wrapper ?? []), process.execPath, ...args];
-  const child = spawn(command!, rest, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'ignore', 'pipe'] });
-  const lines: string[] = [];
-  const waiters: Array<{ re: RegExp; resolve: (l: string) => void }> = [];
-  let partial = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (text: string) => {
-    partial += text;
-    const parts = partial.split('\n');
-    partial = parts.pop()!;
-    for (const line of parts) {
-      lines.push(line);
-      for (const w of [...waiters]) if (w.re.test(line)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(line); }
+/**
+ * distccd refuses --port 0 (as C distccd does), so it is told a port that was free a moment ago
+ * and started again on a fresh one if a parallel test took it first (exit 102, address in use).
+ */
+export async function startDistccd(t: AfterHook, options: StartOptions): Promise<RunningDistccd> {
+  return onFreePort(async (port) => {
+    const statsPort = options.stats === true ? await freePort() : 0;
+    const args = [
+      DISTCCD, '--daemon', '--no-detach', '--listen', options.listen ?? '127.0.0.1', '--port', String(port), '--log-stderr', '--log-level', 'debug',
+      '--compiler-dir', options.compilerDir, ...(options.noAllow === true ? [] : ['--allow', '127.0.0.1']), ...(options.keepRoot === false ? [] : KEEP_ROOT),
+      ...(options.stats === true ? ['--stats', '--stats-port', String(statsPort)] : []), ...(options.args ?? []),
+    ];
+    const [command, ...rest] = [...(options.wrapper ?? []), process.execPath, ...args];
+    const daemon = Daemon.start(t, command!, rest, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    try {
+      await daemon.waitForLine(/listening/);
+    } catch (error) {
+      if (daemon.exit === undefined) throw error;
+      await daemon.drained;
+      if (daemon.exit.code === 102 && saysPortTaken(daemon.stderr)) return PORT_TAKEN;
+      throw new Error(`distccd exited ${daemon.exit.code}:\n${daemon.lines.join('\n')}`);
     }
+    return {
+      port,
+      statsPort,
+      child: daemon.child,
+      lines: daemon.lines,
+      waitFor: (re, ms) => daemon.waitForLine(re, ms),
+      waitForCount: (re, n, ms) => daemon.waitForLines(re, n, ms),
+      stop: async () => (await daemon.stop()).code,
+      exited: daemon.exited.then((e) => e.code),
+    };
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const waitFor = (re: RegExp, ms = 20_000): Promise<string> => {
-    const found = lines.find((l) => re.test(l));
-    if (found !== undefined) return Promise.resolve(found);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no log line ${re} within ${ms} ms; log:\n${lines.join('\n')}`)), ms);
-      waiters.push({ re, resolve: (l) => { clearTimeout(timer); resolve(l); } });
-      void exited.then(() => setTimeout(() => reject(new Error(`distccd exited before ${re}; log:\n${lines.join('\n')}`)), 50));
-    });
-  };
-  const waitForCount = async (re: RegExp, n: number, ms = 20_000): Promise<void> => {
-    const end = Date.now() + ms;
-    while (lines.filter((l) => re.test(l)).length < n) {
-      if (Date.now() > end) throw new Error(`fewer than ${n} log lines ${re} within ${ms} ms; log:\n${lines.join('\n')}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-  const stop = async (): Promise<number | null> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    return exited;
-  };
-  t.after(stop);
-  await Promise.race([waitFor(/listening/), exited.then((code) => { throw new Error(`distccd exited ${code}:\n${lines.join('\n')}`); })]);
-  return { port, child, lines, waitFor, waitForCount, stop, exited };
+}
+
+/** Debian's C distccd 3.4 as a daemon on a fresh loopback port (stats: and its counters page). */
+export async function startCDistccd(t: AfterHook, options: { args?: readonly string[]; stats?: boolean } = {}): Promise<{ port: number; statsPort: number }> {
+  return onFreePort(async (port) => {
+    const statsPort = options.stats === true ? await freePort() : 0;
+    const daemon = Daemon.start(t, '/usr/bin/distccd', [
+      '--daemon', '--no-detach', '--allow', '127.0.0.1', '--listen', '127.0.0.1', '--port', String(port), '--log-stderr', '--log-level', 'info',
+      ...(options.stats === true ? ['--stats', '--stats-port', String(statsPort)] : []), ...(options.args ?? []),
+    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // It logs "listening on" per socket and, last, that its stats server has started.
+    const ready = await daemon.waitForBind(options.stats === true ? /HTTP server started on port/ : new RegExp(`listening on 127\\.0\\.0\\.1:${port}\\b`));
+    return ready === PORT_TAKEN ? PORT_TAKEN : { port, statsPort };
+  });
 }
 
 export interface ClientResult {
@@ -136,6 +137,17 @@ export function run(command: string, args: readonly string[], options: { cwd: st
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
+  });
+}
+
+/**
+ * Runs our distccd to its exit with the arguments `args` builds around a fresh port: for the
+ * starts that fail on purpose, so that a port a parallel test took cannot pass for their failure.
+ */
+export function runDistccd(args: (port: number) => readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ClientResult> {
+  return onFreePort(async (port) => {
+    const result = await run(process.execPath, [DISTCCD, ...args(port)], { cwd: options.cwd ?? process.cwd(), env: options.env });
+    return result.code === 102 && saysPortTaken(result.stderr) ? PORT_TAKEN : result;
   });
 }
 

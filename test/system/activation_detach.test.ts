@@ -8,7 +8,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as posix from 'posix';
-import { ECHO, NODE, greetAndEcho, makeZombie, start, tempDir, waitUntil } from './echo_harness';
+import { ECHO, NODE, greetAndEcho, makeZombie, start, waitUntil } from './echo_harness';
+import { tempDir } from '../support/temp_dir';
 import { isProcessAlive } from '../../src/activation/index';
 
 /** Ends the detached daemon by pid (it is not our child) and waits until it is gone. */
@@ -43,7 +44,7 @@ async function startDetached(t: TestContext, pidFile: string, extra: string[] = 
 }
 
 test('detached echo writes its pid file, serves, runs as nobody and refuses a second start', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'distkit-act-', { mode: 0o755 });
   const pidFile = path.join(dir, 'echo.pid');
   const logFile = path.join(dir, 'echo.log');
   const { pid, port } = await startDetached(t, pidFile, ['--user', 'nobody', '--log-file', logFile]);
@@ -68,7 +69,7 @@ test('detached echo writes its pid file, serves, runs as nobody and refuses a se
 });
 
 test('detached echo replaces a stale pid file when its pid is dead', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'distkit-act-', { mode: 0o755 });
   const pidFile = path.join(dir, 'echo.pid');
   const gone = spawn('true');
   await new Promise((resolve) => gone.once('exit', resolve));
@@ -80,7 +81,7 @@ test('detached echo replaces a stale pid file when its pid is dead', async (t) =
 });
 
 test('detached echo replaces a stale pid file when its pid is a zombie', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'distkit-act-', { mode: 0o755 });
   const pidFile = path.join(dir, 'echo.pid');
   const zombie = await makeZombie(t);
   fs.writeFileSync(pidFile, `${zombie}\n`);
@@ -90,7 +91,7 @@ test('detached echo replaces a stale pid file when its pid is a zombie', async (
 });
 
 test('detached echo reports the daemon\'s bind error and exits 1 when the address is bad', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'distkit-act-', { mode: 0o755 });
   const pidFile = path.join(dir, 'echo.pid');
   const p = start(t, NODE, [ECHO, '--detach', '--pid-file', pidFile, '--listen', `unix:${dir}/missing/dir.sock`]);
   assert.equal(await p.exited, 1);

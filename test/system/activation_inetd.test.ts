@@ -6,24 +6,29 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ECHO, NODE, LineClient, freePort, listening, read, start, tempDir, waitUntil } from './echo_harness';
+import { ECHO, NODE, LineClient, listensOn, read, start, waitUntil } from './echo_harness';
+import { freePort, onFreePort, PORT_TAKEN } from '../support/free_port';
+import { tempDir } from '../support/temp_dir';
 import { isProcessAlive } from '../../src/activation/index';
 
 test('echo under inetd nowait and wait serves its connections and never writes a log line to the client', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'distkit-act-', { mode: 0o755 });
   const nowaitLog = path.join(dir, 'nowait.log');
   const waitLog = path.join(dir, 'wait.log');
-  const [nowaitPort, waitPort] = [await freePort(), await freePort()];
   const conf = path.join(dir, 'inetd.conf');
-  fs.writeFileSync(conf, [
-    // --log-stderr on purpose: fd 2 is the client socket, the program must move it to the log file.
-    `127.0.0.1:${nowaitPort} stream tcp4 nowait root ${NODE} node ${ECHO} --inetd --log-stderr --log-file ${nowaitLog}`,
-    `127.0.0.1:${waitPort} stream tcp4 wait root ${NODE} node ${ECHO} --log-stderr --log-file ${waitLog}`,
-    '',
-  ].join('\n'));
-  const inetd = start(t, '/usr/sbin/inetd', ['-d', conf]);
-  await waitUntil(() => (fs.existsSync(`/proc/net/tcp`) && listening(waitPort) && listening(nowaitPort) ? true : undefined), 10_000, () => inetd.output());
-
+  const { nowaitPort, waitPort } = await onFreePort(async (nowaitPort) => {
+    const waitPort = await freePort();
+    fs.writeFileSync(conf, [
+      // --log-stderr on purpose: fd 2 is the client socket, the program must move it to the log file.
+      `127.0.0.1:${nowaitPort} stream tcp4 nowait root ${NODE} node ${ECHO} --inetd --log-stderr --log-file ${nowaitLog}`,
+      `127.0.0.1:${waitPort} stream tcp4 wait root ${NODE} node ${ECHO} --log-stderr --log-file ${waitLog}`,
+      '',
+    ].join('\n'));
+    const inetd = start(t, '/usr/sbin/inetd', ['-d', conf]);
+    if (await listensOn(inetd.child.pid!, [waitPort, nowaitPort], () => inetd.output())) return { nowaitPort, waitPort };
+    inetd.child.kill('SIGKILL');
+    return PORT_TAKEN;
+  });
   // nowait: a process per connection; everything the client reads is protocol.
   for (const n of [1, 2]) {
     const client = await LineClient.connect({ host: '127.0.0.1', port: nowaitPort });

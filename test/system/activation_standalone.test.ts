@@ -8,7 +8,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as posix from 'posix';
-import { ECHO, NODE, LineClient, greetAndEcho, start, tempDir, waitUntil } from './echo_harness';
+import { ECHO, NODE, LineClient, greetAndEcho, start, waitUntil } from './echo_harness';
+import { tempDir } from '../support/temp_dir';
 
 function listeningOn(output: string): string[] {
   const m = /listening on=(\S+)/.exec(output);
@@ -21,7 +22,7 @@ function tcpTarget(address: string): net.NetConnectOpts {
 }
 
 test('standalone echo serves TCP, IPv6 and a unix socket with the asked owner, group and mode', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'distkit-act-', { mode: 0o755 });
   const sock = path.join(dir, 'echo.sock');
   const p = start(t, NODE, [ECHO, '--listen', '127.0.0.1:0', '--listen', '[::1]:0', '--listen', `unix:${sock}`,
     '--socket-owner', 'nobody', '--socket-group', 'nogroup', '--socket-mode', '660', '--log-stderr']);
@@ -123,7 +124,7 @@ test('standalone echo exits 1 with a clear message when its address is in use', 
 });
 
 test('standalone echo refuses to delete a file that is not a socket at its unix path', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'distkit-act-', { mode: 0o755 });
   const file = path.join(dir, 'precious');
   fs.writeFileSync(file, 'data');
   const p = start(t, NODE, [ECHO, '--listen', `unix:${file}`]);
@@ -133,7 +134,7 @@ test('standalone echo refuses to delete a file that is not a socket at its unix 
 });
 
 test('standalone echo reopens its log file on SIGHUP so a rotated file is let go', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'distkit-act-', { mode: 0o755 });
   const logFile = path.join(dir, 'echo.log');
   const p = start(t, NODE, [ECHO, '--listen', '127.0.0.1:0', '--log-file', logFile]);
   await waitUntil(() => (fs.existsSync(logFile) && /listening on=/.test(fs.readFileSync(logFile, 'utf8')) ? true : undefined), 10_000, () => p.output());

@@ -5,9 +5,12 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import path from 'node:path';
-import { Program, tempDir } from './cache_harness';
+import { Program } from './cache_harness';
+import { tempDir } from '../support/temp_dir';
 import { CacheClient } from '../../src/cache/client';
 import { Status } from '../../src/cache/wire/constants';
+import { receiveQueue } from '../support/receive_queue';
+import { waitUntil } from '../support/wait_until';
 
 /**
  * Starts dc_server <- dc_snoop <- dc_client on unix sockets in a fresh directory, one after the
@@ -15,13 +18,12 @@ import { Status } from '../../src/cache/wire/constants';
  * connection, and stops all three after the test (continuing any the test left stopped).
  */
 async function startChain(t: TestContext, prefix: string, serverArgs: readonly string[] = []): Promise<{ server: Program; snoop: Program; proxy: Program; proxySock: string }> {
-  const { dir, cleanup } = tempDir(prefix);
+  const dir = tempDir(t, prefix);
   const sock = (name: string): string => path.join(dir, `${name}.sock`);
   const started: Program[] = [];
   t.after(async () => {
     for (const p of started) if (p.running) process.kill(p.pid, 'SIGCONT');
     await Promise.all(started.map((p) => p.stop()));
-    cleanup();
   });
   const start = async (p: Program): Promise<Program> => {
     started.push(p);
@@ -72,7 +74,7 @@ test('the client library works through dc_client, dc_snoop and dc_server with pi
 });
 
 test('the client library sees unavailable (0x02, then empty answers) when dc_client loses dc_server mid-request', async (t) => {
-  const { dir, cleanup } = tempDir('dc-chain-kill-');
+  const dir = tempDir(t, 'dc-chain-kill-');
   const serverSock = path.join(dir, 'server.sock');
   const proxySock = path.join(dir, 'proxy.sock');
   const server = new Program('dc_server', ['-listen', `UNIX:${serverSock}`]);
@@ -80,7 +82,6 @@ test('the client library sees unavailable (0x02, then empty answers) when dc_cli
   t.after(async () => {
     if (server.running) process.kill(server.pid, 'SIGCONT');
     await Promise.all([proxy?.stop(), server.stop()]);
-    cleanup();
   });
   await server.listening();
   proxy = new Program('dc_client', ['-listen', `UNIX:${proxySock}`, '-server', `UNIX:${serverSock}`, '-loglevel', 'info']);
@@ -92,7 +93,7 @@ test('the client library sees unavailable (0x02, then empty answers) when dc_cli
   process.kill(server.pid, 'SIGSTOP');
   // HAVE, not GET: for GET the library cannot tell 0x02 from a stored one-byte value 0x02.
   const pending = client.have('k');
-  await new Promise((r) => setTimeout(r, 150));
+  await waitUntil(() => (receiveQueue({ path: serverSock }) > 0 ? true : undefined), 10_000, () => 'the HAVE never reached the frozen server');
   process.kill(server.pid, 'SIGKILL');
   await assert.rejects(pending, (e: Error & { code?: string }) => e.code === 'cache-unavailable');
   // While no server is reachable, dc_client answers at once with an empty payload.

@@ -1,86 +1,29 @@
 // Helpers for the system tests of the cache programs: start the real compiled dc_server /
-// dc_client / dc_snoop (node dist/src/cli/<program>.js, never through npm), learn the address they
-// bound from their "listening on=" line, talk raw bytes to them, and stop them by PID.
+// dc_client / dc_snoop (node dist/src/cli/<program>.js, never through npm) as a Daemon
+// (test/support/daemon.ts), learn the address they bound from their "listening on=" line, talk
+// raw bytes to them, and stop them by PID.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
+import { Daemon } from '../support/daemon';
 
 const CLI_DIR = path.join(__dirname, '..', '..', 'src', 'cli');
 
 export type CacheProgram = 'dc_server' | 'dc_client' | 'dc_snoop';
 
-export class Program {
-  readonly child: ChildProcess;
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  #waiters: Array<() => void> = [];
-
+export class Program extends Daemon {
   constructor(program: CacheProgram, args: readonly string[], env: NodeJS.ProcessEnv = process.env) {
-    this.child = spawn(process.execPath, [path.join(CLI_DIR, `${program}.js`), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
-    this.child.stdout!.on('data', (d: Buffer) => {
-      this.stdout += d.toString();
-      this.#wake();
-    });
-    this.child.stderr!.on('data', (d: Buffer) => {
-      this.stderr += d.toString();
-      this.#wake();
-    });
-    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => {
-      this.#wake();
-      resolve({ code, signal });
-    }));
-  }
-
-  #wake(): void {
-    for (const w of this.#waiters.splice(0)) w();
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
+    super(process.execPath, [path.join(CLI_DIR, `${program}.js`), ...args], { env });
   }
 
   /** Waits until `test` holds (checked on every output chunk), or fails after `ms`. */
   async waitUntil(what: string, test: () => boolean, ms = 10_000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!test()) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what}; stderr:\n${this.stderr}\nstdout:\n${this.stdout}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(left, 200));
-        this.#waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
-  /** The addresses from the "listening on=a,b" start-up line. */
-  async listening(ms = 10_000): Promise<string[]> {
-    await this.waitUntil('the listening line', () => /listening on=\S+/.test(this.stderr) || !this.running, ms);
-    const m = /listening on=(\S+)/.exec(this.stderr);
-    if (m === null) throw new Error(`program exited before listening; stderr:\n${this.stderr}`);
-    return m[1]!.split(',');
+    await this.until(what, () => (test() ? true : undefined), { ms });
   }
 
   /** Stops it (SIGTERM by PID, SIGKILL after 5 s) and returns how it ended. */
-  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (this.running) {
-      this.child.kill('SIGTERM');
-      const timer = setTimeout(() => this.running && this.child.kill('SIGKILL'), 5000);
-      const r = await this.exited;
-      clearTimeout(timer);
-      return r;
-    }
-    return this.exited;
+  override stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    return super.stop('SIGTERM', 5000);
   }
 }
 
@@ -90,8 +33,7 @@ export async function runToExit(program: CacheProgram, args: readonly string[], 
   const timer = setTimeout(() => p.running && p.child.kill('SIGKILL'), ms);
   const { code } = await p.exited;
   clearTimeout(timer);
-  // Let the pipes drain after exit.
-  await new Promise((r) => setImmediate(r));
+  await p.drained;
   return { code, stdout: p.stdout, stderr: p.stderr };
 }
 
@@ -181,10 +123,4 @@ export class RawClient {
   destroy(): void {
     this.socket.destroy();
   }
-}
-
-/** A fresh private directory under os.tmpdir(), removed by the returned cleanup. */
-export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }

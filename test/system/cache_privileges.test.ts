@@ -10,9 +10,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { startServerProgram, DC_SERVER } from '../fuzz/server_program';
+import { tempDir, type AfterHook } from '../support/temp_dir';
 
 const CLI = path.join(__dirname, '..', '..', 'src', 'cli');
 const NOBODY = 65534;
@@ -44,17 +44,15 @@ function connectAs(uid: number, gid: number, socket: string): Promise<string> {
   });
 }
 
-function tempDir(t: { after: (fn: () => void) => void }): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'distkit-cache-sec-'));
-  fs.chmodSync(dir, 0o755); // others must reach the socket for the access checks to mean anything
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
+/** Others must reach the socket for the access checks to mean anything. */
+function openDir(t: AfterHook): string {
+  return tempDir(t, 'distkit-cache-sec-', { mode: 0o755 });
 }
 
 for (const program of PROGRAMS) {
   const built = fs.existsSync(program.script);
   test(`${program.name} runs with the uid, gid and supplementary groups of -user when started as root`, { skip: built ? false : `${program.script} not built on this branch` }, async (t) => {
-    const dir = tempDir(t);
+    const dir = openDir(t);
     const groupFile = path.join(dir, 'group');
     fs.writeFileSync(groupFile, `${fs.readFileSync('/etc/group', 'utf8').trimEnd()}\ndistkittest:x:${TEST_GID}:nobody\n`);
     const wrapper = ['unshare', '--mount', '--', 'sh', '-c', `mount --bind ${groupFile} /etc/group && exec "$@"`, 'sh'];
@@ -70,7 +68,7 @@ for (const program of PROGRAMS) {
   });
 
   test(`${program.name} gives its UNIX: socket the -sockowner, -sockgroup and -sockperms asked for`, { skip: built ? false : `${program.script} not built on this branch` }, async (t) => {
-    const dir = tempDir(t);
+    const dir = openDir(t);
     const sock = path.join(dir, 'sock');
     const p = await startServerProgram([...program.args(`UNIX:${sock}`), '-sockowner', 'nobody', '-sockgroup', 'nogroup', '-sockperms', '660'], { script: program.script });
     t.after(() => p.stop());
@@ -83,7 +81,7 @@ for (const program of PROGRAMS) {
   });
 
   test(`${program.name} keeps other users off a UNIX: socket with -sockperms 600`, { skip: built ? false : `${program.script} not built on this branch` }, async (t) => {
-    const dir = tempDir(t);
+    const dir = openDir(t);
     const sock = path.join(dir, 'sock');
     const p = await startServerProgram([...program.args(`UNIX:${sock}`), '-sockperms', '600'], { script: program.script });
     t.after(() => p.stop());

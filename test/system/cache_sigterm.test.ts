@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CacheClient } from '../../src/cache/client';
 import { Status } from '../../src/cache/wire/index';
 import { startLoadServer } from '../load/cache_load';
+import { waitUntil } from '../support/wait_until';
 
 test('cache server keeps every acknowledged ADD readable after SIGTERM until it exits 0', async (t) => {
   // Capacity above what the writers can add in the test, so nothing is evicted.
@@ -32,15 +33,15 @@ test('cache server keeps every acknowledged ADD readable after SIGTERM until it 
     }
   };
   const writing = writers.map((c, w) => write(c, w));
-  await sleep(400);
+  await waitUntil(() => (acked.length > 100 ? true : undefined), 10_000, () => `only ${acked.length} ADDs acknowledged`);
   // Mid-pipeline: each writer has up to 32 ADDs in flight.
   process.kill(program.pid, 'SIGTERM');
   signalled = true;
   await Promise.all(writing);
   assert.deepEqual(failures, []);
   assert.ok(acked.length > 100, `only ${acked.length} ADDs were acknowledged`);
-  // New connections are refused once the signal is handled.
-  await sleep(100);
+  // New connections are refused once the signal is handled (the listeners close before "draining").
+  await waitUntil(() => (program.lines.some((l) => /draining/.test(l)) ? true : undefined), 10_000, () => program.lines.join('\n'));
   const refused = await new Promise<boolean>((resolve) => {
     const s = net.connect(program.target);
     s.on('connect', () => {

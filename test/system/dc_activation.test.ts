@@ -6,7 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { NODE, freePort, listening, read, start, tempDir, waitUntil } from './echo_harness';
+import { NODE, listensOn, read, start, waitUntil } from './echo_harness';
+import { freePort, onFreePort, PORT_TAKEN } from '../support/free_port';
+import { tempDir } from '../support/temp_dir';
 import { RawClient, runToExit } from './cache_harness';
 import { loadGoldenVectors } from '../cache/golden_vectors';
 import { isProcessAlive } from '../../src/activation/index';
@@ -30,12 +32,13 @@ async function replayBasic(dial: net.NetConnectOpts): Promise<void> {
 }
 
 test('dc_server under systemd Accept=no serves the inherited TCP and unix listeners without -listen', async (t) => {
-  const dir = tempDir(t, 'dc-act-');
+  const dir = tempDir(t, 'dc-act-', { mode: 0o755 });
   const sock = path.join(dir, 'dc.sock');
-  const port = await freePort();
   const logFile = path.join(dir, 'dc.log');
-  const p = start(t, 'systemd-socket-activate', ['-l', `127.0.0.1:${port}`, '-l', sock, NODE, DC_SERVER, '-logfile', logFile]);
-  await p.waitFor(/Listening on/);
+  const { p, port } = await onFreePort(async (port) => {
+    const p = start(t, 'systemd-socket-activate', ['-l', `127.0.0.1:${port}`, '-l', sock, NODE, DC_SERVER, '-logfile', logFile]);
+    return (await p.waitForBind(/Listening on/)) === PORT_TAKEN ? PORT_TAKEN : { p, port };
+  });
   await replayBasic({ host: '127.0.0.1', port });
   await replayBasic({ path: sock });
   assert.match(read(logFile), /mode kind=systemd-listen why="LISTEN_FDS=2 for this pid/);
@@ -44,10 +47,11 @@ test('dc_server under systemd Accept=no serves the inherited TCP and unix listen
 });
 
 test('dc_server under systemd Accept=yes serves one connection per process', async (t) => {
-  const port = await freePort();
-  const logFile = path.join(tempDir(t, 'dc-act-'), 'dc.log');
-  const p = start(t, 'systemd-socket-activate', ['-l', `127.0.0.1:${port}`, '--accept', '--fdname=connection', NODE, DC_SERVER, '-logfile', logFile]);
-  await p.waitFor(/Listening on/);
+  const logFile = path.join(tempDir(t, 'dc-act-', { mode: 0o755 }), 'dc.log');
+  const { p, port } = await onFreePort(async (port) => {
+    const p = start(t, 'systemd-socket-activate', ['-l', `127.0.0.1:${port}`, '--accept', '--fdname=connection', NODE, DC_SERVER, '-logfile', logFile]);
+    return (await p.waitForBind(/Listening on/)) === PORT_TAKEN ? PORT_TAKEN : { p, port };
+  });
   await replayBasic({ host: '127.0.0.1', port });
   await replayBasic({ host: '127.0.0.1', port });
   await waitUntil(() => (/mode kind=systemd-accept[^]*mode kind=systemd-accept/.test(read(logFile)) ? true : undefined), 5000, () => read(logFile));
@@ -55,18 +59,22 @@ test('dc_server under systemd Accept=yes serves one connection per process', asy
 });
 
 test('dc_server under a real inetd: nowait (one process per connection, also -listen FD:0) and wait (one process for all)', async (t) => {
-  const dir = tempDir(t, 'dc-inetd-');
-  const [nowaitPort, fdPort, waitPort] = [await freePort(), await freePort(), await freePort()];
+  const dir = tempDir(t, 'dc-inetd-', { mode: 0o755 });
   const waitLog = path.join(dir, 'wait.log');
   const conf = path.join(dir, 'inetd.conf');
-  fs.writeFileSync(conf, [
-    `127.0.0.1:${nowaitPort} stream tcp4 nowait root ${NODE} node ${DC_SERVER}`,
-    `127.0.0.1:${fdPort} stream tcp4 nowait root ${NODE} node ${DC_SERVER} -listen FD:0`,
-    `127.0.0.1:${waitPort} stream tcp4 wait root ${NODE} node ${DC_SERVER} -logfile ${waitLog}`,
-    '',
-  ].join('\n'));
-  const inetd = start(t, '/usr/sbin/inetd', ['-d', conf]);
-  await waitUntil(() => ([nowaitPort, fdPort, waitPort].every(listening) ? true : undefined), 10_000, () => inetd.output());
+  const { nowaitPort, fdPort, waitPort } = await onFreePort(async (nowaitPort) => {
+    const [fdPort, waitPort] = [await freePort(), await freePort()];
+    fs.writeFileSync(conf, [
+      `127.0.0.1:${nowaitPort} stream tcp4 nowait root ${NODE} node ${DC_SERVER}`,
+      `127.0.0.1:${fdPort} stream tcp4 nowait root ${NODE} node ${DC_SERVER} -listen FD:0`,
+      `127.0.0.1:${waitPort} stream tcp4 wait root ${NODE} node ${DC_SERVER} -logfile ${waitLog}`,
+      '',
+    ].join('\n'));
+    const inetd = start(t, '/usr/sbin/inetd', ['-d', conf]);
+    if (await listensOn(inetd.child.pid!, [nowaitPort, fdPort, waitPort], () => inetd.output())) return { nowaitPort, fdPort, waitPort };
+    inetd.child.kill('SIGKILL');
+    return PORT_TAKEN;
+  });
   // nowait: every connection a fresh cache, and not one stray byte (fd 2 is the client socket too).
   await replayBasic({ host: '127.0.0.1', port: nowaitPort });
   await replayBasic({ host: '127.0.0.1', port: fdPort });
@@ -93,7 +101,7 @@ test('dc_server under a real inetd: nowait (one process per connection, also -li
 });
 
 test('dc_server -daemon writes its pid file once listening, serves, and stops on SIGTERM', async (t) => {
-  const dir = tempDir(t, 'dc-daemon-');
+  const dir = tempDir(t, 'dc-daemon-', { mode: 0o755 });
   const sock = path.join(dir, 'd.sock');
   const pidFile = path.join(dir, 'dc.pid');
   const logFile = path.join(dir, 'dc.log');

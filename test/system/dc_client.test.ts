@@ -3,9 +3,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { Program, RawClient, runToExit, dialOf, libnalOf, tempDir } from './cache_harness';
+import { Program, RawClient, runToExit, dialOf, libnalOf } from './cache_harness';
+import { tempDir } from '../support/temp_dir';
 import { encodeMessage } from '../../src/cache/wire/frame';
 import { Operation } from '../../src/cache/wire/constants';
+import { receiveQueue } from '../support/receive_queue';
+import { waitUntil } from '../support/wait_until';
 
 function request(uid: number, operation: number, payload: Buffer): Buffer {
   return encodeMessage({ isResponse: false, uid, operation: operation as Operation }, payload);
@@ -53,7 +56,7 @@ test('dc_client prints its usage and exits 0 for -h, -help and -?', async () => 
 });
 
 async function startPair(t: { after: (fn: () => Promise<void> | void) => void }, clientArgs: string[] = []) {
-  const { dir, cleanup } = tempDir('dc-client-');
+  const dir = tempDir(t, 'dc-client-');
   const serverPath = path.join(dir, 'server.sock');
   const proxyPath = path.join(dir, 'proxy.sock');
   const server = new Program('dc_server', ['-listen', `UNIX:${serverPath}`]);
@@ -62,7 +65,6 @@ async function startPair(t: { after: (fn: () => Promise<void> | void) => void },
     if (holder.server.running) process.kill(holder.server.pid, 'SIGCONT');
     await holder.server.stop();
     await holder.proxy?.stop();
-    cleanup();
   });
   await server.listening();
   const proxy = (holder.proxy = new Program('dc_client', ['-listen', `UNIX:${proxyPath}`, '-server', `UNIX:${serverPath}`, '-loglevel', 'info', ...clientArgs]));
@@ -112,8 +114,9 @@ test('dc_client answers 0x02 to requests outstanding when the server is killed, 
   assert.deepEqual(await app.take(15), response(5, Operation.ADD, Buffer.from([0])));
   // Freeze the server so the next requests are outstanding, then kill it by PID.
   process.kill(holder.server.pid, 'SIGSTOP');
-  app.socket.write(Buffer.concat([request(6, Operation.GET, id), request(7, Operation.HAVE, id)]));
-  await new Promise((r) => setTimeout(r, 200));
+  const frozen = Buffer.concat([request(6, Operation.GET, id), request(7, Operation.HAVE, id)]);
+  app.socket.write(frozen);
+  await waitUntil(() => (receiveQueue({ path: serverPath }) >= frozen.length ? true : undefined), 10_000, () => 'the requests never reached the frozen server');
   assert.equal(app.received.length, 0, 'nothing answered while the server is frozen');
   process.kill(holder.server.pid, 'SIGKILL');
   assert.deepEqual(await app.take(15), response(6, Operation.GET, Buffer.from([2])));
@@ -132,13 +135,17 @@ test('dc_client answers 0x02 to requests outstanding when the server is killed, 
 });
 
 test('dc_client survives an application that leaves with a request outstanding', async (t) => {
-  const { proxyPath, holder, proxy } = await startPair(t);
+  const { serverPath, proxyPath, holder, proxy } = await startPair(t);
   const leaver = new RawClient({ path: proxyPath });
   await leaver.ready;
   process.kill(holder.server.pid, 'SIGSTOP');
-  leaver.socket.write(request(1, Operation.ADD, addPayload(Buffer.from('gone'), Buffer.from('x'))));
-  await new Promise((r) => setTimeout(r, 100));
+  const add = request(1, Operation.ADD, addPayload(Buffer.from('gone'), Buffer.from('x')));
+  leaver.socket.write(add);
+  await waitUntil(() => (receiveQueue({ path: serverPath }) >= add.length ? true : undefined), 10_000, () => 'the ADD never reached the frozen server');
   leaver.destroy();
+  // dc_client says nothing when it reads the leaver's EOF (it logs "application left" only once
+  // the answer has come), so this only makes "gone before answered" likely; the assertions below
+  // hold in either order.
   await new Promise((r) => setTimeout(r, 100));
   process.kill(holder.server.pid, 'SIGCONT');
   const stayer = new RawClient({ path: proxyPath });

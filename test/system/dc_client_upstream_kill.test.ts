@@ -5,15 +5,15 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CacheClient } from '../../src/cache/client';
-import { Operation, Status } from '../../src/cache/wire/index';
+import { encodeMessage, Operation, Status } from '../../src/cache/wire/index';
 import { startLoadServer } from '../load/cache_load';
 import { startServerProgram } from '../fuzz/server_program';
-import { freePort } from '../support/free_port';
+import { tempDir } from '../support/temp_dir';
+import { receiveQueue } from '../support/receive_queue';
+import { waitUntil } from '../support/wait_until';
 
 const DC_CLIENT = path.join(__dirname, '..', '..', 'src', 'cli', 'dc_client.js');
 
@@ -28,11 +28,11 @@ async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms 
 }
 
 test('dc_client answers 0x02 to requests outstanding when its server is SIGKILLed, then reconnects to a new one', async (t) => {
-  const port = await freePort();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'distkit-dcclient-kill-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  let { program: server } = await startLoadServer(512, { port });
+  const dir = tempDir(t, 'distkit-dcclient-kill-');
+  let { program: server } = await startLoadServer(512);
   t.after(() => server.stop());
+  // The new server below must come back at this same address: it binds the port the first got.
+  const { port } = server.target;
   const sock = path.join(dir, 'scache');
   const proxy = await startServerProgram(['-listen', `UNIX:${sock}`, '-server', `IP:127.0.0.1:${port}`, '-retry', '200', '-loglevel', 'info'], { script: DC_CLIENT });
   t.after(() => proxy.stop());
@@ -44,12 +44,13 @@ test('dc_client answers 0x02 to requests outstanding when its server is SIGKILLe
   // Freeze the server so the next requests stay outstanding upstream, then kill it.
   process.kill(server.pid, 'SIGSTOP');
   const outstanding = Array.from({ length: 5 }, (_, i) => app.request(Operation.GET, Buffer.from(`k${i}`)));
-  await sleep(300);
+  const frozen = 5 * encodeMessage({ isResponse: false, uid: 0, operation: Operation.GET }, Buffer.from('k0')).length;
+  await waitUntil(() => (receiveQueue({ port }) >= frozen ? true : undefined), 10_000, () => 'the GETs never reached the frozen server');
   process.kill(server.pid, 'SIGKILL');
   const answers = await Promise.all(outstanding);
   assert.deepEqual(answers.map((a) => a.toString('hex')), Array(5).fill('02'));
-  await sleep(50); // the log line travels through a pipe
-  assert.ok(proxy.lines.some((l) => /upstream lost .*outstanding=5/.test(l)), proxy.lines.join('\n'));
+  // The log line travels through a pipe: wait for it.
+  await waitUntil(() => (proxy.lines.some((l) => /upstream lost .*outstanding=5/.test(l)) ? true : undefined), 10_000, () => proxy.lines.join('\n'));
   // While nothing listens: the empty "no server" answer (not a hang, not a closed connection).
   const down = await app.request(Operation.HAVE, Buffer.from('k'));
   assert.equal(down.length, 0);

@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Program, RawClient, runToExit, dialOf, tempDir } from './cache_harness';
+import { Program, RawClient, runToExit, dialOf } from './cache_harness';
+import { tempDir } from '../support/temp_dir';
 import { loadGoldenVectors, type GoldenVector } from '../cache/golden_vectors';
 import { encodeMessage } from '../../src/cache/wire/frame';
 import { Operation, Status } from '../../src/cache/wire/constants';
@@ -39,8 +40,7 @@ async function replay(vector: GoldenVector, dial: ReturnType<typeof dialOf>): Pr
 
 for (const transport of ['tcp', 'ipv6', 'unix'] as const) {
   test(`dc_server answers every golden vector byte for byte over ${transport}`, async (t) => {
-    const { dir, cleanup } = tempDir('dc-server-');
-    t.after(cleanup);
+    const dir = tempDir(t, 'dc-server-');
     for (const [i, vector] of loadGoldenVectors().entries()) {
       const listen = { tcp: 'IP:127.0.0.1:0', ipv6: 'IP:[::1]:0', unix: `UNIX:${path.join(dir, `v${i}.sock`)}` }[transport];
       const server = new Program('dc_server', ['-listen', listen, ...vector.serverArgs]);
@@ -139,12 +139,11 @@ test('dc_server prints the statistics line every -progress operations', async (t
 });
 
 test('dc_server exits 0 on SIGUSR1 with -killable and ignores it without', async (t) => {
-  const { dir, cleanup } = tempDir('dc-server-kill-');
+  const dir = tempDir(t, 'dc-server-kill-');
   const killable = new Program('dc_server', ['-listen', `UNIX:${path.join(dir, 'k.sock')}`, '-killable']);
   let stubborn: Program | undefined;
   t.after(async () => {
     await Promise.all([killable.stop(), stubborn?.stop()]);
-    cleanup();
   });
   await killable.listening();
   killable.child.kill('SIGUSR1');
@@ -162,12 +161,11 @@ test('dc_server exits 0 on SIGUSR1 with -killable and ignores it without', async
 });
 
 test('dc_server listens on several addresses at once and sets -sockperms on its unix socket', async (t) => {
-  const { dir, cleanup } = tempDir('dc-server-multi-');
+  const dir = tempDir(t, 'dc-server-multi-');
   const sock = path.join(dir, 'multi.sock');
   const server = new Program('dc_server', ['-listen', 'IP:127.0.0.1:0', '-listen', `UNIX:${sock}`, '-sockperms', '600']);
   t.after(async () => {
     await server.stop();
-    cleanup();
   });
   const addresses = await server.listening();
   assert.equal(addresses.length, 2);
@@ -202,12 +200,11 @@ test('dc_server -sessions 0 holds as many sessions as -maxmemory allows, evictin
 });
 
 test('dc_server -sockowner alone gives the socket file that user and its primary group, as libnal did', async (t) => {
-  const { dir, cleanup } = tempDir('dc-server-owner-');
+  const dir = tempDir(t, 'dc-server-owner-');
   const sock = path.join(dir, 'owned.sock');
   const server = new Program('dc_server', ['-listen', `UNIX:${sock}`, '-sockowner', 'nobody']);
   t.after(async () => {
     await server.stop();
-    cleanup();
   });
   await server.listening();
   const st = fs.statSync(sock);

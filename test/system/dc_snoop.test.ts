@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
-import { Program, RawClient, runToExit, dialOf, libnalOf, tempDir } from './cache_harness';
+import { Program, RawClient, runToExit, dialOf, libnalOf } from './cache_harness';
+import { tempDir } from '../support/temp_dir';
 import { loadGoldenVectors } from '../cache/golden_vectors';
 
 test('dc_snoop reports option errors and prints its usage', async () => {
@@ -24,13 +25,12 @@ test('dc_snoop reports option errors and prints its usage', async () => {
 });
 
 test('dc_snoop relays every golden exchange unchanged and prints each frame', async (t) => {
-  const { dir, cleanup } = tempDir('dc-snoop-');
+  const dir = tempDir(t, 'dc-snoop-');
   const serverSock = path.join(dir, 'server.sock');
   const server = new Program('dc_server', ['-listen', `UNIX:${serverSock}`]);
   let snoop: Program | undefined;
   t.after(async () => {
     await Promise.all([server.stop(), snoop?.stop()]);
-    cleanup();
   });
   await server.listening();
   snoop = new Program('dc_snoop', ['-listen', 'IP:127.0.0.1:0', '-connect', `UNIX:${serverSock}`]);
@@ -87,13 +87,12 @@ test('dc_snoop refuses a connect address without a host', async () => {
 });
 
 test('dc_snoop closes a client whose server cannot be reached and keeps accepting', async (t) => {
-  const { dir, cleanup } = tempDir('dc-snoop-down-');
+  const dir = tempDir(t, 'dc-snoop-down-');
   const serverSock = path.join(dir, 'absent.sock');
   const snoop = new Program('dc_snoop', ['-listen', 'IP:127.0.0.1:0', '-connect', `UNIX:${serverSock}`]);
   let server: Program | undefined;
   t.after(async () => {
     await Promise.all([snoop.stop(), server?.stop()]);
-    cleanup();
   });
   const [address] = await snoop.listening();
   const early = new RawClient(dialOf(address!));

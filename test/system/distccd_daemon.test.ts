@@ -7,7 +7,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { DISTCCD, freePort, KEEP_ROOT, makeMasqueradeDir, run, startDistccd, tempDir } from '../support/distccd_harness';
+import { DISTCCD, KEEP_ROOT, makeMasqueradeDir, runDistccd, startDistccd, tempDir } from '../support/distccd_harness';
+import { onFreePort, PORT_TAKEN, saysPortTaken } from '../support/free_port';
 import { encodeRequest, sendRaw } from '../support/raw_distcc_client';
 
 const SOURCE = 'int f(int x) { return x + 1; }\n';
@@ -23,15 +24,14 @@ function fetchPage(port: number): Promise<string> {
 }
 
 test('distccd --stats serves the counters page with the jobs it ran', async (t) => {
-  const masq = await makeMasqueradeDir(path.join(await tempDir(t, 'distkit-stats-'), 'masq'));
-  const statsPort = await freePort();
-  const d = await startDistccd(t, { compilerDir: masq, args: ['--stats', '--stats-port', String(statsPort)] });
+  const masq = await makeMasqueradeDir(path.join(tempDir(t, 'distkit-stats-'), 'masq'));
+  const d = await startDistccd(t, { compilerDir: masq, stats: true });
   const ok = await sendRaw(d.port, encodeRequest(2, ['gcc', '-c', 't.c', '-o', 't.o'], SOURCE));
   assert.equal(ok.kind === 'answer' && ok.response.status, 0);
   const bad = await sendRaw(d.port, encodeRequest(1, ['gcc', '-c', 'bad.c', '-o', 'bad.o'], 'int x(void) { return }\n'));
   assert.equal(bad.kind === 'answer' && bad.response.status, 1 << 8);
   await d.waitForCount(/ COMPILE_(OK|ERROR) /, 2);
-  const page = await fetchPage(statsPort);
+  const page = await fetchPage(d.statsPort);
   assert.match(page, /^HTTP\/1\.0 200 OK\nContent-Type: text\/plain\nConnection: close\n\nargv \/distccd\n<distccstats>\n/);
   assert.match(page, /\ndcc_tcp_accept 2\n/);
   assert.match(page, /\ndcc_compile_ok 1\n/);
@@ -41,14 +41,17 @@ test('distccd --stats serves the counters page with the jobs it ran', async (t) 
 });
 
 test('distccd --daemon detaches once listening and keeps the serving pid in --pid-file', async (t) => {
-  const dir = await tempDir(t, 'distkit-detach-');
+  const dir = tempDir(t, 'distkit-detach-');
   const masq = await makeMasqueradeDir(path.join(dir, 'masq'));
   const pidFile = path.join(dir, 'distccd.pid');
   const logFile = path.join(dir, 'distccd.log');
-  const port = await freePort();
-  const starter = spawn(process.execPath, [DISTCCD, '--daemon', '--listen', '127.0.0.1', '-p', String(port), '--allow', '127.0.0.1',
-    '--pid-file', pidFile, '--log-file', logFile, '--compiler-dir', masq, ...KEEP_ROOT], { stdio: 'ignore' });
-  const code = await new Promise((r) => starter.once('exit', r));
+  // The starter exits 102 (and logs "address in use") when a parallel test took the port first.
+  const { port, starter, code } = await onFreePort(async (port) => {
+    const starter = spawn(process.execPath, [DISTCCD, '--daemon', '--listen', '127.0.0.1', '-p', String(port), '--allow', '127.0.0.1',
+      '--pid-file', pidFile, '--log-file', logFile, '--compiler-dir', masq, ...KEEP_ROOT], { stdio: 'ignore' });
+    const code = await new Promise((r) => starter.once('exit', r));
+    return code === 102 && saysPortTaken(await fs.readFile(logFile, 'utf8').catch(() => '')) ? PORT_TAKEN : { port, starter, code };
+  });
   assert.equal(code, 0, 'exit 0 means listening');
   const pid = Number((await fs.readFile(pidFile, 'utf8')).trim());
   t.after(() => {
@@ -69,7 +72,7 @@ test('distccd --daemon detaches once listening and keeps the serving pid in --pi
 });
 
 test('distccd --lifetime exits 0 by itself after that many seconds', async (t) => {
-  const masq = await makeMasqueradeDir(path.join(await tempDir(t, 'distkit-lifetime-'), 'masq'));
+  const masq = await makeMasqueradeDir(path.join(tempDir(t, 'distkit-lifetime-'), 'masq'));
   const d = await startDistccd(t, { compilerDir: masq, args: ['--lifetime', '1'] });
   const r = await sendRaw(d.port, encodeRequest(1, ['gcc', '-c', 't.c', '-o', 't.o'], SOURCE));
   assert.equal(r.kind === 'answer' && r.response.status, 0);
@@ -96,15 +99,14 @@ async function silentConnection(t: { after: (fn: () => void) => void }, port: nu
 }
 
 test('distccd accepts a connection only once the client has sent something (TCP_DEFER_ACCEPT, as C)', async (t) => {
-  const masq = await makeMasqueradeDir(path.join(await tempDir(t, 'distkit-defer-'), 'masq'));
-  const statsPort = await freePort();
-  const d = await startDistccd(t, { compilerDir: masq, args: ['--stats', '--stats-port', String(statsPort)] });
+  const masq = await makeMasqueradeDir(path.join(tempDir(t, 'distkit-defer-'), 'masq'));
+  const d = await startDistccd(t, { compilerDir: masq, stats: true });
   await d.waitFor(new RegExp(`TCP_DEFER_ACCEPT set on=127\\.0\\.0\\.1:${d.port}\\b`));
   const connected = Date.now();
   const s = await silentConnection(t, d.port);
   // The kernel keeps a silent connection from accept() for the 1 s deferral, then hands it over.
   await new Promise((r) => setTimeout(r, 300));
-  const accepted = await acceptedSoFar(statsPort);
+  const accepted = await acceptedSoFar(d.statsPort);
   const elapsed = Date.now() - connected;
   if (elapsed < 900) assert.equal(accepted, 0, `a connection that has sent nothing is not accepted ${elapsed} ms after connecting`);
   else t.diagnostic(`the stats page took until ${elapsed} ms after the connect, too close to the 1 s deferral to tell`);
@@ -116,18 +118,17 @@ test('distccd accepts a connection only once the client has sent something (TCP_
   });
   s.write(encodeRequest(1, ['gcc', '-c', 't.c', '-o', 't.o'], SOURCE));
   assert.match((await answer).toString('latin1', 0, 24), /^DONE00000001STAT00000000/);
-  assert.equal(await acceptedSoFar(statsPort), 1);
+  assert.equal(await acceptedSoFar(d.statsPort), 1);
 });
 
 test('distccd accepts at once with DISTCC_TCP_DEFER_ACCEPT=0', async (t) => {
-  const masq = await makeMasqueradeDir(path.join(await tempDir(t, 'distkit-defer-off-'), 'masq'));
-  const statsPort = await freePort();
-  const d = await startDistccd(t, { compilerDir: masq, args: ['--stats', '--stats-port', String(statsPort)], env: { DISTCC_TCP_DEFER_ACCEPT: '0' } });
+  const masq = await makeMasqueradeDir(path.join(tempDir(t, 'distkit-defer-off-'), 'masq'));
+  const d = await startDistccd(t, { compilerDir: masq, stats: true, env: { DISTCC_TCP_DEFER_ACCEPT: '0' } });
   await d.waitFor(/listening/);
   assert.ok(!d.lines.some((l) => l.includes('TCP_DEFER_ACCEPT')), 'nothing is said about a socket option that was not asked for');
   const s = await silentConnection(t, d.port);
   const until = Date.now() + 5000;
-  while ((await acceptedSoFar(statsPort)) === 0) {
+  while ((await acceptedSoFar(d.statsPort)) === 0) {
     assert.ok(Date.now() < until, 'the silent connection is accepted within 5 s');
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -135,13 +136,13 @@ test('distccd accepts at once with DISTCC_TCP_DEFER_ACCEPT=0', async (t) => {
 });
 
 test('distccd --zeroconf exits 101 with what to install when avahi-publish is missing', async (t) => {
-  const dir = await tempDir(t, 'distkit-zeroconf-');
+  const dir = tempDir(t, 'distkit-zeroconf-');
   const masq = await makeMasqueradeDir(path.join(dir, 'masq'));
   // A PATH that has a shell and nothing else, wherever this machine keeps avahi-publish.
   const bin = path.join(dir, 'bin');
   await fs.mkdir(bin);
   await fs.symlink('/bin/sh', path.join(bin, 'sh'));
-  const { code, stderr } = await run(process.execPath, [DISTCCD, '--daemon', '--no-detach', '--zeroconf', '--listen', '127.0.0.1', '--port', String(await freePort()),
+  const { code, stderr } = await runDistccd((port) => ['--daemon', '--no-detach', '--zeroconf', '--listen', '127.0.0.1', '--port', String(port),
     '--allow', '127.0.0.1', '--log-stderr', '--compiler-dir', masq, ...KEEP_ROOT], { cwd: dir, env: { PATH: bin } });
   assert.equal(code, 101, stderr);
   assert.match(stderr, /--zeroconf needs avahi-publish \(apt-get install avahi-utils\)/);

@@ -50,9 +50,8 @@ test('distccd kills a compile and answers STAT 118<<8 when --job-lifetime runs o
   const { dir, masq, env } = await setup(t, { slowcc: `echo $$ > "${'$'}{PIDFILE}"; echo working >&2; exec sleep 30` });
   const pidFile = path.join(dir, 'slow.pid');
   const d = await startDistccd(t, { compilerDir: masq, env: { ...env, PIDFILE: pidFile }, args: ['--job-lifetime', '1'] });
-  const started = Date.now();
+  // No bound on how long it took: STAT 118 and the message below say the lifetime ended it.
   const r = answered(await sendRaw(d.port, encodeRequest(2, ['slowcc', '-c', 't.c', '-o', 't.o'], SOURCE)));
-  assert.ok(Date.now() - started < 10_000);
   assert.equal(r.status, 118 << 8);
   assert.match(r.stderr.toString(), new RegExp(`^working\\ndistccd\\[${d.child.pid}\\] ERROR: Compilation takes too long, timeout\\.\\n$`));
   assert.equal(r.object.length, 0);

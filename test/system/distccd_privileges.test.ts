@@ -7,9 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import * as posix from 'posix';
-import { DISTCCD, freePort, jobTree, startDistccd } from '../support/distccd_harness';
+import { jobTree, runDistccd, startDistccd } from '../support/distccd_harness';
 import { encodeRequest, sendRaw } from '../support/raw_distcc_client';
 
 const isRoot = process.getuid?.() === 0;
@@ -61,12 +60,8 @@ test('distccd started by root refuses to start when the user it becomes cannot w
   const { masq, root } = await openTree(t);
   const closed = path.join(root, 'closed');
   await fs.mkdir(closed, { mode: 0o700 }); // root's alone
-  const port = await freePort();
-  const child = spawn(process.execPath, [DISTCCD, '--daemon', '--no-detach', '--listen', '127.0.0.1', '-p', String(port), '--allow', '127.0.0.1',
-    '--compiler-dir', masq, '--log-stderr'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TMPDIR: closed } });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const code = await new Promise((r) => child.once('exit', r));
+  const { code, stderr } = await runDistccd((port) => ['--daemon', '--no-detach', '--listen', '127.0.0.1', '-p', String(port), '--allow', '127.0.0.1',
+    '--compiler-dir', masq, '--log-stderr'], { env: { TMPDIR: closed } });
   assert.equal(code, 101);
   assert.match(stderr, new RegExp(`TMPDIR ${closed} is not a writable directory \\(EACCES\\)`));
 });

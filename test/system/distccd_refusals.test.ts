@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { clientEnv, DISTCCD, freePort, KEEP_ROOT, makeMasqueradeDir, run, startDistccd, tempDir, type RunningDistccd } from '../support/distccd_harness';
+import { clientEnv, DISTCCD, KEEP_ROOT, makeMasqueradeDir, run, runDistccd, startDistccd, tempDir, type RunningDistccd } from '../support/distccd_harness';
 import { encodeRequest, sendRaw, type RawAnswer } from '../support/raw_distcc_client';
 import { REQUEST_P1 } from '../support/distcc_golden';
 import { encodeInteger, encodeBody } from '../../src/compile/wire/tokens';
@@ -28,11 +28,7 @@ async function stillServes(d: RunningDistccd): Promise<void> {
 }
 
 test('distccd refuses to start as a daemon when neither --allow nor --allow-private is given', async () => {
-  const port = await freePort();
-  const child = spawn(process.execPath, [DISTCCD, '--daemon', '--no-detach', '--listen', '127.0.0.1', '-p', String(port), '--log-stderr'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const code = await new Promise((r) => child.once('exit', r));
+  const { code, stderr } = await runDistccd((port) => ['--daemon', '--no-detach', '--listen', '127.0.0.1', '-p', String(port), '--log-stderr']);
   assert.equal(code, 101);
   assert.match(stderr, /refuses to serve the whole network: give --allow IP\[\/BITS\]/);
 });
@@ -47,7 +43,7 @@ test('distccd exits 101 on an unknown option and 102 when its port is taken', as
   const bogus = await runIt(['--frobnicate']);
   assert.equal(bogus.code, 101);
   assert.match(bogus.stderr, /unknown option --frobnicate/);
-  const masq = await makeMasqueradeDir(path.join(await tempDir(t, 'distkit-bind-'), 'masq'));
+  const masq = await makeMasqueradeDir(path.join(tempDir(t, 'distkit-bind-'), 'masq'));
   const d = await startDistccd(t, { compilerDir: masq });
   const taken = await runIt(['--daemon', '--no-detach', '--listen', '127.0.0.1', '-p', String(d.port), '--allow', '127.0.0.1', '--compiler-dir', masq, '--log-stderr']);
   assert.equal(taken.code, 102);
@@ -55,7 +51,7 @@ test('distccd exits 101 on an unknown option and 102 when its port is taken', as
 });
 
 test('distccd closes a denied peer without a reply and logs it when the access list excludes it', async (t) => {
-  const masq = await makeMasqueradeDir(path.join(await tempDir(t, 'distkit-deny-'), 'masq'));
+  const masq = await makeMasqueradeDir(path.join(tempDir(t, 'distkit-deny-'), 'masq'));
   const d = await startDistccd(t, { compilerDir: masq, noAllow: true, args: ['--allow', '10.0.0.0/8'] });
   for (let i = 0; i < 2; i++) {
     const a = await sendRaw(d.port, REQUEST_P1);
@@ -67,7 +63,7 @@ test('distccd closes a denied peer without a reply and logs it when the access l
 });
 
 test('distccd drops malformed requests with the reason in the log and keeps serving', async (t) => {
-  const masq = await makeMasqueradeDir(path.join(await tempDir(t, 'distkit-bad-'), 'masq'));
+  const masq = await makeMasqueradeDir(path.join(tempDir(t, 'distkit-bad-'), 'masq'));
   const d = await startDistccd(t, { compilerDir: masq });
   const cases: Array<[Buffer, RegExp]> = [
     [Buffer.concat([encodeInteger('DIST', 1), encodeInteger('ARGC', 0)]), /ARGC 0: the request has no command line/],
@@ -87,7 +83,7 @@ test('distccd drops malformed requests with the reason in the log and keeps serv
 });
 
 test('distccd answers a failing STAT with the reason in SERR when the compiler or its arguments are not allowed', async (t) => {
-  const masq = await makeMasqueradeDir(path.join(await tempDir(t, 'distkit-policy-'), 'masq'));
+  const masq = await makeMasqueradeDir(path.join(tempDir(t, 'distkit-policy-'), 'masq'));
   const d = await startDistccd(t, { compilerDir: masq });
   const cases: Array<[string[], RegExp]> = [
     [['/usr/local/bin/gcc', '-c', 't.c', '-o', 't.o'], /compiler \/usr\/local\/bin\/gcc must be a bare name/],
@@ -112,7 +108,7 @@ test('distccd answers a failing STAT with the reason in SERR when the compiler o
 });
 
 test('distccd refuses every job while DISTCC_CMDLIST cannot be read and serves listed compilers when it can', async (t) => {
-  const dir = await tempDir(t, 'distkit-cmdlist-');
+  const dir = tempDir(t, 'distkit-cmdlist-');
   const masq = await makeMasqueradeDir(path.join(dir, 'masq'));
   const list = path.join(dir, 'cmdlist');
   const d = await startDistccd(t, { compilerDir: masq, env: { DISTCC_CMDLIST: list } });
@@ -128,7 +124,7 @@ test('distccd refuses every job while DISTCC_CMDLIST cannot be read and serves l
 });
 
 test('distccd treats DIST 0 as protocol 1 and echoes it in DONE', async (t) => {
-  const masq = await makeMasqueradeDir(path.join(await tempDir(t, 'distkit-dist0-'), 'masq'));
+  const masq = await makeMasqueradeDir(path.join(tempDir(t, 'distkit-dist0-'), 'masq'));
   const d = await startDistccd(t, { compilerDir: masq });
   const r = answered(await sendRaw(d.port, encodeRequest(0, GOOD, SOURCE)));
   assert.equal(r.version, 0);
@@ -137,7 +133,7 @@ test('distccd treats DIST 0 as protocol 1 and echoes it in DONE', async (t) => {
 });
 
 test('the real client shows the reason of a refused job to the user', async (t) => {
-  const dir = await tempDir(t, 'distkit-why-');
+  const dir = tempDir(t, 'distkit-why-');
   const masq = await makeMasqueradeDir(path.join(dir, 'masq'));
   const d = await startDistccd(t, { compilerDir: masq, env: { DISTCC_CMDLIST: path.join(dir, 'missing-cmdlist') } });
   await fs.writeFile(path.join(dir, 't.c'), SOURCE);
@@ -147,13 +143,10 @@ test('the real client shows the reason of a refused job to the user', async (t) 
 });
 
 test('distccd refuses to start without its masquerade directory (exit 110) unless --enable-tcp-insecure, which runs any program', async (t) => {
-  const dir = await tempDir(t, 'distkit-insecure-');
-  const port = await freePort();
-  const child = spawn(process.execPath, [DISTCCD, '--daemon', '--no-detach', '--listen', '127.0.0.1', '-p', String(port), '--allow', '127.0.0.1',
-    '--compiler-dir', path.join(dir, 'no-such-dir'), '--log-stderr', ...KEEP_ROOT], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  assert.equal(await new Promise((r) => child.once('exit', r)), 110);
+  const dir = tempDir(t, 'distkit-insecure-');
+  const { code, stderr } = await runDistccd((port) => ['--daemon', '--no-detach', '--listen', '127.0.0.1', '-p', String(port), '--allow', '127.0.0.1',
+    '--compiler-dir', path.join(dir, 'no-such-dir'), '--log-stderr', ...KEEP_ROOT]);
+  assert.equal(code, 110);
   assert.match(stderr, /compiler directory .*no-such-dir does not exist/);
   // Insecure: the client names any program and it runs (this is CVE-2004-2687 by design).
   const d = await startDistccd(t, { compilerDir: path.join(dir, 'no-such-dir'), args: ['--enable-tcp-insecure'] });

@@ -10,7 +10,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import path from 'node:path';
-import { clientEnv, DISTCCD, freePort, KEEP_ROOT, makeMasqueradeDir, run, tempDir } from '../support/distccd_harness';
+import { clientEnv, DISTCCD, KEEP_ROOT, makeMasqueradeDir, run, tempDir } from '../support/distccd_harness';
+import { onFreePort, PORT_TAKEN, saysPortTaken } from '../support/free_port';
 import { start } from './echo_harness';
 import { renderTemplate } from '../support/render_template';
 
@@ -27,7 +28,7 @@ type Tree = { dir: string; launcher: string; masq: string; tmp: string };
  * but a stamp file of its own, for the fallback tests.
  */
 async function prefixTree(t: Parameters<typeof tempDir>[0], ownStamp = false): Promise<Tree> {
-  const dir = await tempDir(t, 'distkit-snap-');
+  const dir = tempDir(t, 'distkit-snap-');
   const prefix = path.join(dir, 'prefix');
   const lib = path.join(prefix, 'lib/distkit');
   await fs.mkdir(path.join(prefix, 'sbin'), { recursive: true });
@@ -52,11 +53,12 @@ async function prefixTree(t: Parameters<typeof tempDir>[0], ownStamp = false): P
 
 /** Starts distccd through the launcher in the foreground; resolves with its pid and "ready" line. */
 async function startThrough(t: TestContext, tree: Tree, env: NodeJS.ProcessEnv = {}): Promise<{ pid: number; port: number; ready: string }> {
-  const port = await freePort();
-  const p = start(t, tree.launcher, ['--no-detach', '--daemon', '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1',
-    '--compiler-dir', tree.masq, '--log-stderr', ...KEEP_ROOT], { env: { ...process.env, TMPDIR: tree.tmp, ...env } });
-  const [ready] = await p.waitFor(/^.* ready .*$/m, 20_000);
-  return { pid: p.child.pid!, port, ready };
+  return onFreePort(async (port) => {
+    const p = start(t, tree.launcher, ['--no-detach', '--daemon', '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1',
+      '--compiler-dir', tree.masq, '--log-stderr', ...KEEP_ROOT], { env: { ...process.env, TMPDIR: tree.tmp, ...env } });
+    const bound = await p.waitForBind(/^.* ready .*$/m, 20_000);
+    return bound === PORT_TAKEN ? PORT_TAKEN : { pid: p.child.pid!, port, ready: bound[0] };
+  });
 }
 
 async function compileAndCompare(dir: string, hosts: string, extra: NodeJS.ProcessEnv = {}): Promise<void> {
@@ -108,9 +110,12 @@ test('the launcher\'s standalone distccd detaches from the snapshot, writes its 
   const tree = await prefixTree(t);
   const pidFile = path.join(tree.dir, 'distccd.pid');
   const log = path.join(tree.dir, 'distccd.log');
-  const port = await freePort();
-  const start = spawnSync(tree.launcher, ['--daemon', '--pid-file', pidFile, '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1',
-    '--compiler-dir', tree.masq, '--log-file', log, ...KEEP_ROOT], { env: { ...process.env, TMPDIR: tree.tmp }, encoding: 'utf8', timeout: 30_000 });
+  // The starter exits 102 (and logs "address in use") when a parallel test took the port first.
+  const { port, start } = await onFreePort(async (port) => {
+    const start = spawnSync(tree.launcher, ['--daemon', '--pid-file', pidFile, '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1',
+      '--compiler-dir', tree.masq, '--log-file', log, ...KEEP_ROOT], { env: { ...process.env, TMPDIR: tree.tmp }, encoding: 'utf8', timeout: 30_000 });
+    return start.status === 102 && saysPortTaken(await fs.readFile(log, 'utf8').catch(() => '')) ? PORT_TAKEN : { port, start };
+  });
   assert.equal(start.status, 0, start.stderr);
   const pid = Number((await fs.readFile(pidFile, 'utf8')).trim());
   t.after(() => { try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ } });
@@ -159,10 +164,11 @@ test('distccd from the snapshot under systemd-socket-activate tells READY=1 over
     'while True: print(s.recv(4096).decode().replace("\\n", " "), flush=True)',
   ].join('\n'), notify]);
   await receiver.waitFor(/^bound$/m);
-  const port = await freePort();
-  const activate = start(t, 'systemd-socket-activate', ['-l', `127.0.0.1:${port}`, '-E', `NOTIFY_SOCKET=${notify}`, '-E', `TMPDIR=${tree.tmp}`,
-    tree.launcher, '--log-stderr', '--allow', '127.0.0.1', '--compiler-dir', tree.masq]);
-  await activate.waitFor(/Listening on/);
+  const { port, activate } = await onFreePort(async (port) => {
+    const activate = start(t, 'systemd-socket-activate', ['-l', `127.0.0.1:${port}`, '-E', `NOTIFY_SOCKET=${notify}`, '-E', `TMPDIR=${tree.tmp}`,
+      tree.launcher, '--log-stderr', '--allow', '127.0.0.1', '--compiler-dir', tree.masq]);
+    return (await activate.waitForBind(/Listening on/)) === PORT_TAKEN ? PORT_TAKEN : { port, activate };
+  });
   // The first connection starts distccd on the inherited listener (LISTEN_FDS, Accept=no).
   await compileAndCompare(tree.dir, `127.0.0.1:${port}/2,lzo`);
   await receiver.waitFor(/READY=1/, 15_000);

@@ -4,10 +4,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import { freePort, makeMasqueradeDir, startDistccd, tempDir } from '../support/distccd_harness';
+import { makeMasqueradeDir, startCDistccd, startDistccd, tempDir } from '../support/distccd_harness';
 import { encodeRequest } from '../support/raw_distcc_client';
 import { REQUEST_P1, REQUEST_P2 } from '../support/distcc_golden';
 import { buildPumpRequest, encodePackets } from '../support/pump_client';
@@ -25,31 +24,9 @@ function exchange(port: number, request: Buffer): Promise<Buffer> {
   });
 }
 
-async function waitForPort(port: number, deadline: number): Promise<void> {
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`C distccd did not listen on ${port}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 test('distccd answers exactly the bytes Debian C distccd answers when given the same requests', async (t) => {
-  const cPort = await freePort();
-  const c = spawn('/usr/bin/distccd', ['--daemon', '--no-detach', '--allow', '127.0.0.1', '--listen', '127.0.0.1', '--port', String(cPort), '--log-stderr', '--jobs', '2'],
-    { stdio: 'ignore' });
-  t.after(async () => {
-    if (c.exitCode === null && c.signalCode === null) {
-      const gone = new Promise((r) => c.once('exit', r));
-      c.kill('SIGTERM');
-      await gone;
-    }
-  });
-  await waitForPort(cPort, Date.now() + 10_000);
-  const dir = await tempDir(t, 'distkit-vs-c-');
+  const { port: cPort } = await startCDistccd(t, { args: ['--jobs', '2'] });
+  const dir = tempDir(t, 'distkit-vs-c-');
   const masq = await makeMasqueradeDir(path.join(dir, 'masq'));
   // A protocol-3 request as distcc-pump sends it (mirror links, forcing files), without -g: the C
   // server leaks its temp root into DWARF, so only objects without debug info can match.

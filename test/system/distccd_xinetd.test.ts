@@ -9,10 +9,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
-import { clientEnv, freePort, makeMasqueradeDir, run, tempDir } from '../support/distccd_harness';
-import { start } from './echo_harness';
+import { clientEnv, makeMasqueradeDir, run, tempDir } from '../support/distccd_harness';
+import { onFreePort, PORT_TAKEN } from '../support/free_port';
+import { listensOn, read, start } from './echo_harness';
+import { waitUntil } from '../support/wait_until';
 import { renderTemplate } from '../support/render_template';
 
 const root = path.resolve(__dirname, '../../..');
@@ -37,15 +38,8 @@ async function unpackXinetd(dir: string): Promise<string> {
   return path.join(unpacked, 'usr/sbin/xinetd');
 }
 
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
-
 test('our xinetd.d entry runs the distccd launcher per connection and the real client compiles through it', { skip: process.getuid?.() !== 0 && 'xinetd starts distccd as root (see below): run as root' }, async (t) => {
-  const dir = await tempDir(t, 'distkit-xinetd-');
+  const dir = tempDir(t, 'distkit-xinetd-');
   await fs.chmod(dir, 0o755); // distccd drops to its own user and must still reach masq and the log
   const xinetd = await unpackXinetd(dir);
 
@@ -66,28 +60,29 @@ test('our xinetd.d entry runs the distccd launcher per connection and the real c
   // loopback only, and a log file. `user = root` instead of the entry's distccd: this tree lives
   // in the build directory, which the distccd user may not be able to read (a 0700 checkout);
   // started as root without --user, distccd drops to distccd itself, which the log must show.
-  const port = await freePort();
   const log = path.join(dir, 'distccd.log');
   await fs.writeFile(log, '', { mode: 0o666 });
   await fs.chmod(log, 0o666);
   const shipped = await fs.readFile(entry, 'utf8');
   assert.match(shipped, /^\s*server\s*=\s*\S+\/sbin\/distccd$/m);
   assert.match(shipped, /^\s*wait\s*=\s*no$/m);
-  const edited = shipped
-    .replace(/^(\s*disable\s*=).*$/m, '$1 no')
-    .replace(/^(\s*user\s*=).*$/m, '$1 root')
-    .replace(/^(\s*server_args\s*=.*)$/m, `$1 --log-file ${log}`)
-    .replace(/^(\s*protocol\s*=.*)$/m, `$1\n\ttype\t\t= UNLISTED\n\tport\t\t= ${port}\n\tbind\t\t= 127.0.0.1`);
-  await fs.writeFile(entry, edited);
   const conf = path.join(dir, 'xinetd.conf');
   await fs.writeFile(conf, `defaults\n{\n\tlog_type\t= FILE ${path.join(dir, 'xinetd.log')}\n}\nincludedir ${services}\n`);
-
-  const daemon = start(t, xinetd, ['-dontfork', '-pidfile', path.join(dir, 'xinetd.pid'), '-f', conf]);
-  const until = Date.now() + 10_000;
-  while (!(await listening(port))) {
-    assert.ok(Date.now() < until && daemon.child.exitCode === null, `xinetd is not listening on ${port}: ${daemon.output()}\n${await fs.readFile(path.join(dir, 'xinetd.log'), 'utf8').catch(() => '')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  // xinetd must be told its port: started again on a fresh one if a parallel test took it.
+  const port = await onFreePort(async (port) => {
+    const edited = shipped
+      .replace(/^(\s*disable\s*=).*$/m, '$1 no')
+      .replace(/^(\s*user\s*=).*$/m, '$1 root')
+      .replace(/^(\s*server_args\s*=.*)$/m, `$1 --log-file ${log}`)
+      .replace(/^(\s*protocol\s*=.*)$/m, `$1\n\ttype\t\t= UNLISTED\n\tport\t\t= ${port}\n\tbind\t\t= 127.0.0.1`);
+    await fs.writeFile(entry, edited);
+    const daemon = start(t, xinetd, ['-dontfork', '-pidfile', path.join(dir, 'xinetd.pid'), '-f', conf]);
+    const mine = await listensOn(daemon.child.pid!, [port], () => `xinetd is not listening on ${port}: ${daemon.output()}\n${read(path.join(dir, 'xinetd.log'))}`);
+    if (mine) return port;
+    daemon.child.kill('SIGKILL');
+    await daemon.exited;
+    return PORT_TAKEN;
+  });
 
   await fs.writeFile(path.join(dir, 't.c'), SOURCE);
   const local = await run('gcc', ['-g', '-c', 't.c', '-o', 'local.o'], { cwd: dir });
@@ -98,13 +93,12 @@ test('our xinetd.d entry runs the distccd launcher per connection and the real c
     assert.deepEqual(await fs.readFile(path.join(dir, out)), await fs.readFile(path.join(dir, 'local.o')));
   }
   // The summary line follows the answer (after the temp files are gone): wait for both.
-  let text = '';
-  for (const end = Date.now() + 10_000; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
-    text = await fs.readFile(log, 'utf8');
-    if ((text.match(/client: 127\.0\.0\.1:\d+ COMPILE_OK exit:0 /g)?.length ?? 0) >= 2) break;
-  }
+  const text = await waitUntil(() => {
+    const now = read(log);
+    return (now.match(/client: 127\.0\.0\.1:\d+ COMPILE_OK exit:0 /g)?.length ?? 0) >= 2 ? now : undefined;
+  }, 10_000, () => read(log));
   assert.equal(text.match(/client: 127\.0\.0\.1:\d+ COMPILE_OK exit:0 /g)?.length, 2, text);
-  // One distccd per connection (the port probe above made one more): each one on the socket
+  // One distccd per connection: each one on the socket
   // xinetd handed it, dropped to distccd, and started from the startup snapshot.
   const starts = text.match(/mode kind=inetd why="stdin is a connected socket"/g)?.length ?? 0;
   assert.ok(starts >= 2, text);

@@ -1,52 +1,41 @@
-// Shared by the activation system tests: where the echo test program is, free ports, temp dirs,
-// spawning programs that are always ended by pid, and a line-oriented client.
+// Shared by the activation system tests: where the echo test program is, spawning programs that
+// are always ended by pid (test/support/daemon.ts), and a line-oriented client.
 
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
-export { freePort } from '../support/free_port';
+import { Daemon } from '../support/daemon';
+import { waitUntil } from '../support/wait_until';
+
+export { waitUntil };
+import type { PORT_TAKEN } from '../support/free_port';
 
 export const ECHO = path.resolve(__dirname, '../fixtures/echo_server.js');
 export const NODE = process.execPath;
-
-export function tempDir(t: TestContext, prefix = 'distkit-act-'): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  fs.chmodSync(dir, 0o755);
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 export interface Program {
   readonly child: ChildProcess;
   /** Everything written to stdout/stderr so far (when piped). */
   output(): string;
-  /** Resolves with the first match of `pattern` in the output, rejects after `ms`. */
+  /** Resolves with the first match of `pattern` in the output, rejects after `ms` or once it has ended. */
   waitFor(pattern: RegExp, ms?: number): Promise<RegExpMatchArray>;
+  /** As waitFor, or PORT_TAKEN when it ended saying its fixed port was in use (see onFreePort). */
+  waitForBind(pattern: RegExp, ms?: number): Promise<RegExpMatchArray | typeof PORT_TAKEN>;
   /** Resolves with the exit code (signal name if killed). */
   readonly exited: Promise<number | string>;
 }
 
-/** Spawns `command` and makes sure it is ended (by pid) when the test ends. */
+/** Spawns `command` and makes sure it is ended (SIGKILL, by pid) when the test ends. */
 export function start(t: TestContext, command: string, args: readonly string[], options: SpawnOptions = {}): Program {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
-  let text = '';
-  child.stdout?.setEncoding('utf8').on('data', (s: string) => (text += s));
-  child.stderr?.setEncoding('utf8').on('data', (s: string) => (text += s));
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
+  const daemon = Daemon.start(t, command, args, { ...options, endWith: 'SIGKILL' });
   return {
-    child,
-    output: () => text,
-    waitFor: (pattern, ms = 10_000) => waitUntil(() => pattern.exec(text) ?? undefined, ms, () => `no ${pattern} in output:\n${text}`),
-    exited,
+    child: daemon.child,
+    output: () => daemon.output,
+    waitFor: (pattern, ms = 10_000) => daemon.waitFor(pattern, ms),
+    waitForBind: (pattern, ms = 10_000) => daemon.waitForBind(pattern, ms),
+    exited: daemon.exited.then(({ code, signal }) => code ?? signal ?? -1),
   };
 }
 
@@ -62,17 +51,6 @@ export async function makeZombie(t: TestContext): Promise<number> {
   const zombie = Number(await new Promise<string>((resolve) => parent.stdout!.once('data', (b: Buffer) => resolve(b.toString()))));
   await waitUntil(() => (/\) Z /.test(fs.readFileSync(`/proc/${zombie}/stat`, 'utf8')) ? true : undefined), 5000, () => `${zombie} is no zombie`);
   return zombie;
-}
-
-/** Polls `probe` every 20 ms until it returns a value, failing after `ms`. */
-export async function waitUntil<T>(probe: () => T | undefined, ms: number, what: () => string): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** A client that reads whole lines. */
@@ -174,11 +152,37 @@ export function read(file: string): string {
   }
 }
 
-/** True when something listens on 127.0.0.1:port (/proc/net/tcp, state 0A): inetd has bound its line. */
-export function listening(port: number): boolean {
+/**
+ * Who listens on 127.0.0.1:port (/proc/net/tcp, state 0A): 'mine' when the socket is one of
+ * `pid`'s fds (inetd has bound its line), 'other' when another process got the port first (a
+ * test running in parallel: start again on fresh ports), undefined while nobody listens.
+ */
+export function listener(port: number, pid: number): 'mine' | 'other' | undefined {
   const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  return fs.readFileSync('/proc/net/tcp', 'latin1').split('\n').some((row) => {
-    const cols = row.trim().split(/\s+/);
-    return cols[1] === `0100007F:${hex}` && cols[3] === '0A';
-  });
+  const row = fs.readFileSync('/proc/net/tcp', 'latin1').split('\n').map((r) => r.trim().split(/\s+/))
+    .find((cols) => cols[1] === `0100007F:${hex}` && cols[3] === '0A');
+  if (row === undefined) return undefined;
+  const socket = `socket:[${row[9]}]`;
+  let fds: string[];
+  try {
+    fds = fs.readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return 'other'; // the process is gone: whoever listens there, it is not its socket
+  }
+  return fds.some((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === socket;
+    } catch {
+      return false;
+    }
+  }) ? 'mine' : 'other';
+}
+
+/** Waits until `pid` listens on every port: true, or false as soon as another process holds one. */
+export async function listensOn(pid: number, ports: readonly number[], what: () => string): Promise<boolean> {
+  return waitUntil(() => {
+    const owners = ports.map((port) => listener(port, pid));
+    if (owners.includes('other')) return false;
+    return owners.every((o) => o === 'mine') ? true : undefined;
+  }, 10_000, what);
 }

@@ -10,11 +10,12 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ECHO, NODE, start, tempDir, waitUntil } from './echo_harness';
+import { ECHO, NODE, start, waitUntil } from './echo_harness';
+import { tempDir } from '../support/temp_dir';
 import { isProcessAlive } from '../../src/activation/index';
 
 async function privateRsyslog(t: TestContext): Promise<{ dir: string; socket: string; lines: () => string[] }> {
-  const dir = tempDir(t, 'distkit-syslog-');
+  const dir = tempDir(t, 'distkit-syslog-', { mode: 0o755 });
   const socket = path.join(dir, 'log.sock');
   const out = path.join(dir, 'out.log');
   const conf = path.join(dir, 'rsyslog.conf');

@@ -7,9 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { renderTemplate } from '../support/render_template';
+import { tempDir, type AfterHook } from '../support/temp_dir';
 
 const root = path.resolve(__dirname, '../../..');
 const unitDir = path.join(root, 'systemd');
@@ -23,8 +23,8 @@ interface Rendered {
 }
 
 /** Renders every unit and the launcher they run into a fresh prefix, with the man pages on MANPATH. */
-function renderUnits(): Rendered {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'distkit-units-'));
+function renderUnits(t: AfterHook): Rendered {
+  const dir = tempDir(t, 'distkit-units-');
   const prefix = path.join(dir, 'prefix');
   const env = { ...process.env, PREFIX: prefix, NODE: process.execPath, COMPILER_DIR: '/usr/lib/distcc' };
   const libexec = path.join(prefix, 'lib/distkit/libexec');
@@ -50,8 +50,7 @@ function renderUnits(): Rendered {
 }
 
 test('systemd units pass systemd-analyze verify when rendered for an install prefix', (t) => {
-  const r = renderUnits();
-  t.after(() => fs.rmSync(r.dir, { recursive: true, force: true }));
+  const r = renderUnits(t);
   const names = r.units.map((u) => path.basename(u));
   for (const want of ['distccd.socket', 'distccd.service', 'distccd-accept.socket', 'distccd-accept@.service',
     'dc_server.socket', 'dc_server.service', 'dc_client.socket', 'dc_client.service']) {
@@ -63,8 +62,7 @@ test('systemd units pass systemd-analyze verify when rendered for an install pre
 });
 
 test('every service scores an exposure of 2.0 or less when analysed offline', (t) => {
-  const r = renderUnits();
-  t.after(() => fs.rmSync(r.dir, { recursive: true, force: true }));
+  const r = renderUnits(t);
   assert.equal(r.services.length, 4);
   for (const s of r.services) {
     const a = spawnSync('systemd-analyze', ['security', '--offline=true', '--no-pager', s], { env: r.env, encoding: 'utf8' });
@@ -76,8 +74,7 @@ test('every service scores an exposure of 2.0 or less when analysed offline', (t
 });
 
 test('every hardening item the analyser flags is explained in a comment when a service relaxes it', (t) => {
-  const r = renderUnits();
-  t.after(() => fs.rmSync(r.dir, { recursive: true, force: true }));
+  const r = renderUnits(t);
   for (const s of r.services) {
     const a = spawnSync('systemd-analyze', ['security', '--offline=true', '--no-pager', s], { env: r.env, encoding: 'utf8' });
     const comments = fs.readFileSync(s, 'utf8').split('\n').filter((l) => l.startsWith('#')).join('\n');
@@ -93,8 +90,7 @@ test('every hardening item the analyser flags is explained in a comment when a s
 });
 
 test('distccd-defaults turns Debian /etc/default/distcc variables into distccd options when sourced', (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'distkit-defaults-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'distkit-defaults-');
   // It execs the distccd launcher, which execs NODE: point that at a program that prints its argv
   // and environment (the prefix holds no startup snapshot, so the launcher runs the plain script).
   const show = path.join(dir, 'show');
