@@ -5,10 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 UNIT=(
-  test/cache/wire test/cache/snoop test/cache/store.test.ts test/cache/engine.test.ts test/cache/address.test.ts
+  test/cache/wire test/cache/snoop test/cache/stores test/cache/engine.test.ts test/cache/address.test.ts
   test/cache/progress.test.ts test/cache/evicted_sessions_leak.test.ts
-  test/compile/wire test/compile/args.test.ts test/compile/access.test.ts test/compile/allowlist.test.ts
-  test/cli
+  test/compile/wire test/compile/pump/argv.test.ts test/compile/args.test.ts test/compile/access.test.ts test/compile/allowlist.test.ts
+  test/cli test/errors.test.ts test/scripts/import_cycles.test.ts
   test/activation/address.test.ts test/activation/notify.test.ts
   test/log/logger.test.ts test/log/sinks.test.ts
   test/fuzz/cache_wire_fuzz.test.ts test/fuzz/distcc_wire_fuzz.test.ts
@@ -17,6 +17,7 @@ files=()
 for path in "${UNIT[@]}"; do
   if [ -d "$path" ]; then mapfile -t -O "${#files[@]}" files < <(find "$path" -name '*.test.ts' | sort)
   elif [ -e "$path" ]; then files+=("$path")
+  else echo "test-unit.sh: $path does not exist: correct the list" >&2; exit 1
   fi
 done
 exec bash scripts/test.sh "${files[@]}"

@@ -104,7 +104,7 @@ test('encodeResponse writes every answer vector byte for byte', () => {
 
 test('the exit handler writes every answer vector byte for byte', async (t) => {
   for (const v of VECTORS) {
-    const dir = await scratch(t);
+    const dir = tempDir(t, 'distkit-answer-');
     const pair = await socketPair();
     t.after(() => pair.close());
     await Promise.all([['err', v.stderr], ['out', v.stdout], ['obj', v.object]].map(([name, text]) => fs.writeFile(path.join(dir, name!), bytes(text!))));
