@@ -1,10 +1,10 @@
 // The real pump-mode distcc client for system tests. Bookworm's distcc-pump never speaks protocol 3
 // (its include server fails under Python 3.11 and the client quietly preprocesses locally), so
-// test/fixtures/distcc/build.sh builds upstream distcc (pump, distcc, include server) once per
-// machine and source: into DISTKIT_TEST_CACHE, else /var/cache/distkit-test when root, else
-// $TMPDIR/distkit-test-cache, under distcc-pump-<hash of the tarball and build.sh>. The build
-// script takes a lock and marks a finished build, so test files running in parallel build it once
-// and later runs (or test files) find it ready.
+// ../shared/reference/distcc/build.sh builds upstream distcc (pump, distcc, include server) once
+// per machine and source, through real_pump_build.sh: into DISTKIT_TEST_CACHE, else
+// /var/cache/distkit-test when root, else $TMPDIR/distkit-test-cache, under
+// distcc-pump-<hash of the tarball and build.sh>. The wrapper takes a lock and marks a finished
+// build, so test files running in parallel build it once and later runs find it ready.
 //
 // Exports: realPump() -> { prefix, pump, distcc }, startIncludeServer(t, home) -> { env },
 //          runPump(command, options) -> ClientResult, assertPumped(result),
@@ -19,9 +19,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { clientEnv, run, type ClientResult } from './distccd_harness';
 
-const FIXTURE = path.resolve(__dirname, '../../../test/fixtures/distcc');
-const BUILD_SCRIPT = path.join(FIXTURE, 'build.sh');
-const TARBALL = path.join(FIXTURE, 'distcc-f4a7147.tar.gz');
+/** distcc's source and build script, in the shared folder beside the checkout (as in CI). */
+const REFERENCE = path.resolve(__dirname, '../../../../shared/reference/distcc');
+const BUILD_SCRIPT = path.join(REFERENCE, 'build.sh');
+const TARBALL = path.join(REFERENCE, 'distcc-f4a7147.tar.gz');
+const WRAPPER = path.resolve(__dirname, '../../../test/support/real_pump_build.sh');
 
 export interface RealPump {
   readonly prefix: string;
@@ -44,7 +46,7 @@ export function realPump(): Promise<RealPump> {
   building ??= (async () => {
     const hash = createHash('sha256').update(readFileSync(TARBALL)).update(readFileSync(BUILD_SCRIPT)).digest('hex').slice(0, 16);
     const prefix = path.join(cacheDir(), `distcc-pump-${hash}`);
-    const built = await run('bash', [BUILD_SCRIPT, prefix], { cwd: FIXTURE, timeoutMs: 600_000 });
+    const built = await run('bash', [WRAPPER, REFERENCE, prefix], { cwd: REFERENCE, timeoutMs: 600_000 });
     if (built.code !== 0) throw new Error(`building the pump client failed (${built.code}):\n${built.stdout}${built.stderr}`);
     return { prefix, pump: path.join(prefix, 'bin/pump'), distcc: path.join(prefix, 'bin/distcc') };
   })();
