@@ -142,7 +142,9 @@ export function parseDistccdArgs(args: readonly string[]): ParsedCommand {
     allow: all(parsed['allow']),
     allowPrivate: parsed['allow-private'] === true,
     listen: all(parsed['listen']),
-    port: integer('port', last(parsed['port']), DISTCC_DEFAULT_PORT, 1, 65535),
+    // Ours: 0 lets the kernel pick a free port, and the "listening" log line names it (tests and
+    // side-by-side runs need no port probing).
+    port: integer('port', last(parsed['port']), DISTCC_DEFAULT_PORT, 0, 65535),
     jobs: integer('jobs', last(parsed['jobs']), os.availableParallelism() + 2, 1, 10000),
     nice: integer('nice', last(parsed['nice']), DEFAULT_NICE, -20, 40),
     jobLifetimeS: integer('job-lifetime', last(parsed['job-lifetime']), 0, 0, 2 ** 31 / 1000),
@@ -154,7 +156,7 @@ export function parseDistccdArgs(args: readonly string[]): ParsedCommand {
     logLevel,
     logStderr: parsed['log-stderr'] === true || wizard,
     stats: parsed['stats'] === true,
-    statsPort: integer('stats-port', last(parsed['stats-port']), DISTCC_DEFAULT_STATS_PORT, 1, 65535),
+    statsPort: integer('stats-port', last(parsed['stats-port']), DISTCC_DEFAULT_STATS_PORT, 0, 65535),
     mode: wizard || parsed['daemon'] === true ? 'daemon' : parsed['inetd'] === true ? 'inetd' : 'auto',
     detach: parsed['detach'] !== false && !wizard,
     noFork: parsed['fork'] === false || wizard,
@@ -162,6 +164,8 @@ export function parseDistccdArgs(args: readonly string[]): ParsedCommand {
     insecure: parsed['enable-tcp-insecure'] === true || parsed['make-me-a-botnet'] === true,
     compilerDir: last(parsed['compiler-dir']) ?? DEFAULT_MASQUERADE_DIR,
   };
+  // The mDNS record carries the port number: it cannot advertise one the kernel has yet to pick.
+  if (config.zeroconf && config.port === 0) throw bad('--zeroconf needs a fixed --port, not 0');
   return { kind: 'run', config: Object.freeze(config) };
 }
 
@@ -200,12 +204,12 @@ Options:
     --io-timeout SECONDS       drop a client whose request or answer takes longer (300)
     --lifetime SECONDS         exit after this many seconds
   Networking:
-    -p, --port PORT            TCP port to listen on
+    -p, --port PORT            TCP port to listen on (0: any free one, logged)
     --listen ADDRESS           IP address to listen on
     -a, --allow IP[/BITS]      client address access control
     --allow-private            allow the private networks and loopback
     --stats                    enable statistics reporting via HTTP server
-    --stats-port PORT          TCP port to listen on for statistics requests
+    --stats-port PORT          TCP port to listen on for statistics requests (0: any)
     --zeroconf                 register via mDNS/DNS-SD
   Compilers:
     --compiler-dir DIR         masquerade directory of allowed compilers (${DEFAULT_MASQUERADE_DIR})

@@ -14,6 +14,12 @@ function fails(args: string[], why: RegExp): void {
   assert.throws(() => parseDistccdArgs(args), (e: unknown) => e instanceof DistkitError && e.exitCode === 101 && why.test(e.message));
 }
 
+test('parseDistccdArgs takes port 0 as any free port, for the service and the stats page', () => {
+  const c = config(['--port', '0', '--stats', '--stats-port', '0']);
+  assert.equal(c.port, 0);
+  assert.equal(c.statsPort, 0);
+});
+
 test('parseDistccdArgs gives distccd defaults when no option is given', () => {
   const c = config([]);
   assert.equal(c.port, 3632);
@@ -74,7 +80,8 @@ test('parseDistccdArgs refuses unknown options, stray arguments and bad numbers 
   fails(['--no-verbose'], /unknown option --no-verbose/);
   fails(['--detach'], /unknown option --detach/);
   fails(['extra'], /unexpected argument "extra"/);
-  fails(['--port', '0'], /--port "0" is not a whole number from 1 to 65535/);
+  fails(['--port', '65536'], /--port "65536" is not a whole number from 0 to 65535/);
+  fails(['--port', '0', '--zeroconf'], /--zeroconf needs a fixed --port, not 0/);
   fails(['-p', '65536'], /--port/);
   fails(['--port', 'http'], /--port "http"/);
   fails(['--jobs', '0'], /--jobs "0"/);

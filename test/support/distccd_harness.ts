@@ -70,38 +70,36 @@ export interface StartOptions {
 }
 
 /**
- * distccd refuses --port 0 (as C distccd does), so it is told a port that was free a moment ago
- * and started again on a fresh one if a parallel test took it first (exit 102, address in use).
+ * Our distccd on port 0 (and --stats-port 0): the "listening on=" line names the ports the kernel
+ * chose, the service's first and the stats page's last, so nothing is probed and nothing races.
  */
 export async function startDistccd(t: AfterHook, options: StartOptions): Promise<RunningDistccd> {
-  return onFreePort(async (port) => {
-    const statsPort = options.stats === true ? await freePort() : 0;
-    const args = [
-      DISTCCD, '--daemon', '--no-detach', '--listen', options.listen ?? '127.0.0.1', '--port', String(port), '--log-stderr', '--log-level', 'debug',
-      '--compiler-dir', options.compilerDir, ...(options.noAllow === true ? [] : ['--allow', '127.0.0.1']), ...(options.keepRoot === false ? [] : KEEP_ROOT),
-      ...(options.stats === true ? ['--stats', '--stats-port', String(statsPort)] : []), ...(options.args ?? []),
-    ];
-    const [command, ...rest] = [...(options.wrapper ?? []), process.execPath, ...args];
-    const daemon = Daemon.start(t, command!, rest, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'ignore', 'pipe'] });
-    try {
-      await daemon.waitForLine(/listening/);
-    } catch (error) {
-      if (daemon.exit === undefined) throw error;
-      await daemon.drained;
-      if (daemon.exit.code === 102 && saysPortTaken(daemon.stderr)) return PORT_TAKEN;
-      throw new Error(`distccd exited ${daemon.exit.code}:\n${daemon.lines.join('\n')}`);
-    }
-    return {
-      port,
-      statsPort,
-      child: daemon.child,
-      lines: daemon.lines,
-      waitFor: (re, ms) => daemon.waitForLine(re, ms),
-      waitForCount: (re, n, ms) => daemon.waitForLines(re, n, ms),
-      stop: async () => (await daemon.stop()).code,
-      exited: daemon.exited.then((e) => e.code),
-    };
-  });
+  const args = [
+    DISTCCD, '--daemon', '--no-detach', '--listen', options.listen ?? '127.0.0.1', '--port', '0', '--log-stderr', '--log-level', 'debug',
+    '--compiler-dir', options.compilerDir, ...(options.noAllow === true ? [] : ['--allow', '127.0.0.1']), ...(options.keepRoot === false ? [] : KEEP_ROOT),
+    ...(options.stats === true ? ['--stats', '--stats-port', '0'] : []), ...(options.args ?? []),
+  ];
+  const [command, ...rest] = [...(options.wrapper ?? []), process.execPath, ...args];
+  const daemon = Daemon.start(t, command!, rest, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let addresses: string[];
+  try {
+    addresses = await daemon.listening();
+  } catch (error) {
+    if (daemon.exit === undefined) throw error;
+    await daemon.drained;
+    throw new Error(`distccd exited ${daemon.exit.code}:\n${daemon.lines.join('\n')}`);
+  }
+  const portOf = (address: string): number => Number(/:(\d+)$/.exec(address)?.[1]);
+  return {
+    port: portOf(addresses[0]!),
+    statsPort: options.stats === true ? portOf(addresses[addresses.length - 1]!) : 0,
+    child: daemon.child,
+    lines: daemon.lines,
+    waitFor: (re, ms) => daemon.waitForLine(re, ms),
+    waitForCount: (re, n, ms) => daemon.waitForLines(re, n, ms),
+    stop: async () => (await daemon.stop()).code,
+    exited: daemon.exited.then((e) => e.code),
+  };
 }
 
 /** Debian's C distccd 3.4 as a daemon on a fresh loopback port (stats: and its counters page). */
