@@ -8,7 +8,6 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { DISTCCD, KEEP_ROOT, makeMasqueradeDir, runDistccd, startDistccd, tempDir } from '../support/distccd_harness';
-import { onFreePort, PORT_TAKEN, saysPortTaken } from '../support/free_port';
 import { encodeRequest, sendRaw } from '../support/raw_distcc_client';
 
 const SOURCE = 'int f(int x) { return x + 1; }\n';
@@ -45,14 +44,13 @@ test('distccd --daemon detaches once listening and keeps the serving pid in --pi
   const masq = await makeMasqueradeDir(path.join(dir, 'masq'));
   const pidFile = path.join(dir, 'distccd.pid');
   const logFile = path.join(dir, 'distccd.log');
-  // The starter exits 102 (and logs "address in use") when a parallel test took the port first.
-  const { port, starter, code } = await onFreePort(async (port) => {
-    const starter = spawn(process.execPath, [DISTCCD, '--daemon', '--listen', '127.0.0.1', '-p', String(port), '--allow', '127.0.0.1',
-      '--pid-file', pidFile, '--log-file', logFile, '--compiler-dir', masq, ...KEEP_ROOT], { stdio: 'ignore' });
-    const code = await new Promise((r) => starter.once('exit', r));
-    return code === 102 && saysPortTaken(await fs.readFile(logFile, 'utf8').catch(() => '')) ? PORT_TAKEN : { port, starter, code };
-  });
+  const starter = spawn(process.execPath, [DISTCCD, '--daemon', '--listen', '127.0.0.1', '-p', '0', '--allow', '127.0.0.1',
+    '--pid-file', pidFile, '--log-file', logFile, '--compiler-dir', masq, ...KEEP_ROOT], { stdio: 'ignore' });
+  const code = await new Promise((r) => starter.once('exit', r));
   assert.equal(code, 0, 'exit 0 means listening');
+  // The daemon logs its address before it tells the starter it listens.
+  const port = Number(/listening on=127\.0\.0\.1:(\d+)/.exec(await fs.readFile(logFile, 'utf8'))?.[1]);
+  assert.ok(port > 0, 'the listening line names the port');
   const pid = Number((await fs.readFile(pidFile, 'utf8')).trim());
   t.after(() => {
     try {

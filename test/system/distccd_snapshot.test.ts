@@ -11,7 +11,7 @@ import fs from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { clientEnv, DISTCCD, KEEP_ROOT, makeMasqueradeDir, run, tempDir } from '../support/distccd_harness';
-import { onFreePort, PORT_TAKEN, saysPortTaken } from '../support/free_port';
+import { onFreePort, PORT_TAKEN } from '../support/free_port';
 import { start } from './echo_harness';
 import { renderTemplate } from '../support/render_template';
 
@@ -51,14 +51,13 @@ async function prefixTree(t: Parameters<typeof tempDir>[0], ownStamp = false): P
   return { dir, launcher, masq: await makeMasqueradeDir(path.join(dir, 'masq')), tmp };
 }
 
-/** Starts distccd through the launcher in the foreground; resolves with its pid and "ready" line. */
+/** Starts distccd through the launcher in the foreground on port 0; resolves with its pid, port and "ready" line. */
 async function startThrough(t: TestContext, tree: Tree, env: NodeJS.ProcessEnv = {}): Promise<{ pid: number; port: number; ready: string }> {
-  return onFreePort(async (port) => {
-    const p = start(t, tree.launcher, ['--no-detach', '--daemon', '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1',
-      '--compiler-dir', tree.masq, '--log-stderr', ...KEEP_ROOT], { env: { ...process.env, TMPDIR: tree.tmp, ...env } });
-    const bound = await p.waitForBind(/^.* ready .*$/m, 20_000);
-    return bound === PORT_TAKEN ? PORT_TAKEN : { pid: p.child.pid!, port, ready: bound[0] };
-  });
+  const p = start(t, tree.launcher, ['--no-detach', '--daemon', '--listen', '127.0.0.1', '--port', '0', '--allow', '127.0.0.1',
+    '--compiler-dir', tree.masq, '--log-stderr', ...KEEP_ROOT], { env: { ...process.env, TMPDIR: tree.tmp, ...env } });
+  const ready = await p.waitFor(/^.* ready .*$/m, 20_000);
+  const port = Number((await p.waitFor(/listening on=127\.0\.0\.1:(\d+)/))[1]);
+  return { pid: p.child.pid!, port, ready: ready[0] };
 }
 
 async function compileAndCompare(dir: string, hosts: string, extra: NodeJS.ProcessEnv = {}): Promise<void> {
@@ -110,15 +109,13 @@ test('the launcher\'s standalone distccd detaches from the snapshot, writes its 
   const tree = await prefixTree(t);
   const pidFile = path.join(tree.dir, 'distccd.pid');
   const log = path.join(tree.dir, 'distccd.log');
-  // The starter exits 102 (and logs "address in use") when a parallel test took the port first.
-  const { port, start } = await onFreePort(async (port) => {
-    const start = spawnSync(tree.launcher, ['--daemon', '--pid-file', pidFile, '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1',
-      '--compiler-dir', tree.masq, '--log-file', log, ...KEEP_ROOT], { env: { ...process.env, TMPDIR: tree.tmp }, encoding: 'utf8', timeout: 30_000 });
-    return start.status === 102 && saysPortTaken(await fs.readFile(log, 'utf8').catch(() => '')) ? PORT_TAKEN : { port, start };
-  });
+  const start = spawnSync(tree.launcher, ['--daemon', '--pid-file', pidFile, '--listen', '127.0.0.1', '--port', '0', '--allow', '127.0.0.1',
+    '--compiler-dir', tree.masq, '--log-file', log, ...KEEP_ROOT], { env: { ...process.env, TMPDIR: tree.tmp }, encoding: 'utf8', timeout: 30_000 });
   assert.equal(start.status, 0, start.stderr);
   const pid = Number((await fs.readFile(pidFile, 'utf8')).trim());
   t.after(() => { try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ } });
+  // The starter returns once the daemon listens, and the daemon logs where before it says so.
+  const port = Number(/listening on=127\.0\.0\.1:(\d+)/.exec(await fs.readFile(log, 'utf8'))?.[1]);
   const argv = await cmdline(pid);
   assert.deepEqual(argv.slice(1, 4), ['--snapshot-blob', path.join(tree.dir, 'prefix/lib/distkit/dist/snapshot/distccd.blob'), '--']);
   await compileAndCompare(tree.dir, `127.0.0.1:${port}/2,lzo`);
