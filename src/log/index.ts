@@ -69,7 +69,14 @@ class Root extends Node implements RootLogger {
     this.#sinks = sinks;
   }
   reopen(): void {
-    for (const sink of this.#sinks) sink.reopen?.();
+    for (const sink of this.#sinks) {
+      try {
+        sink.reopen?.();
+      } catch (error) {
+        // Runs from the SIGHUP handler: a throw here would kill the daemon and every session.
+        this.emit('warning', formatLine('log reopen failed', { error: (error as NodeJS.ErrnoException).code ?? (error as Error).message }));
+      }
+    }
   }
   close(): void {
     for (const sink of this.#sinks) sink.close?.();

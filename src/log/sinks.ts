@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { severityOf, type Level, type LogSink } from './logger';
+import { formatLine, severityOf, type Level, type LogSink } from './logger';
 
 /** stderr sink: `program[pid] level: line`. Never used when fd 2 may be a client socket. */
 export function stderrSink(program: string): LogSink {
@@ -21,14 +21,24 @@ export function stderrSink(program: string): LogSink {
 export function fileSink(program: string, file: string): LogSink {
   const absolute = path.resolve(file);
   const open = (): number => fs.openSync(absolute, 'a', 0o640);
+  const write = (level: Level, line: string): void => {
+    fs.writeSync(fd, `${new Date().toISOString()} ${program}[${process.pid}] ${level}: ${line}\n`);
+  };
   let fd = open();
   return {
-    write(level, line) {
-      fs.writeSync(fd, `${new Date().toISOString()} ${program}[${process.pid}] ${level}: ${line}\n`);
-    },
+    write,
     reopen() {
-      // Open the new file first: if that fails (privileges dropped, directory gone) keep the old one.
-      const next = open();
+      // Open the new file first. If that fails (logrotate's `create` gave it to a user the daemon
+      // no longer is, the directory is gone), a SIGHUP must not take the daemon down: keep the
+      // old descriptor and say so where the operator is looking, in the old file.
+      let next: number;
+      try {
+        next = open();
+      } catch (error) {
+        const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+        write('warning', formatLine('log file reopen failed, still writing to the old file', { file: absolute, error: reason }));
+        return;
+      }
       fs.closeSync(fd);
       fd = next;
     },

@@ -72,6 +72,7 @@ test('install stages every file under DESTDIR and uninstall removes exactly thos
     'lib/distkit/libexec/distccd-defaults', 'lib/distkit/MANIFEST']) {
     assert.ok(fs.existsSync(path.join(dest, prefix, f)), `${prefix}/${f} was not installed`);
   }
+  for (const f of ['etc/logrotate.d/distcc', 'etc/logrotate.d/distcache']) assert.ok(fs.existsSync(path.join(dest, f)), `/${f} was not installed`);
   assert.ok(!fs.existsSync(path.join(lib, 'node_modules/typescript')), 'dev dependencies must not be installed');
   // Debian's init script is replaced by ours and kept; the admin's defaults are not touched.
   assert.match(fs.readFileSync(path.join(dest, 'etc/init.d/distcc'), 'utf8'), /distkit/);
