@@ -125,7 +125,8 @@ async function serveMany(
   // sends SIGTERM the moment it reads READY or "listening" must get the graceful stop, not the
   // default action.
   const uninstall = installSignals({ log, stop: () => void stop(), reopen: () => log.reopen(), foreground: reportFd === undefined });
-  log.notice('listening', { on: addresses.join(','), max: options.maxConnections });
+  // max: connections served at once (more wait); 0 means no limit, which the line spells out.
+  log.notice('listening', { on: addresses.join(','), max: options.maxConnections > 0 ? options.maxConnections : 'unlimited' });
   notifier.ready(status?.());
   if (reportFd !== undefined) reportReady(reportFd, addresses);
   if (notifier.enabled && status !== undefined) {

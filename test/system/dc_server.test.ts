@@ -179,6 +179,16 @@ test('dc_server listens on several addresses at once and sets -sockperms on its 
   assert.equal(fs.statSync(sock).mode & 0o777, 0o600);
 });
 
+test('dc_server says max=unlimited in its listening line when it puts no limit on connections', async (t) => {
+  const server = new Program('dc_server', ['-listen', 'IP:127.0.0.1:0']);
+  t.after(async () => {
+    await server.stop();
+  });
+  await server.listening();
+  // "max=0" read as "no connection allowed"; dc_server serves any number at once.
+  assert.match(server.stderr, /listening on=127\.0\.0\.1:\d+ max=unlimited\n/);
+});
+
 test('dc_server -sessions 0 holds as many sessions as -maxmemory allows, evicting the soonest to expire', async (t) => {
   const server = new Program('dc_server', ['-listen', 'IP:127.0.0.1:0', '-sessions', '0', '-maxmemory', '1']);
   t.after(() => server.stop());

@@ -7,9 +7,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { renderTemplate } from '../support/render_template';
 import { tempDir, type AfterHook } from '../support/temp_dir';
+import { start } from './echo_harness';
+import { DISTCCD, KEEP_ROOT, makeMasqueradeDir } from '../support/distccd_harness';
+import { freePort, onFreePort, PORT_TAKEN } from '../support/free_port';
 
 const root = path.resolve(__dirname, '../../..');
 const unitDir = path.join(root, 'systemd');
@@ -52,7 +56,7 @@ function renderUnits(t: AfterHook): Rendered {
 test('systemd units pass systemd-analyze verify when rendered for an install prefix', (t) => {
   const r = renderUnits(t);
   const names = r.units.map((u) => path.basename(u));
-  for (const want of ['distccd.socket', 'distccd.service', 'distccd-accept.socket', 'distccd-accept@.service',
+  for (const want of ['distccd.socket', 'distccd.service', 'distccd-accept.socket', 'distccd-accept@.service', 'distccd-stats.socket',
     'dc_server.socket', 'dc_server.service', 'dc_client.socket', 'dc_client.service']) {
     assert.ok(names.includes(want), `systemd/${want} is missing`);
   }
@@ -116,4 +120,56 @@ test('distccd-defaults turns Debian /etc/default/distcc variables into distccd o
     script, 'arg:--no-detach', 'env:unset',
   ]);
   assert.deepEqual(run({ NICE: 'x' }), [script, 'arg:--no-detach', 'env:unset']);
+});
+
+/** The values of `Key=` lines in a unit or shell file (comments skipped, quotes removed). */
+function settingsOf(file: string, key: string): string[] {
+  return fs.readFileSync(path.join(root, file), 'utf8').split('\n')
+    .filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1).replace(/^"(.*)"$/, '$1'));
+}
+
+/** Whether a listen address (unit ListenStream= or dc_server's -listen syntax) is reachable only from this host. */
+function isLocalOnly(address: string): boolean {
+  const a = address.replace(/^(IP|IPv4):/, '');
+  return a.startsWith('/') || a.startsWith('UNIX:') || /^(127\.0\.0\.1|\[::1\]|localhost):\d+$/.test(a);
+}
+
+test('dc_server listens on loopback and its unix socket only when started by its unit or init script', () => {
+  // The cache has no authentication and holds TLS secrets: the network is opened on purpose only.
+  const socket = settingsOf('systemd/dc_server.socket', 'ListenStream');
+  assert.ok(socket.length >= 2, `ListenStream= lines: ${socket.join(' ')}`);
+  const execStart = settingsOf('systemd/dc_server.service', 'ExecStart').join(' ');
+  const serviceListens = [...execStart.matchAll(/-listen (\S+)/g)].map((m) => m[1]!);
+  assert.equal(serviceListens.length, socket.length, `dc_server.service's -listen repeat dc_server.socket's: ${execStart}`);
+  const initListens = [...settingsOf('etc/default/dc_server', 'LISTEN'), ...settingsOf('etc/init.d/dc_server', 'LISTEN')];
+  assert.equal(initListens.length, 2);
+  for (const address of [...socket, ...serviceListens, ...initListens]) assert.ok(isLocalOnly(address), `${address} is reachable from the network`);
+});
+
+test('distccd under distccd.socket and distccd-stats.socket serves the counters page on the stats socket when run as the unit says', async (t) => {
+  assert.deepEqual(settingsOf('systemd/distccd-stats.socket', 'Service'), ['distccd.service']);
+  for (const address of settingsOf('systemd/distccd-stats.socket', 'ListenStream')) assert.ok(isLocalOnly(address), `${address} is reachable from the network`);
+  const [fdName] = settingsOf('systemd/distccd-stats.socket', 'FileDescriptorName');
+  // The distccd options of distccd.service (after the defaults helper), as systemd would pass them.
+  const execStart = settingsOf('systemd/distccd.service', 'ExecStart')[0]!.split(/\s+/);
+  const unitArgs = execStart.slice(1).filter((a, i, all) => a !== '--compiler-dir' && all[i - 1] !== '--compiler-dir');
+  const masq = await makeMasqueradeDir(path.join(tempDir(t, 'distkit-stats-socket-'), 'masq'));
+  const args = [...unitArgs, '--compiler-dir', masq, '--allow', '127.0.0.1', ...KEEP_ROOT];
+  // systemd names the compile socket's fd after its unit, the stats one by FileDescriptorName=.
+  const { p, statsPort } = await onFreePort(async (port) => {
+    const statsPort = await freePort();
+    const p = start(t, 'systemd-socket-activate', ['-l', `127.0.0.1:${port}`, '-l', `127.0.0.1:${statsPort}`,
+      `--fdname=distccd.socket:${fdName}`, process.execPath, DISTCCD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    return (await p.waitForBind(/Listening on/)) === PORT_TAKEN ? PORT_TAKEN : { p, statsPort };
+  });
+  const page = await new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const s = net.connect(statsPort, '127.0.0.1', () => s.write('GET / HTTP/1.0\r\n\r\n'));
+    s.on('data', (d) => chunks.push(d));
+    s.once('error', reject);
+    s.once('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+  });
+  assert.match(page, /^HTTP\/1\.0 200 OK\n[^]*<distccstats>\n[^]*<\/distccstats>\n$/, `stats page:\n${page}\n${p.output()}`);
+  p.child.kill('SIGTERM');
+  assert.equal(await p.exited, 0);
 });
