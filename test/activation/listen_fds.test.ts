@@ -1,5 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -7,7 +10,7 @@ import { classifyFd, clearListenEnv, readListenFds, sameFile } from '../../src/a
 import { tempDir } from '../support/temp_dir';
 
 /** The fd behind a Node handle (Linux: libuv exposes it), to look at real sockets. */
-function fdOf(handleOwner: net.Server | net.Socket): number {
+function fdOf(handleOwner: net.Server | net.Socket | dgram.Socket): number {
   return (handleOwner as unknown as { _handle: { fd: number } })._handle.fd;
 }
 
@@ -59,4 +62,45 @@ test('classifyFd tells listening TCP and unix sockets from connections, files an
   assert.equal(classifyFd(file), 'closed');
   assert.equal(sameFile(fdOf(client), fdOf(client)), true);
   assert.equal(sameFile(fdOf(client), fdOf(server)), false);
+});
+
+test('classifyFd in a child tells each inherited fd apart when it is handed listeners, connections, UDP, a pipe and a file', async (t) => {
+  // What systemd or inetd hands over: the child sees only descriptors, not Node handles.
+  const dir = tempDir(t, 'distkit-fds-');
+  const tcp = net.createServer();
+  await new Promise<void>((r) => tcp.listen({ host: '127.0.0.1', port: 0 }, r));
+  const unix = net.createServer();
+  await new Promise<void>((r) => unix.listen({ path: path.join(dir, 's') }, r));
+  const udp = dgram.createSocket('udp4');
+  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+  t.after(() => { [tcp, unix].forEach((s) => s.close()); udp.close(); });
+  const accepted = new Promise<net.Socket>((r) => unix.once('connection', r));
+  const client = net.connect(path.join(dir, 's'));
+  await new Promise((r) => client.once('connect', r));
+  const server = await accepted;
+  t.after(() => [client, server].forEach((s) => s.destroy()));
+  execFileSync('mkfifo', [path.join(dir, 'fifo')]);
+  const fifo = fs.openSync(path.join(dir, 'fifo'), 'r+'); // O_RDWR: a FIFO opened so never blocks
+  const file = fs.openSync(path.join(dir, 'f'), 'w');
+  t.after(() => [fifo, file].forEach((fd) => fs.closeSync(fd)));
+
+  const handed = { tcp: fdOf(tcp), unix: fdOf(unix), connection: fdOf(client), udp: fdOf(udp), pipe: fifo, file };
+  const script = [
+    'const { classifyFd } = require(process.argv[1]);',
+    'const names = JSON.parse(process.argv[2]);',
+    'process.stdout.write(JSON.stringify(Object.fromEntries(names.map((name, i) => [name, classifyFd(3 + i)]))));',
+  ].join('\n');
+  const module = require.resolve('../../src/activation/listen_fds');
+  const child = spawn(process.execPath, ['-e', script, module, JSON.stringify(Object.keys(handed))], {
+    stdio: ['ignore', 'pipe', 'pipe', ...Object.values(handed)],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+  child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  const [code] = (await once(child, 'close')) as [number | null];
+  assert.equal(code, 0, stderr);
+  assert.deepEqual(JSON.parse(stdout), {
+    tcp: 'listening', unix: 'listening', connection: 'socket', udp: 'other', pipe: 'pipe', file: 'other',
+  });
 });
