@@ -1,16 +1,18 @@
 // Inherited file descriptors: what systemd's LISTEN_FDS protocol hands us, and what any fd is
 // before we touch it. The look-before-touching rule exists because a failed
 // `server.listen({ fd })` closes the fd: an accepted connection mistaken for a listener would be
-// lost. A socket's kind comes from its inode in /proc/net/{tcp,tcp6,unix} (listening state).
+// lost. A socket's kind comes from the socket itself (getsockopt SO_DOMAIN, SO_TYPE and
+// SO_ACCEPTCONN through the distkit-spawn addon, as sd_is_socket does), so a listener from
+// another network namespace (systemd's PrivateNetwork=yes) is seen as one: /proc/net, which
+// this used to scan, lists only this namespace's sockets.
 
 import fs from 'node:fs';
 
 /**
- * What an fd is: a listening stream socket, another (connected) socket, a socket this network
- * namespace's /proc/net tables do not list (systemd's PrivateNetwork=yes hands the service a
- * listener from the host's namespace), a pipe, something else, or nothing.
+ * What an fd is: a listening stream socket (TCP or unix), another stream socket (a
+ * connection), a pipe, something else (a file, a terminal, a UDP socket...), or nothing.
  */
-export type FdKind = 'listening' | 'socket' | 'foreign-socket' | 'pipe' | 'other' | 'closed';
+export type FdKind = 'listening' | 'socket' | 'pipe' | 'other' | 'closed';
 
 export interface ListenFd {
   readonly fd: number;
@@ -58,8 +60,26 @@ export function classifyFd(fd: number): FdKind {
   }
   if (stat.isFIFO()) return 'pipe';
   if (!stat.isSocket()) return 'other';
-  const state = socketState(stat.ino);
-  return state === 'listening' ? 'listening' : state === 'connected' ? 'socket' : 'foreign-socket';
+  return classifySocket(fd);
+}
+
+// Node serves stream sockets of these families only (server.listen({ fd }), new net.Socket({ fd })).
+const SERVABLE_FAMILIES: ReadonlySet<string> = new Set(['unix', 'inet', 'inet6']);
+
+function classifySocket(fd: number): FdKind {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when an fd is a socket: a pipe or file needs no addon
+  const native = require('distkit-spawn') as typeof import('distkit-spawn');
+  let facts: import('distkit-spawn').SocketFacts;
+  try {
+    facts = native.inspectSocket(fd);
+  } catch (err) {
+    // getsockopt failed (the fd is not a socket after all): leave it alone. A stale addon
+    // without inspectSocket throws a TypeError, which must not pass for "not a socket".
+    if (typeof (err as NodeJS.ErrnoException).errno === 'number') return 'other';
+    throw err;
+  }
+  if (facts.type !== 'stream' || !SERVABLE_FAMILIES.has(facts.family)) return 'other';
+  return facts.listening ? 'listening' : 'socket';
 }
 
 /** True when fds `a` and `b` are the same open socket or file (inetd dups one socket to 0, 1 and 2). */
@@ -70,31 +90,5 @@ export function sameFile(a: number, b: number): boolean {
     return sa.ino === sb.ino && sa.dev === sb.dev;
   } catch {
     return false;
-  }
-}
-
-// /proc/net/tcp and tcp6: "sl local rem st ... uid timeout inode"; st 0A is TCP_LISTEN.
-// /proc/net/unix: "Num RefCount Protocol Flags Type St Inode Path"; Flags 00010000 is
-// __SO_ACCEPTCON (listen() was called), Type 0001 is SOCK_STREAM.
-function socketState(inode: number): 'listening' | 'connected' | 'unlisted' {
-  const wanted = String(inode);
-  for (const table of ['tcp', 'tcp6']) {
-    for (const row of readTable(table)) {
-      const cols = row.trim().split(/\s+/);
-      if (cols[9] === wanted) return cols[3] === '0A' ? 'listening' : 'connected';
-    }
-  }
-  for (const row of readTable('unix')) {
-    const cols = row.trim().split(/\s+/);
-    if (cols[6] === wanted) return (parseInt(cols[3] ?? '0', 16) & 0x10000) !== 0 && cols[4] === '0001' ? 'listening' : 'connected';
-  }
-  return 'unlisted';
-}
-
-function readTable(name: string): string[] {
-  try {
-    return fs.readFileSync(`/proc/net/${name}`, 'latin1').split('\n').slice(1);
-  } catch {
-    return [];
   }
 }

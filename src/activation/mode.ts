@@ -47,10 +47,7 @@ export function detectMode(
   if (request === 'daemon') {
     return { kind: 'standalone', why: '--daemon given and no LISTEN_FDS for this pid', fds: [] };
   }
-  // A stdin socket from another network namespace (Accept=yes with PrivateNetwork=yes) is a
-  // connection like any other: only a listener we can see is adopted as one.
-  const seen = classifyFd(0);
-  const stdin = seen === 'foreign-socket' ? 'socket' : seen;
+  const stdin = classifyFd(0);
   const underSystemd = env.INVOCATION_ID !== undefined;
   if (stdin === 'listening') {
     return {
@@ -89,13 +86,10 @@ function fromListenFds(inherited: readonly ListenFd[], env: NodeJS.ProcessEnv): 
     };
   }
   const fds: InheritedFd[] = [];
-  // systemd names every fd it passes (LISTEN_FDNAMES, v227+), "connection" only for Accept=yes.
-  // A socket our /proc/net cannot see (PrivateNetwork=yes: it lives in the host's namespace) is
-  // a listener when systemd named it as one; a socket we can see as connected never is.
-  const namedListeners = env.LISTEN_FDNAMES !== undefined;
+  // The socket itself says whether it listens, also when it lives in another network namespace
+  // (PrivateNetwork=yes): systemd's names are not needed to tell a listener from a connection.
   for (const { fd, name } of inherited) {
-    const seen = classifyFd(fd);
-    const kind = seen === 'foreign-socket' ? (namedListeners ? 'listening' : 'socket') : seen;
+    const kind = classifyFd(fd);
     if (kind === 'socket' && inherited.length === 1) {
       return {
         kind: 'systemd-accept',

@@ -2,7 +2,8 @@
 // A rule is IP[/BITS] for IPv4 or IPv6, or a host name[/BITS] resolved once at start-up to ALL
 // its addresses (the C server keeps only the first getaddrinfo answer). An IPv4 rule also
 // matches an IPv4-mapped IPv6 peer (::ffff:a.b.c.d), which is how a dual-stack listener sees
-// IPv4 clients. --allow-private adds PRIVATE_NETWORKS.
+// IPv4 clients. --allow-private adds PRIVATE_NETWORKS. Matching is node's net.BlockList; this
+// file only checks the spec's shape, so a bad one gets distccd's message and exit code.
 //
 // Exports:
 //   parseAllowSpec(spec) -> AllowRule | { host, bits }   literal addresses parse synchronously
@@ -20,8 +21,8 @@ export const PRIVATE_NETWORKS: readonly string[] = [
 
 export interface AllowRule {
   readonly family: 4 | 6;
-  /** Network address, already masked. */
-  readonly network: bigint;
+  /** The rule's address as written or resolved; host bits below the mask may be set (ignored). */
+  readonly address: string;
   readonly bits: number;
   /** The spec it came from, for log lines. */
   readonly spec: string;
@@ -39,42 +40,6 @@ function badAllow(spec: string, why: string): DistkitError {
   return new DistkitError('bad-allow', `Bad --allow "${spec}": ${why}; use IP[/BITS] (e.g. 10.0.0.0/8, fd00::/8) or a resolvable host name`, { exitCode: EXIT.BAD_ARGUMENTS });
 }
 
-function ipv4ToBigInt(address: string): bigint {
-  let value = 0n;
-  for (const part of address.split('.')) value = (value << 8n) | BigInt(Number(part));
-  return value;
-}
-
-/** Expands an IPv6 literal (net.isIPv6 already true) to its 128-bit value. */
-function ipv6ToBigInt(address: string): bigint {
-  let text = address;
-  const lastColon = text.lastIndexOf(':');
-  const dotted = text.slice(lastColon + 1);
-  if (dotted.includes('.')) {
-    // "::ffff:1.2.3.4" -> "::ffff:102:304": the embedded IPv4 is the last two groups
-    const v4 = ipv4ToBigInt(dotted);
-    text = `${text.slice(0, lastColon + 1)}${(v4 >> 16n).toString(16)}:${(v4 & 0xffffn).toString(16)}`;
-  }
-  const toGroups = (part: string): bigint[] => (part === '' ? [] : part.split(':').map((h) => BigInt(parseInt(h, 16))));
-  const gap = text.indexOf('::');
-  let groups: bigint[];
-  if (gap < 0) {
-    groups = toGroups(text);
-  } else {
-    const head = toGroups(text.slice(0, gap));
-    const tail = toGroups(text.slice(gap + 2));
-    groups = [...head, ...new Array<bigint>(8 - head.length - tail.length).fill(0n), ...tail];
-  }
-  let value = 0n;
-  for (const g of groups) value = (value << 16n) | g;
-  return value;
-}
-
-function mask(value: bigint, bits: number, width: number): bigint {
-  const hostBits = BigInt(width - bits);
-  return (value >> hostBits) << hostBits;
-}
-
 function parseBits(spec: string, text: string | undefined, width: number): number {
   if (text === undefined) return width;
   if (!/^[0-9]{1,3}$/.test(text) || Number(text) > width) throw badAllow(spec, `mask "/${text}" is not a number of bits from 0 to ${width}`);
@@ -82,12 +47,8 @@ function parseBits(spec: string, text: string | undefined, width: number): numbe
 }
 
 function ruleFor(spec: string, address: string, bitsText: string | undefined): AllowRule {
-  if (net.isIPv4(address)) {
-    const bits = parseBits(spec, bitsText, 32);
-    return { family: 4, network: mask(ipv4ToBigInt(address), bits, 32), bits, spec };
-  }
-  const bits = parseBits(spec, bitsText, 128);
-  return { family: 6, network: mask(ipv6ToBigInt(address), bits, 128), bits, spec };
+  if (net.isIPv4(address)) return { family: 4, address, bits: parseBits(spec, bitsText, 32), spec };
+  return { family: 6, address, bits: parseBits(spec, bitsText, 128), spec };
 }
 
 /** A literal rule, or the host name (and mask text) still to resolve. */
@@ -110,30 +71,31 @@ export function parseAllowSpec(spec: string): AllowRule | { readonly host: strin
 }
 
 export class AccessList {
-  readonly #v4: readonly AllowRule[];
-  readonly #v6: readonly AllowRule[];
+  readonly #rules: readonly AllowRule[];
+  // Two lists because node's BlockList also matches an IPv6 rule against a plain IPv4 peer (as
+  // ::ffff:a.b.c.d): a peer seen on an IPv4 listener is checked against the IPv4 rules only, as
+  // distcc does; a peer seen as IPv6 against all of them (an IPv4 rule covers its mapped form).
+  readonly #v4 = new net.BlockList();
+  readonly #all = new net.BlockList();
 
   constructor(rules: readonly AllowRule[]) {
-    this.#v4 = rules.filter((r) => r.family === 4);
-    this.#v6 = rules.filter((r) => r.family === 6);
+    this.#rules = [...rules.filter((r) => r.family === 4), ...rules.filter((r) => r.family === 6)];
+    for (const r of this.#rules) {
+      const type = r.family === 4 ? 'ipv4' : 'ipv6';
+      if (r.family === 4) this.#v4.addSubnet(r.address, r.bits, type);
+      this.#all.addSubnet(r.address, r.bits, type);
+    }
   }
 
   get rules(): readonly AllowRule[] {
-    return [...this.#v4, ...this.#v6];
+    return [...this.#rules];
   }
 
   /** True when a peer at this address (as node:net reports it) may connect. */
   allows(address: string): boolean {
     const bare = address.includes('%') ? address.slice(0, address.indexOf('%')) : address;
-    if (net.isIPv4(bare)) return this.#matchV4(ipv4ToBigInt(bare));
-    if (!net.isIPv6(bare)) return false;
-    const value = ipv6ToBigInt(bare);
-    if (value >> 32n === 0xffffn && this.#matchV4(value & 0xffffffffn)) return true;
-    return this.#v6.some((r) => mask(value, r.bits, 128) === r.network);
-  }
-
-  #matchV4(value: bigint): boolean {
-    return this.#v4.some((r) => mask(value, r.bits, 32) === r.network);
+    if (net.isIPv4(bare)) return this.#v4.check(bare, 'ipv4');
+    return net.isIPv6(bare) && this.#all.check(bare, 'ipv6');
   }
 }
 
@@ -147,7 +109,7 @@ export async function buildAccessList(
   const rules: AllowRule[] = [];
   for (const spec of all) {
     const parsed = parseAllowSpec(spec);
-    if ('network' in parsed) {
+    if ('family' in parsed) {
       rules.push(parsed);
       continue;
     }

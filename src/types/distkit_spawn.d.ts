@@ -10,4 +10,11 @@ declare module 'distkit-spawn' {
   export function watch(pid: number, done: ExitCallback, answer?: AnswerPlan): boolean;
   export function forgo(pid: number): boolean;
   export function deferAccept(fd: number, seconds: number): void;
+  /** What a socket says of itself (getsockopt SO_DOMAIN, SO_TYPE, SO_ACCEPTCONN). */
+  export interface SocketFacts {
+    readonly family: 'unix' | 'inet' | 'inet6' | 'other';
+    readonly type: 'stream' | 'dgram' | 'seqpacket' | 'other';
+    readonly listening: boolean;
+  }
+  export function inspectSocket(fd: number): SocketFacts;
 }

@@ -30,9 +30,10 @@ test('detectMode lets LISTEN_FDS win over --daemon and skips fds that are not li
   assert.match(decision.why, /^LISTEN_FDS=2 for this pid, listening on fds none$/);
 });
 
-test('detectMode adopts a named systemd listener that this network namespace cannot see (PrivateNetwork=yes)', (t) => {
-  // The listener is made here and passed as fd 3 to a node in a new network namespace, whose
-  // /proc/net does not list it: exactly what a service with PrivateNetwork=yes is handed.
+test('detectMode tells a listener from a connection when systemd hands them over from another network namespace (PrivateNetwork=yes)', (t) => {
+  // The sockets are made here and passed as fd 3 to a node in a new network namespace, whose
+  // /proc/net does not list them: exactly what a service with PrivateNetwork=yes is handed. The
+  // socket itself (SO_ACCEPTCONN) still says which it is, named by systemd or not.
   const script = [
     "const { detectMode } = require(process.argv[1]);",
     "const named = detectMode('auto', { env: { LISTEN_PID: String(process.pid), LISTEN_FDS: '1', LISTEN_FDNAMES: 'distccd.socket' } });",
@@ -43,14 +44,20 @@ test('detectMode adopts a named systemd listener that this network namespace can
   const py = [
     'import os, socket, subprocess, sys',
     's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)',
-    'os.dup2(s.fileno(), 3)',
-    'r = subprocess.run(["unshare", "--net", sys.argv[1], "-e", sys.argv[2], sys.argv[3]], pass_fds=(3,), capture_output=True, text=True)',
-    'sys.stdout.write(r.stdout + r.stderr)',
+    'c = socket.create_connection(s.getsockname()); a, _ = s.accept()',
+    'for sock in (s, a):',
+    '    os.dup2(sock.fileno(), 3)',
+    '    r = subprocess.run(["unshare", "--net", sys.argv[1], "-e", sys.argv[2], sys.argv[3]], pass_fds=(3,), capture_output=True, text=True)',
+    '    sys.stdout.write(r.stdout + r.stderr)',
   ].join('\n');
   const out = execFileSync('python3', ['-c', py, process.execPath, script, mode], { encoding: 'utf8' });
   t.diagnostic(out);
-  const result = JSON.parse(out) as { named: [string, unknown[]]; unnamed: [string, unknown[]] };
-  assert.deepEqual(result.named, ['systemd-listen', [{ fd: 3, name: 'distccd.socket', kind: 'listening' }]]);
-  // Without systemd's names nothing says it is a listener: it is taken as the one connection.
-  assert.equal(result.unnamed[0], 'systemd-accept');
+  type Seen = { named: [string, unknown[]]; unnamed: [string, unknown[]] };
+  const [listener, connection] = out.trim().split('\n').map((line) => JSON.parse(line) as Seen);
+  assert.deepEqual(listener?.named, ['systemd-listen', [{ fd: 3, name: 'distccd.socket', kind: 'listening' }]]);
+  // /proc/net could not see it, so without systemd's names it was taken for the one connection.
+  assert.deepEqual(listener?.unnamed, ['systemd-listen', [{ fd: 3, name: 'main', kind: 'listening' }]]);
+  assert.deepEqual(connection?.unnamed, ['systemd-accept', [{ fd: 3, name: 'main', kind: 'connection' }]]);
+  // A named connection stays a connection: the /proc/net check took it for a listener, and listen({ fd }) closed it.
+  assert.deepEqual(connection?.named, ['systemd-accept', [{ fd: 3, name: 'main', kind: 'connection' }]]);
 });

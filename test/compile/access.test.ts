@@ -86,10 +86,31 @@ test('buildAccessList throws bad-allow when a name does not resolve', async () =
 });
 
 test('parseAllowSpec throws bad-allow when the spec is malformed', () => {
-  for (const bad of ['', '/8', '10.0.0.0/', '10.0.0.0/33', '10.0.0.0/x', '::1/129', '1.2.3', '1.2.3.256', '10.0.0.0/-1', 'fe80::1%eth0', ':::1', 'bad_name!', '1.2.3.4/8/8']) {
+  for (const bad of ['', '/8', '10.0.0.0/', '10.0.0.0/33', '10.0.0.0/x', '::1/129', '1.2.3', '1.2.3.256', '10.0.0.0/-1', 'fe80::1%eth0', ':::1', 'bad_name!', '1.2.3.4/8/8', '::/129', '::/1280', '1.2.3.4/033x', '2001:db8::g', '1.2.3.4.5']) {
     assert.throws(() => parseAllowSpec(bad), isBadAllow, bad);
   }
   assert.deepEqual(parseAllowSpec('buildhost/24'), { host: 'buildhost', bits: '24' });
   const rule = parseAllowSpec('192.168.0.0/16');
-  assert.ok('network' in rule && rule.family === 4 && rule.bits === 16 && rule.network === 0xc0a80000n);
+  assert.ok('family' in rule && rule.family === 4 && rule.bits === 16 && rule.address === '192.168.0.0');
+});
+
+test('AccessList keeps IPv6 rules off plain IPv4 peers when the rule is ::/0 or IPv4-mapped', async () => {
+  // node's BlockList alone would let ::/0 admit 1.2.3.4: an IPv4 listener's peers answer to IPv4 rules only.
+  const list = await buildAccessList(['::/0', '::ffff:10.0.0.0/104']);
+  assert.equal(list.allows('1.2.3.4'), false);
+  assert.equal(list.allows('10.0.0.1'), false);
+  assert.equal(list.allows('::ffff:10.0.0.1'), true);
+  assert.equal(list.allows('::ffff:1.2.3.4'), true);
+  assert.equal(list.allows('2001:db8::1'), true);
+});
+
+test('AccessList matches exactly one address when the mask is /32 or /128', async () => {
+  const list = await buildAccessList(['192.0.2.7/32', '2001:db8::7/128']);
+  assert.equal(list.allows('192.0.2.7'), true);
+  assert.equal(list.allows('192.0.2.6'), false);
+  assert.equal(list.allows('::ffff:192.0.2.7'), true);
+  assert.equal(list.allows('2001:db8::7'), true);
+  assert.equal(list.allows('2001:0db8:0:0:0:0:0:7'), true);
+  assert.equal(list.allows('2001:db8::6'), false);
+  assert.equal(list.allows('64:ff9b::192.0.2.7'), false);
 });

@@ -39,6 +39,12 @@
  *     setsockopt): the kernel hands a connection to accept() once its first bytes arrived (a
  *     silent one when `seconds` are over), not at the handshake, so a daemon whose clients speak
  *     first (distccd) wakes once per job. 0 turns it off. Errors throw as spawn's do.
+ *
+ *   inspectSocket(fd) -> { family, type, listening } asks the socket itself what it is, as
+ *     systemd's sd_is_socket does (getsockopt SO_DOMAIN, SO_TYPE, SO_ACCEPTCONN): family
+ *     'unix' | 'inet' | 'inet6' | 'other', type 'stream' | 'dgram' | 'seqpacket' | 'other',
+ *     listening true once listen() was called. It works for a socket from another network
+ *     namespace, which /proc/net does not list. Errors (ENOTSOCK, EBADF) throw as spawn's do.
  */
 
 #include <errno.h>
@@ -636,6 +642,51 @@ static napi_value DeferAccept(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static const char *family_name(int family) {
+  switch (family) {
+    case AF_UNIX: return "unix";
+    case AF_INET: return "inet";
+    case AF_INET6: return "inet6";
+    default: return "other";
+  }
+}
+
+static const char *type_name(int type) {
+  switch (type) {
+    case SOCK_STREAM: return "stream";
+    case SOCK_DGRAM: return "dgram";
+    case SOCK_SEQPACKET: return "seqpacket";
+    default: return "other";
+  }
+}
+
+static napi_value InspectSocket(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value args[1];
+  int32_t fd;
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, args[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "inspectSocket(fd) needs a descriptor");
+    return NULL;
+  }
+  int family, type, listening;
+  socklen_t length = sizeof family;
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &length) == -1) return throw_errno(env, errno, "getsockopt", "SO_DOMAIN");
+  length = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == -1) return throw_errno(env, errno, "getsockopt", "SO_TYPE");
+  length = sizeof listening;
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) == -1) return throw_errno(env, errno, "getsockopt", "SO_ACCEPTCONN");
+  napi_value result, value;
+  CHECK(napi_create_object(env, &result));
+  CHECK(napi_create_string_utf8(env, family_name(family), NAPI_AUTO_LENGTH, &value));
+  CHECK(napi_set_named_property(env, result, "family", value));
+  CHECK(napi_create_string_utf8(env, type_name(type), NAPI_AUTO_LENGTH, &value));
+  CHECK(napi_set_named_property(env, result, "type", value));
+  CHECK(napi_get_boolean(env, listening != 0, &value));
+  CHECK(napi_set_named_property(env, result, "listening", value));
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   if (napi_create_function(env, "spawn", NAPI_AUTO_LENGTH, Spawn, NULL, &fn) != napi_ok ||
@@ -647,7 +698,9 @@ NAPI_MODULE_INIT() {
       napi_create_function(env, "forgo", NAPI_AUTO_LENGTH, Forgo, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "forgo", fn) != napi_ok ||
       napi_create_function(env, "deferAccept", NAPI_AUTO_LENGTH, DeferAccept, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "deferAccept", fn) != napi_ok) {
+      napi_set_named_property(env, exports, "deferAccept", fn) != napi_ok ||
+      napi_create_function(env, "inspectSocket", NAPI_AUTO_LENGTH, InspectSocket, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "inspectSocket", fn) != napi_ok) {
     return NULL;
   }
   return exports;
