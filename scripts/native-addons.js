@@ -4,7 +4,9 @@
 // after a node upgrade it fails at load with ERR_DLOPEN_FAILED ("compiled against a different
 // Node.js version"). This loads each one in a child node, the way the programs will, and when any
 // fails rebuilds them all (`npm rebuild`, headers from npm_config_nodedir) and loads them again.
-// Exits 1 only when they still fail after the rebuild. Run by scripts/node-deps.sh, so by
+// Our own addon (a `file:` dependency, src/native/spawn) is also rebuilt when its sources are
+// newer than its binary: a pull that changes spawn.c does not reinstall node_modules, and an old
+// binary would load and lack the new functions. Exits 1 only when they still fail after the rebuild. Run by scripts/node-deps.sh, so by
 // `npm start`, `npm test` and `npm run bench`; plain JavaScript because it runs before the build.
 //
 // Usage: node scripts/native-addons.js [ROOT]    (default: this repository)
@@ -35,12 +37,27 @@ function loadFailures(names) {
   return JSON.parse(run.stdout);
 }
 
+/** Newest mtime of the files directly in `dir` whose names pass `keep`; 0 when there is none. */
+function newest(dir, keep) {
+  if (!fs.existsSync(dir)) return 0;
+  return Math.max(0, ...fs.readdirSync(dir).filter(keep).map((f) => fs.statSync(path.join(dir, f)).mtimeMs));
+}
+
+/** The addons built from this repository's own sources whose binary is older than a source. */
+function staleOwnAddons(names) {
+  return names
+    .map((name) => ({ name, dir: fs.realpathSync(path.join(root, 'node_modules', name)) }))
+    .filter(({ dir }) => !dir.split(path.sep).includes('node_modules'))
+    .filter(({ dir }) => newest(path.join(dir, 'build', 'Release'), (f) => f.endsWith('.node')) < newest(dir, (f) => /\.(c|cc|h)$|^binding\.gyp$/.test(f)))
+    .map(({ name }) => ({ name, code: 'stale', message: 'its sources are newer than its build' }));
+}
+
 function main() {
   const names = addonNames();
-  const failures = loadFailures(names);
+  const failures = [...loadFailures(names), ...staleOwnAddons(names)];
   if (failures.length === 0) return;
   const abi = `node ${process.version}, ABI ${process.versions.modules}`;
-  for (const f of failures) console.error(`native-addons: ${f.name} does not load with ${abi} (${f.code}: ${f.message})`);
+  for (const f of failures) console.error(f.code === 'stale' ? `native-addons: ${f.name} must be rebuilt: ${f.message}` : `native-addons: ${f.name} does not load with ${abi} (${f.code}: ${f.message})`);
   console.error(`native-addons: rebuilding ${names.join(' ')} for ${abi}`);
   const env = { ...process.env, npm_config_nodedir: process.env.npm_config_nodedir || '/usr' };
   execFileSync('npm', ['rebuild', ...names], { cwd: root, env, stdio: ['ignore', process.stderr, process.stderr] });

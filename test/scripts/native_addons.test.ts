@@ -44,3 +44,29 @@ test('native-addons rebuilds an addon when it was built for another node ABI', {
   assert.equal(again.status, 0);
   assert.equal(again.stderr, '');
 });
+
+test('native-addons rebuilds the project\'s own addon when its source is newer than its binary', { timeout: 300_000 }, (t) => {
+  // A project whose file: dependency lives in its own tree, as src/native/spawn does here.
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'distkit-own-addon-'));
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  const own = path.join(root, 'native');
+  fs.cpSync(path.join(REPO, 'src/native/spawn'), own, { recursive: true });
+  fs.writeFileSync(path.join(root, 'package.json'), JSON.stringify({ name: 'own-addon-probe', private: true, dependencies: { 'distkit-spawn': 'file:native' } }));
+  fs.mkdirSync(path.join(root, 'node_modules'));
+  fs.symlinkSync('../native', path.join(root, 'node_modules', 'distkit-spawn'));
+  const binary = path.join(own, 'build/Release/distkit_spawn.node');
+  const env = { ...process.env, npm_config_nodedir: process.env['npm_config_nodedir'] || '/usr' };
+  // What a pull that changes spawn.c leaves: a binary that loads, older than its source.
+  const past = new Date(Date.now() - 3_600_000);
+  fs.utimesSync(binary, past, past);
+  assert.equal(loads(root, 'distkit-spawn').ok, true);
+
+  const run = spawnSync(process.execPath, [SCRIPT, root], { env, encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stderr, /distkit-spawn must be rebuilt: its sources are newer than its build/);
+  assert.ok(fs.statSync(binary).mtimeMs > fs.statSync(path.join(own, 'spawn.c')).mtimeMs, 'the binary was built again');
+
+  const again = spawnSync(process.execPath, [SCRIPT, root], { env, encoding: 'utf8' });
+  assert.equal(again.status, 0);
+  assert.equal(again.stderr, '');
+});
