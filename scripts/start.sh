@@ -2,8 +2,9 @@
 # `npm start`: installs and builds what is missing, then runs distccd and dc_server in the
 # foreground on loopback and says how to point a client at them. Ctrl-C (or SIGTERM) stops both
 # gracefully; package.json runs it with `exec` so that the signal npm forwards to its script shell
-# reaches this script (sh would die of it and leave the script and both daemons running). Ports: DISTCCD_PORT (3632) and DC_SERVER_PORT (9001, see inetd/services); 0 picks
-# a free port, named in each daemon's "listening on=" line. DISTKIT_START_SKIP_BUILD=1 runs the
+# reaches this script (sh would die of it and leave the script and both daemons running).
+# Ports: DISTCCD_PORT (3632) and DC_SERVER_PORT (9001, see inetd/services); 0 picks a free port,
+# named in each daemon's "listening on=" line. DISTKIT_START_SKIP_BUILD=1 runs the
 # dist/ already built (the tests do: a rebuild would remove dist/ under the tests running).
 set -euo pipefail
 cd "$(dirname "$0")/.."
