@@ -6,13 +6,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { severityOf, type Level, type LogSink } from './logger';
+import { recordLine, severityOf, type Level, type LogSink } from './logger';
 
 /** stderr sink: `program[pid] level: line`. Never used when fd 2 may be a client socket. */
 export function stderrSink(program: string): LogSink {
   return {
     write(level, line) {
-      process.stderr.write(`${program}[${process.pid}] ${level}: ${line}\n`);
+      process.stderr.write(`${recordLine(program, process.pid, level, line)}\n`);
     },
   };
 }
@@ -24,7 +24,7 @@ export function fileSink(program: string, file: string): LogSink {
   let fd = open();
   return {
     write(level, line) {
-      fs.writeSync(fd, `${new Date().toISOString()} ${program}[${process.pid}] ${level}: ${line}\n`);
+      fs.writeSync(fd, `${recordLine(program, process.pid, level, line, new Date())}\n`);
     },
     reopen() {
       // Open the new file first: if that fails (privileges dropped, directory gone) keep the old one.
