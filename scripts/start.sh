@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # `npm start`: installs and builds what is missing, then runs distccd and dc_server in the
 # foreground on loopback and says how to point a client at them. Ctrl-C (or SIGTERM) stops both
-# gracefully. Ports: DISTCCD_PORT (3632) and DC_SERVER_PORT (9001, see inetd/services).
+# gracefully; package.json runs it with `exec` so that the signal npm forwards to its script shell
+# reaches this script (sh would die of it and leave the script and both daemons running).
+# Ports: DISTCCD_PORT (3632) and DC_SERVER_PORT (9001, see inetd/services); 0 picks a free port,
+# named in each daemon's "listening on=" line. DISTKIT_START_SKIP_BUILD=1 runs the
+# dist/ already built (the tests do: a rebuild would remove dist/ under the tests running).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export npm_config_nodedir=${npm_config_nodedir:-/usr}
-bash scripts/system-deps.sh scripts/build-packages.txt
-bash scripts/node-deps.sh
-if [ ! -f dist/.built ] || [ -n "$(find src scripts test package-lock.json tsconfig.json -newer dist/.built -print -quit)" ]; then
-  npm run --silent build && touch dist/.built
+if [ "${DISTKIT_START_SKIP_BUILD:-}" != 1 ]; then
+  bash scripts/system-deps.sh scripts/build-packages.txt
+  bash scripts/node-deps.sh
+  if [ ! -f dist/.built ] || [ -n "$(find src scripts test package-lock.json tsconfig.json -newer dist/.built -print -quit)" ]; then
+    npm run --silent build && touch dist/.built
+  fi
 fi
 
 distcc_port=${DISTCCD_PORT:-3632}

@@ -15,7 +15,7 @@
 // A step added later (an object cache before the compiler, a sandbox around it) goes in
 // `#produce`; whatever it holds it hands to `hold`, and `end` releases it with the rest.
 
-import type { Logger } from '../log/logger';
+import { tagAsC, type Logger } from '../log/logger';
 import { EXIT } from '../errors';
 import { prepareCompileJob, runCompileJob, serrLine, type JobOutcome, type JobSettings, type PreparedCompile } from './job';
 import type { JobSlots } from './job_slots';
@@ -206,7 +206,8 @@ export class CompileJob {
       const level = ending.result === 'CLI_DISCONN' ? 'info' : 'warning';
       log.log(level, `job ${ending.result === 'REJ_BAD_REQ' ? 'refused' : 'failed'}`, { conn: this.#conn, peer: this.#peer, reason: ending.reason });
     }
-    log.notice(summaryLine(this.#peer, ending, ms));
+    // In C's form (C logs it from dcc_job_summary): farms' log parsers grep it.
+    log.notice(tagAsC('dcc_job_summary', summaryLine(this.#peer, ending, ms)));
     stats?.record(ending.result, { compiler: ending.compiler, file: ending.input, startMs: this.#start, stopMs: endMs });
   }
 }

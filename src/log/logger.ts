@@ -67,3 +67,25 @@ export function formatLine(message: string, fields?: Fields): string {
   }
   return line;
 }
+
+/**
+ * Tags a message C distccd also logs with the C function that logs it, `(dcc_job_summary) client:
+ * ...`: the log parsers of existing farms grep that form. Syslog gets it as it is (C's syslog
+ * message is `(function) text` too); file and stderr lines get C's prefix (see recordLine).
+ */
+export function tagAsC(fn: string, message: string): string {
+  return `(${fn}) ${message}`;
+}
+
+/** A message tagged by tagAsC. */
+const C_TAGGED = /^\([A-Za-z_]\w*\) /;
+
+/**
+ * The whole line a log file (with `time`) or stderr gets: `[time ]program[pid] level: line`, or,
+ * for a line tagged by tagAsC, exactly what C distccd writes, `program[pid] (function) text`,
+ * without the time (C writes none) so parsers that count fields still find theirs.
+ */
+export function recordLine(program: string, pid: number, level: Level, line: string, time?: Date): string {
+  if (C_TAGGED.test(line)) return `${program}[${pid}] ${line}`;
+  return `${time === undefined ? '' : `${time.toISOString()} `}${program}[${pid}] ${level}: ${line}`;
+}

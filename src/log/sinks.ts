@@ -6,13 +6,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { formatLine, severityOf, type Level, type LogSink } from './logger';
+import { formatLine, recordLine, severityOf, type Level, type LogSink } from './logger';
 
 /** stderr sink: `program[pid] level: line`. Never used when fd 2 may be a client socket. */
 export function stderrSink(program: string): LogSink {
   return {
     write(level, line) {
-      process.stderr.write(`${program}[${process.pid}] ${level}: ${line}\n`);
+      process.stderr.write(`${recordLine(program, process.pid, level, line)}\n`);
     },
   };
 }
@@ -22,7 +22,7 @@ export function fileSink(program: string, file: string): LogSink {
   const absolute = path.resolve(file);
   const open = (): number => fs.openSync(absolute, 'a', 0o640);
   const write = (level: Level, line: string): void => {
-    fs.writeSync(fd, `${new Date().toISOString()} ${program}[${process.pid}] ${level}: ${line}\n`);
+    fs.writeSync(fd, `${recordLine(program, process.pid, level, line, new Date())}\n`);
   };
   let fd = open();
   return {

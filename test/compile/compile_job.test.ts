@@ -177,6 +177,8 @@ test('a compile job releases everything when it is answered OK, through either w
   assert.equal(pumped?.status, 0, 'protocol 3');
   await assertReleased(rig);
   assert.equal(summaries(rig).filter((l) => / COMPILE_OK exit:0 sig:0 core:0 ret:0 time:\d+ms gcc t\.c$/.test(l)).length, 3);
+  // What every sink gets, syslog's message as it is: C distccd's `(dcc_job_summary) client: ...`.
+  for (const line of summaries(rig)) assert.match(line, /^notice: \(dcc_job_summary\) client: 127\.0\.0\.1:\d+ COMPILE_OK /);
 });
 
 test('a compile job releases everything when it is refused for its request, argv or compiler', async (t) => {

@@ -102,8 +102,8 @@ export async function startDistccd(t: AfterHook, options: StartOptions): Promise
   };
 }
 
-/** Debian's C distccd 3.4 as a daemon on a fresh loopback port (stats: and its counters page). */
-export async function startCDistccd(t: AfterHook, options: { args?: readonly string[]; stats?: boolean } = {}): Promise<{ port: number; statsPort: number }> {
+/** Debian's C distccd 3.4 as a daemon on a fresh loopback port (stats: and its counters page); waitFor: a line of its log (stderr). */
+export async function startCDistccd(t: AfterHook, options: { args?: readonly string[]; stats?: boolean } = {}): Promise<{ port: number; statsPort: number; waitFor(re: RegExp, ms?: number): Promise<string> }> {
   return onFreePort(async (port) => {
     const statsPort = options.stats === true ? await freePort() : 0;
     const daemon = Daemon.start(t, '/usr/bin/distccd', [
@@ -112,7 +112,7 @@ export async function startCDistccd(t: AfterHook, options: { args?: readonly str
     ], { stdio: ['ignore', 'ignore', 'pipe'] });
     // It logs "listening on" per socket and, last, that its stats server has started.
     const ready = await daemon.waitForBind(options.stats === true ? /HTTP server started on port/ : new RegExp(`listening on 127\\.0\\.0\\.1:${port}\\b`));
-    return ready === PORT_TAKEN ? PORT_TAKEN : { port, statsPort };
+    return ready === PORT_TAKEN ? PORT_TAKEN : { port, statsPort, waitFor: (re: RegExp, ms?: number) => daemon.waitForLine(re, ms) };
   });
 }
 

@@ -70,7 +70,7 @@ for (const [protocol, suffix] of [[1, ''], [2, ',lzo']] as const) {
     await same('util.o', 'util.local.o');
 
     const lines = await d.waitFor(/COMPILE_OK .* x86_64-linux-gnu-g\+\+ hello\.cpp$/);
-    assert.match(lines, new RegExp(`^distccd\\[\\d+\\] notice: client: 127\\.0\\.0\\.1:\\d+ COMPILE_OK exit:0 sig:0 core:0 ret:0 time:\\d+ms`));
+    assert.match(lines, new RegExp(`^distccd\\[\\d+\\] \\(dcc_job_summary\\) client: 127\\.0\\.0\\.1:\\d+ COMPILE_OK exit:0 sig:0 core:0 ret:0 time:\\d+ms`));
     await d.waitForCount(/ COMPILE_OK /, 7);
     assert.deepEqual(await settledListing(tmp), [], 'every temp file was removed');
   });

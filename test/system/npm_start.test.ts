@@ -1,0 +1,75 @@
+// `npm start` is what a new operator runs first, and `kill <npm's pid>` (or a supervisor's
+// SIGTERM/SIGINT) is how it is stopped: npm forwards the signal to the shell running the start
+// script, and nothing may outlive it: not the script, not the two daemons, not its temp directory.
+
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Daemon } from '../support/daemon';
+import { tempDir } from '../support/temp_dir';
+
+const REPO = path.resolve(__dirname, '../../..');
+
+/** The live (not zombie) processes whose process group is `pgid`. */
+function groupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const fields = statFields(Number(name));
+    if (fields !== undefined && fields[4] === String(pgid) && fields[2] !== 'Z') members.push(Number(name));
+  }
+  return members;
+}
+
+/** /proc/PID/stat split into fields (the comm field kept whole); undefined once it is gone. */
+function statFields(pid: number): string[] | undefined {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const close = stat.lastIndexOf(')');
+  return [stat.slice(0, stat.indexOf(' ')), stat.slice(stat.indexOf('(') + 1, close), ...stat.slice(close + 2).trim().split(' ')];
+}
+
+function alive(pid: number): boolean {
+  const fields = statFields(pid);
+  return fields !== undefined && fields[2] !== 'Z';
+}
+
+/** Starts `npm start` in its own process group on free ports; resolves once both daemons listen. */
+async function npmStart(t: TestContext): Promise<{ npm: Daemon; daemons: Map<string, number>; tmp: string }> {
+  // Root's distccd drops to its own user, which compiles in TMPDIR: writable by all, as /tmp is.
+  const tmp = tempDir(t, 'distkit-npm-start-', { mode: 0o1777 });
+  const env = { ...process.env, DISTCCD_PORT: '0', DC_SERVER_PORT: '0', DISTKIT_START_SKIP_BUILD: '1', TMPDIR: tmp };
+  const npm = Daemon.start(t, 'npm', ['start'], { cwd: REPO, env, detached: true });
+  // Whatever the test's outcome, nothing of the group is left: ended by its group id, which is npm's pid.
+  t.after(() => {
+    for (const pid of groupMembers(npm.pid)) process.kill(pid, 'SIGKILL');
+  });
+  await npm.waitForLines(/^(distccd|dc_server)\[\d+\] notice: listening on=/, 2);
+  const daemons = new Map<string, number>();
+  for (const line of npm.lines) {
+    const m = /^(distccd|dc_server)\[(\d+)\] notice: listening on=/.exec(line);
+    if (m) daemons.set(m[1]!, Number(m[2]));
+  }
+  assert.deepEqual([...daemons.keys()].sort(), ['dc_server', 'distccd']);
+  return { npm, daemons, tmp };
+}
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  test(`npm start leaves no daemon, script or temp directory behind when npm gets ${signal}`, { timeout: 60_000 }, async (t) => {
+    const { npm, daemons, tmp } = await npmStart(t);
+    for (const pid of daemons.values()) assert.ok(alive(pid), `daemon ${pid} runs before the signal`);
+
+    process.kill(npm.pid, signal);
+    await npm.until('npm to exit', () => npm.exit, { ms: 20_000 });
+
+    // npm waits for the script, and the script for its daemons: once npm is gone, so are they.
+    for (const [name, pid] of daemons) assert.equal(alive(pid), false, `${name} (pid ${pid}) outlived npm's ${signal}`);
+    assert.deepEqual(groupMembers(npm.pid), [], `processes of npm start's group outlived its ${signal}`);
+    assert.deepEqual(fs.readdirSync(tmp), [], 'the start script removes its state directory');
+  });
+}
