@@ -42,13 +42,27 @@ stop() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; }
 trap stop INT TERM
 trap 'stop; rm -rf "$state"' EXIT
 
+# Each daemon's stderr also goes to a file, so the banner can wait for its "listening on=" line:
+# printed earlier, it named ports nothing listened on yet (and port 0 as given).
 node dist/src/cli/distccd.js --daemon --no-detach --log-stderr --listen 127.0.0.1 --port "$distcc_port" \
-  --allow 127.0.0.1 --compiler-dir "$masq" &
+  --allow 127.0.0.1 --compiler-dir "$masq" 2> >(tee "$state/distccd.log" >&2) &
 pids+=($!)
-node dist/src/cli/dc_server.js -listen "IP:127.0.0.1:$cache_port" &
+node dist/src/cli/dc_server.js -listen "IP:127.0.0.1:$cache_port" 2> >(tee "$state/dc_server.log" >&2) &
 pids+=($!)
 
-cat <<TEXT
+# The port a daemon bound, once its log says it listens; fails if it exits first.
+bound_port() {
+  local log=$1 pid=$2 line
+  until line=$(grep -m1 'listening on=' "$log" 2>/dev/null); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  line=${line#*listening on=}; line=${line%% *}; line=${line%%,*}
+  echo "${line##*:}"
+}
+
+if distcc_port=$(bound_port "$state/distccd.log" "${pids[0]}") && cache_port=$(bound_port "$state/dc_server.log" "${pids[1]}"); then
+  cat <<TEXT
 
 distkit is running in the foreground (Ctrl-C stops both daemons):
   distccd    127.0.0.1:$distcc_port  (compilers allowed: $masq)
@@ -58,6 +72,7 @@ distkit is running in the foreground (Ctrl-C stops both daemons):
              per-host proxy: node dist/src/cli/dc_client.js -listen UNIX:/tmp/scache -server IP:127.0.0.1:$cache_port
 
 TEXT
+fi
 # When either daemon ends (a bind failure, say), stop the other; then report the daemons' own
 # statuses (a `wait` cut short by our trapped signal returns >128 and is simply repeated).
 wait -n "${pids[@]}" || true
@@ -68,4 +83,5 @@ for p in "${pids[@]}"; do
   while [ $rc -gt 128 ] && kill -0 "$p" 2>/dev/null; do rc=0; wait "$p" || rc=$?; done
   [ $rc = 0 ] || status=$rc
 done
+wait # the tee processes, done once the daemons' stderr closed
 exit $status

@@ -5,6 +5,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { Daemon } from '../support/daemon';
 import { tempDir } from '../support/temp_dir';
@@ -73,3 +74,29 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     assert.deepEqual(fs.readdirSync(tmp), [], 'the start script removes its state directory');
   });
 }
+
+test('npm start prints its banner once both daemons listen, with the ports they bound', { timeout: 60_000 }, async (t) => {
+  const tmp = tempDir(t, 'distkit-npm-banner-', { mode: 0o1777 });
+  const env = { ...process.env, DISTCCD_PORT: '0', DC_SERVER_PORT: '0', DISTKIT_START_SKIP_BUILD: '1', TMPDIR: tmp };
+  const npm = Daemon.start(t, 'npm', ['start'], { cwd: REPO, env, detached: true });
+  t.after(() => {
+    for (const pid of groupMembers(npm.pid)) process.kill(pid, 'SIGKILL');
+  });
+  const banner = await npm.waitFor(/distccd +127\.0\.0\.1:(\d+)[\s\S]*dc_server +127\.0\.0\.1:(\d+)/);
+  // The moment the banner is out, both addresses it names accept a connection.
+  const ports = [Number(banner[1]), Number(banner[2])];
+  for (const port of ports) {
+    assert.ok(port > 0, `the banner names the bound port, not ${port}`);
+    await new Promise<void>((resolve, reject) => {
+      const socket = net.connect({ host: '127.0.0.1', port }, () => {
+        socket.destroy();
+        resolve();
+      });
+      socket.once('error', reject);
+    });
+  }
+  const bound = (name: string): number => Number(new RegExp(`^${name}\\[\\d+\\] notice: listening on=127\\.0\\.0\\.1:(\\d+)`, 'm').exec(npm.output)?.[1]);
+  assert.deepEqual(ports, [bound('distccd'), bound('dc_server')]);
+  process.kill(npm.pid, 'SIGTERM');
+  await npm.until('npm to exit', () => npm.exit, { ms: 20_000 });
+});
