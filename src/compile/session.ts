@@ -3,7 +3,7 @@
 // while watching the client, answer DONE STAT SERR SOUT DOTO [DOTD] and end the stream. This
 // file speaks the wire only; the job logs the summary line in distccd's format:
 //
-//   client: 127.0.0.1:59404 COMPILE_OK exit:0 sig:0 core:0 ret:0 time:22ms x86_64-linux-gnu-gcc t.c
+//   distccd[1234] (dcc_job_summary) client: 127.0.0.1:59404 COMPILE_OK exit:0 sig:0 core:0 ret:0 time:22ms x86_64-linux-gnu-gcc t.c
 //
 // A request that cannot be read (bad token, DIST 9, ARGC 0, EOF, timeout) is closed without an
 // answer, as the C server does, but the log says exactly why. The activation layer decides how
