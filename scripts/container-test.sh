@@ -4,7 +4,9 @@
 # the daemons the way Debian users do: `systemctl start distccd.socket` with the real distcc
 # client, sd_notify status and watchdog, a drained stop, the Accept=yes units, dc_server and
 # dc_client sockets, inetd.conf entries under openbsd-inetd, `service distcc start|status|stop`
-# with and without systemd; then `scripts/uninstall` must leave the root exactly as it was.
+# with and without systemd, the dpkg diversions of Debian's distcc files and the boot links that
+# distkit-postinst makes; then `scripts/uninstall` must leave the root exactly as it was (run
+# inside the root without systemd, and on the staged root from outside).
 #
 #   scripts/container-test.sh            needs root; prints PASS/FAIL per check and the time taken
 #   KEEP=1 scripts/container-test.sh     keep the work directory (rootfs copy, console log)
@@ -88,10 +90,12 @@ chmod 755 "$R/usr/local/bin/slowcc"
 ln -s ../../bin/distcc "$R/usr/lib/distcc/slowcc"
 cp "$here/scripts/container/dc_roundtrip.js" "$R/root/dc_roundtrip.js"
 
-# Paths, types, modes, sizes and link targets of the whole root, plus the content of /etc and /usr.
+# Paths, types, modes, sizes and link targets of the whole root, plus the content of /etc and /usr,
+# and dpkg's diversions. (Not dpkg's diversions-old: dpkg's backup of the list before its last change.)
 snapshot() {
-  (cd "$R" && find . -xdev \( -type d -printf '%y %m %p\n' \) -o \( -type l -printf '%y %p -> %l\n' \) -o -printf '%y %m %s %p\n' | sort
-   cd "$R" && find ./etc ./usr/local ./usr/lib/distcc ./lib/systemd -xdev -type f -print0 | sort -z | xargs -0 sha256sum)
+  (cd "$R" && find . -xdev -path ./var/lib/dpkg/diversions-old -prune -o \( -type d -printf '%y %m %p\n' \) -o \( -type l -printf '%y %p -> %l\n' \) -o -printf '%y %m %s %p\n' | sort
+   cd "$R" && find ./etc ./usr/local ./usr/lib/distcc ./lib/systemd -xdev -type f -print0 | sort -z | xargs -0 sha256sum
+   chroot "$R" dpkg-divert --list | sort | sed 's/^/diversion: /')
 }
 snapshot > "$W/before"
 
@@ -101,6 +105,15 @@ if DESTDIR=$R "$here/scripts/install" --prefix /usr/local --node /usr/bin/node >
 else
   cat "$W/install.log"; die "scripts/install failed"
 fi
+# Debian's distcc files are diverted (dpkg knows: its upgrades write there), intact, and ours in place.
+diverted=$(chroot "$R" dpkg-divert --list '/etc/*distcc' | sort)
+expected="local diversion of /etc/init.d/distcc to /usr/local/lib/distkit/displaced/etc/init.d/distcc
+local diversion of /etc/logrotate.d/distcc to /usr/local/lib/distkit/displaced/etc/logrotate.d/distcc"
+if [ "$diverted" = "$expected" ] && cmp -s "$BASE/etc/init.d/distcc" "$R/usr/local/lib/distkit/displaced/etc/init.d/distcc" \
+   && cmp -s "$BASE/etc/logrotate.d/distcc" "$R/usr/local/lib/distkit/displaced/etc/logrotate.d/distcc" \
+   && grep -q distkit "$R/etc/init.d/distcc" && grep -q distkit "$R/etc/logrotate.d/distcc"; then
+  pass "dpkg-divert --list shows Debian's /etc/init.d/distcc and /etc/logrotate.d/distcc diverted, unchanged, ours in their place"
+else fail "Debian's distcc files are not diverted:"; echo "$diverted" | sed 's/^/    | /'; fi
 
 # --- boot systemd as PID 1 --------------------------------------------------------------------
 # nspawn runs from cgroup $CG (created under each mounted hierarchy, this shell moved there
@@ -140,6 +153,14 @@ wait_for() { # wait_for SECONDS CMD...: poll until CMD succeeds
 if ct /usr/local/lib/distkit/libexec/distkit-postinst > "$W/postinst.log" 2>&1 && ct getent passwd distccd >/dev/null && ct getent passwd distcache >/dev/null; then
   pass "distkit-postinst creates the system users (distccd kept from Debian's package, distcache new)"
 else cat "$W/postinst.log"; fail "distkit-postinst did not create distccd and distcache"; fi
+# Boot links as Debian's packages make them (update-rc.d NAME defaults) for our scripts that had
+# none; Debian's distcc kept its own (the fixture's disabled K links).
+links=$(ct sh -c 'cd /etc && ls -l rc2.d rc0.d | grep -E " [SK][0-9]{2}(distcc|dc_server|dc_client) " | sed "s/.* \([SK][0-9]*[a-z_]*\) -> /\1 -> /" | sort')
+if printf '%s\n' "$links" | grep -qx 'S[0-9][0-9]dc_server -> ../init.d/dc_server' && printf '%s\n' "$links" | grep -qx 'S[0-9][0-9]dc_client -> ../init.d/dc_client' \
+   && printf '%s\n' "$links" | grep -qx 'K[0-9][0-9]dc_server -> ../init.d/dc_server' && printf '%s\n' "$links" | grep -qx 'K[0-9][0-9]distcc -> ../init.d/distcc' \
+   && ! printf '%s\n' "$links" | grep -q '^S[0-9]*distcc' && [ "$(ct cat /usr/local/lib/distkit/bootlinks-created)" = "$(printf 'dc_server\ndc_client')" ]; then
+  pass "distkit-postinst gives dc_server and dc_client boot links (rc2.d S, rc0.d K), leaves Debian's disabled distcc links alone"
+else fail "boot links after distkit-postinst:"; echo "$links" | sed 's/^/    | /'; cat "$W/postinst.log"; fi
 ct systemctl daemon-reload
 units=(distccd.socket distccd.service distccd-accept.socket distccd-accept@x.service dc_server.socket dc_server.service dc_client.socket dc_client.service)
 bad=""; for u in "${units[@]}"; do [ "$(show $u LoadState)" = loaded ] || bad="$bad $u"; done
@@ -302,7 +323,15 @@ if have distccd || have dc_server; then
       else ko "service distcc without systemd"; tail -n 20 /var/log/distccd.log; fi
     fi
     if [ -f /usr/local/lib/distkit/dist/src/cli/dc_server.js ]; then
+      # At boot (rc 2) the links run the scripts: nothing starts while /etc/default says false.
+      if /etc/rc2.d/S[0-9][0-9]dc_server start && /etc/rc2.d/S[0-9][0-9]dc_client start && ! service dc_server status >/dev/null &&
+         ! service dc_client status >/dev/null && ! ss -ltn | grep -q ":9001 " && ! [ -e /run/distcache/scache ]; then
+        ok "boot links /etc/rc2.d/S..dc_server and S..dc_client exit 0 and start nothing while /etc/default/dc_server and dc_client say false"
+      else ko "boot links start dc_server or dc_client although /etc/default says false"; ss -ltnx; fi
       sed -i "s/^STARTDC_SERVER=.*/STARTDC_SERVER=\"true\"/" /etc/default/dc_server
+      if /etc/rc2.d/S[0-9][0-9]dc_server start && service dc_server status && node /root/dc_roundtrip.js 127.0.0.1:9001 && /etc/rc0.d/K[0-9][0-9]dc_server stop && ! service dc_server status; then
+        ok "with STARTDC_SERVER=\"true\" the rc2.d link starts dc_server and the rc0.d link stops it"
+      else ko "boot links of dc_server with STARTDC_SERVER=true"; fi
       if service dc_server start && service dc_server status && node /root/dc_roundtrip.js 127.0.0.1:9001 && service dc_server stop && ! service dc_server status; then
         ok "service dc_server start|status|stop without systemd"
       else ko "service dc_server without systemd"; fi
@@ -313,9 +342,18 @@ if have distccd || have dc_server; then
           ok "service dc_client start|status|stop without systemd (through dc_server)"
         else ko "service dc_client without systemd"; ls -l /run/distcache; fi
       fi
-    fi'
+    fi
+    # scripts/uninstall on the running system (the overlay forgets it): what distkit-postinst made
+    # goes too, and Debian'"'"'s files come back through dpkg-divert --remove.
+    if bash /mnt/distkit-scripts/uninstall --prefix /usr/local > /tmp/uninstall.log 2>&1 &&
+       ! ls /etc/rc?.d | grep -qE "dc_server|dc_client" && [ -z "$(dpkg-divert --list "*distcc*")" ] &&
+       ! grep -q distkit /etc/init.d/distcc /etc/logrotate.d/distcc && grep -q "Debian" /etc/init.d/distcc &&
+       ! getent passwd distcache >/dev/null && getent passwd distccd >/dev/null && ! [ -e /usr/local/lib/distkit ] &&
+       ls /etc/rc2.d | grep -q "^K[0-9][0-9]distcc$"; then
+      ok "uninstall inside the root removes the boot links and distcache, and dpkg-divert --remove puts Debian'"'"'s distcc files back"
+    else ko "uninstall inside the root"; cat /tmp/uninstall.log; ls /etc/rc2.d; dpkg-divert --list; fi'
   ts "booting without systemd (PID 1 = sh) for the SysV path"
-  in_cg timeout 180 systemd-nspawn "${NSPAWN_OPTS[@]}" --pipe -E HOME=/root -E PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  in_cg timeout 180 systemd-nspawn "${NSPAWN_OPTS[@]}" --bind-ro="$here/scripts:/mnt/distkit-scripts" --pipe -E HOME=/root -E PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     /bin/sh -c "$inner" > "$W/sysv.log" 2>&1 < /dev/null
   grep -q '^RESULT' "$W/sysv.log" || { fail "the no-systemd container ran no check"; cat "$W/sysv.log"; }
   while read -r _ verdict what; do
@@ -328,7 +366,7 @@ ts "DESTDIR=$R scripts/uninstall"
 if DESTDIR=$R "$here/scripts/uninstall" --prefix /usr/local > "$W/uninstall.log" 2>&1; then
   snapshot > "$W/after"
   if diff -u "$W/before" "$W/after" > "$W/uninstall.diff"; then
-    pass "uninstall leaves every path, mode and /etc, /usr/local, /usr/lib/distcc content as before the install (Debian's /etc/init.d/distcc restored)"
+    pass "uninstall leaves every path, mode and /etc, /usr/local, /usr/lib/distcc content and the diversions as before the install (Debian's distcc files restored)"
   else fail "uninstall left differences:"; head -n 40 "$W/uninstall.diff" | sed 's/^/    | /'; fi
 else cat "$W/uninstall.log"; fail "scripts/uninstall failed"; fi
 
