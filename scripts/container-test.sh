@@ -6,7 +6,9 @@
 # dc_client sockets, inetd.conf entries under openbsd-inetd, `service distcc start|status|stop`
 # with and without systemd, the dpkg diversions of Debian's distcc files and the boot links that
 # distkit-postinst makes; then `scripts/uninstall` must leave the root exactly as it was (run
-# inside the root without systemd, and on the staged root from outside).
+# inside the root without systemd, and on the staged root from outside). Then the same root with
+# the Debian package instead (scripts/container/deb_package.sh): apt-get install, the socket unit
+# and `service distcc`, and apt-get purge bringing Debian's distccd back.
 #
 #   scripts/container-test.sh            needs root; prints PASS/FAIL per check and the time taken
 #   KEEP=1 scripts/container-test.sh     keep the work directory (rootfs copy, console log)
@@ -369,6 +371,9 @@ if DESTDIR=$R "$here/scripts/uninstall" --prefix /usr/local > "$W/uninstall.log"
     pass "uninstall leaves every path, mode and /etc, /usr/local, /usr/lib/distcc content and the diversions as before the install (Debian's distcc files restored)"
   else fail "uninstall left differences:"; head -n 40 "$W/uninstall.diff" | sed 's/^/    | /'; fi
 else cat "$W/uninstall.log"; fail "scripts/uninstall failed"; fi
+
+# --- the Debian package (scripts/deb/build.sh) -------------------------------------------------
+source "$here/scripts/container/deb_package.sh"
 
 ts "container test: $passed passed, $failed failed, took $(echo "$(date +%s.%N) - $T0" | bc | cut -d. -f1)s"
 for f in "${failures[@]}"; do echo "  failed: $f"; done
