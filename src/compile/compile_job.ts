@@ -173,17 +173,19 @@ export class CompileJob {
 
   /**
    * The one place a job lets go: the slot (if still held), then, once the client has hung up
-   * (`answeredAt` given: it saves the object and exits now, and the unlinks should not compete
-   * with it) or at once, everything the job made; then the summary line and the stats record.
+   * (`answered`: it saves the object and exits now, and the unlinks should not compete with it)
+   * or at once, everything the job made; then the summary line and the stats record, whose time
+   * runs to the answer (this call), what the client waited for, when there was one.
    * Without `ending` (the session failed unexpectedly) the job releases without a summary.
    * Idempotent: a second call waits for the first.
    */
-  end(ending?: JobEnding, answeredAt?: number): Promise<void> {
-    this.#ended ??= this.#end(ending, answeredAt);
+  end(ending?: JobEnding, options: { readonly answered?: boolean } = {}): Promise<void> {
+    this.#ended ??= this.#end(ending, options.answered === true);
     return this.#ended;
   }
 
-  async #end(ending: JobEnding | undefined, answeredAt: number | undefined): Promise<void> {
+  async #end(ending: JobEnding | undefined, answered: boolean): Promise<void> {
+    const answeredAt = answered ? this.#now() : undefined;
     try {
       this.#giveBackSlot();
       if (answeredAt !== undefined) await hangUp(this.#gone.signal, HANGUP_WAIT_MS);

@@ -121,7 +121,6 @@ export function createCompileHandler(service: CompileService): ConnectionHandler
   return (conn) => serveCompileConnection(conn, service);
 }
 
-
 export async function serveCompileConnection(conn: Connection, service: CompileService): Promise<void | number> {
   const { stream, peer } = conn;
   const who = describePeer(peer);
@@ -146,7 +145,7 @@ export async function serveCompileConnection(conn: Connection, service: CompileS
     const unwatch = watchForHangUp(stream, job);
     try {
       const outcome = await deliver(stream, await job.run(request, { answerSocket: directSocket(stream) }), job.signal, timeoutMs);
-      await job.end(outcome, (service.now ?? Date.now)());
+      await job.end(outcome, { answered: true });
     } finally {
       unwatch();
     }
