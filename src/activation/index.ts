@@ -24,7 +24,7 @@ export * from './options';
 export { detectMode, servesManyConnections, servesOneConnection, type ModeDecision, type ModeKind, type ModeRequest, type InheritedFd } from './mode';
 export { parseListenSpec, describeListenSpec } from './address';
 export { isProcessAlive, readPidFile } from './pid_file';
-export { startedFromSnapshot, startDaemon, startsDaemonOnly } from './daemonize';
+export { startedFromSnapshot } from './daemonize';
 
 /** How often STATUS= is refreshed from options.status() while serving under systemd. */
 const STATUS_REFRESH_MS = 10_000;

@@ -16,7 +16,7 @@ import type { RootLogger } from '../log/index';
 import type { AccessList } from '../compile/access';
 import type { CompilerPolicy } from '../compile/allowlist';
 import type { JobSettings } from '../compile/job';
-import { DistkitError, EXIT } from '../errors';
+import { DistkitError, EXIT, UsageError } from '../errors';
 import { helpText, parseDistccdArgs, versionText, type DistccdConfig } from './distccd_options';
 import { zeroconfPublisher } from './distccd_zeroconf';
 
@@ -122,7 +122,7 @@ async function compilerPolicyOf(config: DistccdConfig, log: RootLogger): Promise
   try {
     commandList = commandListFromEnv(process.env);
   } catch (error) {
-    throw new DistkitError('bad-arguments', (error as Error).message, { exitCode: EXIT.BAD_ARGUMENTS });
+    throw new UsageError((error as Error).message, { exitCode: EXIT.BAD_ARGUMENTS });
   }
   if (commandList !== undefined) {
     const { file, numWords } = commandList;
