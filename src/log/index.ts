@@ -3,7 +3,6 @@
 // sinks) and hand it, or children of it, to the activation layer and the engines.
 
 import { formatLine, severityOf, LEVELS, type Fields, type Level, type Logger, type LogSink, type RootLogger } from './logger';
-
 import { stderrSink } from './sinks';
 
 export * from './logger';

@@ -1,14 +1,15 @@
-// Where log lines go: stderr (until the real sinks are attached, or by choice), a file (reopened on SIGHUP for logrotate), the local syslog
-// daemon facility through libc syslog(3) (the `posix` package; open it before dropping
-// privileges, /dev/log may be unreachable afterwards), and a remote collector over UDP or TCP
-// (the `syslog-client` package, RFC 3164 with the `tag[pid]: ` header it does not add itself).
+// Where log lines go: stderr (until the real sinks are attached, or by choice), a file (reopened
+// on SIGHUP for logrotate), the local syslog daemon facility through libc syslog(3) (the `posix`
+// package; open it before dropping privileges, /dev/log may be unreachable afterwards), and a
+// remote collector over UDP or TCP (the `syslog-client` package, RFC 3164 with the `tag[pid]: `
+// header it does not add itself).
 
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatLine, recordLine, severityOf, type Level, type LogSink } from './logger';
 
-/** stderr sink: `program[pid] level: line`. Never used when fd 2 may be a client socket. */
+/** stderr sink: `program[pid] level: line` (see recordLine). Never used when fd 2 may be a client socket. */
 export function stderrSink(program: string): LogSink {
   return {
     write(level, line) {
@@ -17,7 +18,8 @@ export function stderrSink(program: string): LogSink {
   };
 }
 
-/** `2026-01-02T03:04:05.678Z program[pid] level: line`, appended; reopen() follows a rotated file. */
+/** `2026-01-02T03:04:05.678Z program[pid] level: line` (C's form for the lines C has, see
+ * recordLine), appended; reopen() follows a rotated file. */
 export function fileSink(program: string, file: string): LogSink {
   const absolute = path.resolve(file);
   const open = (): number => fs.openSync(absolute, 'a', 0o640);
