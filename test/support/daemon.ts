@@ -81,7 +81,7 @@ export class Daemon {
     return this.child.pid!;
   }
 
-  /** Not yet exited (a program whose pipes are still open counts as running until they close). */
+  /** Not yet exited; its output may still be arriving until `drained`. */
   get running(): boolean {
     return this.child.exitCode === null && this.child.signalCode === null;
   }

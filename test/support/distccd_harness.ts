@@ -4,9 +4,10 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { Daemon } from './daemon';
-import { onFreePort, freePort, PORT_TAKEN, saysPortTaken } from './free_port';
+import { onFreePort, freePort, PORT_TAKEN } from './free_port';
 import { tempDir, type AfterHook } from './temp_dir';
 
 export { tempDir };
@@ -138,15 +139,20 @@ export function run(command: string, args: readonly string[], options: { cwd: st
   });
 }
 
-/**
- * Runs our distccd to its exit with the arguments `args` builds around a fresh port: for the
- * starts that fail on purpose, so that a port a parallel test took cannot pass for their failure.
- */
-export function runDistccd(args: (port: number) => readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ClientResult> {
-  return onFreePort(async (port) => {
-    const result = await run(process.execPath, [DISTCCD, ...args(port)], { cwd: options.cwd ?? process.cwd(), env: options.env });
-    return result.code === 102 && saysPortTaken(result.stderr) ? PORT_TAKEN : result;
+/** The --stats page of a distccd (ours or C's) on 127.0.0.1:`port`, as an HTTP/1.0 client reads it. */
+export function fetchStatsPage(port: number): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const s = net.connect(port, '127.0.0.1', () => s.write('GET / HTTP/1.0\r\n\r\n'));
+    s.on('data', (d: Buffer) => chunks.push(d));
+    s.once('error', reject);
+    s.once('close', () => (chunks.length > 0 ? resolve(Buffer.concat(chunks).toString('latin1')) : reject(new Error('empty reply'))));
   });
+}
+
+/** Runs our distccd to its exit: for the starts that fail on purpose (give them --port 0). */
+export function runDistccd(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ClientResult> {
+  return run(process.execPath, [DISTCCD, ...args], { cwd: options.cwd ?? process.cwd(), env: options.env });
 }
 
 /** The environment that makes the real client use only `hosts` and never fall back to local. */

@@ -1,9 +1,9 @@
 // Ports for the tools that must be told a fixed one up front (systemd-socket-activate -l, an
-// inetd.conf line, C distccd's --port, our distccd's --port, which like C's refuses 0). Probing
-// for a free port races with tests running in parallel: another server may take the port between
-// the probe and the tool's bind. So a start that must name a port goes through onFreePort, which
-// tries again on a fresh port when the tool reports the address in use. Our own servers that
-// accept port 0 bind it and say the port they got in their "listening on=" line instead.
+// inetd.conf line, C distccd's --port, which refuses 0). Probing for a free port races with tests
+// running in parallel: another server may take the port between the probe and the tool's bind.
+// So a start that must name a port goes through onFreePort, which tries again on a fresh port
+// when the tool reports the address in use. Our own servers (distccd with --port 0 too) bind
+// port 0 and say the port they got in their "listening on=" line instead.
 
 import net from 'node:net';
 

@@ -1,6 +1,6 @@
 // A protocol-3 (pump) test client: builds, for one source file, the request the real
-// distcc-pump client sends (Debian bookworm's include server is broken on Python 3.11, so tests
-// cannot rely on it to really speak protocol 3):
+// distcc-pump client sends, for the codec's tests and for requests no real client sends (hostile
+// NAMEs and LINKs); good requests come from the real client (real_pump.ts):
 //   DIST 3, CDIR cwd, ARGC n, n x ARGV, NFIL k, then k x (NAME abs-path + FILE lzo-bytes | LINK target)
 // The files are the source and every header `gcc -M` lists for it outside the compiler's default
 // system include dirs, LZO1X-1 compressed with the `lzo` package. Like the include server

@@ -1,19 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { DistccStats, renderStatsPage } from '../../src/compile/stats';
 import { createHostReader } from '../../src/compile/host_load';
-import { startCDistccd } from '../support/distccd_harness';
-
-function fetchPage(port: number): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const s = net.connect(port, '127.0.0.1', () => s.write('GET / HTTP/1.0\r\n\r\n'));
-    s.on('data', (d) => chunks.push(d));
-    s.once('error', reject);
-    s.once('close', () => (chunks.length > 0 ? resolve(Buffer.concat(chunks).toString('latin1')) : reject(new Error('empty reply'))));
-  });
-}
+import { fetchStatsPage, startCDistccd } from '../support/distccd_harness';
 
 /** Field names with each value reduced to its format class. */
 function shape(page: string): string[] {
@@ -26,7 +15,7 @@ function shape(page: string): string[] {
 
 test('renderStatsPage has the shape of the page Debian C distccd serves when both run on this host', async (t) => {
   const { statsPort } = await startCDistccd(t, { stats: true });
-  const theirs = await fetchPage(statsPort);
+  const theirs = await fetchStatsPage(statsPort);
   const ours = renderStatsPage(new DistccStats({ maxKids: 4 }).snapshot(), await createHostReader()());
   assert.deepEqual(shape(ours).filter((l) => !l.startsWith('dcc_free_mem ')), shape(theirs));
   assert.ok(theirs.startsWith('HTTP/1.0 200 OK\nContent-Type: text/plain\nConnection: close\n\nargv /distccd\n<distccstats>\n'));

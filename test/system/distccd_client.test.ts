@@ -19,7 +19,7 @@ const SOURCES: Record<string, string> = {
 };
 
 async function project(t: Parameters<typeof tempDir>[0]): Promise<{ src: string; home: string; masq: string; bin: string; tmp: string }> {
-  const root = await tempDir(t, 'distkit-client-');
+  const root = tempDir(t, 'distkit-client-');
   const src = path.join(root, 'src');
   await fs.mkdir(path.join(src, 'deps'), { recursive: true });
   for (const [name, text] of Object.entries(SOURCES)) await fs.writeFile(path.join(src, name), text);

@@ -7,20 +7,10 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { DISTCCD, KEEP_ROOT, makeMasqueradeDir, runDistccd, startDistccd, tempDir } from '../support/distccd_harness';
+import { DISTCCD, fetchStatsPage, KEEP_ROOT, makeMasqueradeDir, runDistccd, startDistccd, tempDir } from '../support/distccd_harness';
 import { encodeRequest, sendRaw } from '../support/raw_distcc_client';
 
 const SOURCE = 'int f(int x) { return x + 1; }\n';
-
-function fetchPage(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const s = net.connect(port, '127.0.0.1', () => s.write('GET / HTTP/1.0\r\n\r\n'));
-    s.on('data', (d) => chunks.push(d));
-    s.once('error', reject);
-    s.once('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
-  });
-}
 
 test('distccd --stats serves the counters page with the jobs it ran', async (t) => {
   const masq = await makeMasqueradeDir(path.join(tempDir(t, 'distkit-stats-'), 'masq'));
@@ -30,7 +20,7 @@ test('distccd --stats serves the counters page with the jobs it ran', async (t) 
   const bad = await sendRaw(d.port, encodeRequest(1, ['gcc', '-c', 'bad.c', '-o', 'bad.o'], 'int x(void) { return }\n'));
   assert.equal(bad.kind === 'answer' && bad.response.status, 1 << 8);
   await d.waitForCount(/ COMPILE_(OK|ERROR) /, 2);
-  const page = await fetchPage(d.statsPort);
+  const page = await fetchStatsPage(d.statsPort);
   assert.match(page, /^HTTP\/1\.0 200 OK\nContent-Type: text\/plain\nConnection: close\n\nargv \/distccd\n<distccstats>\n/);
   assert.match(page, /\ndcc_tcp_accept 2\n/);
   assert.match(page, /\ndcc_compile_ok 1\n/);
@@ -80,7 +70,7 @@ test('distccd --lifetime exits 0 by itself after that many seconds', async (t) =
 
 /** The dcc_tcp_accept counter of the stats page: connections the daemon has accepted. */
 async function acceptedSoFar(statsPort: number): Promise<number> {
-  const m = /\ndcc_tcp_accept (\d+)\n/.exec(await fetchPage(statsPort));
+  const m = /\ndcc_tcp_accept (\d+)\n/.exec(await fetchStatsPage(statsPort));
   assert.ok(m !== null, 'the stats page has a dcc_tcp_accept line');
   return Number(m[1]);
 }
@@ -140,7 +130,7 @@ test('distccd --zeroconf exits 101 with what to install when avahi-publish is mi
   const bin = path.join(dir, 'bin');
   await fs.mkdir(bin);
   await fs.symlink('/bin/sh', path.join(bin, 'sh'));
-  const { code, stderr } = await runDistccd((port) => ['--daemon', '--no-detach', '--zeroconf', '--listen', '127.0.0.1', '--port', String(port),
+  const { code, stderr } = await runDistccd(['--daemon', '--no-detach', '--zeroconf', '--listen', '127.0.0.1', '--port', '3632',
     '--allow', '127.0.0.1', '--log-stderr', '--compiler-dir', masq, ...KEEP_ROOT], { cwd: dir, env: { PATH: bin } });
   assert.equal(code, 101, stderr);
   assert.match(stderr, /--zeroconf needs avahi-publish \(apt-get install avahi-utils\)/);

@@ -38,7 +38,7 @@ function vmHwmKb(pid: number): Promise<number> {
 }
 
 test('distccd answers STAT with the signal number and logs sig when the compiler crashes with SIGSEGV', async (t) => {
-  const root = await tempDir(t, 'distkit-segv-');
+  const root = tempDir(t, 'distkit-segv-');
   const { bin, masq } = await compilers(root, { crashcc: 'kill -SEGV $$' });
   const d = await startDistccd(t, { compilerDir: masq, env: { DISTCCD_PATH: `${bin}:/usr/bin:/bin`, TMPDIR: root } });
   const a = await sendRaw(d.port, request('crashcc'));
@@ -48,7 +48,7 @@ test('distccd answers STAT with the signal number and logs sig when the compiler
 });
 
 test('distccd keeps SERR at its 16 MiB cap and its memory bounded when a compiler writes 100 MB of stderr', async (t) => {
-  const root = await tempDir(t, 'distkit-flood-');
+  const root = tempDir(t, 'distkit-flood-');
   const { bin, masq } = await compilers(root, { floodcc: 'head -c 100000000 /dev/zero >&2; exit 1' });
   const d = await startDistccd(t, { compilerDir: masq, env: { DISTCCD_PATH: `${bin}:/usr/bin:/bin`, TMPDIR: root } });
   const before = await vmHwmKb(d.child.pid!);
@@ -66,7 +66,7 @@ test('distccd keeps SERR at its 16 MiB cap and its memory bounded when a compile
 });
 
 test('distccd drops a silent client after --io-timeout with the reason logged and keeps serving', async (t) => {
-  const masq = await makeMasqueradeDir(path.join(await tempDir(t, 'distkit-silent-'), 'masq'));
+  const masq = await makeMasqueradeDir(path.join(tempDir(t, 'distkit-silent-'), 'masq'));
   const d = await startDistccd(t, { compilerDir: masq, args: ['--io-timeout', '1'] });
   const silent = await sendRaw(d.port, Buffer.alloc(0), { timeoutMs: 10_000 });
   const half = await sendRaw(d.port, REQUEST_P1.subarray(0, 40), { timeoutMs: 10_000 });
@@ -78,7 +78,7 @@ test('distccd drops a silent client after --io-timeout with the reason logged an
 });
 
 test('distccd logs CLI_DISCONN and leaves no temp file when the client disappears mid-request or mid-response', async (t) => {
-  const root = await tempDir(t, 'distkit-vanish-');
+  const root = tempDir(t, 'distkit-vanish-');
   const { bin, masq } = await compilers(root, { floodcc: 'head -c 8000000 /dev/zero >&2; exit 1' });
   const tmp = path.join(root, 'tmp');
   await fs.mkdir(tmp);
@@ -175,7 +175,7 @@ test('distccd refuses to start with exit 101 and a clear message when TMPDIR is 
 });
 
 test('distccd survives EMFILE under a low fd limit and serves once descriptors are free', async (t) => {
-  const masq = await makeMasqueradeDir(path.join(await tempDir(t, 'distkit-emfile-'), 'masq'));
+  const masq = await makeMasqueradeDir(path.join(tempDir(t, 'distkit-emfile-'), 'masq'));
   const d = await startDistccd(t, { compilerDir: masq, wrapper: ['prlimit', '--nofile=48', '--'] });
   const sockets: net.Socket[] = [];
   t.after(() => sockets.forEach((s) => s.destroy()));
@@ -195,7 +195,7 @@ test('distccd survives EMFILE under a low fd limit and serves once descriptors a
 });
 
 test('distccd answers every compile in flight and exits 0 when it gets SIGTERM', async (t) => {
-  const root = await tempDir(t, 'distkit-term-');
+  const root = tempDir(t, 'distkit-term-');
   const { bin, masq } = await compilers(root, { slowcc: 'sleep 1; exec x86_64-linux-gnu-gcc "$@"' });
   const d = await startDistccd(t, { compilerDir: masq, args: ['--jobs', '4'], env: { DISTCCD_PATH: `${bin}:/usr/bin:/bin`, TMPDIR: root } });
   const body = 'int f(int x){return x+1;}\n';

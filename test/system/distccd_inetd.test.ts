@@ -16,7 +16,7 @@ const SOURCE = 'int f(int x) { return x + 1; }\n';
 
 for (const [protocol, suffix] of [[1, ''], [2, ',lzo']] as const) {
   test(`distccd --inetd compiles for the real client over ssh pipes when protocol ${protocol} is used`, async (t) => {
-    const dir = await tempDir(t, 'distkit-ssh-');
+    const dir = tempDir(t, 'distkit-ssh-');
     const masq = await makeMasqueradeDir(path.join(dir, 'masq'));
     const log = path.join(dir, 'distccd.log');
     const tmp = path.join(dir, 'tmp');
@@ -42,7 +42,7 @@ for (const [protocol, suffix] of [[1, ''], [2, ',lzo']] as const) {
 
 /** Runs distccd with one accepted TCP connection as its fd 0 and 1, as inetd nowait does. */
 async function inetdOnce(t: Parameters<typeof tempDir>[0], args: string[], request: Buffer): Promise<{ answer: RawAnswer; code: number | null; log: string }> {
-  const dir = await tempDir(t, 'distkit-inetd-');
+  const dir = tempDir(t, 'distkit-inetd-');
   const masq = await makeMasqueradeDir(path.join(dir, 'masq'));
   const logFile = path.join(dir, 'distccd.log');
   const server = net.createServer({ pauseOnConnect: true });

@@ -18,7 +18,7 @@ function answered(a: RawAnswer): Extract<RawAnswer, { kind: 'answer' }>['respons
 }
 
 async function setup(t: Parameters<typeof tempDir>[0], scripts: Record<string, string>): Promise<{ dir: string; masq: string; env: NodeJS.ProcessEnv }> {
-  const dir = await tempDir(t, 'distkit-jobs-');
+  const dir = tempDir(t, 'distkit-jobs-');
   const bin = path.join(dir, 'bin');
   await fs.mkdir(bin);
   for (const [name, body] of Object.entries(scripts)) await fs.writeFile(path.join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });

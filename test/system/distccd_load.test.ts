@@ -15,7 +15,7 @@ const CLIENTS = 64;
 const JOBS = 4;
 
 test('distccd serves 64 concurrent real clients with --jobs 4, never more than 4 compilers, each wait explained by the queue', async (t) => {
-  const root = await tempDir(t, 'distkit-load-');
+  const root = tempDir(t, 'distkit-load-');
   const bin = path.join(root, 'bin');
   await fs.mkdir(bin);
   const trace = path.join(root, 'trace');

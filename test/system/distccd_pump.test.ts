@@ -17,7 +17,7 @@ function answered(a: RawAnswer): Extract<RawAnswer, { kind: 'answer' }>['respons
 }
 
 async function setup(t: Parameters<typeof tempDir>[0]): Promise<{ src: string; masq: string; tmp: string }> {
-  const dir = await tempDir(t, 'distkit-pump-');
+  const dir = tempDir(t, 'distkit-pump-');
   const src = path.join(dir, 'src');
   await fs.mkdir(path.join(src, 'include'), { recursive: true });
   await fs.mkdir(path.join(src, 'out'));

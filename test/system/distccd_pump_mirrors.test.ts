@@ -14,7 +14,7 @@ import { compressLzo } from '../../src/compile/wire/lzo';
 import { settledListing } from '../support/settled_listing';
 
 async function setup(t: TestContext): Promise<{ dir: string; src: string; tmp: string; port: number; waitFor: RunningDistccd['waitFor'] }> {
-  const dir = await fs.realpath(await tempDir(t, 'distkit-pump-sys-'));
+  const dir = await fs.realpath(tempDir(t, 'distkit-pump-sys-'));
   const src = path.join(dir, 'src');
   await fs.mkdir(path.join(src, 'include'), { recursive: true });
   await fs.writeFile(path.join(src, 'include', 'answer.h'), '#define ANSWER 42\n');

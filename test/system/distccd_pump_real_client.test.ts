@@ -26,7 +26,7 @@ interface Setup {
 
 async function setup(t: TestContext): Promise<Setup> {
   await realPump(); // built (or found built) before any timer of this test starts counting
-  const dir = await fs.realpath(await tempDir(t, 'distkit-realpump-'));
+  const dir = await fs.realpath(tempDir(t, 'distkit-realpump-'));
   const src = path.join(dir, 'src');
   const tmp = path.join(dir, 'tmp');
   const home = path.join(dir, 'home');

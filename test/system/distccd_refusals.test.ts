@@ -28,7 +28,7 @@ async function stillServes(d: RunningDistccd): Promise<void> {
 }
 
 test('distccd refuses to start as a daemon when neither --allow nor --allow-private is given', async () => {
-  const { code, stderr } = await runDistccd((port) => ['--daemon', '--no-detach', '--listen', '127.0.0.1', '-p', String(port), '--log-stderr']);
+  const { code, stderr } = await runDistccd(['--daemon', '--no-detach', '--listen', '127.0.0.1', '-p', '0', '--log-stderr']);
   assert.equal(code, 101);
   assert.match(stderr, /refuses to serve the whole network: give --allow IP\[\/BITS\]/);
 });
@@ -144,7 +144,7 @@ test('the real client shows the reason of a refused job to the user', async (t) 
 
 test('distccd refuses to start without its masquerade directory (exit 110) unless --enable-tcp-insecure, which runs any program', async (t) => {
   const dir = tempDir(t, 'distkit-insecure-');
-  const { code, stderr } = await runDistccd((port) => ['--daemon', '--no-detach', '--listen', '127.0.0.1', '-p', String(port), '--allow', '127.0.0.1',
+  const { code, stderr } = await runDistccd(['--daemon', '--no-detach', '--listen', '127.0.0.1', '-p', '0', '--allow', '127.0.0.1',
     '--compiler-dir', path.join(dir, 'no-such-dir'), '--log-stderr', ...KEEP_ROOT]);
   assert.equal(code, 110);
   assert.match(stderr, /compiler directory .*no-such-dir does not exist/);

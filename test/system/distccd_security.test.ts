@@ -23,7 +23,7 @@ function status(a: RawAnswer): number {
 }
 
 test('distccd refuses shell metacharacters, -specs, outside @files and outside -MF and never runs or writes what they name', async (t) => {
-  const root = await tempDir(t, 'distkit-cve-');
+  const root = tempDir(t, 'distkit-cve-');
   const masq = await makeMasqueradeDir(path.join(root, 'masq'));
   const tmp = path.join(root, 'tmp');
   await fs.mkdir(tmp);
@@ -54,7 +54,7 @@ test('distccd refuses shell metacharacters, -specs, outside @files and outside -
 });
 
 test('distccd refuses every job while DISTCC_CMDLIST is empty', async (t) => {
-  const root = await tempDir(t, 'distkit-emptylist-');
+  const root = tempDir(t, 'distkit-emptylist-');
   const masq = await makeMasqueradeDir(path.join(root, 'masq'));
   const list = path.join(root, 'cmdlist');
   await fs.writeFile(list, '');
@@ -77,7 +77,7 @@ function compileFrom(host: string, port: number): Promise<'answered' | 'closed'>
 
 for (const [rule, v4, v6] of [['127.0.0.1', 'answered', 'closed'], ['::1', 'closed', 'answered']] as const) {
   test(`distccd listening on :: with --allow ${rule} serves ${v4 === 'answered' ? '127.0.0.1 (IPv4-mapped) and denies ::1' : '::1 and denies 127.0.0.1 (IPv4-mapped)'} when connected from both`, async (t) => {
-    const masq = await makeMasqueradeDir(path.join(await tempDir(t, 'distkit-mapped-'), 'masq'));
+    const masq = await makeMasqueradeDir(path.join(tempDir(t, 'distkit-mapped-'), 'masq'));
     const d = await startDistccd(t, { compilerDir: masq, listen: '::', noAllow: true, args: ['--allow', rule] });
     assert.equal(await compileFrom('127.0.0.1', d.port), v4);
     assert.equal(await compileFrom('::1', d.port), v6);
@@ -95,7 +95,7 @@ test('distccd --user nobody drops uid, gid and supplementary groups for itself a
     t.skip('needs root');
     return;
   }
-  const root = await tempDir(t, 'distkit-user-');
+  const root = tempDir(t, 'distkit-user-');
   await fs.chmod(root, 0o755);
   const tmp = path.join(root, 'tmp');
   await fs.mkdir(tmp, { mode: 0o1777 });

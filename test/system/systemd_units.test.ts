@@ -7,12 +7,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { renderTemplate } from '../support/render_template';
 import { tempDir, type AfterHook } from '../support/temp_dir';
 import { start } from './echo_harness';
-import { DISTCCD, KEEP_ROOT, makeMasqueradeDir } from '../support/distccd_harness';
+import { DISTCCD, fetchStatsPage, KEEP_ROOT, makeMasqueradeDir } from '../support/distccd_harness';
 import { freePort, onFreePort, PORT_TAKEN } from '../support/free_port';
 
 const root = path.resolve(__dirname, '../../..');
@@ -162,13 +161,7 @@ test('distccd under distccd.socket and distccd-stats.socket serves the counters 
       `--fdname=distccd.socket:${fdName}`, process.execPath, DISTCCD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     return (await p.waitForBind(/Listening on/)) === PORT_TAKEN ? PORT_TAKEN : { p, statsPort };
   });
-  const page = await new Promise<string>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const s = net.connect(statsPort, '127.0.0.1', () => s.write('GET / HTTP/1.0\r\n\r\n'));
-    s.on('data', (d) => chunks.push(d));
-    s.once('error', reject);
-    s.once('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
-  });
+  const page = await fetchStatsPage(statsPort);
   assert.match(page, /^HTTP\/1\.0 200 OK\n[^]*<distccstats>\n[^]*<\/distccstats>\n$/, `stats page:\n${page}\n${p.output()}`);
   p.child.kill('SIGTERM');
   assert.equal(await p.exited, 0);
