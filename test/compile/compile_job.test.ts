@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { ConnectionPool } from '../../src/activation/serve';
@@ -21,6 +20,7 @@ import { encodeInteger } from '../../src/compile/wire/tokens';
 import { createLogger, type LogSink } from '../../src/log/index';
 import { encodeRequest } from '../support/raw_distcc_client';
 import { buildPumpRequest, encodePackets } from '../support/pump_client';
+import { tempDir } from '../support/temp_dir';
 
 /** The fake compilers: each records "its pid, its child's pid" in $PIDS/<name> first. */
 const SCRIPTS: Record<string, string> = {
@@ -52,8 +52,7 @@ interface Rig {
 
 /** A compile service on 127.0.0.1:0 with its own TMPDIR, masquerade/compiler dir and log. */
 async function startRig(t: TestContext, options: { jobs?: number; lifetimeMs?: number } = {}): Promise<Rig> {
-  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-job-'));
-  t.after(() => fs.rm(root, { recursive: true, force: true }));
+  const root = tempDir(t, 'distkit-job-');
   const [tmp, bin, pids, client] = ['tmp', 'bin', 'pids', 'client'].map((d) => path.join(root, d)) as [string, string, string, string];
   await Promise.all([tmp, bin, pids, client].map((d) => fs.mkdir(d)));
   await fs.writeFile(path.join(client, 't.c'), SOURCE);
