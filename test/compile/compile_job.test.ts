@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { ConnectionPool } from '../../src/activation/serve';
@@ -21,6 +20,9 @@ import { encodeInteger } from '../../src/compile/wire/tokens';
 import { createLogger, type LogSink } from '../../src/log/index';
 import { encodeRequest } from '../support/raw_distcc_client';
 import { buildPumpRequest, encodePackets } from '../support/pump_client';
+import { childrenOf, isAlive } from '../support/proc';
+import { tempDir } from '../support/temp_dir';
+import { waitUntil } from '../support/wait_until';
 
 /** The fake compilers: each records "its pid, its child's pid" in $PIDS/<name> first. */
 const SCRIPTS: Record<string, string> = {
@@ -52,8 +54,7 @@ interface Rig {
 
 /** A compile service on 127.0.0.1:0 with its own TMPDIR, masquerade/compiler dir and log. */
 async function startRig(t: TestContext, options: { jobs?: number; lifetimeMs?: number } = {}): Promise<Rig> {
-  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-job-'));
-  t.after(() => fs.rm(root, { recursive: true, force: true }));
+  const root = tempDir(t, 'distkit-job-');
   const [tmp, bin, pids, client] = ['tmp', 'bin', 'pids', 'client'].map((d) => path.join(root, d)) as [string, string, string, string];
   await Promise.all([tmp, bin, pids, client].map((d) => fs.mkdir(d)));
   await fs.writeFile(path.join(client, 't.c'), SOURCE);
@@ -105,47 +106,16 @@ function connect(rig: Rig, bytes: Buffer): Client {
   return { socket, answer };
 }
 
-/** Resolves once `check` holds, polling every 10 ms (fails the test after 20 s). */
-async function until(what: string, check: () => boolean): Promise<void> {
-  const end = Date.now() + 20_000;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** How long a state these tests wait for (waitUntil) may take to come. */
+const WAIT_MS = 20_000;
 
 /** The pids a fake compiler recorded, once it has; the record is removed for its next run. */
 async function pidsOf(rig: Rig, name: string): Promise<number[]> {
   const file = path.join(rig.pids, name);
-  await until(`${name} to start`, () => readdirSync(rig.pids).includes(name));
+  await waitUntil(() => readdirSync(rig.pids).includes(name) || undefined, WAIT_MS, () => `${name} to start`);
   const pids = readFileSync(file, 'utf8').trim().split(' ').map(Number);
   await fs.rm(file);
   return pids;
-}
-
-/** A process that still runs (a zombie holds nothing but its pid: its parent is checked apart). */
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-/** This process's children, zombies included: a compiler nobody reaped shows up here. */
-function children(): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid) out.push(Number(entry));
-    } catch {
-      // Gone while we looked.
-    }
-  }
-  return out;
 }
 
 /** Waits for every connection to be done, then asserts the job let go of everything. */
@@ -155,8 +125,8 @@ async function assertReleased(rig: Rig, pids: readonly number[] = []): Promise<v
   assert.equal(rig.slots.waiting, 0, 'nobody waiting for a slot');
   assert.deepEqual(await fs.readdir(rig.tmp), [], 'TMPDIR is empty');
   // SIGKILL to a process group is delivered to each member in turn: give the last one its moment.
-  await until('the compiler and its children to die', () => pids.every((pid) => !running(pid)));
-  assert.deepEqual(children(), [], 'no child process left, not even a zombie');
+  await waitUntil(() => pids.every((pid) => !isAlive(pid)) || undefined, WAIT_MS, () => 'the compiler and its children to die');
+  assert.deepEqual(childrenOf(process.pid), [], 'no child process left, not even a zombie');
 }
 
 function summaries(rig: Rig): string[] {
@@ -231,12 +201,12 @@ test('a compile job releases everything when its client leaves while it waits fo
   const pids = await pidsOf(rig, 'slowcc');
   // The second job's files were made when its ARGV arrived: they must go with it.
   const second = connect(rig, encodeRequest(2, compileArgs('gcc'), SOURCE));
-  await until('the second job to queue', () => rig.slots.waiting === 1);
+  await waitUntil(() => rig.slots.waiting === 1 || undefined, WAIT_MS, () => 'the second job to queue');
   assert.notDeepEqual(await fs.readdir(rig.tmp), []);
   second.socket.destroy();
   assert.equal(await second.answer, undefined);
-  await until('the second job to leave the queue', () => rig.slots.waiting === 0);
-  await until('the summary of the job that left', () => rig.lines.some((l) => l.includes('client disconnected while waiting for a job slot')));
+  await waitUntil(() => rig.slots.waiting === 0 || undefined, WAIT_MS, () => 'the second job to leave the queue');
+  await waitUntil(() => rig.lines.some((l) => l.includes('client disconnected while waiting for a job slot')) || undefined, WAIT_MS, () => 'the summary of the job that left');
   assert.equal(rig.slots.busy, 1, 'the first job still compiles');
   first.socket.destroy();
   await first.answer;
@@ -259,7 +229,7 @@ test('compile jobs in flight and waiting for a slot are answered and release eve
   const running = connect(rig, encodeRequest(1, compileArgs('gatecc'), SOURCE));
   const pids = await pidsOf(rig, 'gatecc');
   const waiting = connect(rig, encodeRequest(2, compileArgs('gcc'), SOURCE));
-  await until('the second job to queue', () => rig.slots.waiting === 1);
+  await waitUntil(() => rig.slots.waiting === 1 || undefined, WAIT_MS, () => 'the second job to queue');
   // What runService's stop does: close the listeners, then drain the pool.
   rig.server.close();
   const drained = rig.pool.drain(30_000);
@@ -295,5 +265,5 @@ test('a compile job kills its compiler when the daemon exits before the job ends
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   assert.equal(code, 7);
   const pids = await pidsOf(rig, 'slowcc');
-  await until('the compiler and its children to die', () => pids.every((pid) => !running(pid)));
+  await waitUntil(() => pids.every((pid) => !isAlive(pid)) || undefined, WAIT_MS, () => 'the compiler and its children to die');
 });

@@ -2,16 +2,15 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { findCycles, readImportGraph } from '../../scripts/import_cycles';
+import { tempDir } from '../support/temp_dir';
 
 const SCRIPT = path.resolve(__dirname, '../../scripts/import_cycles.js');
 
 /** A source tree of these files under a temp dir removed after the test. */
 function tree(t: TestContext, files: Record<string, string>): string {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'distkit-cycles-'));
-  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  const root = tempDir(t, 'distkit-cycles-');
   for (const [file, text] of Object.entries(files)) {
     fs.mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
     fs.writeFileSync(path.join(root, file), text);

@@ -2,8 +2,8 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { tempDir } from '../support/temp_dir';
 
 const REPO = path.resolve(__dirname, '../../..');
 const SCRIPT = path.join(REPO, 'scripts/native-addons.js');
@@ -12,8 +12,7 @@ const OLD_ABI = 108;
 
 /** A project holding a copy of the posix addon (and nan, which its build needs), removed after the test. */
 function projectWithPosix(t: TestContext): string {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'distkit-addons-'));
-  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  const root = tempDir(t, 'distkit-addons-');
   fs.writeFileSync(path.join(root, 'package.json'), JSON.stringify({ name: 'addon-probe', private: true, dependencies: { posix: '4.2.0', nan: '*' } }));
   for (const name of ['posix', 'nan']) fs.cpSync(path.join(REPO, 'node_modules', name), path.join(root, 'node_modules', name), { recursive: true, dereference: true });
   return root;
@@ -47,8 +46,7 @@ test('native-addons rebuilds an addon when it was built for another node ABI', {
 
 test('native-addons rebuilds the project\'s own addon when its source is newer than its binary', { timeout: 300_000 }, (t) => {
   // A project whose file: dependency lives in its own tree, as src/native/spawn does here.
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'distkit-own-addon-'));
-  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  const root = tempDir(t, 'distkit-own-addon-');
   const own = path.join(root, 'native');
   fs.cpSync(path.join(REPO, 'src/native/spawn'), own, { recursive: true });
   fs.writeFileSync(path.join(root, 'package.json'), JSON.stringify({ name: 'own-addon-probe', private: true, dependencies: { 'distkit-spawn': 'file:native' } }));

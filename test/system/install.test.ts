@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { renderTemplate } from '../support/render_template';
+import { tempDir } from '../support/temp_dir';
 
 const root = path.resolve(__dirname, '../../..');
 const prefix = '/usr/local';
@@ -30,13 +30,6 @@ function snapshot(dir: string): Map<string, string> {
   };
   walk('.');
   return out;
-}
-
-/** A fresh temporary directory, removed after the test. */
-function tempDir(t: { after(fn: () => void): void }, name: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), name));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
 }
 
 /** Files under root: an executable script for each name in usr/bin, the users in etc/passwd. */
@@ -236,8 +229,7 @@ test('installed man pages render with man -l when read from the staging root', (
 
 test('launchers keep the pid when they exec node on the installed program', async (t) => {
   // Rendered as install renders them, for a prefix whose "program" prints its own pid.
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'distkit-launcher-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'distkit-launcher-');
   const cli = path.join(dir, 'lib/distkit/dist/src/cli');
   fs.mkdirSync(cli, { recursive: true });
   const env = { ...process.env, PREFIX: dir, NODE: process.execPath, COMPILER_DIR: '/usr/lib/distcc' };

@@ -8,37 +8,10 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Daemon } from '../support/daemon';
+import { groupMembers, isAlive } from '../support/proc';
 import { tempDir } from '../support/temp_dir';
 
 const REPO = path.resolve(__dirname, '../../..');
-
-/** The live (not zombie) processes whose process group is `pgid`. */
-function groupMembers(pgid: number): number[] {
-  const members: number[] = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const fields = statFields(Number(name));
-    if (fields !== undefined && fields[4] === String(pgid) && fields[2] !== 'Z') members.push(Number(name));
-  }
-  return members;
-}
-
-/** /proc/PID/stat split into fields (the comm field kept whole); undefined once it is gone. */
-function statFields(pid: number): string[] | undefined {
-  let stat: string;
-  try {
-    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const close = stat.lastIndexOf(')');
-  return [stat.slice(0, stat.indexOf(' ')), stat.slice(stat.indexOf('(') + 1, close), ...stat.slice(close + 2).trim().split(' ')];
-}
-
-function alive(pid: number): boolean {
-  const fields = statFields(pid);
-  return fields !== undefined && fields[2] !== 'Z';
-}
 
 /** Starts `npm start` in its own process group on free ports; resolves once both daemons listen. */
 async function npmStart(t: TestContext): Promise<{ npm: Daemon; daemons: Map<string, number>; tmp: string }> {
@@ -63,13 +36,13 @@ async function npmStart(t: TestContext): Promise<{ npm: Daemon; daemons: Map<str
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   test(`npm start leaves no daemon, script or temp directory behind when npm gets ${signal}`, { timeout: 60_000 }, async (t) => {
     const { npm, daemons, tmp } = await npmStart(t);
-    for (const pid of daemons.values()) assert.ok(alive(pid), `daemon ${pid} runs before the signal`);
+    for (const pid of daemons.values()) assert.ok(isAlive(pid), `daemon ${pid} runs before the signal`);
 
     process.kill(npm.pid, signal);
     await npm.until('npm to exit', () => npm.exit, { ms: 20_000 });
 
     // npm waits for the script, and the script for its daemons: once npm is gone, so are they.
-    for (const [name, pid] of daemons) assert.equal(alive(pid), false, `${name} (pid ${pid}) outlived npm's ${signal}`);
+    for (const [name, pid] of daemons) assert.equal(isAlive(pid), false, `${name} (pid ${pid}) outlived npm's ${signal}`);
     assert.deepEqual(groupMembers(npm.pid), [], `processes of npm start's group outlived its ${signal}`);
     assert.deepEqual(fs.readdirSync(tmp), [], 'the start script removes its state directory');
   });
