@@ -98,6 +98,10 @@ test('engine keeps sessions in the store it is given and closes that store', asy
     remove: (now, id) => (calls.push('remove'), inner.remove(now, id)),
     have: (now, id) => (calls.push('have'), inner.have(now, id)),
     size: (now) => (calls.push('size'), inner.size(now)),
+    entries: (now) => inner.entries(now),
+    get stats() {
+      return inner.stats;
+    },
     close: () => (calls.push('close'), inner.close()),
   };
   const engine = createCacheEngine({ store, clock: () => 0, log });

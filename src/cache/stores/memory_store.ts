@@ -10,7 +10,7 @@
 // in the same order. The clock is passed in by the caller (now, in ms).
 
 import { ExpiryHeap, type HeapEntry } from './expiry_heap';
-import type { SessionStore } from './session_store';
+import type { SessionStore, StoreStats, StoredSession } from './session_store';
 
 /** DC_CACHE_MIN_SIZE in the C server. */
 export const MIN_CAPACITY = 64;
@@ -42,15 +42,6 @@ interface Session extends HeapEntry {
    * ArrayBuffer and an off-heap block, which triples the per-session cost of small sessions. */
   readonly data: string;
   readonly cost: number;
-}
-
-export interface StoreStats {
-  readonly sessions: number;
-  readonly bytes: number;
-  readonly added: number;
-  readonly expired: number;
-  readonly evicted: number;
-  readonly removed: number;
 }
 
 /** Ids (and data) are opaque bytes; latin1 maps each byte to one char and back, so equal keys
@@ -133,6 +124,14 @@ export class MemoryStore implements SessionStore {
   size(now: number): number {
     this.purge(now);
     return this.#byId.size;
+  }
+
+  /** The Map keeps insertion order, which is the order of `seq`: first added first. */
+  *entries(now: number): Iterable<StoredSession> {
+    this.purge(now);
+    for (const s of this.#byId.values()) {
+      yield { id: Buffer.from(s.key, 'latin1'), data: Buffer.from(s.data, 'latin1'), expiresAt: s.expiry };
+    }
   }
 
   /** Drops every session with now > expiry; returns how many. */

@@ -7,6 +7,26 @@
 // to queue answers in order; that change is made together with that store, and the shape of each
 // method (ids and data in, booleans and data out) stays as it is.
 
+/** One stored session as entries() yields it: copies, with the absolute expiry (the session
+ * expires when now > expiresAt), so a snapshot reloads it by add(now, id, data, expiresAt - now). */
+export interface StoredSession {
+  readonly id: Buffer;
+  readonly data: Buffer;
+  readonly expiresAt: number;
+}
+
+/** What a store has done since it was made (dc_server's metrics read these). */
+export interface StoreStats {
+  /** Sessions held (expired ones not yet purged included). */
+  readonly sessions: number;
+  /** Bytes the store counts against its byte bound. */
+  readonly bytes: number;
+  readonly added: number;
+  readonly expired: number;
+  readonly evicted: number;
+  readonly removed: number;
+}
+
 export interface SessionStore {
   /** Stores a copy of `data` under `id` until now + timeoutMs. False (nothing stored) when an
    * unexpired session with this id exists: the old one keeps its data and expiry. */
@@ -20,6 +40,10 @@ export interface SessionStore {
   have(now: number, id: Uint8Array): boolean;
   /** Unexpired sessions at `now`. */
   size(now: number): number;
+  /** Every unexpired session at `now` (purges first), first added first, so adding them back in
+   * this order keeps the eviction order of ties. */
+  entries(now: number): Iterable<StoredSession>;
+  readonly stats: StoreStats;
   /** Releases what the store holds; the store is not used afterwards. */
   close(): Promise<void>;
 }

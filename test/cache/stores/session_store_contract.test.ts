@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { MemoryStore } from '../../../src/cache/stores/memory_store';
-import type { SessionStore } from '../../../src/cache/stores/session_store';
+import type { SessionStore, StoredSession } from '../../../src/cache/stores/session_store';
 
 interface Stored {
   readonly key: string;
@@ -17,7 +17,7 @@ interface Stored {
 
 /** The semantics by the letter, in linear time: strict expiry, duplicates refused, a full cache
  * evicting max(1, floor(capacity / 30)) soonest-expiring sessions (ties: first added). */
-class ReferenceStore implements SessionStore {
+class ReferenceStore implements Omit<SessionStore, 'stats'> {
   readonly #capacity: number;
   #sessions: Stored[] = [];
   #seq = 0;
@@ -66,6 +66,10 @@ class ReferenceStore implements SessionStore {
     return this.#live(now).length;
   }
 
+  entries(now: number): StoredSession[] {
+    return this.#live(now).map((s) => ({ id: Buffer.from(s.key, 'hex'), data: Buffer.from(s.data), expiresAt: s.expiry }));
+  }
+
   close(): Promise<void> {
     this.#sessions = [];
     return Promise.resolve();
@@ -79,7 +83,8 @@ const STORES: ReadonlyArray<{ readonly name: string; readonly capacity: number; 
 
 type Op =
   | { readonly kind: 'add'; readonly id: number; readonly size: number; readonly fill: number; readonly timeoutMs: number; readonly dt: number }
-  | { readonly kind: 'get' | 'remove' | 'have'; readonly id: number; readonly dt: number };
+  | { readonly kind: 'get' | 'remove' | 'have'; readonly id: number; readonly dt: number }
+  | { readonly kind: 'entries'; readonly dt: number };
 
 // Integer times and timeouts over a few hundred ids make equal expiries, duplicates and
 // evictions common, so the tie order and every refusal are exercised.
@@ -88,6 +93,7 @@ const id = fc.integer({ min: 0, max: 299 });
 const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('add' as const), id, size: fc.integer({ min: 0, max: 23 }), fill: fc.integer({ min: 0, max: 255 }), timeoutMs: fc.integer({ min: 0, max: 999 }), dt }) },
   fc.record({ kind: fc.constantFrom('get' as const, 'remove' as const, 'have' as const), id, dt }),
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('entries' as const), dt }) },
 );
 
 /** Runs `ops` on both; returns how many ADDs met a full store. */
@@ -96,6 +102,10 @@ function compare(store: SessionStore, reference: ReferenceStore, capacity: numbe
   let full = 0;
   ops.forEach((o, step) => {
     now += o.dt;
+    if (o.kind === 'entries') {
+      assert.deepEqual([...store.entries(now)], reference.entries(now), `step ${step} now ${now} entries`);
+      return;
+    }
     const key = Buffer.from([o.id >> 8, o.id & 0xff]);
     const where = `step ${step} now ${now} id ${key.toString('hex')}`;
     switch (o.kind) {
