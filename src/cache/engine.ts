@@ -5,13 +5,14 @@
 import { performance } from 'node:perf_hooks';
 import type { Connection } from '../activation/connection';
 import type { Logger } from '../log/index';
-import { DEFAULT_CAPACITY, MemoryStore } from './stores/memory_store';
+import { DEFAULT_CAPACITY } from './stores/memory_store';
+import { SlabStore } from './stores/slab_store';
 import type { SessionStore } from './stores/session_store';
 import { decodeAddPayload, encodeMessage, Operation, Status, type Message } from './wire/index';
 import { serveCacheConnection, type Answer, type CacheSessionEngine } from './session';
 
 export interface CacheEngineOptions {
-  /** Where sessions live. Default: a MemoryStore of DEFAULT_CAPACITY sessions. */
+  /** Where sessions live. Default: a SlabStore of DEFAULT_CAPACITY sessions. */
   readonly store?: SessionStore;
   /** Milliseconds, wall-clock anchored and not jumping backwards. Default: performance time. */
   readonly clock?: () => number;
@@ -78,7 +79,7 @@ function payloadFor(store: SessionStore, now: number, message: Message): Buffer 
 }
 
 export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
-  const store = options.store ?? new MemoryStore({ capacity: DEFAULT_CAPACITY });
+  const store = options.store ?? new SlabStore({ capacity: DEFAULT_CAPACITY });
   const clock = options.clock ?? defaultClock;
   let operations = 0;
   let connections = 0;

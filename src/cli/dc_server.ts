@@ -7,7 +7,8 @@
 import { createLogger } from '../log/index';
 import { detectMode, runService } from '../activation/index';
 import { MAX_PROGRESS, ProgressReporter } from '../cache/progress';
-import { DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY, MIN_MAX_BYTES, MemoryStore } from '../cache/stores/memory_store';
+import { DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY, MIN_MAX_BYTES } from '../cache/stores/memory_store';
+import { SlabStore } from '../cache/stores/slab_store';
 import { createCacheEngine, defaultClock } from '../cache/engine';
 import { EXIT, UsageError } from '../errors';
 import { invalidArgument } from './single_dash';
@@ -69,7 +70,7 @@ async function main(): Promise<number> {
     daemon,
   });
 
-  const store = new MemoryStore({
+  const store = new SlabStore({
     capacity: config.capacity,
     ...(config.maxBytes === undefined ? {} : { maxBytes: config.maxBytes }),
   });

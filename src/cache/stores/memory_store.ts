@@ -36,6 +36,19 @@ export interface MemoryStoreOptions {
   readonly maxBytes?: number;
 }
 
+/** The bounds an in-memory store keeps, checked (RangeError when out of range). */
+export function checkStoreBounds(options: MemoryStoreOptions): { capacity: number; maxBytes: number; evictionBatch: number } {
+  const { capacity } = options;
+  if (!Number.isInteger(capacity) || (capacity !== 0 && (capacity < MIN_CAPACITY || capacity > MAX_CAPACITY))) {
+    throw new RangeError(`Session capacity ${capacity} is out of range: use ${MIN_CAPACITY}..${MAX_CAPACITY}, or 0 for no count limit`);
+  }
+  const maxBytes = options.maxBytes ?? (capacity === 0 ? DEFAULT_MAX_BYTES : Infinity);
+  if (!(maxBytes >= MIN_MAX_BYTES)) {
+    throw new RangeError(`Session byte bound ${maxBytes} is too small: use at least ${MIN_MAX_BYTES} bytes`);
+  }
+  return { capacity, maxBytes, evictionBatch: Math.max(1, Math.floor(capacity / EVICTION_DIVISOR)) };
+}
+
 interface Session extends HeapEntry {
   readonly key: string;
   /** The data bytes as a latin1 string: one compact V8 object instead of a Buffer, an
@@ -65,17 +78,10 @@ export class MemoryStore implements SessionStore {
   #removed = 0;
 
   constructor(options: MemoryStoreOptions) {
-    const { capacity } = options;
-    if (!Number.isInteger(capacity) || (capacity !== 0 && (capacity < MIN_CAPACITY || capacity > MAX_CAPACITY))) {
-      throw new RangeError(`Session capacity ${capacity} is out of range: use ${MIN_CAPACITY}..${MAX_CAPACITY}, or 0 for no count limit`);
-    }
-    const maxBytes = options.maxBytes ?? (capacity === 0 ? DEFAULT_MAX_BYTES : Infinity);
-    if (!(maxBytes >= MIN_MAX_BYTES)) {
-      throw new RangeError(`Session byte bound ${maxBytes} is too small: use at least ${MIN_MAX_BYTES} bytes`);
-    }
-    this.capacity = capacity;
-    this.maxBytes = maxBytes;
-    this.evictionBatch = Math.max(1, Math.floor(capacity / EVICTION_DIVISOR));
+    const bounds = checkStoreBounds(options);
+    this.capacity = bounds.capacity;
+    this.maxBytes = bounds.maxBytes;
+    this.evictionBatch = bounds.evictionBatch;
   }
 
   /**

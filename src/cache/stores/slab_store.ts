@@ -1,0 +1,294 @@
+// The compact in-memory SessionStore, dc_server's default. Same observable semantics as
+// MemoryStore (strict expiry, purge before every lookup, duplicate ADD keeps the old session,
+// a full cache evicts max(1, floor(N/30)) soonest-expiring sessions, first added first on ties,
+// no count limit bounded by bytes), in a layout the garbage collector has almost nothing to walk:
+// - each session is a slot number; its expiry, insertion seq, heap position, id hash and block
+//   address sit in typed arrays (36 bytes a slot), grown by doubling up to the capacity, so a
+//   large -sessions reserves nothing up front;
+// - id and data bytes live in one block of a slab (./slab_arena), header [id_len u16][data_len u16];
+// - the id index is open addressing over slot numbers (./slot_index), the expiry order a binary
+//   heap of slot numbers in an Int32Array.
+// Freed slots and blocks are reused first, so the store stops growing under churn.
+
+import { randomBytes } from 'node:crypto';
+import { SlabArena } from './slab_arena';
+import { SlotIndex } from './slot_index';
+import { checkStoreBounds, type MemoryStoreOptions } from './memory_store';
+import type { SessionStore, StoreStats, StoredSession } from './session_store';
+
+/** Block header: id length and data length, u16 each. */
+const HEADER = 4;
+/** Largest id and data a block holds (ids on the wire are at most 64 bytes, data under 32 KiB). */
+const MAX_ID = 0xffff;
+const MAX_DATA = 0xffff;
+/** Bytes of typed arrays per session: 5 slot arrays (36), heap (4), index at half load (8). */
+export const SLOT_OVERHEAD_BYTES = 48;
+/** Slot arrays start this small and double: a store of 10^7 reserves nothing up front. */
+const FIRST_SLOTS = 64;
+
+export class SlabStore implements SessionStore {
+  readonly capacity: number;
+  readonly maxBytes: number;
+  readonly evictionBatch: number;
+  readonly #arena = new SlabArena(HEADER + MAX_ID + MAX_DATA);
+  readonly #index: SlotIndex;
+  readonly #seed = randomBytes(4).readInt32LE(0);
+  #expiry = new Float64Array(FIRST_SLOTS);
+  #seq = new Float64Array(FIRST_SLOTS);
+  /** Block address of a used slot; the next free slot of a free one. */
+  #address = new Float64Array(FIRST_SLOTS);
+  #hash = new Int32Array(FIRST_SLOTS);
+  #heapPos = new Int32Array(FIRST_SLOTS);
+  #heap = new Int32Array(FIRST_SLOTS);
+  #count = 0;
+  /** Slots ever used (slots below it are in use or on the free list). */
+  #highWater = 0;
+  #freeSlot = -1;
+  #nextSeq = 0;
+  #bytes = 0;
+  #added = 0;
+  #expired = 0;
+  #evicted = 0;
+  #removed = 0;
+
+  constructor(options: MemoryStoreOptions) {
+    const bounds = checkStoreBounds(options);
+    this.capacity = bounds.capacity;
+    this.maxBytes = bounds.maxBytes;
+    this.evictionBatch = bounds.evictionBatch;
+    this.#index = new SlotIndex({ hashOf: (slot) => this.#hash[slot]!, holds: (slot, id) => this.#holds(slot, id) });
+  }
+
+  add(now: number, id: Uint8Array, data: Uint8Array, timeoutMs: number): boolean {
+    if (id.length > MAX_ID || data.length > MAX_DATA) throw new RangeError(`Session of a ${id.length}-byte id and ${data.length} bytes of data is above ${MAX_ID}/${MAX_DATA}`);
+    this.purge(now);
+    const hash = this.#hashOf(id);
+    if (this.#index.find(id, hash) >= 0) return false;
+    if (this.capacity > 0 && this.#count >= this.capacity) this.#evict(this.evictionBatch);
+    const size = HEADER + id.length + data.length;
+    const cost = SlabArena.blockSize(size) + SLOT_OVERHEAD_BYTES;
+    while (this.#bytes + cost > this.maxBytes && this.#count > 0) this.#evict(1);
+    const slot = this.#takeSlot();
+    const address = this.#arena.allocate(size);
+    const slab = this.#arena.slabOf(address);
+    const at = this.#arena.offsetOf(address);
+    slab.writeUInt16LE(id.length, at);
+    slab.writeUInt16LE(data.length, at + 2);
+    slab.set(id, at + HEADER);
+    slab.set(data, at + HEADER + id.length);
+    this.#address[slot] = address;
+    this.#hash[slot] = hash;
+    this.#expiry[slot] = now + timeoutMs;
+    this.#seq[slot] = this.#nextSeq++;
+    this.#index.insert(slot);
+    this.#heapPush(slot);
+    this.#count++;
+    this.#bytes += cost;
+    this.#added++;
+    return true;
+  }
+
+  get(now: number, id: Uint8Array): Buffer | undefined {
+    const slot = this.#find(now, id);
+    if (slot < 0) return undefined;
+    const slab = this.#arena.slabOf(this.#address[slot]!);
+    const at = this.#arena.offsetOf(this.#address[slot]!);
+    const start = at + HEADER + slab.readUInt16LE(at);
+    return Buffer.from(slab.subarray(start, start + slab.readUInt16LE(at + 2)));
+  }
+
+  have(now: number, id: Uint8Array): boolean {
+    return this.#find(now, id) >= 0;
+  }
+
+  remove(now: number, id: Uint8Array): boolean {
+    const slot = this.#find(now, id);
+    if (slot < 0) return false;
+    this.#drop(slot);
+    this.#removed++;
+    return true;
+  }
+
+  size(now: number): number {
+    this.purge(now);
+    return this.#count;
+  }
+
+  *entries(now: number): Iterable<StoredSession> {
+    this.purge(now);
+    const slots = Array.from(this.#heap.subarray(0, this.#count)).sort((a, b) => this.#seq[a]! - this.#seq[b]!);
+    for (const slot of slots) {
+      const slab = this.#arena.slabOf(this.#address[slot]!);
+      const at = this.#arena.offsetOf(this.#address[slot]!);
+      const idEnd = at + HEADER + slab.readUInt16LE(at);
+      yield {
+        id: Buffer.from(slab.subarray(at + HEADER, idEnd)),
+        data: Buffer.from(slab.subarray(idEnd, idEnd + slab.readUInt16LE(at + 2))),
+        expiresAt: this.#expiry[slot]!,
+      };
+    }
+  }
+
+  /** Drops every session with now > expiry; returns how many. */
+  purge(now: number): number {
+    let n = 0;
+    while (this.#count > 0 && now > this.#expiry[this.#heap[0]!]!) {
+      this.#drop(this.#heap[0]!);
+      n++;
+    }
+    this.#expired += n;
+    return n;
+  }
+
+  close(): Promise<void> {
+    this.#arena.clear();
+    this.#index.clear();
+    this.#count = 0;
+    this.#highWater = 0;
+    this.#freeSlot = -1;
+    this.#bytes = 0;
+    return Promise.resolve();
+  }
+
+  get stats(): StoreStats {
+    return { sessions: this.#count, bytes: this.#bytes, added: this.#added, expired: this.#expired, evicted: this.#evicted, removed: this.#removed };
+  }
+
+  /** Bytes the store holds from the system: slabs and typed arrays (diagnostics for the bench). */
+  get reservedBytes(): number {
+    return this.#arena.slabBytes + this.#expiry.length * 40 + this.#index.buckets * 4;
+  }
+
+  #find(now: number, id: Uint8Array): number {
+    this.purge(now);
+    return this.#count === 0 ? -1 : this.#index.find(id, this.#hashOf(id));
+  }
+
+  /** FNV-1a over the bytes from a random seed, then murmur3's finaliser so the low bits (the
+   * bucket) depend on every byte. The seed keeps a peer from aiming ids at one bucket run. */
+  #hashOf(id: Uint8Array): number {
+    let h = this.#seed ^ 0x811c9dc5;
+    for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id[i]!, 0x01000193);
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    return h ^ (h >>> 16);
+  }
+
+  #holds(slot: number, id: Uint8Array): boolean {
+    const slab = this.#arena.slabOf(this.#address[slot]!);
+    const at = this.#arena.offsetOf(this.#address[slot]!);
+    if (slab.readUInt16LE(at) !== id.length) return false;
+    const start = at + HEADER;
+    for (let i = 0; i < id.length; i++) if (slab[start + i] !== id[i]) return false;
+    return true;
+  }
+
+  #evict(count: number): void {
+    for (let i = 0; i < count && this.#count > 0; i++) {
+      this.#drop(this.#heap[0]!);
+      this.#evicted++;
+    }
+  }
+
+  #drop(slot: number): void {
+    const address = this.#address[slot]!;
+    const slab = this.#arena.slabOf(address);
+    const at = this.#arena.offsetOf(address);
+    const size = HEADER + slab.readUInt16LE(at) + slab.readUInt16LE(at + 2);
+    this.#heapRemove(slot);
+    this.#index.delete(slot);
+    this.#arena.release(address, size);
+    this.#bytes -= SlabArena.blockSize(size) + SLOT_OVERHEAD_BYTES;
+    this.#count--;
+    this.#address[slot] = this.#freeSlot;
+    this.#freeSlot = slot;
+  }
+
+  #takeSlot(): number {
+    if (this.#freeSlot >= 0) {
+      const slot = this.#freeSlot;
+      this.#freeSlot = this.#address[slot]!;
+      return slot;
+    }
+    if (this.#highWater === this.#expiry.length) this.#growSlots();
+    return this.#highWater++;
+  }
+
+  /** Doubles the slot arrays (up to the capacity): the only copy, amortised O(1) per ADD. */
+  #growSlots(): void {
+    const n = this.capacity > 0 ? Math.min(this.capacity, this.#expiry.length * 2) : this.#expiry.length * 2;
+    const grow = <T extends Float64Array | Int32Array>(old: T, make: (n: number) => T): T => {
+      const next = make(n);
+      next.set(old);
+      return next;
+    };
+    this.#expiry = grow(this.#expiry, (k) => new Float64Array(k));
+    this.#seq = grow(this.#seq, (k) => new Float64Array(k));
+    this.#address = grow(this.#address, (k) => new Float64Array(k));
+    this.#hash = grow(this.#hash, (k) => new Int32Array(k));
+    this.#heapPos = grow(this.#heapPos, (k) => new Int32Array(k));
+    this.#heap = grow(this.#heap, (k) => new Int32Array(k));
+  }
+
+  // ---- the expiry heap: slot numbers ordered by (expiry, seq), each slot knowing its position
+
+  #before(a: number, b: number): boolean {
+    const ea = this.#expiry[a]!;
+    const eb = this.#expiry[b]!;
+    return ea < eb || (ea === eb && this.#seq[a]! < this.#seq[b]!);
+  }
+
+  #heapPush(slot: number): void {
+    this.#heap[this.#count] = slot;
+    this.#heapPos[slot] = this.#count;
+    this.#siftUp(this.#count);
+  }
+
+  /** Removes `slot` from the heap (called before #count drops). */
+  #heapRemove(slot: number): void {
+    const i = this.#heapPos[slot]!;
+    const last = this.#count - 1;
+    if (i === last) return;
+    const moved = this.#heap[last]!;
+    this.#heap[i] = moved;
+    this.#heapPos[moved] = i;
+    this.#siftUp(i);
+    this.#siftDown(this.#heapPos[moved]!, last);
+  }
+
+  #siftUp(i: number): void {
+    const heap = this.#heap;
+    const slot = heap[i]!;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      const p = heap[parent]!;
+      if (!this.#before(slot, p)) break;
+      heap[i] = p;
+      this.#heapPos[p] = i;
+      i = parent;
+    }
+    heap[i] = slot;
+    this.#heapPos[slot] = i;
+  }
+
+  /** Sifts down within the first `n` heap entries. */
+  #siftDown(i: number, n: number): void {
+    const heap = this.#heap;
+    const slot = heap[i]!;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= n) break;
+      const right = left + 1;
+      const child = right < n && this.#before(heap[right]!, heap[left]!) ? right : left;
+      const c = heap[child]!;
+      if (!this.#before(c, slot)) break;
+      heap[i] = c;
+      this.#heapPos[c] = i;
+      i = child;
+    }
+    heap[i] = slot;
+    this.#heapPos[slot] = i;
+  }
+}
