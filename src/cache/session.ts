@@ -18,6 +18,7 @@ import type { Duplex } from 'node:stream';
 import { describePeer, type Connection } from '../activation/connection';
 import type { Logger } from '../log/index';
 import { MessageReader, type Message } from './wire/index';
+import { AnswerBatch } from './answer_batch';
 
 /** After a bad request: how long we keep discarding the peer's input while our answers leave and
  * we wait for it to close its side (closing earlier would reset it and lose them); then we reset. */
@@ -61,6 +62,8 @@ class CacheSession {
   /** Settles serveCacheConnection's promise. */
   readonly #resolve: () => void;
   readonly #reader = new MessageReader('request');
+  /** The answers of one read, written at once. */
+  readonly #batch: AnswerBatch;
   #requests = 0;
   /** The peer is not reading our responses: we stopped parsing and reading until it drains. */
   #blocked = false;
@@ -80,6 +83,7 @@ class CacheSession {
     this.#idleMs = idleMs;
     this.#resolve = resolve;
     this.#log = engine.log.child({ conn: conn.id });
+    this.#batch = new AnswerBatch(this.#stream);
     if (conn.peer.kind === 'tcp' && this.#stream instanceof net.Socket) this.#stream.setNoDelay(true);
     engine.noteConnection('open');
     this.#log.debug('open', { peer: describePeer(conn.peer) });
@@ -102,15 +106,15 @@ class CacheSession {
    * the peer is done and has every answer. */
   #answerBuffered(): void {
     if (this.#closing || this.#settled) return;
-    this.#stream.cork();
     const drop = this.#writeAnswers();
-    this.#stream.uncork();
+    this.#batch.flush();
     if (drop !== undefined) return this.#drop(drop.reason, drop.fields);
     if (!this.#blocked && this.#peerDone) this.#endAfterLastAnswer();
   }
 
-  /** Writes one answer per complete request while the socket takes them; says why to drop the
-   * connection when a request is bad. */
+  /** Gathers one answer per complete request while the socket takes them (the batch writes
+   * every BATCH_BYTES, so writableNeedDrain stays current); says why to drop the connection when
+   * a request is bad. */
   #writeAnswers(): DropReason | undefined {
     const stream = this.#stream;
     for (;;) {
@@ -125,7 +129,7 @@ class CacheSession {
       const answer = this.#answer(next.value);
       if (answer.kind === 'close') return { reason: answer.reason };
       this.#requests++;
-      stream.write(answer.bytes);
+      this.#batch.add(answer.bytes);
     }
   }
 
