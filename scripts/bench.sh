@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm run bench`: builds, then compares our distccd with Debian's C distccd side by side
-# (scripts/bench/distcc_bench.ts) and measures the session cache against a minimal responder
-# (scripts/bench/cache_bench.ts). `npm run bench -- distcc [args]` or `-- cache [args]` runs one;
+# (scripts/bench/distcc_bench.ts) and our dc_server with the real C dc_server 1.5.1, built once into
+# /var/cache/distkit-bench by scripts/bench/c_distcache.sh (scripts/bench/cache_bench.ts). `npm run bench -- distcc [args]` or `-- cache [args]` runs one;
 # other extra arguments go to both (--quick). `npm run bench -- startup [--runs N]` times distccd's
 # start-up against C's (scripts/bench/startup_bench.ts). Never part of `npm test`: it takes minutes.
 set -euo pipefail

@@ -1,256 +1,184 @@
-// `npm run bench` for the session cache: ops/s of our dc_server for ADD/GET/HAVE/REMOVE with 1, 4
-// and 16 persistent clients (one request at a time each, as Apache's mod_socache_dc does) over a
-// unix socket and TCP, with the cache pre-filled to 512 / 50,000 / 1,000,000 sessions of 150 B and
-// 4 KB (1,000,000 x 4 KB would need 4 GB: that cell is skipped and says so); connect-per-operation
-// GETs; RSS per stored session; and every cell also against a minimal responder of ours (parses
-// frames, answers without a store) as a ratio: ours/responder close to 1 means the store and the
-// session logic cost little beside the codec and the sockets. The server is pinned to CPU 0 and the
-// load generator (a child process) to CPU 1 with taskset.
-// Loopback and private unix sockets only; every process stopped by PID; temp dir removed.
-// Not part of `npm test`. Usage: node dist/scripts/bench/cache_bench.js [--quick] [--ms 1000]
+// `npm run bench -- cache [--quick] [--ms N]`: our dc_server against the real C dc_server 1.5.1
+// (built once by scripts/bench/c_distcache.sh into the bench's cache dir), side by side in one
+// run with the same load generator (scripts/bench/cache_load.c, C, compiled at bench time so the
+// generator is never the limit: its own CPU share is printed for every cell). Servers on CPU 0,
+// the generator on CPU 1 (taskset).
+//
+// Every cell: store size 512 / 50,000 / 1,000,000 (C caps at 60,000) x 150 B and 4 KB sessions
+// x unix and TCP x GET/HAVE/REMOVE/ADD with 1, 4 and 16 persistent clients (one request
+// outstanding each, as Apache's mod_socache_dc does) and connect-per-operation GETs, printed as
+// ops/s of each target and ours/C; the minimal responder (our codec and node's sockets, no store)
+// is the ceiling row. After each fill: resident memory of each server per payload byte (RSS from
+// /proc over sessions x (32-byte id + data)). Then app -> dc_client -> dc_server, ours against
+// the C chain. Loopback and private unix sockets only; every process stopped by PID.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CacheClient, type CacheTarget } from '../../src/cache/client';
+import { buildLoadGenerator, runLoad, type LoadOp, type LoadResult } from './cache_load';
+import { chainTarget, cpuMsOf, cTarget, oursTarget, responderTarget, rssOf, type CacheBenchTarget, type RunningServer, type Transport } from './cache_targets';
 
 const REPO = path.resolve(__dirname, '../../..');
-const DC_SERVER = path.join(REPO, 'dist/src/cli/dc_server.js');
-const RESPONDER = path.join(REPO, 'dist/scripts/bench/minimal_responder.js');
-const SELF = __filename;
-
-type Op = 'ADD' | 'GET' | 'HAVE' | 'REMOVE';
+const SERVER_CPUS = '0';
+const LOAD_CPUS = '1';
+const ID_BYTES = 32;
 // Lookups first, ADD last: fresh ADDs into a full cache evict the pre-filled sessions.
-const OPS: readonly Op[] = ['GET', 'HAVE', 'REMOVE', 'ADD'];
-const ID_BYTES = 32; // an SSL session id
-const TIMEOUT_MS = 3_600_000;
+const OPS: readonly LoadOp[] = ['GET', 'HAVE', 'REMOVE', 'ADD', 'CONNECT_GET'];
+/** Session data a run may hold in each server at once. */
+const MAX_FILL_BYTES = 1.5 * 2 ** 30;
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
   return i >= 0 && process.argv[i + 1] !== undefined ? Number(process.argv[i + 1]) : fallback;
 }
 
-function idOf(n: number): Buffer {
-  const id = Buffer.alloc(ID_BYTES, 0x69);
-  id.writeUInt32BE(n >>> 0, 0);
-  id.writeUInt32BE(Math.floor(n / 2 ** 32), 4);
-  return id;
+const pad = (v: string | number, n: number): string => String(v).padStart(n);
+
+/** The C distcache prefix, built once (c_distcache.sh locks so two benches do not race). */
+function buildC(): string {
+  return execFileSync('bash', [path.join(REPO, 'scripts/bench/c_distcache.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
 }
 
-// ---------------------------------------------------------------- load generator (CPU 1)
-
-interface WorkerArgs {
-  readonly target: CacheTarget;
-  readonly op: Op | 'FILL' | 'CONNECT_GET';
-  readonly clients: number;
+interface Bench {
+  readonly load: string;
   readonly ms: number;
-  readonly ids: number;
-  readonly size: number;
-  /** First id for ADD (fresh ids) and REMOVE (ids to delete). */
-  readonly base: number;
+  readonly clientCounts: readonly number[];
+  readonly dir: string;
 }
 
-async function runWorker(a: WorkerArgs): Promise<void> {
-  const data = Buffer.alloc(a.size, 0x5a);
-  if (a.op === 'FILL') {
-    const c = await CacheClient.connect(a.target);
-    const depth = 256;
-    let next = 0;
-    await Promise.all(Array.from({ length: depth }, async () => {
-      while (next < a.ids) await c.add(idOf(next++), data, TIMEOUT_MS);
-    }));
-    c.destroy();
-    process.stdout.write(JSON.stringify({ ops: a.ids, ms: 0 }) + '\n');
-    return;
-  }
-  const end = Date.now() + a.ms;
-  let ops = 0;
-  let fresh = a.base;
-  let removeNext = a.base;
-  let seed = 12345;
-  const random = (): number => {
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    return seed % Math.max(1, a.ids);
-  };
-  const start = Date.now();
-  if (a.op === 'CONNECT_GET') {
-    await Promise.all(Array.from({ length: a.clients }, async () => {
-      while (Date.now() < end) {
-        const c = await CacheClient.connect(a.target);
-        await c.get(idOf(random()));
-        c.destroy();
-        ops++;
-      }
-    }));
-  } else {
-    const clients = await Promise.all(Array.from({ length: a.clients }, () => CacheClient.connect(a.target)));
-    await Promise.all(clients.map(async (c) => {
-      while (Date.now() < end) {
-        switch (a.op) {
-          case 'ADD':
-            await c.add(idOf(fresh++), data, TIMEOUT_MS);
-            break;
-          case 'GET':
-            await c.get(idOf(random()));
-            break;
-          case 'HAVE':
-            await c.have(idOf(random()));
-            break;
-          case 'REMOVE':
-            await c.remove(idOf(removeNext++));
-            break;
-        }
-        ops++;
-      }
-    }));
-    clients.forEach((c) => c.destroy());
-  }
-  process.stdout.write(JSON.stringify({ ops, ms: Date.now() - start, nextBase: Math.max(fresh, removeNext) }) + '\n');
+/** One server's view of a fill: where ADD and REMOVE continue from. */
+interface Live {
+  readonly server: RunningServer;
+  addBase: number;
+  removeBase: number;
 }
 
-function runLoad(a: WorkerArgs): Promise<{ ops: number; ms: number; nextBase?: number }> {
-  return new Promise((resolve, reject) => {
-    const child = track(spawn('taskset', ['-c', '1', process.execPath, SELF, '--worker', JSON.stringify(a)], { stdio: ['ignore', 'pipe', 'inherit'] }));
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!)) : reject(new Error(`load worker exited ${code}`))));
-  });
+/** One cell on one server, with the server's CPU time per operation (µs): unlike ops/s it hardly
+ * moves when other work shares the CPUs. */
+async function measure(bench: Bench, live: Live, op: LoadOp, clients: number, ms: number, ids: number, size: number): Promise<LoadResult & { serverUs: number }> {
+  const base = op === 'REMOVE' ? live.removeBase : live.addBase;
+  const pids = live.server.cpuPids ?? [live.server.pid];
+  const cpuNow = (): number => pids.reduce((sum, pid) => sum + cpuMsOf(pid), 0);
+  const cpuBefore = cpuNow();
+  const r = await runLoad(bench.load, LOAD_CPUS, { target: live.server.target, op, clients, ms, ids, size, base });
+  const serverUs = ((cpuNow() - cpuBefore) * 1000) / Math.max(1, r.ops);
+  if (op === 'REMOVE') live.removeBase = r.nextBase;
+  if (op === 'ADD') live.addBase = r.nextBase;
+  return { ...r, serverUs };
 }
 
-// ---------------------------------------------------------------- servers (CPU 0)
-
-/** Every process we start, so an interrupted bench leaves none behind (ended by PID). */
-const children = new Set<ChildProcess>();
-function track(child: ChildProcess): ChildProcess {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-let benchDir: string | undefined;
-process.on('exit', () => {
-  children.forEach((c) => c.kill('SIGKILL'));
-  if (benchDir !== undefined) fs.rmSync(benchDir, { recursive: true, force: true });
-});
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGPIPE'] as const) process.on(signal, () => process.exit(130));
-
-interface Server {
-  readonly child: ChildProcess;
-  readonly target: CacheTarget;
-}
-
-async function startServer(kind: 'ours' | 'responder', transport: 'unix' | 'tcp', dir: string, sessions: number, size: number): Promise<Server> {
-  const sock = path.join(dir, `${kind}.sock`);
-  const args = kind === 'ours'
-    ? [DC_SERVER, '-listen', transport === 'unix' ? `UNIX:${sock}` : 'IP:127.0.0.1:0', '-sessions', String(Math.max(512, sessions)), '-loglevel', 'notice']
-    : [RESPONDER, transport === 'unix' ? sock : '0', String(size)];
-  const child = track(spawn('taskset', ['-c', '0', process.execPath, '--max-old-space-size=4096', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
-  let text = '';
-  child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
-  const until = Date.now() + 10_000;
-  for (;;) {
-    const m = /listening on=127\.0\.0\.1:(\d+)|listening (\d+)\n/.exec(text);
-    if (transport === 'tcp' && m !== null) return { child, target: { host: '127.0.0.1', port: Number(m[1] ?? m[2]) } };
-    if (transport === 'unix' && /listening/.test(text) && fs.existsSync(sock)) return { child, target: { path: sock } };
-    if (child.exitCode !== null || Date.now() > until) throw new Error(`${kind} did not start: ${text}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-async function stopServer(s: Server): Promise<void> {
-  if (s.child.exitCode !== null) return;
-  const gone = new Promise((r) => s.child.once('exit', r));
-  s.child.kill('SIGTERM');
-  const timer = setTimeout(() => s.child.kill('SIGKILL'), 5000);
-  await gone;
-  clearTimeout(timer);
-}
-
-/** The node process's RSS (taskset execs node in place, so the child pid is node's). */
-function rssOf(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m === null ? 0 : Number(m[1]) * 1024;
-}
-
-// ---------------------------------------------------------------- main
-
-async function main(): Promise<void> {
-  const quick = process.argv.includes('--quick');
-  const ms = arg('--ms', quick ? 300 : 1000);
-  const populations = quick ? [512, 50_000] : [512, 50_000, 1_000_000];
-  const sizes = [150, 4096];
-  const clientCounts = [1, 4, 16];
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cache-bench-'));
-  benchDir = dir;
-  console.log(`cache bench: ${ms} ms per cell, server on CPU 0, load on CPU 1, ${os.cpus().length} CPUs, node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-  console.log('(other work on the same CPUs skews single cells: compare the ours/responder ratios, measured back to back)');
-  console.log('transport sessions  size op       clients    ours ops/s  responder ops/s  ours/responder');
+/** Fills every target with `sessions` sessions, prints memory, then every op x clients cell. */
+async function runFill(bench: Bench, targets: readonly CacheBenchTarget[], transport: Transport, sessions: number, size: number): Promise<void> {
+  const label = `${transport.padEnd(5)} ${pad(sessions, 8)} ${pad(size, 5)}`;
+  const lives: (Live | undefined)[] = [];
   try {
-    for (const transport of ['unix', 'tcp'] as const) {
-      for (const sessions of populations) {
-        for (const size of sizes) {
-          if (sessions * (size + ID_BYTES) > 1.5 * 2 ** 30) {
-            console.log(`${transport.padEnd(9)} ${String(sessions).padStart(8)} ${String(size).padStart(5)} (skipped: ${((sessions * size) / 2 ** 30).toFixed(1)} GB of session data)`);
+    for (const t of targets) {
+      const why = t.cannot(sessions);
+      if (why !== undefined) {
+        lives.push(undefined);
+        continue;
+      }
+      const server = await t.start({ transport, dir: bench.dir, sessions, size, cpus: SERVER_CPUS });
+      lives.push({ server, addBase: sessions, removeBase: 0 });
+    }
+    const memory: string[] = [];
+    for (const [i, live] of lives.entries()) {
+      if (live === undefined) {
+        memory.push(`${targets[i]!.name}: ${targets[i]!.cannot(sessions)}`);
+        continue;
+      }
+      const before = rssOf(live.server.pid);
+      await runLoad(bench.load, LOAD_CPUS, { target: live.server.target, op: 'FILL', clients: 16, ms: 0, ids: sessions, size, base: 0 });
+      const after = rssOf(live.server.pid);
+      if (targets[i]!.name === 'responder') continue;
+      const payload = sessions * (ID_BYTES + size);
+      memory.push(`${targets[i]!.name} ${(after / 2 ** 20).toFixed(1)} MB = ${(after / payload).toFixed(2)} B/payload B (fill added ${(Math.max(0, after - before) / 2 ** 20).toFixed(1)} MB)`);
+    }
+    console.log(`${label} memory after fill: ${memory.join('; ')}`);
+    // Warm up (JIT, socket buffers) so the first measured cell is not the cold one.
+    for (const live of lives) if (live !== undefined) await measure(bench, live, 'GET', 4, Math.ceil(bench.ms / 2), sessions, size);
+    for (const op of OPS) {
+      for (const clients of bench.clientCounts) {
+        const rates: (number | undefined)[] = [];
+        const cpu: (number | undefined)[] = [];
+        let genShare = 0;
+        for (const live of lives) {
+          if (live === undefined) {
+            rates.push(undefined);
+            cpu.push(undefined);
             continue;
           }
-          const ours = await startServer('ours', transport, dir, sessions, size);
-          const responder = await startServer('responder', transport, dir, sessions, size);
-          try {
-            const before = rssOf(ours.child.pid!);
-            await runLoad({ target: ours.target, op: 'FILL', clients: 1, ms: 0, ids: sessions, size, base: 0 });
-            const after = rssOf(ours.child.pid!);
-            console.log(`${transport.padEnd(9)} ${String(sessions).padStart(8)} ${String(size).padStart(5)} RSS per stored session: ${Math.round((after - before) / sessions)} B (${(after / 2 ** 20).toFixed(0)} MB total)`);
-            // ADD stores fresh ids from addBase up; REMOVE deletes the pre-filled ids from removeBase up.
-            const bases = { add: sessions, remove: 0 };
-            const baseOf = (op: string): number => (op === 'REMOVE' ? bases.remove : bases.add);
-            const advance = (op: string, next: number | undefined): void => {
-              if (op === 'REMOVE') bases.remove = Math.max(bases.remove, next ?? 0);
-              else if (op === 'ADD') bases.add = Math.max(bases.add, next ?? 0);
-            };
-            // Warm both up (JIT, socket buffers) so the first measured cell is not the cold one.
-            for (const op of ['GET', 'HAVE'] as const) {
-              const w = await runLoad({ op, clients: 4, ms: Math.ceil(ms / 3), ids: sessions, size, target: ours.target, base: baseOf(op) });
-              await runLoad({ op, clients: 4, ms: Math.ceil(ms / 3), ids: sessions, size, target: responder.target, base: baseOf(op) });
-              advance(op, w.nextBase);
-            }
-            for (const op of [...OPS, 'CONNECT_GET'] as const) {
-              for (const clients of op === 'CONNECT_GET' ? [4] : clientCounts) {
-                const a = { op, clients, ms, ids: sessions, size };
-                const o = await runLoad({ ...a, target: ours.target, base: baseOf(op) });
-                const r = await runLoad({ ...a, target: responder.target, base: baseOf(op) });
-                advance(op, o.nextBase);
-                const oursRate = (o.ops * 1000) / o.ms;
-                const respRate = (r.ops * 1000) / r.ms;
-                console.log(
-                  `${transport.padEnd(9)} ${String(sessions).padStart(8)} ${String(size).padStart(5)} ${op.padEnd(11)} ${String(clients).padStart(3)} ${oursRate.toFixed(0).padStart(14)} ${respRate.toFixed(0).padStart(16)} ${(oursRate / respRate).toFixed(2).padStart(15)}`,
-                );
-              }
-            }
-          } finally {
-            await stopServer(ours);
-            await stopServer(responder);
-          }
+          const r = await measure(bench, live, op, clients, bench.ms, sessions, size);
+          rates.push((r.ops * 1000) / r.ms);
+          cpu.push(r.serverUs);
+          genShare = Math.max(genShare, r.cpuMs / r.ms);
         }
+        printRow(label, op, clients, targets, rates, cpu, genShare);
       }
     }
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    for (const live of lives) await live?.server.stop();
   }
-  console.log('REMOVE deletes pre-filled ids in order (hits while they last); ADD stores fresh ids (the full cache evicts).');
 }
 
-if (process.argv[2] === '--worker') {
-  runWorker(JSON.parse(process.argv[3]!) as WorkerArgs).then(
-    () => process.exit(0),
-    (error: unknown) => {
-      process.stderr.write(`load worker: ${String(error)}\n`);
-      process.exit(1);
-    },
+function printHeader(targets: readonly CacheBenchTarget[]): void {
+  console.log(`trans sessions  size op          cl ${targets.map((t) => pad(t.name, 10)).join(' ')}  ours/C  ours/resp  gen%  server CPU µs/op: ${targets.map((t) => t.name).join(' / ')}`);
+}
+
+function printRow(label: string, op: string, clients: number, targets: readonly CacheBenchTarget[], rates: readonly (number | undefined)[], cpu: readonly (number | undefined)[], genShare: number): void {
+  const rateOf = (name: string): number | undefined => rates[targets.findIndex((t) => t.name === name)];
+  const ratio = (a: number | undefined, b: number | undefined): string => (a === undefined || b === undefined ? '-' : (a / b).toFixed(2));
+  const ours = rateOf('ours') ?? rateOf('ours chain');
+  const c = rateOf('C') ?? rateOf('C chain');
+  console.log(
+    `${label} ${op.padEnd(11)} ${pad(clients, 2)} ${rates.map((r) => pad(r === undefined ? '-' : r.toFixed(0), 10)).join(' ')}  ${pad(ratio(ours, c), 6)}  ${pad(ratio(ours, rateOf('responder')), 9)}  ${pad((genShare * 100).toFixed(0), 4)}  ${cpu.map((u) => (u === undefined ? '-' : u.toFixed(1))).join(' / ')}`,
   );
-} else {
-  main().catch((error: unknown) => {
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const ms = arg('--ms', quick ? 250 : 1000);
+  const populations = quick ? [512, 50_000] : [512, 50_000, 1_000_000];
+  const sizes = quick ? [150] : [150, 4096];
+  const prefix = buildC();
+  const load = buildLoadGenerator(path.dirname(prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cache-bench-'));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => process.exit(130));
+  const bench: Bench = { load, ms, clientCounts: [1, 4, 16], dir };
+  const servers = [oursTarget(REPO), cTarget(prefix), responderTarget(REPO)];
+  console.log(`cache bench: ${ms} ms per cell; servers on CPU ${SERVER_CPUS}, load generator (C) on CPU ${LOAD_CPUS}; ${os.cpus().length} CPUs; node ${process.version}; C dc_server from ${prefix}`);
+  console.log(`load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (other work on these CPUs moves single cells: compare the ratios, measured back to back)`);
+  console.log('ops/s per target; gen% = the load generator\'s CPU share (near 100: the generator was the limit); server CPU µs/op from /proc (10 ms ticks)');
+  printHeader(servers);
+  for (const transport of ['unix', 'tcp'] as const) {
+    for (const sessions of populations) {
+      for (const size of sizes) {
+        if (sessions * (size + ID_BYTES) > MAX_FILL_BYTES) {
+          console.log(`${transport.padEnd(5)} ${pad(sessions, 8)} ${pad(size, 5)} (skipped: ${((sessions * size) / 2 ** 30).toFixed(1)} GB of session data)`);
+          continue;
+        }
+        await runFill(bench, servers, transport, sessions, size);
+      }
+    }
+  }
+  // app -> dc_client -> dc_server, each chain all ours or all C.
+  const chains = [
+    chainTarget('ours chain', (listen, server) => [process.execPath, path.join(REPO, 'dist/src/cli/dc_client.js'), '-listen', listen, '-server', server, '-loglevel', 'notice'], oursTarget(REPO)),
+    chainTarget('C chain', (listen, server) => [path.join(prefix, 'bin/dc_client'), '-listen', listen, '-server', server], cTarget(prefix)),
+  ];
+  console.log('app -> dc_client -> dc_server (memory: the proxy\'s)');
+  printHeader(chains);
+  await runFill(bench, chains, 'unix', 512, 150);
+  console.log(`load average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log('REMOVE deletes pre-filled ids in order (hits while they last); ADD stores fresh ids (a full cache evicts); payload = 32-byte id + data.');
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
     console.error(error);
     process.exit(1);
-  });
-}
+  },
+);
