@@ -18,7 +18,7 @@ import type { Duplex } from 'node:stream';
 import { describePeer, type Connection } from '../activation/connection';
 import type { Logger } from '../log/index';
 import { MessageReader, type Message } from './wire/index';
-import { AnswerBatch } from './answer_batch';
+import { WriteBatch } from './write_batch';
 
 /** After a bad request: how long we keep discarding the peer's input while our answers leave and
  * we wait for it to close its side (closing earlier would reset it and lose them); then we reset. */
@@ -63,7 +63,7 @@ class CacheSession {
   readonly #resolve: () => void;
   readonly #reader = new MessageReader('request');
   /** The answers of one read, written at once. */
-  readonly #batch: AnswerBatch;
+  readonly #batch: WriteBatch;
   #requests = 0;
   /** The peer is not reading our responses: we stopped parsing and reading until it drains. */
   #blocked = false;
@@ -83,7 +83,7 @@ class CacheSession {
     this.#idleMs = idleMs;
     this.#resolve = resolve;
     this.#log = engine.log.child({ conn: conn.id });
-    this.#batch = new AnswerBatch(this.#stream);
+    this.#batch = new WriteBatch(this.#stream);
     if (conn.peer.kind === 'tcp' && this.#stream instanceof net.Socket) this.#stream.setNoDelay(true);
     engine.noteConnection('open');
     this.#log.debug('open', { peer: describePeer(conn.peer) });

@@ -10,6 +10,7 @@ import net from 'node:net';
 import type { Logger } from '../../log/index';
 import { connectOptionsOf, describeConnectTarget, type ConnectTarget } from '../address';
 import { encodeMessage } from '../wire/frame';
+import { WriteBatch } from '../write_batch';
 import { MessageReader } from '../wire/message_reader';
 import { OPERATION_NAMES, Status, type Operation } from '../wire/constants';
 
@@ -53,6 +54,9 @@ export class Upstream {
   readonly #maxInFlight: number;
   readonly #log: Logger;
   #socket: net.Socket | undefined;
+  /** Requests waiting for the end of this event-loop turn, on #socket. */
+  #batch: WriteBatch | undefined;
+  #flushScheduled = false;
   #connected = false;
   #reader = new MessageReader('response');
   readonly #inFlight = new Map<number, Pending>();
@@ -134,11 +138,21 @@ export class Upstream {
   }
 
   #write(p: Pending): void {
-    const socket = this.#socket!;
     const uid = this.#allocateUid();
     this.#inFlight.set(uid, p);
-    socket.write(encodeMessage({ isResponse: false, uid, operation: p.operation }, p.payload));
+    this.#batch!.add(encodeMessage({ isResponse: false, uid, operation: p.operation }, p.payload));
+    // Requests from every application served in this turn of the event loop leave in one write.
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(this.#flush);
+    }
   }
+
+  readonly #flush = (): void => {
+    this.#flushScheduled = false;
+    // A connection lost meanwhile took its batch with it (its requests were answered 'disconnected').
+    this.#batch?.flush();
+  };
 
   #connect(): void {
     if (this.#stopped || this.#socket !== undefined) return;
@@ -146,6 +160,7 @@ export class Upstream {
     const generation = ++this.#generation;
     const socket = net.connect(connectOptionsOf(this.#target));
     this.#socket = socket;
+    this.#batch = new WriteBatch(socket);
     this.#reader = new MessageReader('response');
     socket.setNoDelay(true);
     socket.on('connect', () => {
@@ -199,6 +214,7 @@ export class Upstream {
     if (socket === undefined) return;
     this.#generation++;
     this.#socket = undefined;
+    this.#batch = undefined;
     const wasConnected = this.#connected;
     this.#connected = false;
     socket.destroy();

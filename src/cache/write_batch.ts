@@ -1,6 +1,7 @@
-// The answers of one read, gathered into one buffer and handed to the socket in one write: one
-// syscall and one trip through the stream machinery for a burst of pipelined requests instead of
-// one per answer (cork/uncork made that a writev with an array and a request object per answer).
+// Messages gathered into one buffer and handed to the socket in one write: the answers of one read
+// (dc_server's session), or the requests dc_client forwards upstream in one turn of the event loop.
+// One syscall and one trip through the stream machinery per burst instead of one per message
+// (cork/uncork made that a writev with an array and a request object per message).
 //
 // The buffer is reused from write to write while the kernel takes each write whole: a net.Socket
 // whose writableLength is 0 right after write() has copied our bytes into the kernel and keeps no
@@ -11,11 +12,11 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 
-/** Bytes gathered before a write: a burst of pipelined answers, bounded so back-pressure still
- * bites every 64 KiB. */
+/** Bytes gathered before a write: a burst of messages, bounded so back-pressure still bites
+ * every 64 KiB. */
 export const BATCH_BYTES = 64 * 1024;
 
-export class AnswerBatch {
+export class WriteBatch {
   readonly #stream: Duplex;
   /** The socket keeps nothing of a chunk once writableLength is back to 0 (see above). */
   readonly #reusable: boolean;
@@ -32,7 +33,7 @@ export class AnswerBatch {
     return this.#length;
   }
 
-  /** Adds one answer; writes what was gathered first when it would not fit. */
+  /** Adds one message; writes what was gathered first when it would not fit. */
   add(bytes: Buffer): void {
     if (this.#length + bytes.length > BATCH_BYTES) {
       this.flush();
