@@ -6,6 +6,7 @@ import { distccWireTarget } from './distcc_wire_fuzz';
 import { distccLiveTarget } from './distcc_live_fuzz';
 import { distccJobsTarget } from './distcc_jobs_run';
 import { cacheClientTarget, cacheLiveTarget, cacheProxyTarget, cacheServerTarget } from './cache_live_targets';
+import { storeContractTarget } from './store_contract_run';
 
 export const FUZZ_TARGETS: readonly FuzzTarget[] = [
   cacheWireTarget,
@@ -13,6 +14,7 @@ export const FUZZ_TARGETS: readonly FuzzTarget[] = [
   cacheServerTarget,
   cacheProxyTarget,
   cacheClientTarget,
+  storeContractTarget,
   distccWireTarget,
   distccLiveTarget,
   distccJobsTarget,
