@@ -94,7 +94,9 @@ export class SlabStore implements SessionStore {
     const slab = this.#arena.slabOf(this.#address[slot]!);
     const at = this.#arena.offsetOf(this.#address[slot]!);
     const start = at + HEADER + slab.readUInt16LE(at);
-    return Buffer.from(slab.subarray(start, start + slab.readUInt16LE(at + 2)));
+    const copy = Buffer.allocUnsafe(slab.readUInt16LE(at + 2));
+    slab.copy(copy, 0, start, start + copy.length);
+    return copy;
   }
 
   have(now: number, id: Uint8Array): boolean {
@@ -164,11 +166,20 @@ export class SlabStore implements SessionStore {
     return this.#count === 0 ? -1 : this.#index.find(id, this.#hashOf(id));
   }
 
-  /** FNV-1a over the bytes from a random seed, then murmur3's finaliser so the low bits (the
-   * bucket) depend on every byte. The seed keeps a peer from aiming ids at one bucket run. */
+  /** Murmur3-style mixing of four bytes a round from a random seed, then murmur3's finaliser so
+   * the low bits (the bucket) depend on every byte. The seed keeps a peer from aiming ids at one
+   * bucket run. */
   #hashOf(id: Uint8Array): number {
-    let h = this.#seed ^ 0x811c9dc5;
-    for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id[i]!, 0x01000193);
+    let h = this.#seed ^ id.length;
+    const whole = id.length & ~3;
+    for (let i = 0; i < whole; i += 4) {
+      let k = id[i]! | (id[i + 1]! << 8) | (id[i + 2]! << 16) | (id[i + 3]! << 24);
+      k = Math.imul(k, 0xcc9e2d51);
+      k = Math.imul((k << 15) | (k >>> 17), 0x1b873593);
+      h ^= k;
+      h = Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64;
+    }
+    for (let i = whole; i < id.length; i++) h = Math.imul(h ^ id[i]!, 0x01000193);
     h ^= h >>> 16;
     h = Math.imul(h, 0x85ebca6b);
     h ^= h >>> 13;
