@@ -88,12 +88,13 @@ async function runFill(bench: Bench, targets: readonly CacheBenchTarget[], trans
         memory.push(`${targets[i]!.name}: ${targets[i]!.cannot(sessions)}`);
         continue;
       }
+      const t = targets[i]!;
+      if (t.stores === false) continue;
       const before = rssOf(live.server.pid);
-      await runLoad(bench.load, LOAD_CPUS, { target: live.server.target, op: 'FILL', clients: 16, ms: 0, ids: sessions, size, base: 0 });
+      await runLoad(bench.load, LOAD_CPUS, { target: live.server.target, op: 'FILL', clients: 16, ms: 0, ids: sessions, size, base: 0, depth: t.fillDepth ?? 1 });
       const after = rssOf(live.server.pid);
-      if (targets[i]!.name === 'responder') continue;
       const payload = sessions * (ID_BYTES + size);
-      memory.push(`${targets[i]!.name} ${(after / 2 ** 20).toFixed(1)} MB = ${(after / payload).toFixed(2)} B/payload B (fill added ${(Math.max(0, after - before) / 2 ** 20).toFixed(1)} MB)`);
+      memory.push(`${t.name} ${(after / 2 ** 20).toFixed(1)} MB = ${(after / payload).toFixed(2)} B/payload B (fill added ${(Math.max(0, after - before) / 2 ** 20).toFixed(1)} MB)`);
     }
     console.log(`${label} memory after fill: ${memory.join('; ')}`);
     // Warm up (JIT, socket buffers) so the first measured cell is not the cold one.

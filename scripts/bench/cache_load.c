@@ -4,7 +4,7 @@
  * the generator costs far less per operation than any server it measures (a node generator
  * topped out near the servers' own figures and hid the differences).
  *
- * Usage: cache_load TARGET OP CLIENTS MS IDS SIZE BASE
+ * Usage: cache_load TARGET OP CLIENTS MS IDS SIZE BASE [DEPTH]
  *   TARGET  unix:/path | tcp:host:port
  *   OP      ADD GET HAVE REMOVE CONNECT_GET (connect, GET, close per operation) FILL (ADD ids
  *           0..IDS-1 once, then stop)
@@ -40,6 +40,7 @@ struct client {
   int fd;
   uint8_t in[40000];
   size_t have;
+  int outstanding;
 };
 
 static struct sockaddr_storage addr;
@@ -133,7 +134,9 @@ static size_t complete_message(const uint8_t *buf, size_t have, int *status, siz
 }
 
 int main(int argc, char **argv) {
-  if (argc != 8) { fprintf(stderr, "usage: cache_load TARGET OP CLIENTS MS IDS SIZE BASE\n"); return 2; }
+  if (argc != 8 && argc != 9) { fprintf(stderr, "usage: cache_load TARGET OP CLIENTS MS IDS SIZE BASE [DEPTH]\n"); return 2; }
+  /* Requests each client keeps outstanding (FILL only: the measured cells are one at a time). */
+  int depth = argc == 9 ? atoi(argv[8]) : 1;
   parse_target(argv[1]);
   const char *opname = argv[2];
   int clients = atoi(argv[3]);
@@ -148,6 +151,7 @@ int main(int argc, char **argv) {
          : strcmp(opname, "REMOVE") == 0 ? OP_REMOVE : -1;
   if (op < 0 || clients < 1 || clients > MAX_CLIENTS || size > 32000) { fprintf(stderr, "cache_load: bad arguments\n"); return 2; }
   if (fill) base = 0;
+  if (depth < 1 || depth > 64 || (!fill && depth != 1)) { fprintf(stderr, "cache_load: DEPTH is 1..64, and only for FILL\n"); return 2; }
   static struct client c[MAX_CLIENTS];
   static struct pollfd pfd[MAX_CLIENTS];
   static uint8_t payload[40000], out[45000];
@@ -188,9 +192,11 @@ int main(int argc, char **argv) {
 
   for (int i = 0; i < clients; i++) {
     c[i].have = 0;
+    c[i].outstanding = 0;
     c[i].fd = pfd[i].fd = connect_each ? -1 : open_client();
     pfd[i].events = POLLIN;
-    if (!SEND_NEXT(i)) { close(c[i].fd); pfd[i].fd = -1; active--; }
+    while (c[i].outstanding < depth && SEND_NEXT(i)) c[i].outstanding++;
+    if (c[i].outstanding == 0) { close(c[i].fd); pfd[i].fd = -1; active--; }
   }
   while (active > 0) {
     if (poll(pfd, clients, 5000) < 0) { if (errno == EINTR) continue; die("poll"); }
@@ -199,15 +205,17 @@ int main(int argc, char **argv) {
       ssize_t r = read(c[i].fd, c[i].in + c[i].have, sizeof c[i].in - c[i].have);
       if (r <= 0) { if (r < 0 && errno == EINTR) continue; fprintf(stderr, "cache_load: server closed client %d\n", i); return 1; }
       c[i].have += (size_t)r;
-      int status; size_t plen;
-      size_t used = complete_message(c[i].in, c[i].have, &status, &plen);
-      if (used == 0) continue;
-      memmove(c[i].in, c[i].in + used, c[i].have - used);
-      c[i].have -= used;
-      ops++;
-      if (op == OP_GET ? plen < 5 : status != 0) notok++;
-      if (connect_each) { close(c[i].fd); c[i].fd = pfd[i].fd = -1; }
-      if ((!fill && now_ms() >= end) || !SEND_NEXT(i)) {
+      int status; size_t plen, used;
+      while ((used = complete_message(c[i].in, c[i].have, &status, &plen)) > 0) {
+        memmove(c[i].in, c[i].in + used, c[i].have - used);
+        c[i].have -= used;
+        c[i].outstanding--;
+        ops++;
+        if (op == OP_GET ? plen < 5 : status != 0) notok++;
+        if (connect_each) { close(c[i].fd); c[i].fd = pfd[i].fd = -1; }
+        if ((fill || now_ms() < end) && SEND_NEXT(i)) c[i].outstanding++;
+      }
+      if (c[i].outstanding == 0) {
         if (c[i].fd >= 0) close(c[i].fd);
         pfd[i].fd = -1;
         active--;

@@ -28,6 +28,8 @@ export interface LoadRun {
   readonly size: number;
   /** First id ADD stores and REMOVE deletes. */
   readonly base: number;
+  /** FILL only: requests each client keeps outstanding (default 1). */
+  readonly depth?: number;
 }
 
 /** Compiles the generator into `cacheDir` unless this version is there; returns its path. */
@@ -44,7 +46,7 @@ export function buildLoadGenerator(cacheDir: string): string {
 }
 
 export function runLoad(binary: string, cpus: string, run: LoadRun): Promise<LoadResult> {
-  const argv = [binary, run.target, run.op, String(run.clients), String(run.ms), String(run.ids), String(run.size), String(run.base)];
+  const argv = [binary, run.target, run.op, String(run.clients), String(run.ms), String(run.ids), String(run.size), String(run.base), String(run.depth ?? 1)];
   return new Promise((resolve, reject) => {
     const child = track(spawn('taskset', ['-c', cpus, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }));
     let out = '';

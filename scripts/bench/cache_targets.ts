@@ -37,6 +37,10 @@ export interface StartOptions {
 
 export interface CacheBenchTarget {
   readonly name: string;
+  /** Requests a filling client may pipeline (default 1: the C server is not trusted with more). */
+  readonly fillDepth?: number;
+  /** False for a server that keeps nothing (the responder): it is not filled or weighed. */
+  readonly stores?: boolean;
   /** Why it cannot hold `sessions`, or undefined when it can. */
   cannot(sessions: number): string | undefined;
   start(options: StartOptions): Promise<RunningServer>;
@@ -115,6 +119,7 @@ export async function addressFor(o: StartOptions, name: string): Promise<{ liste
 export function oursTarget(repo: string): CacheBenchTarget {
   return {
     name: 'ours',
+    fillDepth: 32,
     cannot: () => undefined,
     async start(o) {
       const { listen, target } = await addressFor(o, 'ours');
@@ -144,6 +149,7 @@ export function cTarget(prefix: string): CacheBenchTarget {
 export function responderTarget(repo: string): CacheBenchTarget {
   return {
     name: 'responder',
+    stores: false,
     cannot: () => undefined,
     async start(o) {
       const { target } = await addressFor(o, 'responder');

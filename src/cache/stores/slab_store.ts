@@ -3,7 +3,7 @@
 // a full cache evicts max(1, floor(N/30)) soonest-expiring sessions, first added first on ties,
 // no count limit bounded by bytes), in a layout the garbage collector has almost nothing to walk:
 // - each session is a slot number; its expiry, insertion seq, heap position, id hash and block
-//   address sit in typed arrays (36 bytes a slot), grown by doubling up to the capacity, so a
+//   address sit in typed arrays (SLOT_BYTES a slot), grown by doubling up to the capacity, so a
 //   large -sessions reserves nothing up front;
 // - id and data bytes live in one block of a slab (./slab_arena), header [id_len u16][data_len u16];
 // - the id index is open addressing over slot numbers (./slot_index), the expiry order a binary
@@ -21,7 +21,11 @@ const HEADER = 4;
 /** Largest id and data a block holds (ids on the wire are at most 64 bytes, data under 32 KiB). */
 const MAX_ID = 0xffff;
 const MAX_DATA = 0xffff;
-/** Bytes of typed arrays per session: 5 slot arrays (36), heap (4), index at half load (8). */
+/** Bytes of typed arrays per slot: expiry, seq and address (8 each), hash, heap position and
+ * heap entry (4 each). */
+const SLOT_BYTES = 36;
+/** Bytes counted per session against the byte bound besides its block: the slot and the index
+ * at half load (8), rounded up. */
 export const SLOT_OVERHEAD_BYTES = 48;
 /** Slot arrays start this small and double: a store of 10^7 reserves nothing up front. */
 const FIRST_SLOTS = 64;
@@ -158,7 +162,7 @@ export class SlabStore implements SessionStore {
 
   /** Bytes the store holds from the system: slabs and typed arrays (diagnostics for the bench). */
   get reservedBytes(): number {
-    return this.#arena.slabBytes + this.#expiry.length * 40 + this.#index.buckets * 4;
+    return this.#arena.slabBytes + this.#expiry.length * SLOT_BYTES + this.#index.buckets * 4;
   }
 
   #find(now: number, id: Uint8Array): number {
