@@ -50,9 +50,10 @@ export function defaultClock(): number {
   return performance.timeOrigin + performance.now();
 }
 
+/** One shared one-byte payload per status (the Redis engine answers with them too). */
 const STATUS_PAYLOADS: ReadonlyMap<number, Buffer> = new Map(Object.values(Status).map((s) => [s, Buffer.from([s])]));
 
-function status(s: Status): Buffer {
+export function status(s: Status): Buffer {
   return STATUS_PAYLOADS.get(s)!;
 }
 
