@@ -87,7 +87,7 @@ async function main(): Promise<number> {
   const engine =
     redis === undefined
       ? createCacheEngine({ store, idleMs: config.idleMs, afterAnswer: report, log })
-      : createRedisCacheEngine(redis, { idleMs: config.idleMs, afterAnswer: report, log });
+      : await createRedisCacheEngine(redis, { idleMs: config.idleMs, afterAnswer: report, log });
   const signals = installKillable({ killable: config.daemon.killable, log });
   const service = await runService({
     program: PROGRAM,

@@ -46,13 +46,17 @@ export function redisSettingsOf(values: SingleDashValues): RedisSettings | undef
   return { urls, prefix: prefix ?? DEFAULT_REDIS_PREFIX, ...(passwordFile === undefined ? {} : { passwordFile }) };
 }
 
-/** The engine serving sessions from Redis (connecting in the background). */
-export function createRedisCacheEngine(settings: RedisSettings, options: { idleMs: number; afterAnswer: () => void; log: Logger }): CacheEngine {
+/** How long dc_server waits for Redis before it listens anyway (answering failures until Redis is there). */
+export const REDIS_START_WAIT_MS = 5000;
+
+/** The engine serving sessions from Redis, once Redis answers (or REDIS_START_WAIT_MS passed). */
+export async function createRedisCacheEngine(settings: RedisSettings, options: { idleMs: number; afterAnswer: () => void; log: Logger }): Promise<CacheEngine> {
   const redis = new RedisConnection(settings.urls, {
     requestTimeoutMs: REDIS_REQUEST_TIMEOUT_MS,
     log: options.log,
     ...(settings.passwordFile === undefined ? {} : { passwordFile: settings.passwordFile }),
   });
-  options.log.notice('store redis', { urls: settings.urls.join(','), prefix: settings.prefix });
+  const ready = await redis.waitReady(REDIS_START_WAIT_MS);
+  options.log.notice('store redis', { urls: settings.urls.join(','), mode: redis.mode, prefix: settings.prefix, state: ready ? 'up' : 'down' });
   return createRedisEngine({ redis, prefix: settings.prefix, idleMs: options.idleMs, afterAnswer: options.afterAnswer, log: options.log });
 }

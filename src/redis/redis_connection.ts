@@ -70,6 +70,8 @@ export class RedisConnection {
   readonly #endpoints: readonly RedisEndpoint[];
   #client: RedisClient;
   #closed = false;
+  /** Settles once a single URL's node has said whether it is a cluster node. */
+  #detected: Promise<void> = Promise.resolve();
 
   /** Parses the URLs and reads the password file now (UsageError if either is wrong); connects in the background. */
   constructor(urls: readonly string[], options: RedisConnectionOptions) {
@@ -110,6 +112,23 @@ export class RedisConnection {
     }
   }
 
+  /** Waits until a request succeeds (and a single seed's cluster mode is known), at most `ms`;
+   * says whether it did. Servers call it before they listen, so that the first clients are not
+   * answered with failures only because the connection was still being made. */
+  async waitReady(ms: number): Promise<boolean> {
+    const deadline = performance.now() + ms;
+    for (;;) {
+      try {
+        await this.run((c) => c.ping());
+        await this.#detected;
+        return true;
+      } catch {
+        if (performance.now() >= deadline || this.#closed) return false;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     this.#client.disconnect();
@@ -124,7 +143,9 @@ export class RedisConnection {
   #standalone(endpoint: RedisEndpoint): Redis {
     const client = new Redis(nodeOptions(endpoint, this.#password, this.#options));
     this.#watch(client);
-    if (endpoint.path === undefined) client.once('ready', () => void this.#detectCluster(client, endpoint));
+    if (endpoint.path === undefined) {
+      this.#detected = new Promise((resolve) => client.once('ready', () => void this.#detectCluster(client, endpoint).finally(resolve)));
+    }
     return client;
   }
 
