@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CacheClient, type CacheTarget } from '../../src/cache/client';
+import { benchRedisRows } from './cache_bench_redis';
 
 const REPO = path.resolve(__dirname, '../../..');
 const DC_SERVER = path.join(REPO, 'dist/src/cli/dc_server.js');
@@ -238,6 +239,7 @@ async function main(): Promise<void> {
     fs.rmSync(dir, { recursive: true, force: true });
   }
   console.log('REMOVE deletes pre-filled ids in order (hits while they last); ADD stores fresh ids (the full cache evicts).');
+  await benchRedisRows({ ms });
 }
 
 if (process.argv[2] === '--worker') {
