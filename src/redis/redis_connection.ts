@@ -59,6 +59,8 @@ function nodeOptions(endpoint: RedisEndpoint, password: string | undefined, opti
     maxRetriesPerRequest: 0,
     retryStrategy: backoff,
     lazyConnect: false,
+    // Requests made in the same tick (the connections of a busy front end) leave in one write.
+    enableAutoPipelining: true,
   };
 }
 
@@ -174,6 +176,7 @@ export class RedisConnection {
     const cluster = new Cluster(seeds, {
       redisOptions,
       enableOfflineQueue: false,
+      enableAutoPipelining: true,
       clusterRetryStrategy: backoff,
       retryDelayOnFailover: 100,
       retryDelayOnClusterDown: 100,
