@@ -64,6 +64,9 @@ function nodeOptions(endpoint: RedisEndpoint, password: string | undefined, opti
   };
 }
 
+/** Events that end a client's first connection attempt, well or badly. */
+const FIRST_ATTEMPT_ENDS = ['ready', 'error', 'node error', 'close', 'end'] as const;
+
 export class RedisConnection {
   readonly outage: OutageLog;
   readonly #log: Logger;
@@ -72,6 +75,9 @@ export class RedisConnection {
   readonly #endpoints: readonly RedisEndpoint[];
   #client: RedisClient;
   #closed = false;
+  #firstAttemptOver = false;
+  /** Resolves when the first connection attempt is over: ready, or failed (requests then fail fast). */
+  readonly #firstAttempt: Promise<void>;
   /** Settles once a single URL's node has said whether it is a cluster node. */
   #detected: Promise<void> = Promise.resolve();
 
@@ -84,6 +90,15 @@ export class RedisConnection {
     this.#password = options.passwordFile === undefined ? undefined : readPasswordFile(options.passwordFile);
     this.outage = new OutageLog(options.log, urls.join(','));
     this.#client = this.#endpoints.length > 1 ? this.#cluster() : this.#standalone(this.#endpoints[0]!);
+    const client = this.#client;
+    this.#firstAttempt = new Promise((resolve) => {
+      const over = (): void => {
+        this.#firstAttemptOver = true;
+        for (const event of FIRST_ATTEMPT_ENDS) client.off(event, over);
+        resolve();
+      };
+      for (const event of FIRST_ATTEMPT_ENDS) client.on(event, over);
+    });
   }
 
   /** 'cluster' or 'standalone' (a single URL turns into 'cluster' once its node says so). */
@@ -103,6 +118,9 @@ export class RedisConnection {
       timer = setTimeout(() => reject(new Error(`no answer within ${this.#options.requestTimeoutMs} ms`)), this.#options.requestTimeoutMs);
     });
     try {
+      // The very first requests of a process may come while the first connection is still being
+      // made (a process per connection asks at once): they wait for it, within their deadline.
+      if (!this.#firstAttemptOver) await Promise.race([this.#firstAttempt, deadline]);
       const value = await Promise.race([request(this.#client), deadline]);
       this.outage.succeeded();
       return value;

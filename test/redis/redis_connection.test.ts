@@ -106,3 +106,14 @@ test('RedisConnection uses a Redis Cluster given by its seeds or by a single nod
   await waitUntil(() => (one.mode === 'cluster' ? true : undefined), 10_000, () => 'the single seed to be seen as a cluster node');
   for (let i = 0; i < 50; i++) assert.equal(await eventually(() => one.run((c) => c.get(`key${i}`))), `v${i}`);
 });
+
+test('RedisConnection fails its first requests fast when redis is not there at start', async (t) => {
+  const dir = tempDir(t);
+  const { log, lines } = captureLog();
+  const conn = new RedisConnection([`unix://${path.join(dir, 'nobody.sock')}`], { requestTimeoutMs: 1000, log });
+  t.after(() => conn.close());
+  const started = performance.now();
+  for (let i = 0; i < 10; i++) await assert.rejects(conn.run((c) => c.ping()));
+  assert.ok(performance.now() - started < 500, `10 requests took ${(performance.now() - started).toFixed(0)} ms`);
+  assert.equal(lines.filter((l) => l.includes('Redis down')).length, 1, lines.join('\n'));
+});

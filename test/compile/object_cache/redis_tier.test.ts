@@ -21,7 +21,7 @@ function keyOf(n: number): string {
 
 function tierOn(t: AfterHook, urls: readonly string[], options: Partial<RedisTierOptions> = {}) {
   const { log, lines } = captureLog('distccd');
-  const tier = createRedisTier({ urls, secret: SECRET, ttlSeconds: 3600, maxValueBytes: 1 << 20, timeoutMs: 50, prefix: 'obj:', ...options }, log);
+  const tier = createRedisTier({ urls, secret: SECRET, ttlSeconds: 3600, maxValueBytes: 1 << 20, timeoutMs: 500, prefix: 'obj:', ...options }, log);
   t.after(() => tier.close());
   return { tier, lines };
 }
@@ -133,4 +133,13 @@ test('redis tier answers a miss within its timeout when redis stops answering', 
   } finally {
     process.kill(redis.pid, 'SIGCONT');
   }
+});
+
+test('redis tier hits on its very first get when made while the entry is already in redis', async (t) => {
+  const redis = await startRedis(t);
+  const { tier: writer } = tierOn(t, [redis.unixUrl]);
+  await putUntilStored(writer, keyOf(7), Buffer.from('from daemon A'));
+  // A process per connection makes its tier and asks at once: the first connection is being made.
+  const { tier: reader } = tierOn(t, [redis.unixUrl], { timeoutMs: 200 });
+  assert.deepEqual(await reader.get(keyOf(7)), Buffer.from('from daemon A'));
 });
