@@ -11,11 +11,10 @@
 // logged once (src/redis/outage_log) and the connection reconnects in the background. A client
 // is never left waiting past the deadline and nothing of an outage can crash the server.
 
-import type { Connection } from '../activation/connection';
 import type { Logger } from '../log/index';
 import type { RedisConnection } from '../redis/redis_connection';
-import { defaultClock, status, type CacheEngine } from './engine';
-import { serveCacheConnection, type Answer } from './session';
+import { assembleEngine, defaultClock, status, type CacheEngine } from './engine';
+import type { Answer } from './session';
 import { decodeAddPayload, encodeMessage, Operation, Status, type Message } from './wire/index';
 
 export interface RedisEngineOptions {
@@ -64,18 +63,15 @@ async function countKeys(redis: RedisConnection): Promise<number> {
 }
 
 export function createRedisEngine(options: RedisEngineOptions): CacheEngine {
-  const { redis, log } = options;
+  const { redis } = options;
   const prefix = Buffer.from(options.prefix);
-  let operations = 0;
-  let connections = 0;
-  let dropped = 0;
   let sessions = 0;
   let sizeAskedAt = -Infinity;
 
-  const respond = (message: Message, payload: Buffer): Answer => {
-    operations++;
-    return { kind: 'respond', bytes: encodeMessage({ isResponse: true, uid: message.uid, operation: message.operation }, payload) };
-  };
+  const respond = (message: Message, payload: Buffer): Answer => ({
+    kind: 'respond',
+    bytes: encodeMessage({ isResponse: true, uid: message.uid, operation: message.operation }, payload),
+  });
 
   const answerOf = (message: Message): Answer => {
     let add: { data: Buffer; timeoutMs: number } | undefined;
@@ -93,48 +89,18 @@ export function createRedisEngine(options: RedisEngineOptions): CacheEngine {
       (payload) => respond(message, payload),
       () => respond(message, status(Status.NOTOK)),
     );
-    return { kind: 'later', promise: promise.finally(() => options.afterAnswer?.()) };
+    return { kind: 'later', promise };
   };
 
-  const engine: CacheEngine = {
-    clock: defaultClock,
-    log,
-    stats: {
-      get operations() {
-        return operations;
-      },
-      /** The last key count Redis gave (asked again at most once a second): shared, and expired by Redis. */
-      get sessions() {
-        const now = defaultClock();
-        if (now - sizeAskedAt >= SIZE_REFRESH_MS) {
-          sizeAskedAt = now;
-          countKeys(redis).then((n) => (sessions = n), () => undefined);
-        }
-        return sessions;
-      },
-      get connections() {
-        return connections;
-      },
-      get dropped() {
-        return dropped;
-      },
-    },
-    answer(message) {
-      const answer = answerOf(message);
-      if (answer.kind !== 'later') options.afterAnswer?.();
-      return answer;
-    },
-    serve(conn: Connection) {
-      return serveCacheConnection(conn, engine, { idleMs: options.idleMs ?? 0 });
-    },
-    noteConnection(change) {
-      if (change === 'open') connections++;
-      else if (change === 'close') connections--;
-      else dropped++;
-    },
-    close() {
-      return redis.close();
-    },
+  /** The last key count Redis gave (asked again at most once a second): shared, and expired by Redis. */
+  const sessionsNow = (): number => {
+    const now = defaultClock();
+    if (now - sizeAskedAt >= SIZE_REFRESH_MS) {
+      sizeAskedAt = now;
+      countKeys(redis).then((n) => (sessions = n), () => undefined);
+    }
+    return sessions;
   };
-  return engine;
+
+  return assembleEngine({ answer: answerOf, sessions: sessionsNow, close: () => redis.close() }, options);
 }

@@ -6,9 +6,9 @@
 
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { run } from './distccd_harness';
+import { cacheDir } from './real_pump';
 
 const REFERENCE = path.resolve(__dirname, '../../../../shared/reference/distcache');
 const BUILD_SCRIPT = path.join(REFERENCE, 'build.sh');
@@ -18,12 +18,6 @@ export interface CDistcache {
   readonly dcServer: string;
   readonly dcClient: string;
   readonly dcTest: string;
-}
-
-function cacheDir(): string {
-  const configured = process.env['DISTKIT_TEST_CACHE'];
-  if (configured !== undefined && configured !== '') return configured;
-  return process.getuid?.() === 0 ? '/var/cache/distkit-test' : path.join(os.tmpdir(), 'distkit-test-cache');
 }
 
 let building: Promise<CDistcache> | undefined;
