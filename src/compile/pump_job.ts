@@ -10,7 +10,7 @@ import { checkCompiler } from './allowlist';
 import { scanArgs } from './args';
 import { runCompiler } from './compiler_process';
 import { EXIT } from '../errors';
-import { outcomeOf, refusal, type JobContext, type JobOptions, type JobOutcome, type JobSettings } from './job';
+import { FIXED_NAMES, outcomeOf, refusal, type JobContext, type JobOptions, type JobOutcome, type JobSettings } from './job';
 import { rerootArgs } from './pump/argv';
 import { cleanDepfile } from './pump/depfile';
 import { scrubDebugPathsInFile } from './pump/dwarf';
@@ -28,11 +28,19 @@ export async function runPumpJob(request: CompileRequest, settings: JobSettings,
   const temps = new TempFiles(settings.tmpDir, { keep: settings.saveTemps, inline: settings.inlineCleanup });
   try {
     let cwd: string;
+    // What the cache key reads: the tree as sent, bodies decompressed.
+    const files: Array<{ kind: 'file'; name: string; body: Buffer } | { kind: 'link'; name: string; target: string }> = [];
     try {
       cwd = await tree.makeCwd(request.cwd);
       for (const entry of request.files ?? []) {
-        if (entry.kind === 'file') await tree.writeFile(entry.name, decompressLzo(entry.body));
-        else await tree.makeLink(entry.name, entry.target);
+        if (entry.kind === 'file') {
+          const body = decompressLzo(entry.body);
+          await tree.writeFile(entry.name, body);
+          files.push({ kind: 'file', name: entry.name, body });
+        } else {
+          await tree.makeLink(entry.name, entry.target);
+          files.push({ kind: 'link', name: entry.name, target: entry.target });
+        }
       }
       await tree.verify();
     } catch (error) {
@@ -44,18 +52,23 @@ export async function runPumpJob(request: CompileRequest, settings: JobSettings,
     const output = temps.create(scan.assembleOnly ? '.s' : '.o');
     const deps = temps.create('.deps');
     const { argv, mtTarget } = rerootArgs(scan, { root: tree.root, output, deps });
-    const run = await runCompiler({ argv, cwd, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, scratchDir: settings.tmpDir });
-    return await outcomeOf(ctx, {
-      run,
-      compiler: argv[0]!,
-      input: scan.input,
-      readObject: async () => {
-        if (!scan.assembleOnly) await scrubDebugPathsInFile(output, tree.root);
-        const object = await fs.readFile(output);
-        const depfile = cleanDepfile(await fs.readFile(deps), { root: tree.root, serverOutput: output, clientTarget: mtTarget ?? scan.output });
-        return { object, depfile };
-      },
-    });
+    const compile = async (): Promise<JobOutcome> => {
+      const run = await runCompiler({ argv, cwd, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, scratchDir: settings.tmpDir });
+      return await outcomeOf(ctx, {
+        run,
+        compiler: argv[0]!,
+        input: scan.input,
+        readObject: async () => {
+          if (!scan.assembleOnly) await scrubDebugPathsInFile(output, tree.root);
+          const object = await fs.readFile(output);
+          const depfile = cleanDepfile(await fs.readFile(deps), { root: tree.root, serverOutput: output, clientTarget: mtTarget ?? scan.output });
+          return { object, depfile };
+        },
+      });
+    };
+    if (options.cache === undefined) return await compile();
+    const fixed = rerootArgs(scan, { root: FIXED_NAMES.root, output: `/${FIXED_NAMES.output}.o`, deps: `/${FIXED_NAMES.output}.deps` }).argv;
+    return await options.cache.produce({ program: argv[0]!, protocol: 3, argv: fixed, cwd: request.cwd, files }, compile, { compiler: argv[0]!, input: scan.input });
   } finally {
     options.hold(async () => {
       await temps.removeAll();
