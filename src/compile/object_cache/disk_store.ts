@@ -152,6 +152,10 @@ export class DiskStore implements ObjectTier {
     if (!KEY.test(key) || value.length > this.#maxEntry) return;
     let reserved = 0;
     const temp = path.join(this.#dir, 'tmp', `${key}.${process.pid}.${++this.#tempSerial}`);
+    const now = this.#now() / 1000;
+    // Content-addressed: an entry already there (another daemon's, or an identical job's) is the
+    // same bytes; it only counts as used. A corrupt one was removed by the get that found it.
+    if (await fs.utimes(this.#fileOf(key), now, now).then(() => true, () => false)) return;
     try {
       await this.#makeRoom(value.length);
       reserved = value.length;
@@ -160,7 +164,6 @@ export class DiskStore implements ObjectTier {
       this.#reserved += reserved;
       await fs.mkdir(path.dirname(this.#fileOf(key)), { recursive: true });
       await fs.writeFile(temp, value, { mode: 0o644 });
-      const now = this.#now() / 1000;
       await fs.utimes(temp, now, now);
       await fs.rename(temp, this.#fileOf(key));
       this.#reserved -= reserved;
