@@ -5,6 +5,7 @@
 // (pump/depfile.ts), and answers DOTO then DOTD. The object and .d live outside the tree, so
 // nothing the client sent can stand in their way.
 
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { checkCompiler } from './allowlist';
 import { scanArgs } from './args';
@@ -19,12 +20,23 @@ import { TempFiles } from './temp_files';
 import { decompressLzo } from './wire/lzo';
 import type { CompileRequest } from './wire/request';
 
+/**
+ * The job tree's name for this command line and directory (see PumpTree.create): the same
+ * request gets the same root, and the same bytes from gcc; jobs at once (other files) differ.
+ */
+function treeNameOf(argv: readonly string[], cwd: string): string {
+  const digest = createHash('sha256').update(JSON.stringify([argv, cwd])).digest();
+  let name = '';
+  for (let i = 0; i < 6; i++) name += 'abcdefghijklmnopqrstuvwxyz0123456789'[digest[i]! % 36];
+  return name;
+}
+
 export async function runPumpJob(request: CompileRequest, settings: JobSettings, options: JobOptions): Promise<JobOutcome> {
   const ctx: JobContext = { request, settings };
   const scanned = scanArgs(request.argv);
   if (!scanned.ok) return refusal(ctx, scanned.reason);
   if (request.cwd === undefined || !request.cwd.startsWith('/')) return refusal(ctx, `CDIR "${request.cwd ?? ''}" is not an absolute path`, { ret: EXIT.PROTOCOL_ERROR });
-  const tree = await PumpTree.create({ tmpDir: settings.tmpDir });
+  const tree = await PumpTree.create({ tmpDir: settings.tmpDir, name: treeNameOf(request.argv, request.cwd) });
   const temps = new TempFiles(settings.tmpDir, { keep: settings.saveTemps, inline: settings.inlineCleanup });
   try {
     let cwd: string;
