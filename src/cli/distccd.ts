@@ -259,6 +259,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const publish = config.zeroconf && !inetd ? zeroconfPublisher(config, log) : undefined;
 
   let running: RunningService;
+  let cache: ObjectCache | undefined;
   try {
     if (startsDaemonOnly(decision, config.detach)) {
       // The daemon builds the engine and serves. A root start with no account to become fails
@@ -266,7 +267,7 @@ async function main(argv: readonly string[]): Promise<number> {
       if (config.user === undefined) defaultUser();
       running = await startDaemon({ program: 'distccd', log, pidFile: config.pidFile }, decision);
     } else {
-      const cache = await objectCacheOf(config, log, inetd);
+      cache = await objectCacheOf(config, log, inetd);
       const engine = compileEngine(config, { log, access, job: jobSettingsOf(config, policy, tmpDir, inetd), cache });
       running = await serveCompiles(config, { log, decision, engine, publish });
     }
@@ -283,7 +284,10 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   log.notice('ready', { jobs: config.jobs, tmpdir: tmpDir, compilers: describeCompilers(config, policy), start: startedFromSnapshot() ? 'snapshot' : 'script' });
   // SIGTERM (drain), SIGHUP (reopen logs) and --lifetime are the activation layer's.
-  return running.done;
+  const code = await running.done;
+  // The last jobs' entries are still being written: a restart should find them.
+  await cache?.close();
+  return code;
 }
 
 /** Runs distccd with these arguments and exits with its code (the snapshot's entry calls it too). */

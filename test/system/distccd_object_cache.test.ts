@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { clientEnv, makeMasqueradeDir, run, startDistccd, tempDir, type RunningDistccd } from '../support/distccd_harness';
+import { clientEnv, jobTree, makeMasqueradeDir, run, startDistccd, tempDir, type RunningDistccd } from '../support/distccd_harness';
+import { encodeRequest, sendRaw } from '../support/raw_distcc_client';
 
 const SOURCE = '#include <stdio.h>\n#include "h.h"\nint main(void) { int unused = 1; printf("%d\\n", twice(X)); return 0; }\n';
 const HEADER = '#ifndef X\n#define X 3\n#endif\nstatic inline int twice(int x) { return 2 * x; }\n';
@@ -184,4 +185,49 @@ test('distccd evicts the least recently used entries and stays under --cache-siz
   // The newest is still there, the oldest went first.
   assert.equal((await r.compile(['-DX=15', '-g', '-c', 't.c', '-o', 'y.o'])).state, 'hit');
   assert.equal((await r.compile(['-DX=0', '-g', '-c', 't.c', '-o', 'y.o'])).state, 'miss');
+});
+
+test('distccd keeps its cache across a restart and logs what the store holds when it starts', async (t) => {
+  const { masq, tmp, root } = await jobTree(t, 'distkit-objcache-restart-');
+  const cache = path.join(root, 'cache');
+  const request = encodeRequest(2, ['gcc', '-O2', '-c', 't.c', '-o', 't.o'], 'int f(void){return 1;}\n');
+  const first = await startDistccd(t, { compilerDir: masq, env: { TMPDIR: tmp }, args: ['--cache-dir', cache, '--cache-size', '10M'] });
+  await first.waitFor(new RegExp(`object cache disk dir=${cache} entries=0 bytes=0 max=10485760 max-entry=67108864`));
+  const a = await sendRaw(first.port, request);
+  assert.ok(a.kind === 'answer' && a.response.status === 0);
+  await first.waitFor(/ cache:miss$/);
+  assert.equal(await first.stop(), 0);
+  const second = await startDistccd(t, { compilerDir: masq, env: { TMPDIR: tmp }, args: ['--cache-dir', cache, '--cache-size', '10M'] });
+  await second.waitFor(/object cache disk dir=\S+ entries=1 bytes=[1-9]/);
+  const b = await sendRaw(second.port, request);
+  assert.ok(b.kind === 'answer' && a.kind === 'answer');
+  assert.deepEqual(b.response.object, a.response.object);
+  await second.waitFor(/ cache:hit$/);
+});
+
+test('distccd says its cache is off and keeps C\'s summary line when started with --no-cache', async (t) => {
+  const { masq, tmp } = await jobTree(t, 'distkit-objcache-off-');
+  const d = await startDistccd(t, { compilerDir: masq, env: { TMPDIR: tmp }, args: ['--no-cache'] });
+  await d.waitFor(/notice: object cache off/);
+  const a = await sendRaw(d.port, encodeRequest(2, ['gcc', '-c', 't.c', '-o', 't.o'], 'int f(void){return 1;}\n'));
+  assert.ok(a.kind === 'answer' && a.response.status === 0);
+  await d.waitFor(/COMPILE_OK exit:0 sig:0 core:0 ret:0 time:\d+ms gcc t\.c$/);
+});
+
+test('distccd started by root makes its cache directory and gives it to the user it becomes', { skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
+  const { masq, tmp, root } = await jobTree(t, 'distkit-objcache-root-');
+  await fs.chmod(root, 0o755);
+  await fs.chmod(tmp, 0o1777);
+  const cache = path.join(root, 'var/cache/distccd');
+  const d = await startDistccd(t, { compilerDir: masq, env: { TMPDIR: tmp }, keepRoot: false, args: ['--user', 'nobody', '--cache-dir', cache] });
+  await d.waitFor(/privileges dropped .*user=nobody/);
+  const nobody = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim());
+  for (const dir of [cache, path.join(cache, 'tmp')]) assert.equal((await fs.stat(dir)).uid, nobody, `${dir} belongs to nobody`);
+  // The user it became stores there.
+  const a = await sendRaw(d.port, encodeRequest(2, ['gcc', '-c', 't.c', '-o', 't.o'], 'int f(void){return 1;}\n'));
+  assert.ok(a.kind === 'answer' && a.response.status === 0, JSON.stringify(a));
+  await d.waitFor(/ cache:miss$/);
+  const b = await sendRaw(d.port, encodeRequest(2, ['gcc', '-c', 't.c', '-o', 't.o'], 'int f(void){return 1;}\n'));
+  assert.ok(b.kind === 'answer' && b.response.status === 0);
+  await d.waitFor(/ cache:hit$/);
 });
