@@ -191,6 +191,8 @@ export class CompileJob {
         env: job.env,
         tmpDir: job.tmpDir,
         onState: (state) => (this.#cacheState = state),
+        // The summary line, which closes the job, comes once its entry is written.
+        onStoring: (written) => this.hold(() => written),
         entryOf,
         answer: (entry) => ({
           result: 'COMPILE_OK', status: 0, ret: 0, ...names,

@@ -10,11 +10,15 @@
 // themselves are stat'ed again every job, so replacing cc1 alone is seen at once.
 // A driver that is not gcc answers -print-prog-name with something else (clang prints the bare
 // name); a name that resolves to no file is keyed as absent, which is still its identity.
+// A process per connection (--inetd) would hash cc1 and probe the driver for every job: given a
+// `memoDir`, both memos are also kept there, one small file per stat key (and, for the driver's
+// answers, per environment they depend on), written atomically.
 
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, realpathSync, statSync, type Stats } from 'node:fs';
+import { createReadStream, readFileSync, realpathSync, renameSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import path from 'node:path';
+import { affectsOutput } from './cache_key';
 
 /** The parts of gcc asked for with -print-prog-name. */
 export const COMPILER_PARTS: readonly string[] = ['cc1', 'cc1plus', 'as'];
@@ -55,11 +59,42 @@ function probe(program: string, args: readonly string[], env: NodeJS.ProcessEnv)
   });
 }
 
+interface DriverAnswers {
+  readonly about: string;
+  readonly parts: readonly string[];
+}
+
 export class CompilerIdentities {
+  readonly #memoDir: string | undefined;
   /** Content hash by stat key: survives as long as the file is unchanged. */
   readonly #contents = new Map<string, Promise<string>>();
   /** Driver answers (version, machine, where its parts are) by the driver's stat key. */
-  readonly #drivers = new Map<string, Promise<{ readonly about: string; readonly parts: readonly string[] }>>();
+  readonly #drivers = new Map<string, Promise<DriverAnswers>>();
+
+  /** `memoDir`: where the memos are kept across processes (made by the caller); none = in memory only. */
+  constructor(options: { readonly memoDir?: string } = {}) {
+    this.#memoDir = options.memoDir;
+  }
+
+  /** A memo kept on disk by `key`, or made by `make` and kept. */
+  async #remembered<T>(key: string, make: () => Promise<T>): Promise<T> {
+    if (this.#memoDir === undefined) return make();
+    const file = path.join(this.#memoDir, createHash('sha256').update(key).digest('hex'));
+    try {
+      return JSON.parse(readFileSync(file, 'utf8')) as T;
+    } catch {
+      // Not kept yet (or unreadable): make it.
+    }
+    const value = await make();
+    try {
+      const temp = `${file}.${process.pid}.tmp`;
+      writeFileSync(temp, JSON.stringify(value));
+      renameSync(temp, file);
+    } catch {
+      // A memo is only a saving.
+    }
+    return value;
+  }
 
   /**
    * The digest (hex) of the compiler `name` as a job would run it: with `env` (PATH), from
@@ -83,18 +118,20 @@ export class CompilerIdentities {
     const key = statKey(file, statSync(file));
     let known = this.#contents.get(key);
     if (known === undefined) {
-      known = hashFile(file);
+      known = this.#remembered(`content\0${key}`, () => hashFile(file));
       this.#contents.set(key, known);
       known.catch(() => this.#contents.delete(key));
     }
     return known;
   }
 
-  #driverAnswers(driver: string, env: NodeJS.ProcessEnv): Promise<{ readonly about: string; readonly parts: readonly string[] }> {
-    const key = statKey(driver, statSync(driver));
+  #driverAnswers(driver: string, env: NodeJS.ProcessEnv): Promise<DriverAnswers> {
+    // Where the driver finds its parts depends on PATH and the variables of the key (GCC_EXEC_PREFIX, COMPILER_PATH).
+    const where = Object.keys(env).filter((name) => name === 'PATH' || affectsOutput(name)).sort().map((name) => `${name}=${env[name]}`);
+    const key = `${statKey(driver, statSync(driver))}\0${where.join('\0')}`;
     let known = this.#drivers.get(key);
     if (known === undefined) {
-      known = (async () => {
+      known = this.#remembered(`driver\0${key}`, async () => {
         const [about, ...named] = await Promise.all([
           probe(driver, ['-dumpfullversion', '-dumpmachine'], env),
           ...COMPILER_PARTS.map((part) => probe(driver, [`-print-prog-name=${part}`], env)),
@@ -104,7 +141,7 @@ export class CompilerIdentities {
           return (printed.startsWith('/') ? printed : resolveProgram(printed || COMPILER_PARTS[i]!, env, '/')) ?? `${COMPILER_PARTS[i]}:not-found`;
         });
         return { about: about!, parts };
-      })();
+      });
       this.#drivers.set(key, known);
     }
     return known;

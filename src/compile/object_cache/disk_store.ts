@@ -94,11 +94,11 @@ export class DiskStore implements ObjectTier {
   /** Opens (making it if missing) the store's directory and measures what it holds. */
   static async open(options: DiskStoreOptions, log: Logger): Promise<DiskStore> {
     const store = new DiskStore(options, log);
-    await fs.mkdir(path.join(options.dir, 'tmp'), { recursive: true, mode: 0o755 });
-    if (options.owner !== undefined) {
-      await fs.chown(options.dir, options.owner.uid, options.owner.gid);
-      await fs.chown(path.join(options.dir, 'tmp'), options.owner.uid, options.owner.gid);
+    for (const sub of ['tmp', 'identities']) {
+      await fs.mkdir(path.join(options.dir, sub), { recursive: true, mode: 0o755 });
+      if (options.owner !== undefined) await fs.chown(path.join(options.dir, sub), options.owner.uid, options.owner.gid);
     }
+    if (options.owner !== undefined) await fs.chown(options.dir, options.owner.uid, options.owner.gid);
     if (store.#measured) await store.#list();
     return store;
   }
@@ -114,6 +114,11 @@ export class DiskStore implements ObjectTier {
 
   get dir(): string {
     return this.#dir;
+  }
+
+  /** Where the compiler identities are remembered (see CompilerIdentities). */
+  get memoDir(): string {
+    return path.join(this.#dir, 'identities');
   }
 
   #fileOf(key: string): string {

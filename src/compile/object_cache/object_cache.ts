@@ -55,13 +55,15 @@ export interface CacheJobContext<T> {
   readonly entryOf: (outcome: T) => CacheEntry | undefined;
   /** The outcome of a hit: what the compile that made `entry` answered. */
   readonly answer: (entry: CacheEntry) => T;
+  /** Hears of the write of this job's entry (after the answer is decided, off its path). */
+  readonly onStoring?: (written: Promise<void>) => void;
 }
 
 export class ObjectCache {
   readonly #tiers: readonly ObjectTier[];
   readonly #log: Logger;
   readonly #maxEntry: number;
-  readonly #identities = new CompilerIdentities();
+  readonly #identities: CompilerIdentities;
   /** Keys being looked up or compiled now, with the entry they will give (undefined: none). */
   readonly #inFlight = new Map<string, Promise<CacheEntry | undefined>>();
   readonly #writes = new Set<Promise<void>>();
@@ -70,8 +72,10 @@ export class ObjectCache {
   #stores = 0;
   #errors = 0;
 
-  constructor(tiers: readonly ObjectTier[], options: { readonly log: Logger; readonly maxEntryBytes: number }) {
+  /** `memoDir`: where compiler identities are remembered across processes (see CompilerIdentities). */
+  constructor(tiers: readonly ObjectTier[], options: { readonly log: Logger; readonly maxEntryBytes: number; readonly memoDir?: string }) {
     this.#tiers = tiers;
+    this.#identities = new CompilerIdentities({ memoDir: options.memoDir });
     this.#log = options.log;
     this.#maxEntry = options.maxEntryBytes;
   }
@@ -133,6 +137,7 @@ export class ObjectCache {
       const outcome = await compile();
       entry = context.entryOf(outcome);
       if (entry !== undefined) stored = this.#store(key, entry);
+      if (stored !== undefined) context.onStoring?.(stored);
       return outcome;
     } finally {
       settle(entry);

@@ -11,7 +11,6 @@ import { DiskStore } from './disk_store';
 import { isIntactEntry } from './entry_codec';
 import { ObjectCache } from './object_cache';
 import type { ObjectTier } from './object_store';
-import { createRedisTier } from './redis_tier';
 
 /** A Redis get or put not answered in this many ms is a miss: a slow Redis must not slow jobs. */
 export const REDIS_TIMEOUT_MS = 50;
@@ -55,10 +54,12 @@ function readSecret(file: string): Buffer {
 /** The daemon's object cache, or undefined when no tier could be opened. */
 export async function openObjectCache(config: ObjectCacheConfig, log: Logger, options: OpenOptions = {}): Promise<ObjectCache | undefined> {
   const tiers: ObjectTier[] = [];
+  let memoDir: string | undefined;
   if (config.maxBytes > 0) {
     try {
       const disk = await DiskStore.open({ dir: config.dir, maxBytes: config.maxBytes, maxEntryBytes: config.maxEntryBytes, validate: isIntactEntry, owner: options.owner, measure: options.measure }, log);
       tiers.push(disk);
+      memoDir = disk.memoDir;
       log.notice('object cache disk', { dir: config.dir, entries: options.measure === false ? 'unmeasured' : disk.entries, bytes: options.measure === false ? 'unmeasured' : disk.stats.bytes, max: config.maxBytes, 'max-entry': config.maxEntryBytes });
     } catch (error) {
       log.warning('object cache disk unavailable: serving without it', { dir: config.dir, reason: (error as NodeJS.ErrnoException).code ?? (error as Error).message });
@@ -67,6 +68,9 @@ export async function openObjectCache(config: ObjectCacheConfig, log: Logger, op
   if (config.redis !== undefined) {
     const { urls, passwordFile, secretFile, ttlSeconds } = config.redis;
     const secret = readSecret(secretFile);
+    // Required here: the Redis client library is loaded only by a daemon that uses Redis.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { createRedisTier } = require('./redis_tier') as typeof import('./redis_tier');
     tiers.push(createRedisTier({ urls, passwordFile, secret, ttlSeconds, maxValueBytes: config.maxEntryBytes, timeoutMs: REDIS_TIMEOUT_MS, prefix: REDIS_PREFIX }, log));
     log.notice('object cache redis', { nodes: urls.length, ttl: ttlSeconds, 'timeout-ms': REDIS_TIMEOUT_MS });
   }
@@ -74,5 +78,5 @@ export async function openObjectCache(config: ObjectCacheConfig, log: Logger, op
     log.notice('object cache off: no tier could be opened');
     return undefined;
   }
-  return new ObjectCache(tiers, { log, maxEntryBytes: config.maxEntryBytes });
+  return new ObjectCache(tiers, { log, maxEntryBytes: config.maxEntryBytes, memoDir });
 }

@@ -98,3 +98,24 @@ test('CompilerIdentities changes the identity when the driver, its version outpu
   assert.notEqual(versionChanged, first);
   await assert.rejects(ids.identify('no-such-compiler', env, '/'), /not found/);
 });
+
+test('CompilerIdentities remembers a compiler across instances in its memo directory and still sees a new cc1', async (t) => {
+  const root = tempDir(t, 'distkit-identity-memo-');
+  const bin = path.join(root, 'bin');
+  const bdir = path.join(root, 'b');
+  const memo = path.join(root, 'memo');
+  for (const dir of [bin, bdir, memo]) await fs.mkdir(dir);
+  await fs.copyFile(execFileSync('gcc', ['-print-prog-name=cc1'], { encoding: 'utf8' }).trim(), path.join(bdir, 'cc1'));
+  const probes = path.join(root, 'probes');
+  await fs.writeFile(path.join(bin, 'cc'), `#!/bin/sh\necho "$*" >> ${probes}\nexec gcc -B ${bdir}/ "$@"\n`, { mode: 0o755 });
+  const env = { PATH: `${bin}:/usr/bin:/bin` };
+  const count = async () => (await fs.readFile(probes, 'utf8')).split('\n').filter(Boolean).length;
+  const first = await new CompilerIdentities({ memoDir: memo }).identify('cc', env, '/');
+  const probed = await count();
+  assert.ok(probed >= 4, 'the first instance asks the driver');
+  assert.equal(await new CompilerIdentities({ memoDir: memo }).identify('cc', env, '/'), first, 'a second process finds the same identity');
+  assert.equal(await count(), probed, 'without asking the driver again');
+  assert.equal(await new CompilerIdentities().identify('cc', env, '/'), first, 'the same as without a memo');
+  await fs.appendFile(path.join(bdir, 'cc1'), Buffer.from([0]));
+  assert.notEqual(await new CompilerIdentities({ memoDir: memo }).identify('cc', env, '/'), first, 'a new cc1 is seen through the memo');
+});
