@@ -88,7 +88,9 @@ async function serverCommand(kind: Kind, work: string, port: number): Promise<[s
   if (kind === 'floor') return [process.execPath, [FLOOR, String(port), tmp]];
   const log = await openLog(work, `${kind}-distccd.log`);
   const args = ['--daemon', '--no-detach', '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1', '--jobs', '4', '--log-file', log];
-  return kind === 'c' ? [C_DISTCCD, args] : [process.execPath, [OURS, ...args]];
+  // Ours without its object cache (C has none): the same trivial file again and again would be
+  // answered from it. scripts/bench/objcache_bench.ts measures the cache.
+  return kind === 'c' ? [C_DISTCCD, args] : [process.execPath, [OURS, ...args, '--no-cache']];
 }
 
 async function startServer(kind: Kind, work: string, groups: CpuGroups | undefined): Promise<Server> {
@@ -191,7 +193,8 @@ async function inetd(work: string, kinds: readonly Kind[]): Promise<Map<Kind, nu
     // in the environment sshd (or inetd) would give it, not the benchmark's own: PATH, HOME and
     // the locale. (This machine's NODE_EXTRA_CA_CERTS alone costs every node start ~65 ms.)
     const env = ['PATH', 'LANG', 'LC_ALL', 'TMPDIR'].filter((v) => process.env[v] !== undefined).map((v) => `${v}='${process.env[v]}'`);
-    await fs.writeFile(script, `#!/bin/sh\nexec env -i HOME=/ ${env.join(' ')} '${server}' --inetd --log-file '${log}'\n`, { mode: 0o755 });
+    const noCache = kind === 'c' ? '' : ' --no-cache';
+    await fs.writeFile(script, `#!/bin/sh\nexec env -i HOME=/ ${env.join(' ')} '${server}' --inetd --log-file '${log}'${noCache}\n`, { mode: 0o755 });
     envs.set(kind, clientEnv(work, '@localhost/4', { DISTCC_SSH: script }));
   }
   const total = await interleaved(kinds, INETD_JOBS, (kind) => exec('distcc', ['gcc', '-c', 'trivial.c', '-o', 'trivial.o'], { cwd: work, env: envs.get(kind) }));
