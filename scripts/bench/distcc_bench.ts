@@ -23,6 +23,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../test/support/free_port';
+import { stopServer, waitForPort } from './bench_servers';
 import { CpuGroups } from './cpu_groups';
 
 const execRaw = promisify(execFile);
@@ -58,20 +59,6 @@ const MAKE_FILES = QUICK ? 20 : 100;
 const INETD_JOBS = QUICK ? 10 : 50;
 const OVERHEAD_JOBS = QUICK ? 10 : 50;
 
-async function waitForPort(port: number, child: ChildProcess, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode} before listening on ${port}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
-}
-
 /**
  * Run as root, distccd drops to the distcc user: its log file and TMPDIR must be writable by
  * that user, so the log is made world-writable and TMPDIR is a sticky 1777 directory.
@@ -100,15 +87,6 @@ async function startServer(kind: Kind, work: string, groups: CpuGroups | undefin
   const child = spawn(cmd, argv, { stdio: 'ignore', env: { ...process.env, TMPDIR: path.join(work, 'tmp') } });
   await waitForPort(port, child);
   return { kind, port, child };
-}
-
-async function stopServer(s: Server): Promise<void> {
-  if (s.child.exitCode !== null || s.child.pid === undefined) return;
-  const gone = new Promise((r) => s.child.once('exit', r));
-  s.child.kill('SIGTERM');
-  const timer = setTimeout(() => s.child.kill('SIGKILL'), 5000);
-  await gone;
-  clearTimeout(timer);
 }
 
 function clientEnv(work: string, hosts: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {

@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../test/support/free_port';
 import { realPump, runPump } from '../../test/support/real_pump';
+import { stopServer, waitForPort } from './bench_servers';
 
 const exec = promisify(execFile);
 const REPO = path.resolve(__dirname, '../../..');
@@ -32,19 +33,6 @@ const HIT_JOBS = 50;
 
 interface Server { readonly name: string; readonly port: number; readonly child: ChildProcess; readonly log: string }
 
-async function waitForPort(port: number, child: ChildProcess): Promise<void> {
-  for (const until = Date.now() + 15_000; Date.now() < until;) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode} before listening on ${port}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing listens on 127.0.0.1:${port}`);
-}
-
 async function startServer(name: string, work: string, extra: readonly string[]): Promise<Server> {
   const port = await freePort();
   const log = path.join(work, `${name}.log`);
@@ -53,17 +41,8 @@ async function startServer(name: string, work: string, extra: readonly string[])
   const args = ['--daemon', '--no-detach', '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1', '--jobs', '4', '--log-file', log];
   const [file, argv] = name === 'c' ? ['/usr/bin/distccd', args] : [process.execPath, [OURS, ...args, ...extra]];
   const child = spawn(file, argv, { stdio: 'ignore', env: { ...process.env, TMPDIR: path.join(work, 'tmp') } });
-  await waitForPort(port, child);
+  await waitForPort(port, child, 15_000);
   return { name, port, child, log };
-}
-
-async function stopServer(s: Server): Promise<void> {
-  if (s.child.exitCode !== null) return;
-  const gone = new Promise((r) => s.child.once('exit', r));
-  s.child.kill('SIGTERM');
-  const timer = setTimeout(() => s.child.kill('SIGKILL'), 5000);
-  await gone;
-  clearTimeout(timer);
 }
 
 /** A C file of about 300 lines: system headers, loops, string and math work for -O2. */
