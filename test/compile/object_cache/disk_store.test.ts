@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { DiskStore, LOW_WATER } from '../../../src/compile/object_cache/disk_store';
@@ -177,4 +178,30 @@ test('two DiskStores on one directory serve whole entries and stay near the size
   // Each store sees the other's writes at its next listing (at most RESCAN_FRACTION of the size later).
   assert.ok(total <= max * 1.25, `${total} bytes, limit ${max}`);
   assert.ok(total > 0);
+});
+
+test('DiskStore logs once and keeps serving what it holds when its disk is full', { skip: process.getuid?.() !== 0 && 'needs root to mount a small tmpfs' }, async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-disk-full-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'ignore' });
+  } catch {
+    await fs.rmdir(dir);
+    t.skip('cannot mount a tmpfs here');
+    return;
+  }
+  // Unmounted before the directory goes (a temp dir's own hook would run first and fail on the mount point).
+  t.after(async () => {
+    execFileSync('umount', [dir]);
+    await fs.rmdir(dir);
+  });
+  const { log, lines } = logger();
+  // A size limit far above the disk: the disk fills first.
+  const store = await DiskStore.open({ dir, maxBytes: 1 << 30 }, log);
+  for (let n = 0; n < 12; n++) await store.put(keyOf(n), valueOf(n, 16 * 1024));
+  assert.ok(store.stats.stores >= 1 && store.stats.stores < 12, `stored ${store.stats.stores}`);
+  assert.equal(store.stats.errors, 12 - store.stats.stores);
+  assert.equal(lines.filter((l) => /object cache cannot write.*reason=ENOSPC/.test(l)).length, 1);
+  assert.deepEqual(await store.get(keyOf(0)), valueOf(0, 16 * 1024), 'what was stored is still served');
+  assert.deepEqual(await fs.readdir(path.join(dir, 'tmp')), [], 'no partial file is left behind');
 });
