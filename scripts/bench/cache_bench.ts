@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CacheClient, type CacheTarget } from '../../src/cache/client';
 import { benchRedisRows } from './cache_bench_redis';
+import { stopServer } from './bench_servers';
 
 const REPO = path.resolve(__dirname, '../../..');
 const DC_SERVER = path.join(REPO, 'dist/src/cli/dc_server.js');
@@ -157,15 +158,6 @@ async function startServer(kind: 'ours' | 'responder', transport: 'unix' | 'tcp'
     if (child.exitCode !== null || Date.now() > until) throw new Error(`${kind} did not start: ${text}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-async function stopServer(s: Server): Promise<void> {
-  if (s.child.exitCode !== null) return;
-  const gone = new Promise((r) => s.child.once('exit', r));
-  s.child.kill('SIGTERM');
-  const timer = setTimeout(() => s.child.kill('SIGKILL'), 5000);
-  await gone;
-  clearTimeout(timer);
 }
 
 /** The node process's RSS (taskset execs node in place, so the child pid is node's). */

@@ -12,6 +12,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { stopServer } from './bench_servers';
 import { RedisServer, startRedisCluster, type RedisCluster } from '../../test/support/redis';
 
 const REPO = path.resolve(__dirname, '../../..');
@@ -46,15 +47,6 @@ async function startDcServer(sock: string, extra: readonly string[]): Promise<Ch
   return child;
 }
 
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const gone = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await gone;
-  clearTimeout(timer);
-}
-
 function pinToCpu0(pid: number): void {
   spawnSync('taskset', ['-pc', '0', String(pid)], { stdio: 'ignore' });
 }
@@ -85,7 +77,7 @@ export async function benchRedisRows(options: { readonly ms: number }): Promise<
   try {
     const memorySock = path.join(dir, 'memory.sock');
     const memory = await startDcServer(memorySock, []);
-    const inMemory = await measure({ path: memorySock }, options.ms).finally(() => stop(memory));
+    const inMemory = await measure({ path: memorySock }, options.ms).finally(() => stopServer({ child: memory }));
 
     const redis = await RedisServer.start(path.join(dir, 'redis'), undefined);
     if (typeof redis === 'symbol') throw new Error('redis-server could not start');
@@ -93,13 +85,13 @@ export async function benchRedisRows(options: { readonly ms: number }): Promise<
     pinToCpu0(redis.pid);
     const standaloneSock = path.join(dir, 'standalone.sock');
     const standalone = await startDcServer(standaloneSock, ['-redis', redis.unixUrl]);
-    const onRedis = await measure({ path: standaloneSock }, options.ms).finally(() => stop(standalone));
+    const onRedis = await measure({ path: standaloneSock }, options.ms).finally(() => stopServer({ child: standalone }));
 
     const cluster: RedisCluster = await startRedisCluster(hook);
     cluster.nodes.forEach((n) => pinToCpu0(n.pid));
     const clusterSock = path.join(dir, 'cluster.sock');
     const clustered = await startDcServer(clusterSock, cluster.urls.slice(0, 3).flatMap((u) => ['-redis', u]));
-    const onCluster = await measure({ path: clusterSock }, options.ms).finally(() => stop(clustered));
+    const onCluster = await measure({ path: clusterSock }, options.ms).finally(() => stopServer({ child: clustered }));
 
     console.log(`\ndc_server on Redis (redis-server ${redisVersion()}; all servers on CPU 0, load on CPU 1; ${SESSIONS} sessions of ${SIZE} B; unix socket to dc_server)`);
     console.log('op     clients   memory ops/s   redis ops/s  cluster ops/s  redis/memory  cluster/memory');
