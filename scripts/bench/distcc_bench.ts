@@ -23,6 +23,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../test/support/free_port';
+import { stopServer, waitForPort } from './bench_servers';
 import { CpuGroups } from './cpu_groups';
 
 const execRaw = promisify(execFile);
@@ -58,20 +59,6 @@ const MAKE_FILES = QUICK ? 20 : 100;
 const INETD_JOBS = QUICK ? 10 : 50;
 const OVERHEAD_JOBS = QUICK ? 10 : 50;
 
-async function waitForPort(port: number, child: ChildProcess, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode} before listening on ${port}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
-}
-
 /**
  * Run as root, distccd drops to the distcc user: its log file and TMPDIR must be writable by
  * that user, so the log is made world-writable and TMPDIR is a sticky 1777 directory.
@@ -88,7 +75,9 @@ async function serverCommand(kind: Kind, work: string, port: number): Promise<[s
   if (kind === 'floor') return [process.execPath, [FLOOR, String(port), tmp]];
   const log = await openLog(work, `${kind}-distccd.log`);
   const args = ['--daemon', '--no-detach', '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1', '--jobs', '4', '--log-file', log];
-  return kind === 'c' ? [C_DISTCCD, args] : [process.execPath, [OURS, ...args]];
+  // Ours without its object cache (C has none): the same trivial file again and again would be
+  // answered from it. scripts/bench/objcache_bench.ts measures the cache.
+  return kind === 'c' ? [C_DISTCCD, args] : [process.execPath, [OURS, ...args, '--no-cache']];
 }
 
 async function startServer(kind: Kind, work: string, groups: CpuGroups | undefined): Promise<Server> {
@@ -98,15 +87,6 @@ async function startServer(kind: Kind, work: string, groups: CpuGroups | undefin
   const child = spawn(cmd, argv, { stdio: 'ignore', env: { ...process.env, TMPDIR: path.join(work, 'tmp') } });
   await waitForPort(port, child);
   return { kind, port, child };
-}
-
-async function stopServer(s: Server): Promise<void> {
-  if (s.child.exitCode !== null || s.child.pid === undefined) return;
-  const gone = new Promise((r) => s.child.once('exit', r));
-  s.child.kill('SIGTERM');
-  const timer = setTimeout(() => s.child.kill('SIGKILL'), 5000);
-  await gone;
-  clearTimeout(timer);
 }
 
 function clientEnv(work: string, hosts: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -191,7 +171,8 @@ async function inetd(work: string, kinds: readonly Kind[]): Promise<Map<Kind, nu
     // in the environment sshd (or inetd) would give it, not the benchmark's own: PATH, HOME and
     // the locale. (This machine's NODE_EXTRA_CA_CERTS alone costs every node start ~65 ms.)
     const env = ['PATH', 'LANG', 'LC_ALL', 'TMPDIR'].filter((v) => process.env[v] !== undefined).map((v) => `${v}='${process.env[v]}'`);
-    await fs.writeFile(script, `#!/bin/sh\nexec env -i HOME=/ ${env.join(' ')} '${server}' --inetd --log-file '${log}'\n`, { mode: 0o755 });
+    const noCache = kind === 'c' ? '' : ' --no-cache';
+    await fs.writeFile(script, `#!/bin/sh\nexec env -i HOME=/ ${env.join(' ')} '${server}' --inetd --log-file '${log}'${noCache}\n`, { mode: 0o755 });
     envs.set(kind, clientEnv(work, '@localhost/4', { DISTCC_SSH: script }));
   }
   const total = await interleaved(kinds, INETD_JOBS, (kind) => exec('distcc', ['gcc', '-c', 'trivial.c', '-o', 'trivial.o'], { cwd: work, env: envs.get(kind) }));

@@ -51,9 +51,10 @@ export function defaultClock(): number {
   return performance.timeOrigin + performance.now();
 }
 
+/** One shared one-byte payload per status (the Redis engine answers with them too). */
 const STATUS_PAYLOADS: ReadonlyMap<number, Buffer> = new Map(Object.values(Status).map((s) => [s, Buffer.from([s])]));
 
-function status(s: Status): Buffer {
+export function status(s: Status): Buffer {
   return STATUS_PAYLOADS.get(s)!;
 }
 
@@ -81,15 +82,38 @@ function payloadFor(store: SessionStore, now: number, message: Message): Buffer 
 export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
   const store = options.store ?? new SlabStore({ capacity: DEFAULT_CAPACITY });
   const clock = options.clock ?? defaultClock;
-  let operations = 0;
-  let connections = 0;
-  let dropped = 0;
 
   const answerOf = (message: Message): Answer => {
     const payload = payloadFor(store, clock(), message);
     if (!Buffer.isBuffer(payload)) return { kind: 'close', reason: payload.reason };
-    operations++;
     return { kind: 'respond', bytes: encodeMessage({ isResponse: true, uid: message.uid, operation: message.operation }, payload) };
+  };
+
+  return assembleEngine({ answer: answerOf, sessions: () => store.size(clock()), close: () => store.close() }, { ...options, clock });
+}
+
+/** What one kind of store brings to an engine; assembleEngine adds the rest. */
+export interface EngineCore {
+  /** The answer to one request (now, or later for a store over the network). */
+  answer(message: Message): Answer;
+  /** Sessions held now, for the statistics line. */
+  sessions(): number;
+  close(): Promise<void>;
+}
+
+/** An engine around `core`: the counters (an operation is a request answered with a response),
+ * the connection bookkeeping and serve. The in-memory engine and the Redis one (./redis_engine)
+ * are both made by it. */
+export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOptions, 'store'>): CacheEngine {
+  const clock = options.clock ?? defaultClock;
+  let operations = 0;
+  let connections = 0;
+  let dropped = 0;
+
+  const answered = (answer: Answer): Answer => {
+    if (answer.kind === 'respond') operations++;
+    options.afterAnswer?.();
+    return answer;
   };
 
   const engine: CacheEngine = {
@@ -100,7 +124,7 @@ export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
         return operations;
       },
       get sessions() {
-        return store.size(clock());
+        return core.sessions();
       },
       get connections() {
         return connections;
@@ -110,9 +134,8 @@ export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
       },
     },
     answer(message) {
-      const answer = answerOf(message);
-      options.afterAnswer?.();
-      return answer;
+      const answer = core.answer(message);
+      return answer.kind === 'later' ? { kind: 'later', promise: answer.promise.then(answered) } : answered(answer);
     },
     serve(conn) {
       return serveCacheConnection(conn, engine, { idleMs: options.idleMs ?? 0 });
@@ -123,7 +146,7 @@ export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
       else dropped++;
     },
     close() {
-      return store.close();
+      return core.close();
     },
   };
   return engine;

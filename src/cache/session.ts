@@ -8,6 +8,9 @@
 // - a malformed stream, a wrong protocol version (the C server abort()ed, so a port scanner or an
 //   HTTP health check took the whole cache down) or an ADD under 8 bytes closes this connection
 //   only, with one log line saying why. Nothing is ever sent back for a bad request;
+// - answers that come later (a store over the network: { kind: 'later' }) keep their place: every
+//   answer behind one waits in a queue until it is in, and at most MAX_WAITING wait before we stop
+//   parsing (the same back-pressure as a peer that does not read);
 // - an optional idle bound (ours; the original has none, and Apache and dc_client keep their
 //   connections open between requests, so it is off unless asked for): a peer that neither sends
 //   a byte nor takes a byte of its responses for idleMs is closed, so silent peers cannot hold
@@ -24,8 +27,20 @@ import { WriteBatch } from './write_batch';
  * we wait for it to close its side (closing earlier would reset it and lose them); then we reset. */
 export const DROP_GRACE_MS = 5000;
 
-/** What one request gets: response bytes, or the connection closed without a response. */
-export type Answer = { readonly kind: 'respond'; readonly bytes: Buffer } | { readonly kind: 'close'; readonly reason: string };
+/** What one request gets: response bytes, or the connection closed without a response, or one
+ * of these later (the promise must not reject, nor resolve to another 'later'). */
+export type Answer =
+  | { readonly kind: 'respond'; readonly bytes: Buffer }
+  | { readonly kind: 'close'; readonly reason: string }
+  | { readonly kind: 'later'; readonly promise: Promise<Answer> };
+
+/** Answers one connection waits for at most before it stops parsing requests. */
+export const MAX_WAITING = 1024;
+
+/** An answer in the queue: set once it is in. */
+interface Waiting {
+  answer: Answer | undefined;
+}
 
 /** What a connection needs of the engine (./engine implements it; this file never imports it). */
 export interface CacheSessionEngine {
@@ -75,6 +90,8 @@ class CacheSession {
   #settled = false;
   #grace: NodeJS.Timeout | undefined;
   #idle: NodeJS.Timeout | undefined;
+  /** Answers not written yet because one before them (or they) came later, in request order. */
+  readonly #waiting: Waiting[] = [];
 
   constructor(conn: Connection, engine: CacheSessionEngine, idleMs: number, resolve: () => void) {
     this.#conn = conn;
@@ -109,7 +126,7 @@ class CacheSession {
     const drop = this.#writeAnswers();
     this.#batch.flush();
     if (drop !== undefined) return this.#drop(drop.reason, drop.fields);
-    if (!this.#blocked && this.#peerDone) this.#endAfterLastAnswer();
+    if (!this.#blocked && this.#peerDone && this.#waiting.length === 0) this.#endAfterLastAnswer();
   }
 
   /** Gathers one answer per complete request while the socket takes them (the batch writes
@@ -123,10 +140,15 @@ class CacheSession {
         stream.pause();
         return undefined;
       }
+      if (this.#waiting.length >= MAX_WAITING) return undefined;
       const next = this.#reader.next();
       if (next.kind === 'incomplete') return undefined;
       if (next.kind === 'corrupt') return { reason: next.reason, fields: { offset: next.offset } };
       const answer = this.#answer(next.value);
+      if (answer.kind === 'later' || this.#waiting.length > 0) {
+        this.#queue(answer);
+        continue;
+      }
       if (answer.kind === 'close') return { reason: answer.reason };
       this.#requests++;
       this.#batch.add(answer.bytes);
@@ -141,6 +163,45 @@ class CacheSession {
       this.#log.err('answer failed', { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
       return { kind: 'close', reason: 'internal error' };
     }
+  }
+
+  /** Queues an answer behind the ones waiting; writes the queue's head as soon as it is in. */
+  #queue(answer: Answer): void {
+    const slot: Waiting = { answer: answer.kind === 'later' ? undefined : answer };
+    this.#waiting.push(slot);
+    if (answer.kind !== 'later') return;
+    answer.promise
+      .then((late) => late, (error: unknown) => this.#failed(error))
+      .then((late) => {
+        slot.answer = late.kind === 'later' ? this.#failed(new Error('a later answer resolved to a later answer')) : late;
+        this.#writeWaiting();
+      });
+  }
+
+  #failed(error: unknown): Answer {
+    this.#log.err('answer failed', { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+    return { kind: 'close', reason: 'internal error' };
+  }
+
+  /** Writes the answers at the head of the queue that are in, then goes on with the requests. */
+  #writeWaiting(): void {
+    if (this.#closing || this.#settled) return;
+    this.#stream.cork();
+    let drop: DropReason | undefined;
+    while (this.#waiting.length > 0 && this.#waiting[0]!.answer !== undefined) {
+      const answer = this.#waiting.shift()!.answer!;
+      if (answer.kind === 'close') {
+        drop = { reason: answer.reason };
+        break;
+      }
+      if (answer.kind === 'respond') {
+        this.#requests++;
+        this.#stream.write(answer.bytes);
+      }
+    }
+    this.#stream.uncork();
+    if (drop !== undefined) return this.#drop(drop.reason, drop.fields);
+    if (!this.#blocked) this.#answerBuffered();
   }
 
   #endAfterLastAnswer(): void {

@@ -13,6 +13,7 @@ import { createCacheEngine, defaultClock } from '../cache/engine';
 import { EXIT, UsageError } from '../errors';
 import { invalidArgument } from './single_dash';
 import { DAEMON_USAGE, daemonSettingsOf, decimalOption, installKillable, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
+import { createRedisCacheEngine, REDIS_REPEATABLE, REDIS_STRING_OPTIONS, REDIS_USAGE, redisSettingsOf } from './dc_server_redis';
 
 const PROGRAM = 'dc_server';
 /** -maxmemory bounds, in MB. */
@@ -33,6 +34,7 @@ const USAGE = [
   `  -progress <num>    (print the statistics line at least every <num> operations, 0..${MAX_PROGRESS})`,
   '  -idle <ms>         (ours: close a connection silent both ways this long; def: 0 = never, as',
   '                      the original: Apache and dc_client keep idle connections open)',
+  ...REDIS_USAGE,
   ...DAEMON_USAGE,
   '  -<h|help|?>        (print this text)',
   '',
@@ -46,7 +48,7 @@ async function main(): Promise<number> {
   const log = createLogger(PROGRAM);
   const values = parseCacheArgs(
     process.argv.slice(2),
-    { strings: ['listen', 'sessions', 'progress', 'maxmemory', 'idle'], booleans: [], repeatable: ['listen'] },
+    { strings: ['listen', 'sessions', 'progress', 'maxmemory', 'idle', ...REDIS_STRING_OPTIONS], booleans: [], repeatable: ['listen', ...REDIS_REPEATABLE] },
     USAGE,
   );
   const listenTexts = values.listen as readonly string[];
@@ -61,6 +63,7 @@ async function main(): Promise<number> {
   const maxMemoryMb = decimalOption(values, 'maxmemory', { min: Math.ceil(MIN_MAX_BYTES / (1024 * 1024)), max: MAX_MEMORY_MB });
   const idleMs = decimalOption(values, 'idle', { min: 0, max: MAX_IDLE_MS }) ?? 0;
   const daemon = daemonSettingsOf(values);
+  const redis = redisSettingsOf(values);
   const runtime = await prepareRuntime(log, listenTexts, daemon);
   const config = Object.freeze({
     capacity,
@@ -81,7 +84,11 @@ async function main(): Promise<number> {
   };
   // The original looked at the counters after every burst of network activity; looking after
   // every answer lets "-progress N" trip at exactly N operations.
-  const engine = createCacheEngine({ store, idleMs: config.idleMs, afterAnswer: report, log });
+  // With -redis the sessions live in Redis (the small MemoryStore above stays unused).
+  const engine =
+    redis === undefined
+      ? createCacheEngine({ store, idleMs: config.idleMs, afterAnswer: report, log })
+      : await createRedisCacheEngine(redis, { idleMs: config.idleMs, afterAnswer: report, log });
   const signals = installKillable({ killable: config.daemon.killable, log });
   const service = await runService({
     program: PROGRAM,

@@ -16,6 +16,7 @@ import type { RootLogger } from '../log/index';
 import type { AccessList } from '../compile/access';
 import type { CompilerPolicy } from '../compile/allowlist';
 import type { JobSettings } from '../compile/job';
+import type { ObjectCache } from '../compile/object_cache/object_cache';
 import { DistkitError, EXIT, UsageError } from '../errors';
 import { helpText, parseDistccdArgs, versionText, type DistccdConfig } from './distccd_options';
 import { zeroconfPublisher } from './distccd_zeroconf';
@@ -157,22 +158,43 @@ function jobSettingsOf(config: DistccdConfig, policy: CompilerPolicy, tmpDir: st
   });
 }
 
+/**
+ * The object cache (undefined: off), opened as the user we start as: a root start makes its
+ * directory and gives it to the account the daemon becomes.
+ */
+async function objectCacheOf(config: DistccdConfig, log: RootLogger, inetd: boolean): Promise<ObjectCache | undefined> {
+  if (config.cache === undefined) {
+    log.log(inetd ? 'debug' : 'notice', 'object cache off');
+    return undefined;
+  }
+  const { openObjectCache } = require('../compile/object_cache/open_object_cache') as typeof import('../compile/object_cache/open_object_cache');
+  let owner: { uid: number; gid: number } | undefined;
+  if (runningAsRoot()) {
+    const { resolveUser } = require('../activation/privileges') as typeof import('../activation/privileges');
+    const user = config.user ?? defaultUser();
+    if (user !== undefined) owner = resolveUser(user);
+  }
+  return openObjectCache(config.cache, log, { owner, measure: !inetd });
+}
+
 interface CompileEngine {
   readonly handlers: { main: ConnectionHandler; [name: string]: ConnectionHandler };
   readonly status: () => string;
+  /** The object cache, whose `stats` the metrics read; undefined when off. */
+  readonly cache?: ObjectCache;
 }
 
 /** The compile engine: job slots, stats, and the handlers of the main and --stats listeners. */
-function compileEngine(config: DistccdConfig, parts: { log: RootLogger; access: AccessList | undefined; job: JobSettings }): CompileEngine {
+function compileEngine(config: DistccdConfig, parts: { log: RootLogger; access: AccessList | undefined; job: JobSettings; cache?: ObjectCache }): CompileEngine {
   const { JobSlots } = require('../compile/job_slots') as typeof import('../compile/job_slots');
   const { createCompileHandler } = require('../compile/session') as typeof import('../compile/session');
   const { DistccStats, createStatsHandler } = require('../compile/stats') as typeof import('../compile/stats');
-  const { log, access, job } = parts;
+  const { log, access, job, cache } = parts;
   const stats = new DistccStats({ maxKids: config.jobs });
   const slots = new JobSlots(config.jobs);
-  const handlers: CompileEngine['handlers'] = { main: createCompileHandler({ log, access, job, slots, stats, requestTimeoutMs: config.ioTimeoutS * 1000 }) };
+  const handlers: CompileEngine['handlers'] = { main: createCompileHandler({ log, access, job, slots, stats, cache, requestTimeoutMs: config.ioTimeoutS * 1000 }) };
   if (config.stats) handlers['stats'] = createStatsHandler(stats, { access, tmpDir: job.tmpDir });
-  return { handlers, status: () => `${slots.busy} compiling, ${slots.waiting} waiting` };
+  return { handlers, status: () => `${slots.busy} compiling, ${slots.waiting} waiting`, cache };
 }
 
 /** Serves until stopped: binds or inherits listeners, drops privileges, and runs the engine. */
@@ -237,6 +259,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const publish = config.zeroconf && !inetd ? zeroconfPublisher(config, log) : undefined;
 
   let running: RunningService;
+  let cache: ObjectCache | undefined;
   try {
     if (startsDaemonOnly(decision, config.detach)) {
       // The daemon builds the engine and serves. A root start with no account to become fails
@@ -244,7 +267,8 @@ async function main(argv: readonly string[]): Promise<number> {
       if (config.user === undefined) defaultUser();
       running = await startDaemon({ program: 'distccd', log, pidFile: config.pidFile }, decision);
     } else {
-      const engine = compileEngine(config, { log, access, job: jobSettingsOf(config, policy, tmpDir, inetd) });
+      cache = await objectCacheOf(config, log, inetd);
+      const engine = compileEngine(config, { log, access, job: jobSettingsOf(config, policy, tmpDir, inetd), cache });
       running = await serveCompiles(config, { log, decision, engine, publish });
     }
   } catch (error) {
@@ -260,7 +284,10 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   log.notice('ready', { jobs: config.jobs, tmpdir: tmpDir, compilers: describeCompilers(config, policy), start: startedFromSnapshot() ? 'snapshot' : 'script' });
   // SIGTERM (drain), SIGHUP (reopen logs) and --lifetime are the activation layer's.
-  return running.done;
+  const code = await running.done;
+  // The last jobs' entries are still being written: a restart should find them.
+  await cache?.close();
+  return code;
 }
 
 /** Runs distccd with these arguments and exits with its code (the snapshot's entry calls it too). */

@@ -8,6 +8,7 @@ import os from 'node:os';
 import { EXIT, UsageError } from '../errors';
 import { parseLevel, type Level } from '../log/logger';
 import { DEFAULT_MASQUERADE_DIR } from '../compile/allowlist';
+import { CACHE_HELP, CACHE_STRINGS, cacheConfigOf, type ObjectCacheConfig } from './distccd_cache_options';
 
 export const DISTCC_DEFAULT_PORT = 3632;
 export const DISTCC_DEFAULT_STATS_PORT = 3633;
@@ -39,14 +40,16 @@ export interface DistccdConfig {
   readonly zeroconf: boolean;
   readonly insecure: boolean;
   readonly compilerDir: string;
+  /** The object cache; undefined = off. */
+  readonly cache?: ObjectCacheConfig;
 }
 
 export type ParsedCommand = { readonly kind: 'run'; readonly config: DistccdConfig } | { readonly kind: 'help' } | { readonly kind: 'version' };
 
-const STRINGS = ['allow', 'listen', 'port', 'jobs', 'nice', 'job-lifetime', 'io-timeout', 'lifetime', 'pid-file', 'user', 'log-file', 'log-level', 'stats-port', 'compiler-dir'];
-const BOOLEANS = ['allow-private', 'log-stderr', 'verbose', 'stats', 'inetd', 'daemon', 'detach', 'fork', 'fifo', 'wizard', 'zeroconf', 'enable-tcp-insecure', 'make-me-a-botnet', 'help', 'version'];
+const STRINGS = ['allow', 'listen', 'port', 'jobs', 'nice', 'job-lifetime', 'io-timeout', 'lifetime', 'pid-file', 'user', 'log-file', 'log-level', 'stats-port', 'compiler-dir', ...CACHE_STRINGS];
+const BOOLEANS = ['allow-private', 'log-stderr', 'verbose', 'stats', 'inetd', 'daemon', 'detach', 'fork', 'fifo', 'wizard', 'zeroconf', 'enable-tcp-insecure', 'make-me-a-botnet', 'help', 'version', 'cache'];
 /** Booleans that only exist in their --no- form. */
-const NEGATED_ONLY = new Set(['detach', 'fork', 'fifo']);
+const NEGATED_ONLY = new Set(['detach', 'fork', 'fifo', 'cache']);
 const ALIASES = { a: 'allow', p: 'port', j: 'jobs', N: 'nice', P: 'pid-file' };
 
 function bad(message: string): UsageError {
@@ -112,7 +115,7 @@ export function parseDistccdArgs(args: readonly string[]): ParsedCommand {
     string: STRINGS,
     boolean: BOOLEANS,
     alias: ALIASES,
-    default: { detach: true, fork: true, fifo: true },
+    default: { detach: true, fork: true, fifo: true, cache: true },
     unknown: (arg) => {
       if (arg.startsWith('-')) unknown.push(arg);
       return true;
@@ -163,6 +166,7 @@ export function parseDistccdArgs(args: readonly string[]): ParsedCommand {
     zeroconf: parsed['zeroconf'] === true,
     insecure: parsed['enable-tcp-insecure'] === true || parsed['make-me-a-botnet'] === true,
     compilerDir: last(parsed['compiler-dir']) ?? DEFAULT_MASQUERADE_DIR,
+    cache: cacheConfigOf(parsed),
   };
   // The mDNS record carries the port number: it cannot advertise one the kernel has yet to pick.
   if (config.zeroconf && config.port === 0) throw bad('--zeroconf needs a fixed --port, not 0');
@@ -214,7 +218,7 @@ Options:
   Compilers:
     --compiler-dir DIR         masquerade directory of allowed compilers (${DEFAULT_MASQUERADE_DIR})
     --enable-tcp-insecure      run any compiler the client names (DANGEROUS)
-  Debug and trace:
+${CACHE_HELP}  Debug and trace:
     --log-level=LEVEL          set detail level for log file
       levels: critical, error, warning, notice, info, debug
     --verbose                  set log level to "debug"

@@ -9,16 +9,21 @@
 //
 // The steps of a job, in order, each one method here:
 //
-//   hear ARGV (prepare: protocols 1/2) -> run: take a slot -> produce (check, run the compiler)
-//   -> [session: answer] -> end: wait for the hang-up, remove the files, summary, stats
+//   hear ARGV (prepare: protocols 1/2) -> run: take a slot -> produce (check, key, look up the
+//   object cache; on a miss run the compiler and store) -> [session: answer] -> end: wait for
+//   the hang-up, remove the files, summary, stats
 //
-// A step added later (an object cache before the compiler, a sandbox around it) goes in
-// `#produce`; whatever it holds it hands to `hold`, and `end` releases it with the rest.
+// A step added later (a sandbox around the compiler) goes in `#produce`; whatever it holds it
+// hands to `hold`, and `end` releases it with the rest. The object cache (object_cache/) is
+// handed to the job functions as a CacheStep: they know what the key is made of, the cache
+// decides hit or compile; the job keeps the state for its summary line.
 
 import { tagAsC, type Logger } from '../log/logger';
 import { EXIT } from '../errors';
-import { prepareCompileJob, runCompileJob, serrLine, type JobOutcome, type JobSettings, type PreparedCompile } from './job';
+import { prepareCompileJob, runCompileJob, serrLine, type CacheStep, type JobOutcome, type JobSettings, type PreparedCompile } from './job';
 import type { JobSlots } from './job_slots';
+import type { CacheEntry } from './object_cache/entry_codec';
+import type { CacheState, ObjectCache } from './object_cache/object_cache';
 import { runPumpJob } from './pump_job';
 import type { DistccStats } from './stats';
 import type { CompileRequest } from './wire/request';
@@ -40,6 +45,8 @@ export interface JobService {
   readonly slots: JobSlots;
   readonly stats?: DistccStats;
   readonly now?: () => number;
+  /** The object cache; undefined = off (--no-cache), and the summary line stays exactly C's. */
+  readonly cache?: ObjectCache;
 }
 
 /** The fields of the summary line, and why the job went wrong when it did (for the log). */
@@ -53,6 +60,13 @@ export function summaryLine(peer: string, outcome: Pick<JobOutcome, 'result' | '
   const core = (status & 0x80) !== 0 ? 1 : 0;
   const names = outcome.result === 'COMPILE_OK' || outcome.result === 'COMPILE_ERROR' ? ` ${outcome.compiler} ${outcome.input}` : '';
   return `client: ${peer} ${outcome.result} exit:${exit} sig:${sig} core:${core} ret:${outcome.ret} time:${ms}ms${names}`;
+}
+
+/** What a successful compile answered, as a cache entry; undefined for anything else (only exit 0 is stored). */
+function entryOf(outcome: JobOutcome): CacheEntry | undefined {
+  const r = outcome.response;
+  if (outcome.result !== 'COMPILE_OK' || r === undefined || r.status !== 0) return undefined;
+  return { object: r.object, depfile: r.depfile, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Resolves when `signal` aborts (the client hung up) or after `ms`, whichever comes first. */
@@ -95,6 +109,8 @@ export class CompileJob {
   #prepared: Promise<PreparedCompile> | undefined;
   #releaseSlot: (() => void) | undefined;
   #ended: Promise<void> | undefined;
+  /** What the object cache did for this job (summary line); undefined until the cache step ran. */
+  #cacheState: CacheState | undefined;
 
   /** `conn` and `peer` name the connection in the log; the job's time runs from now. */
   constructor(service: JobService, ids: { readonly conn: number; readonly peer: string }) {
@@ -159,10 +175,31 @@ export class CompileJob {
     }
   }
 
-  /** The request's outcome: today always the compiler's (the object cache goes here). */
+  /** The request's outcome: the object cache's on a hit, else the compiler's. */
   #produce(request: CompileRequest, answerSocket: number | undefined): Promise<JobOutcome> {
-    const options = { signal: this.#gone.signal, hold: (release: () => Promise<void>) => this.hold(release), prepared: this.#prepared, answerSocket };
+    const cache = this.#cacheStep(request);
+    // A compiler that answers the client itself leaves nothing to store: with a cache, the job answers.
+    const options = { signal: this.#gone.signal, hold: (release: () => Promise<void>) => this.hold(release), prepared: this.#prepared, answerSocket: cache === undefined ? answerSocket : undefined, cache };
     return request.protocol === 3 ? runPumpJob(request, this.#service.job, options) : runCompileJob(request, this.#service.job, options);
+  }
+
+  #cacheStep(request: CompileRequest): CacheStep | undefined {
+    const { cache, job } = this.#service;
+    if (cache === undefined) return undefined;
+    return {
+      produce: (input, compile, names) => cache.produce(input, compile, {
+        env: job.env,
+        tmpDir: job.tmpDir,
+        onState: (state) => (this.#cacheState = state),
+        // The summary line, which closes the job, comes once its entry is written.
+        onStoring: (written) => this.hold(() => written),
+        entryOf,
+        answer: (entry) => ({
+          result: 'COMPILE_OK', status: 0, ret: 0, ...names,
+          response: { version: request.version, status: 0, stderr: entry.stderr, stdout: entry.stdout, object: entry.object, depfile: entry.depfile },
+        }),
+      }),
+    };
   }
 
   #giveBackSlot(): void {
@@ -209,7 +246,9 @@ export class CompileJob {
       log.log(level, `job ${ending.result === 'REJ_BAD_REQ' ? 'refused' : 'failed'}`, { conn: this.#conn, peer: this.#peer, reason: ending.reason });
     }
     // In C's form (C logs it from dcc_job_summary): farms' log parsers grep it.
-    log.notice(tagAsC('dcc_job_summary', summaryLine(this.#peer, ending, ms)));
+    // The cache's word comes after C's fields, so that parsers of C's line still read it.
+    const cache = this.#service.cache === undefined ? '' : ` cache:${this.#cacheState ?? 'off'}`;
+    log.notice(tagAsC('dcc_job_summary', summaryLine(this.#peer, ending, ms) + cache));
     stats?.record(ending.result, { compiler: ending.compiler, file: ending.input, startMs: this.#start, stopMs: endMs });
   }
 }

@@ -13,6 +13,7 @@ import { openCaptures, runCompiler, type CaptureFiles, type CompilerOutcome } fr
 import type { JobResult } from './stats';
 import { TempFiles, writeAll } from './temp_files';
 import { decompressLzo } from './wire/lzo';
+import type { JobKeyInput } from './object_cache/object_cache';
 import type { CompileRequest } from './wire/request';
 import type { CompileResponse } from './wire/response';
 
@@ -166,7 +167,21 @@ export interface JobOptions {
    * handler answer there directly (see NativeAnswer); other protocols answer through the stream.
    */
   readonly answerSocket?: number;
+  /** The object cache step (CompileJob's): answers from the cache, or runs `compile` and stores. */
+  readonly cache?: CacheStep;
 }
+
+/**
+ * The object cache as a job sees it: given what the key is made of, it answers a hit the way
+ * `compile` would have answered, or runs `compile` (and stores what it gave). `names` are the
+ * summary line's compiler and input.
+ */
+export interface CacheStep {
+  produce(input: JobKeyInput, compile: () => Promise<JobOutcome>, names: { readonly compiler: string; readonly input: string }): Promise<JobOutcome>;
+}
+
+/** The server's temp names in argv, as the cache key sees them: the same for every job. */
+export const FIXED_NAMES = Object.freeze({ input: 'distccd-input', output: 'distccd-output', root: '/distccd-root' });
 
 /** What a protocol 1/2 job settles from its command line alone, before the source arrives. */
 export type PreparedCompile =
@@ -250,9 +265,15 @@ export async function runCompileJob(request: CompileRequest, settings: JobSettin
   } catch (error) {
     return { ...refusal(ctx, `DOTI: ${(error as Error).message}`, { ret: EXIT.PROTOCOL_ERROR }), input: scan.input };
   }
-  prep.fill(source);
   const argv = rewriteArgs(scan, { input: prep.input, output: prep.output });
-  const answer = options.answerSocket !== undefined && request.protocol === 1 ? { socket: options.answerSocket, version: request.version, object: prep.output } : undefined;
-  const run = await runCompiler({ argv, cwd: settings.tmpDir, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, captures: prep.captures, answer });
-  return await outcomeOf(ctx, { run, compiler: argv[0]!, input: scan.input, readObject: async () => ({ object: readFileSync(prep.output) }) });
+  const compile = async (): Promise<JobOutcome> => {
+    prep.fill(source);
+    const answer = options.answerSocket !== undefined && request.protocol === 1 ? { socket: options.answerSocket, version: request.version, object: prep.output } : undefined;
+    const run = await runCompiler({ argv, cwd: settings.tmpDir, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, captures: prep.captures, answer });
+    return await outcomeOf(ctx, { run, compiler: argv[0]!, input: scan.input, readObject: async () => ({ object: readFileSync(prep.output) }) });
+  };
+  if (options.cache === undefined) return compile();
+  const ext = tempExtensionFor(scan.input);
+  const fixed = rewriteArgs(scan, { input: FIXED_NAMES.input + ext, output: FIXED_NAMES.output + (scan.assembleOnly ? '.s' : '.o') });
+  return options.cache.produce({ program: argv[0]!, protocol: request.protocol === 1 ? 1 : 2, argv: fixed, cwd: settings.tmpDir, source }, compile, { compiler: argv[0]!, input: scan.input });
 }

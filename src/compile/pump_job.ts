@@ -5,12 +5,13 @@
 // (pump/depfile.ts), and answers DOTO then DOTD. The object and .d live outside the tree, so
 // nothing the client sent can stand in their way.
 
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { checkCompiler } from './allowlist';
 import { scanArgs } from './args';
 import { runCompiler } from './compiler_process';
 import { EXIT } from '../errors';
-import { outcomeOf, refusal, type JobContext, type JobOptions, type JobOutcome, type JobSettings } from './job';
+import { FIXED_NAMES, outcomeOf, refusal, type JobContext, type JobOptions, type JobOutcome, type JobSettings } from './job';
 import { rerootArgs } from './pump/argv';
 import { cleanDepfile } from './pump/depfile';
 import { scrubDebugPathsInFile } from './pump/dwarf';
@@ -19,20 +20,39 @@ import { TempFiles } from './temp_files';
 import { decompressLzo } from './wire/lzo';
 import type { CompileRequest } from './wire/request';
 
+/**
+ * The job tree's name for this command line and directory (see PumpTree.create): the same
+ * request gets the same root, and the same bytes from gcc; jobs at once (other files) differ.
+ */
+function treeNameOf(argv: readonly string[], cwd: string): string {
+  const digest = createHash('sha256').update(JSON.stringify([argv, cwd])).digest();
+  let name = '';
+  for (let i = 0; i < 6; i++) name += 'abcdefghijklmnopqrstuvwxyz0123456789'[digest[i]! % 36];
+  return name;
+}
+
 export async function runPumpJob(request: CompileRequest, settings: JobSettings, options: JobOptions): Promise<JobOutcome> {
   const ctx: JobContext = { request, settings };
   const scanned = scanArgs(request.argv);
   if (!scanned.ok) return refusal(ctx, scanned.reason);
   if (request.cwd === undefined || !request.cwd.startsWith('/')) return refusal(ctx, `CDIR "${request.cwd ?? ''}" is not an absolute path`, { ret: EXIT.PROTOCOL_ERROR });
-  const tree = await PumpTree.create({ tmpDir: settings.tmpDir });
+  const tree = await PumpTree.create({ tmpDir: settings.tmpDir, name: treeNameOf(request.argv, request.cwd) });
   const temps = new TempFiles(settings.tmpDir, { keep: settings.saveTemps, inline: settings.inlineCleanup });
   try {
     let cwd: string;
+    // What the cache key reads: the tree as sent, bodies decompressed.
+    const files: Array<{ kind: 'file'; name: string; body: Buffer } | { kind: 'link'; name: string; target: string }> = [];
     try {
       cwd = await tree.makeCwd(request.cwd);
       for (const entry of request.files ?? []) {
-        if (entry.kind === 'file') await tree.writeFile(entry.name, decompressLzo(entry.body));
-        else await tree.makeLink(entry.name, entry.target);
+        if (entry.kind === 'file') {
+          const body = decompressLzo(entry.body);
+          await tree.writeFile(entry.name, body);
+          files.push({ kind: 'file', name: entry.name, body });
+        } else {
+          await tree.makeLink(entry.name, entry.target);
+          files.push({ kind: 'link', name: entry.name, target: entry.target });
+        }
       }
       await tree.verify();
     } catch (error) {
@@ -44,18 +64,23 @@ export async function runPumpJob(request: CompileRequest, settings: JobSettings,
     const output = temps.create(scan.assembleOnly ? '.s' : '.o');
     const deps = temps.create('.deps');
     const { argv, mtTarget } = rerootArgs(scan, { root: tree.root, output, deps });
-    const run = await runCompiler({ argv, cwd, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, scratchDir: settings.tmpDir });
-    return await outcomeOf(ctx, {
-      run,
-      compiler: argv[0]!,
-      input: scan.input,
-      readObject: async () => {
-        if (!scan.assembleOnly) await scrubDebugPathsInFile(output, tree.root);
-        const object = await fs.readFile(output);
-        const depfile = cleanDepfile(await fs.readFile(deps), { root: tree.root, serverOutput: output, clientTarget: mtTarget ?? scan.output });
-        return { object, depfile };
-      },
-    });
+    const compile = async (): Promise<JobOutcome> => {
+      const run = await runCompiler({ argv, cwd, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, scratchDir: settings.tmpDir });
+      return await outcomeOf(ctx, {
+        run,
+        compiler: argv[0]!,
+        input: scan.input,
+        readObject: async () => {
+          if (!scan.assembleOnly) await scrubDebugPathsInFile(output, tree.root);
+          const object = await fs.readFile(output);
+          const depfile = cleanDepfile(await fs.readFile(deps), { root: tree.root, serverOutput: output, clientTarget: mtTarget ?? scan.output });
+          return { object, depfile };
+        },
+      });
+    };
+    if (options.cache === undefined) return await compile();
+    const fixed = rerootArgs(scan, { root: FIXED_NAMES.root, output: `/${FIXED_NAMES.output}.o`, deps: `/${FIXED_NAMES.output}.deps` }).argv;
+    return await options.cache.produce({ program: argv[0]!, protocol: 3, argv: fixed, cwd: request.cwd, files }, compile, { compiler: argv[0]!, input: scan.input });
   } finally {
     options.hold(async () => {
       await temps.removeAll();

@@ -19,6 +19,7 @@ function request(uid: number, operation: Operation, payload: Buffer): Message {
 function answerPayload(engine: ReturnType<typeof engineAt>, message: Message): Buffer | string {
   const a = engine.answer(message);
   if (a.kind === 'close') return `close: ${a.reason}`;
+  if (a.kind === 'later') return assert.fail('the in-memory engine answers every request at once');
   const d = decodeMessage(a.bytes, 'response');
   assert.equal(d.kind, 'ok');
   if (d.kind !== 'ok') return 'bad';

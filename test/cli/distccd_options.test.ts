@@ -114,3 +114,31 @@ test('parseDistccdArgs reads --io-timeout with a default of 300 seconds and refu
   fails(['--io-timeout', '0.5'], /--io-timeout/);
   assert.ok(helpText().includes('--io-timeout'));
 });
+
+test('parseDistccdArgs turns the object cache on at /var/cache/distccd with 2 GiB when no cache option is given', () => {
+  assert.deepEqual(config([]).cache, { dir: '/var/cache/distccd', maxBytes: 2 * 1024 ** 3, maxEntryBytes: 64 * 1024 ** 2, redis: undefined });
+});
+
+test('parseDistccdArgs reads the cache options, sizes with K/M/G, and turns the cache off when given --no-cache or size 0', () => {
+  const c = config(['--cache-dir', '/srv/cc', '--cache-size', '512M', '--cache-max-entry=8k']);
+  assert.deepEqual(c.cache, { dir: '/srv/cc', maxBytes: 512 * 1024 ** 2, maxEntryBytes: 8192, redis: undefined });
+  assert.equal(config(['--no-cache']).cache, undefined);
+  assert.equal(config(['--cache-size', '0']).cache, undefined);
+  assert.equal(config(['--cache-size', '1000']).cache?.maxBytes, 1000);
+  const r = config(['--cache-redis', 'redis://a:6379', '--cache-redis', 'redis://b:6379', '--cache-secret-file', '/etc/s', '--cache-redis-password-file', '/etc/p', '--cache-redis-ttl', '60']);
+  assert.deepEqual(r.cache?.redis, { urls: ['redis://a:6379', 'redis://b:6379'], passwordFile: '/etc/p', secretFile: '/etc/s', ttlSeconds: 60 });
+  assert.equal(config(['--cache-redis', 'unix:///run/redis.sock', '--cache-secret-file', '/etc/s']).cache?.redis?.ttlSeconds, 604800);
+  // Redis alone, without a local cache.
+  assert.equal(config(['--cache-size', '0', '--cache-redis', 'rediss://r', '--cache-secret-file', '/s']).cache?.maxBytes, 0);
+});
+
+test('parseDistccdArgs refuses cache options that cannot work with exit 101', () => {
+  fails(['--cache-size', '2X'], /--cache-size "2X" is not a size/);
+  fails(['--cache-size', '-1'], /is not a size/);
+  fails(['--cache-max-entry', '0'], /must be above 0/);
+  fails(['--cache-redis', 'redis://r'], /needs --cache-secret-file/);
+  fails(['--cache-redis', 'http://r', '--cache-secret-file', '/s'], /not a redis:\/\/, rediss:\/\/ or unix:\/\/ URL/);
+  fails(['--cache-secret-file', '/s'], /only mean something with --cache-redis/);
+  fails(['--cache-redis', 'redis://r', '--cache-secret-file', '/s', '--cache-redis-ttl', '0'], /--cache-redis-ttl "0"/);
+  fails(['--cache-dir'], /--cache-dir needs a value/);
+});

@@ -78,7 +78,10 @@ export async function startDistccd(t: AfterHook, options: StartOptions): Promise
   const args = [
     DISTCCD, '--daemon', '--no-detach', '--listen', options.listen ?? '127.0.0.1', '--port', '0', '--log-stderr', '--log-level', 'debug',
     '--compiler-dir', options.compilerDir, ...(options.noAllow === true ? [] : ['--allow', '127.0.0.1']), ...(options.keepRoot === false ? [] : KEEP_ROOT),
-    ...(options.stats === true ? ['--stats', '--stats-port', '0'] : []), ...(options.args ?? []),
+    ...(options.stats === true ? ['--stats', '--stats-port', '0'] : []),
+    // The object cache is off unless the test asks for one: a shared /var/cache/distccd would
+    // answer one test's jobs with another's objects (and a slot test would never run its compiler).
+    ...((options.args ?? []).some((a) => a.startsWith('--cache') || a === '--no-cache') ? [] : ['--no-cache']), ...(options.args ?? []),
   ];
   const [command, ...rest] = [...(options.wrapper ?? []), process.execPath, ...args];
   const daemon = Daemon.start(t, command!, rest, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'ignore', 'pipe'] });

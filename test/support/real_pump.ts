@@ -33,7 +33,8 @@ export interface RealPump {
   readonly distcc: string;
 }
 
-function cacheDir(): string {
+/** Where built reference programs are kept between test runs (see the header). */
+export function cacheDir(): string {
   const configured = process.env['DISTKIT_TEST_CACHE'];
   if (configured !== undefined && configured !== '') return configured;
   return process.getuid?.() === 0 ? '/var/cache/distkit-test' : path.join(os.tmpdir(), 'distkit-test-cache');

@@ -5,7 +5,9 @@
 
 import net from 'node:net';
 import path from 'node:path';
+import assert from 'node:assert/strict';
 import { Daemon } from '../support/daemon';
+import type { GoldenVector } from '../cache/golden_vectors';
 
 const CLI_DIR = path.join(__dirname, '..', '..', 'src', 'cli');
 
@@ -122,5 +124,28 @@ export class RawClient {
 
   destroy(): void {
     this.socket.destroy();
+  }
+}
+
+/** Sends a golden vector's requests one by one and asserts each answer (or the close) byte for byte, and nothing extra. */
+export async function replayVector(vector: GoldenVector, dial: ReturnType<typeof dialOf>): Promise<void> {
+  const conn = new RawClient(dial);
+  try {
+    await conn.ready;
+    for (const step of vector.steps) {
+      conn.socket.write(step.request);
+      if (step.closedByServer) {
+        assert.equal(await conn.waitClosed(), true, `${vector.name} / ${step.step}: connection closed`);
+        assert.equal(conn.received.length, 0, `${vector.name} / ${step.step}: nothing sent back`);
+      } else {
+        const got = await conn.take(step.response.length);
+        assert.equal(got.toString('hex'), step.response.toString('hex'), `${vector.name} / ${step.step}`);
+      }
+    }
+    // Nothing extra, ever: the C client library desynchronises on unsolicited bytes.
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(conn.received.length, 0, `${vector.name}: no extra bytes`);
+  } finally {
+    conn.destroy();
   }
 }

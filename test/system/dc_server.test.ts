@@ -5,9 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Program, RawClient, runToExit, dialOf } from './cache_harness';
+import { Program, RawClient, runToExit, dialOf, replayVector } from './cache_harness';
 import { tempDir } from '../support/temp_dir';
-import { loadGoldenVectors, type GoldenVector } from '../cache/golden_vectors';
+import { loadGoldenVectors } from '../cache/golden_vectors';
 import { encodeMessage } from '../../src/cache/wire/frame';
 import { Operation, Status } from '../../src/cache/wire/constants';
 import { formatProgressLine } from '../../src/cache/progress';
@@ -15,28 +15,6 @@ import { CacheClient } from '../../src/cache/client';
 
 const HAVE_NOTHING = encodeMessage({ isResponse: false, uid: 99, operation: Operation.HAVE }, Buffer.from('nothing'));
 const HAVE_MISS = encodeMessage({ isResponse: true, uid: 99, operation: Operation.HAVE }, Buffer.from([1]));
-
-async function replay(vector: GoldenVector, dial: ReturnType<typeof dialOf>): Promise<void> {
-  const conn = new RawClient(dial);
-  try {
-    await conn.ready;
-    for (const step of vector.steps) {
-      conn.socket.write(step.request);
-      if (step.closedByServer) {
-        assert.equal(await conn.waitClosed(), true, `${vector.name} / ${step.step}: connection closed`);
-        assert.equal(conn.received.length, 0, `${vector.name} / ${step.step}: nothing sent back`);
-      } else {
-        const got = await conn.take(step.response.length);
-        assert.equal(got.toString('hex'), step.response.toString('hex'), `${vector.name} / ${step.step}`);
-      }
-    }
-    // Nothing extra, ever: the C client library desynchronises on unsolicited bytes.
-    await new Promise((r) => setTimeout(r, 20));
-    assert.equal(conn.received.length, 0, `${vector.name}: no extra bytes`);
-  } finally {
-    conn.destroy();
-  }
-}
 
 for (const transport of ['tcp', 'ipv6', 'unix'] as const) {
   test(`dc_server answers every golden vector byte for byte over ${transport}`, async (t) => {
@@ -46,7 +24,7 @@ for (const transport of ['tcp', 'ipv6', 'unix'] as const) {
       const server = new Program('dc_server', ['-listen', listen, ...vector.serverArgs]);
       try {
         const [address] = await server.listening();
-        await replay(vector, dialOf(address!));
+        await replayVector(vector, dialOf(address!));
         // A corrupt request (even a wrong protocol version, which aborts the C server) closes
         // only that connection: the server still answers a new one.
         const after = new RawClient(dialOf(address!));

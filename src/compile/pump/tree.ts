@@ -66,8 +66,20 @@ export class PumpTree {
     this.root = root;
   }
 
-  static async create(options: { readonly tmpDir?: string } = {}): Promise<PumpTree> {
-    const made = await fs.mkdtemp(path.join(options.tmpDir ?? os.tmpdir(), 'distccd-pump-'));
+  /**
+   * `name` (6 characters, the length mkdtemp gives) names the root when no such entry exists yet:
+   * gcc orders the strings of its debug sections by their hashes, so a root named the same for
+   * the same request makes two compiles of it give the same bytes (the object cache relies on
+   * it). Taken (another job, anything an attacker put there: mkdir never follows a link), the
+   * root gets a random name as before.
+   */
+  static async create(options: { readonly tmpDir?: string; readonly name?: string } = {}): Promise<PumpTree> {
+    const prefix = path.join(options.tmpDir ?? os.tmpdir(), 'distccd-pump-');
+    let made: string | undefined;
+    if (options.name !== undefined && /^[a-z0-9]{6}$/.test(options.name)) {
+      made = await fs.mkdir(prefix + options.name, { mode: 0o700 }).then(() => prefix + options.name, () => undefined);
+    }
+    made ??= await fs.mkdtemp(prefix);
     // The realpath, so a symlinked TMPDIR (/tmp -> /private/tmp) cannot confuse the prefix checks.
     return new PumpTree(await fs.realpath(made));
   }

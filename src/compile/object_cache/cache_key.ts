@@ -1,0 +1,88 @@
+// The object-cache key: SHA-256 over everything that decides what the compiler answers, so that
+// two requests with one key get byte-identical answers. The shared (Redis) store is written by
+// many servers: the hash must be collision-resistant, never a fast non-cryptographic one.
+//
+// In the key, each field framed (name, length, bytes) so that no two different inputs hash alike:
+//   - KEY_FORMAT: bumped whenever what goes in, or the entry format, changes;
+//   - the compiler's identity (./compiler_identity: driver, cc1/cc1plus/as, version, machine);
+//   - the protocol (1/2 send preprocessed text, 3 a tree the server preprocesses);
+//   - argv as the compiler runs it, with the server's temp names replaced by fixed ones;
+//   - the directory the compiler runs in: protocols 1/2 the daemon's TMPDIR (gcc writes it into
+//     -g objects as DW_AT_comp_dir), protocol 3 the client's CDIR, and TMPDIR too (the temp root
+//     is scrubbed to as many '/' as it has bytes);
+//   - the input: protocols 1/2 the preprocessed source; protocol 3 every FILE and LINK of the
+//     tree in the order sent, name and content (or target);
+//   - the variables of the compiler's environment that change its output or its diagnostics
+//     (OUTPUT_ENVIRONMENT below).
+
+import { createHash, type Hash } from 'node:crypto';
+
+/** Bumped when the key's fields or the entry format change: old entries become unreachable. */
+export const KEY_FORMAT = 'distkit-objcache-1';
+
+/**
+ * Environment that changes gcc's output or diagnostics: language and encoding of messages
+ * (LANG, LANGUAGE, LC_*), __DATE__/__TIME__ (SOURCE_DATE_EPOCH), GCC_* (GCC_EXEC_PREFIX,
+ * GCC_COMPARE_DEBUG, GCC_COLORS, GCC_URLS...), where the driver finds its parts (COMPILER_PATH),
+ * the header search of a pump job (CPATH, C_INCLUDE_PATH, CPLUS_INCLUDE_PATH, OBJC_INCLUDE_PATH),
+ * dependency output it may be asked for (DEPENDENCIES_OUTPUT, SUNPRO_DEPENDENCIES), the width of
+ * diagnostics (COLUMNS) and the time zone of __DATE__ (TZ).
+ */
+export const OUTPUT_ENVIRONMENT: readonly (string | RegExp)[] = [
+  'LANG', 'LANGUAGE', /^LC_/, 'SOURCE_DATE_EPOCH', /^GCC_/, 'COMPILER_PATH', 'CPATH', 'C_INCLUDE_PATH', 'CPLUS_INCLUDE_PATH',
+  'OBJC_INCLUDE_PATH', 'DEPENDENCIES_OUTPUT', 'SUNPRO_DEPENDENCIES', 'COLUMNS', 'TZ',
+];
+
+export function affectsOutput(name: string): boolean {
+  return OUTPUT_ENVIRONMENT.some((p) => (typeof p === 'string' ? p === name : p.test(name)));
+}
+
+/** What the key is made of, once the job knows it. */
+export interface KeyInput {
+  /** CompilerIdentities#identify of argv[0]. */
+  readonly compiler: string;
+  readonly protocol: 1 | 2 | 3;
+  /** argv as run, temp names replaced by fixed ones. */
+  readonly argv: readonly string[];
+  /** The compiler's working directory as it reaches the object (see above). */
+  readonly cwd: string;
+  /** The daemon's TMPDIR. */
+  readonly tmpDir: string;
+  readonly env: NodeJS.ProcessEnv;
+  /** Protocols 1/2: the preprocessed source. */
+  readonly source?: Uint8Array;
+  /** Protocol 3: the tree, in the order sent. */
+  readonly files?: readonly ({ readonly kind: 'file'; readonly name: string; readonly body: Uint8Array } | { readonly kind: 'link'; readonly name: string; readonly target: string })[];
+}
+
+function field(hash: Hash, name: string, value: string | Uint8Array): void {
+  const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+  const head = Buffer.alloc(8);
+  head.writeDoubleBE(bytes.length);
+  hash.update(name).update('\0').update(head).update(bytes);
+}
+
+/** The key: 64 lowercase hex digits. */
+export function cacheKey(input: KeyInput): string {
+  const hash = createHash('sha256');
+  field(hash, 'format', KEY_FORMAT);
+  field(hash, 'compiler', input.compiler);
+  field(hash, 'protocol', String(input.protocol));
+  field(hash, 'argc', String(input.argv.length));
+  for (const arg of input.argv) field(hash, 'arg', arg);
+  field(hash, 'cwd', input.cwd);
+  field(hash, 'tmpdir', input.tmpDir);
+  const names = Object.keys(input.env).filter(affectsOutput).sort();
+  for (const name of names) field(hash, `env ${name}`, input.env[name] ?? '');
+  if (input.source !== undefined) field(hash, 'source', input.source);
+  for (const entry of input.files ?? []) {
+    if (entry.kind === 'file') {
+      field(hash, 'file', entry.name);
+      field(hash, 'body', entry.body);
+    } else {
+      field(hash, 'link', entry.name);
+      field(hash, 'target', entry.target);
+    }
+  }
+  return hash.digest('hex');
+}

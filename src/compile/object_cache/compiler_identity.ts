@@ -1,0 +1,149 @@
+// Who the compiler of a job is on this server, as a digest for the object-cache key: an upgrade
+// of gcc, or of any program it runs (cc1, cc1plus, as), must be a miss.
+//
+// Each program is identified by its resolved path and its content. Hashing a 30 MB cc1 per job
+// would cost more than a hit saves, so the content hash is memoised on what stat(2) says of the
+// file (device, inode, size, mtime, ctime): a package upgrade writes a new inode (or at least a
+// new ctime), and a stat per program per job is a few microseconds. What the driver says of
+// itself (`-dumpfullversion -dumpmachine`) and where it finds its parts (`-print-prog-name=cc1`,
+// `cc1plus`, `as`) costs a process each, so it is memoised per driver identity: the parts
+// themselves are stat'ed again every job, so replacing cc1 alone is seen at once.
+// A driver that is not gcc answers -print-prog-name with something else (clang prints the bare
+// name); a name that resolves to no file is keyed as absent, which is still its identity.
+// A process per connection (--inetd) would hash cc1 and probe the driver for every job: given a
+// `memoDir`, both memos are also kept there, one small file per stat key (and, for the driver's
+// answers, per environment they depend on), written atomically.
+
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, readFileSync, realpathSync, renameSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import path from 'node:path';
+import { affectsOutput } from './cache_key';
+
+/** The parts of gcc asked for with -print-prog-name. */
+export const COMPILER_PARTS: readonly string[] = ['cc1', 'cc1plus', 'as'];
+/** A probe of the driver (-dumpfullversion, -print-prog-name) that takes longer has failed. */
+const PROBE_TIMEOUT_MS = 10_000;
+
+function statKey(file: string, st: Stats): string {
+  return `${file}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
+/** Finds `name` as execvp(3) would in `PATH` (relative to `cwd` when it holds a slash); undefined when absent. */
+export function resolveProgram(name: string, env: NodeJS.ProcessEnv, cwd: string): string | undefined {
+  const candidates = name.includes('/') ? [path.resolve(cwd, name)] : (env['PATH'] ?? '/usr/bin:/bin').split(':').map((dir) => path.join(dir || '.', name));
+  for (const file of candidates) {
+    try {
+      if (statSync(file).isFile()) return realpathSync(file);
+    } catch {
+      // Not here: the next directory.
+    }
+  }
+  return undefined;
+}
+
+function hashFile(file: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    createReadStream(file).on('data', (d) => hash.update(d)).once('error', reject).once('end', () => resolve(hash.digest('hex')));
+  });
+}
+
+function probe(program: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve) => {
+    execFile(program, args, { env, timeout: PROBE_TIMEOUT_MS, encoding: 'latin1', maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
+      // A failed probe is still an answer (and part of the identity): a driver without
+      // -dumpfullversion (clang) prints an error, the same one every time.
+      resolve(`${error === null ? 0 : (error as { code?: unknown }).code}\0${stdout}\0${stderr}`);
+    });
+  });
+}
+
+interface DriverAnswers {
+  readonly about: string;
+  readonly parts: readonly string[];
+}
+
+export class CompilerIdentities {
+  readonly #memoDir: string | undefined;
+  /** Content hash by stat key: survives as long as the file is unchanged. */
+  readonly #contents = new Map<string, Promise<string>>();
+  /** Driver answers (version, machine, where its parts are) by the driver's stat key. */
+  readonly #drivers = new Map<string, Promise<DriverAnswers>>();
+
+  /** `memoDir`: where the memos are kept across processes (made by the caller); none = in memory only. */
+  constructor(options: { readonly memoDir?: string } = {}) {
+    this.#memoDir = options.memoDir;
+  }
+
+  /** A memo kept on disk by `key`, or made by `make` and kept. */
+  async #remembered<T>(key: string, make: () => Promise<T>): Promise<T> {
+    if (this.#memoDir === undefined) return make();
+    const file = path.join(this.#memoDir, createHash('sha256').update(key).digest('hex'));
+    try {
+      return JSON.parse(readFileSync(file, 'utf8')) as T;
+    } catch {
+      // Not kept yet (or unreadable): make it.
+    }
+    const value = await make();
+    try {
+      const temp = `${file}.${process.pid}.tmp`;
+      writeFileSync(temp, JSON.stringify(value));
+      renameSync(temp, file);
+    } catch {
+      // A memo is only a saving.
+    }
+    return value;
+  }
+
+  /**
+   * The digest (hex) of the compiler `name` as a job would run it: with `env` (PATH), from
+   * `cwd`. Throws when the compiler cannot be found (the job then runs uncached and fails as
+   * usual).
+   */
+  async identify(name: string, env: NodeJS.ProcessEnv, cwd: string): Promise<string> {
+    const driver = resolveProgram(name, env, cwd);
+    if (driver === undefined) throw new Error(`compiler ${name} not found in PATH`);
+    const hash = createHash('sha256').update(`driver\0${driver}\0${await this.#contentOf(driver)}\0`);
+    const answers = await this.#driverAnswers(driver, env);
+    hash.update(answers.about);
+    for (const part of answers.parts) {
+      const content = part.startsWith('/') ? await this.#contentOf(part).catch(() => 'absent') : 'absent';
+      hash.update(`\0part\0${part}\0${content}`);
+    }
+    return hash.digest('hex');
+  }
+
+  async #contentOf(file: string): Promise<string> {
+    const key = statKey(file, statSync(file));
+    let known = this.#contents.get(key);
+    if (known === undefined) {
+      known = this.#remembered(`content\0${key}`, () => hashFile(file));
+      this.#contents.set(key, known);
+      known.catch(() => this.#contents.delete(key));
+    }
+    return known;
+  }
+
+  #driverAnswers(driver: string, env: NodeJS.ProcessEnv): Promise<DriverAnswers> {
+    // Where the driver finds its parts depends on PATH and the variables of the key (GCC_EXEC_PREFIX, COMPILER_PATH).
+    const where = Object.keys(env).filter((name) => name === 'PATH' || affectsOutput(name)).sort().map((name) => `${name}=${env[name]}`);
+    const key = `${statKey(driver, statSync(driver))}\0${where.join('\0')}`;
+    let known = this.#drivers.get(key);
+    if (known === undefined) {
+      known = this.#remembered(`driver\0${key}`, async () => {
+        const [about, ...named] = await Promise.all([
+          probe(driver, ['-dumpfullversion', '-dumpmachine'], env),
+          ...COMPILER_PARTS.map((part) => probe(driver, [`-print-prog-name=${part}`], env)),
+        ]);
+        const parts = named.map((answer, i) => {
+          const printed = answer.split('\0')[1]!.trim();
+          return (printed.startsWith('/') ? printed : resolveProgram(printed || COMPILER_PARTS[i]!, env, '/')) ?? `${COMPILER_PARTS[i]}:not-found`;
+        });
+        return { about: about!, parts };
+      });
+      this.#drivers.set(key, known);
+    }
+    return known;
+  }
+}

@@ -1,0 +1,196 @@
+// distccd's object cache (issue 16): a step of the compile job between "the request is checked"
+// and "run the compiler". It computes the key (./cache_key, ./compiler_identity), asks the tiers
+// in order (local disk first, so a local hit never touches the network; then the farm's Redis,
+// whose hits are written back to disk), and on a miss lets the job compile, then stores what a
+// successful compile answered. A hit answers exactly what that compile answered: the object, the
+// .d file of a pump job as the client got it, stdout, stderr, exit 0.
+//
+// One compile for identical requests: while a key is being looked up or compiled, a second job
+// with the same key waits for that result instead of running the compiler again (within this
+// daemon; across daemons the shared tiers do the rest). A waiter whose leader did not produce an
+// entry (the compile failed) compiles itself.
+//
+// The cache never fails a job: a key that cannot be computed, a tier that errs or an entry that
+// does not decode is a miss (counted, logged by whoever saw it), and the job compiles.
+
+import type { Logger } from '../../log/logger';
+import { cacheKey, type KeyInput } from './cache_key';
+import { CompilerIdentities } from './compiler_identity';
+import { decodeEntry, encodeEntry, type CacheEntry } from './entry_codec';
+import type { ObjectTier, ObjectTierStats } from './object_store';
+
+/** What the summary line says of the cache for one job. */
+export type CacheState = 'hit' | 'miss' | 'off' | 'error';
+
+/** Macros whose value is the server's clock: a pump job that uses one cannot be answered from a cache. */
+const CLOCK_MACROS = ['__DATE__', '__TIME__', '__TIMESTAMP__'].map((m) => Buffer.from(m));
+
+export interface ObjectCacheStats {
+  /** Jobs answered from a tier, or from an identical job compiled at the same time. */
+  readonly hits: number;
+  /** Jobs looked up and compiled. */
+  readonly misses: number;
+  /** Entries written (to the first tier). */
+  readonly stores: number;
+  /** Keys that could not be computed, entries that did not decode, and the tiers' own errors. */
+  readonly errors: number;
+  /** Bytes held by the disk tier. */
+  readonly bytes: number;
+  readonly tiers: Readonly<Record<string, ObjectTierStats>>;
+}
+
+/** What a job knows of its request when it reaches the cache step. */
+export interface JobKeyInput extends Omit<KeyInput, 'compiler' | 'env' | 'tmpDir'> {
+  /** argv[0] as the compiler is run. */
+  readonly program: string;
+}
+
+/** What the cache needs of the job around it; T is the job's outcome. */
+export interface CacheJobContext<T> {
+  readonly env: NodeJS.ProcessEnv;
+  readonly tmpDir: string;
+  /** Hears the job's cache state (once). */
+  readonly onState: (state: CacheState) => void;
+  /** What a successful compile answered, as an entry; undefined when it is not to be stored (only exit 0 is). */
+  readonly entryOf: (outcome: T) => CacheEntry | undefined;
+  /** The outcome of a hit: what the compile that made `entry` answered. */
+  readonly answer: (entry: CacheEntry) => T;
+  /** Hears of the write of this job's entry (after the answer is decided, off its path). */
+  readonly onStoring?: (written: Promise<void>) => void;
+}
+
+export class ObjectCache {
+  readonly #tiers: readonly ObjectTier[];
+  readonly #log: Logger;
+  readonly #maxEntry: number;
+  readonly #identities: CompilerIdentities;
+  /** Keys being looked up or compiled now, with the entry they will give (undefined: none). */
+  readonly #inFlight = new Map<string, Promise<CacheEntry | undefined>>();
+  readonly #writes = new Set<Promise<void>>();
+  #hits = 0;
+  #misses = 0;
+  #stores = 0;
+  #errors = 0;
+
+  /** `memoDir`: where compiler identities are remembered across processes (see CompilerIdentities). */
+  constructor(tiers: readonly ObjectTier[], options: { readonly log: Logger; readonly maxEntryBytes: number; readonly memoDir?: string }) {
+    this.#tiers = tiers;
+    this.#identities = new CompilerIdentities({ memoDir: options.memoDir });
+    this.#log = options.log;
+    this.#maxEntry = options.maxEntryBytes;
+  }
+
+  get tiers(): readonly ObjectTier[] {
+    return this.#tiers;
+  }
+
+  /** The counters, for the metrics (read at any time). */
+  get stats(): ObjectCacheStats {
+    const tiers: Record<string, ObjectTierStats> = {};
+    let tierErrors = 0;
+    for (const tier of this.#tiers) {
+      tiers[tier.name] = tier.stats;
+      tierErrors += tier.stats.errors;
+    }
+    return { hits: this.#hits, misses: this.#misses, stores: this.#stores, errors: this.#errors + tierErrors, bytes: tiers['disk']?.bytes ?? 0, tiers };
+  }
+
+  /** The key of `input` in `context`; rejects when the compiler cannot be identified. */
+  async keyOf(input: JobKeyInput, context: { readonly env: NodeJS.ProcessEnv; readonly tmpDir: string }): Promise<string> {
+    const compiler = await this.#identities.identify(input.program, context.env, input.protocol === 3 ? '/' : context.tmpDir);
+    return cacheKey({ ...input, compiler, env: context.env, tmpDir: context.tmpDir });
+  }
+
+  /** The job's outcome: from a tier or an identical job in flight on a hit, else `compile()`'s (stored when it succeeded). */
+  async produce<T>(input: JobKeyInput, compile: () => Promise<T>, context: CacheJobContext<T>): Promise<T> {
+    if (input.files?.some((f) => f.kind === 'file' && CLOCK_MACROS.some((m) => Buffer.from(f.body.buffer, f.body.byteOffset, f.body.byteLength).includes(m)))) {
+      context.onState('off');
+      return compile();
+    }
+    let key: string;
+    try {
+      key = await this.keyOf(input, context);
+    } catch (error) {
+      this.#errors++;
+      this.#log.warning('object cache key failed: compiling uncached', { reason: (error as Error).message });
+      context.onState('error');
+      return compile();
+    }
+    const leader = this.#inFlight.get(key);
+    if (leader !== undefined) {
+      const entry = await leader;
+      if (entry !== undefined) return this.#hit(entry, context);
+      // The leader did not store (its compile failed, or it was not cacheable): compile ourselves.
+      this.#misses++;
+      context.onState('miss');
+      return compile();
+    }
+    let settle!: (entry: CacheEntry | undefined) => void;
+    this.#inFlight.set(key, new Promise((resolve) => (settle = resolve)));
+    let entry: CacheEntry | undefined;
+    let stored: Promise<void> | undefined;
+    try {
+      entry = await this.#lookUp(key);
+      if (entry !== undefined) return this.#hit(entry, context);
+      this.#misses++;
+      context.onState('miss');
+      const outcome = await compile();
+      entry = context.entryOf(outcome);
+      if (entry !== undefined) stored = this.#store(key, entry);
+      if (stored !== undefined) context.onStoring?.(stored);
+      return outcome;
+    } finally {
+      settle(entry);
+      // Until the store is written, later identical jobs take the entry from here.
+      const done = (): void => void this.#inFlight.delete(key);
+      if (stored === undefined) done();
+      else void stored.then(done);
+    }
+  }
+
+  #hit<T>(entry: CacheEntry, context: CacheJobContext<T>): T {
+    this.#hits++;
+    context.onState('hit');
+    return context.answer(entry);
+  }
+
+  /** The first tier that holds an intact entry; a hit from a later tier is written to the earlier ones. */
+  async #lookUp(key: string): Promise<CacheEntry | undefined> {
+    for (let i = 0; i < this.#tiers.length; i++) {
+      const bytes = await this.#tiers[i]!.get(key);
+      if (bytes === undefined) continue;
+      const entry = decodeEntry(key, bytes);
+      if (entry === undefined) {
+        this.#errors++;
+        this.#log.warning('object cache entry corrupt: treated as a miss', { tier: this.#tiers[i]!.name, key });
+        continue;
+      }
+      if (i > 0) this.#track(Promise.all(this.#tiers.slice(0, i).map((tier) => tier.put(key, bytes))).then(() => undefined));
+      return entry;
+    }
+    return undefined;
+  }
+
+  /** Writes the entry to every tier, off the job's path (the answer does not wait for the disk or the network). */
+  #store(key: string, entry: CacheEntry): Promise<void> | undefined {
+    const bytes = encodeEntry(key, entry);
+    if (bytes.length > this.#maxEntry) {
+      this.#log.debug('object cache entry over --cache-max-entry: not stored', { key, bytes: bytes.length });
+      return undefined;
+    }
+    this.#stores++;
+    return this.#track(Promise.all(this.#tiers.map((tier) => tier.put(key, bytes))).then(() => undefined));
+  }
+
+  #track(write: Promise<void>): Promise<void> {
+    this.#writes.add(write);
+    void write.finally(() => this.#writes.delete(write));
+    return write;
+  }
+
+  /** Waits for writes in flight, then closes the tiers. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#writes]);
+    await Promise.all(this.#tiers.map((tier) => tier.close()));
+  }
+}

@@ -1,0 +1,118 @@
+// dc_server on Redis (-redis, issue 18) as a real program against Debian's real redis-server:
+// every golden vector gives the in-memory store's answers byte for byte; the C dc_test, directly
+// and through the C dc_client, passes; a Redis that dies gets the failure status at once, one log
+// line per outage, and the service back when Redis returns; option errors.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Program, runToExit, dialOf, libnalOf, replayVector } from './cache_harness';
+import { loadGoldenVectors, sessionsOf } from '../cache/golden_vectors';
+import { CacheClient } from '../../src/cache/client';
+import { Status } from '../../src/cache/wire/constants';
+import { startRedis } from '../support/redis';
+import { cDistcache } from '../support/c_distcache';
+import { Daemon } from '../support/daemon';
+import { tempDir } from '../support/temp_dir';
+import { run } from '../support/distccd_harness';
+import type { AfterHook } from '../support/temp_dir';
+
+async function startOnRedis(t: AfterHook, redisArgs: readonly string[], extra: readonly string[] = []): Promise<{ server: Program; address: string }> {
+  const server = new Program('dc_server', ['-listen', 'IP:127.0.0.1:0', ...redisArgs, ...extra]);
+  t.after(() => server.stop());
+  const [address] = await server.listening();
+  return { server, address: address! };
+}
+
+function targetOf(address: string): { host: string; port: number } {
+  const dial = dialOf(address) as { host: string; port: number };
+  return { host: dial.host, port: dial.port };
+}
+
+test('dc_server on redis answers every golden vector as the in-memory store does, byte for byte', async (t) => {
+  const redis = await startRedis(t);
+  const vectors = loadGoldenVectors();
+  let replayed = 0;
+  for (const [i, vector] of vectors.entries()) {
+    // A -sessions count bound has no Redis equivalent (Redis evicts by maxmemory): that vector
+    // is the refusal test below. Each vector gets a prefix of its own: they reuse session ids.
+    if (sessionsOf(vector) !== 512) continue;
+    const { server, address } = await startOnRedis(t, ['-redis', redis.unixUrl, '-redis-prefix', `v${i}:`]);
+    await replayVector(vector, dialOf(address));
+    assert.equal(server.running, true, vector.name);
+    await server.stop();
+    replayed++;
+  }
+  assert.equal(replayed, vectors.length - 1);
+  // The sessions really are in Redis: the multi-frame vector leaves its session there.
+  const multi = vectors.findIndex((v) => v.name.startsWith('multi-frame ADD'));
+  assert.equal(await redis.cli(['strlen', `v${multi}:multi-frame-id-00`]), '2049\n');
+});
+
+test('dc_server refuses -sessions and -maxmemory with -redis, and the redis options without -redis', async () => {
+  const sessions = await runToExit('dc_server', ['-listen', 'IP:127.0.0.1:0', '-redis', 'unix:///nonexistent.sock', '-sessions', '64']);
+  assert.equal(sessions.code, 1);
+  assert.match(sessions.stderr, /-sessions has no meaning with -redis/);
+  const memory = await runToExit('dc_server', ['-listen', 'IP:127.0.0.1:0', '-redis', 'unix:///nonexistent.sock', '-maxmemory', '64']);
+  assert.match(memory.stderr, /-maxmemory has no meaning with -redis/);
+  const prefix = await runToExit('dc_server', ['-listen', 'IP:127.0.0.1:0', '-redis-prefix', 'x:']);
+  assert.equal(prefix.code, 1);
+  assert.match(prefix.stderr, /need -redis/);
+  const password = await runToExit('dc_server', ['-listen', 'IP:127.0.0.1:0', '-redis', 'redis://u:hunter2@127.0.0.1:6379']);
+  assert.equal(password.code, 1);
+  assert.match(password.stderr, /password file/);
+  assert.doesNotMatch(password.stderr, /hunter2/);
+});
+
+test('dc_server on redis with a password file passes the C dc_test, directly and through the C dc_client', async (t) => {
+  const c = await cDistcache();
+  const dir = tempDir(t);
+  const passwordFile = path.join(dir, 'pw');
+  fs.writeFileSync(passwordFile, 'redis-secret\n', { mode: 0o600 });
+  const redis = await startRedis(t, { tcp: true, password: 'redis-secret' });
+  const { server, address } = await startOnRedis(t, ['-redis', redis.tcpUrl, '-redis-password-file', passwordFile]);
+  const direct = await run(c.dcTest, ['-connect', libnalOf(address), '-sessions', '20', '-ops', '2000', '-persistent'], { cwd: dir, timeoutMs: 60_000 });
+  assert.equal(direct.code, 0, direct.stdout + direct.stderr);
+  assert.match(direct.stdout + direct.stderr, /all tests complete/);
+  const proxySocket = path.join(dir, 'dc_client.sock');
+  const proxy = Daemon.start(t, c.dcClient, ['-listen', `UNIX:${proxySocket}`, '-server', libnalOf(address)]);
+  await proxy.until('the dc_client socket', () => (fs.existsSync(proxySocket) ? true : undefined));
+  const proxied = await run(c.dcTest, ['-connect', `UNIX:${proxySocket}`, '-sessions', '20', '-ops', '2000'], { cwd: dir, timeoutMs: 60_000 });
+  assert.equal(proxied.code, 0, proxied.stdout + proxied.stderr);
+  assert.match(proxied.stdout + proxied.stderr, /all tests complete/);
+  assert.ok(Number(await redis.cli(['dbsize'], 'redis-secret')) > 0, 'no session reached Redis');
+  assert.equal(server.running, true);
+});
+
+test('dc_server on redis answers the failure status at once while redis is dead, logs the outage once, and serves again after', async (t) => {
+  const redis = await startRedis(t);
+  const { server, address } = await startOnRedis(t, ['-redis', redis.unixUrl]);
+  const client = await CacheClient.connect(targetOf(address));
+  t.after(() => client.destroy());
+  for (let tries = 0; (await client.add('before', 'data', 60_000)) !== Status.OK; tries++) {
+    assert.ok(tries < 100, 'dc_server never reached redis');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.deepEqual(await client.get('before'), Buffer.from('data'));
+  await redis.kill();
+  // 300 pipelined requests of every kind: each answered, in order, with the failure status.
+  const started = performance.now();
+  const answers = await Promise.all(
+    Array.from({ length: 100 }, (_, i) => [client.add(`down${i}`, 'x', 60_000), client.get(`down${i}`), client.have('before')]).flat(),
+  );
+  const took = performance.now() - started;
+  assert.ok(took < 1500, `300 requests took ${took.toFixed(0)} ms while redis was dead`);
+  assert.deepEqual(answers, Array.from({ length: 100 }, () => [Status.NOTOK, null, false]).flat());
+  await server.waitForLine(/Redis down/);
+  assert.equal(server.lines.filter((l) => l.includes('Redis down')).length, 1, server.stderr);
+  await redis.restart();
+  for (let tries = 0; (await client.add('after', 'back', 60_000)) !== Status.OK; tries++) {
+    assert.ok(tries < 200, 'dc_server never came back');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.deepEqual(await client.get('after'), Buffer.from('back'));
+  await server.waitForLine(/Redis back/);
+  assert.equal(server.lines.filter((l) => l.includes('Redis down')).length, 1, server.stderr);
+  assert.equal(server.running, true);
+});
