@@ -102,8 +102,6 @@ async function main(): Promise<number> {
   const engine = createCacheEngine({ store, idleMs: config.idleMs, afterAnswer: report, log });
   const snapshot =
     config.snapshotFile === undefined ? undefined : new SnapshotKeeper(config.snapshotFile, store, { clock: engine.clock, log, intervalMs: config.snapshotIntervalMs });
-  // Before serving: the first request already sees the sessions of the last run.
-  snapshot?.load();
   const signals = installKillable({ killable: config.daemon.killable, log });
   const service = await runService({
     program: PROGRAM,
@@ -116,6 +114,9 @@ async function main(): Promise<number> {
   });
   const poll = setInterval(report, PROGRESS_POLL_MS);
   poll.unref();
+  // Synchronous, right after the listeners opened and before any request is read: the first
+  // request already sees the sessions of the last run, and the mode line stays the first line.
+  snapshot?.load();
   snapshot?.start();
   signals.attach(service);
   const code = await service.done;
