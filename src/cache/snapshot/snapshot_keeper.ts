@@ -1,9 +1,13 @@
 // When dc_server's snapshot is read and written: loaded once at start (sessions that expired
-// meanwhile are dropped, the others keep their absolute expiry), written every -snapshot-interval
+// meanwhile are dropped, the others keep their absolute expiry) and then removed, written every -snapshot-interval
 // while serving (so a crash loses at most that much) and once more at an orderly stop, after the
 // last connection was answered. Works through the SessionStore interface only (entries, add), so
 // any store keeps its sessions across a restart. Writes never overlap: each waits for the last.
+// Why remove it once loaded: a crash later must not bring back, at the next start, sessions that
+// clients removed (a REMOVE invalidates a session) or that the cache evicted since; after a
+// crash the server starts from the last -snapshot-interval write, or empty as the original.
 
+import fs from 'node:fs';
 import type { Logger } from '../../log/index';
 import type { SessionStore } from '../stores/session_store';
 import { encodeSnapshot } from './snapshot_codec';
@@ -68,6 +72,11 @@ export class SnapshotKeeper {
       // The store's own rule: a session expires when now > expiresAt.
       if (now > expiresAt) expired++;
       else if (this.#store.add(now, id, data, expiresAt - now)) loaded++;
+    }
+    try {
+      fs.unlinkSync(this.#file);
+    } catch (error) {
+      this.#log.warning('snapshot not removed', { file: this.#file, error: (error as NodeJS.ErrnoException).code ?? String(error), why: 'a crash before the next write would load it again' });
     }
     this.#log.notice('snapshot loaded', {
       file: this.#file,

@@ -37,6 +37,7 @@ test('snapshot keeper restores each session with its remaining TTL when loaded l
   const after = new MemoryStore({ capacity: 512 });
   const { keeper, lines } = keeperAt(file, after, T0 + 10_000);
   assert.deepEqual(keeper.load(), { loaded: 2, expired: 1 });
+  assert.equal(fs.existsSync(file), false, 'a loaded snapshot is removed: a crash must not load it twice');
   assert.equal(after.get(T0 + 10_000, Buffer.from('short')), undefined);
   // The clock only moves forward: the earlier expiry first.
   assert.equal(after.have(T0 + 10_000, Buffer.from('edge')), true);
