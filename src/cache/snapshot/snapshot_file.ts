@@ -21,32 +21,36 @@ export type SnapshotReadResult =
   /** Exists but cannot be read (permissions, I/O): left where it is. */
   | { readonly kind: 'unreadable'; readonly reason: string };
 
-/** Writes `chunks` to `file` atomically with mode 0600; resolves with the bytes written. */
-export async function writeSnapshotFile(file: string, chunks: readonly Buffer[]): Promise<number> {
+/**
+ * Writes a snapshot to `file` atomically with mode 0600: `fill` is called with a function that
+ * writes bytes to the new file (each call's bytes are written before it returns, so the caller may
+ * reuse its buffer). Synchronous on purpose: the sessions are encoded from the live store while
+ * they are written, so nothing may change the store meanwhile. Returns the bytes written.
+ */
+export function writeSnapshotFile(file: string, fill: (write: (bytes: Buffer) => void) => void): number {
   const temporary = `${file}.tmp-${process.pid}`;
-  await fs.promises.rm(temporary, { force: true });
-  const handle = await fs.promises.open(temporary, 'wx', SNAPSHOT_MODE);
+  fs.rmSync(temporary, { force: true });
+  const fd = fs.openSync(temporary, 'wx', SNAPSHOT_MODE);
   let bytes = 0;
   try {
-    for (const chunk of chunks) {
-      // A write may take less than it was given (a signal, a full pipe): go on from there.
-      for (let done = 0; done < chunk.length; ) done += (await handle.write(chunk, done)).bytesWritten;
+    fill((chunk) => {
+      // A write may take less than it was given (a signal, a full device): go on from there.
+      for (let done = 0; done < chunk.length; ) done += fs.writeSync(fd, chunk, done);
       bytes += chunk.length;
+    });
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fs.renameSync(temporary, file);
+  } catch (error) {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // Already closed.
     }
-    await handle.sync();
-  } catch (error) {
-    await handle.close();
-    await fs.promises.rm(temporary, { force: true });
+    fs.rmSync(temporary, { force: true });
     throw error;
   }
-  await handle.close();
-  try {
-    await fs.promises.rename(temporary, file);
-  } catch (error) {
-    await fs.promises.rm(temporary, { force: true });
-    throw error;
-  }
-  await syncDirectory(path.dirname(file));
+  syncDirectory(path.dirname(file));
   return bytes;
 }
 
@@ -73,14 +77,14 @@ export function readSnapshotFile(file: string, options: { readonly now: Date }):
 
 /** Makes the rename durable; a directory that cannot be opened for that (some file systems) is
  * not a reason to fail the snapshot. */
-async function syncDirectory(directory: string): Promise<void> {
-  let handle: fs.promises.FileHandle | undefined;
+function syncDirectory(directory: string): void {
+  let fd: number | undefined;
   try {
-    handle = await fs.promises.open(directory, 'r');
-    await handle.sync();
+    fd = fs.openSync(directory, 'r');
+    fs.fsyncSync(fd);
   } catch {
     // EISDIR/EINVAL/EACCES on exotic file systems: the data itself is already synced.
   } finally {
-    await handle?.close();
+    if (fd !== undefined) fs.closeSync(fd);
   }
 }

@@ -23,14 +23,14 @@ function keeperAt(file: string, store: MemoryStore, now: number): { keeper: Snap
   return { keeper: new SnapshotKeeper(file, store, { clock: () => now, log, intervalMs: 0 }), lines };
 }
 
-test('snapshot keeper restores each session with its remaining TTL when loaded later', async (t) => {
+test('snapshot keeper restores each session with its remaining TTL when loaded later', (t) => {
   const file = path.join(tempDir(t), 'dc_server.snapshot');
   const T0 = 1_700_000_000_000;
   const before = new MemoryStore({ capacity: 512 });
   before.add(T0, Buffer.from('short'), Buffer.from('a'), 5_000);
   before.add(T0, Buffer.from('long'), Buffer.from('b'), 60_000);
   before.add(T0, Buffer.from('edge'), Buffer.from('c'), 10_000);
-  await keeperAt(file, before, T0 + 1).keeper.stop();
+  keeperAt(file, before, T0 + 1).keeper.stop();
   assert.equal(fs.statSync(file).mode & 0o777, 0o600);
   assert.deepEqual(fs.readdirSync(path.dirname(file)), ['dc_server.snapshot'], 'no temporary file left beside it');
 
@@ -47,14 +47,14 @@ test('snapshot keeper restores each session with its remaining TTL when loaded l
   assert.ok(lines.some((l) => /snapshot loaded .*sessions=2 expired=1/.test(l)), lines.join('\n'));
 });
 
-test('snapshot keeper replaces the previous snapshot when it writes again', async (t) => {
+test('snapshot keeper replaces the previous snapshot when it writes again', (t) => {
   const file = path.join(tempDir(t), 's');
   const store = new MemoryStore({ capacity: 512 });
   store.add(0, Buffer.from('one'), Buffer.from('1'), 1e12);
   const { keeper } = keeperAt(file, store, 1);
-  await keeper.save('test');
+  keeper.save('test');
   store.add(0, Buffer.from('two'), Buffer.from('2'), 1e12);
-  await Promise.all([keeper.save('test'), keeper.save('test')]);
+  keeper.save('test');
   const reloaded = new MemoryStore({ capacity: 512 });
   assert.deepEqual(keeperAt(file, reloaded, 2).keeper.load(), { loaded: 2, expired: 0 });
 });
@@ -64,12 +64,12 @@ for (const [what, damage] of [
   ['bit-flipped', (b: Buffer) => Buffer.from(b).fill(0x55, 30, 31)],
   ['foreign', () => Buffer.from('{"sessions": []}\n')],
 ] as const) {
-  test(`snapshot keeper starts empty and moves the file aside when it is ${what}`, async (t) => {
+  test(`snapshot keeper starts empty and moves the file aside when it is ${what}`, (t) => {
     const dir = tempDir(t);
     const file = path.join(dir, 'dc_server.snapshot');
     const store = new MemoryStore({ capacity: 512 });
     store.add(0, Buffer.from('x'.repeat(20)), Buffer.from('y'.repeat(40)), 1e12);
-    await keeperAt(file, store, 1).keeper.stop();
+    keeperAt(file, store, 1).keeper.stop();
     fs.writeFileSync(file, damage(fs.readFileSync(file)));
     const damaged = fs.readFileSync(file);
 
@@ -89,12 +89,12 @@ for (const [what, damage] of [
   });
 }
 
-test('snapshot keeper logs and keeps serving when the snapshot directory is gone', async (t) => {
+test('snapshot keeper logs and keeps serving when the snapshot directory is gone', (t) => {
   const file = path.join(tempDir(t), 'missing-dir', 'dc_server.snapshot');
   const store = new MemoryStore({ capacity: 512 });
   store.add(0, Buffer.from('a'), Buffer.from('b'), 1e12);
   const { keeper, lines } = keeperAt(file, store, 1);
-  await keeper.stop();
+  keeper.stop();
   assert.ok(lines.some((l) => /^err: snapshot failed .*error=ENOENT/.test(l)), lines.join('\n'));
   assert.equal(store.size(1), 1);
 });
