@@ -4,7 +4,9 @@
 # /var/cache/distkit-bench by scripts/bench/c_distcache.sh (scripts/bench/cache_bench.ts). `npm run bench -- distcc [args]` or `-- cache [args]` runs one;
 # other extra arguments go to both (--quick). `npm run bench -- startup [--runs N]` times distccd's
 # start-up against C's (scripts/bench/startup_bench.ts). `npm run bench -- objcache [--quick]`
-# measures the object cache (scripts/bench/objcache_bench.ts). Never part of `npm test`: it takes minutes.
+# measures the object cache (scripts/bench/objcache_bench.ts); `-- snapshot [--sessions N]` times
+# dc_server's session snapshot write and load (scripts/bench/snapshot_bench.ts). Never part of
+# `npm test`: it takes minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export npm_config_nodedir=${npm_config_nodedir:-/usr}
@@ -16,6 +18,7 @@ case "${1:-}" in
   cache) shift; exec node dist/scripts/bench/cache_bench.js "$@" ;;
   startup) shift; exec node dist/scripts/bench/startup_bench.js "$@" ;;
   objcache) shift; exec node dist/scripts/bench/objcache_bench.js "$@" ;;
+  snapshot) shift; exec node dist/scripts/bench/snapshot_bench.js "$@" ;;
 esac
 node dist/scripts/bench/distcc_bench.js "$@"
 quick=()

@@ -3,7 +3,8 @@
 # `DESTDIR=root scripts/install`, boots systemd as PID 1 in it (systemd-nspawn, no VM) and drives
 # the daemons the way Debian users do: `systemctl start distccd.socket` with the real distcc
 # client, sd_notify status and watchdog, a drained stop, the Accept=yes units, dc_server and
-# dc_client sockets, inetd.conf entries under openbsd-inetd, `service distcc start|status|stop`
+# dc_client sockets (sessions kept across `systemctl restart dc_server` and `service dc_server
+# restart`), inetd.conf entries under openbsd-inetd, `service distcc start|status|stop`
 # with and without systemd, the dpkg diversions of Debian's distcc files and the boot links that
 # distkit-postinst makes; then `scripts/uninstall` must leave the root exactly as it was (run
 # inside the root without systemd, and on the staged root from outside). Then the same root with
@@ -239,6 +240,17 @@ if have dc_server; then
   else fail "dc_server.service not active/running with a STATUS= line ('$status')"; unit_dump dc_server.service; fi
   [ "$(ct stat -c '%U:%G %a' /run/distcache/dc_server.sock)" = "distcache:distcache 660" ] \
     && pass "the dc_server unix socket is distcache:distcache 0660" || fail "dc_server.sock ownership is $(ct stat -c '%U:%G %a' /run/distcache/dc_server.sock)"
+  # Restart without loss: sessions acknowledged before the stop are all there after the start.
+  pid=$(show dc_server.service MainPID)
+  if ct node /root/dc_roundtrip.js --store restart 500 127.0.0.1:9001 && ct systemctl restart dc_server.service \
+     && [ "$(show dc_server.service MainPID)" != "$pid" ] && ct node /root/dc_roundtrip.js --expect restart 500 /run/distcache/dc_server.sock; then
+    pass "systemctl restart dc_server.service keeps the 500 sessions stored before it (pid $pid -> $(show dc_server.service MainPID), snapshot in /run/distcache)"
+  else fail "sessions lost across systemctl restart dc_server.service"; unit_dump dc_server.service; ct ls -l /run/distcache; fi
+  if ct node /root/dc_roundtrip.js --store stop 100 127.0.0.1:9001 && ct systemctl stop dc_server.service \
+     && [ "$(ct stat -c '%U:%G %a' /run/distcache/dc_server.snapshot)" = "distcache:distcache 600" ] && ct test -S /run/distcache/dc_server.sock \
+     && ct systemctl start dc_server.service && ct node /root/dc_roundtrip.js --expect stop 100 127.0.0.1:9001 && ! ct test -e /run/distcache/dc_server.snapshot; then
+    pass "systemctl stop leaves /run/distcache/dc_server.snapshot distcache:distcache 0600 beside the socket; start loads it (all 100 there) and removes it"
+  else fail "dc_server.service snapshot file after stop/start"; unit_dump dc_server.service; ct ls -l /run/distcache; fi
   if have dc_client; then
     ct systemctl start dc_client.socket
     if ct node /root/dc_roundtrip.js /run/distcache/scache 127.0.0.1:9001; then
@@ -297,7 +309,8 @@ if have distccd; then
 fi
 if have dc_server; then
   ct sed -i 's/^STARTDC_SERVER=.*/STARTDC_SERVER="true"/' /etc/default/dc_server
-  if service_cycle dc_server ct node /root/dc_roundtrip.js 127.0.0.1:9001; then pass "service dc_server start|status|stop under systemd"
+  restart_keeps() { ct node /root/dc_roundtrip.js --store service 300 127.0.0.1:9001 && ct service dc_server restart && ct node /root/dc_roundtrip.js --expect service 300 127.0.0.1:9001; }
+  if service_cycle dc_server restart_keeps; then pass "service dc_server start|status|restart|stop under systemd, the 300 sessions stored before the restart all there after it"
   else fail "service dc_server under systemd"; unit_dump dc_server.service; fi
   if have dc_client; then
     # dc_client forwards to a running dc_server; its socket is for group distcache, as the unit's.
@@ -334,9 +347,11 @@ if have distccd || have dc_server; then
       if /etc/rc2.d/S[0-9][0-9]dc_server start && service dc_server status && node /root/dc_roundtrip.js 127.0.0.1:9001 && /etc/rc0.d/K[0-9][0-9]dc_server stop && ! service dc_server status; then
         ok "with STARTDC_SERVER=\"true\" the rc2.d link starts dc_server and the rc0.d link stops it"
       else ko "boot links of dc_server with STARTDC_SERVER=true"; fi
-      if service dc_server start && service dc_server status && node /root/dc_roundtrip.js 127.0.0.1:9001 && service dc_server stop && ! service dc_server status; then
-        ok "service dc_server start|status|stop without systemd"
-      else ko "service dc_server without systemd"; fi
+      if service dc_server start && service dc_server status && node /root/dc_roundtrip.js 127.0.0.1:9001 &&
+         node /root/dc_roundtrip.js --store sysv 300 127.0.0.1:9001 && service dc_server restart && node /root/dc_roundtrip.js --expect sysv 300 127.0.0.1:9001 &&
+         service dc_server stop && ! service dc_server status && [ "$(stat -c "%U:%G %a" /run/distcache/dc_server.snapshot)" = "distcache:distcache 600" ]; then
+        ok "service dc_server start|status|restart|stop without systemd: the 300 sessions stored before the restart all there after it, snapshot distcache:distcache 0600"
+      else ko "service dc_server without systemd"; ls -l /run/distcache; fi
       if [ -f /usr/local/lib/distkit/dist/src/cli/dc_client.js ]; then
         sed -i "s/^STARTDC_CLIENT=.*/STARTDC_CLIENT=\"true\"/" /etc/default/dc_client
         if service dc_server start && service dc_client start && service dc_client status && node /root/dc_roundtrip.js /run/distcache/scache 127.0.0.1:9001 &&

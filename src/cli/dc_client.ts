@@ -1,16 +1,16 @@
 #!/usr/bin/env node
 // dc_client: the per-host distcache proxy. Applications (Apache mod_socache_dc, libdistcache)
 // connect to it locally; it multiplexes their requests over one connection to dc_server, retries
-// that connection every -retry ms, and answers locally while no server is reachable.
-// Options -> frozen config -> Upstream + runService(proxyHandler).
+// that connection every -retry ms, and answers locally while no server is reachable. Ours takes
+// -server more than once: failover in that order of preference (see cache/proxy/upstream_pool).
+// Options -> frozen config -> UpstreamPool + runService(proxyHandler).
 
 import { createLogger } from '../log/index';
 import { runService } from '../activation/index';
 import { parseCacheAddress, toConnectTarget } from '../cache/address';
-import { Upstream } from '../cache/proxy/upstream';
+import { UpstreamPool } from '../cache/proxy/upstream_pool';
 import { proxyHandler } from '../cache/proxy/app_session';
-import { EXIT, UsageError } from '../errors';
-import { invalidArgument } from './single_dash';
+import { EXIT } from '../errors';
 import { DAEMON_USAGE, daemonSettingsOf, decimalOption, installKillable, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
 
 const PROGRAM = 'dc_client';
@@ -26,7 +26,8 @@ const USAGE = [
   '',
   'Usage: dc_client [options]      where options are:',
   '  -listen <addr>     (where applications connect; def: UNIX:/tmp/scache; ours: repeatable)',
-  '  -server <addr>     (the cache server to forward to; required)',
+  '  -server <addr>     (the cache server to forward to; required; ours: repeatable, in order of',
+  '                      preference: each is kept connected and requests go to the first one up)',
   '  -connect <addr>    (the same as -server)',
   '  -retry <num>       (ms between attempts to reach the server, 1..3600000; def: 5000)',
   '  -idle <num>        (ms before an idle application connection is dropped; def: 0 = never)',
@@ -47,9 +48,6 @@ async function main(): Promise<number> {
     USAGE,
   );
   const servers = values.server as readonly string[];
-  if (servers.length > 1) {
-    throw new UsageError(`Error, too many servers\n${invalidArgument('server')}`);
-  }
   if (servers.length === 0) {
     process.stderr.write('Error, no server specified!\n');
     return EXIT.FAILED;
@@ -57,12 +55,12 @@ async function main(): Promise<number> {
   const retryMs = decimalOption(values, 'retry', { min: MIN_RETRY_MS, max: MAX_RETRY_MS }) ?? 5000;
   const idleMs = decimalOption(values, 'idle', { min: 0, max: MAX_IDLE_MS }) ?? 0;
   const daemon = daemonSettingsOf(values);
-  const target = toConnectTarget(parseCacheAddress(servers[0]!));
+  const targets = servers.map((s) => toConnectTarget(parseCacheAddress(s)));
   const listenTexts = (values.listen as readonly string[]).length > 0 ? (values.listen as readonly string[]) : [DEFAULT_LISTEN];
   const runtime = await prepareRuntime(log, listenTexts, daemon);
-  const config = Object.freeze({ target, retryMs, idleMs, daemon });
+  const config = Object.freeze({ targets, retryMs, idleMs, daemon });
 
-  const upstream = new Upstream(config.target, { retryMs: config.retryMs, log });
+  const upstream = new UpstreamPool(config.targets, { retryMs: config.retryMs, log });
   const signals = installKillable({ killable: config.daemon.killable, log, onStop: () => upstream.stop() });
   const service = await runService({
     program: PROGRAM,
@@ -71,7 +69,7 @@ async function main(): Promise<number> {
     ...runtime,
     maxConnections: MAX_APPLICATIONS,
     drainTimeoutMs: 2000,
-    status: () => `upstream ${upstream.connected ? 'connected' : 'down'}, ${upstream.inFlight} in flight, ${upstream.queued} queued`,
+    status: () => `upstream ${upstream.connected ? 'connected' : 'down'} (${upstream.describe()}), ${upstream.inFlight} in flight, ${upstream.queued} queued`,
   });
   upstream.start();
   signals.attach(service);

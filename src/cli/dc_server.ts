@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // dc_server: the distcache SSL session cache server. Options of the original (-listen -sessions
 // -progress -daemon -pidfile -user -sockowner -sockgroup -sockperms -killable) plus ours
-// (-listen repeatable, -sessions 0 with -maxmemory, -loglevel) -> frozen config -> one cache
-// engine -> runService, every connection served by the engine.
+// (-listen repeatable, -sessions 0 with -maxmemory, -loglevel, -snapshot) -> frozen config -> one
+// cache engine -> runService, every connection served by the engine. With -snapshot the sessions
+// are loaded at start and written back at an orderly stop (SIGTERM, SIGINT, -killable), so a
+// restart keeps them.
 
 import { createLogger } from '../log/index';
 import { detectMode, runService } from '../activation/index';
@@ -10,6 +12,7 @@ import { MAX_PROGRESS, ProgressReporter } from '../cache/progress';
 import { DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY, MIN_MAX_BYTES } from '../cache/stores/memory_store';
 import { SlabStore } from '../cache/stores/slab_store';
 import { createCacheEngine, defaultClock } from '../cache/engine';
+import { SnapshotKeeper } from '../cache/snapshot/snapshot_keeper';
 import { EXIT, UsageError } from '../errors';
 import { invalidArgument } from './single_dash';
 import { DAEMON_USAGE, daemonSettingsOf, decimalOption, installKillable, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
@@ -22,6 +25,8 @@ const MAX_MEMORY_MB = 1024 * 1024;
 const PROGRESS_POLL_MS = 500;
 /** -idle bound, ms: at most 7 days (DC_MAX_EXPIRY: no session outlives that anyway). */
 const MAX_IDLE_MS = 604_800_000;
+/** -snapshot-interval bound, seconds (one day). */
+const MAX_SNAPSHOT_INTERVAL_S = 86_400;
 
 const USAGE = [
   '',
@@ -35,6 +40,11 @@ const USAGE = [
   '  -idle <ms>         (ours: close a connection silent both ways this long; def: 0 = never, as',
   '                      the original: Apache and dc_client keep idle connections open)',
   ...REDIS_USAGE,
+  '  -snapshot <file>   (ours: keep the sessions across a restart in this file, written at',
+  '                      stop and read at start; \'none\' or absent: no snapshot; the systemd',
+  '                      unit and init script use /run/distcache/dc_server.snapshot)',
+  `  -snapshot-interval <s> (ours: also write the snapshot every <s> seconds, 1..${MAX_SNAPSHOT_INTERVAL_S},`,
+  '                      so a crash loses at most that much; def: 0 = only at stop)',
   ...DAEMON_USAGE,
   '  -<h|help|?>        (print this text)',
   '',
@@ -48,7 +58,7 @@ async function main(): Promise<number> {
   const log = createLogger(PROGRAM);
   const values = parseCacheArgs(
     process.argv.slice(2),
-    { strings: ['listen', 'sessions', 'progress', 'maxmemory', 'idle', ...REDIS_STRING_OPTIONS], booleans: [], repeatable: ['listen', ...REDIS_REPEATABLE] },
+    { strings: ['listen', 'sessions', 'progress', 'maxmemory', 'idle', 'snapshot', 'snapshot-interval', ...REDIS_STRING_OPTIONS], booleans: [], repeatable: ['listen', ...REDIS_REPEATABLE] },
     USAGE,
   );
   const listenTexts = values.listen as readonly string[];
@@ -62,13 +72,25 @@ async function main(): Promise<number> {
   const progress = decimalOption(values, 'progress', { min: 0, max: MAX_PROGRESS }) ?? 0;
   const maxMemoryMb = decimalOption(values, 'maxmemory', { min: Math.ceil(MIN_MAX_BYTES / (1024 * 1024)), max: MAX_MEMORY_MB });
   const idleMs = decimalOption(values, 'idle', { min: 0, max: MAX_IDLE_MS }) ?? 0;
+  const snapshotText = values.snapshot as string | undefined;
+  if (snapshotText === '') throw new UsageError(invalidArgument('snapshot'));
+  const snapshotFile = snapshotText === undefined || snapshotText === 'none' ? undefined : snapshotText;
+  const snapshotIntervalS = decimalOption(values, 'snapshot-interval', { min: 0, max: MAX_SNAPSHOT_INTERVAL_S }) ?? 0;
+  if (snapshotIntervalS > 0 && snapshotFile === undefined) {
+    throw new UsageError(`Error, -snapshot-interval needs -snapshot <file>\n${invalidArgument('snapshot-interval')}`);
+  }
   const daemon = daemonSettingsOf(values);
   const redis = redisSettingsOf(values);
+  if (redis !== undefined && snapshotFile !== undefined) {
+    throw new UsageError(`Error, -snapshot has no meaning with -redis: the sessions live in Redis, not in this process\n${invalidArgument('snapshot')}`);
+  }
   const runtime = await prepareRuntime(log, listenTexts, daemon);
   const config = Object.freeze({
     capacity,
     progress,
     idleMs,
+    ...(snapshotFile === undefined ? {} : { snapshotFile }),
+    snapshotIntervalMs: snapshotIntervalS * 1000,
     ...(maxMemoryMb === undefined ? {} : { maxBytes: maxMemoryMb * 1024 * 1024 }),
     daemon,
   });
@@ -84,11 +106,14 @@ async function main(): Promise<number> {
   };
   // The original looked at the counters after every burst of network activity; looking after
   // every answer lets "-progress N" trip at exactly N operations.
-  // With -redis the sessions live in Redis (the small MemoryStore above stays unused).
+  // With -redis the sessions live in Redis (the small store above stays unused, and -snapshot
+  // was refused above: Redis keeps them across our restarts).
   const engine =
     redis === undefined
       ? createCacheEngine({ store, idleMs: config.idleMs, afterAnswer: report, log })
       : await createRedisCacheEngine(redis, { idleMs: config.idleMs, afterAnswer: report, log });
+  const snapshot =
+    config.snapshotFile === undefined ? undefined : new SnapshotKeeper(config.snapshotFile, store, { clock: engine.clock, log, intervalMs: config.snapshotIntervalMs });
   const signals = installKillable({ killable: config.daemon.killable, log });
   const service = await runService({
     program: PROGRAM,
@@ -101,9 +126,15 @@ async function main(): Promise<number> {
   });
   const poll = setInterval(report, PROGRESS_POLL_MS);
   poll.unref();
+  // Synchronous, right after the listeners opened and before any request is read: the first
+  // request already sees the sessions of the last run, and the mode line stays the first line.
+  snapshot?.load();
+  snapshot?.start();
   signals.attach(service);
   const code = await service.done;
   clearInterval(poll);
+  // Every connection has been answered: what the clients were told is stored is in the file.
+  snapshot?.stop();
   await engine.close();
   return code;
 }

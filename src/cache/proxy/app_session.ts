@@ -11,7 +11,8 @@ import type { Logger } from '../../log/index';
 import { encodeMessage } from '../wire/frame';
 import { MessageReader, type Message } from '../wire/message_reader';
 import { ADD_PREFIX_SIZE, Operation } from '../wire/constants';
-import { DISCONNECTED_PAYLOAD, type Upstream, type UpstreamAnswer, type UpstreamTicket } from './upstream';
+import { DISCONNECTED_PAYLOAD, type UpstreamAnswer, type UpstreamTicket } from './upstream';
+import type { RequestForwarder } from './upstream_pool';
 
 /** Requests one application may have outstanding; beyond that its socket is not read. */
 export const MAX_PIPELINED = 32;
@@ -42,13 +43,13 @@ function payloadOf(answer: UpstreamAnswer): Buffer {
 }
 
 /** The ConnectionHandler dc_client runs (and the tests run): every application connection served
- * over the one shared `upstream`. */
-export function proxyHandler(upstream: Upstream, options: ProxySessionOptions): ConnectionHandler {
+ * over the one shared `upstream` (an Upstream, or dc_client's UpstreamPool of several). */
+export function proxyHandler(upstream: RequestForwarder, options: ProxySessionOptions): ConnectionHandler {
   return (conn) => serveProxyConnection(conn, upstream, options);
 }
 
 /** Serves one application connection until it closes. */
-function serveProxyConnection(conn: Connection, upstream: Upstream, options: ProxySessionOptions): Promise<void> {
+function serveProxyConnection(conn: Connection, upstream: RequestForwarder, options: ProxySessionOptions): Promise<void> {
   return new Promise<void>((resolve) => new ProxySession(conn, upstream, options, resolve).start());
 }
 
@@ -58,7 +59,7 @@ type ForwardStop = 'exhausted' | 'full' | 'refused';
 /** One application connection's state, and one method per step of serving it. */
 class ProxySession {
   readonly #stream: Duplex;
-  readonly #upstream: Upstream;
+  readonly #upstream: RequestForwarder;
   readonly #idleMs: number;
   readonly #log: Logger;
   /** Settles serveProxyConnection's promise. */
@@ -70,7 +71,7 @@ class ProxySession {
   #finished = false;
   #idleTimer: NodeJS.Timeout | undefined;
 
-  constructor(conn: Connection, upstream: Upstream, options: ProxySessionOptions, resolve: () => void) {
+  constructor(conn: Connection, upstream: RequestForwarder, options: ProxySessionOptions, resolve: () => void) {
     this.#stream = conn.stream;
     this.#upstream = upstream;
     this.#idleMs = options.idleMs;
