@@ -8,9 +8,10 @@ import { closeSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { EXIT } from '../errors';
 import { checkCompiler, type CompilerPolicy } from './allowlist';
-import { rewriteArgs, scanArgs, tempExtensionFor, type ScannedArgs } from './args';
+import { rewriteArgs, scanArgs, serverPathOption, tempExtensionFor, type ScannedArgs } from './args';
 import { openCaptures, runCompiler, type CaptureFiles, type CompilerOutcome } from './compiler_process';
 import type { JobResult } from './stats';
+import type { Sandbox } from './sandbox/sandbox';
 import { TempFiles, writeAll } from './temp_files';
 import { decompressLzo } from './wire/lzo';
 import type { CompileRequest } from './wire/request';
@@ -35,6 +36,8 @@ export interface JobSettings {
   readonly policy: CompilerPolicy;
   /** The daemon's pid, for `distccd[PID] ERROR: ...` lines in SERR. */
   readonly pid: number;
+  /** Run every compiler in this sandbox (--sandbox); unset: as the daemon's user, unconfined. */
+  readonly sandbox?: Sandbox;
 }
 
 export interface JobOutcome {
@@ -202,6 +205,8 @@ export async function prepareCompileJob(argv: readonly string[], settings: JobSe
 async function prepare(argv: readonly string[], settings: JobSettings, hold: (release: () => Promise<void>) => void): Promise<PreparedCompile> {
   const scanned = scanArgs(argv);
   if (!scanned.ok) return { kind: 'refused', reason: scanned.reason };
+  const serverPath = serverPathOption(scanned.value.argv);
+  if (serverPath !== undefined) return { kind: 'refused', reason: serverPath };
   const checked = await checkCompiler(scanned.value.argv, settings.policy);
   if (!checked.ok) return { kind: 'refused', reason: checked.reason };
   const scan: ScannedArgs = { ...scanned.value, argv: checked.argv };
@@ -253,6 +258,9 @@ export async function runCompileJob(request: CompileRequest, settings: JobSettin
   prep.fill(source);
   const argv = rewriteArgs(scan, { input: prep.input, output: prep.output });
   const answer = options.answerSocket !== undefined && request.protocol === 1 ? { socket: options.answerSocket, version: request.version, object: prep.output } : undefined;
-  const run = await runCompiler({ argv, cwd: settings.tmpDir, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, captures: prep.captures, answer });
+  // In the sandbox the job's two files stand at their own paths, the output alone writable.
+  const sandbox = settings.sandbox === undefined ? undefined
+    : { sandbox: settings.sandbox, cwd: settings.tmpDir, binds: [{ from: prep.input, to: prep.input }, { from: prep.output, to: prep.output, writable: true }] };
+  const run = await runCompiler({ argv, cwd: settings.tmpDir, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, captures: prep.captures, answer, sandbox });
   return await outcomeOf(ctx, { run, compiler: argv[0]!, input: scan.input, readObject: async () => ({ object: readFileSync(prep.output) }) });
 }

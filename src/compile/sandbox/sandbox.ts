@@ -1,0 +1,138 @@
+// The sandbox every compiler runs in (issue 21). An allowed client could otherwise make the
+// compiler read any file the daemon's user can read: `-x c` with a source that #includes a
+// server path (protocols 1/2), an absolute #include (protocol 3), the temp files of concurrent
+// jobs in TMPDIR; the contents come back in the object or the diagnostics. C distccd does
+// nothing about it; icecream uses a chroot, sccache-dist bubblewrap, and so do we.
+//
+// A compile runs as `prlimit LIMITS -- bwrap OPTIONS -- COMPILER ARGS`:
+//   - prlimit sets the resource limits (address space, CPU seconds, file size, processes) on
+//     bwrap, which the compiler and its children inherit;
+//   - bwrap (unprivileged: user namespaces, never setuid) gives it new user, pid, mount, ipc,
+//     uts, cgroup and network namespaces (--unshare-all: no network at all), kills it with its
+//     parent, and builds its file system from nothing: the compiler's own directories read-only
+//     (compiler_mounts.ts), a fresh /proc and a minimal /dev, an empty size-capped tmpfs /tmp, and
+//     the job's own files (binds chosen by the job: its input, output, .d, pump tree). No /home,
+//     /root, /srv, /var, /etc, nor any other job's file exists in there.
+//
+// Exports: Sandbox (probe, command), SandboxLimits, Bind.
+
+import { spawnSync } from 'node:child_process';
+import { DistkitError, EXIT } from '../../errors';
+import { findCompilerMounts, resolveProgram, type CompilerMounts } from './compiler_mounts';
+
+export type SandboxMode = 'auto' | 'required' | 'off';
+
+export interface SandboxLimits {
+  /** RLIMIT_AS of the compiler and each of its children, bytes. */
+  readonly memoryBytes: number;
+  /** RLIMIT_CPU, seconds: --job-lifetime, or an hour when that is 0. */
+  readonly cpuSeconds: number;
+  /** RLIMIT_FSIZE: the largest file a compile may write (object, stderr, any temp file). */
+  readonly fileBytes: number;
+  /** RLIMIT_NPROC (counted per user, as the kernel does). */
+  readonly processes: number;
+  /** Size of the tmpfs mounted on /tmp. */
+  readonly tmpBytes: number;
+}
+
+/** A path of the job made visible inside the sandbox at `to`. */
+export interface Bind {
+  readonly from: string;
+  readonly to: string;
+  readonly writable?: boolean;
+  /** Make `to` a symlink whose target is `from` instead. */
+  readonly symlink?: boolean;
+}
+
+export type SandboxCommand =
+  | { readonly ok: true; readonly argv: readonly string[] }
+  | { readonly ok: false; readonly reason: string };
+
+export class Sandbox {
+  readonly #prlimit: string;
+  readonly #bwrap: string;
+  readonly #limits: SandboxLimits;
+  readonly #limitArgs: readonly string[];
+
+  /** `bwrap` and `prlimit` are absolute paths (see locate). */
+  constructor(programs: { readonly bwrap: string; readonly prlimit: string }, limits: SandboxLimits) {
+    this.#bwrap = programs.bwrap;
+    this.#prlimit = programs.prlimit;
+    this.#limits = Object.freeze({ ...limits });
+    this.#limitArgs = Object.freeze([
+      `--as=${limits.memoryBytes}`, `--cpu=${limits.cpuSeconds}`, `--fsize=${limits.fileBytes}`, `--nproc=${limits.processes}`, '--',
+    ]);
+  }
+
+  get bwrap(): string {
+    return this.#bwrap;
+  }
+
+  get limits(): SandboxLimits {
+    return this.#limits;
+  }
+
+  /**
+   * Finds bwrap (a path, or a name searched in `searchPath`) and prlimit; throws DistkitError
+   * 'sandbox-unavailable' naming what is missing.
+   */
+  static locate(bwrap: string, searchPath: string, limits: SandboxLimits): Sandbox {
+    const bwrapPath = resolveProgram(bwrap, searchPath);
+    if (bwrapPath === undefined) throw unavailable(`bubblewrap (${bwrap}) is not installed or not on PATH: install the bubblewrap package, or pass --bwrap PATH`);
+    const prlimit = resolveProgram('prlimit', searchPath);
+    if (prlimit === undefined) throw unavailable('prlimit (util-linux) is not on PATH: the sandbox sets its resource limits with it');
+    return new Sandbox({ bwrap: bwrapPath, prlimit }, limits);
+  }
+
+  /**
+   * Runs `true` in a sandbox built exactly as a compile's is (user namespace, /proc, /dev, the
+   * tmpfs): the check at start-up, as the user the daemon serves as (`as`, when it starts as
+   * root and drops to that user later). Synchronous: start-up only.
+   * Throws DistkitError 'sandbox-unavailable' with bwrap's own words when it fails.
+   */
+  verify(env: NodeJS.ProcessEnv, as?: { readonly uid: number; readonly gid: number }): void {
+    const program = resolveProgram('true', env['PATH'] ?? '/usr/bin:/bin');
+    if (program === undefined) throw unavailable('no `true` program on PATH to test the sandbox with');
+    const ldd = spawnSync('ldd', [program], { env, encoding: 'utf8' });
+    const libs = `${ldd.stdout ?? ''}`.match(/\/\S+/g) ?? [];
+    const dirs = [...new Set([program, ...libs].map((p) => p.slice(0, p.lastIndexOf('/')) || '/'))];
+    const mounts: CompilerMounts = { program, dirs, links: [] };
+    const result = spawnSync(this.#prlimit, this.#argv(mounts, [program], { cwd: '/', binds: [] }), { env, encoding: 'utf8', timeout: 20_000, uid: as?.uid, gid: as?.gid });
+    if (result.error !== undefined) throw unavailable(`cannot run ${this.#bwrap}: ${result.error.message}`);
+    if (result.status !== 0) {
+      const said = `${result.stderr ?? ''}`.trim().split('\n').slice(-1)[0] ?? '';
+      throw unavailable(`${this.#bwrap} cannot build a sandbox here (exit ${result.status ?? result.signal}${said === '' ? '' : `: ${said}`}); user namespaces may be off (sysctl kernel.unprivileged_userns_clone, user.max_user_namespaces) or forbidden by the service manager (RestrictNamespaces=)`);
+    }
+  }
+
+  /**
+   * The command that runs `argv` (a compiler and its arguments, as the job would run it) in the
+   * sandbox, with `cwd` inside it and the job's `binds`; not ok when PATH has no such compiler
+   * (the job answers that as an exec failure, as without the sandbox).
+   */
+  async command(argv: readonly string[], job: { readonly env: NodeJS.ProcessEnv; readonly cwd: string; readonly binds: readonly Bind[] }): Promise<SandboxCommand> {
+    const mounts = await findCompilerMounts(argv[0]!, job.env);
+    if (mounts.program === undefined) return { ok: false, reason: `ENOENT ${argv[0]} is not on the compiler PATH` };
+    return { ok: true, argv: this.#argv(mounts, argv, job) };
+  }
+
+  /** The paths the sandbox of `compiler` mounts itself (its directories and links, /proc, /dev, /tmp). */
+  async occupied(compiler: string, env: NodeJS.ProcessEnv): Promise<string[]> {
+    const mounts = await findCompilerMounts(compiler, env);
+    return [...mounts.dirs, ...mounts.links.map(([link]) => link), '/proc', '/dev', '/tmp'];
+  }
+
+  #argv(mounts: CompilerMounts, argv: readonly string[], job: { readonly cwd: string; readonly binds: readonly Bind[] }): string[] {
+    const out = [this.#prlimit, ...this.#limitArgs, this.#bwrap, '--unshare-all', '--die-with-parent'];
+    for (const dir of mounts.dirs) out.push('--ro-bind', dir, dir);
+    for (const [link, target] of mounts.links) out.push('--symlink', target, link);
+    out.push('--proc', '/proc', '--dev', '/dev', '--size', String(this.#limits.tmpBytes), '--tmpfs', '/tmp');
+    for (const bind of job.binds) out.push(bind.symlink === true ? '--symlink' : bind.writable === true ? '--bind' : '--ro-bind', bind.from, bind.to);
+    out.push('--chdir', job.cwd, '--setenv', 'TMPDIR', '/tmp', '--', ...argv);
+    return out;
+  }
+}
+
+function unavailable(message: string): DistkitError {
+  return new DistkitError('sandbox-unavailable', message, { exitCode: EXIT.SETUID_FAILED });
+}
