@@ -160,7 +160,7 @@ function sandboxOf(config: DistccdConfig, log: RootLogger, inetd: boolean): { re
     tmpBytes: config.sandbox.tmpMiB * MiB,
   };
   try {
-    const sandbox = Sandbox.locate(config.sandbox.bwrap, process.env['PATH'] ?? '/usr/bin:/bin', limits);
+    const sandbox = Sandbox.locate(config.sandbox.bwrap, process.env['PATH'] ?? '/usr/bin:/bin', limits, { oneJob: inetd });
     const user = config.user ?? defaultUser();
     sandbox.verify(process.env, runningAsRoot() && user !== undefined ? resolveUser(user) : undefined);
     const fields = { mode, bwrap: sandbox.bwrap, memory: `${config.sandbox.memoryMiB}MiB`, cpu: `${limits.cpuSeconds}s`, output: `${config.sandbox.maxOutputMiB}MiB`, tmp: `${config.sandbox.tmpMiB}MiB`, processes: limits.processes };

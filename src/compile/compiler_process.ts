@@ -237,6 +237,16 @@ export async function runCompiler(run: CompilerRun): Promise<CompilerOutcome> {
   return spawnCompiler(run, command.argv);
 }
 
+/**
+ * bwrap exits with its child's exit code, or 128 + the signal that killed it: the wait status the
+ * client gets (STAT) is the compiler's again, a crash a signal rather than exit 139. (A compiler
+ * that itself exits 129-192 reads as killed; no compiler does.) The core bit cannot be told.
+ */
+function compilerStatus(status: number): number {
+  const code = (status >> 8) & 0xff;
+  return (status & 0x7f) === 0 && code > 128 && code <= 128 + 64 ? code - 128 : status;
+}
+
 function spawnCompiler(run: CompilerRun, argv: readonly string[]): Promise<CompilerOutcome> {
   if (run.signal?.aborted === true) return Promise.resolve({ kind: 'aborted' });
   const files = run.captures ?? openCaptures(run.scratchDir ?? os.tmpdir());
@@ -281,7 +291,8 @@ function spawnCompiler(run: CompilerRun, argv: readonly string[]): Promise<Compi
     const timer = run.lifetimeMs > 0 ? setTimeout(() => end('timeout'), run.lifetimeMs) : undefined;
     run.signal?.addEventListener('abort', onAbort, { once: true });
     const answer: AnswerPlan | undefined = run.answer === undefined ? undefined : [run.answer.socket, run.answer.version, outFd, errFd, run.answer.object];
-    watch(pid, (status, sent = 0, rest) => {
+    watch(pid, (waited, sent = 0, rest) => {
+      const status = run.sandbox === undefined || waited instanceof Error ? waited : compilerStatus(waited);
       if (timer !== undefined) clearTimeout(timer);
       run.signal?.removeEventListener('abort', onAbort);
       try {

@@ -1,6 +1,7 @@
 // What a compiler needs to see inside its sandbox, found from the compiler itself rather than a
 // list written here: the program as PATH resolves it, the programs the driver starts
-// (`-print-prog-name` for cc1, cc1plus, as, collect2, and `-print-search-dirs` programs), its
+// (`-print-prog-name` for cc1, cc1plus, as, collect2, and `-print-search-dirs` programs), the
+// interpreter of a compiler that is a `#!` script (a wrapper), its
 // default include directories (`-E -v`, for C and C++), and every shared library those programs
 // load (ldd, which also names the ELF interpreter). Each file contributes its directory; each
 // directory is bound read-only at its real path, and the symlinks met on the way there (Debian's
@@ -12,12 +13,13 @@
 // compiler's own directories, not /usr as a whole, and never /etc, /home, /var or /srv.
 //
 // The answer is memoised per compiler name and PATH: the probes run a dozen short processes
-// (~50 ms), once per compiler per daemon.
+// (200-300 ms on a busy machine), once per compiler per daemon. A process that serves one job
+// (--inetd) binds /usr whole instead when the compiler lives there (see wholeUsr).
 //
 // Exports: findCompilerMounts(compiler, env) -> Promise<CompilerMounts>; resolveProgram(name, path)
 
 import { execFile } from 'node:child_process';
-import { accessSync, constants as C, lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants as C, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 export interface CompilerMounts {
@@ -43,11 +45,11 @@ export function resolveProgram(name: string, searchPath: string): string | undef
   return undefined;
 }
 
-/** Runs a probe; its output, or '' when it fails (a C compiler has no cc1plus: that is fine). */
-function probe(file: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<string> {
+/** Runs a probe; its output (stdout, then stderr), or '' when it fails or takes longer than `timeout`. */
+function probe(file: string, args: readonly string[], env: NodeJS.ProcessEnv, timeout = 10_000): Promise<string> {
   return new Promise((resolve) => {
-    const child = execFile(file, args, { env, timeout: 20_000, maxBuffer: 4 * 1024 * 1024 }, (error, stdout, stderr) => {
-      resolve(error !== null && stdout === '' && stderr === '' ? '' : `${stdout}\n${stderr}`);
+    const child = execFile(file, args, { env, timeout, killSignal: 'SIGKILL', maxBuffer: 4 * 1024 * 1024 }, (error, stdout, stderr) => {
+      resolve(error !== null ? '' : `${stdout}\n${stderr}`);
     });
     child.stdin?.on('error', () => {}); // a probe that exits before reading: nothing to tell
     child.stdin?.end();
@@ -70,6 +72,23 @@ function lddPaths(text: string): string[] {
     if (match !== null) out.push(match[1]!);
   }
   return out;
+}
+
+/** The program a `#!` line names, if `file` starts with one. */
+function interpreterOf(file: string): string | undefined {
+  let head = '';
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      const buffer = Buffer.alloc(256);
+      head = buffer.subarray(0, readSync(fd, buffer, 0, 256, 0)).toString('latin1');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+  return /^#!\s*(\/\S+)/.exec(head)?.[1];
 }
 
 /**
@@ -109,30 +128,64 @@ function outermost(dirs: Iterable<string>): string[] {
   return out;
 }
 
-async function discover(compiler: string, env: NodeJS.ProcessEnv): Promise<CompilerMounts> {
+/**
+ * /usr whole, and the links of "/" that lead into it (merged /usr: /bin, /lib, /lib64, /sbin):
+ * for a process that serves one job (--inetd), which cannot memoise the probes (~200-300 ms a
+ * compiler, measured), when the compiler lives in /usr. /usr is the distribution's shareable,
+ * read-only software tree (FHS), readable by every local user: it holds no other job's file and
+ * nothing private of the server's.
+ */
+function wholeUsr(program: string): CompilerMounts {
+  const links: Array<[string, string]> = [];
+  for (const name of readdirSync('/')) {
+    const link = `/${name}`;
+    try {
+      if (!lstatSync(link).isSymbolicLink()) continue;
+      const target = readlinkSync(link);
+      if (/^\/?usr(\/|$)/.test(target)) links.push([link, target]);
+    } catch {
+      // Gone meanwhile: not needed.
+    }
+  }
+  return { program, dirs: ['/usr'], links: links.sort(([a], [b]) => a.localeCompare(b)) };
+}
+
+async function discover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenThere: boolean): Promise<CompilerMounts> {
   const searchPath = env['PATH'] ?? '/usr/bin:/bin';
   const program = resolveProgram(compiler, searchPath);
   if (program === undefined) return { program, dirs: [], links: [] };
+  if (wholeUsrWhenThere && realpathSync(program).startsWith('/usr/')) return wholeUsr(program);
   const probeEnv = { ...env, LC_ALL: 'C' };
   const files = new Set<string>([program]);
   const dirs = new Set<string>();
-  const names = await Promise.all(['cc1', 'cc1plus', 'as', 'collect2'].map((name) => probe(program, [`-print-prog-name=${name}`], probeEnv)));
-  for (const raw of names) {
-    const name = raw.trim().split('\n')[0] ?? '';
-    const found = name === '' ? undefined : resolveProgram(name, searchPath);
-    if (found !== undefined) files.add(found);
+  // A gcc-like driver answers -print-prog-name at once; anything else (a wrapper script that
+  // ignores its arguments) gets no further probe, and its first job waits at most PROBE_MS.
+  const first = (await probe(program, ['-print-prog-name=cc1'], probeEnv, PROBE_MS)).trim().split('\n')[0] ?? '';
+  if (first !== '' && !/\s/.test(first)) {
+    const [names, searchDirs, cIncludes, cxxIncludes] = await Promise.all([
+      Promise.all(['cc1plus', 'as', 'collect2'].map((name) => probe(program, [`-print-prog-name=${name}`], probeEnv))),
+      probe(program, ['-print-search-dirs'], probeEnv),
+      probe(program, ['-xc', '-E', '-v', '/dev/null'], probeEnv),
+      probe(program, ['-xc++', '-E', '-v', '/dev/null'], probeEnv),
+    ]);
+    for (const raw of [first, ...names]) {
+      const name = raw.trim().split('\n')[0] ?? '';
+      const found = name === '' ? undefined : resolveProgram(name, searchPath);
+      if (found !== undefined) files.add(found);
+    }
+    for (const line of searchDirs.split('\n')) {
+      const match = /^(install|programs): =?(.*)$/.exec(line);
+      if (match !== null) for (const dir of match[2]!.split(':')) if (dir.startsWith('/')) dirs.add(dir);
+    }
+    for (const dir of [...includeDirs(cIncludes), ...includeDirs(cxxIncludes)]) dirs.add(dir);
   }
-  const searchDirs = await probe(program, ['-print-search-dirs'], probeEnv);
-  for (const line of searchDirs.split('\n')) {
-    const match = /^(install|programs): =?(.*)$/.exec(line);
-    if (match !== null) for (const dir of match[2]!.split(':')) if (dir.startsWith('/')) dirs.add(dir);
-  }
-  for (const language of ['c', 'c++']) {
-    for (const dir of includeDirs(await probe(program, [`-x${language}`, '-E', '-v', '/dev/null'], probeEnv))) dirs.add(dir);
-  }
+  // A compiler that is a script (a wrapper) needs its interpreter too.
   for (const file of [...files]) {
-    for (const lib of lddPaths(await probe('ldd', [file], probeEnv))) files.add(lib);
+    const interpreter = interpreterOf(file);
+    if (interpreter !== undefined) files.add(interpreter);
   }
+  const libraries = await Promise.all([...files].map((file) => probe('ldd', [file], probeEnv)));
+  for (const text of libraries) for (const lib of lddPaths(text)) files.add(lib);
   const links = new Map<string, string>();
   const real = new Set<string>();
   for (const file of files) {
@@ -153,14 +206,20 @@ async function discover(compiler: string, env: NodeJS.ProcessEnv): Promise<Compi
   };
 }
 
+/** How long the first probe may take before the program is taken for something other than a gcc-like driver. */
+const PROBE_MS = 3000;
+
 const memo = new Map<string, Promise<CompilerMounts>>();
 
-/** The mounts of `compiler` as the compiler environment `env` runs it; memoised per name and PATH. */
-export function findCompilerMounts(compiler: string, env: NodeJS.ProcessEnv): Promise<CompilerMounts> {
+/**
+ * The mounts of `compiler` as the compiler environment `env` runs it; memoised per name and PATH.
+ * `wholeUsr`: a compiler that lives in /usr gets /usr whole, without probes (see wholeUsr).
+ */
+export function findCompilerMounts(compiler: string, env: NodeJS.ProcessEnv, options: { readonly wholeUsr?: boolean } = {}): Promise<CompilerMounts> {
   const key = `${compiler}\0${env['PATH'] ?? ''}`;
   let found = memo.get(key);
   if (found === undefined) {
-    found = discover(compiler, env);
+    found = discover(compiler, env, options.wholeUsr === true);
     memo.set(key, found);
     // A failed probe (EMFILE, say) is not remembered: the next job asks again.
     // Neither is a compiler not installed yet.

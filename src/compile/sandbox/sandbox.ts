@@ -53,9 +53,14 @@ export class Sandbox {
   readonly #bwrap: string;
   readonly #limits: SandboxLimits;
   readonly #limitArgs: readonly string[];
+  readonly #wholeUsr: boolean;
 
-  /** `bwrap` and `prlimit` are absolute paths (see locate). */
-  constructor(programs: { readonly bwrap: string; readonly prlimit: string }, limits: SandboxLimits) {
+  /**
+   * `bwrap` and `prlimit` are absolute paths (see locate). `oneJob`: the process serves one job
+   * (--inetd), and a compiler in /usr gets /usr whole (compiler_mounts.ts wholeUsr).
+   */
+  constructor(programs: { readonly bwrap: string; readonly prlimit: string }, limits: SandboxLimits, options: { readonly oneJob?: boolean } = {}) {
+    this.#wholeUsr = options.oneJob === true;
     this.#bwrap = programs.bwrap;
     this.#prlimit = programs.prlimit;
     this.#limits = Object.freeze({ ...limits });
@@ -76,12 +81,12 @@ export class Sandbox {
    * Finds bwrap (a path, or a name searched in `searchPath`) and prlimit; throws DistkitError
    * 'sandbox-unavailable' naming what is missing.
    */
-  static locate(bwrap: string, searchPath: string, limits: SandboxLimits): Sandbox {
+  static locate(bwrap: string, searchPath: string, limits: SandboxLimits, options: { readonly oneJob?: boolean } = {}): Sandbox {
     const bwrapPath = resolveProgram(bwrap, searchPath);
     if (bwrapPath === undefined) throw unavailable(`bubblewrap (${bwrap}) is not installed or not on PATH: install the bubblewrap package, or pass --bwrap PATH`);
     const prlimit = resolveProgram('prlimit', searchPath);
     if (prlimit === undefined) throw unavailable('prlimit (util-linux) is not on PATH: the sandbox sets its resource limits with it');
-    return new Sandbox({ bwrap: bwrapPath, prlimit }, limits);
+    return new Sandbox({ bwrap: bwrapPath, prlimit }, limits, options);
   }
 
   /**
@@ -111,22 +116,23 @@ export class Sandbox {
    * (the job answers that as an exec failure, as without the sandbox).
    */
   async command(argv: readonly string[], job: { readonly env: NodeJS.ProcessEnv; readonly cwd: string; readonly binds: readonly Bind[] }): Promise<SandboxCommand> {
-    const mounts = await findCompilerMounts(argv[0]!, job.env);
+    const mounts = await findCompilerMounts(argv[0]!, job.env, { wholeUsr: this.#wholeUsr });
     if (mounts.program === undefined) return { ok: false, reason: `ENOENT ${argv[0]} is not on the compiler PATH` };
     return { ok: true, argv: this.#argv(mounts, argv, job) };
   }
 
   /** The paths the sandbox of `compiler` mounts itself (its directories and links, /proc, /dev, /tmp). */
   async occupied(compiler: string, env: NodeJS.ProcessEnv): Promise<string[]> {
-    const mounts = await findCompilerMounts(compiler, env);
+    const mounts = await findCompilerMounts(compiler, env, { wholeUsr: this.#wholeUsr });
     return [...mounts.dirs, ...mounts.links.map(([link]) => link), '/proc', '/dev', '/tmp'];
   }
 
   #argv(mounts: CompilerMounts, argv: readonly string[], job: { readonly cwd: string; readonly binds: readonly Bind[] }): string[] {
-    const out = [this.#prlimit, ...this.#limitArgs, this.#bwrap, '--unshare-all', '--die-with-parent'];
+    // The tmpfs first: a compiler directory under /tmp (a test's, a user's toolchain) stays visible.
+    const out = [this.#prlimit, ...this.#limitArgs, this.#bwrap, '--unshare-all', '--die-with-parent', '--size', String(this.#limits.tmpBytes), '--tmpfs', '/tmp'];
     for (const dir of mounts.dirs) out.push('--ro-bind', dir, dir);
     for (const [link, target] of mounts.links) out.push('--symlink', target, link);
-    out.push('--proc', '/proc', '--dev', '/dev', '--size', String(this.#limits.tmpBytes), '--tmpfs', '/tmp');
+    out.push('--proc', '/proc', '--dev', '/dev');
     for (const bind of job.binds) out.push(bind.symlink === true ? '--symlink' : bind.writable === true ? '--bind' : '--ro-bind', bind.from, bind.to);
     out.push('--chdir', job.cwd, '--setenv', 'TMPDIR', '/tmp', '--', ...argv);
     return out;
