@@ -186,6 +186,17 @@ if have distccd; then
   # (NAccepted stays 0 with Accept=no: distccd accepts, so the proof is the compile itself.)
   if compile 3632 && [ -n "$(show distccd.service MainPID | grep -v '^0$')" ]; then pass "systemctl start distccd.socket, then a real distcc gcc -c through it"
   else fail "distcc gcc -c through distccd.socket"; unit_dump distccd.socket distccd.service; fi
+  # Issue 21: the unit runs distccd --sandbox=required. A file only the distccd user can read,
+  # asked for by .incbin (the assembler reads it on the server), must not come back.
+  token="SERVER-ONLY-$$-$RANDOM"
+  mkdir -p "$R/root/sbx" && echo "$token" > "$R/var/lib/distkit-ct-secret"
+  printf '__asm__(".section .rodata\\n.incbin \\"/var/lib/distkit-ct-secret\\"\\n.previous");\nint f(void) { return 1; }\n' > "$R/root/sbx/s.c"
+  ct sh -c 'chown distccd /var/lib/distkit-ct-secret && chmod 600 /var/lib/distkit-ct-secret'
+  ct sh -c 'cd /root/sbx && DISTCC_HOSTS=127.0.0.1:3632/4 DISTCC_FALLBACK=0 DISTCC_SKIP_LOCAL_RETRY=1 DISTCC_BACKOFF_PERIOD=0 DISTCC_DIR=/root/sbx/dd timeout 60 distcc gcc -c s.c -o s.o > s.log 2>&1'; rc=$?
+  sandbox_line=$(ct journalctl -u distccd.service --no-pager -o cat | grep -m1 'sandbox mode=required')
+  if [ -n "$sandbox_line" ] && [ $rc != 0 ] && ! grep -q "$token" "$R/root/sbx/s.log" && ! grep -qs "$token" "$R/root/sbx/s.o" && compile 3632; then
+    pass "distccd.service compiles in the sandbox ($sandbox_line) and a .incbin of a file the distccd user can read gets none of it"
+  else fail "distccd.service sandbox (rc=$rc, journal: '${sandbox_line}')"; cat "$R/root/sbx/s.log"; ct journalctl -u distccd.service --no-pager -n 20; fi
   status=$(show distccd.service StatusText)
   if [ "$(show distccd.service ActiveState)/$(show distccd.service SubState)" = active/running ] && [ -n "$status" ]; then
     pass "distccd.service is active (Type=notify READY) with STATUS=\"$status\""

@@ -7,9 +7,9 @@
 // A compile runs as `prlimit LIMITS -- bwrap OPTIONS -- COMPILER ARGS`:
 //   - prlimit sets the resource limits (address space, CPU seconds, file size, processes) on
 //     bwrap, which the compiler and its children inherit;
-//   - bwrap (unprivileged: user namespaces, never setuid) gives it new user, pid, mount, ipc,
-//     uts, cgroup and network namespaces (--unshare-all: no network at all), kills it with its
-//     parent, and builds its file system from nothing: the compiler's own directories read-only
+//   - bwrap (unprivileged: user namespaces, never setuid) gives it new user, pid, mount, ipc and
+//     network namespaces (no network at all; see UNSHARE), kills it with its parent, and builds
+//     its file system from nothing: the compiler's own directories read-only
 //     (compiler_mounts.ts), a fresh /proc and a minimal /dev, an empty size-capped tmpfs /tmp, and
 //     the job's own files (binds chosen by the job: its input, output, .d, pump tree). No /home,
 //     /root, /srv, /var, /etc, nor any other job's file exists in there.
@@ -17,10 +17,29 @@
 // Exports: Sandbox (probe, command), SandboxLimits, Bind.
 
 import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { DistkitError, EXIT } from '../../errors';
 import { findCompilerMounts, resolveProgram, type CompilerMounts } from './compiler_mounts';
 
 export type SandboxMode = 'auto' | 'required' | 'off';
+
+/**
+ * --unshare-all (with --unshare-net, see Sandbox.verify) but the uts and cgroup namespaces: a compiler cannot change the host's hostname
+ * or cgroup from its own user namespace anyway, what it would read there is no secret, and
+ * leaving them out lets systemd units forbid them (RestrictNamespaces=, an exposure of 1.1).
+ * The user namespace is "try" as in --unshare-all: root needs none.
+ */
+const UNSHARE = Object.freeze(['--unshare-user-try', '--unshare-ipc', '--unshare-pid']);
+
+/** Whether this process's network namespace has no interface but lo (systemd's PrivateNetwork=). */
+function onlyLoopback(): boolean {
+  try {
+    const names = readdirSync('/sys/class/net');
+    return names.length === 1 && names[0] === 'lo';
+  } catch {
+    return false;
+  }
+}
 
 export interface SandboxLimits {
   /** RLIMIT_AS of the compiler and each of its children, bytes. */
@@ -54,6 +73,10 @@ export class Sandbox {
   readonly #limits: SandboxLimits;
   readonly #limitArgs: readonly string[];
   readonly #wholeUsr: boolean;
+  /** Mount a fresh /proc: off when the service manager hides parts of the host's (see verify). */
+  #proc = true;
+  /** Unshare the network: off only where the daemon's own network is lo alone (see verify). */
+  #net = true;
 
   /**
    * `bwrap` and `prlimit` are absolute paths (see locate). `oneJob`: the process serves one job
@@ -102,12 +125,35 @@ export class Sandbox {
     const libs = `${ldd.stdout ?? ''}`.match(/\/\S+/g) ?? [];
     const dirs = [...new Set([program, ...libs].map((p) => p.slice(0, p.lastIndexOf('/')) || '/'))];
     const mounts: CompilerMounts = { program, dirs, links: [] };
-    const result = spawnSync(this.#prlimit, this.#argv(mounts, [program], { cwd: '/', binds: [] }), { env, encoding: 'utf8', timeout: 20_000, uid: as?.uid, gid: as?.gid });
-    if (result.error !== undefined) throw unavailable(`cannot run ${this.#bwrap}: ${result.error.message}`);
+    // A kernel refuses a new /proc where parts of the host's are covered (systemd's
+    // ProtectKernelTunables=, a container's masked paths): jobs then get none, which compilers
+    // do not need. A network namespace of their own may be forbidden (RestrictNamespaces=,
+    // RestrictAddressFamilies= without AF_NETLINK for its loopback): accepted only when the
+    // daemon's own has no interface but lo (PrivateNetwork=), which jobs then share.
+    const variants = [{ proc: true, net: true }, { proc: false, net: true }];
+    if (onlyLoopback()) variants.push({ proc: true, net: false }, { proc: false, net: false });
+    let result: ReturnType<typeof spawnSync> | undefined;
+    for (const variant of variants) {
+      this.#proc = variant.proc;
+      this.#net = variant.net;
+      result = spawnSync(this.#prlimit, this.#argv(mounts, [program], { cwd: '/', binds: [] }), { env, encoding: 'utf8', timeout: 20_000, uid: as?.uid, gid: as?.gid });
+      if (result.error !== undefined || result.status === 0) break;
+    }
+    if (result === undefined || result.error !== undefined) throw unavailable(`cannot run ${this.#bwrap}: ${result?.error?.message ?? ''}`);
     if (result.status !== 0) {
       const said = `${result.stderr ?? ''}`.trim().split('\n').slice(-1)[0] ?? '';
       throw unavailable(`${this.#bwrap} cannot build a sandbox here (exit ${result.status ?? result.signal}${said === '' ? '' : `: ${said}`}); user namespaces may be off (sysctl kernel.unprivileged_userns_clone, user.max_user_namespaces) or forbidden by the service manager (RestrictNamespaces=)`);
     }
+  }
+
+  /** Whether jobs get a network namespace of their own (else the daemon's, which has only lo). */
+  get network(): boolean {
+    return this.#net;
+  }
+
+  /** Whether jobs get a /proc of their own (verify may find they cannot). */
+  get proc(): boolean {
+    return this.#proc;
   }
 
   /**
@@ -129,10 +175,11 @@ export class Sandbox {
 
   #argv(mounts: CompilerMounts, argv: readonly string[], job: { readonly cwd: string; readonly binds: readonly Bind[] }): string[] {
     // The tmpfs first: a compiler directory under /tmp (a test's, a user's toolchain) stays visible.
-    const out = [this.#prlimit, ...this.#limitArgs, this.#bwrap, '--unshare-all', '--die-with-parent', '--size', String(this.#limits.tmpBytes), '--tmpfs', '/tmp'];
+    const out = [this.#prlimit, ...this.#limitArgs, this.#bwrap, ...UNSHARE, ...(this.#net ? ['--unshare-net'] : []), '--die-with-parent', '--size', String(this.#limits.tmpBytes), '--tmpfs', '/tmp'];
     for (const dir of mounts.dirs) out.push('--ro-bind', dir, dir);
     for (const [link, target] of mounts.links) out.push('--symlink', target, link);
-    out.push('--proc', '/proc', '--dev', '/dev');
+    if (this.#proc) out.push('--proc', '/proc');
+    out.push('--dev', '/dev');
     for (const bind of job.binds) out.push(bind.symlink === true ? '--symlink' : bind.writable === true ? '--bind' : '--ro-bind', bind.from, bind.to);
     out.push('--chdir', job.cwd, '--setenv', 'TMPDIR', '/tmp', '--', ...argv);
     return out;
