@@ -131,7 +131,7 @@ function outermost(dirs: Iterable<string>): string[] {
 /**
  * /usr whole, and the links of "/" that lead into it (merged /usr: /bin, /lib, /lib64, /sbin):
  * for a process that serves one job (--inetd), which cannot memoise the probes (~200-300 ms a
- * compiler, measured), when the compiler lives in /usr. /usr is the distribution's shareable,
+ * compiler, measured), and for a wrapper that answers no probe, when the compiler lives in /usr. /usr is the distribution's shareable,
  * read-only software tree (FHS), readable by every local user: it holds no other job's file and
  * nothing private of the server's.
  */
@@ -158,10 +158,14 @@ async function discover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenTh
   const probeEnv = { ...env, LC_ALL: 'C' };
   const files = new Set<string>([program]);
   const dirs = new Set<string>();
-  // A gcc-like driver answers -print-prog-name at once; anything else (a wrapper script that
-  // ignores its arguments) gets no further probe, and its first job waits at most PROBE_MS.
+  // A gcc-like driver (or a wrapper passing its arguments on) answers -print-prog-name at once;
+  // anything else (a wrapper that ignores them, or takes its time) gets no further probe, and
+  // its first job waits at most PROBE_MS.
   const first = (await probe(program, ['-print-prog-name=cc1'], probeEnv, PROBE_MS)).trim().split('\n')[0] ?? '';
-  if (first !== '' && !/\s/.test(first)) {
+  const driver = first !== '' && !/\s/.test(first);
+  // What a wrapper that is no driver runs cannot be known: in /usr, it gets /usr whole.
+  if (!driver && realpathSync(program).startsWith('/usr/')) return wholeUsr(program);
+  if (driver) {
     const [names, searchDirs, cIncludes, cxxIncludes] = await Promise.all([
       Promise.all(['cc1plus', 'as', 'collect2'].map((name) => probe(program, [`-print-prog-name=${name}`], probeEnv))),
       probe(program, ['-print-search-dirs'], probeEnv),
