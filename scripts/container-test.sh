@@ -191,7 +191,7 @@ if have distccd; then
   token="SERVER-ONLY-$$-$RANDOM"
   # Made from inside (ct): the container's users are not the host's.
   echo "$token" | ct sh -c 'cat > /var/lib/distkit-ct-secret && chown distccd /var/lib/distkit-ct-secret && chmod 600 /var/lib/distkit-ct-secret'
-  printf '__asm__(".section .rodata\\n.incbin \\"/var/lib/distkit-ct-secret\\"\\n.previous");\nint f(void) { return 1; }\n' | ct sh -c 'mkdir -p /root/sbx && cat > /root/sbx/s.c'
+  printf '__asm__(".section .rodata\\n.incbin \\"/var/lib/distkit-ct-secret\\"\\n.previous");\nint f(void) { return 1; }\n' | ct sh -c 'mkdir -p /root/sbx/dd && cat > /root/sbx/s.c'
   ct sh -c 'cd /root/sbx && DISTCC_HOSTS=127.0.0.1:3632/4 DISTCC_FALLBACK=0 DISTCC_SKIP_LOCAL_RETRY=1 DISTCC_BACKOFF_PERIOD=0 DISTCC_DIR=/root/sbx/dd timeout 60 distcc gcc -c s.c -o s.o > s.log 2>&1'; rc=$?
   said=$(ct cat /root/sbx/s.log); leaked=$(ct sh -c "grep -qs '$token' /root/sbx/s.o /root/sbx/s.log && echo yes")
   sandbox_line=$(ct journalctl -u distccd.service --no-pager -o cat | grep -m1 'sandbox mode=required')
