@@ -187,6 +187,19 @@ if have distccd; then
   # (NAccepted stays 0 with Accept=no: distccd accepts, so the proof is the compile itself.)
   if compile 3632 && [ -n "$(show distccd.service MainPID | grep -v '^0$')" ]; then pass "systemctl start distccd.socket, then a real distcc gcc -c through it"
   else fail "distcc gcc -c through distccd.socket"; unit_dump distccd.socket distccd.service; fi
+  # Issue 21: the unit runs distccd --sandbox=required. A file only the distccd user can read,
+  # asked for by .incbin (the assembler reads it on the server), must not come back.
+  token="SERVER-ONLY-$$-$RANDOM"
+  # Made from inside (ct): the container's users are not the host's.
+  echo "$token" | ct sh -c 'cat > /var/lib/distkit-ct-secret && chown distccd /var/lib/distkit-ct-secret && chmod 600 /var/lib/distkit-ct-secret'
+  printf '__asm__(".section .rodata\\n.incbin \\"/var/lib/distkit-ct-secret\\"\\n.previous");\nint f(void) { return 1; }\n' | ct sh -c 'mkdir -p /root/sbx/dd && cat > /root/sbx/s.c'
+  ct sh -c 'cd /root/sbx && DISTCC_HOSTS=127.0.0.1:3632/4 DISTCC_FALLBACK=0 DISTCC_SKIP_LOCAL_RETRY=1 DISTCC_BACKOFF_PERIOD=0 DISTCC_DIR=/root/sbx/dd timeout 60 distcc gcc -c s.c -o s.o > s.log 2>&1'; rc=$?
+  said=$(ct cat /root/sbx/s.log); leaked=$(ct sh -c "grep -qs '$token' /root/sbx/s.o /root/sbx/s.log && echo yes")
+  sandbox_line=$(ct journalctl -u distccd.service --no-pager -o cat | grep -m1 'sandbox mode=required')
+  # The assembler ran and found no such file (the request did reach the compiler), and no byte came back.
+  if [ -n "$sandbox_line" ] && [ $rc != 0 ] && printf '%s' "$said" | grep -q 'distkit-ct-secret' && [ -z "$leaked" ] && compile 3632; then
+    pass "distccd.service compiles in the sandbox ($sandbox_line) and a .incbin of a file the distccd user can read gets none of it"
+  else fail "distccd.service sandbox (rc=$rc, journal: '${sandbox_line}')"; printf '%s\n' "$said"; ct journalctl -u distccd.service --no-pager -n 20; fi
   status=$(show distccd.service StatusText)
   if [ "$(show distccd.service ActiveState)/$(show distccd.service SubState)" = active/running ] && [ -n "$status" ]; then
     pass "distccd.service is active (Type=notify READY) with STATUS=\"$status\""

@@ -22,6 +22,7 @@ export const EXIT_CODES = Object.freeze({
   IO_ERROR: { status: 107, original: 'EXIT_IO_ERROR', meaning: 'distccd job: the client went away or a read or write failed' },
   PROTOCOL_ERROR: { status: 109, original: 'EXIT_PROTOCOL_ERROR', meaning: 'distccd job: the request broke the protocol' },
   COMPILER_MISSING: { status: 110, original: 'EXIT_COMPILER_MISSING', meaning: 'distccd: the compiler directory does not exist; a job whose compiler is missing or not allowed' },
+  SETUID_FAILED: { status: 112, original: 'EXIT_SETUID_FAILED', meaning: 'distccd: cannot set up the isolation it was asked for (--sandbox=required without a working bubblewrap)' },
   ACCESS_DENIED: { status: 113, original: 'EXIT_ACCESS_DENIED', meaning: 'distccd --inetd (one connection): the peer is not in --allow' },
   TIMEOUT: { status: 118, original: 'EXIT_TIMEOUT', meaning: 'distccd job: killed after --job-lifetime' },
 } satisfies Record<string, ExitCode>);

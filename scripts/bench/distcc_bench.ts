@@ -15,6 +15,7 @@
 // Loopback only, free ports picked at run time, every server stopped by PID, temp dirs removed.
 // Not part of `npm test` (speed is never checked by unit tests). Usage:
 //   node dist/scripts/bench/distcc_bench.js [--runs 3] [--quick] [--only sequential,make-j4,inetd,overhead]
+//     [--sandbox-row]   also ours with --sandbox=off ("unboxed"): ours vs unboxed is the sandbox's cost
 
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -37,8 +38,10 @@ const OURS = path.join(REPO, 'dist/src/cli/distccd.js');
 const FLOOR = path.join(REPO, 'dist/scripts/bench/distcc_floor.js');
 const C_DISTCCD = '/usr/bin/distccd';
 
-type Kind = 'c' | 'ours' | 'floor';
-const KINDS: readonly Kind[] = ['c', 'ours', 'floor'];
+/** unboxed: ours with --sandbox=off, beside ours (its default, the sandbox on) when --sandbox-row is given. */
+type Kind = 'c' | 'ours' | 'floor' | 'unboxed';
+const SANDBOX_ROW = process.argv.includes('--sandbox-row');
+const KINDS: readonly Kind[] = SANDBOX_ROW ? ['c', 'ours', 'unboxed', 'floor'] : ['c', 'ours', 'floor'];
 interface Server { readonly kind: Kind; readonly port: number; readonly child: ChildProcess }
 
 function argValue(name: string, fallback: number): number {
@@ -77,7 +80,7 @@ async function serverCommand(kind: Kind, work: string, port: number): Promise<[s
   const args = ['--daemon', '--no-detach', '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1', '--jobs', '4', '--log-file', log];
   // Ours without its object cache (C has none): the same trivial file again and again would be
   // answered from it. scripts/bench/objcache_bench.ts measures the cache.
-  return kind === 'c' ? [C_DISTCCD, args] : [process.execPath, [OURS, ...args, '--no-cache']];
+  return kind === 'c' ? [C_DISTCCD, args] : [process.execPath, [OURS, ...args, '--no-cache', ...(kind === 'unboxed' ? ['--sandbox=off'] : [])]];
 }
 
 async function startServer(kind: Kind, work: string, groups: CpuGroups | undefined): Promise<Server> {
@@ -171,8 +174,8 @@ async function inetd(work: string, kinds: readonly Kind[]): Promise<Map<Kind, nu
     // in the environment sshd (or inetd) would give it, not the benchmark's own: PATH, HOME and
     // the locale. (This machine's NODE_EXTRA_CA_CERTS alone costs every node start ~65 ms.)
     const env = ['PATH', 'LANG', 'LC_ALL', 'TMPDIR'].filter((v) => process.env[v] !== undefined).map((v) => `${v}='${process.env[v]}'`);
-    const noCache = kind === 'c' ? '' : ' --no-cache';
-    await fs.writeFile(script, `#!/bin/sh\nexec env -i HOME=/ ${env.join(' ')} '${server}' --inetd --log-file '${log}'${noCache}\n`, { mode: 0o755 });
+    const extra = kind === 'c' ? '' : ` --no-cache${kind === 'unboxed' ? ' --sandbox=off' : ''}`;
+    await fs.writeFile(script, `#!/bin/sh\nexec env -i HOME=/ ${env.join(' ')} '${server}' --inetd --log-file '${log}'${extra}\n`, { mode: 0o755 });
     envs.set(kind, clientEnv(work, '@localhost/4', { DISTCC_SSH: script }));
   }
   const total = await interleaved(kinds, INETD_JOBS, (kind) => exec('distcc', ['gcc', '-c', 'trivial.c', '-o', 'trivial.o'], { cwd: work, env: envs.get(kind) }));
@@ -240,6 +243,8 @@ function summary(values: number[]): string {
 async function main(): Promise<void> {
   const haveOurs = await fs.access(OURS).then(() => true, () => false);
   const kinds: Kind[] = haveOurs ? [...KINDS] : ['c'];
+  // The sandbox's start-up check needs bwrap: ours would quietly run unboxed without it.
+  if (SANDBOX_ROW) console.log('ours: --sandbox=auto (the default); unboxed: --sandbox=off');
   if (!haveOurs) console.log(`ours: ${OURS} is not built yet; measuring the C distccd alone (no ratios)`);
   const groups = wanted('make-j4') ? CpuGroups.open([...kinds, 'client']) : undefined;
   if (wanted('make-j4') && groups === undefined) console.log('make-j4 CPU: not measured (needs root and a cgroup v1 cpuacct or v2 hierarchy)');
@@ -256,7 +261,7 @@ async function main(): Promise<void> {
   process.once('SIGTERM', abort);
   const results: Record<string, Record<Kind, number[]>> = {};
   const note = (name: string, kind: Kind, value: number): void => {
-    (results[name] ??= { c: [], ours: [], floor: [] })[kind].push(value);
+    (results[name] ??= { c: [], ours: [], floor: [], unboxed: [] })[kind].push(value);
     console.log(`  ${name.padEnd(13)} ${kind.padEnd(5)} ${value.toFixed(name === 'overhead' || name === 'make-j4 srv' ? 3 : 0)} ms`);
   };
   try {
@@ -293,7 +298,7 @@ async function main(): Promise<void> {
   console.log('make-j4 srv: server CPU ms per job (the daemon and its compilers); make-j4 cpu: CPU ms of the whole make');
   for (const [name, byKind] of Object.entries(results)) {
     console.log(`${name.padEnd(13)} C ms: ${summary(byKind.c)}`);
-    for (const kind of ['ours', 'floor'] as const) {
+    for (const kind of ['ours', 'unboxed', 'floor'] as const) {
       if (byKind[kind].length === 0) continue;
       const ratios = byKind[kind].map((v, i) => v / byKind.c[i]!);
       console.log(`${''.padEnd(13)} ${kind.padEnd(5)}/C ratio: ${summary(ratios)}   (${kind} ms ${summary(byKind[kind])})`);

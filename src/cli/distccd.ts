@@ -17,6 +17,7 @@ import type { AccessList } from '../compile/access';
 import type { CompilerPolicy } from '../compile/allowlist';
 import type { JobSettings } from '../compile/job';
 import type { ObjectCache } from '../compile/object_cache/object_cache';
+import type { Sandbox } from '../compile/sandbox/sandbox';
 import { DistkitError, EXIT, UsageError } from '../errors';
 import { helpText, parseDistccdArgs, versionText, type DistccdConfig } from './distccd_options';
 import { zeroconfPublisher } from './distccd_zeroconf';
@@ -141,8 +142,41 @@ async function compilerPolicyOf(config: DistccdConfig, log: RootLogger): Promise
   return { commandList, insecure: config.insecure, masqueradeDir: config.compilerDir };
 }
 
+/**
+ * The sandbox every compiler runs in (--sandbox, issue 21), checked by running one as the user
+ * that will serve: `required` fails the start (EXIT.SETUID_FAILED, as C distccd when it cannot
+ * set up the identity it was asked for), `auto` says loudly that compilers run unconfined.
+ */
+function sandboxOf(config: DistccdConfig, log: RootLogger, inetd: boolean): { readonly sandbox: Sandbox | undefined; readonly say: () => void } {
+  const { mode } = config.sandbox;
+  if (mode === 'off') return { sandbox: undefined, say: () => log.notice('sandbox off (--sandbox=off): compilers can read every file the daemon\'s user can') };
+  const { Sandbox } = require('../compile/sandbox/sandbox') as typeof import('../compile/sandbox/sandbox');
+  const { resolveUser } = require('../activation/privileges') as typeof import('../activation/privileges');
+  const MiB = 1024 * 1024;
+  const limits = {
+    memoryBytes: config.sandbox.memoryMiB * MiB,
+    cpuSeconds: config.jobLifetimeS > 0 ? config.jobLifetimeS : 3600,
+    fileBytes: config.sandbox.maxOutputMiB * MiB,
+    processes: config.sandbox.processes,
+    tmpBytes: config.sandbox.tmpMiB * MiB,
+  };
+  try {
+    const sandbox = Sandbox.locate(config.sandbox.bwrap, process.env['PATH'] ?? '/usr/bin:/bin', limits, { oneJob: inetd });
+    const user = config.user ?? defaultUser();
+    sandbox.verify(process.env, runningAsRoot() && user !== undefined ? resolveUser(user) : undefined);
+    const fields = { mode, bwrap: sandbox.bwrap, memory: `${config.sandbox.memoryMiB}MiB`, cpu: `${limits.cpuSeconds}s`, output: `${config.sandbox.maxOutputMiB}MiB`, tmp: `${config.sandbox.tmpMiB}MiB`, processes: limits.processes, proc: sandbox.proc ? 'own' : 'none', network: sandbox.network ? 'none' : 'the daemon\'s (lo only)' };
+    return { sandbox, say: () => log.notice('sandbox', fields) };
+  } catch (error) {
+    if (mode === 'required' || !(error instanceof DistkitError) || error.code !== 'sandbox-unavailable') throw error;
+    const text = `SANDBOX UNAVAILABLE, compilers run UNCONFINED and can read every file the daemon's user can: ${error.message} (--sandbox=required refuses to start; --sandbox=off silences this)`;
+    // The operator at a terminal hears it too (never under inetd: fd 2 may be the client).
+    if (!logsToStderr && !inetd) process.stderr.write(`distccd[${process.pid}] WARNING: ${text}\n`);
+    return { sandbox: undefined, say: () => log.warning(text) };
+  }
+}
+
 /** What every job is run with, frozen. */
-function jobSettingsOf(config: DistccdConfig, policy: CompilerPolicy, tmpDir: string, inetd: boolean): JobSettings {
+function jobSettingsOf(config: DistccdConfig, policy: CompilerPolicy, tmpDir: string, inetd: boolean, sandbox: Sandbox | undefined): JobSettings {
   const { compilerEnvironment } = require('../compile/job') as typeof import('../compile/job');
   return Object.freeze({
     tmpDir,
@@ -155,6 +189,7 @@ function jobSettingsOf(config: DistccdConfig, policy: CompilerPolicy, tmpDir: st
     env: compilerEnvironment(process.env, [config.compilerDir, '/usr/lib/distcc']),
     policy,
     pid: process.pid,
+    sandbox,
   });
 }
 
@@ -198,8 +233,8 @@ function compileEngine(config: DistccdConfig, parts: { log: RootLogger; access: 
 }
 
 /** Serves until stopped: binds or inherits listeners, drops privileges, and runs the engine. */
-async function serveCompiles(config: DistccdConfig, parts: { log: RootLogger; decision: ModeDecision; engine: CompileEngine; publish: (() => void) | undefined }): Promise<RunningService> {
-  const { log, decision, engine, publish } = parts;
+async function serveCompiles(config: DistccdConfig, parts: { log: RootLogger; decision: ModeDecision; engine: CompileEngine; ready: () => void }): Promise<RunningService> {
+  const { log, decision, engine, ready } = parts;
   const { runService } = require('../activation/index') as typeof import('../activation/index');
   return runService({
     program: 'distccd',
@@ -217,7 +252,7 @@ async function serveCompiles(config: DistccdConfig, parts: { log: RootLogger; de
     // TMPDIR was checked as the user we started as; compilers need it as the one we run as.
     afterPrivileges: () => {
       tmpDirOf(process.env);
-      publish?.(); // listening by now, in the process that serves
+      ready(); // listening by now, in the process that serves: the sandbox line, zeroconf
     },
     onTcpListener: deferAcceptWanted(process.env) ? (server, address) => setDeferAccept(log, server, address) : undefined,
     nice: config.nice,
@@ -267,9 +302,14 @@ async function main(argv: readonly string[]): Promise<number> {
       if (config.user === undefined) defaultUser();
       running = await startDaemon({ program: 'distccd', log, pidFile: config.pidFile }, decision);
     } else {
+      // Checked before the engine is built, as the user that will serve; said after the mode line.
+      const { sandbox, say } = sandboxOf(config, log, inetd);
       cache = await objectCacheOf(config, log, inetd);
-      const engine = compileEngine(config, { log, access, job: jobSettingsOf(config, policy, tmpDir, inetd), cache });
-      running = await serveCompiles(config, { log, decision, engine, publish });
+      const engine = compileEngine(config, { log, access, job: jobSettingsOf(config, policy, tmpDir, inetd, sandbox), cache });
+      running = await serveCompiles(config, { log, decision, engine, ready: () => {
+        say();
+        publish?.();
+      } });
     }
   } catch (error) {
     if (error instanceof DistkitError && error.code === 'bind-failed') {

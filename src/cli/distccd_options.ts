@@ -42,11 +42,26 @@ export interface DistccdConfig {
   readonly compilerDir: string;
   /** The object cache; undefined = off. */
   readonly cache?: ObjectCacheConfig;
+  readonly sandbox: SandboxConfig;
 }
+
+/** --sandbox and its limits (issue 21; compile/sandbox/sandbox.ts). */
+export interface SandboxConfig {
+  readonly mode: 'auto' | 'required' | 'off';
+  /** bubblewrap: a path, or a name looked up in PATH. */
+  readonly bwrap: string;
+  readonly memoryMiB: number;
+  readonly processes: number;
+  readonly maxOutputMiB: number;
+  readonly tmpMiB: number;
+}
+
+export const SANDBOX_DEFAULTS = Object.freeze({ memoryMiB: 4096, processes: 256, maxOutputMiB: 1024, tmpMiB: 2048 });
 
 export type ParsedCommand = { readonly kind: 'run'; readonly config: DistccdConfig } | { readonly kind: 'help' } | { readonly kind: 'version' };
 
-const STRINGS = ['allow', 'listen', 'port', 'jobs', 'nice', 'job-lifetime', 'io-timeout', 'lifetime', 'pid-file', 'user', 'log-file', 'log-level', 'stats-port', 'compiler-dir', ...CACHE_STRINGS];
+const STRINGS = ['allow', 'listen', 'port', 'jobs', 'nice', 'job-lifetime', 'io-timeout', 'lifetime', 'pid-file', 'user', 'log-file', 'log-level', 'stats-port', 'compiler-dir', ...CACHE_STRINGS,
+  'sandbox', 'bwrap', 'sandbox-memory', 'sandbox-processes', 'max-output-size', 'sandbox-tmp-size'];
 const BOOLEANS = ['allow-private', 'log-stderr', 'verbose', 'stats', 'inetd', 'daemon', 'detach', 'fork', 'fifo', 'wizard', 'zeroconf', 'enable-tcp-insecure', 'make-me-a-botnet', 'help', 'version', 'cache'];
 /** Booleans that only exist in their --no- form. */
 const NEGATED_ONLY = new Set(['detach', 'fork', 'fifo', 'cache']);
@@ -167,10 +182,25 @@ export function parseDistccdArgs(args: readonly string[]): ParsedCommand {
     insecure: parsed['enable-tcp-insecure'] === true || parsed['make-me-a-botnet'] === true,
     compilerDir: last(parsed['compiler-dir']) ?? DEFAULT_MASQUERADE_DIR,
     cache: cacheConfigOf(parsed),
+    sandbox: sandboxConfig(parsed),
   };
   // The mDNS record carries the port number: it cannot advertise one the kernel has yet to pick.
   if (config.zeroconf && config.port === 0) throw bad('--zeroconf needs a fixed --port, not 0');
   return { kind: 'run', config: Object.freeze(config) };
+}
+
+function sandboxConfig(parsed: Record<string, unknown>): SandboxConfig {
+  const mode = last(parsed['sandbox']) ?? 'auto';
+  if (mode !== 'auto' && mode !== 'required' && mode !== 'off') throw bad(`--sandbox ${JSON.stringify(mode)} is not one of auto, required, off`);
+  const d = SANDBOX_DEFAULTS;
+  return Object.freeze({
+    mode,
+    bwrap: last(parsed['bwrap']) ?? 'bwrap',
+    memoryMiB: integer('sandbox-memory', last(parsed['sandbox-memory']), d.memoryMiB, 64, 2 ** 30),
+    processes: integer('sandbox-processes', last(parsed['sandbox-processes']), d.processes, 4, 2 ** 22),
+    maxOutputMiB: integer('max-output-size', last(parsed['max-output-size']), d.maxOutputMiB, 1, 2 ** 30),
+    tmpMiB: integer('sandbox-tmp-size', last(parsed['sandbox-tmp-size']), d.tmpMiB, 1, 2 ** 30),
+  });
 }
 
 /** "x86_64-pc-linux-gnu", the way distcc's configure names the host. */
@@ -218,7 +248,14 @@ Options:
   Compilers:
     --compiler-dir DIR         masquerade directory of allowed compilers (${DEFAULT_MASQUERADE_DIR})
     --enable-tcp-insecure      run any compiler the client names (DANGEROUS)
-${CACHE_HELP}  Debug and trace:
+${CACHE_HELP}  Sandbox (bubblewrap; each compiler sees its own directories and its job's files only):
+    --sandbox MODE             auto (use when bwrap works, warn when not), required, off (auto)
+    --bwrap PATH               the bubblewrap program (bwrap, from PATH)
+    --sandbox-memory MIB       address space of each compiler process (${SANDBOX_DEFAULTS.memoryMiB})
+    --sandbox-processes N      processes of the daemon's user a compiler may reach (${SANDBOX_DEFAULTS.processes})
+    --max-output-size MIB      largest file a compile may write: object, stderr, temp files (${SANDBOX_DEFAULTS.maxOutputMiB})
+    --sandbox-tmp-size MIB     size of the compiler's private /tmp (${SANDBOX_DEFAULTS.tmpMiB})
+  Debug and trace:
     --log-level=LEVEL          set detail level for log file
       levels: critical, error, warning, notice, info, debug
     --verbose                  set log level to "debug"

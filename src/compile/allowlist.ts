@@ -10,7 +10,8 @@
 //     entry of the masquerade directory (Debian: /usr/lib/distcc, filled by
 //     update-distcc-symlinks).
 //   - always: arguments that load code or run programs chosen by the client (-fplugin=,
-//     -specs=, -wrapper) are refused, as are @response files that point outside the job (gcc
+//     -specs=, -wrapper, -B, -iplugindir=) or add server directories (-imultilib, -imultiarch,
+//     -Wa,@file) are refused, as are @response files that point outside the job (gcc
 //     would read any server file and echo it in its diagnostics) and options that write a file
 //     at a path the client names (-aux-info, -dumpdir, -dumpbase, -fdump-...=FILE); -MF too
 //     without a job tree (protocols 1/2, whose real client never sends it), -save-temps with one
@@ -95,7 +96,35 @@ function lastWords(command: string, n: number): string {
 const FILE_WRITING_OPTIONS = ['-aux-info', '-dumpdir', '-dumpbase', '-dumpbase-ext'];
 
 /** A reason when this argument loads code, runs a program, or makes gcc write where the client says. */
-function dangerousArgument(a: string, hasJobTree: boolean): string | undefined {
+/**
+ * Options that point the compiler at server programs or directories the client names (issue 21).
+ * The real client (distcc src/arg.c, src/strip.c) passes them through as the user wrote them; a
+ * refused job is compiled by the client itself. `--sysroot` and `-isysroot` are not here: on
+ * preprocessed input (protocols 1/2) gcc opens nothing under them (checked with strace) and cross
+ * builds pass them on every compile; in a pump tree pump/argv.ts re-roots them.
+ */
+const SERVER_PATH_OPTIONS: ReadonlyArray<readonly [string, string]> = [
+  ['-B', 'makes the driver run cc1 and as from a directory the client names'],
+  ['-iplugindir', 'chooses the directory compiler plugins load from'],
+  ['-imultilib', 'adds a server include directory the client names'],
+  ['-imultiarch', 'adds a server include directory the client names'],
+];
+
+/** `-B dir`, `-Bdir`, `-iplugindir=dir`, `-imultilib dir`: the reason, when `a` is one of them. */
+function serverPathOption(a: string, next: string | undefined): string | undefined {
+  for (const [option, why] of SERVER_PATH_OPTIONS) {
+    if (a === option) return `${a} ${next ?? ''} ${why}`;
+    if (a.startsWith(option) && (option === '-B' || a.charAt(option.length) === '=')) return `${a} ${why}`;
+  }
+  if ((a.startsWith('-Wa,') && a.split(',').some((w) => w.startsWith('@'))) || (a === '-Xassembler' && (next ?? '').startsWith('@'))) {
+    return `${a} makes the assembler read a response file the client names`;
+  }
+  return undefined;
+}
+
+function dangerousArgument(a: string, next: string | undefined, hasJobTree: boolean): string | undefined {
+  const serverPath = serverPathOption(a, next);
+  if (serverPath !== undefined) return serverPath;
   if (a.startsWith('-fplugin=') || a === '-fplugin') return `${a} loads a compiler plugin chosen by the client`;
   if (a.startsWith('-specs=') || a.startsWith('--specs=') || a === '-specs' || a === '--specs') return `${a} loads a specs file, which can run any command`;
   if (a === '-wrapper' || a.startsWith('-wrapper=')) return `${a} makes the compiler driver run another program`;
@@ -137,13 +166,13 @@ async function checkResponseFile(arg: string, job: NonNullable<CompilerPolicy['j
     return undefined; // gcc keeps an unreadable @file as a literal argument
   }
   if (!isInside(await fs.realpath(job.root), real)) return `response file ${arg} resolves outside the job`;
-  for (const word of text.split(/\s+/)) {
-    const w = word.replace(/^['"]+/, '');
+  const words = text.split(/\s+/).map((word) => word.replace(/^['"]+/, ''));
+  for (const [i, w] of words.entries()) {
     if (w.startsWith('@')) {
       const why = await checkResponseFile(w, job, depth + 1);
       if (why !== undefined) return why;
     }
-    const danger = dangerousArgument(w, true);
+    const danger = dangerousArgument(w, words[i + 1], true);
     if (danger !== undefined) return `${danger} (in ${arg})`;
   }
   return undefined;
@@ -166,7 +195,7 @@ export async function checkCompiler(argv: readonly string[], policy: CompilerPol
   if (compiler.includes('\0')) return { ok: false, reason: 'compiler name contains a NUL byte' };
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i]!;
-    const danger = dangerousArgument(a, policy.job !== undefined);
+    const danger = dangerousArgument(a, argv[i + 1], policy.job !== undefined);
     if (danger !== undefined) return { ok: false, reason: danger };
     if (a === '-Xpreprocessor' && (argv[i + 1] ?? '').startsWith('-M')) {
       return { ok: false, reason: `-Xpreprocessor ${argv[i + 1]} makes the preprocessor write a dependency file the client names` };

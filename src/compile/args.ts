@@ -10,6 +10,8 @@
 //       when the client gave none, as the client itself does before it sends argv.
 //   tempExtensionFor(input) -> '.i' | '.ii' | '.mi' | '.mii'   extension of the preprocessed file
 //   rewriteArgs(scanned, { input, output }) -> string[]        argv to run (a new array)
+//   serverPathOption(argv) -> reason | undefined               protocols 1/2: a -x that makes
+//       the compiler preprocess (and so read server headers) again
 //
 // Pure: no files, no environment. The compiler allow-list (CVE-2004-2687) lives in allowlist.ts.
 
@@ -196,4 +198,31 @@ export function rewriteArgs(scanned: ScannedArgs, paths: { readonly input: strin
       break;
   }
   return argv;
+}
+
+/** -x languages that are already preprocessed: the compiler reads no #include in them. */
+const PREPROCESSED_LANGUAGES: ReadonlySet<string> = new Set([
+  'none', 'cpp-output', 'c++-cpp-output', 'objective-c-cpp-output', 'objective-c++-cpp-output',
+]);
+
+/**
+ * Protocols 1 and 2 carry preprocessed source: an option that makes the compiler read a server
+ * path has nothing legitimate to do (issue 21: `-x c` with a source that #includes a server file
+ * sends that file back in the diagnostics). The real client (distcc src/arg.c, src/strip.c)
+ * sends `-x c|c++|objective-c...` as the user gave it, so such a job is refused and the client
+ * compiles it itself (it retries locally after a failed remote compile). Options naming server
+ * programs or files (-B, -iplugindir, -imultilib, @file, -specs, -fplugin ...) are
+ * allowlist.ts's, for every protocol.
+ */
+export function serverPathOption(argv: readonly string[]): string | undefined {
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a.startsWith('-x')) {
+      const lang = a === '-x' ? (argv[i + 1] ?? '') : a.slice(2);
+      if (!PREPROCESSED_LANGUAGES.has(lang)) return `-x ${lang} makes the server preprocess again, where #include would read the server's files: the client preprocesses (protocols 1 and 2)`;
+      if (a === '-x') i++;
+      continue;
+    }
+  }
+  return undefined;
 }

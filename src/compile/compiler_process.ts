@@ -20,6 +20,7 @@ import { closeSync, constants as C, fstatSync, openSync, readSync, unlinkSync } 
 import os from 'node:os';
 import * as native from 'distkit-spawn';
 import type { AnswerPlan, ExitCallback } from 'distkit-spawn';
+import type { Bind, Sandbox } from './sandbox/sandbox';
 import { openRandom } from './temp_files';
 
 /** Most bytes kept from the compiler's stdout or stderr; the rest is dropped with a note. */
@@ -48,6 +49,11 @@ export interface CompilerRun {
    * NativeAnswer. The outcome is then 'answered' unless that path declined.
    */
   readonly answer?: NativeAnswer;
+  /**
+   * Run inside this sandbox (sandbox/sandbox.ts): `cwd` is then the directory inside it, and
+   * `binds` the job's own files; run.cwd stays the host directory bubblewrap starts in.
+   */
+  readonly sandbox?: { readonly sandbox: Sandbox; readonly cwd: string; readonly binds: readonly Bind[] };
 }
 
 /**
@@ -222,7 +228,26 @@ function envList(env: NodeJS.ProcessEnv): string[] {
   return out;
 }
 
-export function runCompiler(run: CompilerRun): Promise<CompilerOutcome> {
+/** Runs the compiler, in its sandbox when the job has one. */
+export async function runCompiler(run: CompilerRun): Promise<CompilerOutcome> {
+  if (run.sandbox === undefined) return spawnCompiler(run, run.argv);
+  const { sandbox, cwd, binds } = run.sandbox;
+  const command = await sandbox.command(run.argv, { env: run.env, cwd, binds });
+  if (!command.ok) return { kind: 'exec-failed', reason: command.reason };
+  return spawnCompiler(run, command.argv);
+}
+
+/**
+ * bwrap exits with its child's exit code, or 128 + the signal that killed it: the wait status the
+ * client gets (STAT) is the compiler's again, a crash a signal rather than exit 139. (A compiler
+ * that itself exits 129-192 reads as killed; no compiler does.) The core bit cannot be told.
+ */
+function compilerStatus(status: number): number {
+  const code = (status >> 8) & 0xff;
+  return (status & 0x7f) === 0 && code > 128 && code <= 128 + 64 ? code - 128 : status;
+}
+
+function spawnCompiler(run: CompilerRun, argv: readonly string[]): Promise<CompilerOutcome> {
   if (run.signal?.aborted === true) return Promise.resolve({ kind: 'aborted' });
   const files = run.captures ?? openCaptures(run.scratchDir ?? os.tmpdir());
   const { stdout: outFd, stderr: errFd } = files;
@@ -233,7 +258,7 @@ export function runCompiler(run: CompilerRun): Promise<CompilerOutcome> {
   if (exitWatching === 'sigchld') listenForExits();
   let pid: number;
   try {
-    pid = native.spawn(run.argv[0]!, run.argv, envList(run.env), run.cwd, outFd, errFd);
+    pid = native.spawn(argv[0]!, argv, envList(run.env), run.cwd, outFd, errFd);
   } catch (error) {
     release();
     const e = error as Error & { errno?: number };
@@ -266,7 +291,8 @@ export function runCompiler(run: CompilerRun): Promise<CompilerOutcome> {
     const timer = run.lifetimeMs > 0 ? setTimeout(() => end('timeout'), run.lifetimeMs) : undefined;
     run.signal?.addEventListener('abort', onAbort, { once: true });
     const answer: AnswerPlan | undefined = run.answer === undefined ? undefined : [run.answer.socket, run.answer.version, outFd, errFd, run.answer.object];
-    watch(pid, (status, sent = 0, rest) => {
+    watch(pid, (waited, sent = 0, rest) => {
+      const status = run.sandbox === undefined || waited instanceof Error ? waited : compilerStatus(waited);
       if (timer !== undefined) clearTimeout(timer);
       run.signal?.removeEventListener('abort', onAbort);
       try {

@@ -8,9 +8,10 @@ import { closeSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { EXIT } from '../errors';
 import { checkCompiler, type CompilerPolicy } from './allowlist';
-import { rewriteArgs, scanArgs, tempExtensionFor, type ScannedArgs } from './args';
+import { rewriteArgs, scanArgs, serverPathOption, tempExtensionFor, type ScannedArgs } from './args';
 import { openCaptures, runCompiler, type CaptureFiles, type CompilerOutcome } from './compiler_process';
 import type { JobResult } from './stats';
+import type { Sandbox } from './sandbox/sandbox';
 import { TempFiles, writeAll } from './temp_files';
 import { decompressLzo } from './wire/lzo';
 import type { JobKeyInput } from './object_cache/object_cache';
@@ -36,6 +37,8 @@ export interface JobSettings {
   readonly policy: CompilerPolicy;
   /** The daemon's pid, for `distccd[PID] ERROR: ...` lines in SERR. */
   readonly pid: number;
+  /** Run every compiler in this sandbox (--sandbox); unset: as the daemon's user, unconfined. */
+  readonly sandbox?: Sandbox;
 }
 
 export interface JobOutcome {
@@ -217,6 +220,8 @@ export async function prepareCompileJob(argv: readonly string[], settings: JobSe
 async function prepare(argv: readonly string[], settings: JobSettings, hold: (release: () => Promise<void>) => void): Promise<PreparedCompile> {
   const scanned = scanArgs(argv);
   if (!scanned.ok) return { kind: 'refused', reason: scanned.reason };
+  const serverPath = serverPathOption(scanned.value.argv);
+  if (serverPath !== undefined) return { kind: 'refused', reason: serverPath };
   const checked = await checkCompiler(scanned.value.argv, settings.policy);
   if (!checked.ok) return { kind: 'refused', reason: checked.reason };
   const scan: ScannedArgs = { ...scanned.value, argv: checked.argv };
@@ -266,14 +271,18 @@ export async function runCompileJob(request: CompileRequest, settings: JobSettin
     return { ...refusal(ctx, `DOTI: ${(error as Error).message}`, { ret: EXIT.PROTOCOL_ERROR }), input: scan.input };
   }
   const argv = rewriteArgs(scan, { input: prep.input, output: prep.output });
+  // Not from the sandbox: bwrap's exit status needs translating first (compiler_process.ts).
+  const answer = options.answerSocket !== undefined && request.protocol === 1 && settings.sandbox === undefined ? { socket: options.answerSocket, version: request.version, object: prep.output } : undefined;
+  // In the sandbox the job's two files stand at their own paths, the output alone writable.
+  const sandbox = settings.sandbox === undefined ? undefined
+    : { sandbox: settings.sandbox, cwd: settings.tmpDir, binds: [{ from: prep.input, to: prep.input }, { from: prep.output, to: prep.output, writable: true }] };
   const compile = async (): Promise<JobOutcome> => {
     prep.fill(source);
-    const answer = options.answerSocket !== undefined && request.protocol === 1 ? { socket: options.answerSocket, version: request.version, object: prep.output } : undefined;
-    const run = await runCompiler({ argv, cwd: settings.tmpDir, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, captures: prep.captures, answer });
+    const run = await runCompiler({ argv, cwd: settings.tmpDir, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, captures: prep.captures, answer, sandbox });
     return await outcomeOf(ctx, { run, compiler: argv[0]!, input: scan.input, readObject: async () => ({ object: readFileSync(prep.output) }) });
   };
   if (options.cache === undefined) return compile();
   const ext = tempExtensionFor(scan.input);
   const fixed = rewriteArgs(scan, { input: FIXED_NAMES.input + ext, output: FIXED_NAMES.output + (scan.assembleOnly ? '.s' : '.o') });
-  return options.cache.produce({ program: argv[0]!, protocol: request.protocol === 1 ? 1 : 2, argv: fixed, cwd: settings.tmpDir, source }, compile, { compiler: argv[0]!, input: scan.input });
+  return options.cache.produce({ program: argv[0]!, protocol: request.protocol === 1 ? 1 : 2, sandboxed: sandbox !== undefined, argv: fixed, cwd: settings.tmpDir, source }, compile, { compiler: argv[0]!, input: scan.input });
 }

@@ -2,20 +2,23 @@
 // reads; the server rebuilds them in a private tree (pump/tree.ts refuses every path that
 // escapes it), re-roots argv into the tree (pump/argv.ts), runs the compiler there, removes the
 // temp root from the object's debug info (pump/dwarf.ts) and from the .d file
-// (pump/depfile.ts), and answers DOTO then DOTD. The object and .d live outside the tree, so
+// (pump/depfile.ts), and answers DOTO then DOTD. In the sandbox (--sandbox) the tree stands at
+// the client's own paths instead (sandbox/tree_mounts.ts): argv, debug info and .d need no
+// re-rooting, and an absolute #include finds the client's file or nothing. The object and .d live outside the tree, so
 // nothing the client sent can stand in their way.
 
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { checkCompiler } from './allowlist';
 import { scanArgs } from './args';
-import { runCompiler } from './compiler_process';
+import { runCompiler, type CompilerRun } from './compiler_process';
 import { EXIT } from '../errors';
 import { FIXED_NAMES, outcomeOf, refusal, type JobContext, type JobOptions, type JobOutcome, type JobSettings } from './job';
 import { rerootArgs } from './pump/argv';
 import { cleanDepfile } from './pump/depfile';
 import { scrubDebugPathsInFile } from './pump/dwarf';
 import { PumpTree } from './pump/tree';
+import { treeBinds } from './sandbox/tree_mounts';
 import { TempFiles } from './temp_files';
 import { decompressLzo } from './wire/lzo';
 import type { CompileRequest } from './wire/request';
@@ -63,9 +66,22 @@ export async function runPumpJob(request: CompileRequest, settings: JobSettings,
     const scan = { ...scanned.value, argv: checked.argv };
     const output = temps.create(scan.assembleOnly ? '.s' : '.o');
     const deps = temps.create('.deps');
-    const { argv, mtTarget } = rerootArgs(scan, { root: tree.root, output, deps });
+    // In the sandbox the tree stands at the client's own paths: nothing to re-root.
+    const { argv, mtTarget } = rerootArgs(scan, { root: settings.sandbox === undefined ? tree.root : null, output, deps });
+    let sandbox: CompilerRun['sandbox'];
+    if (settings.sandbox !== undefined) {
+      const outputs = [{ from: output, to: output, writable: true }, { from: deps, to: deps, writable: true }];
+      const occupied = [...await settings.sandbox.occupied(argv[0]!, settings.env), tree.root, output, deps];
+      let binds;
+      try {
+        binds = await treeBinds(tree.root, { occupied, writableParents: ['/tmp'] });
+      } catch (error) {
+        return { ...refusal(ctx, (error as Error).message, { ret: EXIT.PROTOCOL_ERROR }), input: scan.input };
+      }
+      sandbox = { sandbox: settings.sandbox, cwd: request.cwd, binds: [...outputs, ...binds] };
+    }
     const compile = async (): Promise<JobOutcome> => {
-      const run = await runCompiler({ argv, cwd, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, scratchDir: settings.tmpDir });
+      const run = await runCompiler({ argv, cwd, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, scratchDir: settings.tmpDir, sandbox });
       return await outcomeOf(ctx, {
         run,
         compiler: argv[0]!,
@@ -81,7 +97,7 @@ export async function runPumpJob(request: CompileRequest, settings: JobSettings,
     if (options.cache === undefined) return await compile();
     // The client's output name stays in the key: without -MT it is the target of the .d file.
     const fixed = rerootArgs(scan, { root: FIXED_NAMES.root, output: `/${FIXED_NAMES.output}/${scan.output}`, deps: `/${FIXED_NAMES.output}.deps` }).argv;
-    return await options.cache.produce({ program: argv[0]!, protocol: 3, argv: fixed, cwd: request.cwd, files }, compile, { compiler: argv[0]!, input: scan.input });
+    return await options.cache.produce({ program: argv[0]!, protocol: 3, sandboxed: sandbox !== undefined, argv: fixed, cwd: request.cwd, files }, compile, { compiler: argv[0]!, input: scan.input });
   } finally {
     options.hold(async () => {
       await temps.removeAll();

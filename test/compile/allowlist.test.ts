@@ -129,3 +129,19 @@ test('commandListFromEnv reads both word-count names when they are set', () => {
   assert.throws(() => commandListFromEnv({ DISTCC_CMDLIST: '/f', DISTCC_CMDLIST_NUMWORDS: 'x' }), /DISTCC_CMDLIST_NUMWORDS="x"/);
   assert.throws(() => commandListFromEnv({ DISTCC_CMDLIST: '/f', DISTCC_CMDLIST_NUMWORDS: '0' }), DistkitError);
 });
+
+test('checkCompiler refuses options that name server programs or directories when any protocol sends them', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['-B', '/usr/lib/gcc'], /^-B \/usr\/lib\/gcc makes the driver run cc1 and as/],
+    [['-B/tmp/x/'], /^-B\/tmp\/x\/ makes the driver run/],
+    [['-iplugindir=/tmp'], /^-iplugindir=\/tmp chooses the directory compiler plugins load from/],
+    [['-imultilib', 'x'], /^-imultilib x adds a server include directory/],
+    [['-imultiarch', 'x'], /^-imultiarch x adds a server include directory/],
+    [['-Wa,-g,@/etc/shadow'], /^-Wa,-g,@\/etc\/shadow makes the assembler read a response file/],
+    [['-Xassembler', '@/etc/shadow'], /^-Xassembler makes the assembler read a response file/],
+  ];
+  for (const [options, why] of cases) {
+    assert.match(await reason(['gcc', '-c', 'x.c', ...options], { insecure: true }), why, options.join(' '));
+  }
+  await allowed(['gcc', '-c', 'x.c', '-Wa,-g', '-Xassembler', '-g', '--sysroot=/', '-isysroot', '/', '-O2'], { insecure: true });
+});

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { scanArgs, rewriteArgs, tempExtensionFor, isSource, type ScannedArgs } from '../../src/compile/args';
+import { scanArgs, rewriteArgs, serverPathOption, tempExtensionFor, isSource, type ScannedArgs } from '../../src/compile/args';
 
 function accepted(argv: string[]): ScannedArgs {
   const r = scanArgs(argv);
@@ -117,4 +117,13 @@ test('rewriteArgs leaves the scanned argv untouched when it builds the new one',
   rewriteArgs(s, { input: 'i', output: 'o' });
   assert.deepEqual(s.argv, ['gcc', '-c', 't.c', '-o', 't.o']);
   assert.ok(Object.isFrozen(s.argv));
+});
+
+test('serverPathOption refuses a -x that preprocesses again and accepts the preprocessed languages when protocols 1 and 2 carry .i text', () => {
+  for (const argv of [['gcc', '-x', 'c', '-c', 'x.c'], ['gcc', '-xc++', '-c', 'x.cc'], ['gcc', '-x', 'objective-c', '-c', 'x.m'], ['gcc', '-x', 'assembler-with-cpp', '-c', 'x.c']]) {
+    assert.match(serverPathOption(argv) ?? '', /^-x \S+ makes the server preprocess again/, argv.join(' '));
+  }
+  for (const argv of [['gcc', '-x', 'none', '-c', 'x.c'], ['gcc', '-xcpp-output', '-c', 'x.i'], ['gcc', '-x', 'c++-cpp-output', '-c', 'x.ii'], ['gcc', '-O2', '--sysroot=/', '-isysroot', '/', '-c', 'x.c']]) {
+    assert.equal(serverPathOption(argv), undefined, argv.join(' '));
+  }
 });

@@ -49,7 +49,8 @@ async function waitGone(pid: number, ms: number): Promise<boolean> {
 test('distccd kills a compile and answers STAT 118<<8 when --job-lifetime runs out', async (t) => {
   const { dir, masq, env } = await setup(t, { slowcc: `echo $$ > "${'$'}{PIDFILE}"; echo working >&2; exec sleep 30` });
   const pidFile = path.join(dir, 'slow.pid');
-  const d = await startDistccd(t, { compilerDir: masq, env: { ...env, PIDFILE: pidFile }, args: ['--job-lifetime', '1'] });
+  // Unsandboxed: the compiler writes its pid to the host's file (distccd_sandbox.test.ts times out in the sandbox).
+  const d = await startDistccd(t, { compilerDir: masq, env: { ...env, PIDFILE: pidFile }, args: ['--job-lifetime', '1', '--sandbox=off'] });
   // No bound on how long it took: STAT 118 and the message below say the lifetime ended it.
   const r = answered(await sendRaw(d.port, encodeRequest(2, ['slowcc', '-c', 't.c', '-o', 't.o'], SOURCE)));
   assert.equal(r.status, 118 << 8);
@@ -64,7 +65,8 @@ test('distccd kills the compiler process group when the client disconnects while
   // The "compiler" starts a grandchild in its group: both must die.
   const { dir, masq, env } = await setup(t, { hangcc: `sleep 30 & echo $! > "${'$'}{PIDFILE}.child"; echo $$ > "${'$'}{PIDFILE}"; wait` });
   const pidFile = path.join(dir, 'hang.pid');
-  const d = await startDistccd(t, { compilerDir: masq, env: { ...env, PIDFILE: pidFile } });
+  // Unsandboxed: the compiler writes its pids to the host's files (distccd_sandbox.test.ts kills in the sandbox).
+  const d = await startDistccd(t, { compilerDir: masq, env: { ...env, PIDFILE: pidFile }, args: ['--sandbox=off'] });
   const a = await sendRaw(d.port, encodeRequest(1, ['hangcc', '-c', 't.c', '-o', 't.o'], SOURCE), { abandonAfterMs: 1000 });
   assert.equal(a.kind, 'closed');
   await d.waitFor(/CLI_DISCONN exit:107 sig:0 core:0 ret:107/);
@@ -85,7 +87,8 @@ test('distccd answers STAT 110<<8 with the exec error in SERR when the compiler 
 test('distccd runs at most --jobs compilers at once and queues the rest without refusing any', async (t) => {
   const { dir, masq, env } = await setup(t, { queuecc: `echo "start $$" >> "${'$'}{TRACE}"; sleep 0.3; echo "end $$" >> "${'$'}{TRACE}"; exec gcc "$@"` });
   const trace = path.join(dir, 'trace');
-  const d = await startDistccd(t, { compilerDir: masq, env: { ...env, TRACE: trace }, args: ['--jobs', '1'] });
+  // Unsandboxed: the compilers write their trace to the host's file, which the sandbox hides.
+  const d = await startDistccd(t, { compilerDir: masq, env: { ...env, TRACE: trace }, args: ['--jobs', '1', '--sandbox=off'] });
   const answers = await Promise.all([0, 1, 2].map(() => sendRaw(d.port, encodeRequest(2, ['queuecc', '-c', 't.c', '-o', 't.o'], SOURCE))));
   for (const a of answers) assert.equal(answered(a).status, 0);
   const events = (await fs.readFile(trace, 'utf8')).trim().split('\n').map((l) => l.split(' ')[0]);
@@ -96,7 +99,8 @@ test('distccd runs at most --jobs compilers at once and queues the rest without 
 test('distccd runs compilers with --nice added to its priority, in TMPDIR, with stdin /dev/null and the safeguard set', async (t) => {
   const { dir, masq, env } = await setup(t, { probecc: `{ nice; pwd; cat; echo "safeguard=$_DISTCC_SAFEGUARD"; } > "${'$'}{PROBE}"; exec gcc "$@"` });
   const probe = path.join(dir, 'probe');
-  const d = await startDistccd(t, { compilerDir: masq, env: { ...env, PROBE: probe }, args: ['--nice', '7'] });
+  // Unsandboxed: the compiler reports to the host's file, and its cwd is the host's TMPDIR.
+  const d = await startDistccd(t, { compilerDir: masq, env: { ...env, PROBE: probe }, args: ['--nice', '7', '--sandbox=off'] });
   const r = answered(await sendRaw(d.port, encodeRequest(1, ['probecc', '-c', 't.c', '-o', 't.o'], SOURCE)));
   assert.equal(r.status, 0, r.stderr.toString());
   const [nice, cwd, safeguard] = (await fs.readFile(probe, 'utf8')).trim().split('\n');
@@ -166,7 +170,7 @@ test('distccd --user drops root before serving and its compilers run as that use
   const probeDir = path.join(dir, 'probe');
   await fs.mkdir(probeDir, { mode: 0o777 });
   await fs.chmod(probeDir, 0o777);
-  const d = await startDistccd(t, { compilerDir: masq, env: { ...env, PROBE: path.join(probeDir, 'uid') }, args: ['--user', 'nobody'] });
+  const d = await startDistccd(t, { compilerDir: masq, env: { ...env, PROBE: path.join(probeDir, 'uid') }, args: ['--user', 'nobody', '--sandbox=off'] });
   await d.waitFor(/privileges dropped user=nobody/);
   const r = answered(await sendRaw(d.port, encodeRequest(1, ['whocc', '-c', 't.c', '-o', 't.o'], SOURCE)));
   assert.equal(r.status, 0, r.stderr.toString());

@@ -62,6 +62,8 @@ test('distccd builds C and C++ files from the real pump client in protocol 3 whe
   await fs.writeFile(path.join(src, 'Makefile'), MAKEFILE);
   assertPumped(await runPump(['make', '-s', '-j2', `DISTCC=${distcc}`], { cwd: src, port: d.port, home }));
   await assertProtocol3Jobs(d, 3);
+  // Compiled in the sandbox (the default), where the tree stands at the client's own paths.
+  await d.waitFor(/sandbox mode=auto bwrap=/);
   const local = path.join(dir, 'local');
   await fs.mkdir(local);
   const c = ['gcc', '-Iinclude', '-idirafter', '/usr/include/x86_64-linux-gnu/bits'];

@@ -42,6 +42,9 @@ export interface KeyInput {
   /** CompilerIdentities#identify of argv[0]. */
   readonly compiler: string;
   readonly protocol: 1 | 2 | 3;
+  /** The compiler ran in the bubblewrap sandbox (--sandbox): a pump tree then stands at the
+   * client's paths instead of under a temp root, so the objects of the two layouts may differ. */
+  readonly sandboxed?: boolean;
   /** argv as run, temp names replaced by fixed ones. */
   readonly argv: readonly string[];
   /** The compiler's working directory as it reaches the object (see above). */
@@ -68,6 +71,7 @@ export function cacheKey(input: KeyInput): string {
   field(hash, 'format', KEY_FORMAT);
   field(hash, 'compiler', input.compiler);
   field(hash, 'protocol', String(input.protocol));
+  field(hash, 'layout', input.sandboxed === true ? 'sandbox' : 'direct');
   field(hash, 'argc', String(input.argv.length));
   for (const arg of input.argv) field(hash, 'arg', arg);
   field(hash, 'cwd', input.cwd);

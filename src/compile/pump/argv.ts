@@ -7,8 +7,9 @@
 //      the .d file afterwards (see replacedTarget: it is usually the one the client appended);
 //   3. -MMD is appended unless -MD or -MMD is present, then `-MF <deps>`;
 //   4. the root is prefixed to absolute arguments of -I -include -imacros -idirafter -iprefix
-//      -iwithprefix -iwithprefixbefore -isystem -iquote (joined or separate) and to an absolute
-//      input file.
+//      -iwithprefix -iwithprefixbefore -isystem -iquote -isysroot (joined or separate) and
+//      --sysroot (=DIR or separate) and to an absolute input file; in a sandbox, which shows the
+//      tree at the client's own paths (sandbox/tree_mounts.ts), nothing is re-rooted (root null).
 // Unlike the C server, the longest option name wins (-iwithprefixbefore is not read as
 // -iwithprefix with a path "before/...").
 //
@@ -18,7 +19,7 @@ import type { ScannedArgs } from '../args';
 
 /** distcc's include_options, longest first so a prefix never shadows a longer name. */
 export const INCLUDE_OPTIONS: readonly string[] = [
-  '-iwithprefixbefore', '-iwithprefix', '-idirafter', '-imacros', '-include', '-isystem', '-iprefix', '-iquote', '-I',
+  '-iwithprefixbefore', '-iwithprefix', '-idirafter', '-isysroot', '-imacros', '-include', '-isystem', '-iprefix', '-iquote', '--sysroot=', '--sysroot', '-I',
 ];
 
 export interface RerootedArgs {
@@ -66,10 +67,10 @@ function replacedTarget(argv: ReadonlyArray<string | undefined>, skip: ReadonlyS
 
 export function rerootArgs(
   scanned: ScannedArgs,
-  paths: { readonly root: string; readonly output: string; readonly deps: string },
+  paths: { readonly root: string | null; readonly output: string; readonly deps: string },
 ): RerootedArgs {
   const { root } = paths;
-  if (!root.startsWith('/') || root.endsWith('/')) throw new RangeError(`root must be absolute without a trailing "/", got "${root}"`);
+  if (root !== null && (!root.startsWith('/') || root.endsWith('/'))) throw new RangeError(`root must be absolute without a trailing "/", got "${root}"`);
   // Mark the output and input positions before anything shifts.
   const argv: Array<string | undefined> = [...scanned.argv];
   switch (scanned.outputForm) {
@@ -84,7 +85,7 @@ export function rerootArgs(
       break;
   }
   const input = scanned.input;
-  if (input.startsWith('/')) argv[scanned.inputIndex] = underRoot(root, input);
+  if (input.startsWith('/') && root !== null) argv[scanned.inputIndex] = underRoot(root, input);
   const skip = new Set<number>([scanned.inputIndex]);
   if (scanned.outputForm === 'separate') skip.add(scanned.outputIndex + 1);
 
@@ -94,8 +95,8 @@ export function rerootArgs(
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i];
     if (a === undefined || skip.has(i)) continue;
-    const option = INCLUDE_OPTIONS.find((o) => a.startsWith(o));
-    if (option === undefined) continue;
+    const option = root === null ? undefined : INCLUDE_OPTIONS.find((o) => a.startsWith(o));
+    if (option === undefined || root === null) continue;
     if (a === option) {
       const next = argv[i + 1];
       if (next !== undefined && !skip.has(i + 1) && next.startsWith('/')) argv[i + 1] = underRoot(root, next);

@@ -104,3 +104,11 @@ test('rerootArgs and cleanDepfile give the client a clean .d when gcc really com
   assert.match(clean, /\/opt\/sdk\/include\/sys_like\.h/);
   assert.match(clean, /local\.h/);
 });
+
+test('rerootArgs re-roots --sysroot and -isysroot like -I, and leaves every path alone when the sandbox shows the tree at its own paths', () => {
+  const argv = ['gcc', '--sysroot=/opt/sdk', '--sysroot', '/opt/sdk2', '-isysroot', '/opt/sdk3', '-isysroot/opt/sdk4', '-I/inc', '-c', '/home/u/x.c'];
+  assert.deepEqual(rerootArgs(scanned(argv), PATHS).argv.slice(0, 10), ['gcc', `--sysroot=${ROOT}/opt/sdk`, '--sysroot', `${ROOT}/opt/sdk2`, '-isysroot', `${ROOT}/opt/sdk3`,
+    `-isysroot${ROOT}/opt/sdk4`, `-I${ROOT}/inc`, '-c', `${ROOT}/home/u/x.c`]);
+  const inSandbox = rerootArgs(scanned(argv), { ...PATHS, root: null });
+  assert.deepEqual(inSandbox.argv, [...argv, '-o', PATHS.output, '-MMD', '-MF', PATHS.deps]);
+});

@@ -1,0 +1,235 @@
+// What a compiler needs to see inside its sandbox, found from the compiler itself rather than a
+// list written here: the program as PATH resolves it, the programs the driver starts
+// (`-print-prog-name` for cc1, cc1plus, as, collect2, and `-print-search-dirs` programs), the
+// interpreter of a compiler that is a `#!` script (a wrapper), its
+// default include directories (`-E -v`, for C and C++), and every shared library those programs
+// load (ldd, which also names the ELF interpreter). Each file contributes its directory; each
+// directory is bound read-only at its real path, and the symlinks met on the way there (Debian's
+// merged /usr: /lib -> usr/lib, /lib64 -> usr/lib64, /bin -> usr/bin) are recreated, so the
+// paths ld.so and the driver use resolve inside the sandbox as they do outside.
+//
+// On Debian this comes to /usr/bin, /usr/lib/gcc/<triplet>/<N>, /usr/libexec/gcc/... when
+// present, /usr/lib/<triplet> (the libraries), /usr/include and /usr/local/include: the
+// compiler's own directories, not /usr as a whole, and never /etc, /home, /var or /srv.
+//
+// The answer is memoised per compiler name and PATH: the probes run a dozen short processes
+// (200-300 ms on a busy machine), once per compiler per daemon. A process that serves one job
+// (--inetd) binds /usr whole instead when the compiler lives there (see wholeUsr).
+//
+// Exports: findCompilerMounts(compiler, env) -> Promise<CompilerMounts>; resolveProgram(name, path)
+
+import { execFile } from 'node:child_process';
+import { accessSync, closeSync, constants as C, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
+import path from 'node:path';
+
+export interface CompilerMounts {
+  /** The compiler as PATH resolves it (absolute), or undefined when PATH has none. */
+  readonly program: string | undefined;
+  /** Real directories to bind read-only, no one inside another, parents first. */
+  readonly dirs: readonly string[];
+  /** Symlinks to recreate: [link path, its target as stored]. */
+  readonly links: ReadonlyArray<readonly [string, string]>;
+}
+
+/** The first executable `name` in a PATH string, as execvp finds it; a name with '/' is itself. */
+export function resolveProgram(name: string, searchPath: string): string | undefined {
+  const candidates = name.includes('/') ? [name] : searchPath.split(':').map((dir) => path.join(dir === '' ? '.' : dir, name));
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, C.X_OK);
+      if (statSync(candidate).isFile()) return path.resolve(candidate);
+    } catch {
+      // Not here: the next PATH entry.
+    }
+  }
+  return undefined;
+}
+
+/** Runs a probe; its output (stdout, then stderr), or '' when it fails or takes longer than `timeout`. */
+function probe(file: string, args: readonly string[], env: NodeJS.ProcessEnv, timeout = 10_000): Promise<string> {
+  return new Promise((resolve) => {
+    const child = execFile(file, args, { env, timeout, killSignal: 'SIGKILL', maxBuffer: 4 * 1024 * 1024 }, (error, stdout, stderr) => {
+      resolve(error !== null ? '' : `${stdout}\n${stderr}`);
+    });
+    child.stdin?.on('error', () => {}); // a probe that exits before reading: nothing to tell
+    child.stdin?.end();
+  });
+}
+
+/** The `<...>` include directories a `-E -v` run lists. */
+function includeDirs(text: string): string[] {
+  const start = text.indexOf('#include <...> search starts here:');
+  const end = text.indexOf('End of search list.');
+  if (start < 0 || end < start) return [];
+  return text.slice(start, end).split('\n').slice(1).map((line) => line.trim().replace(/ \(framework directory\)$/, '')).filter((line) => line.startsWith('/'));
+}
+
+/** Absolute paths ldd names: libraries after "=>" and the interpreter line. */
+function lddPaths(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const match = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
+    if (match !== null) out.push(match[1]!);
+  }
+  return out;
+}
+
+/** The program a `#!` line names, if `file` starts with one. */
+function interpreterOf(file: string): string | undefined {
+  let head = '';
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      const buffer = Buffer.alloc(256);
+      head = buffer.subarray(0, readSync(fd, buffer, 0, 256, 0)).toString('latin1');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+  return /^#!\s*(\/\S+)/.exec(head)?.[1];
+}
+
+/**
+ * Walks `p` component by component as the kernel would, recording each symlink met, and returns
+ * the real path (undefined if it does not exist).
+ */
+function realPathNoting(p: string, links: Map<string, string>, hops = 0): string | undefined {
+  if (hops > 40) return undefined;
+  let current = '/';
+  const parts = path.normalize(p).split('/').filter((c) => c !== '');
+  for (let i = 0; i < parts.length; i++) {
+    const next = path.join(current, parts[i]!);
+    let stat;
+    try {
+      stat = lstatSync(next);
+    } catch {
+      return undefined;
+    }
+    if (stat.isSymbolicLink()) {
+      const target = readlinkSync(next);
+      links.set(next, target);
+      const rest = parts.slice(i + 1).join('/');
+      return realPathNoting(path.resolve(current, target, rest), links, hops + 1);
+    }
+    current = next;
+  }
+  return current;
+}
+
+/** Drops directories inside another and sorts parents first. */
+function outermost(dirs: Iterable<string>): string[] {
+  const sorted = [...new Set(dirs)].sort();
+  const out: string[] = [];
+  for (const dir of sorted) {
+    if (!out.some((top) => dir === top || dir.startsWith(top === '/' ? '/' : `${top}/`))) out.push(dir);
+  }
+  return out;
+}
+
+/**
+ * /usr whole, and the links of "/" that lead into it (merged /usr: /bin, /lib, /lib64, /sbin):
+ * for a process that serves one job (--inetd), which cannot memoise the probes (~200-300 ms a
+ * compiler, measured), and for a wrapper that answers no probe, when the compiler lives in /usr. /usr is the distribution's shareable,
+ * read-only software tree (FHS), readable by every local user: it holds no other job's file and
+ * nothing private of the server's.
+ */
+function wholeUsr(program: string): CompilerMounts {
+  const links: Array<[string, string]> = [];
+  for (const name of readdirSync('/')) {
+    const link = `/${name}`;
+    try {
+      if (!lstatSync(link).isSymbolicLink()) continue;
+      const target = readlinkSync(link);
+      if (/^\/?usr(\/|$)/.test(target)) links.push([link, target]);
+    } catch {
+      // Gone meanwhile: not needed.
+    }
+  }
+  return { program, dirs: ['/usr'], links: links.sort(([a], [b]) => a.localeCompare(b)) };
+}
+
+async function discover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenThere: boolean): Promise<CompilerMounts> {
+  const searchPath = env['PATH'] ?? '/usr/bin:/bin';
+  const program = resolveProgram(compiler, searchPath);
+  if (program === undefined) return { program, dirs: [], links: [] };
+  if (wholeUsrWhenThere && realpathSync(program).startsWith('/usr/')) return wholeUsr(program);
+  const probeEnv = { ...env, LC_ALL: 'C' };
+  const files = new Set<string>([program]);
+  const dirs = new Set<string>();
+  // A gcc-like driver (or a wrapper passing its arguments on) answers -print-prog-name at once;
+  // anything else (a wrapper that ignores them, or takes its time) gets no further probe, and
+  // its first job waits at most PROBE_MS.
+  const first = (await probe(program, ['-print-prog-name=cc1'], probeEnv, PROBE_MS)).trim().split('\n')[0] ?? '';
+  const driver = first !== '' && !/\s/.test(first);
+  // What a wrapper that is no driver runs cannot be known: in /usr, it gets /usr whole.
+  if (!driver && realpathSync(program).startsWith('/usr/')) return wholeUsr(program);
+  if (driver) {
+    const [names, searchDirs, cIncludes, cxxIncludes] = await Promise.all([
+      Promise.all(['cc1plus', 'as', 'collect2'].map((name) => probe(program, [`-print-prog-name=${name}`], probeEnv))),
+      probe(program, ['-print-search-dirs'], probeEnv),
+      probe(program, ['-xc', '-E', '-v', '/dev/null'], probeEnv),
+      probe(program, ['-xc++', '-E', '-v', '/dev/null'], probeEnv),
+    ]);
+    for (const raw of [first, ...names]) {
+      const name = raw.trim().split('\n')[0] ?? '';
+      const found = name === '' ? undefined : resolveProgram(name, searchPath);
+      if (found !== undefined) files.add(found);
+    }
+    for (const line of searchDirs.split('\n')) {
+      const match = /^(install|programs): =?(.*)$/.exec(line);
+      if (match !== null) for (const dir of match[2]!.split(':')) if (dir.startsWith('/')) dirs.add(dir);
+    }
+    for (const dir of [...includeDirs(cIncludes), ...includeDirs(cxxIncludes)]) dirs.add(dir);
+  }
+  // A compiler that is a script (a wrapper) needs its interpreter too.
+  for (const file of [...files]) {
+    const interpreter = interpreterOf(file);
+    if (interpreter !== undefined) files.add(interpreter);
+  }
+  const libraries = await Promise.all([...files].map((file) => probe('ldd', [file], probeEnv)));
+  for (const text of libraries) for (const lib of lddPaths(text)) files.add(lib);
+  const links = new Map<string, string>();
+  const real = new Set<string>();
+  for (const file of files) {
+    const resolved = realPathNoting(file, links);
+    if (resolved !== undefined) real.add(path.dirname(resolved));
+  }
+  for (const dir of dirs) {
+    const resolved = realPathNoting(dir, links);
+    if (resolved !== undefined && statSync(resolved).isDirectory()) real.add(resolved);
+  }
+  const bound = outermost(real);
+  // A link inside a bound directory comes with it; only those outside need making.
+  const inside = (p: string): boolean => bound.some((top) => p.startsWith(`${top}/`));
+  return {
+    program,
+    dirs: bound.map((dir) => realpathSync(dir)),
+    links: [...links].filter(([link]) => !inside(link)).sort(([a], [b]) => a.localeCompare(b)),
+  };
+}
+
+/** How long the first probe may take before the program is taken for something other than a gcc-like driver. */
+const PROBE_MS = 3000;
+
+const memo = new Map<string, Promise<CompilerMounts>>();
+
+/**
+ * The mounts of `compiler` as the compiler environment `env` runs it; memoised per name and PATH.
+ * `wholeUsr`: a compiler that lives in /usr gets /usr whole, without probes (see wholeUsr).
+ */
+export function findCompilerMounts(compiler: string, env: NodeJS.ProcessEnv, options: { readonly wholeUsr?: boolean } = {}): Promise<CompilerMounts> {
+  const key = `${compiler}\0${env['PATH'] ?? ''}`;
+  let found = memo.get(key);
+  if (found === undefined) {
+    found = discover(compiler, env, options.wholeUsr === true);
+    memo.set(key, found);
+    // A failed probe (EMFILE, say) is not remembered: the next job asks again.
+    // Neither is a compiler not installed yet.
+    found.then((mounts) => {
+      if (mounts.program === undefined) memo.delete(key);
+    }, () => memo.delete(key));
+  }
+  return found;
+}

@@ -1,0 +1,191 @@
+// The sandbox every compiler runs in (issue 21). An allowed client could otherwise make the
+// compiler read any file the daemon's user can read: `-x c` with a source that #includes a
+// server path (protocols 1/2), an absolute #include (protocol 3), the temp files of concurrent
+// jobs in TMPDIR; the contents come back in the object or the diagnostics. C distccd does
+// nothing about it; icecream uses a chroot, sccache-dist bubblewrap, and so do we.
+//
+// A compile runs as `prlimit LIMITS -- bwrap OPTIONS -- COMPILER ARGS`:
+//   - prlimit sets the resource limits (address space, CPU seconds, file size, processes) on
+//     bwrap, which the compiler and its children inherit;
+//   - bwrap (unprivileged: user namespaces, never setuid) gives it new user, pid, mount, ipc and
+//     network namespaces (no network at all; see UNSHARE), kills it with its parent, and builds
+//     its file system from nothing: the compiler's own directories read-only
+//     (compiler_mounts.ts), a fresh /proc and a minimal /dev, an empty size-capped tmpfs /tmp, and
+//     the job's own files (binds chosen by the job: its input, output, .d, pump tree). No /home,
+//     /root, /srv, /var, /etc, nor any other job's file exists in there.
+//
+// Exports: Sandbox (probe, command), SandboxLimits, Bind.
+
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { DistkitError, EXIT } from '../../errors';
+import { findCompilerMounts, resolveProgram, type CompilerMounts } from './compiler_mounts';
+
+export type SandboxMode = 'auto' | 'required' | 'off';
+
+/**
+ * --unshare-all (with --unshare-net, see Sandbox.verify) but the uts and cgroup namespaces: a compiler cannot change the host's hostname
+ * or cgroup from its own user namespace anyway, what it would read there is no secret, and
+ * leaving them out lets systemd units forbid them (RestrictNamespaces=, an exposure of 1.1).
+ * The user namespace is "try" as in --unshare-all: root needs none.
+ */
+const UNSHARE = Object.freeze(['--unshare-user-try', '--unshare-ipc', '--unshare-pid']);
+
+/** Whether this process's network namespace has no interface but lo (systemd's PrivateNetwork=). */
+function onlyLoopback(): boolean {
+  try {
+    const names = readdirSync('/sys/class/net');
+    return names.length === 1 && names[0] === 'lo';
+  } catch {
+    return false;
+  }
+}
+
+export interface SandboxLimits {
+  /** RLIMIT_AS of the compiler and each of its children, bytes. */
+  readonly memoryBytes: number;
+  /** RLIMIT_CPU, seconds: --job-lifetime, or an hour when that is 0. */
+  readonly cpuSeconds: number;
+  /** RLIMIT_FSIZE: the largest file a compile may write (object, stderr, any temp file). */
+  readonly fileBytes: number;
+  /** RLIMIT_NPROC (counted per user, as the kernel does). */
+  readonly processes: number;
+  /** Size of the tmpfs mounted on /tmp. */
+  readonly tmpBytes: number;
+}
+
+/** A path of the job made visible inside the sandbox at `to`. */
+export interface Bind {
+  readonly from: string;
+  readonly to: string;
+  readonly writable?: boolean;
+  /** Make `to` a symlink whose target is `from` instead. */
+  readonly symlink?: boolean;
+}
+
+export type SandboxCommand =
+  | { readonly ok: true; readonly argv: readonly string[] }
+  | { readonly ok: false; readonly reason: string };
+
+export class Sandbox {
+  readonly #prlimit: string;
+  readonly #bwrap: string;
+  readonly #limits: SandboxLimits;
+  readonly #limitArgs: readonly string[];
+  readonly #wholeUsr: boolean;
+  /** Mount a fresh /proc: off when the service manager hides parts of the host's (see verify). */
+  #proc = true;
+  /** Unshare the network: off only where the daemon's own network is lo alone (see verify). */
+  #net = true;
+
+  /**
+   * `bwrap` and `prlimit` are absolute paths (see locate). `oneJob`: the process serves one job
+   * (--inetd), and a compiler in /usr gets /usr whole (compiler_mounts.ts wholeUsr).
+   */
+  constructor(programs: { readonly bwrap: string; readonly prlimit: string }, limits: SandboxLimits, options: { readonly oneJob?: boolean } = {}) {
+    this.#wholeUsr = options.oneJob === true;
+    this.#bwrap = programs.bwrap;
+    this.#prlimit = programs.prlimit;
+    this.#limits = Object.freeze({ ...limits });
+    this.#limitArgs = Object.freeze([
+      `--as=${limits.memoryBytes}`, `--cpu=${limits.cpuSeconds}`, `--fsize=${limits.fileBytes}`, `--nproc=${limits.processes}`, '--',
+    ]);
+  }
+
+  get bwrap(): string {
+    return this.#bwrap;
+  }
+
+  get limits(): SandboxLimits {
+    return this.#limits;
+  }
+
+  /**
+   * Finds bwrap (a path, or a name searched in `searchPath`) and prlimit; throws DistkitError
+   * 'sandbox-unavailable' naming what is missing.
+   */
+  static locate(bwrap: string, searchPath: string, limits: SandboxLimits, options: { readonly oneJob?: boolean } = {}): Sandbox {
+    const bwrapPath = resolveProgram(bwrap, searchPath);
+    if (bwrapPath === undefined) throw unavailable(`bubblewrap (${bwrap}) is not installed or not on PATH: install the bubblewrap package, or pass --bwrap PATH`);
+    const prlimit = resolveProgram('prlimit', searchPath);
+    if (prlimit === undefined) throw unavailable('prlimit (util-linux) is not on PATH: the sandbox sets its resource limits with it');
+    return new Sandbox({ bwrap: bwrapPath, prlimit }, limits, options);
+  }
+
+  /**
+   * Runs `true` in a sandbox built exactly as a compile's is (user namespace, /proc, /dev, the
+   * tmpfs): the check at start-up, as the user the daemon serves as (`as`, when it starts as
+   * root and drops to that user later). Synchronous: start-up only.
+   * Throws DistkitError 'sandbox-unavailable' with bwrap's own words when it fails.
+   */
+  verify(env: NodeJS.ProcessEnv, as?: { readonly uid: number; readonly gid: number }): void {
+    const program = resolveProgram('true', env['PATH'] ?? '/usr/bin:/bin');
+    if (program === undefined) throw unavailable('no `true` program on PATH to test the sandbox with');
+    const ldd = spawnSync('ldd', [program], { env, encoding: 'utf8' });
+    const libs = `${ldd.stdout ?? ''}`.match(/\/\S+/g) ?? [];
+    const dirs = [...new Set([program, ...libs].map((p) => p.slice(0, p.lastIndexOf('/')) || '/'))];
+    const mounts: CompilerMounts = { program, dirs, links: [] };
+    // A kernel refuses a new /proc where parts of the host's are covered (systemd's
+    // ProtectKernelTunables=, a container's masked paths): jobs then get none, which compilers
+    // do not need. A network namespace of their own may be forbidden (RestrictNamespaces=,
+    // RestrictAddressFamilies= without AF_NETLINK for its loopback): accepted only when the
+    // daemon's own has no interface but lo (PrivateNetwork=), which jobs then share.
+    const variants = [{ proc: true, net: true }, { proc: false, net: true }];
+    if (onlyLoopback()) variants.push({ proc: true, net: false }, { proc: false, net: false });
+    let result: ReturnType<typeof spawnSync> | undefined;
+    for (const variant of variants) {
+      this.#proc = variant.proc;
+      this.#net = variant.net;
+      result = spawnSync(this.#prlimit, this.#argv(mounts, [program], { cwd: '/', binds: [] }), { env, encoding: 'utf8', timeout: 20_000, uid: as?.uid, gid: as?.gid });
+      if (result.error !== undefined || result.status === 0) break;
+    }
+    if (result === undefined || result.error !== undefined) throw unavailable(`cannot run ${this.#bwrap}: ${result?.error?.message ?? ''}`);
+    if (result.status !== 0) {
+      const said = `${result.stderr ?? ''}`.trim().split('\n').slice(-1)[0] ?? '';
+      throw unavailable(`${this.#bwrap} cannot build a sandbox here (exit ${result.status ?? result.signal}${said === '' ? '' : `: ${said}`}); user namespaces may be off (sysctl kernel.unprivileged_userns_clone, user.max_user_namespaces) or forbidden by the service manager (RestrictNamespaces=)`);
+    }
+  }
+
+  /** Whether jobs get a network namespace of their own (else the daemon's, which has only lo). */
+  get network(): boolean {
+    return this.#net;
+  }
+
+  /** Whether jobs get a /proc of their own (verify may find they cannot). */
+  get proc(): boolean {
+    return this.#proc;
+  }
+
+  /**
+   * The command that runs `argv` (a compiler and its arguments, as the job would run it) in the
+   * sandbox, with `cwd` inside it and the job's `binds`; not ok when PATH has no such compiler
+   * (the job answers that as an exec failure, as without the sandbox).
+   */
+  async command(argv: readonly string[], job: { readonly env: NodeJS.ProcessEnv; readonly cwd: string; readonly binds: readonly Bind[] }): Promise<SandboxCommand> {
+    const mounts = await findCompilerMounts(argv[0]!, job.env, { wholeUsr: this.#wholeUsr });
+    if (mounts.program === undefined) return { ok: false, reason: `ENOENT ${argv[0]} is not on the compiler PATH` };
+    return { ok: true, argv: this.#argv(mounts, argv, job) };
+  }
+
+  /** The paths the sandbox of `compiler` mounts itself (its directories and links, /proc, /dev, /tmp). */
+  async occupied(compiler: string, env: NodeJS.ProcessEnv): Promise<string[]> {
+    const mounts = await findCompilerMounts(compiler, env, { wholeUsr: this.#wholeUsr });
+    return [...mounts.dirs, ...mounts.links.map(([link]) => link), '/proc', '/dev', '/tmp'];
+  }
+
+  #argv(mounts: CompilerMounts, argv: readonly string[], job: { readonly cwd: string; readonly binds: readonly Bind[] }): string[] {
+    // The tmpfs first: a compiler directory under /tmp (a test's, a user's toolchain) stays visible.
+    const out = [this.#prlimit, ...this.#limitArgs, this.#bwrap, ...UNSHARE, ...(this.#net ? ['--unshare-net'] : []), '--die-with-parent', '--size', String(this.#limits.tmpBytes), '--tmpfs', '/tmp'];
+    for (const dir of mounts.dirs) out.push('--ro-bind', dir, dir);
+    for (const [link, target] of mounts.links) out.push('--symlink', target, link);
+    if (this.#proc) out.push('--proc', '/proc');
+    out.push('--dev', '/dev');
+    for (const bind of job.binds) out.push(bind.symlink === true ? '--symlink' : bind.writable === true ? '--bind' : '--ro-bind', bind.from, bind.to);
+    out.push('--chdir', job.cwd, '--setenv', 'TMPDIR', '/tmp', '--', ...argv);
+    return out;
+  }
+}
+
+function unavailable(message: string): DistkitError {
+  return new DistkitError('sandbox-unavailable', message, { exitCode: EXIT.SETUID_FAILED });
+}

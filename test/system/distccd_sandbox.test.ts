@@ -1,0 +1,319 @@
+// The compile sandbox (issue 21) against the real clients: a job gets its object, never a file of
+// the server's or of another job. The server-only file is planted by each test and readable by
+// the daemon's user; it is asked for the way a client can really ask: `.incbin` in the source
+// (the assembler reads it on the server; neither cpp on the client nor the include server
+// follows it), in protocols 1 and 2 (real distcc), 3 (real pump) and over inetd. Each proof runs
+// with --sandbox=off too, where the same request does get the file back: the test can fail.
+// A "spy" compiler (a script in DISTCCD_PATH) reports what a job sees from inside.
+
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { clientEnv, DISTCCD, KEEP_ROOT, makeMasqueradeDir, MASQUERADE_NAMES, run, runDistccd, startDistccd, tempDir, type RunningDistccd } from '../support/distccd_harness';
+import { encodeRequest, sendRaw } from '../support/raw_distcc_client';
+import { assertPumped, realPump, runPump } from '../support/real_pump';
+import { settledListing } from '../support/settled_listing';
+
+const exec = promisify(execFile);
+
+// Reports what the job sees: who it is, /, /tmp, the daemon's TMPDIR (JOBDIR) and the planted
+// file (SECRET); -DHOLD keeps it running 3 s, -DHANG forever (a marked sleep). It answers no
+// -print or -E probe, so the sandbox takes it for what it is, not a gcc driver.
+const SPY = `#!/bin/sh
+case " $* " in *" -print"*|*" -E "*) exit 1;; esac
+out=; prev=; for a; do [ "$prev" = -o ] && out=$a; prev=$a; done
+case " $* " in *" -DHANG "*) exec sleep 4711.25;; esac
+case " $* " in *" -DHOLD "*) sleep 3;; esac
+{ echo "== id"; id -u; echo "== ls /"; ls -A /; echo "== ls /tmp"; ls -A /tmp; echo "== ls JOBDIR"; ls -A "$JOBDIR"; echo "== cat SECRET"; cat "$SECRET" 2>&1; echo "== end"; } >&2
+: > "$out"
+`;
+
+interface Setup {
+  readonly dir: string;
+  readonly tmp: string;
+  readonly masq: string;
+  readonly bin: string;
+  readonly secret: string;
+  readonly token: string;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+async function setup(t: TestContext): Promise<Setup> {
+  const dir = await fs.realpath(tempDir(t, 'distkit-sandbox-'));
+  const tmp = path.join(dir, 'tmp');
+  const bin = path.join(dir, 'bin');
+  await Promise.all([fs.mkdir(tmp), fs.mkdir(bin), fs.mkdir(path.join(dir, 'server-only'))]);
+  await fs.writeFile(path.join(bin, 'spy'), SPY, { mode: 0o755 });
+  const masq = await makeMasqueradeDir(path.join(dir, 'masq'), [...MASQUERADE_NAMES, 'spy']);
+  const token = `SERVER-ONLY-${randomBytes(12).toString('hex')}`;
+  const secret = path.join(dir, 'server-only', 'secret.txt');
+  await fs.writeFile(secret, `${token}\n`, { mode: 0o600 });
+  const env = { TMPDIR: tmp, DISTCCD_PATH: `${bin}:/usr/bin:/bin`, JOBDIR: tmp, SECRET: secret };
+  return { dir, tmp, masq, bin, secret, token, env };
+}
+
+function daemon(t: TestContext, s: Setup, args: readonly string[] = []): Promise<RunningDistccd> {
+  return startDistccd(t, { compilerDir: s.masq, env: s.env, args });
+}
+
+/** A source whose object embeds `file`, read by the assembler wherever the compile runs. */
+function incbin(file: string): string {
+  return `__asm__(".section .rodata\\n.incbin \\"${file}\\"\\n.previous");\nint f(void) { return 1; }\n`;
+}
+
+/** Whether `token` is anywhere in what the client got: its output, its messages, the object. */
+async function leaked(token: string, said: string, object: string): Promise<boolean> {
+  const bytes = await fs.readFile(object).catch(() => Buffer.alloc(0));
+  return said.includes(token) || bytes.includes(token);
+}
+
+for (const [protocol, suffix] of [[1, ''], [2, ',lzo']] as const) {
+  test(`distccd gives no byte of a server-only file when the real client asks for it by .incbin in protocol ${protocol}`, async (t) => {
+    const s = await setup(t);
+    await fs.writeFile(path.join(s.dir, 'evil.c'), incbin(s.secret));
+    for (const mode of ['auto', 'off'] as const) {
+      const d = await daemon(t, s, [`--sandbox=${mode}`]);
+      const object = path.join(s.dir, `evil-${mode}.o`);
+      const r = await run('distcc', ['gcc', '-c', 'evil.c', '-o', object], { cwd: s.dir, env: clientEnv(s.dir, `127.0.0.1:${d.port}/4${suffix}`) });
+      if (mode === 'auto') {
+        await d.waitFor(/sandbox mode=auto bwrap=/);
+        assert.notEqual(r.code, 0, 'the assembler finds no such file in the sandbox');
+        assert.match(r.stderr, /secret\.txt/);
+        assert.equal(await leaked(s.token, r.stdout + r.stderr, object), false, r.stderr);
+      } else {
+        // The control: unconfined, the same request reads the file (the hole the sandbox closes).
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(await leaked(s.token, '', object), true);
+      }
+      await d.stop();
+    }
+    assert.deepEqual(await settledListing(s.tmp), []);
+  });
+}
+
+test('distccd gives no byte of a server-only file when the real pump client asks for it by .incbin in protocol 3', async (t) => {
+  await realPump();
+  const s = await setup(t);
+  const { distcc } = await realPump();
+  const src = path.join(s.dir, 'src');
+  const home = path.join(s.dir, 'home');
+  await Promise.all([fs.mkdir(src), fs.mkdir(home)]);
+  await fs.writeFile(path.join(src, 'evil.c'), incbin(s.secret));
+  for (const mode of ['auto', 'off'] as const) {
+    const d = await daemon(t, s, [`--sandbox=${mode}`]);
+    const object = path.join(src, `evil-${mode}.o`);
+    const r = await runPump([distcc, 'gcc', '-c', 'evil.c', '-o', object], { cwd: src, port: d.port, home });
+    await d.waitFor(/ request .*protocol=3 /);
+    if (mode === 'auto') {
+      assert.notEqual(r.code, 0);
+      assert.equal(await leaked(s.token, r.stdout + r.stderr, object), false, r.stderr);
+    } else {
+      assertPumped(r);
+      assert.equal(await leaked(s.token, '', object), true);
+    }
+    await d.stop();
+  }
+});
+
+test('distccd --inetd gives no byte of a server-only file to the real client over ssh pipes', async (t) => {
+  const s = await setup(t);
+  const log = path.join(s.dir, 'distccd.log');
+  const ssh = path.join(s.dir, 'fake-ssh');
+  const envs = Object.entries(s.env).map(([k, v]) => `${k}='${v}'`).join(' ');
+  await fs.writeFile(ssh, `#!/bin/sh\n${envs} exec '${process.execPath}' '${DISTCCD}' --inetd --compiler-dir '${s.masq}' --log-file '${log}' --log-level debug ${KEEP_ROOT.join(' ')}\n`, { mode: 0o755 });
+  await fs.writeFile(path.join(s.dir, 'evil.c'), incbin(s.secret));
+  await fs.writeFile(path.join(s.dir, 'good.c'), 'int g(int x) { return x * 2; }\n');
+  const env = clientEnv(s.dir, '@localhost/4,lzo', { DISTCC_SSH: ssh });
+  const bad = await run('distcc', ['gcc', '-c', 'evil.c', '-o', 'evil.o'], { cwd: s.dir, env });
+  assert.notEqual(bad.code, 0);
+  assert.equal(await leaked(s.token, bad.stdout + bad.stderr, path.join(s.dir, 'evil.o')), false, bad.stderr);
+  const good = await run('distcc', ['gcc', '-O2', '-c', 'good.c', '-o', 'good.o'], { cwd: s.dir, env });
+  assert.equal(good.code, 0, good.stderr);
+  await exec('gcc', ['-O2', '-c', 'good.c', '-o', 'local.o'], { cwd: s.dir });
+  assert.deepEqual(await fs.readFile(path.join(s.dir, 'good.o')), await fs.readFile(path.join(s.dir, 'local.o')));
+  const text = await fs.readFile(log, 'utf8');
+  assert.match(text, /mode kind=inetd/);
+  assert.match(text, /sandbox mode=auto bwrap=/);
+  assert.deepEqual(await settledListing(s.tmp), []);
+});
+
+/** The spy's report: its sections by heading. */
+function report(stderr: Buffer): Map<string, string[]> {
+  const sections = new Map<string, string[]>();
+  let current: string[] = [];
+  for (const line of stderr.toString().split('\n')) {
+    const heading = /^== (.*)$/.exec(line);
+    if (heading !== null) sections.set(heading[1]!, (current = []));
+    else if (line !== '') current.push(line);
+  }
+  return sections;
+}
+
+function spyRequest(...defines: string[]): Buffer {
+  return encodeRequest(1, ['spy', ...defines, '-c', 't.c', '-o', 't.o'], 'int x;\n');
+}
+
+test('distccd shows a job its own files only, not a concurrent job\'s nor the server\'s, when the sandbox is on', async (t) => {
+  const s = await setup(t);
+  for (const mode of ['auto', 'off'] as const) {
+    const d = await daemon(t, s, [`--sandbox=${mode}`]);
+    const holding = sendRaw(d.port, spyRequest('-DHOLD'));
+    const others = await settledListing(s.tmp, { count: 2 }); // the first job's input and output
+    assert.equal(others.length, 2, `the first job's files: ${others.join(' ')}`);
+    const a = await sendRaw(d.port, spyRequest());
+    assert.ok(a.kind === 'answer' && a.response.status === 0, JSON.stringify(a));
+    const seen = report(a.response.stderr);
+    const jobDir = seen.get('ls JOBDIR') ?? [];
+    if (mode === 'auto') {
+      assert.equal(jobDir.length, 2, `its own input and output: ${jobDir.join(' ')}`);
+      assert.deepEqual(jobDir.filter((name) => others.includes(name)), [], 'none of the other job\'s');
+      assert.doesNotMatch(a.response.stderr.toString(), new RegExp(s.token));
+      assert.match((seen.get('cat SECRET') ?? []).join('\n'), /No such file or directory/);
+      assert.deepEqual(seen.get('ls /tmp'), path.dirname(s.tmp).startsWith('/tmp/') ? [path.relative('/tmp', s.dir).split('/')[0]!] : []);
+      for (const hidden of ['home', 'root', 'srv', 'var', 'etc']) assert.ok(!(seen.get('ls /') ?? []).includes(hidden), `no /${hidden}: ${seen.get('ls /')?.join(' ')}`);
+    } else {
+      assert.deepEqual(jobDir.filter((name) => others.includes(name)).sort(), others, 'unconfined, it sees the other job\'s files');
+      assert.match(a.response.stderr.toString(), new RegExp(s.token));
+    }
+    const held = await holding;
+    assert.ok(held.kind === 'answer' && held.response.status === 0);
+    await d.stop();
+  }
+});
+
+/** Whether a process with exactly this command line runs (the spy's marked sleep). */
+async function running(cmdline: string): Promise<boolean> {
+  for (const pid of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const text = await fs.readFile(`/proc/${pid}/cmdline`, 'latin1').catch(() => '');
+    if (text === cmdline) return true;
+  }
+  return false;
+}
+
+async function gone(cmdline: string, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (await running(cmdline)) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return true;
+}
+
+const HANG = 'sleep\u00004711.25\u0000';
+
+test('distccd kills a sandboxed compiler and everything it started when --job-lifetime runs out or the client leaves', async (t) => {
+  const s = await setup(t);
+  const d = await daemon(t, s, ['--job-lifetime', '1']);
+  const r = await sendRaw(d.port, spyRequest('-DHANG'));
+  assert.ok(r.kind === 'answer' && r.response.status === 118 << 8, JSON.stringify(r));
+  assert.ok(await gone(HANG, 5000), 'the sandboxed sleep is killed');
+  const e = await daemon(t, s); // no lifetime: only the client's leaving ends this one
+  const left = sendRaw(e.port, spyRequest('-DHANG'), { abandonAfterMs: 1500 });
+  assert.equal((await left).kind, 'closed');
+  await e.waitFor(/CLI_DISCONN exit:107/);
+  assert.ok(await gone(HANG, 5000), 'killed when the client left');
+  assert.deepEqual(await settledListing(s.tmp), []);
+});
+
+test('distccd --sandbox=required refuses to start, exit 112, when bubblewrap is missing or does not work', async (t) => {
+  const s = await setup(t);
+  const base = ['--daemon', '--no-detach', '--port', '0', '--allow', '127.0.0.1', '--compiler-dir', s.masq, ...KEEP_ROOT];
+  const broken = await runDistccd([...base, '--sandbox=required', '--bwrap', '/bin/false']);
+  assert.equal(broken.code, 112, broken.stderr);
+  assert.match(broken.stderr, /start failed exit=112 reason="\/bin\/false cannot build a sandbox here \(exit 1\); user namespaces may be off/);
+  const missing = await runDistccd([...base, '--sandbox=required'], { env: { PATH: path.join(s.dir, 'nothing') } });
+  assert.equal(missing.code, 112, missing.stderr);
+  assert.match(missing.stderr, /start failed exit=112 reason="bubblewrap \(bwrap\) is not installed or not on PATH: install the bubblewrap package, or pass --bwrap PATH/);
+  // auto starts anyway, and says so loudly, at warning level, after the mode line.
+  const d = await daemon(t, s, ['--bwrap', '/bin/false']);
+  const warning = await d.waitFor(/SANDBOX UNAVAILABLE/);
+  assert.match(warning, /warning: SANDBOX UNAVAILABLE, compilers run UNCONFINED/);
+  assert.ok(d.lines.findIndex((l) => / mode kind=/.test(l)) < d.lines.indexOf(warning));
+  const a = await sendRaw(d.port, encodeRequest(1, ['gcc', '-c', 't.c', '-o', 't.o'], 'int x;\n'));
+  assert.ok(a.kind === 'answer' && a.response.status === 0);
+});
+
+// What the real client sends as given (distcc src/arg.c, src/strip.c strip none of these), the
+// reason distccd answers, and the client's own options that must keep working. (-fplugin= and
+// -specs= fail in the client's own preprocessing first; allowlist tests cover them.)
+const REFUSED: ReadonlyArray<readonly [string[], RegExp]> = [
+  [['-x', 'c'], /-x c makes the server preprocess again/],
+  [['-B', '/usr/lib/gcc'], /-B \/usr\/lib\/gcc makes the driver run cc1 and as from a directory the client names/],
+  [['-B/usr/lib/gcc'], /-B\/usr\/lib\/gcc makes the driver run cc1/],
+  [['-iplugindir=/usr/lib'], /-iplugindir=\/usr\/lib chooses the directory compiler plugins load from/],
+  [['-imultilib', 'sub'], /-imultilib sub adds a server include directory/],
+  [['-Wa,@/etc/hostname'], /-Wa,@\/etc\/hostname makes the assembler read a response file/],
+];
+
+test('distccd refuses each server-path option from the real client with its reason, and the client\'s own options still compile', async (t) => {
+  const s = await setup(t);
+  const d = await daemon(t, s);
+  await fs.writeFile(path.join(s.dir, 't.c'), '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n');
+  const env = clientEnv(s.dir, `127.0.0.1:${d.port}/4`);
+  for (const [options, reason] of REFUSED) {
+    const r = await run('distcc', ['gcc', ...options, '-c', 't.c', '-o', 'refused.o'], { cwd: s.dir, env });
+    assert.notEqual(r.code, 0, options.join(' '));
+    assert.match(r.stderr, reason, options.join(' '));
+    assert.match(r.stderr, /failed with exit code 101/);
+  }
+  const own = ['-O2', '-Wall', '-DX=1', '-I.', '--sysroot=/', '-isysroot', '/', '-x', 'none', '-MD', '-MF', 't.d'];
+  const r = await run('distcc', ['gcc', ...own, '-c', 't.c', '-o', 'ok.o'], { cwd: s.dir, env });
+  assert.equal(r.code, 0, r.stderr);
+  await exec('gcc', [...own, '-c', 't.c', '-o', 'local.o'], { cwd: s.dir });
+  assert.deepEqual(await fs.readFile(path.join(s.dir, 'ok.o')), await fs.readFile(path.join(s.dir, 'local.o')));
+});
+
+test('distccd stops a compile and answers an error when its object passes --max-output-size or its temp files fill /tmp', async (t) => {
+  const s = await setup(t);
+  // A 3 MiB object from a small .s; then a small object from a .s of ~2 MB (one .long a line).
+  const bigObject = 'const unsigned char big[3 << 20] = { 1, 2, 3 };\nint f(void) { return big[7]; }\n';
+  const bigAssembly = `const int many[] = {\n${Array.from({ length: 150_000 }, (_, i) => `${i * 7919 + 1},`).join('\n')}\n};\n`;
+  const cases = [
+    [['--max-output-size', '1'], bigObject, /File size limit exceeded signal terminated program as/],
+    [['--sandbox-tmp-size', '1'], bigAssembly, /error writing to \/tmp\/\w+\.s: No space left on device/],
+  ] as const;
+  for (const [args, source, message] of cases) {
+    const d = await daemon(t, s, args);
+    const a = await sendRaw(d.port, encodeRequest(1, ['gcc', '-c', 't.c', '-o', 't.o'], source), { timeoutMs: 60_000 });
+    assert.ok(a.kind === 'answer', JSON.stringify(a));
+    assert.notEqual(a.response.status, 0, args.join(' '));
+    assert.equal(a.response.object.length, 0);
+    assert.match(a.response.stderr.toString(), message, a.response.stderr.subarray(0, 2000).toString());
+    const ok = await sendRaw(d.port, encodeRequest(1, ['gcc', '-c', 't.c', '-o', 't.o'], 'int small;\n'));
+    assert.ok(ok.kind === 'answer' && ok.response.status === 0, 'a compile within the caps still works');
+    await d.stop();
+  }
+  assert.deepEqual(await settledListing(s.tmp), []);
+});
+
+test('distccd sandboxes compilers through user namespaces when it drops root for an unprivileged user', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.skip('needs root to start as root and drop');
+    return;
+  }
+  const s = await setup(t);
+  await fs.chmod(s.dir, 0o755);
+  await fs.chmod(s.tmp, 0o1777);
+  const d = await startDistccd(t, { compilerDir: s.masq, env: s.env, keepRoot: false });
+  const dropped = await d.waitFor(/privileges dropped user=/);
+  const uid = Number(/uid=(\d+)/.exec(dropped)![1]);
+  await d.waitFor(/sandbox mode=auto bwrap=/);
+  await fs.chown(s.secret, uid, -1); // readable by the daemon's user: only the sandbox keeps it out
+  await fs.writeFile(path.join(s.dir, 'evil.c'), incbin(s.secret));
+  await fs.writeFile(path.join(s.dir, 'good.c'), 'int g(int x) { return x * 3; }\n');
+  const env = clientEnv(s.dir, `127.0.0.1:${d.port}/4`);
+  const bad = await run('distcc', ['gcc', '-c', 'evil.c', '-o', 'evil.o'], { cwd: s.dir, env });
+  assert.notEqual(bad.code, 0);
+  assert.equal(await leaked(s.token, bad.stdout + bad.stderr, path.join(s.dir, 'evil.o')), false);
+  const good = await run('distcc', ['gcc', '-O2', '-c', 'good.c', '-o', 'good.o'], { cwd: s.dir, env });
+  assert.equal(good.code, 0, good.stderr);
+  const a = await sendRaw(d.port, spyRequest());
+  assert.ok(a.kind === 'answer' && a.response.status === 0, JSON.stringify(a));
+  // In its own user namespace the job is mapped to the daemon's uid, never root.
+  assert.deepEqual(report(a.response.stderr).get('id'), [String(uid)]);
+});
