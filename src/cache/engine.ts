@@ -17,9 +17,25 @@ export interface CacheEngineOptions {
   readonly clock?: () => number;
   /** Close a connection idle this long in both directions (ms); 0 or absent = never. */
   readonly idleMs?: number;
-  /** Called after each request is answered (dc_server looks at its -progress line there). */
-  readonly afterAnswer?: () => void;
+  /**
+   * Called after each request is answered (dc_server looks at its -progress line there, and its
+   * metrics count the answer): the operation, how it was answered, and performance.now() from
+   * just before the answer was worked out (the answer latency).
+   */
+  readonly afterAnswer?: (operation: Operation, result: AnswerResult, startedMs: number) => void;
   readonly log: Logger;
+}
+
+/** How a request was answered: its status (a GET's hit or miss), or the connection closed. */
+export type AnswerResult = 'ok' | 'notok' | 'hit' | 'miss' | 'exists' | 'rejected' | 'closed';
+
+/** The result of a request answered with `payload` (one of the shared status buffers, or data). */
+function resultOf(operation: Operation, payload: Buffer | undefined): AnswerResult {
+  if (payload === undefined) return 'closed';
+  if (operation === Operation.GET) return payload === STATUS_PAYLOADS.get(Status.NOTOK) ? 'miss' : 'hit';
+  if (payload === STATUS_PAYLOADS.get(Status.OK)) return 'ok';
+  if (payload === STATUS_PAYLOADS.get(Status.NOTOK)) return 'notok';
+  return payload === STATUS_PAYLOADS.get(Status.ADD_MATCHING_SESSION) ? 'exists' : 'rejected';
 }
 
 export interface CacheStats {
@@ -83,10 +99,17 @@ export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
   let operations = 0;
   let connections = 0;
   let dropped = 0;
+  /** The payload of the last answer (undefined: the connection closed), for resultOf. */
+  let answered: Buffer | undefined;
+  const { afterAnswer } = options;
 
   const answerOf = (message: Message): Answer => {
     const payload = payloadFor(store, clock(), message);
-    if (!Buffer.isBuffer(payload)) return { kind: 'close', reason: payload.reason };
+    if (!Buffer.isBuffer(payload)) {
+      answered = undefined;
+      return { kind: 'close', reason: payload.reason };
+    }
+    answered = payload;
     operations++;
     return { kind: 'respond', bytes: encodeMessage({ isResponse: true, uid: message.uid, operation: message.operation }, payload) };
   };
@@ -109,8 +132,10 @@ export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
       },
     },
     answer(message) {
+      if (afterAnswer === undefined) return answerOf(message);
+      const started = performance.now();
       const answer = answerOf(message);
-      options.afterAnswer?.();
+      afterAnswer(message.operation, resultOf(message.operation, answered), started);
       return answer;
     },
     serve(conn) {

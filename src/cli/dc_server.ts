@@ -8,10 +8,13 @@ import { createLogger } from '../log/index';
 import { detectMode, runService } from '../activation/index';
 import { MAX_PROGRESS, ProgressReporter } from '../cache/progress';
 import { DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY, MIN_MAX_BYTES, MemoryStore } from '../cache/stores/memory_store';
-import { createCacheEngine, defaultClock } from '../cache/engine';
+import { performance } from 'node:perf_hooks';
+import { createCacheEngine, defaultClock, type AnswerResult } from '../cache/engine';
+import type { Operation } from '../cache/wire/constants';
 import { EXIT, UsageError } from '../errors';
 import { invalidArgument } from './single_dash';
-import { DAEMON_USAGE, daemonSettingsOf, decimalOption, installKillable, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
+import { DAEMON_USAGE, METRICS_USAGE, daemonSettingsOf, decimalOption, installKillable, metricsListenerOf, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
+import type { CacheMetrics } from '../metrics/cache_metrics';
 
 const PROGRAM = 'dc_server';
 /** -maxmemory bounds, in MB. */
@@ -32,6 +35,7 @@ const USAGE = [
   `  -progress <num>    (print the statistics line at least every <num> operations, 0..${MAX_PROGRESS})`,
   '  -idle <ms>         (ours: close a connection silent both ways this long; def: 0 = never, as',
   '                      the original: Apache and dc_client keep idle connections open)',
+  METRICS_USAGE,
   ...DAEMON_USAGE,
   '  -<h|help|?>        (print this text)',
   '',
@@ -45,7 +49,7 @@ async function main(): Promise<number> {
   const log = createLogger(PROGRAM);
   const values = parseCacheArgs(
     process.argv.slice(2),
-    { strings: ['listen', 'sessions', 'progress', 'maxmemory', 'idle'], booleans: [], repeatable: ['listen'] },
+    { strings: ['listen', 'sessions', 'progress', 'maxmemory', 'idle', 'metrics'], booleans: [], repeatable: ['listen'] },
     USAGE,
   );
   const listenTexts = values.listen as readonly string[];
@@ -80,7 +84,18 @@ async function main(): Promise<number> {
   };
   // The original looked at the counters after every burst of network activity; looking after
   // every answer lets "-progress N" trip at exactly N operations.
-  const engine = createCacheEngine({ store, idleMs: config.idleMs, afterAnswer: report, log });
+  let metrics: CacheMetrics | undefined;
+  const afterAnswer = (operation: Operation, result: AnswerResult, startedMs: number): void => {
+    metrics?.answered(operation, result, startedMs, performance.now());
+    report();
+  };
+  const engine = createCacheEngine({ store, idleMs: config.idleMs, afterAnswer, log });
+  const watched = metricsListenerOf(values, runtime, PROGRAM, (registry) => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- only with -metrics
+    const { CacheMetrics } = require('../metrics/cache_metrics') as typeof import('../metrics/cache_metrics');
+    return new CacheMetrics(registry, { engine: engine.stats, store });
+  });
+  metrics = watched?.watcher;
   const signals = installKillable({ killable: config.daemon.killable, log });
   const service = await runService({
     program: PROGRAM,
@@ -90,6 +105,7 @@ async function main(): Promise<number> {
     maxConnections: 0,
     drainTimeoutMs: 2000,
     status: () => `${engine.stats.sessions} sessions, ${engine.stats.operations} operations`,
+    ...(watched === undefined ? {} : { metrics: watched.service }),
   });
   const poll = setInterval(report, PROGRESS_POLL_MS);
   poll.unref();
