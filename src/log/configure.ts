@@ -14,8 +14,7 @@ export interface LoggingOptions {
   readonly stderr?: boolean;
   /** Local syslog, facility daemon. Default: on when detached or not standalone, if no file/stderr. */
   readonly syslog?: boolean;
-  /** A remote collector ("udp:127.0.0.1:514" or parsed): with --log-file/--log-stderr/syslog, in
-   * addition to them; alone, the only destination. */
+  /** A remote collector ("udp:127.0.0.1:514" or parsed), in addition to the local sinks. */
   readonly remote?: RemoteTarget | string;
   /** The activation mode (detectMode(...)): decides the default sink and guards fd 2. */
   readonly decision?: StdioOwner & { readonly kind: string };
@@ -29,7 +28,7 @@ export function configureLogging(root: RootLogger, options: LoggingOptions): voi
   if (options.decision !== undefined) protectStderr(options.decision, options.file);
   if (options.level !== undefined) root.level = options.level;
   const sinks: LogSink[] = [];
-  const explicit = options.file !== undefined || options.stderr === true || options.syslog !== undefined || options.remote !== undefined;
+  const explicit = options.file !== undefined || options.stderr === true || options.syslog !== undefined;
   const daemonLike = options.detach === true || (options.decision !== undefined && options.decision.kind !== 'standalone');
   if (options.syslog === true || (!explicit && daemonLike)) sinks.push(syslogSink(root.program));
   if (options.file !== undefined) sinks.push(fileSink(root.program, options.file));
