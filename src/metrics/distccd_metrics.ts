@@ -149,7 +149,7 @@ export class DistccdMetrics implements JobObserver {
         { label: 'failed', value: String(failed), ...(failed > 0 ? { tone: 'bad' as const } : {}) },
         { label: 'refused', value: String(totals['refused'] ?? 0), ...((totals['refused'] ?? 0) > 0 ? { tone: 'warn' as const } : {}) },
         { label: 'client gone', value: String(totals['client_gone'] ?? 0) },
-        { label: 'cache hit ratio', value: cache === null ? 'no object cache' : cache.ratio === null ? '–' : `${(cache.ratio * 100).toFixed(1)} %` },
+        cache === null ? { label: 'cache hit ratio (no object cache)', value: '–' } : { label: 'cache hit ratio', value: cache.ratio === null ? '–' : `${(cache.ratio * 100).toFixed(1)} %` },
       ],
       tables: [
         {
