@@ -3,7 +3,9 @@
 # (scripts/bench/distcc_bench.ts) and measures the session cache against a minimal responder
 # (scripts/bench/cache_bench.ts). `npm run bench -- distcc [args]` or `-- cache [args]` runs one;
 # other extra arguments go to both (--quick). `npm run bench -- startup [--runs N]` times distccd's
-# start-up against C's (scripts/bench/startup_bench.ts). Never part of `npm test`: it takes minutes.
+# start-up against C's (scripts/bench/startup_bench.ts). `npm run bench -- metrics` measures what
+# the metrics cost: distccd's per job (observer_cost.ts) and dc_server's 1-client unix rows with and
+# without -metrics (cache_bench.ts --metrics-cost). Never part of `npm test`: it takes minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export npm_config_nodedir=${npm_config_nodedir:-/usr}
@@ -14,6 +16,7 @@ case "${1:-}" in
   distcc) shift; exec node dist/scripts/bench/distcc_bench.js "$@" ;;
   cache) shift; exec node dist/scripts/bench/cache_bench.js "$@" ;;
   startup) shift; exec node dist/scripts/bench/startup_bench.js "$@" ;;
+  metrics) shift; node dist/scripts/bench/observer_cost.js; exec node dist/scripts/bench/cache_bench.js --metrics-cost "$@" ;;
 esac
 node dist/scripts/bench/distcc_bench.js "$@"
 quick=()

@@ -8,6 +8,8 @@
 // load generator (a child process) to CPU 1 with taskset.
 // Loopback and private unix sockets only; every process stopped by PID; temp dir removed.
 // Not part of `npm test`. Usage: node dist/scripts/bench/cache_bench.js [--quick] [--ms 1000]
+// [--metrics-cost]: only the 1-client unix GET and ADD rows, dc_server without and with -metrics,
+// alternated, 7 rounds: what counting costs the hot path.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -139,10 +141,10 @@ interface Server {
   readonly target: CacheTarget;
 }
 
-async function startServer(kind: 'ours' | 'responder', transport: 'unix' | 'tcp', dir: string, sessions: number, size: number): Promise<Server> {
-  const sock = path.join(dir, `${kind}.sock`);
+async function startServer(kind: 'ours' | 'responder', transport: 'unix' | 'tcp', dir: string, sessions: number, size: number, extra: readonly string[] = []): Promise<Server> {
+  const sock = path.join(dir, `${kind}${extra.length > 0 ? '-extra' : ''}.sock`);
   const args = kind === 'ours'
-    ? [DC_SERVER, '-listen', transport === 'unix' ? `UNIX:${sock}` : 'IP:127.0.0.1:0', '-sessions', String(Math.max(512, sessions)), '-loglevel', 'notice']
+    ? [DC_SERVER, '-listen', transport === 'unix' ? `UNIX:${sock}` : 'IP:127.0.0.1:0', '-sessions', String(Math.max(512, sessions)), '-loglevel', 'notice', ...extra]
     : [RESPONDER, transport === 'unix' ? sock : '0', String(size)];
   const child = track(spawn('taskset', ['-c', '0', process.execPath, '--max-old-space-size=4096', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
   let text = '';
@@ -175,7 +177,41 @@ function rssOf(pid: number): number {
 
 // ---------------------------------------------------------------- main
 
+/** dc_server without and with -metrics, 1 client on a unix socket, alternated: ops/s medians. */
+async function metricsCost(ms: number): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cache-bench-'));
+  benchDir = dir;
+  const sessions = 50_000;
+  const size = 150;
+  const plain = await startServer('ours', 'unix', dir, sessions, size);
+  const counted = await startServer('ours', 'unix', dir, sessions, size, ['-metrics', '127.0.0.1:0']);
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  try {
+    for (const s of [plain, counted]) await runLoad({ target: s.target, op: 'FILL', clients: 1, ms: 0, ids: sessions, size, base: 0 });
+    console.log(`metrics cost: dc_server, unix socket, 1 client, ${sessions} sessions of ${size} B, ${ms} ms per run, 7 alternated rounds, node ${process.version}`);
+    for (const op of ['GET', 'ADD'] as const) {
+      const rates: Record<'plain' | 'counted', number[]> = { plain: [], counted: [] };
+      let base = sessions;
+      for (let round = 0; round < 7; round++) {
+        for (const [name, s] of [['plain', plain], ['counted', counted]] as const) {
+          const r = await runLoad({ target: s.target, op, clients: 1, ms, ids: sessions, size, base });
+          rates[name].push((r.ops * 1000) / r.ms);
+          if (op === 'ADD') base = Math.max(base, r.nextBase ?? base);
+        }
+      }
+      const p = median(rates.plain);
+      const c = median(rates.counted);
+      console.log(`${op.padEnd(4)} without -metrics ${p.toFixed(0).padStart(7)} ops/s   with -metrics ${c.toFixed(0).padStart(7)} ops/s   ratio ${(c / p).toFixed(3)}   (runs: ${rates.plain.map((x) => x.toFixed(0)).join(' ')} | ${rates.counted.map((x) => x.toFixed(0)).join(' ')})`);
+    }
+  } finally {
+    await stopServer(plain);
+    await stopServer(counted);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--metrics-cost')) return metricsCost(arg('--ms', 1000));
   const quick = process.argv.includes('--quick');
   const ms = arg('--ms', quick ? 300 : 1000);
   const populations = quick ? [512, 50_000] : [512, 50_000, 1_000_000];

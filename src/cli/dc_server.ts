@@ -8,7 +8,6 @@ import { createLogger } from '../log/index';
 import { detectMode, runService } from '../activation/index';
 import { MAX_PROGRESS, ProgressReporter } from '../cache/progress';
 import { DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY, MIN_MAX_BYTES, MemoryStore } from '../cache/stores/memory_store';
-import { performance } from 'node:perf_hooks';
 import { createCacheEngine, defaultClock, type AnswerResult } from '../cache/engine';
 import type { Operation } from '../cache/wire/constants';
 import { EXIT, UsageError } from '../errors';
@@ -86,7 +85,7 @@ async function main(): Promise<number> {
   // every answer lets "-progress N" trip at exactly N operations.
   let metrics: CacheMetrics | undefined;
   const afterAnswer = (operation: Operation, result: AnswerResult, startedMs: number): void => {
-    metrics?.answered(operation, result, startedMs, performance.now());
+    metrics?.answered(operation, result, startedMs);
     report();
   };
   const engine = createCacheEngine({ store, idleMs: config.idleMs, afterAnswer, log });

@@ -5,7 +5,8 @@
 // same way.
 
 import type { Registry } from 'prom-client';
-import type { AnswerResult, CacheStats } from '../cache/engine';
+import { performance } from 'node:perf_hooks';
+import { ANSWER_TIMING_SAMPLE, type AnswerResult, type CacheStats } from '../cache/engine';
 import type { StoreStats } from '../cache/stores/session_store';
 import { OPERATION_NAMES, type Operation } from '../cache/wire/constants';
 import { CountVec, HistogramVec, ReadValue, type CountSlot, type HistogramSlot } from './instruments';
@@ -38,7 +39,7 @@ export class CacheMetrics {
     this.#store = sources.store;
     this.#operations = new CountVec(registry, { name: 'dc_server_operations_total', help: 'Requests answered, by command (add, get, remove, have) and result (a get hits or misses; closed: the request closed the connection).', type: 'counter' });
     this.#ops = RESULTS_OF.map((results, op) => Object.fromEntries(results.map((result) => [result, this.#operations.child({ command: OPERATION_NAMES[op]!.toLowerCase(), result })])));
-    const latency = new HistogramVec(registry, { name: 'dc_server_answer_duration_seconds', help: 'Time to work out the answer to a request, by command.', buckets: ANSWER_BUCKETS });
+    const latency = new HistogramVec(registry, { name: 'dc_server_answer_duration_seconds', help: `Time to work out the answer to a request, by command (one answer in ${ANSWER_TIMING_SAMPLE} is timed).`, buckets: ANSWER_BUCKETS });
     this.#latency = OPERATION_NAMES.map((name) => latency.child({ command: name.toLowerCase() }));
     const store = (): StoreStats => this.#store.stats;
     const read = (name: string, help: string, type: 'counter' | 'gauge', value: () => number): void => {
@@ -55,11 +56,12 @@ export class CacheMetrics {
     this.#rate = new RateWindow(() => this.#engine.operations);
   }
 
-  /** The engine's afterAnswer: one slot increment and one histogram observation. */
-  answered(operation: Operation, result: AnswerResult, startedMs: number, nowMs: number): void {
+  /** The engine's afterAnswer: one slot increment, and for a timed answer (startedMs >= 0) one
+   * histogram observation; `now` is read only then. */
+  answered(operation: Operation, result: AnswerResult, startedMs: number, now: () => number = performance.now.bind(performance)): void {
     const slot = this.#ops[operation]?.[result];
     if (slot !== undefined) slot.value++;
-    this.#latency[operation]?.observe((nowMs - startedMs) / 1000);
+    if (startedMs >= 0) this.#latency[operation]?.observe((now() - startedMs) / 1000);
   }
 
   status(): StatusView & Record<string, unknown> {
