@@ -4,7 +4,7 @@
 // compile jobs or counts against their limit, and a slow page never delays a job. Everything
 // else is a 404; only GET and HEAD are answered.
 
-import http from 'node:http';
+import type http from 'node:http';
 import type net from 'node:net';
 import type { Registry } from 'prom-client';
 
@@ -22,8 +22,12 @@ export const METRICS_FD_NAME = 'metrics';
 
 /** An HTTP server that is given its connections (see acceptInto); it never listens itself. */
 export function createMetricsServer(endpoints: MetricsEndpoints): http.Server {
+  // Required here: node:http cannot be loaded while distccd's startup snapshot is built, and only
+  // a daemon asked for metrics needs it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { createServer } = require('node:http') as typeof import('node:http');
   const started = Date.now();
-  const server = http.createServer((req, res) => {
+  const server = createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
