@@ -9,10 +9,11 @@ import { Counter, Histogram, Registry } from 'prom-client';
 import { CountVec, HistogramVec, ReadValue, SECONDS_BUCKETS } from '../../src/metrics/instruments';
 import { RateWindow } from '../../src/metrics/rate_window';
 import { JobBoard, RECENT_JOBS } from '../../src/metrics/job_board';
+import { parseSamples } from '../support/metrics_scrape';
 
-/** The sample lines of an exposition, sorted (the two libraries may order series differently). */
-function sampleLines(text: string): string[] {
-  return text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).sort();
+/** The samples of an exposition, sorted (the two libraries order series and labels differently). */
+function sampleLines(text: string): Array<[string, number]> {
+  return [...parseSamples(text)].sort(([a], [b]) => a.localeCompare(b));
 }
 
 test('histogram exposes the same buckets, sum and count as prom-client\'s for any observations', async () => {
