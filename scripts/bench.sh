@@ -5,8 +5,9 @@
 # other extra arguments go to both (--quick). `npm run bench -- startup [--runs N]` times distccd's
 # start-up against C's (scripts/bench/startup_bench.ts). `npm run bench -- objcache [--quick]`
 # measures the object cache (scripts/bench/objcache_bench.ts); `-- snapshot [--sessions N]` times
-# dc_server's session snapshot write and load (scripts/bench/snapshot_bench.ts). Never part of
-# `npm test`: it takes minutes.
+# dc_server's session snapshot write and load (scripts/bench/snapshot_bench.ts). `npm run bench -- metrics` measures what
+# the metrics cost: distccd's per job (observer_cost.ts) and dc_server's 1-client unix rows with and
+# without -metrics (cache_bench.ts --metrics-cost). Never part of `npm test`: it takes minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export npm_config_nodedir=${npm_config_nodedir:-/usr}
@@ -19,6 +20,7 @@ case "${1:-}" in
   startup) shift; exec node dist/scripts/bench/startup_bench.js "$@" ;;
   objcache) shift; exec node dist/scripts/bench/objcache_bench.js "$@" ;;
   snapshot) shift; exec node dist/scripts/bench/snapshot_bench.js "$@" ;;
+  metrics) shift; node dist/scripts/bench/observer_cost.js; exec node dist/scripts/bench/cache_bench.js --metrics-cost "$@" ;;
 esac
 node dist/scripts/bench/distcc_bench.js "$@"
 quick=()

@@ -165,7 +165,8 @@ if printf '%s\n' "$links" | grep -qx 'S[0-9][0-9]dc_server -> ../init.d/dc_serve
   pass "distkit-postinst gives dc_server and dc_client boot links (rc2.d S, rc0.d K), leaves Debian's disabled distcc links alone"
 else fail "boot links after distkit-postinst:"; echo "$links" | sed 's/^/    | /'; cat "$W/postinst.log"; fi
 ct systemctl daemon-reload
-units=(distccd.socket distccd.service distccd-accept.socket distccd-accept@x.service dc_server.socket dc_server.service dc_client.socket dc_client.service)
+units=(distccd.socket distccd.service distccd-accept.socket distccd-accept@x.service dc_server.socket dc_server.service dc_client.socket dc_client.service
+  distccd-metrics.socket dc_server-metrics.socket dc_client-metrics.socket)
 bad=""; for u in "${units[@]}"; do [ "$(show $u LoadState)" = loaded ] || bad="$bad $u"; done
 [ -z "$bad" ] && pass "systemd loads every installed unit from /usr/local/lib/systemd/system" || fail "units not loaded:$bad"
 if out=$(ct sh -c 'systemd-analyze verify /usr/local/lib/systemd/system/*.socket /usr/local/lib/systemd/system/*.service' 2>&1); then
@@ -204,6 +205,21 @@ if have distccd; then
   if [ "$(show distccd.service ActiveState)/$(show distccd.service SubState)" = active/running ] && [ -n "$status" ]; then
     pass "distccd.service is active (Type=notify READY) with STATUS=\"$status\""
   else fail "distccd.service not active/running with a STATUS= line (got '$(show distccd.service ActiveState)/$(show distccd.service SubState)', '$status')"; unit_dump distccd.service; fi
+
+  # Journal priorities: distccd's stderr is the journal stream (JOURNAL_STREAM), so a denied
+  # peer's line is a warning (<4>) and notices are <5>, with no time or distccd[pid] of our own.
+  ct node -e "const s=require('net').connect({host:'127.0.0.1',port:3632,localAddress:'127.0.0.2'});s.on('error',()=>{});s.on('close',()=>process.exit(0));s.resume()"
+  journal() { ct journalctl -u distccd.service --no-pager -o cat "$@"; }
+  denied_logged() { journal -p warning | grep -q "^connection from client '[^']*127\.0\.0\.2[^']*' denied by access list"; }
+  if wait_for 10 denied_logged && journal -p 4..4 | grep -q "denied by access list" && journal -p 5..5 | grep -q '^ready jobs=' && ! journal -p warning | grep -q 'ready jobs='; then
+    pass "journalctl -p warning -u distccd shows the denied peer at priority 4 (notices at 5, no prefix of ours)"
+  else fail "distccd's warning is not at priority 4 in the journal:"; ct journalctl -u distccd.service --no-pager -o short-monotonic -n 15 | sed 's/^/    | /'; fi
+  # distccd-metrics.socket adds the fd named "metrics": Prometheus text on 127.0.0.1:3634. systemd
+  # refuses to add a socket to a running service: stop it, and the next compile starts it with both.
+  ct systemctl stop distccd.service && ct systemctl start distccd-metrics.socket
+  if compile 3632 && ct node -e "require('http').get('http://127.0.0.1:3634/metrics',(r)=>{let b='';r.on('data',(d)=>(b+=d));r.on('end',()=>process.exit(/^distccd_jobs_total\{result=\"ok\"\} [1-9]/m.test(b)?0:1))}).on('error',()=>process.exit(2))"; then
+    pass "distccd-metrics.socket: distccd serves /metrics on the fd named metrics (distccd_jobs_total counts the compile)"
+  else fail "no distccd metrics on distccd-metrics.socket"; unit_dump distccd-metrics.socket distccd.service; fi
 
   pid=$(show distccd.service MainPID); n0=$(show distccd.service NRestarts)
   # The launcher chose the startup snapshot (dist/snapshot/distccd.blob) over the plain script.

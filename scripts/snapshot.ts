@@ -38,7 +38,15 @@ const BUILTINS = new Set(builtinModules);
 /** require("x") / require('x') with a literal: all tsc emits, and all our own lazy requires use. */
 const REQUIRE_CALL = /\brequire\((['"])([^'"\n]+)\1\)/g;
 
-type Target = { readonly module: number } | { readonly builtin: string } | { readonly addon: string };
+type Target = { readonly module: number } | { readonly builtin: string } | { readonly addon: string } | { readonly runtime: string };
+
+/**
+ * Packages left out of the snapshot and loaded from node_modules when first used: prom-client,
+ * needed only with --metrics-listen (it requires optional packages the bundle cannot resolve,
+ * and loading it would cost every process per job). Modules that require it get the stand-in
+ * an addon gets, which is not loaded at start.
+ */
+const RUNTIME_PACKAGES: ReadonlySet<string> = new Set(['prom-client']);
 interface BundledModule {
   readonly id: number;
   readonly file: string;
@@ -65,6 +73,7 @@ function collect(start: string): BundledModule[] {
     for (const [, , spec] of source.matchAll(REQUIRE_CALL)) {
       if (spec === undefined || spec in record.targets) continue;
       if (spec.startsWith('node:') || BUILTINS.has(spec)) record.targets[spec] = { builtin: spec };
+      else if (RUNTIME_PACKAGES.has(spec)) record.targets[spec] = { runtime: spec };
       else if (addonPackage(spec, file)) record.targets[spec] = { addon: spec };
       else record.targets[spec] = { module: visit(require.resolve(spec, { paths: [path.dirname(file)] })) };
     }
@@ -96,7 +105,7 @@ const table = [];
 const cache = [];
 const addons = new Map();
 
-function addon(spec) {
+function addon(spec, eager = true) {
   let entry = addons.get(spec);
   if (entry === undefined) {
     const state = { loaded: undefined, bound: new Map() };
@@ -119,11 +128,11 @@ function addon(spec) {
         return d && { ...d, configurable: true };
       },
     });
-    entry = { proxy, load };
+    entry = { proxy, load, eager };
     addons.set(spec, entry);
     // Required while running (sd-notify, when NOTIFY_SOCKET is set): load it now, as a plain
     // require would, not at first use, which may come after the privilege drop.
-    if (runtimeRequire !== undefined) load();
+    if (runtimeRequire !== undefined && eager) load();
   }
   return entry.proxy;
 }
@@ -139,6 +148,7 @@ function load(id) {
     if (target === undefined) throw new Error('distccd snapshot: ' + m.file + ' requires ' + JSON.stringify(spec) + ', which the bundle does not hold');
     if (target.module !== undefined) return load(target.module);
     if (target.addon !== undefined) return addon(target.addon);
+    if (target.runtime !== undefined) return addon(target.runtime, false);
     return (runtimeRequire ?? buildRequire)(target.builtin);
   };
   m.run.call(module.exports, module.exports, require, module, file, path.dirname(file));
@@ -158,7 +168,7 @@ v8.startupSnapshot.setDeserializeMainFunction(() => {
   const blob = load(${daemonize.id}).snapshotBlob();
   if (blob !== undefined) dist = path.dirname(path.dirname(fs.realpathSync(blob)));
   runtimeRequire = createRequire(path.join(dist, 'src', 'cli', 'distccd.js'));
-  for (const { load } of addons.values()) load();
+  for (const { load, eager } of addons.values()) if (eager) load();
   distccd.run(process.argv.slice(1));
 });
 `;

@@ -15,6 +15,7 @@ import { checkPidFile, removePidFile, writePidFile } from './pid_file';
 import { addNiceness, dropPrivileges, raiseFileLimit } from './privileges';
 import { Notifier } from './notify';
 import { installSignals } from './signals';
+import { acceptInto, METRICS_FD_NAME } from './metrics_http';
 import { protectStderr } from '../log/stdio';
 import { flushLogging } from '../log/sinks';
 import { DistkitError, EXIT } from '../errors';
@@ -25,6 +26,7 @@ export { detectMode, servesManyConnections, servesOneConnection, type ModeDecisi
 export { parseListenSpec, describeListenSpec } from './address';
 export { isProcessAlive, readPidFile } from './pid_file';
 export { startedFromSnapshot } from './daemonize';
+export { createMetricsServer, METRICS_FD_NAME, type MetricsEndpoints } from './metrics_http';
 
 /** How often STATUS= is refreshed from options.status() while serving under systemd. */
 const STATUS_REFRESH_MS = 10_000;
@@ -82,15 +84,18 @@ async function serveMany(
     }
   } else {
     listeners = [];
-    for (const fd of decision.fds) listeners.push(await adoptListener(fd.fd, fd.name, onConnection));
+    for (const fd of decision.fds) if (fd.name !== METRICS_FD_NAME) listeners.push(await adoptListener(fd.fd, fd.name, onConnection));
     if (listeners.length === 0) {
       throw new DistkitError('no-listeners', `No listening socket inherited (${decision.why}): check the .socket unit or inetd.conf`);
     }
   }
+  let side: Listener[] = [];
   try {
+    side = await openMetricsListeners(options, decision);
     if (pidFile !== undefined) writePidFile(pidFile);
     becomeUser(options);
   } catch (error) {
+    closeListeners(side);
     closeListeners(listeners);
     if (pidFile !== undefined) removePidFile(pidFile);
     throw error;
@@ -109,6 +114,8 @@ async function serveMany(
       notifier.status(`stopping: ${pool.active} connections active, ${pool.queued} queued`);
       notifier.stopping();
       closeListeners(listeners);
+      closeListeners(side);
+      closeMetricsConnections(options);
       log.notice('draining', { active: pool.active, queued: pool.queued });
       const drained = await pool.drain(options.drainTimeoutMs);
       if (!drained) log.warning('drain timed out', { active: pool.active, queued: pool.queued, ms: options.drainTimeoutMs });
@@ -127,6 +134,7 @@ async function serveMany(
   const uninstall = installSignals({ log, stop: () => void stop(), reopen: () => log.reopen(), foreground: reportFd === undefined });
   // max: connections served at once (more wait); 0 means no limit, which the line spells out.
   log.notice('listening', { on: addresses.join(','), max: options.maxConnections > 0 ? options.maxConnections : 'unlimited' });
+  for (const l of side) log.notice('metrics listening', { on: l.address, paths: '/metrics,/status.json,/' });
   notifier.ready(status?.());
   if (reportFd !== undefined) reportReady(reportFd, addresses);
   if (notifier.enabled && status !== undefined) {
@@ -144,6 +152,7 @@ async function serveMany(
 
 function serveSingle(options: ServiceOptions, decision: ModeDecision, mode: string, notifier: Notifier): RunningService {
   const { log } = options;
+  if (options.metrics?.listen !== undefined) log.notice('metrics not served: this process serves one connection and exits (inetd, Accept=yes)');
   const inherited = decision.fds[0];
   if (inherited === undefined) throw new DistkitError('no-connection', `No connection to serve (${decision.why})`);
   const single = openSingleConnection(inherited);
@@ -171,6 +180,30 @@ function serveSingle(options: ServiceOptions, decision: ModeDecision, mode: stri
     return code;
   });
   return { mode, decision, addresses: [], stop, done, load: () => ({ active: pool.active, queued: pool.queued }) };
+}
+
+/**
+ * The metrics listener: bound (standalone, --metrics-listen) or inherited (the fd named
+ * "metrics"), feeding options.metrics.server. An inherited metrics socket with no metrics to
+ * serve is left alone, never served as a main listener.
+ */
+async function openMetricsListeners(options: ServiceOptions, decision: ModeDecision): Promise<Listener[]> {
+  const { metrics, log } = options;
+  const inherited = decision.fds.filter((f) => f.name === METRICS_FD_NAME);
+  if (metrics === undefined) {
+    if (inherited.length > 0) log.warning('metrics socket inherited but this program serves no metrics: ignored', { fds: inherited.map((f) => f.fd).join(',') });
+    return [];
+  }
+  const accept = acceptInto(metrics.server);
+  if (decision.kind === 'standalone') return metrics.listen === undefined ? [] : bindListeners([{ ...metrics.listen, name: METRICS_FD_NAME }], accept);
+  const adopted: Listener[] = [];
+  for (const fd of inherited) adopted.push(await adoptListener(fd.fd, METRICS_FD_NAME, accept));
+  return adopted;
+}
+
+/** Stopping: keep-alive scrapers and open status pages must not hold the process. */
+function closeMetricsConnections(options: ServiceOptions): void {
+  options.metrics?.server.closeAllConnections();
 }
 
 function becomeUser(options: ServiceOptions): void {

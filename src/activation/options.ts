@@ -1,6 +1,7 @@
 // The contract between a program's CLI and the activation layer: everything the layer needs to
 // decide the mode, bind or inherit listeners, detach, drop privileges and stop gracefully.
 
+import type http from 'node:http';
 import type net from 'node:net';
 import type { ConnectionHandler } from './connection';
 import type { RootLogger } from '../log/index';
@@ -57,6 +58,12 @@ export interface ServiceOptions {
   readonly status?: () => string;
   /** The mode a CLI already decided with detectMode(mode) (so it is detected once). */
   readonly decision?: ModeDecision;
+  /**
+   * The metrics listener (metrics_http.ts): `listen` is bound in standalone mode, an inherited fd
+   * named "metrics" is used under systemd; its connections go to `server`, not to the pool. In
+   * the modes that serve one connection per process there is none.
+   */
+  readonly metrics?: { readonly listen?: ListenSpec; readonly server: http.Server };
 }
 
 export interface RunningService {

@@ -18,9 +18,29 @@ export interface CacheEngineOptions {
   readonly clock?: () => number;
   /** Close a connection idle this long in both directions (ms); 0 or absent = never. */
   readonly idleMs?: number;
-  /** Called after each request is answered (dc_server looks at its -progress line there). */
-  readonly afterAnswer?: () => void;
+  /**
+   * Called after each request is answered (dc_server looks at its -progress line there, and its
+   * metrics count the answer): the operation, how it was answered, and, for one answer in
+   * ANSWER_TIMING_SAMPLE, performance.now() from just before it was worked out (its latency);
+   * -1 for the others. A clock read costs about as much as a hash lookup: timing every answer
+   * would cost the hot path a few percent, a sample of them nothing measurable.
+   */
+  readonly afterAnswer?: (operation: Operation, result: AnswerResult, startedMs: number) => void;
   readonly log: Logger;
+}
+
+/** One answer in this many is timed for afterAnswer (a power of two). */
+export const ANSWER_TIMING_SAMPLE = 8;
+
+/** How a request was answered: its status (a GET's hit or miss), or the connection closed. */
+export type AnswerResult = 'ok' | 'notok' | 'hit' | 'miss' | 'exists' | 'rejected' | 'closed';
+
+/** The result of a request answered with `payload` (one of the shared status buffers, or data). */
+function resultOf(operation: Operation, payload: Buffer): AnswerResult {
+  if (operation === Operation.GET) return payload === STATUS_PAYLOADS.get(Status.NOTOK) ? 'miss' : 'hit';
+  if (payload === STATUS_PAYLOADS.get(Status.OK)) return 'ok';
+  if (payload === STATUS_PAYLOADS.get(Status.NOTOK)) return 'notok';
+  return payload === STATUS_PAYLOADS.get(Status.ADD_MATCHING_SESSION) ? 'exists' : 'rejected';
 }
 
 export interface CacheStats {
@@ -82,38 +102,38 @@ function payloadFor(store: SessionStore, now: number, message: Message): Buffer 
 export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
   const store = options.store ?? new SlabStore({ capacity: DEFAULT_CAPACITY });
   const clock = options.clock ?? defaultClock;
-
-  const answerOf = (message: Message): Answer => {
-    const payload = payloadFor(store, clock(), message);
-    if (!Buffer.isBuffer(payload)) return { kind: 'close', reason: payload.reason };
-    return { kind: 'respond', bytes: encodeMessage({ isResponse: true, uid: message.uid, operation: message.operation }, payload) };
-  };
-
-  return assembleEngine({ answer: answerOf, sessions: () => store.size(clock()), close: () => store.close() }, { ...options, clock });
+  return assembleEngine({ payload: (message) => payloadFor(store, clock(), message), sessions: () => store.size(clock()), close: () => store.close() }, { ...options, clock });
 }
+
+/** What one request gets from a store: the response payload (one of the shared status buffers,
+ * or data), why the connection must close, or, from a store over the network, a payload later
+ * (which never rejects: a failure is answered with a status). */
+export type Payload = Buffer | { readonly reason: string } | Promise<Buffer>;
 
 /** What one kind of store brings to an engine; assembleEngine adds the rest. */
 export interface EngineCore {
-  /** The answer to one request (now, or later for a store over the network). */
-  answer(message: Message): Answer;
+  /** The payload that answers one request. */
+  payload(message: Message): Payload;
   /** Sessions held now, for the statistics line. */
   sessions(): number;
   close(): Promise<void>;
 }
 
-/** An engine around `core`: the counters (an operation is a request answered with a response),
- * the connection bookkeeping and serve. The in-memory engine and the Redis one (./redis_engine)
- * are both made by it. */
+/** An engine around `core`: the response framing, the counters (an operation is a request
+ * answered with a response), afterAnswer, the connection bookkeeping and serve. The in-memory
+ * engine and the Redis one (./redis_engine) are both made by it. */
 export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOptions, 'store'>): CacheEngine {
   const clock = options.clock ?? defaultClock;
+  const { afterAnswer } = options;
   let operations = 0;
   let connections = 0;
   let dropped = 0;
+  let answers = 0;
 
-  const answered = (answer: Answer): Answer => {
-    if (answer.kind === 'respond') operations++;
-    options.afterAnswer?.();
-    return answer;
+  const respond = (message: Message, payload: Buffer, started: number): Answer => {
+    operations++;
+    afterAnswer?.(message.operation, resultOf(message.operation, payload), started);
+    return { kind: 'respond', bytes: encodeMessage({ isResponse: true, uid: message.uid, operation: message.operation }, payload) };
   };
 
   const engine: CacheEngine = {
@@ -134,8 +154,12 @@ export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOption
       },
     },
     answer(message) {
-      const answer = core.answer(message);
-      return answer.kind === 'later' ? { kind: 'later', promise: answer.promise.then(answered) } : answered(answer);
+      const started = afterAnswer !== undefined && (answers++ & (ANSWER_TIMING_SAMPLE - 1)) === 0 ? performance.now() : -1;
+      const payload = core.payload(message);
+      if (Buffer.isBuffer(payload)) return respond(message, payload, started);
+      if (payload instanceof Promise) return { kind: 'later', promise: payload.then((later) => respond(message, later, started)) };
+      afterAnswer?.(message.operation, 'closed', started);
+      return { kind: 'close', reason: payload.reason };
     },
     serve(conn) {
       return serveCacheConnection(conn, engine, { idleMs: options.idleMs ?? 0 });

@@ -1,7 +1,7 @@
 // The distcache engine on Redis (issue 18): dc_server as a stateless protocol front end of a Redis
 // shared by a fleet. Each request becomes one command under the key prefix: ADD -> SET key data
 // PX timeout NX (a duplicate keeps the old session and gets 0x65, as in memory), GET -> GET,
-// HAVE -> EXISTS, REMOVE -> DEL. Answers come later ({ kind: 'later' }); the connection
+// HAVE -> EXISTS, REMOVE -> DEL. Payloads come later (a promise; the engine answers { kind: 'later' }); the connection
 // (./session) writes them in request order, so pipelining keeps its order. Expiry is Redis's own
 // (strict, as ours); eviction is Redis's maxmemory-policy (volatile-ttl: soonest expiry first, as
 // the C server). Requests the codec refuses are answered at once, exactly as in memory.
@@ -13,16 +13,15 @@
 
 import type { Logger } from '../log/index';
 import type { RedisConnection } from '../redis/redis_connection';
-import { assembleEngine, defaultClock, status, type CacheEngine } from './engine';
-import type { Answer } from './session';
-import { decodeAddPayload, encodeMessage, Operation, Status, type Message } from './wire/index';
+import { assembleEngine, defaultClock, status, type CacheEngine, type CacheEngineOptions, type Payload } from './engine';
+import { decodeAddPayload, Operation, Status, type Message } from './wire/index';
 
 export interface RedisEngineOptions {
   readonly redis: RedisConnection;
   /** Prepended to every session id to make its key. */
   readonly prefix: string;
   readonly idleMs?: number;
-  readonly afterAnswer?: () => void;
+  readonly afterAnswer?: CacheEngineOptions['afterAnswer'];
   readonly log: Logger;
 }
 
@@ -68,28 +67,19 @@ export function createRedisEngine(options: RedisEngineOptions): CacheEngine {
   let sessions = 0;
   let sizeAskedAt = -Infinity;
 
-  const respond = (message: Message, payload: Buffer): Answer => ({
-    kind: 'respond',
-    bytes: encodeMessage({ isResponse: true, uid: message.uid, operation: message.operation }, payload),
-  });
-
-  const answerOf = (message: Message): Answer => {
+  const payloadOf = (message: Message): Payload => {
     let add: { data: Buffer; timeoutMs: number } | undefined;
     let id = message.payload;
     if (message.operation === Operation.ADD) {
       const decoded = decodeAddPayload(message.payload);
-      if (decoded.kind === 'short') return { kind: 'close', reason: `ADD payload of ${decoded.length} bytes is shorter than 8` };
-      if (decoded.kind === 'rejected') return respond(message, status(decoded.status));
+      if (decoded.kind === 'short') return { reason: `ADD payload of ${decoded.length} bytes is shorter than 8` };
+      if (decoded.kind === 'rejected') return status(decoded.status);
       id = decoded.value.id;
       // Copies: the payload is a view of the connection's read buffer, reused once we return.
       add = { data: Buffer.from(decoded.value.data), timeoutMs: decoded.value.timeoutMs };
     }
     const key = Buffer.concat([prefix, id]);
-    const promise = payloadFrom(redis, key, message, add).then(
-      (payload) => respond(message, payload),
-      () => respond(message, status(Status.NOTOK)),
-    );
-    return { kind: 'later', promise };
+    return payloadFrom(redis, key, message, add).catch(() => status(Status.NOTOK));
   };
 
   /** The last key count Redis gave (asked again at most once a second): shared, and expired by Redis. */
@@ -102,5 +92,5 @@ export function createRedisEngine(options: RedisEngineOptions): CacheEngine {
     return sessions;
   };
 
-  return assembleEngine({ answer: answerOf, sessions: sessionsNow, close: () => redis.close() }, options);
+  return assembleEngine({ payload: payloadOf, sessions: sessionsNow, close: () => redis.close() }, options);
 }

@@ -6,16 +6,20 @@
 // layer's) and turning a start-up failure into one clear line and exit status 1.
 
 import { DistkitError, EXIT, UsageError } from '../errors';
-import { parseLevel, type Level, type RootLogger } from '../log/index';
+import { parseLevel, parseRemoteTarget, type Level, type RootLogger } from '../log/index';
 import { configureLogging } from '../log/configure';
-import { detectMode, type ListenSpec, type ModeDecision, type ModeRequest, type RunningService } from '../activation/index';
+import { createMetricsServer, detectMode, METRICS_FD_NAME, parseListenSpec, servesManyConnections, type ListenSpec, type ModeDecision, type ModeRequest, type RunningService, type ServiceOptions } from '../activation/index';
+import type { Registry } from 'prom-client';
 import { resolveUser } from '../activation/privileges';
 import { parseCacheAddress, resolveCacheAddress, toListenSpec } from '../cache/address';
 import { parseSingleDash, printOptionError, invalidArgument, parseDecimal, type SingleDashResult, type SingleDashValues } from './single_dash';
 
 /** Daemon options every cache program takes, beyond its own. */
-export const DAEMON_STRING_OPTIONS = ['pidfile', 'user', 'sockowner', 'sockgroup', 'sockperms', 'loglevel', 'logfile'] as const;
+export const DAEMON_STRING_OPTIONS = ['pidfile', 'user', 'sockowner', 'sockgroup', 'sockperms', 'loglevel', 'logfile', 'logremote'] as const;
 export const DAEMON_BOOLEAN_OPTIONS = ['daemon', 'killable', 'syslog'] as const;
+
+/** -logremote, which dc_snoop takes too. */
+export const LOGREMOTE_USAGE = '  -logremote <addr>  (ours: log to a syslog collector too: udp:HOST:PORT, tcp:[::1]:601)';
 
 /** The usage lines for the daemon options (column layout of the originals). */
 export const DAEMON_USAGE = [
@@ -29,7 +33,11 @@ export const DAEMON_USAGE = [
   '  -loglevel <level>  (ours: err, warning, notice, info or debug; def: notice)',
   '  -logfile <path>    (ours: append log lines here, reopened on SIGHUP)',
   '  -syslog            (ours: log to syslog, facility daemon; the default when detached)',
+  LOGREMOTE_USAGE,
 ];
+
+/** -metrics, for the programs that serve many connections in one process (dc_server, dc_client). */
+export const METRICS_USAGE = '  -metrics <addr>    (ours: Prometheus /metrics and a status page at /, e.g. 127.0.0.1:9101; port 0: any, logged)';
 
 /** Prints the usage (help: EXIT.OK) or the error and the usage (EXIT.FAILED); returns the values otherwise. */
 export function valuesOrExit(result: SingleDashResult, usage: string): SingleDashValues {
@@ -67,6 +75,8 @@ export interface DaemonSettings {
   readonly syslog: boolean;
   readonly level?: Level;
   readonly logFile?: string;
+  /** -logremote: a remote syslog collector, checked by parseRemoteTarget. */
+  readonly logRemote?: string;
   readonly pidFile?: string;
   readonly user?: string;
   readonly sockOwner?: string;
@@ -83,6 +93,18 @@ export function decimalOption(values: SingleDashValues, name: string, range: { r
   return value;
 }
 
+/** -logremote, checked (a bad collector address is a UsageError). */
+export function logRemoteOf(values: SingleDashValues): string | undefined {
+  const remote = values['logremote'] as string | undefined;
+  if (remote === undefined) return undefined;
+  try {
+    parseRemoteTarget(remote);
+  } catch {
+    throw new UsageError(invalidArgument('logremote'));
+  }
+  return remote;
+}
+
 /** Reads the daemon and logging options; a bad -sockperms or -loglevel is a UsageError. */
 export function daemonSettingsOf(values: SingleDashValues): DaemonSettings {
   const text = (k: string): string | undefined => values[k] as string | undefined;
@@ -97,12 +119,14 @@ export function daemonSettingsOf(values: SingleDashValues): DaemonSettings {
       throw new UsageError(invalidArgument('loglevel'));
     }
   }
+  const remote = logRemoteOf(values);
   return Object.freeze({
     detach: values.daemon === true,
     killable: values.killable === true,
     syslog: values.syslog === true,
     ...(level === undefined ? {} : { level }),
     ...(text('logfile') === undefined ? {} : { logFile: text('logfile')! }),
+    ...(remote === undefined ? {} : { logRemote: remote }),
     ...(text('pidfile') === undefined ? {} : { pidFile: text('pidfile')! }),
     ...(text('user') === undefined ? {} : { user: text('user')! }),
     ...(text('sockowner') === undefined ? {} : { sockOwner: text('sockowner')! }),
@@ -174,6 +198,7 @@ export async function prepareRuntime(log: RootLogger, listenTexts: readonly stri
     ...(daemon.level === undefined ? {} : { level: daemon.level }),
     ...(daemon.logFile === undefined ? {} : { file: daemon.logFile }),
     ...(daemon.syslog ? { syslog: true } : {}),
+    ...(daemon.logRemote === undefined ? {} : { remote: daemon.logRemote }),
     decision,
     detach: daemon.detach && decision.kind === 'standalone',
   });
@@ -199,6 +224,38 @@ export async function prepareRuntime(log: RootLogger, listenTexts: readonly stri
     ...(daemon.pidFile === undefined ? {} : { pidFile: daemon.pidFile }),
     ...(daemon.user === undefined ? {} : { user: daemon.user }),
   };
+}
+
+/**
+ * The -metrics listener of dc_server and dc_client: -metrics HOST:PORT (loopback when no host),
+ * or the socket systemd passes as "metrics". Undefined when neither, or when the process serves
+ * one connection (inetd): there is no listener to serve them from.
+ */
+export function metricsListenerOf<T extends { readonly registry: Registry; status(): object }>(
+  values: SingleDashValues,
+  runtime: CacheRuntime,
+  program: string,
+  build: (registry: Registry) => T,
+): { readonly watcher: T; readonly service: NonNullable<ServiceOptions['metrics']> } | undefined {
+  const text = values['metrics'] as string | undefined;
+  let listen: ListenSpec | undefined;
+  if (text !== undefined) {
+    try {
+      listen = parseListenSpec(text, { defaultHost: '127.0.0.1' });
+    } catch {
+      throw new UsageError(invalidArgument('metrics'));
+    }
+  }
+  const inherited = runtime.decision.fds.some((fd) => fd.name === METRICS_FD_NAME);
+  if ((listen === undefined && !inherited) || !servesManyConnections(runtime.decision)) return undefined;
+  // Loaded only when asked for: prom-client is not free to load, and most starts have no metrics.
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { createMetricsRegistry } = require('../metrics/registry') as typeof import('../metrics/registry');
+  const { statusPage } = require('../metrics/status_page') as typeof import('../metrics/status_page');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  const watcher = build(createMetricsRegistry(program));
+  const server = createMetricsServer({ program, registry: watcher.registry, status: () => watcher.status(), page: statusPage(program) });
+  return { watcher, service: listen === undefined ? { server } : { listen, server } };
 }
 
 /** Runs a CLI's main; bad usage prints with the usage, other failures as one line; EXIT.FAILED. */

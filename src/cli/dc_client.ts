@@ -7,11 +7,13 @@
 
 import { createLogger } from '../log/index';
 import { runService } from '../activation/index';
-import { parseCacheAddress, toConnectTarget } from '../cache/address';
+import { describeConnectTarget, parseCacheAddress, toConnectTarget } from '../cache/address';
 import { UpstreamPool } from '../cache/proxy/upstream_pool';
 import { proxyHandler } from '../cache/proxy/app_session';
 import { EXIT } from '../errors';
-import { DAEMON_USAGE, daemonSettingsOf, decimalOption, installKillable, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
+import { DAEMON_USAGE, METRICS_USAGE, daemonSettingsOf, decimalOption, installKillable, metricsListenerOf, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
+import type { RunningService } from '../activation/index';
+import type { ProxyMetrics } from '../metrics/proxy_metrics';
 
 const PROGRAM = 'dc_client';
 /** MAX_RETRY_PERIOD / MIN_RETRY_PERIOD / MAX_IDLE_PERIOD of the original, in ms. */
@@ -31,6 +33,7 @@ const USAGE = [
   '  -connect <addr>    (the same as -server)',
   '  -retry <num>       (ms between attempts to reach the server, 1..3600000; def: 5000)',
   '  -idle <num>        (ms before an idle application connection is dropped; def: 0 = never)',
+  METRICS_USAGE,
   ...DAEMON_USAGE,
   '  -<h|help|?>        (print this text)',
   '',
@@ -44,7 +47,7 @@ async function main(): Promise<number> {
   const log = createLogger(PROGRAM);
   const values = parseCacheArgs(
     process.argv.slice(2),
-    { strings: ['listen', 'server', 'retry', 'idle'], booleans: [], repeatable: ['listen', 'server'], aliases: { connect: 'server' } },
+    { strings: ['listen', 'server', 'retry', 'idle', 'metrics'], booleans: [], repeatable: ['listen', 'server'], aliases: { connect: 'server' } },
     USAGE,
   );
   const servers = values.server as readonly string[];
@@ -60,9 +63,18 @@ async function main(): Promise<number> {
   const runtime = await prepareRuntime(log, listenTexts, daemon);
   const config = Object.freeze({ targets, retryMs, idleMs, daemon });
 
-  const upstream = new UpstreamPool(config.targets, { retryMs: config.retryMs, log });
+  let metrics: ProxyMetrics | undefined;
+  let service: RunningService | undefined;
+  // Every server's connection reports its state: the metrics count connects and losses of all.
+  const upstream = new UpstreamPool(config.targets, { retryMs: config.retryMs, log, onState: (state) => metrics?.stateChanged(state) });
+  const watched = metricsListenerOf(values, runtime, PROGRAM, (registry) => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- only with -metrics
+    const { ProxyMetrics } = require('../metrics/proxy_metrics') as typeof import('../metrics/proxy_metrics');
+    return new ProxyMetrics(registry, { upstream, applications: () => service?.load?.().active ?? 0, server: config.targets.map(describeConnectTarget).join(', ') });
+  });
+  metrics = watched?.watcher;
   const signals = installKillable({ killable: config.daemon.killable, log, onStop: () => upstream.stop() });
-  const service = await runService({
+  service = await runService({
     program: PROGRAM,
     log,
     handlers: { main: proxyHandler(upstream, { log, idleMs: config.idleMs }) },
@@ -70,6 +82,7 @@ async function main(): Promise<number> {
     maxConnections: MAX_APPLICATIONS,
     drainTimeoutMs: 2000,
     status: () => `upstream ${upstream.connected ? 'connected' : 'down'} (${upstream.describe()}), ${upstream.inFlight} in flight, ${upstream.queued} queued`,
+    ...(watched === undefined ? {} : { metrics: watched.service }),
   });
   upstream.start();
   signals.attach(service);

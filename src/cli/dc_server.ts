@@ -11,11 +11,13 @@ import { detectMode, runService } from '../activation/index';
 import { MAX_PROGRESS, ProgressReporter } from '../cache/progress';
 import { DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY, MIN_MAX_BYTES } from '../cache/stores/memory_store';
 import { SlabStore } from '../cache/stores/slab_store';
-import { createCacheEngine, defaultClock } from '../cache/engine';
+import { createCacheEngine, defaultClock, type AnswerResult } from '../cache/engine';
+import type { Operation } from '../cache/wire/constants';
 import { SnapshotKeeper } from '../cache/snapshot/snapshot_keeper';
 import { EXIT, UsageError } from '../errors';
 import { invalidArgument } from './single_dash';
-import { DAEMON_USAGE, daemonSettingsOf, decimalOption, installKillable, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
+import { DAEMON_USAGE, METRICS_USAGE, daemonSettingsOf, decimalOption, installKillable, metricsListenerOf, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
+import type { CacheMetrics } from '../metrics/cache_metrics';
 import { createRedisCacheEngine, REDIS_REPEATABLE, REDIS_STRING_OPTIONS, REDIS_USAGE, redisSettingsOf } from './dc_server_redis';
 
 const PROGRAM = 'dc_server';
@@ -45,6 +47,7 @@ const USAGE = [
   '                      unit and init script use /run/distcache/dc_server.snapshot)',
   `  -snapshot-interval <s> (ours: also write the snapshot every <s> seconds, 1..${MAX_SNAPSHOT_INTERVAL_S},`,
   '                      so a crash loses at most that much; def: 0 = only at stop)',
+  METRICS_USAGE,
   ...DAEMON_USAGE,
   '  -<h|help|?>        (print this text)',
   '',
@@ -58,7 +61,7 @@ async function main(): Promise<number> {
   const log = createLogger(PROGRAM);
   const values = parseCacheArgs(
     process.argv.slice(2),
-    { strings: ['listen', 'sessions', 'progress', 'maxmemory', 'idle', 'snapshot', 'snapshot-interval', ...REDIS_STRING_OPTIONS], booleans: [], repeatable: ['listen', ...REDIS_REPEATABLE] },
+    { strings: ['listen', 'sessions', 'progress', 'maxmemory', 'idle', 'snapshot', 'snapshot-interval', 'metrics', ...REDIS_STRING_OPTIONS], booleans: [], repeatable: ['listen', ...REDIS_REPEATABLE] },
     USAGE,
   );
   const listenTexts = values.listen as readonly string[];
@@ -106,14 +109,25 @@ async function main(): Promise<number> {
   };
   // The original looked at the counters after every burst of network activity; looking after
   // every answer lets "-progress N" trip at exactly N operations.
+  let metrics: CacheMetrics | undefined;
+  const afterAnswer = (operation: Operation, result: AnswerResult, startedMs: number): void => {
+    metrics?.answered(operation, result, startedMs);
+    report();
+  };
   // With -redis the sessions live in Redis (the small store above stays unused, and -snapshot
   // was refused above: Redis keeps them across our restarts).
   const engine =
     redis === undefined
-      ? createCacheEngine({ store, idleMs: config.idleMs, afterAnswer: report, log })
-      : await createRedisCacheEngine(redis, { idleMs: config.idleMs, afterAnswer: report, log });
+      ? createCacheEngine({ store, idleMs: config.idleMs, afterAnswer, log })
+      : await createRedisCacheEngine(redis, { idleMs: config.idleMs, afterAnswer, log });
   const snapshot =
     config.snapshotFile === undefined ? undefined : new SnapshotKeeper(config.snapshotFile, store, { clock: engine.clock, log, intervalMs: config.snapshotIntervalMs });
+  const watched = metricsListenerOf(values, runtime, PROGRAM, (registry) => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- only with -metrics
+    const { CacheMetrics } = require('../metrics/cache_metrics') as typeof import('../metrics/cache_metrics');
+    return new CacheMetrics(registry, { engine: engine.stats, store });
+  });
+  metrics = watched?.watcher;
   const signals = installKillable({ killable: config.daemon.killable, log });
   const service = await runService({
     program: PROGRAM,
@@ -123,6 +137,7 @@ async function main(): Promise<number> {
     maxConnections: 0,
     drainTimeoutMs: 2000,
     status: () => `${engine.stats.sessions} sessions, ${engine.stats.operations} operations`,
+    ...(watched === undefined ? {} : { metrics: watched.service }),
   });
   const poll = setInterval(report, PROGRESS_POLL_MS);
   poll.unref();

@@ -5,7 +5,7 @@
 
 import { UsageError } from '../errors';
 import type { Logger } from '../log/index';
-import type { CacheEngine } from '../cache/engine';
+import type { CacheEngine, CacheEngineOptions } from '../cache/engine';
 import { createRedisEngine } from '../cache/redis_engine';
 import { RedisConnection } from '../redis/redis_connection';
 import type { SingleDashValues } from './single_dash';
@@ -50,7 +50,7 @@ export function redisSettingsOf(values: SingleDashValues): RedisSettings | undef
 export const REDIS_START_WAIT_MS = 5000;
 
 /** The engine serving sessions from Redis, once Redis answers (or REDIS_START_WAIT_MS passed). */
-export async function createRedisCacheEngine(settings: RedisSettings, options: { idleMs: number; afterAnswer: () => void; log: Logger }): Promise<CacheEngine> {
+export async function createRedisCacheEngine(settings: RedisSettings, options: { idleMs: number; afterAnswer: CacheEngineOptions['afterAnswer']; log: Logger }): Promise<CacheEngine> {
   const redis = new RedisConnection(settings.urls, {
     requestTimeoutMs: REDIS_REQUEST_TIMEOUT_MS,
     log: options.log,

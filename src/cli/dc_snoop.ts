@@ -7,7 +7,7 @@ import { createLogger } from '../log/index';
 import { runService, servesOneConnection } from '../activation/index';
 import { parseCacheAddress, toConnectTarget } from '../cache/address';
 import { snoopHandler } from '../cache/snoop/relay';
-import { installKillable, prepareRuntime, runMain, valuesOrExit } from './cache_cli';
+import { LOGREMOTE_USAGE, installKillable, logRemoteOf, prepareRuntime, runMain, valuesOrExit } from './cache_cli';
 import { parseSingleDash } from './single_dash';
 import { EXIT } from '../errors';
 
@@ -21,6 +21,7 @@ const USAGE = [
   '  -listen <addr>   (where clients connect; required; ours: repeatable)',
   '  -connect <addr>  (the cache server to relay to; required)',
   '  -server <addr>   (ours: the same as -connect)',
+  LOGREMOTE_USAGE.replace('-logremote <addr>  ', '-logremote <addr> '),
   '  -<h|help|?>      (print this text)',
   '',
   ' Every frame relayed is printed on stdout: direction (c2s, s2c), uid, command, frame number,',
@@ -32,7 +33,7 @@ async function main(): Promise<number> {
   const log = createLogger(PROGRAM);
   const values = valuesOrExit(
     parseSingleDash(process.argv.slice(2), {
-      strings: ['listen', 'connect'],
+      strings: ['listen', 'connect', 'logremote'],
       booleans: [],
       repeatable: ['listen'],
       aliases: { server: 'connect' },
@@ -46,7 +47,8 @@ async function main(): Promise<number> {
     return EXIT.FAILED;
   }
   const target = toConnectTarget(parseCacheAddress(connectText));
-  const runtime = await prepareRuntime(log, listenTexts, { detach: false, killable: true, syslog: false });
+  const logRemote = logRemoteOf(values);
+  const runtime = await prepareRuntime(log, listenTexts, { detach: false, killable: true, syslog: false, ...(logRemote === undefined ? {} : { logRemote }) });
   // Serving one connection on stdin/stdout (inetd, FD:0): stdout is the peer, so lines go to the log.
   const print = servesOneConnection(runtime.decision)
     ? (line: string): void => log.notice(line)

@@ -11,7 +11,8 @@
 
 import fs from 'node:fs';
 import type net from 'node:net';
-import type { ConnectionHandler, ListenSpec, ModeDecision, RunningService } from '../activation/index';
+import type { ConnectionHandler, ListenSpec, ModeDecision, RunningService, ServiceOptions } from '../activation/index';
+import type { JobObserver } from '../compile/job_observer';
 import type { RootLogger } from '../log/index';
 import type { AccessList } from '../compile/access';
 import type { CompilerPolicy } from '../compile/allowlist';
@@ -99,7 +100,7 @@ function startLogging(config: DistccdConfig, decision: ModeDecision): RootLogger
   const log = createLogger('distccd');
   startLog = log;
   logsToStderr = config.logStderr || (config.logFile === undefined && decision.kind === 'standalone' && !config.detach);
-  configureLogging(log, { level: config.logLevel, file: config.logFile, stderr: config.logStderr || undefined, decision, detach: config.detach && decision.kind === 'standalone' });
+  configureLogging(log, { level: config.logLevel, file: config.logFile, stderr: config.logStderr || undefined, remote: config.logRemote, decision, detach: config.detach && decision.kind === 'standalone' });
   return log;
 }
 
@@ -217,19 +218,45 @@ interface CompileEngine {
   readonly status: () => string;
   /** The object cache, whose `stats` the metrics read; undefined when off. */
   readonly cache?: ObjectCache;
+  /** The metrics listener's server, when --metrics-listen or a "metrics" socket asks for one. */
+  readonly metrics?: ServiceOptions['metrics'];
+}
+
+/**
+ * The metrics (src/metrics) when --metrics-listen names a listener or systemd passed a socket
+ * named "metrics"; in a process per connection there is no listener to serve them from.
+ */
+function metricsOf(config: DistccdConfig, decision: ModeDecision, cache: ObjectCache | undefined): { observer: JobObserver; metrics: NonNullable<ServiceOptions['metrics']> } | undefined {
+  const { servesManyConnections } = require('../activation/mode') as typeof import('../activation/mode');
+  const { METRICS_FD_NAME } = require('../activation/metrics_http') as typeof import('../activation/metrics_http');
+  const inherited = decision.fds.some((fd) => fd.name === METRICS_FD_NAME);
+  if ((config.metricsListen === undefined && !inherited) || !servesManyConnections(decision)) return undefined;
+  const { createMetricsServer } = require('../activation/metrics_http') as typeof import('../activation/metrics_http');
+  const { parseListenSpec } = require('../activation/address') as typeof import('../activation/address');
+  const { createMetricsRegistry } = require('../metrics/registry') as typeof import('../metrics/registry');
+  const { DistccdMetrics } = require('../metrics/distccd_metrics') as typeof import('../metrics/distccd_metrics');
+  const { statusPage } = require('../metrics/status_page') as typeof import('../metrics/status_page');
+  const observer = new DistccdMetrics(createMetricsRegistry('distccd'));
+  if (cache !== undefined) observer.watchObjectCache(() => cache.stats);
+  const server = createMetricsServer({ program: 'distccd', registry: observer.registry, status: () => observer.status(), page: statusPage('distccd') });
+  const listen = config.metricsListen === undefined ? undefined : parseListenSpec(config.metricsListen, { defaultHost: '127.0.0.1' });
+  return { observer, metrics: listen === undefined ? { server } : { listen, server } };
 }
 
 /** The compile engine: job slots, stats, and the handlers of the main and --stats listeners. */
-function compileEngine(config: DistccdConfig, parts: { log: RootLogger; access: AccessList | undefined; job: JobSettings; cache?: ObjectCache }): CompileEngine {
+function compileEngine(config: DistccdConfig, parts: { log: RootLogger; access: AccessList | undefined; job: JobSettings; decision: ModeDecision; cache?: ObjectCache }): CompileEngine {
   const { JobSlots } = require('../compile/job_slots') as typeof import('../compile/job_slots');
   const { createCompileHandler } = require('../compile/session') as typeof import('../compile/session');
   const { DistccStats, createStatsHandler } = require('../compile/stats') as typeof import('../compile/stats');
   const { log, access, job, cache } = parts;
   const stats = new DistccStats({ maxKids: config.jobs });
   const slots = new JobSlots(config.jobs);
-  const handlers: CompileEngine['handlers'] = { main: createCompileHandler({ log, access, job, slots, stats, cache, requestTimeoutMs: config.ioTimeoutS * 1000 }) };
+  const watched = metricsOf(config, parts.decision, cache);
+  if (watched === undefined && config.metricsListen !== undefined) log.notice('metrics not served: this process serves one connection and exits (inetd, Accept=yes)');
+  const observer = watched?.observer;
+  const handlers: CompileEngine['handlers'] = { main: createCompileHandler({ log, access, job, slots, stats, cache, requestTimeoutMs: config.ioTimeoutS * 1000, ...(observer === undefined ? {} : { observer }) }) };
   if (config.stats) handlers['stats'] = createStatsHandler(stats, { access, tmpDir: job.tmpDir });
-  return { handlers, status: () => `${slots.busy} compiling, ${slots.waiting} waiting`, cache };
+  return { handlers, status: () => `${slots.busy} compiling, ${slots.waiting} waiting`, cache, ...(watched === undefined ? {} : { metrics: watched.metrics }) };
 }
 
 /** Serves until stopped: binds or inherits listeners, drops privileges, and runs the engine. */
@@ -262,6 +289,7 @@ async function serveCompiles(config: DistccdConfig, parts: { log: RootLogger; de
     drainTimeoutMs: config.jobLifetimeS > 0 ? config.jobLifetimeS * 1000 + 5000 : 600_000,
     lifetimeMs: config.lifetimeS * 1000,
     status: engine.status,
+    ...(engine.metrics === undefined ? {} : { metrics: engine.metrics }),
   });
 }
 
@@ -305,7 +333,7 @@ async function main(argv: readonly string[]): Promise<number> {
       // Checked before the engine is built, as the user that will serve; said after the mode line.
       const { sandbox, say } = sandboxOf(config, log, inetd);
       cache = await objectCacheOf(config, log, inetd);
-      const engine = compileEngine(config, { log, access, job: jobSettingsOf(config, policy, tmpDir, inetd, sandbox), cache });
+      const engine = compileEngine(config, { log, access, job: jobSettingsOf(config, policy, tmpDir, inetd, sandbox), decision, cache });
       running = await serveCompiles(config, { log, decision, engine, ready: () => {
         say();
         publish?.();

@@ -9,6 +9,8 @@ import { EXIT, UsageError } from '../errors';
 import { parseLevel, type Level } from '../log/logger';
 import { DEFAULT_MASQUERADE_DIR } from '../compile/allowlist';
 import { CACHE_HELP, CACHE_STRINGS, cacheConfigOf, type ObjectCacheConfig } from './distccd_cache_options';
+import { parseRemoteTarget } from '../log/sinks';
+import { parseListenSpec } from '../activation/address';
 
 export const DISTCC_DEFAULT_PORT = 3632;
 export const DISTCC_DEFAULT_STATS_PORT = 3633;
@@ -30,6 +32,10 @@ export interface DistccdConfig {
   readonly pidFile?: string;
   readonly user?: string;
   readonly logFile?: string;
+  /** Ours: --log-remote [udp:|tcp:]HOST[:PORT], a remote syslog collector. */
+  readonly logRemote?: string;
+  /** Ours: --metrics-listen HOST:PORT, Prometheus metrics and the status page (port 0: any, logged). */
+  readonly metricsListen?: string;
   readonly logLevel: Level;
   readonly logStderr: boolean;
   readonly stats: boolean;
@@ -60,8 +66,8 @@ export const SANDBOX_DEFAULTS = Object.freeze({ memoryMiB: 4096, processes: 256,
 
 export type ParsedCommand = { readonly kind: 'run'; readonly config: DistccdConfig } | { readonly kind: 'help' } | { readonly kind: 'version' };
 
-const STRINGS = ['allow', 'listen', 'port', 'jobs', 'nice', 'job-lifetime', 'io-timeout', 'lifetime', 'pid-file', 'user', 'log-file', 'log-level', 'stats-port', 'compiler-dir', ...CACHE_STRINGS,
-  'sandbox', 'bwrap', 'sandbox-memory', 'sandbox-processes', 'max-output-size', 'sandbox-tmp-size'];
+const STRINGS = ['allow', 'listen', 'port', 'jobs', 'nice', 'job-lifetime', 'io-timeout', 'lifetime', 'pid-file', 'user', 'log-file', 'log-level', 'stats-port', 'compiler-dir', 'log-remote', 'metrics-listen',
+  ...CACHE_STRINGS, 'sandbox', 'bwrap', 'sandbox-memory', 'sandbox-processes', 'max-output-size', 'sandbox-tmp-size'];
 const BOOLEANS = ['allow-private', 'log-stderr', 'verbose', 'stats', 'inetd', 'daemon', 'detach', 'fork', 'fifo', 'wizard', 'zeroconf', 'enable-tcp-insecure', 'make-me-a-botnet', 'help', 'version', 'cache'];
 /** Booleans that only exist in their --no- form. */
 const NEGATED_ONLY = new Set(['detach', 'fork', 'fifo', 'cache']);
@@ -69,6 +75,17 @@ const ALIASES = { a: 'allow', p: 'port', j: 'jobs', N: 'nice', P: 'pid-file' };
 
 function bad(message: string): UsageError {
   return new UsageError(message, { exitCode: EXIT.BAD_ARGUMENTS });
+}
+
+/** `text` when `parse` accepts it; its RangeError as a usage error otherwise. */
+function checked(text: string | undefined, parse: (text: string) => unknown): string | undefined {
+  if (text === undefined) return undefined;
+  try {
+    parse(text);
+  } catch (error) {
+    throw bad((error as Error).message);
+  }
+  return text;
 }
 
 function last(value: unknown): string | undefined {
@@ -171,6 +188,8 @@ export function parseDistccdArgs(args: readonly string[]): ParsedCommand {
     pidFile: last(parsed['pid-file']),
     user: last(parsed['user']),
     logFile: last(parsed['log-file']),
+    logRemote: checked(last(parsed['log-remote']), parseRemoteTarget),
+    metricsListen: checked(last(parsed['metrics-listen']), (text) => parseListenSpec(text, { defaultHost: '127.0.0.1' })),
     logLevel,
     logStderr: parsed['log-stderr'] === true || wizard,
     stats: parsed['stats'] === true,
@@ -262,6 +281,8 @@ ${CACHE_HELP}  Sandbox (bubblewrap; each compiler sees its own directories and i
     --no-detach                don't detach from parent (for daemontools, etc)
     --log-file=FILE            send messages here instead of syslog
     --log-stderr               send messages to stderr
+    --log-remote ADDRESS       also send them to a syslog collector: udp:HOST:PORT, tcp:[::1]:601
+    --metrics-listen HOST:PORT Prometheus /metrics and a status page at / (port 0: any, logged)
     --wizard                   for running under gdb
   Mode of operation:
     --inetd                    serve client connected to stdin

@@ -25,6 +25,7 @@ import type { JobSlots } from './job_slots';
 import type { CacheEntry } from './object_cache/entry_codec';
 import type { CacheState, ObjectCache } from './object_cache/object_cache';
 import { runPumpJob } from './pump_job';
+import type { JobObserver, JobWatch } from './job_observer';
 import type { DistccStats } from './stats';
 import type { CompileRequest } from './wire/request';
 
@@ -44,6 +45,8 @@ export interface JobService {
   readonly job: JobSettings;
   readonly slots: JobSlots;
   readonly stats?: DistccStats;
+  /** The metrics and status page (src/metrics): told each phase of each job. */
+  readonly observer?: JobObserver;
   readonly now?: () => number;
   /** The object cache; undefined = off (--no-cache), and the summary line stays exactly C's. */
   readonly cache?: ObjectCache;
@@ -111,6 +114,7 @@ export class CompileJob {
   #ended: Promise<void> | undefined;
   /** What the object cache did for this job (summary line); undefined until the cache step ran. */
   #cacheState: CacheState | undefined;
+  readonly #watch: JobWatch | undefined;
 
   /** `conn` and `peer` name the connection in the log; the job's time runs from now. */
   constructor(service: JobService, ids: { readonly conn: number; readonly peer: string }) {
@@ -119,6 +123,7 @@ export class CompileJob {
     this.#peer = ids.peer;
     this.#now = service.now ?? Date.now;
     this.#start = this.#now();
+    this.#watch = service.observer?.begin(ids, this.#start);
     CompileJob.#unfinished.add(this);
     if (!CompileJob.#exitHooked) {
       CompileJob.#exitHooked = true;
@@ -155,8 +160,10 @@ export class CompileJob {
    * compiler is done (the next job need not wait for this one's answer to be written).
    */
   async run(request: CompileRequest, options: { readonly answerSocket?: number } = {}): Promise<JobOutcome> {
+    this.#watch?.requested(request, this.#now());
     try {
       this.#releaseSlot = await this.#service.slots.acquire(this.#gone.signal);
+      this.#watch?.entered('compile', this.#now());
     } catch {
       return { result: 'CLI_DISCONN', status: 0, ret: EXIT.IO_ERROR, compiler: request.argv[0] ?? '', input: '', reason: 'client disconnected while waiting for a job slot' };
     }
@@ -171,6 +178,8 @@ export class CompileJob {
         response: { version: request.version, status, stderr: serrLine(this.#service.job.pid, reason), stdout: Buffer.alloc(0), object: Buffer.alloc(0) },
       };
     } finally {
+      // A job that got no slot never compiled: it goes from the queue straight to its end.
+      if (this.#releaseSlot !== undefined) this.#watch?.entered('send', this.#now());
       this.#giveBackSlot();
     }
   }
@@ -233,6 +242,7 @@ export class CompileJob {
       if (ending !== undefined) this.#summarise(ending, answeredAt ?? this.#now());
     } finally {
       CompileJob.#unfinished.delete(this);
+      this.#watch?.ended(ending, answeredAt ?? this.#now());
     }
   }
 

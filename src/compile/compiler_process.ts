@@ -83,7 +83,7 @@ export type CompilerOutcome =
   | { readonly kind: 'exited'; readonly status: number; readonly stdout: Buffer; readonly stderr: Buffer }
   | { readonly kind: 'timeout'; readonly stdout: Buffer; readonly stderr: Buffer }
   /** Answered by the native exit handler; `rest` is what the socket did not take at once. */
-  | { readonly kind: 'answered'; readonly status: number; readonly rest?: Buffer }
+  | { readonly kind: 'answered'; readonly status: number; readonly rest?: Buffer; readonly sent: number }
   /** The native exit handler's send failed: the client is gone. */
   | { readonly kind: 'unanswered'; readonly status: number; readonly reason: string }
   | { readonly kind: 'aborted' }
@@ -299,7 +299,7 @@ function spawnCompiler(run: CompilerRun, argv: readonly string[]): Promise<Compi
         if (ending === 'aborted') resolve({ kind: 'aborted' });
         else if (status instanceof Error) resolve({ kind: 'exec-failed', reason: `lost the compiler's exit status: ${status.message}` });
         else if (ending === 'timeout') resolve({ kind: 'timeout', stdout: captured(outFd), stderr: captured(errFd) });
-        else if (sent > 0) resolve({ kind: 'answered', status, rest });
+        else if (sent > 0) resolve({ kind: 'answered', status, rest, sent });
         else if (sent < 0) resolve({ kind: 'unanswered', status, reason: `sending the answer failed: ${errnoNames.get(-sent) ?? `errno ${-sent}`}` });
         else resolve({ kind: 'exited', status, stdout: captured(outFd), stderr: captured(errFd) });
       } finally {

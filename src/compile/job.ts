@@ -46,7 +46,7 @@ export interface JobOutcome {
   /** undefined: close without an answer (the client is gone), unless `answered`. */
   readonly response?: CompileResponse;
   /** The answer already went out from the compiler's exit handler; `rest` is still to write. */
-  readonly answered?: { readonly rest?: Buffer };
+  readonly answered?: { readonly rest?: Buffer; /** Bytes the exit handler wrote itself. */ readonly sent?: number };
   readonly status: number;
   /** distcc's own code for the summary line's ret: (0, or 101, 107, 110, 118 ...). */
   readonly ret: number;
@@ -121,7 +121,7 @@ export function outcomeOf(
     ({ version: request.version, status, stderr, stdout, object, depfile });
   switch (run.kind) {
     case 'answered':
-      return Promise.resolve({ ...base, result: run.status === 0 ? 'COMPILE_OK' : 'COMPILE_ERROR', status: run.status, ret: 0, answered: { rest: run.rest } });
+      return Promise.resolve({ ...base, result: run.status === 0 ? 'COMPILE_OK' : 'COMPILE_ERROR', status: run.status, ret: 0, answered: { rest: run.rest, sent: run.sent } });
     case 'unanswered':
       return Promise.resolve({ ...base, result: 'CLI_DISCONN', status: run.status, ret: EXIT.IO_ERROR, reason: run.reason });
     case 'aborted':

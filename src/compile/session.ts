@@ -126,12 +126,15 @@ export async function serveCompileConnection(conn: Connection, service: CompileS
   const who = describePeer(peer);
   if (peer.kind === 'tcp' && service.access !== undefined && !service.access.allows(peer.address)) {
     service.log.warning(`connection from client '${who}' denied by access list`);
+    service.observer?.denied(who);
     stream.destroy();
     return EXIT.ACCESS_DENIED;
   }
   service.stats?.record('TCP_ACCEPT');
   const job = new CompileJob(service, { conn: conn.id, peer: who });
   const timeoutMs = service.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  let protocol = 0;
+  let sentDirectly = 0;
   try {
     const read = await readRequest(stream, service.limits ?? DEFAULT_LIMITS, timeoutMs, (version, argv) => job.heardArgv(version, argv));
     if (read.kind !== 'ok') {
@@ -141,16 +144,19 @@ export async function serveCompileConnection(conn: Connection, service: CompileS
       return;
     }
     const request = read.request;
+    protocol = request.protocol;
     service.log.debug('request', { conn: conn.id, peer: who, protocol: request.protocol, argv: request.argv.join(' ') });
     const unwatch = watchForHangUp(stream, job);
     try {
       const outcome = await deliver(stream, await job.run(request, { answerSocket: directSocket(stream) }), job.signal, timeoutMs);
+      sentDirectly = outcome.answered?.sent ?? 0;
       await job.end(outcome, { answered: true });
     } finally {
       unwatch();
     }
   } finally {
     await job.end();
+    if (service.observer !== undefined && stream instanceof Socket) service.observer.transferred(protocol, stream.bytesRead, stream.bytesWritten + sentDirectly);
   }
 }
 

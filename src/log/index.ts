@@ -7,7 +7,7 @@ import { stderrSink } from './sinks';
 
 export * from './logger';
 export { configureLogging, type LoggingOptions } from './configure';
-export { fileSink, syslogSink, remoteSink, stderrSink, parseRemoteTarget, flushLogging, type RemoteTarget } from './sinks';
+export { fileSink, syslogSink, remoteSink, stderrSink, parseRemoteTarget, flushLogging, droppedRemoteLines, stderrIsJournal, type RemoteTarget } from './sinks';
 export { protectStderr, reopenFd, type StdioOwner } from './stdio';
 
 class Node implements Logger {

@@ -1,4 +1,5 @@
-// Where log lines go: stderr (until the real sinks are attached, or by choice), a file (reopened
+// Where log lines go: stderr (until the real sinks are attached, or by choice; when it is the
+// journal's stream, each line carries its priority as `<N>` and nothing journald adds itself), a file (reopened
 // on SIGHUP for logrotate), the local syslog daemon facility through libc syslog(3) (the `posix`
 // package; open it before dropping privileges, /dev/log may be unreachable afterwards), and a
 // remote collector over UDP or TCP (the `syslog-client` package, RFC 3164 with the `tag[pid]: `
@@ -9,8 +10,41 @@ import os from 'node:os';
 import path from 'node:path';
 import { formatLine, recordLine, severityOf, type Level, type LogSink } from './logger';
 
-/** stderr sink: `program[pid] level: line` (see recordLine). Never used when fd 2 may be a client socket. */
+/**
+ * True when fd 2 is the stream systemd connected to the journal: JOURNAL_STREAM holds its
+ * `device:inode` (sd-daemon(3), systemd.exec(5)). A stderr redirected elsewhere (a file, a pipe to
+ * a shell) keeps the plain form even though the variable was inherited.
+ */
+export function stderrIsJournal(env: NodeJS.ProcessEnv = process.env): boolean {
+  const match = /^(\d+):(\d+)$/.exec(env['JOURNAL_STREAM'] ?? '');
+  if (match === null) return false;
+  try {
+    const stat = fs.fstatSync(2, { bigint: true });
+    return stat.dev === BigInt(match[1]!) && stat.ino === BigInt(match[2]!);
+  } catch {
+    return false;
+  }
+}
+
+/** `<N>line` for each line of `text`: sd-daemon(3)'s SD_WARNING and friends, read by journald. */
+export function journalLine(level: Level, text: string): string {
+  const prefix = `<${severityOf(level)}>`;
+  return `${prefix}${text.replaceAll('\n', `\n${prefix}`)}\n`;
+}
+
+/**
+ * stderr sink: `program[pid] level: line` (see recordLine), or, when stderr is the journal,
+ * `<N>line` (journald records the time, the program and the pid itself). Never used when fd 2 may
+ * be a client socket.
+ */
 export function stderrSink(program: string): LogSink {
+  if (stderrIsJournal()) {
+    return {
+      write(level, line) {
+        process.stderr.write(journalLine(level, line));
+      },
+    };
+  }
   return {
     write(level, line) {
       process.stderr.write(`${recordLine(program, process.pid, level, line)}\n`);
@@ -97,7 +131,18 @@ export async function flushLogging(timeoutMs = 2000): Promise<void> {
   clearTimeout(timer);
 }
 
-/** A remote syslog collector, facility daemon. Failures are silent (UDP) or dropped lines (TCP). */
+let dropped = 0;
+
+/** Lines a remote collector did not take (not connected, send failed) since start: a metric. */
+export function droppedRemoteLines(): number {
+  return dropped;
+}
+
+/**
+ * A remote syslog collector, facility daemon. A line that cannot be sent (collector down, send
+ * failed) is counted in droppedRemoteLines(); over TCP the next line connects again, so logging
+ * resumes by itself once the collector is back.
+ */
 export function remoteSink(program: string, target: RemoteTarget): LogSink {
   const syslog = require('syslog-client') as typeof import('syslog-client');
   const client = syslog.createClient(target.host, {
@@ -112,7 +157,10 @@ export function remoteSink(program: string, target: RemoteTarget): LogSink {
   return {
     write(level: Level, line: string) {
       const sent = new Promise<void>((resolve) => {
-        client.log(`${program}[${process.pid}]: ${line}`, { severity: severityOf(level) }, () => resolve());
+        client.log(`${program}[${process.pid}]: ${line}`, { severity: severityOf(level) }, (error?: Error) => {
+          if (error !== undefined && error !== null) dropped++;
+          resolve();
+        });
       });
       inFlight.add(sent);
       void sent.then(() => inFlight.delete(sent));

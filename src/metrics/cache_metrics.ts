@@ -1,0 +1,91 @@
+// dc_server's metrics and status: operations by command and result and the answer latency,
+// counted in the engine's afterAnswer (each a field increment on a slot bound at start), and the
+// store's own figures (SessionStore.stats: sessions, bytes, added, expired, evicted, removed) and
+// the engine's connections, read only when scraped. Any SessionStore implementation reports the
+// same way.
+
+import type { Registry } from 'prom-client';
+import { performance } from 'node:perf_hooks';
+import { ANSWER_TIMING_SAMPLE, type AnswerResult, type CacheStats } from '../cache/engine';
+import type { StoreStats } from '../cache/stores/session_store';
+import { OPERATION_NAMES, type Operation } from '../cache/wire/constants';
+import { CountVec, HistogramVec, ReadValue, type CountSlot, type HistogramSlot } from './instruments';
+import { RateWindow } from './rate_window';
+import { humanBytes, type StatusView } from './status_page';
+
+/** The results each command can have (resultOf in the engine). */
+const RESULTS_OF: readonly (readonly AnswerResult[])[] = [
+  ['ok', 'exists', 'rejected', 'closed'], // ADD
+  ['hit', 'miss'], // GET
+  ['ok', 'notok'], // REMOVE
+  ['ok', 'notok'], // HAVE
+];
+
+/** An answer takes microseconds in memory; a store that waits (Redis) takes longer. */
+const ANSWER_BUCKETS = [0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1];
+
+export class CacheMetrics {
+  readonly registry: Registry;
+  readonly #ops: ReadonlyArray<Readonly<Partial<Record<AnswerResult, CountSlot>>>>;
+  readonly #latency: readonly HistogramSlot[];
+  readonly #operations: CountVec;
+  readonly #engine: CacheStats;
+  readonly #store: { readonly stats: StoreStats };
+  readonly #rate: RateWindow;
+
+  constructor(registry: Registry, sources: { readonly engine: CacheStats; readonly store: { readonly stats: StoreStats } }) {
+    this.registry = registry;
+    this.#engine = sources.engine;
+    this.#store = sources.store;
+    this.#operations = new CountVec(registry, { name: 'dc_server_operations_total', help: 'Requests answered, by command (add, get, remove, have) and result (a get hits or misses; closed: the request closed the connection).', type: 'counter' });
+    this.#ops = RESULTS_OF.map((results, op) => Object.fromEntries(results.map((result) => [result, this.#operations.child({ command: OPERATION_NAMES[op]!.toLowerCase(), result })])));
+    const latency = new HistogramVec(registry, { name: 'dc_server_answer_duration_seconds', help: `Time to work out the answer to a request, by command (one answer in ${ANSWER_TIMING_SAMPLE} is timed).`, buckets: ANSWER_BUCKETS });
+    this.#latency = OPERATION_NAMES.map((name) => latency.child({ command: name.toLowerCase() }));
+    const store = (): StoreStats => this.#store.stats;
+    const read = (name: string, help: string, type: 'counter' | 'gauge', value: () => number): void => {
+      new ReadValue(registry, { name, help, type, read: value });
+    };
+    read('dc_server_sessions', 'Sessions the store holds (expired ones not yet purged included).', 'gauge', () => store().sessions);
+    read('dc_server_session_bytes', 'Bytes the store counts against its memory bound.', 'gauge', () => store().bytes);
+    read('dc_server_sessions_added_total', 'Sessions stored.', 'counter', () => store().added);
+    read('dc_server_sessions_expired_total', 'Sessions dropped because their timeout passed.', 'counter', () => store().expired);
+    read('dc_server_sessions_evicted_total', 'Sessions dropped to make room (-sessions, -maxmemory).', 'counter', () => store().evicted);
+    read('dc_server_sessions_removed_total', 'Sessions removed by a REMOVE request.', 'counter', () => store().removed);
+    read('dc_server_connections_open', 'Client connections being served now.', 'gauge', () => this.#engine.connections);
+    read('dc_server_connections_dropped_total', 'Connections closed because of a malformed request.', 'counter', () => this.#engine.dropped);
+    this.#rate = new RateWindow(() => this.#engine.operations);
+  }
+
+  /** The engine's afterAnswer: one slot increment, and for a timed answer (startedMs >= 0) one
+   * histogram observation; `now` is read only then. */
+  answered(operation: Operation, result: AnswerResult, startedMs: number, now: () => number = performance.now.bind(performance)): void {
+    const slot = this.#ops[operation]?.[result];
+    if (slot !== undefined) slot.value++;
+    if (startedMs >= 0) this.#latency[operation]?.observe((now() - startedMs) / 1000);
+  }
+
+  status(): StatusView & Record<string, unknown> {
+    const store = this.#store.stats;
+    const opsPerSecond = this.#rate.perSecond(10);
+    const byCommand = this.#operations.get().values.map(({ labels, value }) => [labels['command']!, labels['result']!, value] as const);
+    return {
+      sessions: store.sessions,
+      bytes: store.bytes,
+      store,
+      operations: this.#engine.operations,
+      opsPerSecond,
+      connections: this.#engine.connections,
+      tiles: [
+        { label: 'sessions', value: String(store.sessions) },
+        { label: 'stored', value: humanBytes(store.bytes) },
+        { label: 'operations / s (10 s)', value: opsPerSecond.toFixed(1) },
+        { label: 'connections', value: String(this.#engine.connections) },
+        { label: 'operations', value: String(this.#engine.operations) },
+        { label: 'evicted', value: String(store.evicted), ...(store.evicted > 0 ? { tone: 'warn' as const } : {}) },
+        { label: 'expired', value: String(store.expired) },
+        { label: 'malformed, dropped', value: String(this.#engine.dropped), ...(this.#engine.dropped > 0 ? { tone: 'bad' as const } : {}) },
+      ],
+      tables: [{ title: 'Operations by command and result', columns: ['command', 'result', 'count'], rows: byCommand.map((r) => [...r]) }],
+    };
+  }
+}
