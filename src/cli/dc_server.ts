@@ -6,6 +6,7 @@
 // are loaded at start and written back at an orderly stop (SIGTERM, SIGINT, -killable), so a
 // restart keeps them.
 
+import path from 'node:path';
 import { createLogger } from '../log/index';
 import { detectMode, runService } from '../activation/index';
 import { MAX_PROGRESS, ProgressReporter } from '../cache/progress';
@@ -77,7 +78,8 @@ async function main(): Promise<number> {
   const idleMs = decimalOption(values, 'idle', { min: 0, max: MAX_IDLE_MS }) ?? 0;
   const snapshotText = values.snapshot as string | undefined;
   if (snapshotText === '') throw new UsageError(invalidArgument('snapshot'));
-  const snapshotFile = snapshotText === undefined || snapshotText === 'none' ? undefined : snapshotText;
+  // Absolute, so the log names the file unambiguously whatever the working directory.
+  const snapshotFile = snapshotText === undefined || snapshotText === 'none' ? undefined : path.resolve(snapshotText);
   const snapshotIntervalS = decimalOption(values, 'snapshot-interval', { min: 0, max: MAX_SNAPSHOT_INTERVAL_S }) ?? 0;
   if (snapshotIntervalS > 0 && snapshotFile === undefined) {
     throw new UsageError(`Error, -snapshot-interval needs -snapshot <file>\n${invalidArgument('snapshot-interval')}`);
