@@ -1,6 +1,6 @@
 // `npm run bench -- snapshot`: how long dc_server takes to write its session snapshot at stop and
 // to load it at start, with N sessions (default 1,000,000; goal: under 2 s each). It times the
-// real path dc_server runs (SnapshotKeeper over a MemoryStore: entries, encode, write, fsync,
+// real path dc_server runs (SnapshotKeeper over a SlabStore: entries, encode, write, fsync,
 // rename; then read, check, add every session to a fresh store, remove the file), on tmpfs (/dev/shm, where the
 // shipped units keep it: /run) and on the disk of os.tmpdir(). Sessions are 32-byte ids with
 // 150 bytes of data (an Apache TLS session is about that size). Not part of `npm test`.
@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createLogger, type Level } from '../../src/log/index';
-import { MemoryStore } from '../../src/cache/stores/memory_store';
+import { SlabStore } from '../../src/cache/stores/slab_store';
 import { SnapshotKeeper } from '../../src/cache/snapshot/snapshot_keeper';
 import { readSnapshotFile } from '../../src/cache/snapshot/snapshot_file';
 
@@ -24,8 +24,8 @@ const RUNS = Number(argValue('--runs') ?? 3);
 const DATA_BYTES = 150;
 const GOAL_MS = 2000;
 
-function filledStore(now: number): MemoryStore {
-  const store = new MemoryStore({ capacity: Math.max(SESSIONS, 64) });
+function filledStore(now: number): SlabStore {
+  const store = new SlabStore({ capacity: Math.max(SESSIONS, 64) });
   const seed = crypto.randomBytes(32 + DATA_BYTES);
   for (let i = 0; i < SESSIONS; i++) {
     seed.writeUInt32LE(i, 0);
@@ -44,7 +44,7 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-async function measure(where: string, store: MemoryStore, now: number): Promise<void> {
+async function measure(where: string, store: SlabStore, now: number): Promise<void> {
   const dir = fs.mkdtempSync(path.join(where, 'distkit-snapshot-bench-'));
   const file = path.join(dir, 'dc_server.snapshot');
   const log = createLogger('snapshot-bench', { level: 'info' });
@@ -62,7 +62,7 @@ async function measure(where: string, store: MemoryStore, now: number): Promise<
       writes.push(performance.now() - started);
       cpu.write.push(cpuMs(process.cpuUsage(cpuStarted)));
       size = fs.statSync(file).size;
-      const fresh = new MemoryStore({ capacity: Math.max(SESSIONS, 64) });
+      const fresh = new SlabStore({ capacity: Math.max(SESSIONS, 64) });
       started = performance.now();
       cpuStarted = process.cpuUsage();
       const loaded = new SnapshotKeeper(file, fresh, { clock: () => now + 1, log, intervalMs: 0 }).load();
