@@ -16,7 +16,8 @@
 // (200-300 ms on a busy machine), once per compiler per daemon. A process that serves one job
 // (--inetd) binds /usr whole instead when the compiler lives there (see wholeUsr).
 //
-// Exports: findCompilerMounts(compiler, env) -> Promise<CompilerMounts>; resolveProgram(name, path)
+// Exports: findCompilerMounts(compiler, env, { wholeUsr }) -> Promise<CompilerMounts>;
+//          resolveProgram(name, path); wholeUsr(program)
 
 import { execFile } from 'node:child_process';
 import { accessSync, closeSync, constants as C, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
@@ -135,7 +136,7 @@ function outermost(dirs: Iterable<string>): string[] {
  * read-only software tree (FHS), readable by every local user: it holds no other job's file and
  * nothing private of the server's.
  */
-function wholeUsr(program: string): CompilerMounts {
+export function wholeUsr(program: string): CompilerMounts {
   const links: Array<[string, string]> = [];
   for (const name of readdirSync('/')) {
     const link = `/${name}`;
