@@ -1,8 +1,8 @@
 // What a compiler needs to see inside its sandbox, found from the compiler itself rather than a
 // list written here: the program as PATH resolves it, the programs the driver starts
 // (`-print-prog-name` for cc1, cc1plus, as, collect2, and `-print-search-dirs` programs), the
-// interpreter of a compiler that is a `#!` script (a wrapper), its
-// default include directories (`-E -v`, for C and C++), and every shared library those programs
+// interpreter of a compiler that is a `#!` script (a wrapper), its message catalogs and locales,
+// its default include directories (`-E -v`, for C and C++), and every shared library those programs
 // load (ldd, which also names the ELF interpreter). Each file contributes its directory; each
 // directory is bound read-only at its real path, and the symlinks met on the way there (Debian's
 // merged /usr: /lib -> usr/lib, /lib64 -> usr/lib64, /bin -> usr/bin) are recreated, so the
@@ -191,6 +191,11 @@ async function discover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenTh
   }
   const libraries = await Promise.all([...files].map((file) => probe('ldd', [file], probeEnv)));
   for (const text of libraries) for (const lib of lddPaths(text)) files.add(lib);
+  // The compiler's message catalogs and the C library's locales (<prefix>/share/locale,
+  // <prefix>/lib/locale): without them gcc falls back to ASCII quotes and English, and its
+  // diagnostics would differ from an unconfined compile's.
+  const prefix = path.dirname(path.dirname(realpathSync(program)));
+  for (const dir of [path.join(prefix, 'share/locale'), path.join(prefix, 'lib/locale')]) dirs.add(dir);
   const links = new Map<string, string>();
   const real = new Set<string>();
   for (const file of files) {
