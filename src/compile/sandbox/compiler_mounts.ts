@@ -191,11 +191,15 @@ async function discover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenTh
   }
   const libraries = await Promise.all([...files].map((file) => probe('ldd', [file], probeEnv)));
   for (const text of libraries) for (const lib of lddPaths(text)) files.add(lib);
-  // The compiler's message catalogs and the C library's locales (<prefix>/share/locale,
-  // <prefix>/lib/locale): without them gcc falls back to ASCII quotes and English, and its
+  // The programs' message catalogs and the C library's locales (<prefix>/share/locale,
+  // <prefix>/lib/locale, for each program in <prefix>/bin): without them gcc falls back to ASCII quotes and English, and its
   // diagnostics would differ from an unconfined compile's.
-  const prefix = path.dirname(path.dirname(realpathSync(program)));
-  for (const dir of [path.join(prefix, 'share/locale'), path.join(prefix, 'lib/locale')]) dirs.add(dir);
+  for (const file of files) {
+    const bin = path.dirname(realpathSync(file));
+    if (path.basename(bin) !== 'bin') continue; // the prefix of each program in a .../bin
+    const prefix = path.dirname(bin);
+    for (const dir of [path.join(prefix, 'share/locale'), path.join(prefix, 'lib/locale')]) dirs.add(dir);
+  }
   const links = new Map<string, string>();
   const real = new Set<string>();
   for (const file of files) {
