@@ -84,7 +84,7 @@ Version: $version
 Architecture: $arch
 Maintainer: $maintainer
 Installed-Size: $size
-Depends: nodejs (>= 20), passwd, bubblewrap, util-linux, ${shlibs}
+Depends: nodejs (>= 20), passwd, bubblewrap, ${shlibs}
 Section: devel
 Priority: optional
 Description: drop-in distccd and distcache servers on Node.js

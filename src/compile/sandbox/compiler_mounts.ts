@@ -1,8 +1,8 @@
 // What a compiler needs to see inside its sandbox, found from the compiler itself rather than a
 // list written here: the program as PATH resolves it, the programs the driver starts
 // (`-print-prog-name` for cc1, cc1plus, as, collect2, and `-print-search-dirs` programs), the
-// interpreter of a compiler that is a `#!` script (a wrapper), its
-// default include directories (`-E -v`, for C and C++), and every shared library those programs
+// interpreter of a compiler that is a `#!` script (a wrapper), its message catalogs and locales,
+// its default include directories (`-E -v`, for C and C++), and every shared library those programs
 // load (ldd, which also names the ELF interpreter). Each file contributes its directory; each
 // directory is bound read-only at its real path, and the symlinks met on the way there (Debian's
 // merged /usr: /lib -> usr/lib, /lib64 -> usr/lib64, /bin -> usr/bin) are recreated, so the
@@ -16,7 +16,8 @@
 // (200-300 ms on a busy machine), once per compiler per daemon. A process that serves one job
 // (--inetd) binds /usr whole instead when the compiler lives there (see wholeUsr).
 //
-// Exports: findCompilerMounts(compiler, env) -> Promise<CompilerMounts>; resolveProgram(name, path)
+// Exports: findCompilerMounts(compiler, env, { wholeUsr }) -> Promise<CompilerMounts>;
+//          resolveProgram(name, path); wholeUsr(program)
 
 import { execFile } from 'node:child_process';
 import { accessSync, closeSync, constants as C, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
@@ -135,7 +136,7 @@ function outermost(dirs: Iterable<string>): string[] {
  * read-only software tree (FHS), readable by every local user: it holds no other job's file and
  * nothing private of the server's.
  */
-function wholeUsr(program: string): CompilerMounts {
+export function wholeUsr(program: string): CompilerMounts {
   const links: Array<[string, string]> = [];
   for (const name of readdirSync('/')) {
     const link = `/${name}`;
@@ -190,6 +191,15 @@ async function discover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenTh
   }
   const libraries = await Promise.all([...files].map((file) => probe('ldd', [file], probeEnv)));
   for (const text of libraries) for (const lib of lddPaths(text)) files.add(lib);
+  // The programs' message catalogs and the C library's locales (<prefix>/share/locale,
+  // <prefix>/lib/locale, for each program in <prefix>/bin): without them gcc falls back to ASCII quotes and English, and its
+  // diagnostics would differ from an unconfined compile's.
+  for (const file of files) {
+    const bin = path.dirname(realpathSync(file));
+    if (path.basename(bin) !== 'bin') continue; // the prefix of each program in a .../bin
+    const prefix = path.dirname(bin);
+    for (const dir of [path.join(prefix, 'share/locale'), path.join(prefix, 'lib/locale')]) dirs.add(dir);
+  }
   const links = new Map<string, string>();
   const real = new Set<string>();
   for (const file of files) {

@@ -17,9 +17,9 @@
 // Exports: Sandbox (probe, command), SandboxLimits, Bind.
 
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, realpathSync } from 'node:fs';
 import { DistkitError, EXIT } from '../../errors';
-import { findCompilerMounts, resolveProgram, type CompilerMounts } from './compiler_mounts';
+import { findCompilerMounts, resolveProgram, wholeUsr, type CompilerMounts } from './compiler_mounts';
 
 export type SandboxMode = 'auto' | 'required' | 'off';
 
@@ -121,10 +121,14 @@ export class Sandbox {
   verify(env: NodeJS.ProcessEnv, as?: { readonly uid: number; readonly gid: number }): void {
     const program = resolveProgram('true', env['PATH'] ?? '/usr/bin:/bin');
     if (program === undefined) throw unavailable('no `true` program on PATH to test the sandbox with');
-    const ldd = spawnSync('ldd', [program], { env, encoding: 'utf8' });
-    const libs = `${ldd.stdout ?? ''}`.match(/\/\S+/g) ?? [];
-    const dirs = [...new Set([program, ...libs].map((p) => p.slice(0, p.lastIndexOf('/')) || '/'))];
-    const mounts: CompilerMounts = { program, dirs, links: [] };
+    // /usr whole when `true` lives there (no ldd: this check runs in every --inetd process).
+    let mounts: CompilerMounts;
+    if (realpathSync(program).startsWith('/usr/')) mounts = wholeUsr(program);
+    else {
+      const ldd = spawnSync('ldd', [program], { env, encoding: 'utf8' });
+      const libs = `${ldd.stdout ?? ''}`.match(/\/\S+/g) ?? [];
+      mounts = { program, dirs: [...new Set([program, ...libs].map((p) => p.slice(0, p.lastIndexOf('/')) || '/'))], links: [] };
+    }
     // A kernel refuses a new /proc where parts of the host's are covered (systemd's
     // ProtectKernelTunables=, a container's masked paths): jobs then get none, which compilers
     // do not need. A network namespace of their own may be forbidden (RestrictNamespaces=,
