@@ -126,14 +126,24 @@ const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(
 async function main(): Promise<void> {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-objbench-'));
   const servers: Server[] = [];
+  // Ctrl-C or a SIGTERM still stops the servers (C distccd leaves our process group) and removes the work dir.
+  const abort = (signal: NodeJS.Signals): void => {
+    void Promise.all(servers.map(stopServer))
+      .finally(() => fs.rm(work, { recursive: true, force: true }))
+      .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', abort);
+  process.once('SIGTERM', abort);
   try {
     const src = await prepare(work);
     await realPump();
     const cache = path.join(work, 'cache');
     const c = await startServer('c', work, []);
+    servers.push(c);
     const off = await startServer('ours-off', work, ['--no-cache']);
+    servers.push(off);
     const on = await startServer('ours-cache', work, ['--cache-dir', cache]);
-    servers.push(c, off, on);
+    servers.push(on);
     const rows: Array<[string, number, number]> = [];
     for (const protocol of [2, 3] as const) {
       // One unmeasured build each: page cache, and the daemons have run their job path once.

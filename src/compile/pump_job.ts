@@ -79,7 +79,8 @@ export async function runPumpJob(request: CompileRequest, settings: JobSettings,
       });
     };
     if (options.cache === undefined) return await compile();
-    const fixed = rerootArgs(scan, { root: FIXED_NAMES.root, output: `/${FIXED_NAMES.output}.o`, deps: `/${FIXED_NAMES.output}.deps` }).argv;
+    // The client's output name stays in the key: without -MT it is the target of the .d file.
+    const fixed = rerootArgs(scan, { root: FIXED_NAMES.root, output: `/${FIXED_NAMES.output}/${scan.output}`, deps: `/${FIXED_NAMES.output}.deps` }).argv;
     return await options.cache.produce({ program: argv[0]!, protocol: 3, argv: fixed, cwd: request.cwd, files }, compile, { compiler: argv[0]!, input: scan.input });
   } finally {
     options.hold(async () => {

@@ -29,10 +29,10 @@ async function setup(t: TestContext) {
   };
   let jobs = 0;
   /** Compiles main.c with `options` through the pump client; the job's cache state and what the client wrote. */
-  const compile = async (options: readonly string[] = []) => {
+  const compile = async (options: readonly string[] = [], output = 'out/main.o') => {
     await fs.rm(path.join(src, 'out'), { recursive: true, force: true });
     await fs.mkdir(path.join(src, 'out'));
-    const r = await runPump([distcc, 'gcc', '-g', '-O2', '-Wall', '-Iinclude', '-MD', ...options, '-c', 'main.c', '-o', 'out/main.o'], { cwd: src, port: d.port, home, includeServer });
+    const r = await runPump([distcc, 'gcc', '-g', '-O2', '-Wall', '-Iinclude', '-MD', ...options, '-c', 'main.c', '-o', output], { cwd: src, port: d.port, home, includeServer });
     assertPumped(r);
     jobs++;
     await d.waitForCount(/dcc_job_summary/, jobs);
@@ -42,8 +42,8 @@ async function setup(t: TestContext) {
     return {
       state: / cache:(\w+)$/.exec(line)![1]!,
       stderr: r.stderr,
-      object: await fs.readFile(path.join(src, 'out/main.o')),
-      depfile: await fs.readFile(path.join(src, 'out/main.d'), 'utf8'),
+      object: await fs.readFile(path.join(src, output)),
+      depfile: await fs.readFile(path.join(src, output.replace(/\.o$/, '.d')), 'utf8'),
     };
   };
   const entries = async () => {
@@ -81,6 +81,10 @@ test('distccd misses its cache when a header or a define changes, and never cach
   assert.equal((await compile()).state, 'miss', 'a changed header is a miss');
   assert.equal((await compile()).state, 'hit');
   assert.equal((await compile(['-DEXTRA=1'])).state, 'miss', 'a define is a miss');
+  // Another object name is another .d target.
+  const other = await compile([], 'out/other.o');
+  assert.equal(other.state, 'miss', 'another output name is a miss');
+  assert.match(other.depfile, /^out\/other\.o: main\.c/);
   // A damaged entry: a miss, and the job still succeeds with the right object.
   const good = await compile(['-DEXTRA=1']);
   assert.equal(good.state, 'hit');
