@@ -106,11 +106,6 @@ export class RedisConnection {
     return this.#client instanceof Cluster ? 'cluster' : 'standalone';
   }
 
-  /** The client requests go through now. */
-  get client(): RedisClient {
-    return this.#client;
-  }
-
   /** Runs one request with the deadline; rejects on failure or timeout, reporting either to the outage log. */
   async run<T>(request: (client: RedisClient) => Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
