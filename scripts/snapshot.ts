@@ -42,11 +42,12 @@ type Target = { readonly module: number } | { readonly builtin: string } | { rea
 
 /**
  * Packages left out of the snapshot and loaded from node_modules when first used: prom-client,
- * needed only with --metrics-listen (it requires optional packages the bundle cannot resolve,
- * and loading it would cost every process per job). Modules that require it get the stand-in
- * an addon gets, which is not loaded at start.
+ * needed only with --metrics-listen, and ioredis, needed only with --cache-redis (both require
+ * optional packages the bundle cannot resolve, such as debug's supports-color, and loading them
+ * would cost every process per job). Modules that require them get the stand-in an addon gets,
+ * which is not loaded at start.
  */
-const RUNTIME_PACKAGES: ReadonlySet<string> = new Set(['prom-client']);
+const RUNTIME_PACKAGES: ReadonlySet<string> = new Set(['prom-client', 'ioredis']);
 interface BundledModule {
   readonly id: number;
   readonly file: string;

@@ -50,7 +50,9 @@ async function rig(t: Parameters<typeof tempDir>[0], protocol: 1 | 2, options: {
   const cache = path.join(root, 'cache');
   const d = await startDistccd(t, {
     compilerDir: masq,
-    args: ['--cache-dir', cache, ...(options.args ?? [])],
+    // Unboxed: the counting compiler writes its log to a host file, which the sandbox hides (the
+    // sandbox's own tests compile through it; the cache step runs the same either way).
+    args: ['--cache-dir', cache, '--sandbox=off', ...(options.args ?? [])],
     env: { TMPDIR: tmp, DISTCCD_PATH: `${bin}:/usr/bin:/bin`, CC_COUNT_FILE: count, CC_B_DIR: bdir, CC_SLEEP: options.sleep ?? '' },
   });
   const env = { ...clientEnv(home, `127.0.0.1:${d.port}/4${protocol === 2 ? ',lzo' : ''}`), PATH: `${bin}:${process.env['PATH']}`, CC_COUNT_FILE: path.join(root, 'client-count'), CC_B_DIR: bdir };
