@@ -40,19 +40,25 @@ export interface Live {
 const pad = (v: string | number, n: number): string => String(v).padStart(n);
 const width = (t: CacheBenchTarget): number => Math.max(10, t.name.length);
 const sumOf = (pids: readonly number[], f: (pid: number) => number): number => pids.reduce((sum, pid) => sum + f(pid), 0);
+/** Server CPU µs per operation; frontUs: the front process's own, when more processes serve it. */
+export interface CpuCost {
+  readonly serverUs: number;
+  readonly frontUs?: number;
+}
+const cpuText = (u: CpuCost | undefined): string => (u === undefined ? '-' : u.frontUs === undefined ? u.serverUs.toFixed(1) : `${u.serverUs.toFixed(1)} (${u.frontUs.toFixed(1)})`);
 
 /** One cell on one server, with the server's CPU time per operation (µs): unlike ops/s it hardly
  * moves when other work shares the CPUs. */
-export async function measure(bench: Bench, live: Live, cell: { op: LoadOp; clients: number; ms: number; ids: number; size: number }): Promise<LoadResult & { serverUs: number }> {
+export async function measure(bench: Bench, live: Live, cell: { op: LoadOp; clients: number; ms: number; ids: number; size: number }): Promise<LoadResult & CpuCost> {
   const { op } = cell;
   const base = op === 'REMOVE' ? live.removeBase : live.addBase;
   const pids = live.server.cpuPids ?? [live.server.pid];
-  const cpuBefore = sumOf(pids, cpuMsOf);
+  const before = pids.map(cpuMsOf);
   const r = await runLoad(bench.load, LOAD_CPUS, { target: live.server.target, ...cell, base });
-  const serverUs = ((sumOf(pids, cpuMsOf) - cpuBefore) * 1000) / Math.max(1, r.ops);
+  const usOf = pids.map((pid, i) => ((cpuMsOf(pid) - before[i]!) * 1000) / Math.max(1, r.ops));
   if (op === 'REMOVE') live.removeBase = r.nextBase;
   if (op === 'ADD') live.addBase = r.nextBase;
-  return { ...r, serverUs };
+  return { ...r, serverUs: usOf.reduce((a, b) => a + b, 0), ...(pids.length > 1 ? { frontUs: usOf[0]! } : {}) };
 }
 
 /** Starts every target that can hold `sessions`; undefined in the place of one that cannot. */
@@ -110,7 +116,7 @@ export async function runFill(bench: Bench, table: Table, transport: Transport, 
     for (const op of table.ops) {
       for (const clients of bench.clientCounts) {
         const rates: (number | undefined)[] = [];
-        const cpu: (number | undefined)[] = [];
+        const cpu: (CpuCost | undefined)[] = [];
         let genShare = 0;
         for (const live of lives) {
           if (live === undefined) {
@@ -120,7 +126,7 @@ export async function runFill(bench: Bench, table: Table, transport: Transport, 
           }
           const r = await measure(bench, live, { op, clients, ms: bench.ms, ids: sessions, size });
           rates.push((r.ops * 1000) / r.ms);
-          cpu.push(r.serverUs);
+          cpu.push(r);
           genShare = Math.max(genShare, r.cpuMs / r.ms);
         }
         printRow(label, op, clients, table, rates, cpu, genShare);
@@ -134,15 +140,15 @@ export async function runFill(bench: Bench, table: Table, transport: Transport, 
 export function printHeader(table: Table): void {
   const { targets } = table;
   const ratios = table.ratios.map((r) => pad(r.label, Math.max(6, r.label.length))).join('  ');
-  console.log(`trans sessions  size op          cl ${targets.map((t) => pad(t.name, width(t))).join(' ')}  ${ratios}  gen%  server CPU µs/op: ${targets.map((t) => t.name).join(' / ')}`);
+  console.log(`trans sessions  size op          cl ${targets.map((t) => pad(t.name, width(t))).join(' ')}  ${ratios}  gen%  server CPU µs/op (in brackets: the front process alone): ${targets.map((t) => t.name).join(' / ')}`);
 }
 
-function printRow(label: string, op: string, clients: number, table: Table, rates: readonly (number | undefined)[], cpu: readonly (number | undefined)[], genShare: number): void {
+function printRow(label: string, op: string, clients: number, table: Table, rates: readonly (number | undefined)[], cpu: readonly (CpuCost | undefined)[], genShare: number): void {
   const { targets } = table;
   const rateOf = (name: string): number | undefined => rates[targets.findIndex((t) => t.name === name)];
   const ratio = (a: number | undefined, b: number | undefined): string => (a === undefined || b === undefined ? '-' : (a / b).toFixed(2));
   const ratios = table.ratios.map((r) => pad(ratio(rateOf(r.of), rateOf(r.over)), Math.max(6, r.label.length))).join('  ');
   console.log(
-    `${label} ${op.padEnd(11)} ${pad(clients, 2)} ${rates.map((r, i) => pad(r === undefined ? '-' : r.toFixed(0), width(targets[i]!))).join(' ')}  ${ratios}  ${pad((genShare * 100).toFixed(0), 4)}  ${cpu.map((u) => (u === undefined ? '-' : u.toFixed(1))).join(' / ')}`,
+    `${label} ${op.padEnd(11)} ${pad(clients, 2)} ${rates.map((r, i) => pad(r === undefined ? '-' : r.toFixed(0), width(targets[i]!))).join(' ')}  ${ratios}  ${pad((genShare * 100).toFixed(0), 4)}  ${cpu.map(cpuText).join(' / ')}`,
   );
 }
