@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # `npm run bench`: builds, then compares our distccd with Debian's C distccd side by side
 # (scripts/bench/distcc_bench.ts) and our dc_server with the real C dc_server 1.5.1, built once into
-# /var/cache/distkit-bench by scripts/bench/c_distcache.sh (scripts/bench/cache_bench.ts). `npm run bench -- distcc [args]` or `-- cache [args]` runs one;
+# /var/cache/distkit-bench by scripts/bench/c_distcache.sh (scripts/bench/cache_bench.ts, ending with
+# ours on Redis: `-- cache --only-redis` runs those rows alone). `npm run bench -- distcc [args]` or `-- cache [args]` runs one;
 # other extra arguments go to both (--quick). `npm run bench -- startup [--runs N]` times distccd's
 # start-up against C's (scripts/bench/startup_bench.ts). `npm run bench -- objcache [--quick]`
 # measures the object cache (scripts/bench/objcache_bench.ts); `-- snapshot [--sessions N]` times
 # dc_server's session snapshot write and load (scripts/bench/snapshot_bench.ts). `npm run bench -- metrics` measures what
 # the metrics cost: distccd's per job (observer_cost.ts) and dc_server's 1-client unix rows with and
-# without -metrics (cache_bench.ts --metrics-cost). Never part of `npm test`: it takes minutes.
+# without -metrics (cache_bench.ts --metrics-cost, scripts/bench/cache_metrics_cost.ts). Never part of `npm test`: it takes minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export npm_config_nodedir=${npm_config_nodedir:-/usr}

@@ -1,128 +1,109 @@
-// The Redis rows of `npm run bench -- cache` (issue 18): ops/s of our dc_server on Redis
-// (standalone over a unix socket, and a Redis Cluster of three masters with one replica each) beside
-// our dc_server in memory, for GET/HAVE/REMOVE/ADD with 1, 4 and 16 persistent clients, 512
-// pre-filled sessions of 150 B, clients talking to dc_server over a unix socket. Every server
-// (dc_server, and redis-server or all six cluster nodes) shares CPU 0, the load generator (the
-// cache bench's own worker, `cache_bench.js --worker`) runs on CPU 1: the Redis rows get the same
-// one core as the in-memory server, for the store and the front end together. Goal: on Redis at
-// least half the in-memory ops/s with 16 clients.
-// Called by cache_bench.ts after its own table; also runs alone: node dist/scripts/bench/cache_bench_redis.js [--ms N]
+// The Redis rows of `npm run bench -- cache` (issue 18): our dc_server on Redis, standalone (one
+// redis-server, dc_server talking to it over a unix socket) and a Redis Cluster of three masters
+// with one replica each (test/support/redis.ts, loopback TCP), beside our dc_server in memory and
+// the C server, for GET/HAVE/REMOVE/ADD with 1, 4 and 16 persistent clients, 512 pre-filled
+// sessions of 150 B, clients on dc_server's unix socket. Every server process (dc_server and
+// redis-server, or all six cluster nodes, every thread) is pinned to the server CPU: the Redis
+// rows get the same one core as the in-memory server, for the store and the front end together,
+// and their CPU µs/op and memory count both. Goal: on Redis at least half the in-memory ops/s
+// with 16 clients. `npm run bench -- cache --only-redis` runs these rows alone.
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { stopServer } from './bench_servers';
-import { RedisServer, startRedisCluster, type RedisCluster } from '../../test/support/redis';
+import { printHeader, runFill, type Bench, type Table } from './cache_cells';
+import { cTarget, oursTarget, trackPid, type CacheBenchTarget, type RunningServer, type StartOptions } from './cache_targets';
+import { RedisServer, startRedisCluster } from '../../test/support/redis';
 
-const REPO = path.resolve(__dirname, '../../..');
-const DC_SERVER = path.join(REPO, 'dist/src/cli/dc_server.js');
-const WORKER = path.join(REPO, 'dist/scripts/bench/cache_bench.js');
-const OPS = ['GET', 'HAVE', 'REMOVE', 'ADD'] as const;
-const CLIENTS = [1, 4, 16];
 const SESSIONS = 512;
 const SIZE = 150;
 
-type Target = { readonly path: string };
-
-function runLoad(args: Record<string, unknown>): Promise<{ ops: number; ms: number; nextBase?: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('taskset', ['-c', '1', process.execPath, WORKER, '--worker', JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!)) : reject(new Error(`load worker exited ${code}`))));
-  });
+/** Redis processes serving one dc_server: the URLs to give it (-redis each), their PIDs, a stop. */
+interface Backend {
+  readonly urls: readonly string[];
+  readonly pids: readonly number[];
+  stop(): Promise<void>;
 }
 
-/** Starts dc_server on CPU 0 listening on `sock`, with `extra` options; resolves once it listens. */
-async function startDcServer(sock: string, extra: readonly string[]): Promise<ChildProcess> {
-  const child = spawn('taskset', ['-c', '0', process.execPath, DC_SERVER, '-listen', `UNIX:${sock}`, '-loglevel', 'notice', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let text = '';
-  child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
-  const until = Date.now() + 15_000;
-  while (!(/listening/.test(text) && fs.existsSync(sock))) {
-    if (child.exitCode !== null || Date.now() > until) throw new Error(`dc_server did not start: ${text}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return child;
+/** Pins every thread of `pid` (redis-server has I/O and background threads) to `cpus`. */
+function pin(pid: number, cpus: string): void {
+  const r = spawnSync('taskset', ['-a', '-pc', cpus, String(pid)], { stdio: 'ignore' });
+  if (r.status !== 0) throw new Error(`taskset could not pin redis-server ${pid} to CPU ${cpus}`);
 }
 
-function pinToCpu0(pid: number): void {
-  spawnSync('taskset', ['-pc', '0', String(pid)], { stdio: 'ignore' });
+/** Pins the started `pids` to `cpus` and has the bench's exit kill them; `stop` ends them. */
+function backendOf(urls: readonly string[], pids: readonly number[], stop: () => Promise<unknown>, cpus: string): Backend {
+  pids.forEach((pid) => pin(pid, cpus));
+  const untrack = pids.map(trackPid);
+  return {
+    urls,
+    pids,
+    async stop() {
+      await stop();
+      untrack.forEach((u) => u());
+    },
+  };
 }
 
-/** ops/s per (op, clients) against one dc_server. */
-async function measure(target: Target, ms: number): Promise<Map<string, number>> {
-  await runLoad({ target, op: 'FILL', clients: 1, ms: 0, ids: SESSIONS, size: SIZE, base: 0 });
-  const bases = { add: SESSIONS, remove: 0 };
-  for (const op of ['GET', 'HAVE'] as const) await runLoad({ target, op, clients: 4, ms: Math.ceil(ms / 3), ids: SESSIONS, size: SIZE, base: 0 });
-  const rates = new Map<string, number>();
-  for (const op of OPS) {
-    for (const clients of CLIENTS) {
-      const base = op === 'REMOVE' ? bases.remove : bases.add;
-      const r = await runLoad({ target, op, clients, ms, ids: SESSIONS, size: SIZE, base });
-      if (op === 'REMOVE') bases.remove = Math.max(bases.remove, r.nextBase ?? 0);
-      if (op === 'ADD') bases.add = Math.max(bases.add, r.nextBase ?? 0);
-      rates.set(`${op} ${clients}`, (r.ops * 1000) / r.ms);
-    }
-  }
-  return rates;
+async function startStandalone(o: StartOptions): Promise<Backend> {
+  const redis = await RedisServer.start(path.join(o.dir, 'redis'), undefined);
+  if (typeof redis === 'symbol') throw new Error('redis-server could not start');
+  return backendOf([redis.unixUrl], [redis.pid], () => redis.stop(), o.cpus);
 }
 
-/** Prints the Redis rows: in memory, on Redis standalone, on a Redis Cluster, and the ratios. */
-export async function benchRedisRows(options: { readonly ms: number }): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cache-bench-redis-'));
-  const cleanups: Array<() => unknown> = [];
-  const hook = { after: (fn: () => unknown) => void cleanups.push(fn) };
+async function startCluster(o: StartOptions): Promise<Backend> {
+  // startRedisCluster registers its cleanups (nodes, temp dir) on a test's after hook: run them at stop.
+  const cleanups: (() => unknown)[] = [];
   try {
-    const memorySock = path.join(dir, 'memory.sock');
-    const memory = await startDcServer(memorySock, []);
-    const inMemory = await measure({ path: memorySock }, options.ms).finally(() => stopServer({ child: memory }));
-
-    const redis = await RedisServer.start(path.join(dir, 'redis'), undefined);
-    if (typeof redis === 'symbol') throw new Error('redis-server could not start');
-    cleanups.push(() => redis.stop());
-    pinToCpu0(redis.pid);
-    const standaloneSock = path.join(dir, 'standalone.sock');
-    const standalone = await startDcServer(standaloneSock, ['-redis', redis.unixUrl]);
-    const onRedis = await measure({ path: standaloneSock }, options.ms).finally(() => stopServer({ child: standalone }));
-
-    const cluster: RedisCluster = await startRedisCluster(hook);
-    cluster.nodes.forEach((n) => pinToCpu0(n.pid));
-    const clusterSock = path.join(dir, 'cluster.sock');
-    const clustered = await startDcServer(clusterSock, cluster.urls.slice(0, 3).flatMap((u) => ['-redis', u]));
-    const onCluster = await measure({ path: clusterSock }, options.ms).finally(() => stopServer({ child: clustered }));
-
-    console.log(`\ndc_server on Redis (redis-server ${redisVersion()}; all servers on CPU 0, load on CPU 1; ${SESSIONS} sessions of ${SIZE} B; unix socket to dc_server)`);
-    console.log('op     clients   memory ops/s   redis ops/s  cluster ops/s  redis/memory  cluster/memory');
-    for (const op of OPS) {
-      for (const clients of CLIENTS) {
-        const key = `${op} ${clients}`;
-        const m = inMemory.get(key)!;
-        const r = onRedis.get(key)!;
-        const c = onCluster.get(key)!;
-        console.log(`${op.padEnd(6)} ${String(clients).padStart(7)} ${m.toFixed(0).padStart(14)} ${r.toFixed(0).padStart(13)} ${c.toFixed(0).padStart(14)} ${(r / m).toFixed(2).padStart(13)} ${(c / m).toFixed(2).padStart(15)}`);
-      }
-    }
-  } finally {
+    const cluster = await startRedisCluster({ after: (fn) => void cleanups.push(fn) });
+    return backendOf(cluster.urls.slice(0, 3), cluster.nodes.map((n) => n.pid), async () => {
+      for (const cleanup of cleanups.reverse()) await cleanup();
+    }, o.cpus);
+  } catch (error) {
     for (const cleanup of cleanups.reverse()) await cleanup();
-    fs.rmSync(dir, { recursive: true, force: true });
+    throw error;
   }
+}
+
+/** Our dc_server on the Redis `backend` starts, on the same CPUs. */
+function redisTarget(repo: string, name: string, backend: (o: StartOptions) => Promise<Backend>): CacheBenchTarget {
+  return {
+    name,
+    fillDepth: 32,
+    cannot: () => undefined,
+    async start(o): Promise<RunningServer> {
+      const redis = await backend(o);
+      try {
+        const front = await oursTarget(repo, { name, sized: false, extra: redis.urls.flatMap((url) => ['-redis', url]) }).start(o);
+        const pids = [front.pid, ...redis.pids];
+        return { ...front, cpuPids: pids, rssPids: pids, stop: async () => {
+          await front.stop();
+          await redis.stop();
+        } };
+      } catch (error) {
+        await redis.stop();
+        throw error;
+      }
+    },
+  };
 }
 
 function redisVersion(): string {
-  const out = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout;
+  const out = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout ?? '';
   return /v=(\S+)/.exec(out)?.[1] ?? 'unknown';
 }
 
-if (require.main === module) {
-  const i = process.argv.indexOf('--ms');
-  const ms = i >= 0 ? Number(process.argv[i + 1]) : 1000;
-  benchRedisRows({ ms }).then(
-    () => process.exit(0),
-    (error: unknown) => {
-      console.error(error);
-      process.exit(1);
-    },
-  );
+/** Prints the Redis rows: ours in memory, C, ours on Redis standalone and on a Redis Cluster. */
+export async function benchRedisRows(bench: Bench, repo: string, cPrefix: string): Promise<void> {
+  const table: Table = {
+    targets: [oursTarget(repo), cTarget(cPrefix), redisTarget(repo, 'ours redis', startStandalone), redisTarget(repo, 'ours cluster', startCluster)],
+    ops: ['GET', 'HAVE', 'REMOVE', 'ADD'],
+    ratios: [
+      { label: 'redis/mem', of: 'ours redis', over: 'ours' },
+      { label: 'cluster/mem', of: 'ours cluster', over: 'ours' },
+      { label: 'redis/C', of: 'ours redis', over: 'C' },
+    ],
+  };
+  console.log(`dc_server on Redis (redis-server ${redisVersion()}, standalone on a unix socket; cluster: 3 masters + 3 replicas on loopback TCP), every server process on the server CPU; memory and CPU µs/op count dc_server and its redis-servers together`);
+  printHeader(table);
+  await runFill(bench, table, 'unix', SESSIONS, SIZE);
 }

@@ -21,6 +21,8 @@ export interface RunningServer {
   readonly target: LoadTarget;
   /** Processes whose CPU time a request costs (default: pid). */
   readonly cpuPids?: readonly number[];
+  /** Processes whose resident memory holds the sessions (default: pid). */
+  readonly rssPids?: readonly number[];
   stop(): Promise<void>;
 }
 
@@ -47,13 +49,28 @@ export interface CacheBenchTarget {
 }
 
 const children = new Set<ChildProcess>();
+const others = new Set<number>();
 /** Remembers a child so exit stops it (by PID) even when the bench is interrupted. */
 export function track(child: ChildProcess): ChildProcess {
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;
 }
-process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
+/** The same for a process started elsewhere (redis-server through test/support): `untrack` once stopped. */
+export function trackPid(pid: number): () => void {
+  others.add(pid);
+  return () => others.delete(pid);
+}
+process.on('exit', () => {
+  children.forEach((c) => c.kill('SIGKILL'));
+  for (const pid of others) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
 
 /** A free loopback port (bound and released: the C server takes a port number, not 0). */
 export async function freePort(): Promise<number> {
@@ -115,16 +132,27 @@ export async function addressFor(o: StartOptions, name: string): Promise<{ liste
   return { listen: `IP:127.0.0.1:${port}`, target: `tcp:127.0.0.1:${port}` };
 }
 
-/** Our dc_server (whatever store it defaults to). */
-export function oursTarget(repo: string): CacheBenchTarget {
+export interface OursOptions {
+  /** Row name (default 'ours'). */
+  readonly name?: string;
+  /** More dc_server options (-metrics ADDR, -redis URL...). */
+  readonly extra?: readonly string[];
+  /** False when the store is not this process's (-redis refuses -sessions). Default true. */
+  readonly sized?: boolean;
+}
+
+/** Our dc_server (whatever store it defaults to, or the one `extra` picks). */
+export function oursTarget(repo: string, options: OursOptions = {}): CacheBenchTarget {
+  const name = options.name ?? 'ours';
   return {
-    name: 'ours',
+    name,
     fillDepth: 32,
     cannot: () => undefined,
     async start(o) {
-      const { listen, target } = await addressFor(o, 'ours');
-      const argv = [process.execPath, path.join(repo, 'dist/src/cli/dc_server.js'), '-listen', listen, '-sessions', String(Math.max(512, o.sessions)), '-loglevel', 'notice'];
-      return startPinned('ours', o.cpus, argv, target);
+      const { listen, target } = await addressFor(o, name.replace(/\W+/g, '-'));
+      const sessions = options.sized === false ? [] : ['-sessions', String(Math.max(512, o.sessions))];
+      const argv = [process.execPath, path.join(repo, 'dist/src/cli/dc_server.js'), '-listen', listen, ...sessions, '-loglevel', 'notice', ...(options.extra ?? [])];
+      return startPinned(name, o.cpus, argv, target);
     },
   };
 }
