@@ -10,7 +10,8 @@ import type { JobResult } from '../compile/stats';
 import { CountVec, HistogramVec, ReadValue, SECONDS_BUCKETS, type CountSlot, type HistogramSlot } from './instruments';
 import { JobBoard, type BoardJob } from './job_board';
 import { RateWindow } from './rate_window';
-import { watchObjectCache, type ObjectCacheStats } from './object_cache_metrics';
+import type { ObjectCacheStats } from '../compile/object_cache/object_cache';
+import { watchObjectCache } from './object_cache_metrics';
 import { humanMs, type StatusView } from './status_page';
 
 /** The result label of each summary-line result; refusals carry a reason label too. */

@@ -1,19 +1,10 @@
-// The object cache's counters (compile/object_cache, built in parallel): read from whatever
-// stats object the cache keeps, only when scraped. distccd calls watchObjectCache once the cache
-// exists; until then no distccd_object_cache_* series is shown, and the status page says so.
+// The object cache's counters (compile/object_cache's ObjectCache.stats), read only when scraped.
+// distccd calls watchObjectCache when the cache is on; with --no-cache no distccd_object_cache_*
+// series is shown, and the status page says so.
 
 import type { Registry } from 'prom-client';
+import type { ObjectCacheStats } from '../compile/object_cache/object_cache';
 import { ReadValue } from './instruments';
-
-/** What the object cache counts (its stats object, as it is). */
-export interface ObjectCacheStats {
-  readonly hits: number;
-  readonly misses: number;
-  readonly stores: number;
-  readonly errors: number;
-  /** Bytes the cache holds now. */
-  readonly bytes: number;
-}
 
 /** Registers distccd_object_cache_* read from `read()`; returns the hit ratio for the status page. */
 export function watchObjectCache(registry: Registry, read: () => ObjectCacheStats): () => { hits: number; misses: number; ratio: number | null } {
