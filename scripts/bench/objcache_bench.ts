@@ -28,6 +28,7 @@ import path from 'node:path';
 import { freePort } from '../../test/support/free_port';
 import { realPump, runPump } from '../../test/support/real_pump';
 import { stopServer, waitForPort } from './bench_servers';
+import { compressLzo } from '../../src/compile/wire/lzo';
 import { CpuGroups } from './cpu_groups';
 import { processCpuMs, spread, timeCacheStep, type Spread } from './objcache_hit_cost';
 
@@ -130,9 +131,11 @@ async function emptyCache(dir: string): Promise<void> {
   for (const sub of await fs.readdir(dir).catch(() => [] as string[])) if (/^[0-9a-f]{2}$/.test(sub)) await fs.rm(path.join(dir, sub), { recursive: true, force: true });
 }
 
+/** A protocol-2 request as the distcc client sends it with `,lzo`: the .i LZO-compressed. */
 function protocol2Request(argv: readonly string[], doti: Buffer): Buffer {
   const hdr = (tok: string, n: number): Buffer => Buffer.from(tok + n.toString(16).padStart(8, '0'), 'latin1');
-  return Buffer.concat([hdr('DIST', 1), hdr('ARGC', argv.length), ...argv.flatMap((a) => [hdr('ARGV', Buffer.byteLength(a)), Buffer.from(a)]), hdr('DOTI', doti.length), doti]);
+  const packed = compressLzo(doti);
+  return Buffer.concat([hdr('DIST', 2), hdr('ARGC', argv.length), ...argv.flatMap((a) => [hdr('ARGV', Buffer.byteLength(a)), Buffer.from(a)]), hdr('DOTI', packed.length), packed]);
 }
 
 async function rawJob(port: number, request: Buffer): Promise<number> {
@@ -142,7 +145,7 @@ async function rawJob(port: number, request: Buffer): Promise<number> {
     const s = net.connect(port, '127.0.0.1', () => s.write(request));
     s.on('data', (d) => chunks.push(d));
     s.once('error', reject);
-    s.once('close', () => (/^DONE00000001STAT00000000/.test(Buffer.concat(chunks).toString('latin1', 0, 24)) ? resolve() : reject(new Error('job failed'))));
+    s.once('close', () => (/^DONE00000002STAT00000000/.test(Buffer.concat(chunks).toString('latin1', 0, 24)) ? resolve() : reject(new Error('job failed'))));
   });
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
