@@ -4,7 +4,7 @@
 # /var/cache/distkit-bench by scripts/bench/c_distcache.sh (scripts/bench/cache_bench.ts, ending with
 # ours on Redis: `-- cache --only-redis` runs those rows alone). `npm run bench -- distcc [args]` or `-- cache [args]` runs one;
 # other extra arguments go to both (--quick). `npm run bench -- startup [--runs N]` times distccd's
-# start-up against C's (scripts/bench/startup_bench.ts). `npm run bench -- objcache [--quick]`
+# start-up against C's (scripts/bench/startup_bench.ts). `npm run bench -- objcache [--quick] [--rounds N]`
 # measures the object cache (scripts/bench/objcache_bench.ts); `-- snapshot [--sessions N]` times
 # dc_server's session snapshot write and load (scripts/bench/snapshot_bench.ts). `npm run bench -- metrics` measures what
 # the metrics cost: distccd's per job (observer_cost.ts) and dc_server's 1-client unix rows with and

@@ -5,12 +5,21 @@
 // moves far less, and on a machine whose cores are all busy (make -j4 on 2 cores) it is what
 // decides the wall time. Needs root; without a writable cgroup hierarchy `open` returns
 // undefined and the benchmark says the figure was not measured.
+//
+// Each group is also a scheduling group (cgroup v1 `cpu`, when it is a hierarchy of its own), so
+// every tree competes for the CPUs as one, at the same weight. Without it the kernel's autogroup
+// (sched_autogroup_enabled) schedules by session: C distccd's compilers share its session, ours
+// are spawned with setsid and each is a session of its own, so on a machine with other load ours
+// got several shares to C's one and C's make ran 1.5-3x slower for no fault of its own. Autogroup
+// applies to tasks in the root cpu group only: inside a group of ours, both sides are alike.
 
 import fs from 'node:fs';
 import path from 'node:path';
 
 interface Hierarchy {
   readonly root: string;
+  /** A separate cgroup v1 `cpu` hierarchy, where a group is scheduled as one (undefined: none, or the same as root). */
+  readonly scheduler?: string;
   /** Nanoseconds of CPU used by everything in `dir` so far. */
   usage(dir: string): number;
 }
@@ -18,7 +27,9 @@ interface Hierarchy {
 function findHierarchy(): Hierarchy | undefined {
   const v1 = '/sys/fs/cgroup/cpuacct';
   if (fs.existsSync(path.join(v1, 'cpuacct.usage'))) {
-    return { root: v1, usage: (dir) => Number(fs.readFileSync(path.join(dir, 'cpuacct.usage'), 'latin1').trim()) };
+    const cpu = '/sys/fs/cgroup/cpu';
+    const scheduler = fs.existsSync(path.join(cpu, 'cpu.shares')) && !fs.existsSync(path.join(cpu, 'cpuacct.usage')) ? cpu : undefined;
+    return { root: v1, scheduler, usage: (dir) => Number(fs.readFileSync(path.join(dir, 'cpuacct.usage'), 'latin1').trim()) };
   }
   for (const v2 of ['/sys/fs/cgroup/unified', '/sys/fs/cgroup']) {
     if (!fs.existsSync(path.join(v2, 'cgroup.procs')) || !fs.existsSync(path.join(v2, 'cgroup.threads'))) continue;
@@ -37,6 +48,8 @@ function findHierarchy(): Hierarchy | undefined {
 export class CpuGroups {
   readonly #hierarchy: Hierarchy;
   readonly #dirs = new Map<string, string>();
+  /** The scheduling group of each name, when it is not the accounting group itself. */
+  readonly #schedulerDirs = new Map<string, string>();
 
   private constructor(hierarchy: Hierarchy) {
     this.#hierarchy = hierarchy;
@@ -53,6 +66,11 @@ export class CpuGroups {
         fs.mkdirSync(dir);
         groups.#dirs.set(name, dir);
         hierarchy.usage(dir);
+        if (hierarchy.scheduler !== undefined) {
+          const sched = path.join(hierarchy.scheduler, `distkit-bench-${process.pid}-${name}`);
+          fs.mkdirSync(sched);
+          groups.#schedulerDirs.set(name, sched);
+        }
       }
     } catch {
       groups.close();
@@ -63,11 +81,18 @@ export class CpuGroups {
 
   /**
    * `[file, args]` that runs `file args` inside group `name`: a shell joins the group, then execs,
-   * so every process the program starts, from its first fork on, is counted.
+   * so every process the program starts, from its first fork on, is counted (and scheduled with it).
    */
   wrap(name: string, file: string, args: readonly string[]): [string, string[]] {
     const procs = path.join(this.#dir(name), 'cgroup.procs');
-    return ['/bin/sh', ['-c', 'echo $$ > "$0" && exec "$@"', procs, file, ...args]];
+    const sched = this.#schedulerDirs.get(name);
+    if (sched === undefined) return ['/bin/sh', ['-c', 'echo $$ > "$0" && exec "$@"', procs, file, ...args]];
+    return ['/bin/sh', ['-c', 'echo $$ > "$0" && echo $$ > "$1" && shift && exec "$@"', procs, path.join(sched, 'cgroup.procs'), file, ...args]];
+  }
+
+  /** True when each group is also scheduled as one (see the top of this file). */
+  get scheduled(): boolean {
+    return this.#schedulerDirs.size > 0;
   }
 
   /** ms of CPU used in group `name` so far. */
@@ -77,7 +102,7 @@ export class CpuGroups {
 
   /** Removes the groups; each must be empty by then (every process in it has exited). */
   close(): void {
-    for (const dir of this.#dirs.values()) {
+    for (const dir of [...this.#dirs.values(), ...this.#schedulerDirs.values()]) {
       // A process that has just exited may still be leaving the group (EBUSY): retry for 2 s.
       for (let attempt = 0; ; attempt++) {
         try {
@@ -93,6 +118,7 @@ export class CpuGroups {
       }
     }
     this.#dirs.clear();
+    this.#schedulerDirs.clear();
   }
 
   #dir(name: string): string {

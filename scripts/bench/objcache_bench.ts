@@ -1,15 +1,23 @@
 // `npm run bench -- objcache`: the object cache on a generated tree of C files (a few hundred
 // lines each, system headers, -O2), built with make -j4 through the real distcc client in
 // protocol 2 (`,lzo`) and through the pump client in protocol 3 (`,cpp,lzo`), side by side in one
-// run against Debian's C distccd:
-//   C cold            C distccd (it has no cache)
-//   ours off          ours with --no-cache
-//   ours cache cold   ours with an empty cache (what the cache costs a cold build)
-//   ours warm         ours again after `make clean`, every object in the cache
-// and the round trip of one hit (a raw protocol-2 request already cached, loopback), the most a
-// hit can cost the server. Loopback only, free ports, every server stopped by PID, the work dir
-// removed. The machine may be shared: the load average is printed with the table.
-// Usage: node dist/scripts/bench/objcache_bench.js [--quick] [--files N]
+// run against Debian's C distccd, every server with --jobs 4, the same client environment, TMPDIR
+// and log level, logging to a file:
+//   C distccd         (no cache, no sandbox)
+//   ours off          --no-cache --sandbox=off: like for like with C
+//   ours off boxed    --no-cache, the sandbox as by default (--sandbox=auto): what the sandbox costs
+//   ours cache cold   the cache on, emptied first, sandbox auto: against "ours off boxed", what the cache costs a cold build
+//   ours warm         the same daemon again after `make clean`, every object in the cache
+// --rounds N (default 3) rounds, the order rotating every round; each row prints the median and
+// the spread of wall time and of the server's CPU (the daemon and every compiler it ran, from
+// cgroup accounting). Each server runs in a cgroup of its own (cpu_groups.ts), which also makes it
+// one scheduling group: without it the kernel's autogroup gave ours, whose compilers each start
+// a session, several CPU shares to C's one on a loaded machine, and C's makes ran 1.5-3x slower.
+// Then what a hit costs the server (objcache_hit_cost.ts): its CPU per hit (/proc/PID/stat over
+// many raw protocol-2 hits), the in-process time of the cache step alone, and the summary line's
+// time for those hits, apart from the client's round trip. Loopback only, free ports, every
+// server stopped by PID, the work dir removed. The load average is printed with the table.
+// Usage: node dist/scripts/bench/objcache_bench.js [--quick] [--files N] [--rounds N] [--hits N]
 
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -20,29 +28,48 @@ import path from 'node:path';
 import { freePort } from '../../test/support/free_port';
 import { realPump, runPump } from '../../test/support/real_pump';
 import { stopServer, waitForPort } from './bench_servers';
+import { compressLzo } from '../../src/compile/wire/lzo';
+import { CpuGroups } from './cpu_groups';
+import { processCpuMs, spread, timeCacheStep, type Spread } from './objcache_hit_cost';
 
 const exec = promisify(execFile);
 const REPO = path.resolve(__dirname, '../../..');
 const OURS = path.join(REPO, 'dist/src/cli/distccd.js');
 const QUICK = process.argv.includes('--quick');
-const FILES = (() => {
-  const i = process.argv.indexOf('--files');
-  return i >= 0 ? Number(process.argv[i + 1]) : QUICK ? 40 : 200;
-})();
-const HIT_JOBS = 50;
+function argValue(name: string, fallback: number): number {
+  const i = process.argv.indexOf(name);
+  return i >= 0 && process.argv[i + 1] !== undefined ? Number(process.argv[i + 1]) : fallback;
+}
+const FILES = argValue('--files', QUICK ? 40 : 200);
+const ROUNDS = argValue('--rounds', 3);
+const HIT_JOBS = argValue('--hits', 300);
 
-interface Server { readonly name: string; readonly port: number; readonly child: ChildProcess; readonly log: string }
+type Name = 'c' | 'off' | 'boxed' | 'cache';
+const LABEL: Record<Name, string> = { c: 'C distccd', off: 'ours off', boxed: 'ours off boxed', cache: 'ours cache cold' };
+const EXTRA: Record<Name, readonly string[]> = { c: [], off: ['--no-cache', '--sandbox=off'], boxed: ['--no-cache'], cache: [] };
+interface Server { readonly name: Name; readonly port: number; readonly child: ChildProcess; readonly log: string }
 
-async function startServer(name: string, work: string, extra: readonly string[]): Promise<Server> {
+async function startServer(name: Name, work: string, groups: CpuGroups | undefined): Promise<Server> {
   const port = await freePort();
   const log = path.join(work, `${name}.log`);
   await fs.writeFile(log, '');
   await fs.chmod(log, 0o666); // run as root, both daemons drop to their account
   const args = ['--daemon', '--no-detach', '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1', '--jobs', '4', '--log-file', log];
-  const [file, argv] = name === 'c' ? ['/usr/bin/distccd', args] : [process.execPath, [OURS, ...args, ...extra]];
-  const child = spawn(file, argv, { stdio: 'ignore', env: { ...process.env, TMPDIR: path.join(work, 'tmp') } });
+  const cache = name === 'cache' ? ['--cache-dir', path.join(work, 'cache')] : [];
+  const [file, argv] = name === 'c' ? ['/usr/bin/distccd', args] : [process.execPath, [OURS, ...args, ...EXTRA[name], ...cache]];
+  const [cmd, cmdArgs] = groups === undefined ? [file, argv] : groups.wrap(name, file, argv);
+  const child = spawn(cmd, cmdArgs, { stdio: 'ignore', env: { ...process.env, TMPDIR: path.join(work, 'tmp') } });
   await waitForPort(port, child, 15_000);
   return { name, port, child, log };
+}
+
+/** What the daemon's start-up log says of the sandbox its compilers run in. */
+async function sandboxOf(server: Server): Promise<string> {
+  if (server.name === 'c') return 'none (C has no sandbox)';
+  const log = await fs.readFile(server.log, 'utf8');
+  if (/sandbox off \(--sandbox=off\)/.test(log)) return 'off (--sandbox=off)';
+  if (/SANDBOX UNAVAILABLE/.test(log)) return 'auto, bwrap UNAVAILABLE: unconfined';
+  return /\bsandbox mode=auto\b/.test(log) ? 'auto: bwrap' : 'unknown (no sandbox line in the log)';
 }
 
 /** A C file of about 300 lines: system headers, loops, string and math work for -O2. */
@@ -104,9 +131,11 @@ async function emptyCache(dir: string): Promise<void> {
   for (const sub of await fs.readdir(dir).catch(() => [] as string[])) if (/^[0-9a-f]{2}$/.test(sub)) await fs.rm(path.join(dir, sub), { recursive: true, force: true });
 }
 
+/** A protocol-2 request as the distcc client sends it with `,lzo`: the .i LZO-compressed. */
 function protocol2Request(argv: readonly string[], doti: Buffer): Buffer {
   const hdr = (tok: string, n: number): Buffer => Buffer.from(tok + n.toString(16).padStart(8, '0'), 'latin1');
-  return Buffer.concat([hdr('DIST', 1), hdr('ARGC', argv.length), ...argv.flatMap((a) => [hdr('ARGV', Buffer.byteLength(a)), Buffer.from(a)]), hdr('DOTI', doti.length), doti]);
+  const packed = compressLzo(doti);
+  return Buffer.concat([hdr('DIST', 2), hdr('ARGC', argv.length), ...argv.flatMap((a) => [hdr('ARGV', Buffer.byteLength(a)), Buffer.from(a)]), hdr('DOTI', packed.length), packed]);
 }
 
 async function rawJob(port: number, request: Buffer): Promise<number> {
@@ -116,19 +145,38 @@ async function rawJob(port: number, request: Buffer): Promise<number> {
     const s = net.connect(port, '127.0.0.1', () => s.write(request));
     s.on('data', (d) => chunks.push(d));
     s.once('error', reject);
-    s.once('close', () => (/^DONE00000001STAT00000000/.test(Buffer.concat(chunks).toString('latin1', 0, 24)) ? resolve() : reject(new Error('job failed'))));
+    s.once('close', () => (/^DONE00000002STAT00000000/.test(Buffer.concat(chunks).toString('latin1', 0, 24)) ? resolve() : reject(new Error('job failed'))));
   });
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
-const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+interface Sample { readonly ms: number; readonly cpu?: number }
+
+/** One measured build on `server`, with the server's CPU (daemon and compilers) when groups account it. */
+async function measured(work: string, src: string, server: Server, protocol: 2 | 3, groups: CpuGroups | undefined): Promise<Sample> {
+  const before = groups?.usedMs(server.name);
+  const ms = await build(work, src, server, protocol);
+  return { ms, cpu: before === undefined ? undefined : groups!.usedMs(server.name) - before };
+}
+
+function cell(values: readonly number[]): string {
+  if (values.length === 0) return 'n/a';
+  const s = spread(values);
+  return `${s.median.toFixed(0)} (${s.min.toFixed(0)}-${s.max.toFixed(0)})`;
+}
 
 async function main(): Promise<void> {
+  const names: Name[] = ['c', 'off', 'boxed', 'cache'];
+  const groups = CpuGroups.open(names);
+  console.log(groups === undefined
+    ? 'WARNING: no cgroups (needs root): no server CPU, and the kernel\'s autogroup may favour ours (each of its compilers is a session)'
+    : `each server in its own cgroup: CPU accounted${groups.scheduled ? ' and scheduled as one group' : ' (not a scheduling group here: autogroup may favour ours)'}`);
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-objbench-'));
   const servers: Server[] = [];
   // Ctrl-C or a SIGTERM still stops the servers (C distccd leaves our process group) and removes the work dir.
   const abort = (signal: NodeJS.Signals): void => {
     void Promise.all(servers.map(stopServer))
+      .then(() => groups?.close())
       .finally(() => fs.rm(work, { recursive: true, force: true }))
       .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
   };
@@ -138,43 +186,75 @@ async function main(): Promise<void> {
     const src = await prepare(work);
     await realPump();
     const cache = path.join(work, 'cache');
-    const c = await startServer('c', work, []);
-    servers.push(c);
-    const off = await startServer('ours-off', work, ['--no-cache']);
-    servers.push(off);
-    const on = await startServer('ours-cache', work, ['--cache-dir', cache]);
-    servers.push(on);
-    const rows: Array<[string, number, number]> = [];
+    for (const name of names) servers.push(await startServer(name, work, groups));
+    const byName = new Map(servers.map((s) => [s.name, s]));
+    const sandboxes = new Map(await Promise.all(servers.map(async (s) => [s.name, await sandboxOf(s)] as const)));
+    const table: string[] = [];
+    const summary: string[] = [];
     for (const protocol of [2, 3] as const) {
       // One unmeasured build each: page cache, and the daemons have run their job path once.
       for (const s of servers) await build(work, src, s, protocol);
-      await emptyCache(cache);
-      const cold = await build(work, src, c, protocol);
-      const offMs = await build(work, src, off, protocol);
-      await emptyCache(cache);
-      const coldCache = await build(work, src, on, protocol);
-      const warm = await build(work, src, on, protocol);
-      rows.push([`p${protocol} C distccd cold`, cold, cold], [`p${protocol} ours --no-cache`, offMs, cold], [`p${protocol} ours cache cold`, coldCache, cold], [`p${protocol} ours warm`, warm, cold]);
-      console.log(`protocol ${protocol}: C ${cold.toFixed(0)} ms, ours off ${offMs.toFixed(0)} ms, cache cold ${coldCache.toFixed(0)} ms, warm ${warm.toFixed(0)} ms`);
+      const samples = new Map<Name | 'warm', Sample[]>([...names, 'warm' as const].map((n) => [n, []]));
+      for (let round = 0; round < ROUNDS; round++) {
+        // The order rotates every round, so drift on the machine hits every server alike.
+        for (let i = 0; i < names.length; i++) {
+          const s = byName.get(names[(i + round) % names.length]!)!;
+          if (s.name === 'cache') await emptyCache(cache);
+          samples.get(s.name)!.push(await measured(work, src, s, protocol, groups));
+          if (s.name === 'cache') samples.get('warm')!.push(await measured(work, src, s, protocol, groups));
+        }
+        console.log(`p${protocol} round ${round + 1}/${ROUNDS}: ${[...samples].map(([n, v]) => `${n} ${v[v.length - 1]!.ms.toFixed(0)}`).join(', ')} ms`);
+      }
+      const wall = (n: Name | 'warm'): number[] => samples.get(n)!.map((x) => x.ms);
+      const cpu = (n: Name | 'warm'): number[] => samples.get(n)!.flatMap((x) => (x.cpu === undefined ? [] : [x.cpu]));
+      const c = spread(wall('c')).median;
+      for (const n of [...names, 'warm' as const]) {
+        const label = n === 'warm' ? 'ours warm' : LABEL[n];
+        const sandbox = sandboxes.get(n === 'warm' ? 'cache' : n)!;
+        table.push(`p${protocol} ${label.padEnd(16)} ${sandbox.padEnd(24)} ${cell(wall(n)).padStart(20)} ${(spread(wall(n)).median / c).toFixed(2).padStart(6)} ${cell(cpu(n)).padStart(20)}`);
+      }
+      // The cache's cost to a cold build, round by round against cache off with the same sandbox.
+      const costs = wall('cache').map((ms, i) => ((ms - wall('boxed')[i]!) / wall('boxed')[i]!) * 100);
+      const cpuCosts = cpu('cache').map((ms, i) => ((ms - cpu('boxed')[i]!) / cpu('boxed')[i]!) * 100);
+      const pct = (v: readonly number[]): string => (v.length === 0 ? 'n/a' : `median ${spread(v).median.toFixed(1)}% (${spread(v).min.toFixed(1)} to ${spread(v).max.toFixed(1)})`);
+      summary.push(`p${protocol}: warm is ${(c / spread(wall('warm')).median).toFixed(2)}x faster than C (medians); cache cold vs off boxed, per round: wall ${pct(costs)}, server CPU ${pct(cpuCosts)}`);
     }
-    // A hit's round trip: one cached protocol-2 job, again and again.
-    const pre = await exec('gcc', ['-E', path.join(src, 'f0.c')], { maxBuffer: 16 << 20 });
-    const request = protocol2Request(['gcc', '-O2', '-c', 'f0.c', '-o', 'f0.o'], Buffer.from(pre.stdout));
+    // What a hit costs the server: one cached protocol-2 job, again and again.
+    const on = byName.get('cache')!;
+    const doti = Buffer.from((await exec('gcc', ['-E', path.join(src, 'f0.c')], { maxBuffer: 16 << 20 })).stdout);
+    const request = protocol2Request(['gcc', '-O2', '-c', 'f0.c', '-o', 'f0.o'], doti);
     await rawJob(on.port, request);
-    const hits: number[] = [];
-    for (let i = 0; i < HIT_JOBS; i++) hits.push(await rawJob(on.port, request));
-    const log = await fs.readFile(on.log, 'utf8');
-    console.log(`\n${FILES} files, make -j4, --jobs 4; load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} CPUs (shared machine)`);
-    console.log(`${'build'.padEnd(24)} ${'wall ms'.padStart(9)}  vs C cold`);
-    for (const [name, ms, base] of rows) console.log(`${name.padEnd(24)} ${ms.toFixed(0).padStart(9)}  ${(ms / base).toFixed(3)}`);
-    for (const p of [2, 3]) {
-      const [, cold, , off, , coldCache, , warm] = rows.filter((r) => r[0].startsWith(`p${p}`)).flatMap((r) => [r[0], r[1]]) as [string, number, string, number, string, number, string, number];
-      console.log(`p${p}: warm is ${(cold / warm).toFixed(2)}x faster than C cold; the cache costs a cold build ${(((coldCache - off) / off) * 100).toFixed(1)}% against cache off`);
+    const hitLog = (await fs.readFile(on.log, 'utf8')).length;
+    const cpuBefore = await processCpuMs(on.child.pid!);
+    const roundTrips: number[] = [];
+    for (let i = 0; i < HIT_JOBS; i++) roundTrips.push(await rawJob(on.port, request));
+    const cpuPerHit = ((await processCpuMs(on.child.pid!)) - cpuBefore) / HIT_JOBS;
+    // The log is written asynchronously: wait (2 s at most) for the last hit's line.
+    const readHits = async (): Promise<string[]> => (await fs.readFile(on.log, 'utf8')).slice(hitLog).split('\n').filter((l) => l.includes('cache:hit'));
+    let hitLines = await readHits();
+    for (let i = 0; i < 40 && hitLines.length < HIT_JOBS; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      hitLines = await readHits();
     }
-    console.log(`hit round trip (raw protocol-2 request, loopback, ${HIT_JOBS} jobs): median ${median(hits).toFixed(3)} ms, min ${Math.min(...hits).toFixed(3)} ms`);
+    const logged = hitLines.map((l) => Number(/time:(\d+)ms/.exec(l)?.[1] ?? NaN)).filter((v) => !Number.isNaN(v));
+    const stepRun = await timeCacheStep(work, doti, HIT_JOBS);
+    const step = spread(stepRun.times);
+    const trip: Spread = spread(roundTrips);
+    const log = await fs.readFile(on.log, 'utf8');
+
+    console.log(`\n${FILES} files, make -j4, --jobs 4, ${ROUNDS} rounds; load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} CPUs (shared machine)`);
+    console.log(`${'build'.padEnd(19)} ${'sandbox'.padEnd(24)} ${'wall ms med (min-max)'.padStart(20)} ${'vs C'.padStart(6)} ${'server CPU ms'.padStart(20)}`);
+    for (const line of table) console.log(line);
+    for (const line of summary) console.log(line);
+    console.log(`\na hit (raw protocol-2 request of f0.c, ${doti.length} B preprocessed, ${HIT_JOBS} hits, loopback):`);
+    console.log(`  server CPU per hit (/proc/PID/stat utime+stime of the daemon over the ${HIT_JOBS} hits): ${cpuPerHit.toFixed(3)} ms`);
+    console.log(`  cache step in process (ObjectCache.produce of a stored entry, disk tier): median ${step.median.toFixed(3)} ms, p90 ${step.p90.toFixed(3)}, min ${step.min.toFixed(3)}, max ${step.max.toFixed(3)}; CPU ${stepRun.cpuMs.toFixed(3)} ms per hit`);
+    console.log(`  summary line time: of the hits: ${logged.length} lines, mean ${(logged.reduce((a, b) => a + b, 0) / Math.max(1, logged.length)).toFixed(2)} ms, max ${Math.max(...logged)} ms (whole job, whole ms)`);
+    console.log(`  client round trip (connect to close, with the client and the network): median ${trip.median.toFixed(3)} ms, min ${trip.min.toFixed(3)}, p90 ${trip.p90.toFixed(3)}`);
     console.log(`ours-cache log: ${(log.match(/cache:hit/g) ?? []).length} hits, ${(log.match(/cache:miss/g) ?? []).length} misses`);
   } finally {
     for (const s of servers) await stopServer(s);
+    groups?.close();
     await fs.rm(work, { recursive: true, force: true });
   }
 }

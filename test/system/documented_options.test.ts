@@ -16,9 +16,10 @@ const PROGRAMS = ['distccd', 'dc_server', 'dc_client', 'dc_snoop'] as const;
 /**
  * Options the README quotes that belong to other commands: scripts/install and distcc's
  * ./configure (--prefix, --without-*, --disable-*), node (--snapshot-blob), `npm run bench`
- * (--runs, --only, --compare, --sandbox-row, --quick, --ms, --only-redis, --no-redis), systemctl (--now), gcc (--sysroot, in the refused-option list).
+ * (--runs, --only, --compare, --sandbox-row, --quick, --ms, --only-redis, --no-redis, --rounds, --files,
+ * --hits), systemctl (--now), gcc (--sysroot, in the refused-option list).
  */
-const FOREIGN = new Set(['--sysroot', '--prefix', '--without-libiberty', '--disable-Werror', '--without-avahi', '--without-gtk', '--snapshot-blob', '--runs', '--only', '--compare', '--sandbox-row', '--quick', '--ms', '--only-redis', '--no-redis', '--now']);
+const FOREIGN = new Set(['--sysroot', '--prefix', '--without-libiberty', '--disable-Werror', '--without-avahi', '--without-gtk', '--snapshot-blob', '--runs', '--only', '--compare', '--sandbox-row', '--quick', '--ms', '--only-redis', '--no-redis', '--rounds', '--files', '--hits', '--now']);
 
 /** The --help text of a built program (dc_* print theirs for -h, on stderr as the originals did). */
 function helpOf(program: string): string {

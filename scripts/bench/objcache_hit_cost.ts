@@ -1,0 +1,72 @@
+// What a hit costs the server, apart from the client and the network (objcache_bench.ts):
+//   - in process: ObjectCache.produce of a stored entry timed alone (key over the compiler
+//     identity, argv and the preprocessed source, the disk read, the entry's check), on the
+//     daemon's own code with a real disk tier and the real compiler;
+//   - the daemon's CPU per hit: utime + stime from /proc/PID/stat over many hits, divided by
+//     their number (everything it does for a job: accept, read, decompress, key, read, answer, log).
+
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { openObjectCache } from '../../src/compile/object_cache/open_object_cache';
+import type { CacheEntry } from '../../src/compile/object_cache/entry_codec';
+import type { JobKeyInput } from '../../src/compile/object_cache/object_cache';
+import { createLogger } from '../../src/log/index';
+
+const exec = promisify(execFile);
+/** USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK). */
+const CLOCK_TICKS = 100;
+
+export interface Spread { readonly median: number; readonly min: number; readonly max: number; readonly p90: number }
+
+export function spread(values: readonly number[]): Spread {
+  const s = [...values].sort((a, b) => a - b);
+  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+  const median = s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  return { median, min: s[0]!, max: s[s.length - 1]!, p90: at(0.9) };
+}
+
+/**
+ * ms of produce() per hit of `doti` (compiled once for real, then answered `n` times from the disk
+ * tier), and this process's CPU ms per hit over them (which a loaded machine does not inflate).
+ */
+export async function timeCacheStep(work: string, doti: Buffer, n: number): Promise<{ readonly times: number[]; readonly cpuMs: number }> {
+  const dir = path.join(work, 'step-cache');
+  const log = createLogger('objcache-bench', { level: 'emerg' });
+  const cache = await openObjectCache({ dir, maxBytes: 1 << 30, maxEntryBytes: 64 << 20 }, log);
+  if (cache === undefined) throw new Error(`no cache tier in ${dir}`);
+  const tmpDir = path.join(work, 'tmp');
+  const input: JobKeyInput = { program: 'gcc', protocol: 2, argv: ['gcc', '-O2', '-c', 'distccd-input.i', '-o', 'distccd-output.o'], cwd: tmpDir, source: doti };
+  const source = path.join(work, 'step.i');
+  await fs.writeFile(source, doti);
+  await exec('gcc', ['-O2', '-c', source, '-o', path.join(work, 'step.o')]);
+  const object = await fs.readFile(path.join(work, 'step.o'));
+  let stored: Promise<void> | undefined;
+  const context = {
+    env: process.env, tmpDir, onState: () => undefined,
+    entryOf: (entry: CacheEntry) => entry, answer: (entry: CacheEntry) => entry,
+    onStoring: (written: Promise<void>) => void (stored = written),
+  };
+  await cache.produce(input, async () => ({ object, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) }), context);
+  await stored;
+  const times: number[] = [];
+  const cpuBefore = process.cpuUsage();
+  for (let i = 0; i < n; i++) {
+    const start = process.hrtime.bigint();
+    await cache.produce(input, () => Promise.reject(new Error('a miss: the entry was stored')), context);
+    times.push(Number(process.hrtime.bigint() - start) / 1e6);
+  }
+  const cpu = process.cpuUsage(cpuBefore);
+  await cache.close();
+  return { times, cpuMs: (cpu.user + cpu.system) / 1000 / n };
+}
+
+/** CPU ms (user + system) the process `pid` has used so far, from /proc/PID/stat. */
+export async function processCpuMs(pid: number): Promise<number> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'latin1');
+  // Fields after the command name (which may hold spaces) start at state, field 3: utime is 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks * 1000) / CLOCK_TICKS;
+}
