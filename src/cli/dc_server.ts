@@ -127,7 +127,7 @@ async function main(): Promise<number> {
   const watched = metricsListenerOf(values, runtime, PROGRAM, (registry) => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- only with -metrics
     const { CacheMetrics } = require('../metrics/cache_metrics') as typeof import('../metrics/cache_metrics');
-    return new CacheMetrics(registry, { engine: engine.stats, store });
+    return new CacheMetrics(registry, { engine: engine.stats, ...(redis === undefined ? { store } : {}) });
   });
   metrics = watched?.watcher;
   const signals = installKillable({ killable: config.daemon.killable, log });

@@ -30,10 +30,11 @@ export class CacheMetrics {
   readonly #latency: readonly HistogramSlot[];
   readonly #operations: CountVec;
   readonly #engine: CacheStats;
-  readonly #store: { readonly stats: StoreStats };
+  /** Undefined when the sessions live in Redis: only the engine's figures are ours to give. */
+  readonly #store: { readonly stats: StoreStats } | undefined;
   readonly #rate: RateWindow;
 
-  constructor(registry: Registry, sources: { readonly engine: CacheStats; readonly store: { readonly stats: StoreStats } }) {
+  constructor(registry: Registry, sources: { readonly engine: CacheStats; readonly store?: { readonly stats: StoreStats } }) {
     this.registry = registry;
     this.#engine = sources.engine;
     this.#store = sources.store;
@@ -41,19 +42,28 @@ export class CacheMetrics {
     this.#ops = RESULTS_OF.map((results, op) => Object.fromEntries(results.map((result) => [result, this.#operations.child({ command: OPERATION_NAMES[op]!.toLowerCase(), result })])));
     const latency = new HistogramVec(registry, { name: 'dc_server_answer_duration_seconds', help: `Time to work out the answer to a request, by command (one answer in ${ANSWER_TIMING_SAMPLE} is timed).`, buckets: ANSWER_BUCKETS });
     this.#latency = OPERATION_NAMES.map((name) => latency.child({ command: name.toLowerCase() }));
-    const store = (): StoreStats => this.#store.stats;
     const read = (name: string, help: string, type: 'counter' | 'gauge', value: () => number): void => {
       new ReadValue(registry, { name, help, type, read: value });
     };
+    const kept = sources.store;
+    if (kept === undefined) {
+      // On Redis: the key count Redis last gave (stats.sessions); Redis counts the rest itself.
+      read('dc_server_sessions', 'Sessions in the Redis behind this front end (its key count, asked at most once a second).', 'gauge', () => this.#engine.sessions);
+    } else {
+      this.#readStore(read, () => kept.stats);
+    }
+    read('dc_server_connections_open', 'Client connections being served now.', 'gauge', () => this.#engine.connections);
+    read('dc_server_connections_dropped_total', 'Connections closed because of a malformed request.', 'counter', () => this.#engine.dropped);
+    this.#rate = new RateWindow(() => this.#engine.operations);
+  }
+
+  #readStore(read: (name: string, help: string, type: 'counter' | 'gauge', value: () => number) => void, store: () => StoreStats): void {
     read('dc_server_sessions', 'Sessions the store holds (expired ones not yet purged included).', 'gauge', () => store().sessions);
     read('dc_server_session_bytes', 'Bytes the store counts against its memory bound.', 'gauge', () => store().bytes);
     read('dc_server_sessions_added_total', 'Sessions stored.', 'counter', () => store().added);
     read('dc_server_sessions_expired_total', 'Sessions dropped because their timeout passed.', 'counter', () => store().expired);
     read('dc_server_sessions_evicted_total', 'Sessions dropped to make room (-sessions, -maxmemory).', 'counter', () => store().evicted);
     read('dc_server_sessions_removed_total', 'Sessions removed by a REMOVE request.', 'counter', () => store().removed);
-    read('dc_server_connections_open', 'Client connections being served now.', 'gauge', () => this.#engine.connections);
-    read('dc_server_connections_dropped_total', 'Connections closed because of a malformed request.', 'counter', () => this.#engine.dropped);
-    this.#rate = new RateWindow(() => this.#engine.operations);
   }
 
   /** The engine's afterAnswer: one slot increment, and for a timed answer (startedMs >= 0) one
@@ -65,7 +75,7 @@ export class CacheMetrics {
   }
 
   status(): StatusView & Record<string, unknown> {
-    const store = this.#store.stats;
+    const store = this.#store?.stats ?? { sessions: this.#engine.sessions, bytes: 0, added: 0, expired: 0, evicted: 0, removed: 0 };
     const opsPerSecond = this.#rate.perSecond(10);
     const byCommand = this.#operations.get().values.map(({ labels, value }) => [labels['command']!, labels['result']!, value] as const);
     return {
@@ -76,13 +86,17 @@ export class CacheMetrics {
       opsPerSecond,
       connections: this.#engine.connections,
       tiles: [
-        { label: 'sessions', value: String(store.sessions) },
-        { label: 'stored', value: humanBytes(store.bytes) },
+        { label: this.#store === undefined ? 'sessions (in Redis)' : 'sessions', value: String(store.sessions) },
+        ...(this.#store === undefined ? [] : [{ label: 'stored', value: humanBytes(store.bytes) }]),
         { label: 'operations / s (10 s)', value: opsPerSecond.toFixed(1) },
         { label: 'connections', value: String(this.#engine.connections) },
         { label: 'operations', value: String(this.#engine.operations) },
-        { label: 'evicted', value: String(store.evicted), ...(store.evicted > 0 ? { tone: 'warn' as const } : {}) },
-        { label: 'expired', value: String(store.expired) },
+        ...(this.#store === undefined
+          ? []
+          : [
+              { label: 'evicted', value: String(store.evicted), ...(store.evicted > 0 ? { tone: 'warn' as const } : {}) },
+              { label: 'expired', value: String(store.expired) },
+            ]),
         { label: 'malformed, dropped', value: String(this.#engine.dropped), ...(this.#engine.dropped > 0 ? { tone: 'bad' as const } : {}) },
       ],
       tables: [{ title: 'Operations by command and result', columns: ['command', 'result', 'count'], rows: byCommand.map((r) => [...r]) }],

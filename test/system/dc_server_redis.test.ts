@@ -17,6 +17,7 @@ import { Daemon } from '../support/daemon';
 import { tempDir } from '../support/temp_dir';
 import { run } from '../support/distccd_harness';
 import type { AfterHook } from '../support/temp_dir';
+import { metricsAddressIn, parseSamples, scrape } from '../support/metrics_scrape';
 
 async function startOnRedis(t: AfterHook, redisArgs: readonly string[], extra: readonly string[] = []): Promise<{ server: Program; address: string }> {
   const server = new Program('dc_server', ['-listen', 'IP:127.0.0.1:0', ...redisArgs, ...extra]);
@@ -115,4 +116,23 @@ test('dc_server on redis answers the failure status at once while redis is dead,
   await server.waitForLine(/Redis back/);
   assert.equal(server.lines.filter((l) => l.includes('Redis down')).length, 1, server.stderr);
   assert.equal(server.running, true);
+});
+
+test('dc_server on redis reports the sessions Redis holds in its metrics and no in-memory store figures', async (t) => {
+  const redis = await startRedis(t);
+  const { server, address } = await startOnRedis(t, ['-redis', redis.unixUrl], ['-metrics', '127.0.0.1:0']);
+  await server.waitUntil('the metrics line', () => metricsAddressIn(server.stderr) !== undefined);
+  const metrics = metricsAddressIn(server.stderr)!;
+  const client = await CacheClient.connect(targetOf(address));
+  t.after(() => client.close());
+  for (let i = 0; i < 5; i++) assert.equal(await client.add(Buffer.from(`metrics-${i}`), Buffer.from('data'), 600_000), Status.OK);
+  // The key count is asked of Redis at most once a second: scrape until it shows all five.
+  let samples = parseSamples(await scrape(metrics));
+  for (const deadline = Date.now() + 20_000; samples.get('dc_server_sessions') !== 5 && Date.now() < deadline; ) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    samples = parseSamples(await scrape(metrics));
+  }
+  assert.equal(samples.get('dc_server_sessions'), 5);
+  assert.equal(samples.get('dc_server_operations_total{command="add",result="ok"}'), 5);
+  assert.equal(samples.has('dc_server_session_bytes'), false, 'no byte count of a store this process does not hold');
 });
