@@ -1,6 +1,7 @@
 // What every bench does with the servers it starts: wait until one listens, stop one by its PID
-// (SIGTERM, then SIGKILL after 5 s), whatever program it is.
+// (SIGTERM, then SIGKILL after 5 s), whatever program it is, and stop them all on Ctrl-C.
 
+import fs from 'node:fs/promises';
 import net from 'node:net';
 import type { ChildProcess } from 'node:child_process';
 
@@ -27,4 +28,18 @@ export async function stopServer(s: { readonly child: ChildProcess }): Promise<v
   const timer = setTimeout(() => s.child.kill('SIGKILL'), 5000);
   await gone;
   clearTimeout(timer);
+}
+
+/** On SIGINT or SIGTERM: stops every server in `servers` (as it stands then, by PID; C distccd
+ * leaves our process group, so the terminal's signal does not reach it), runs `release` (cgroups),
+ * removes `work`, and exits 130 or 143. */
+export function stopServersOnSignal(servers: readonly { readonly child: ChildProcess }[], work: string, release: () => Promise<void> | void = () => undefined): void {
+  const abort = (signal: NodeJS.Signals): void => {
+    void Promise.all(servers.map(stopServer))
+      .then(release)
+      .finally(() => fs.rm(work, { recursive: true, force: true }))
+      .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', abort);
+  process.once('SIGTERM', abort);
 }

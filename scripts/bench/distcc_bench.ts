@@ -24,7 +24,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../test/support/free_port';
-import { stopServer, waitForPort } from './bench_servers';
+import { stopServer, stopServersOnSignal, waitForPort } from './bench_servers';
 import { CpuGroups } from './cpu_groups';
 
 const execRaw = promisify(execFile);
@@ -250,15 +250,7 @@ async function main(): Promise<void> {
   if (wanted('make-j4') && groups === undefined) console.log('make-j4 CPU: not measured (needs root and a cgroup v1 cpuacct or v2 hierarchy)');
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-bench-'));
   const servers: Server[] = [];
-  // Ctrl-C or a SIGTERM still stops the servers we started and removes the work dir.
-  const abort = (signal: NodeJS.Signals): void => {
-    void Promise.all(servers.map(stopServer))
-      .then(() => groups?.close())
-      .finally(() => fs.rm(work, { recursive: true, force: true }))
-      .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  };
-  process.once('SIGINT', abort);
-  process.once('SIGTERM', abort);
+  stopServersOnSignal(servers, work, () => groups?.close());
   const results: Record<string, Record<Kind, number[]>> = {};
   const note = (name: string, kind: Kind, value: number): void => {
     (results[name] ??= { c: [], ours: [], floor: [], unboxed: [] })[kind].push(value);

@@ -27,7 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../test/support/free_port';
 import { realPump, runPump } from '../../test/support/real_pump';
-import { stopServer, waitForPort } from './bench_servers';
+import { stopServer, stopServersOnSignal, waitForPort } from './bench_servers';
 import { compressLzo } from '../../src/compile/wire/lzo';
 import { CpuGroups } from './cpu_groups';
 import { processCpuMs, spread, timeCacheStep, type Spread } from './objcache_hit_cost';
@@ -173,15 +173,7 @@ async function main(): Promise<void> {
     : `each server in its own cgroup: CPU accounted${groups.scheduled ? ' and scheduled as one group' : ' (not a scheduling group here: autogroup may favour ours)'}`);
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-objbench-'));
   const servers: Server[] = [];
-  // Ctrl-C or a SIGTERM still stops the servers (C distccd leaves our process group) and removes the work dir.
-  const abort = (signal: NodeJS.Signals): void => {
-    void Promise.all(servers.map(stopServer))
-      .then(() => groups?.close())
-      .finally(() => fs.rm(work, { recursive: true, force: true }))
-      .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  };
-  process.once('SIGINT', abort);
-  process.once('SIGTERM', abort);
+  stopServersOnSignal(servers, work, () => groups?.close());
   try {
     const src = await prepare(work);
     await realPump();
