@@ -2,15 +2,17 @@
 // counted in the engine's afterAnswer (each a field increment on a slot bound at start), and the
 // store's own figures (SessionStore.stats: sessions, bytes, added, expired, evicted, removed) and
 // the engine's connections, read only when scraped. Any SessionStore implementation reports the
-// same way.
+// same way. The snapshot's and Redis's state are cache_state_metrics'.
 
 import type { Registry } from 'prom-client';
 import { performance } from 'node:perf_hooks';
 import { ANSWER_TIMING_SAMPLE, type AnswerResult, type CacheStats } from '../cache/engine';
 import type { StoreStats } from '../cache/stores/session_store';
+import type { SnapshotStats } from '../cache/snapshot/snapshot_keeper';
 import { OPERATION_NAMES, type Operation } from '../cache/wire/constants';
 import { CountVec, HistogramVec, ReadValue, type CountSlot, type HistogramSlot } from './instruments';
 import { RateWindow } from './rate_window';
+import { RedisMetrics, watchSnapshot, type RedisState } from './cache_state_metrics';
 import { humanBytes, type StatusView } from './status_page';
 
 /** The results each command can have (resultOf in the engine). */
@@ -24,6 +26,15 @@ const RESULTS_OF: readonly (readonly AnswerResult[])[] = [
 /** An answer takes microseconds in memory; a store that waits (Redis) takes longer. */
 const ANSWER_BUCKETS = [0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1];
 
+/** What dc_server's metrics read: the engine, and the store, snapshot and Redis it has. */
+export interface CacheSources {
+  readonly engine: CacheStats;
+  /** Undefined on Redis: the sessions are not this process's. */
+  readonly store?: { readonly stats: StoreStats };
+  readonly snapshot?: { readonly stats: SnapshotStats };
+  readonly redis?: RedisState;
+}
+
 export class CacheMetrics {
   readonly registry: Registry;
   readonly #ops: ReadonlyArray<Readonly<Partial<Record<AnswerResult, CountSlot>>>>;
@@ -33,8 +44,10 @@ export class CacheMetrics {
   /** Undefined when the sessions live in Redis: only the engine's figures are ours to give. */
   readonly #store: { readonly stats: StoreStats } | undefined;
   readonly #rate: RateWindow;
+  readonly #snapshot: { readonly stats: SnapshotStats; readonly tiles: () => StatusView['tiles'][number][] } | undefined;
+  readonly #redis: RedisMetrics | undefined;
 
-  constructor(registry: Registry, sources: { readonly engine: CacheStats; readonly store?: { readonly stats: StoreStats } }) {
+  constructor(registry: Registry, sources: CacheSources) {
     this.registry = registry;
     this.#engine = sources.engine;
     this.#store = sources.store;
@@ -54,7 +67,15 @@ export class CacheMetrics {
     }
     read('dc_server_connections_open', 'Client connections being served now.', 'gauge', () => this.#engine.connections);
     read('dc_server_connections_dropped_total', 'Connections closed because of a malformed request.', 'counter', () => this.#engine.dropped);
+    const { snapshot, redis } = sources;
+    this.#snapshot = snapshot === undefined ? undefined : { get stats() { return snapshot.stats; }, tiles: watchSnapshot(registry, () => snapshot.stats) };
+    this.#redis = redis === undefined ? undefined : new RedisMetrics(registry, redis);
     this.#rate = new RateWindow(() => this.#engine.operations);
+  }
+
+  /** The Redis engine's `failed` hook: a request Redis failed. */
+  redisFailed(operation: Operation): void {
+    this.#redis?.failed(operation);
   }
 
   #readStore(read: (name: string, help: string, type: 'counter' | 'gauge', value: () => number) => void, store: () => StoreStats): void {
@@ -85,6 +106,8 @@ export class CacheMetrics {
       operations: this.#engine.operations,
       opsPerSecond,
       connections: this.#engine.connections,
+      ...(this.#snapshot === undefined ? {} : { snapshot: this.#snapshot.stats }),
+      ...(this.#redis === undefined ? {} : { redis: this.#redis.figures() }),
       tiles: [
         { label: this.#store === undefined ? 'sessions (in Redis)' : 'sessions', value: String(store.sessions) },
         ...(this.#store === undefined ? [] : [{ label: 'stored', value: humanBytes(store.bytes) }]),
@@ -98,6 +121,8 @@ export class CacheMetrics {
               { label: 'expired', value: String(store.expired) },
             ]),
         { label: 'malformed, dropped', value: String(this.#engine.dropped), ...(this.#engine.dropped > 0 ? { tone: 'bad' as const } : {}) },
+        ...(this.#snapshot?.tiles() ?? []),
+        ...(this.#redis?.tiles() ?? []),
       ],
       tables: [{ title: 'Operations by command and result', columns: ['command', 'result', 'count'], rows: byCommand.map((r) => [...r]) }],
     };
