@@ -23,6 +23,28 @@ const RESULTS_OF: readonly (readonly AnswerResult[])[] = [
   ['ok', 'notok'], // HAVE
 ];
 
+/** A small number for each result, so an answer's slot is an array index: a property looked up
+ * by a varying string name is a megamorphic load, several times the cost of the count itself. */
+const RESULT_CODES = 8;
+function codeOf(result: AnswerResult): number {
+  switch (result) {
+    case 'ok':
+      return 0;
+    case 'exists':
+      return 1;
+    case 'rejected':
+      return 2;
+    case 'closed':
+      return 3;
+    case 'hit':
+      return 4;
+    case 'miss':
+      return 5;
+    case 'notok':
+      return 6;
+  }
+}
+
 /** An answer takes microseconds in memory; a store that waits (Redis) takes longer. */
 const ANSWER_BUCKETS = [0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1];
 
@@ -37,7 +59,9 @@ export interface CacheSources {
 
 export class CacheMetrics {
   readonly registry: Registry;
-  readonly #ops: ReadonlyArray<Readonly<Partial<Record<AnswerResult, CountSlot>>>>;
+  /** The slot of each (operation, result) at operation * RESULT_CODES + codeOf(result). */
+  readonly #slots: ReadonlyArray<CountSlot | undefined>;
+  readonly #now: () => number;
   readonly #latency: readonly HistogramSlot[];
   readonly #operations: CountVec;
   readonly #engine: CacheStats;
@@ -47,12 +71,17 @@ export class CacheMetrics {
   readonly #snapshot: { readonly stats: SnapshotStats; readonly tiles: () => StatusView['tiles'][number][] } | undefined;
   readonly #redis: RedisMetrics | undefined;
 
-  constructor(registry: Registry, sources: CacheSources) {
+  constructor(registry: Registry, sources: CacheSources, options: { readonly now?: () => number } = {}) {
     this.registry = registry;
     this.#engine = sources.engine;
     this.#store = sources.store;
     this.#operations = new CountVec(registry, { name: 'dc_server_operations_total', help: 'Requests answered, by command (add, get, remove, have) and result (a get hits or misses; closed: the request closed the connection).', type: 'counter' });
-    this.#ops = RESULTS_OF.map((results, op) => Object.fromEntries(results.map((result) => [result, this.#operations.child({ command: OPERATION_NAMES[op]!.toLowerCase(), result })])));
+    const slots: Array<CountSlot | undefined> = new Array<CountSlot | undefined>(RESULTS_OF.length * RESULT_CODES).fill(undefined);
+    RESULTS_OF.forEach((results, op) => {
+      for (const result of results) slots[op * RESULT_CODES + codeOf(result)] = this.#operations.child({ command: OPERATION_NAMES[op]!.toLowerCase(), result });
+    });
+    this.#slots = slots;
+    this.#now = options.now ?? performance.now.bind(performance);
     const latency = new HistogramVec(registry, { name: 'dc_server_answer_duration_seconds', help: `Time to work out the answer to a request, by command (one answer in ${ANSWER_TIMING_SAMPLE} is timed).`, buckets: ANSWER_BUCKETS });
     this.#latency = OPERATION_NAMES.map((name) => latency.child({ command: name.toLowerCase() }));
     const read = (name: string, help: string, type: 'counter' | 'gauge', value: () => number): void => {
@@ -89,10 +118,10 @@ export class CacheMetrics {
 
   /** The engine's afterAnswer: one slot increment, and for a timed answer (startedMs >= 0) one
    * histogram observation; `now` is read only then. */
-  answered(operation: Operation, result: AnswerResult, startedMs: number, now: () => number = performance.now.bind(performance)): void {
-    const slot = this.#ops[operation]?.[result];
+  answered(operation: Operation, result: AnswerResult, startedMs: number): void {
+    const slot = this.#slots[operation * RESULT_CODES + codeOf(result)];
     if (slot !== undefined) slot.value++;
-    if (startedMs >= 0) this.#latency[operation]?.observe((now() - startedMs) / 1000);
+    if (startedMs >= 0) this.#latency[operation]?.observe((this.#now() - startedMs) / 1000);
   }
 
   status(): StatusView & Record<string, unknown> {
