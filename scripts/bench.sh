@@ -7,8 +7,9 @@
 # start-up against C's (scripts/bench/startup_bench.ts). `npm run bench -- objcache [--quick] [--rounds N]`
 # measures the object cache (scripts/bench/objcache_bench.ts); `-- snapshot [--sessions N]` times
 # dc_server's session snapshot write and load (scripts/bench/snapshot_bench.ts). `npm run bench -- metrics` measures what
-# the metrics cost: distccd's per job (observer_cost.ts) and dc_server's 1-client unix rows with and
-# without -metrics (cache_bench.ts --metrics-cost, scripts/bench/cache_metrics_cost.ts). Never part of `npm test`: it takes minutes.
+# the metrics cost: distccd's per job (observer_cost.ts) and dc_server's server CPU per operation
+# with -metrics against two servers without, the second a control giving the run-to-run spread
+# (cache_bench.ts --metrics-cost [--rounds N] [--ms M], scripts/bench/cache_metrics_cost.ts). Never part of `npm test`: it takes minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export npm_config_nodedir=${npm_config_nodedir:-/usr}

@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const metricsCost = process.argv.includes('--metrics-cost');
   const onlyRedis = process.argv.includes('--only-redis');
-  const ms = arg('--ms', metricsCost ? 1000 : quick ? 250 : 1000);
+  const ms = arg('--ms', metricsCost ? 300 : quick ? 250 : 1000);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cache-bench-'));
   process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => process.exit(130));
@@ -94,7 +94,7 @@ async function main(): Promise<void> {
   console.log(`cache bench: ${ms} ms per cell; servers on CPU ${SERVER_CPUS}, load generator (C) on CPU ${LOAD_CPUS}; ${os.cpus().length} CPUs; node ${process.version}; C dc_server from ${prefix}`);
   console.log(`load average at start: ${loadAverage()} (other work on these CPUs moves single cells: compare the ratios, measured back to back)`);
   if (metricsCost) {
-    await measureMetricsCost(bench, REPO, arg('--rounds', 7));
+    await measureMetricsCost(bench, REPO, arg('--rounds', 21));
   } else {
     console.log('ops/s per target; gen% = the load generator\'s CPU share (near 100: the generator was the limit); server CPU µs/op from /proc (10 ms ticks)');
     if (!onlyRedis) await benchTables(bench, prefix, quick);

@@ -30,6 +30,8 @@ runJobs(metrics, 20_000); // warm up the JIT
 const samples = [1, 2, 3, 4, 5].map(() => runJobs(metrics, JOBS) / JOBS);
 samples.sort((a, b) => a - b);
 console.log(`distccd metrics per job: median ${(samples[2]! * 1000).toFixed(2)} µs over ${JOBS} jobs x 5 (min ${(samples[0]! * 1000).toFixed(2)}, max ${(samples[4]! * 1000).toFixed(2)})`);
+// A compile job takes milliseconds; 1 ms is the yardstick (a share of it, not a measured job).
+console.log(`goal (distccd): the metrics cost a job nothing measurable: ${(samples[2]! * 1000).toFixed(2)} µs = ${(samples[2]! * 100).toFixed(3)} % of 1 ms`);
 metrics.stop();
 
 // dc_server: engine.answer() for GETs of stored sessions with no afterAnswer, with the -progress

@@ -22,6 +22,8 @@ export interface RedisEngineOptions {
   readonly prefix: string;
   readonly idleMs?: number;
   readonly afterAnswer?: CacheEngineOptions['afterAnswer'];
+  /** Told the operation of each request Redis failed (the metrics' errors by command). */
+  readonly failed?: (operation: Operation) => void;
   readonly log: Logger;
 }
 
@@ -79,7 +81,10 @@ export function createRedisEngine(options: RedisEngineOptions): CacheEngine {
       add = { data: Buffer.from(decoded.value.data), timeoutMs: decoded.value.timeoutMs };
     }
     const key = Buffer.concat([prefix, id]);
-    return payloadFrom(redis, key, message, add).catch(() => status(Status.NOTOK));
+    return payloadFrom(redis, key, message, add).catch(() => {
+      options.failed?.(message.operation);
+      return status(Status.NOTOK);
+    });
   };
 
   /** The last key count Redis gave (asked again at most once a second): shared, and expired by Redis. */

@@ -118,16 +118,19 @@ async function main(): Promise<number> {
   };
   // With -redis the sessions live in Redis (the small store above stays unused, and -snapshot
   // was refused above: Redis keeps them across our restarts).
-  const engine =
-    redis === undefined
-      ? createCacheEngine({ store, idleMs: config.idleMs, afterAnswer, log })
-      : await createRedisCacheEngine(redis, { idleMs: config.idleMs, afterAnswer, log });
+  const onRedis =
+    redis === undefined ? undefined : await createRedisCacheEngine(redis, { idleMs: config.idleMs, afterAnswer, failed: (operation) => metrics?.redisFailed(operation), log });
+  const engine = onRedis?.engine ?? createCacheEngine({ store, idleMs: config.idleMs, afterAnswer, log });
   const snapshot =
     config.snapshotFile === undefined ? undefined : new SnapshotKeeper(config.snapshotFile, store, { clock: engine.clock, log, intervalMs: config.snapshotIntervalMs });
   const watched = metricsListenerOf(values, runtime, PROGRAM, (registry) => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- only with -metrics
     const { CacheMetrics } = require('../metrics/cache_metrics') as typeof import('../metrics/cache_metrics');
-    return new CacheMetrics(registry, { engine: engine.stats, ...(redis === undefined ? { store } : {}) });
+    return new CacheMetrics(registry, {
+      engine: engine.stats,
+      ...(onRedis === undefined ? { store } : { redis: onRedis.redis }),
+      ...(snapshot === undefined ? {} : { snapshot }),
+    });
   });
   metrics = watched?.watcher;
   const signals = installKillable({ killable: config.daemon.killable, log });

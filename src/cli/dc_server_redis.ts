@@ -6,7 +6,7 @@
 import { UsageError } from '../errors';
 import type { Logger } from '../log/index';
 import type { CacheEngine, CacheEngineOptions } from '../cache/engine';
-import { createRedisEngine } from '../cache/redis_engine';
+import { createRedisEngine, type RedisEngineOptions } from '../cache/redis_engine';
 import { RedisConnection } from '../redis/redis_connection';
 import type { SingleDashValues } from './single_dash';
 
@@ -49,8 +49,12 @@ export function redisSettingsOf(values: SingleDashValues): RedisSettings | undef
 /** How long dc_server waits for Redis before it listens anyway (answering failures until Redis is there). */
 export const REDIS_START_WAIT_MS = 5000;
 
-/** The engine serving sessions from Redis, once Redis answers (or REDIS_START_WAIT_MS passed). */
-export async function createRedisCacheEngine(settings: RedisSettings, options: { idleMs: number; afterAnswer: CacheEngineOptions['afterAnswer']; log: Logger }): Promise<CacheEngine> {
+/** The engine serving sessions from Redis, once Redis answers (or REDIS_START_WAIT_MS passed),
+ * and its connection (whose state the metrics read). */
+export async function createRedisCacheEngine(
+  settings: RedisSettings,
+  options: { idleMs: number; afterAnswer: CacheEngineOptions['afterAnswer']; failed: RedisEngineOptions['failed']; log: Logger },
+): Promise<{ engine: CacheEngine; redis: RedisConnection }> {
   const redis = new RedisConnection(settings.urls, {
     requestTimeoutMs: REDIS_REQUEST_TIMEOUT_MS,
     log: options.log,
@@ -58,5 +62,6 @@ export async function createRedisCacheEngine(settings: RedisSettings, options: {
   });
   const ready = await redis.waitReady(REDIS_START_WAIT_MS);
   options.log.notice('store redis', { urls: settings.urls.join(','), mode: redis.mode, prefix: settings.prefix, state: ready ? 'up' : 'down' });
-  return createRedisEngine({ redis, prefix: settings.prefix, idleMs: options.idleMs, afterAnswer: options.afterAnswer, log: options.log });
+  const engine = createRedisEngine({ redis, prefix: settings.prefix, idleMs: options.idleMs, afterAnswer: options.afterAnswer, failed: options.failed, log: options.log });
+  return { engine, redis };
 }

@@ -15,7 +15,8 @@ import { watchObjectCache } from './object_cache_metrics';
 import { humanMs, type StatusView } from './status_page';
 
 /** The result label of each summary-line result; refusals carry a reason label too. */
-const RESULT_LABEL: Readonly<Record<JobResult, string>> = {
+type EndLabel = 'ok' | 'compile_failed' | 'timed_out' | 'client_gone' | 'error';
+const RESULT_LABEL: Readonly<Record<JobResult, EndLabel | 'refused' | 'accepted'>> = {
   TCP_ACCEPT: 'accepted', // never a job's end; here for completeness of the table
   COMPILE_OK: 'ok',
   COMPILE_ERROR: 'compile_failed',
@@ -37,9 +38,13 @@ export class DistccdMetrics implements JobObserver {
   readonly board = new JobBoard();
   readonly #now: () => number;
   readonly #jobs: CountVec;
+  /** The slot of each job end, bound at start: no label set is looked up per job. */
+  readonly #ended: Readonly<Record<EndLabel | RefusalReason, CountSlot>>;
   readonly #phase: Record<JobPhase, HistogramSlot>;
   readonly #bytesIn: CountVec;
   readonly #bytesOut: CountVec;
+  /** Bytes slots by protocol (in, out), bound on a protocol's first job. */
+  readonly #bytes: Array<readonly [CountSlot, CountSlot] | undefined> = [];
   readonly #connections: CountSlot;
   readonly #totals = { ended: 0 };
   readonly #rate: RateWindow;
@@ -49,8 +54,21 @@ export class DistccdMetrics implements JobObserver {
     this.registry = registry;
     this.#now = options.now ?? Date.now;
     this.#jobs = new CountVec(registry, { name: 'distccd_jobs_total', help: 'Compile jobs ended, by result (refused ones by reason).', type: 'counter' });
-    for (const result of ['ok', 'compile_failed', 'timed_out', 'client_gone', 'error']) this.#jobs.child({ result });
-    for (const reason of ['access', 'protocol', 'request'] as const) this.#jobs.child({ result: 'refused', reason });
+    const jobs = this.#jobs;
+    this.#ended = {
+      ok: jobs.child({ result: 'ok' }),
+      compile_failed: jobs.child({ result: 'compile_failed' }),
+      timed_out: jobs.child({ result: 'timed_out' }),
+      client_gone: jobs.child({ result: 'client_gone' }),
+      error: jobs.child({ result: 'error' }),
+      access: jobs.child({ result: 'refused', reason: 'access' }),
+      protocol: jobs.child({ result: 'refused', reason: 'protocol' }),
+      request: jobs.child({ result: 'refused', reason: 'request' }),
+      // Shown once a job was refused for load (only then: distcc clients rarely meet it).
+      get overload() {
+        return jobs.child({ result: 'refused', reason: 'overload' });
+      },
+    };
     const phases = new HistogramVec(registry, { name: 'distccd_job_phase_duration_seconds', help: 'Time jobs spent in each phase: receive (the request), queue (waiting for a --jobs slot), compile, send (the answer).', buckets: SECONDS_BUCKETS });
     this.#phase = Object.fromEntries(PHASES.map((phase) => [phase, phases.child({ phase })])) as Record<JobPhase, HistogramSlot>;
     this.#bytesIn = new CountVec(registry, { name: 'distccd_received_bytes_total', help: 'Bytes read from clients, by distcc protocol (0: the request never said).', type: 'counter' });
@@ -86,13 +104,14 @@ export class DistccdMetrics implements JobObserver {
         this.#phase[job.phase].observe(Math.max(0, at - since) / 1000);
         this.#totals.ended++;
         if (ending === undefined) {
-          this.#jobs.child({ result: 'error' }).value++;
+          this.#ended.error.value++;
           this.board.finish(job, { compiler: job.compiler, file: job.file, result: 'UNFINISHED', endedMs: at });
           return;
         }
         const result = RESULT_LABEL[ending.result];
-        const labels: Record<string, string> = result === 'refused' ? { result, reason: ending.result === 'REJ_OVERLOAD' ? 'overload' : requested ? 'request' : 'protocol' } : { result };
-        this.#jobs.child(labels).value++;
+        const slot =
+          result === 'refused' ? this.#ended[ending.result === 'REJ_OVERLOAD' ? 'overload' : requested ? 'request' : 'protocol'] : result === 'accepted' ? this.#jobs.child({ result }) : this.#ended[result];
+        slot.value++;
         this.board.finish(job, {
           compiler: ending.compiler || job.compiler,
           file: ending.input || job.file,
@@ -107,15 +126,19 @@ export class DistccdMetrics implements JobObserver {
   denied(peer: string): void {
     this.#connections.value++;
     this.#totals.ended++;
-    this.#jobs.child({ result: 'refused', reason: 'access' }).value++;
+    this.#ended.access.value++;
     const now = this.#now();
     this.board.remember({ conn: 0, client: peer, compiler: '', file: '', result: 'DENIED', reason: 'denied by the --allow list', ms: 0, endedMs: now });
   }
 
   transferred(protocol: number, bytesIn: number, bytesOut: number): void {
-    const labels = { protocol: String(protocol) };
-    this.#bytesIn.child(labels).value += bytesIn;
-    this.#bytesOut.child(labels).value += bytesOut;
+    let slots = this.#bytes[protocol];
+    if (slots === undefined) {
+      const labels = { protocol: String(protocol) };
+      slots = this.#bytes[protocol] = [this.#bytesIn.child(labels), this.#bytesOut.child(labels)];
+    }
+    slots[0].value += bytesIn;
+    slots[1].value += bytesOut;
   }
 
   /** Connects the object cache's counters (hook for compile/object_cache). */

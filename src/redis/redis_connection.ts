@@ -106,6 +106,11 @@ export class RedisConnection {
     return this.#client instanceof Cluster ? 'cluster' : 'standalone';
   }
 
+  /** Whether the client's connection is ready now (the metrics' dc_server_redis_connected). */
+  get connected(): boolean {
+    return this.#client.status === 'ready';
+  }
+
   /** Runs one request with the deadline; rejects on failure or timeout, reporting either to the outage log. */
   async run<T>(request: (client: RedisClient) => Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;

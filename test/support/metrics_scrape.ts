@@ -52,3 +52,16 @@ export function promtoolCheck(text: string): { status: number | null; output: st
   const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
   return { status: r.status, output: r.stdout + r.stderr };
 }
+
+/** Scrapes `address` until `holds` says yes of the samples (state that sends no event: a
+ * reconnect, a timer's write), failing after `ms` with the last scrape. */
+export async function scrapeUntil(address: string, what: string, holds: (samples: Map<string, number>) => boolean, ms = 20_000): Promise<{ text: string; samples: Map<string, number> }> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const text = await scrape(address);
+    const samples = parseSamples(text);
+    if (holds(samples)) return { text, samples };
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}; last scrape:\n${text}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

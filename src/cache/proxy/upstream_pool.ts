@@ -23,6 +23,7 @@ export class UpstreamPool implements RequestForwarder {
   readonly #log: Logger;
   /** The member the last request went to (logged when it changes). */
   #current: Upstream | undefined;
+  #switches = 0;
 
   constructor(targets: readonly ConnectTarget[], options: UpstreamOptions) {
     if (targets.length === 0) throw new RangeError('UpstreamPool needs at least one server');
@@ -41,6 +42,17 @@ export class UpstreamPool implements RequestForwarder {
 
   get queued(): number {
     return this.#members.reduce((n, m) => n + m.upstream.queued, 0);
+  }
+
+  /** Each server in order of preference: connected, and whether the last request went to it. */
+  get servers(): ReadonlyArray<{ readonly name: string; readonly connected: boolean; readonly serving: boolean }> {
+    const current = this.#members.length === 1 ? this.#members[0]!.upstream : this.#current;
+    return this.#members.map((m) => ({ name: m.name, connected: m.upstream.connected, serving: m.upstream === current }));
+  }
+
+  /** Times the requests moved from one server to another (a failover, or back). */
+  get switches(): number {
+    return this.#switches;
   }
 
   /** "IP:a:1 up, IP:b:2 down" for the status line. */
@@ -63,6 +75,7 @@ export class UpstreamPool implements RequestForwarder {
       this.#members.find((m) => m.upstream.connected) ?? this.#members.find((m) => m.upstream.active) ?? this.#members[0]!;
     if (this.#members.length > 1 && chosen.upstream !== this.#current && chosen.upstream.active) {
       const from = this.#members.find((m) => m.upstream === this.#current);
+      if (from !== undefined) this.#switches++;
       this.#log.notice('upstream serving', { server: chosen.name, ...(from === undefined ? {} : { previous: from.name }) });
       this.#current = chosen.upstream;
     }

@@ -29,12 +29,24 @@ export interface SnapshotLoad {
   readonly expired: number;
 }
 
+/** What the keeper has done since start, for the metrics and the status page. */
+export interface SnapshotStats {
+  /** Sessions the snapshot read at start put back, and those it dropped as expired meanwhile. */
+  readonly load: SnapshotLoad;
+  /** Snapshots written, and writes that failed. */
+  readonly writes: number;
+  readonly failures: number;
+  /** The last successful write: when (clock ms), how long it took (ms), sessions and bytes; undefined before the first. */
+  readonly lastWrite: { readonly atMs: number; readonly ms: number; readonly sessions: number; readonly bytes: number } | undefined;
+}
+
 export class SnapshotKeeper {
   readonly #file: string;
   readonly #store: SessionStore;
   readonly #options: SnapshotKeeperOptions;
   readonly #log: Logger;
   #timer: NodeJS.Timeout | undefined;
+  #stats: SnapshotStats = { load: { loaded: 0, expired: 0 }, writes: 0, failures: 0, lastWrite: undefined };
 
   constructor(file: string, store: SessionStore, options: SnapshotKeeperOptions) {
     this.#file = file;
@@ -43,8 +55,18 @@ export class SnapshotKeeper {
     this.#log = options.log;
   }
 
+  get stats(): SnapshotStats {
+    return this.#stats;
+  }
+
   /** Puts the snapshot's unexpired sessions into the store; a bad file is logged and moved aside. */
   load(): SnapshotLoad {
+    const load = this.#load();
+    this.#stats = { ...this.#stats, load };
+    return load;
+  }
+
+  #load(): SnapshotLoad {
     const started = performance.now();
     const now = this.#options.clock();
     const read = readSnapshotFile(this.#file, { now: new Date(now) });
@@ -117,8 +139,11 @@ export class SnapshotKeeper {
       const bytes = writeSnapshotFile(this.#file, (write) => {
         sessions = encodeSnapshot(this.#store.entries(now), { writtenAt: now, emit: write });
       });
-      this.#log[why === 'interval' ? 'info' : 'notice']('snapshot written', { file: this.#file, why, sessions, bytes, ms: Math.round(performance.now() - started) });
+      const ms = performance.now() - started;
+      this.#stats = { ...this.#stats, writes: this.#stats.writes + 1, lastWrite: { atMs: now, ms, sessions, bytes } };
+      this.#log[why === 'interval' ? 'info' : 'notice']('snapshot written', { file: this.#file, why, sessions, bytes, ms: Math.round(ms) });
     } catch (error) {
+      this.#stats = { ...this.#stats, failures: this.#stats.failures + 1 };
       const e = error as NodeJS.ErrnoException;
       this.#log.err('snapshot failed', { file: this.#file, why, error: e.code ?? e.message, sessions: 'kept in memory only' });
     }

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createLogger, type Level } from '../../../src/log/index';
 import { MemoryStore } from '../../../src/cache/stores/memory_store';
-import { SnapshotKeeper } from '../../../src/cache/snapshot/snapshot_keeper';
+import { SnapshotKeeper, type SnapshotStats } from '../../../src/cache/snapshot/snapshot_keeper';
 import { tempDir } from '../../support/temp_dir';
 
 function logged(): { log: ReturnType<typeof createLogger>; lines: string[] } {
@@ -97,4 +97,34 @@ test('snapshot keeper logs and keeps serving when the snapshot directory is gone
   keeper.stop();
   assert.ok(lines.some((l) => /^err: snapshot failed .*error=ENOENT/.test(l)), lines.join('\n'));
   assert.equal(store.size(1), 1);
+});
+
+test('snapshot keeper stats count each write and failure and what the load put back when writes fail and succeed', (t) => {
+  const dir = path.join(tempDir(t), 'snapshots');
+  fs.mkdirSync(dir);
+  const file = path.join(dir, 's');
+  const T0 = 1_700_000_000_000;
+  const store = new MemoryStore({ capacity: 512 });
+  store.add(T0, Buffer.from('one'), Buffer.from('1'), 60_000);
+  store.add(T0, Buffer.from('two'), Buffer.from('22'), 60_000);
+  const { keeper } = keeperAt(file, store, T0 + 5);
+  const fresh: SnapshotStats = keeper.stats;
+  assert.deepEqual(fresh, { load: { loaded: 0, expired: 0 }, writes: 0, failures: 0, lastWrite: undefined });
+  keeper.save('test');
+  const first = keeper.stats.lastWrite!;
+  assert.equal(keeper.stats.writes, 1);
+  assert.equal(first.atMs, T0 + 5);
+  assert.equal(first.sessions, 2);
+  assert.equal(first.bytes, fs.statSync(file).size);
+  assert.ok(first.ms >= 0);
+  fs.rmSync(dir, { recursive: true });
+  keeper.save('test');
+  assert.equal(keeper.stats.failures, 1);
+  assert.equal(keeper.stats.writes, 1);
+  assert.deepEqual(keeper.stats.lastWrite, first, 'a failed write leaves the last good one shown');
+  fs.mkdirSync(dir);
+  keeper.save('test');
+  const reloaded = keeperAt(file, new MemoryStore({ capacity: 512 }), T0 + 10).keeper;
+  reloaded.load();
+  assert.deepEqual(reloaded.stats.load, { loaded: 2, expired: 0 });
 });
