@@ -119,11 +119,13 @@ test('distccd gives no byte of a server-only file when the real pump client asks
   }
 });
 
-test('distccd --inetd gives no byte of a server-only file to the real client over ssh pipes', async (t) => {
+test('distccd --inetd gives no byte of a server-only file to the real client over ssh pipes, checking the sandbox once for all its processes', async (t) => {
   const s = await setup(t);
   const log = path.join(s.dir, 'distccd.log');
   const ssh = path.join(s.dir, 'fake-ssh');
-  const envs = Object.entries(s.env).map(([k, v]) => `${k}='${v}'`).join(' ');
+  // The check passed by the first process is remembered there for the next (probe_cache.ts).
+  const runtime = path.join(s.dir, 'run');
+  const envs = Object.entries({ ...s.env, RUNTIME_DIRECTORY: runtime }).map(([k, v]) => `${k}='${v}'`).join(' ');
   await fs.writeFile(ssh, `#!/bin/sh\n${envs} exec '${process.execPath}' '${DISTCCD}' --inetd --compiler-dir '${s.masq}' --log-file '${log}' --log-level debug ${KEEP_ROOT.join(' ')}\n`, { mode: 0o755 });
   await fs.writeFile(path.join(s.dir, 'evil.c'), incbin(s.secret));
   await fs.writeFile(path.join(s.dir, 'good.c'), 'int g(int x) { return x * 2; }\n');
@@ -137,7 +139,7 @@ test('distccd --inetd gives no byte of a server-only file to the real client ove
   assert.deepEqual(await fs.readFile(path.join(s.dir, 'good.o')), await fs.readFile(path.join(s.dir, 'local.o')));
   const text = await fs.readFile(log, 'utf8');
   assert.match(text, /mode kind=inetd/);
-  assert.match(text, /sandbox mode=auto bwrap=/);
+  assert.deepEqual(text.match(/sandbox mode=auto bwrap=\S+ check=\w+/g)?.map((l) => l.split('check=')[1]), ['passed', 'remembered']);
   assert.deepEqual(await settledListing(s.tmp), []);
 });
 
