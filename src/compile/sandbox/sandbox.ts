@@ -30,6 +30,10 @@ export type SandboxMode = 'auto' | 'required' | 'off';
  * or cgroup from its own user namespace anyway, what it would read there is no secret, and
  * leaving them out lets systemd units forbid them (RestrictNamespaces=, an exposure of 1.1).
  * The user namespace is "try" as in --unshare-all: root needs none.
+ * The network namespace stays, though it is ~1 ms of a job's CPU (and a kernel worker's to tear
+ * down): a seccomp filter denying socket() would keep the job off the network as well, but in the
+ * host's network namespace the job's own /proc/net would list the host's connections and unix
+ * sockets, other clients' addresses among them.
  */
 const UNSHARE = Object.freeze(['--unshare-user-try', '--unshare-ipc', '--unshare-pid']);
 
