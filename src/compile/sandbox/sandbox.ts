@@ -37,12 +37,10 @@ export type SandboxMode = 'auto' | 'required' | 'off';
  */
 const UNSHARE = Object.freeze(['--unshare-user-try', '--unshare-ipc', '--unshare-pid']);
 
-/**
- * The compiler is pid 1 of its pid namespace itself, without bwrap's reaper process in between:
- * one fork and exec fewer a job (~0.5-1 ms of CPU, measured). Nothing is lost: when the
- * compiler exits, the kernel kills whatever is left in its namespace, as when the reaper did.
- */
-const AS_PID_1 = '--as-pid-1';
+// Not --as-pid-1, though bwrap's reaper process costs a fork a job (~0.5-1 ms of CPU, measured):
+// as pid 1 of its namespace the compiler would ignore every signal it has no handler for and did
+// not get from a fault (kill -SEGV $$, abort's raise, SIGPIPE, SIGXFSZ), so a crash would read
+// as exit 0 or an error return, not the wait status an unconfined compile gives.
 
 /** Whether this process's network namespace has no interface but lo (systemd's PrivateNetwork=). */
 function onlyLoopback(): boolean {
@@ -208,7 +206,7 @@ export class Sandbox {
 
   #argv(mounts: CompilerMounts, argv: readonly string[], job: { readonly cwd: string; readonly binds: readonly Bind[] }): string[] {
     // The tmpfs first: a compiler directory under /tmp (a test's, a user's toolchain) stays visible.
-    const out = [this.#bwrap, ...UNSHARE, AS_PID_1, ...(this.#net ? ['--unshare-net'] : []), '--die-with-parent', '--size', String(this.#limits.tmpBytes), '--tmpfs', '/tmp'];
+    const out = [this.#bwrap, ...UNSHARE, ...(this.#net ? ['--unshare-net'] : []), '--die-with-parent', '--size', String(this.#limits.tmpBytes), '--tmpfs', '/tmp'];
     for (const dir of mounts.dirs) out.push('--ro-bind', dir, dir);
     for (const [link, target] of mounts.links) out.push('--symlink', target, link);
     if (this.#proc) out.push('--proc', '/proc');
