@@ -16,6 +16,7 @@
 // Not part of `npm test` (speed is never checked by unit tests). Usage:
 //   node dist/scripts/bench/distcc_bench.js [--runs 3] [--quick] [--only sequential,make-j4,inetd,overhead]
 //     [--sandbox-row]   also ours with --sandbox=off ("unboxed"): ours vs unboxed is the sandbox's cost
+//   (scripts/bench/sandbox_bench.ts measures that cost against its budget, CPU and wall)
 
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -66,7 +67,7 @@ const OVERHEAD_JOBS = QUICK ? 10 : 50;
  * Run as root, distccd drops to the distcc user: its log file and TMPDIR must be writable by
  * that user, so the log is made world-writable and TMPDIR is a sticky 1777 directory.
  */
-async function openLog(work: string, name: string): Promise<string> {
+export async function openLog(work: string, name: string): Promise<string> {
   const file = path.join(work, name);
   await fs.writeFile(file, '', { flag: 'a' });
   await fs.chmod(file, 0o666);
@@ -92,7 +93,7 @@ async function startServer(kind: Kind, work: string, groups: CpuGroups | undefin
   return { kind, port, child };
 }
 
-function clientEnv(work: string, hosts: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+export function clientEnv(work: string, hosts: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return {
     ...process.env, HOME: work, DISTCC_HOSTS: hosts, DISTCC_FALLBACK: '0', DISTCC_BACKOFF_PERIOD: '0',
     DISTCC_SKIP_LOCAL_RETRY: '1', DISTCC_DIR: path.join(work, '.distcc'), ...extra,
@@ -151,7 +152,7 @@ async function makeJ4(work: string, server: Server, groups: CpuGroups | undefine
  * prefix whose dist is this build's. It starts distccd from the startup snapshot when the build
  * made one for this node (scripts/snapshot.ts), else from the plain script.
  */
-async function installedLauncher(work: string): Promise<string> {
+export async function installedLauncher(work: string): Promise<string> {
   const launcher = path.join(work, 'prefix/sbin/distccd');
   if (await fs.access(launcher).then(() => true, () => false)) return launcher;
   const lib = path.join(work, 'prefix/lib/distkit');
@@ -217,7 +218,7 @@ async function overhead(work: string, servers: readonly Server[]): Promise<Map<K
   return new Map(servers.map((s) => [s.kind, Math.max(0.001, (ms.get(s.kind)! - bare) / OVERHEAD_JOBS)]));
 }
 
-async function prepare(work: string): Promise<void> {
+export async function prepare(work: string): Promise<void> {
   await fs.chmod(work, 0o755);
   await fs.mkdir(path.join(work, '.distcc'));
   await fs.mkdir(path.join(work, 'tmp'));
@@ -234,7 +235,7 @@ async function prepare(work: string): Promise<void> {
   await fs.writeFile(path.join(dir, 'Makefile'), `all: ${objs.join(' ')}\n%.o: %.c\n\t$(CC) -O1 -c $< -o $@\n`);
 }
 
-function summary(values: number[]): string {
+export function summary(values: number[]): string {
   const s = [...values].sort((a, b) => a - b);
   const median = s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
   return `min ${s[0]!.toFixed(3)} median ${median.toFixed(3)} max ${s[s.length - 1]!.toFixed(3)}`;
@@ -298,7 +299,10 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(`bench failed: ${err instanceof Error ? err.message : String(err)}`);
-  process.exitCode = 1;
-});
+// sandbox_bench.ts takes the helpers above: run only as a program.
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(`bench failed: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 1;
+  });
+}

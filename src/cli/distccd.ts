@@ -164,8 +164,10 @@ function sandboxOf(config: DistccdConfig, log: RootLogger, inetd: boolean): { re
   try {
     const sandbox = Sandbox.locate(config.sandbox.bwrap, process.env['PATH'] ?? '/usr/bin:/bin', limits, { oneJob: inetd });
     const user = config.user ?? defaultUser();
-    sandbox.verify(process.env, runningAsRoot() && user !== undefined ? resolveUser(user) : undefined);
-    const fields = { mode, bwrap: sandbox.bwrap, memory: `${config.sandbox.memoryMiB}MiB`, cpu: `${limits.cpuSeconds}s`, output: `${config.sandbox.maxOutputMiB}MiB`, tmp: `${config.sandbox.tmpMiB}MiB`, processes: limits.processes, proc: sandbox.proc ? 'own' : 'none', network: sandbox.network ? 'none' : 'the daemon\'s (lo only)' };
+    // A process per connection remembers the check for the next (probe_cache.ts).
+    const { probeCacheDir } = require('../compile/sandbox/probe_cache') as typeof import('../compile/sandbox/probe_cache');
+    const check = sandbox.verify(process.env, runningAsRoot() && user !== undefined ? resolveUser(user) : undefined, { cacheDir: inetd ? probeCacheDir(process.env) : undefined });
+    const fields = { mode, bwrap: sandbox.bwrap, check, memory: `${config.sandbox.memoryMiB}MiB`, cpu: `${limits.cpuSeconds}s`, output: `${config.sandbox.maxOutputMiB}MiB`, tmp: `${config.sandbox.tmpMiB}MiB`, processes: limits.processes, proc: sandbox.proc ? 'own' : 'none', network: sandbox.network ? 'none' : 'the daemon\'s (lo only)' };
     return { sandbox, say: () => log.notice('sandbox', fields) };
   } catch (error) {
     if (mode === 'required' || !(error instanceof DistkitError) || error.code !== 'sandbox-unavailable') throw error;

@@ -20,7 +20,7 @@ import { closeSync, constants as C, fstatSync, openSync, readSync, unlinkSync } 
 import os from 'node:os';
 import * as native from 'distkit-spawn';
 import type { AnswerPlan, ExitCallback } from 'distkit-spawn';
-import type { Bind, Sandbox } from './sandbox/sandbox';
+import type { Bind, Sandbox, SpawnLimits } from './sandbox/sandbox';
 import { openRandom } from './temp_files';
 
 /** Most bytes kept from the compiler's stdout or stderr; the rest is dropped with a note. */
@@ -234,7 +234,7 @@ export async function runCompiler(run: CompilerRun): Promise<CompilerOutcome> {
   const { sandbox, cwd, binds } = run.sandbox;
   const command = await sandbox.command(run.argv, { env: run.env, cwd, binds });
   if (!command.ok) return { kind: 'exec-failed', reason: command.reason };
-  return spawnCompiler(run, command.argv);
+  return spawnCompiler(run, command.argv, command.limits);
 }
 
 /**
@@ -247,7 +247,7 @@ function compilerStatus(status: number): number {
   return (status & 0x7f) === 0 && code > 128 && code <= 128 + 64 ? code - 128 : status;
 }
 
-function spawnCompiler(run: CompilerRun, argv: readonly string[]): Promise<CompilerOutcome> {
+function spawnCompiler(run: CompilerRun, argv: readonly string[], limits?: SpawnLimits): Promise<CompilerOutcome> {
   if (run.signal?.aborted === true) return Promise.resolve({ kind: 'aborted' });
   const files = run.captures ?? openCaptures(run.scratchDir ?? os.tmpdir());
   const { stdout: outFd, stderr: errFd } = files;
@@ -258,7 +258,7 @@ function spawnCompiler(run: CompilerRun, argv: readonly string[]): Promise<Compi
   if (exitWatching === 'sigchld') listenForExits();
   let pid: number;
   try {
-    pid = native.spawn(argv[0]!, argv, envList(run.env), run.cwd, outFd, errFd);
+    pid = native.spawn(argv[0]!, argv, envList(run.env), run.cwd, outFd, errFd, limits);
   } catch (error) {
     release();
     const e = error as Error & { errno?: number };
@@ -290,7 +290,7 @@ function spawnCompiler(run: CompilerRun, argv: readonly string[]): Promise<Compi
     const onAbort = (): void => end('aborted');
     const timer = run.lifetimeMs > 0 ? setTimeout(() => end('timeout'), run.lifetimeMs) : undefined;
     run.signal?.addEventListener('abort', onAbort, { once: true });
-    const answer: AnswerPlan | undefined = run.answer === undefined ? undefined : [run.answer.socket, run.answer.version, outFd, errFd, run.answer.object];
+    const answer: AnswerPlan | undefined = run.answer === undefined ? undefined : [run.answer.socket, run.answer.version, outFd, errFd, run.answer.object, run.sandbox === undefined ? 0 : 1];
     watch(pid, (waited, sent = 0, rest) => {
       const status = run.sandbox === undefined || waited instanceof Error ? waited : compilerStatus(waited);
       if (timer !== undefined) clearTimeout(timer);

@@ -271,8 +271,7 @@ export async function runCompileJob(request: CompileRequest, settings: JobSettin
     return { ...refusal(ctx, `DOTI: ${(error as Error).message}`, { ret: EXIT.PROTOCOL_ERROR }), input: scan.input };
   }
   const argv = rewriteArgs(scan, { input: prep.input, output: prep.output });
-  // Not from the sandbox: bwrap's exit status needs translating first (compiler_process.ts).
-  const answer = options.answerSocket !== undefined && request.protocol === 1 && settings.sandbox === undefined ? { socket: options.answerSocket, version: request.version, object: prep.output } : undefined;
+  const answer = options.answerSocket !== undefined && request.protocol === 1 ? { socket: options.answerSocket, version: request.version, object: prep.output } : undefined;
   // In the sandbox the job's two files stand at their own paths, the output alone writable.
   const sandbox = settings.sandbox === undefined ? undefined
     : { sandbox: settings.sandbox, cwd: settings.tmpDir, binds: [{ from: prep.input, to: prep.input }, { from: prep.output, to: prep.output, writable: true }] };

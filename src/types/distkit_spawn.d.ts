@@ -2,10 +2,17 @@
 // their contracts are documented at the top of spawn.c.
 declare module 'distkit-spawn' {
   /** watch()'s answer plan: answer the distcc client on `socket` from these captures and object. */
-  export type AnswerPlan = [socket: number, version: number, stdoutFd: number, stderrFd: number, object: string];
+  export type AnswerPlan = [socket: number, version: number, stdoutFd: number, stderrFd: number, object: string, sandboxed?: number];
   /** How a watched child's end is reported: its wait status, and what the addon sent. */
   export type ExitCallback = (status: number | Error, sent?: number, rest?: Buffer) => void;
-  export function spawn(file: string, argv: readonly string[], env: readonly string[], cwd: string, stdoutFd: number, stderrFd: number): number;
+  /** Resource limits set on the child before exec (soft = hard): bytes, seconds, bytes, processes. */
+  export interface Limits {
+    readonly as?: number;
+    readonly cpu?: number;
+    readonly fsize?: number;
+    readonly nproc?: number;
+  }
+  export function spawn(file: string, argv: readonly string[], env: readonly string[], cwd: string, stdoutFd: number, stderrFd: number, limits?: Limits): number;
   export function reap(pid: number): number | undefined;
   export function watch(pid: number, done: ExitCallback, answer?: AnswerPlan): boolean;
   export function forgo(pid: number): boolean;

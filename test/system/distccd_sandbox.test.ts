@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { clientEnv, DISTCCD, KEEP_ROOT, makeMasqueradeDir, MASQUERADE_NAMES, run, runDistccd, startDistccd, tempDir, type RunningDistccd } from '../support/distccd_harness';
@@ -119,11 +120,13 @@ test('distccd gives no byte of a server-only file when the real pump client asks
   }
 });
 
-test('distccd --inetd gives no byte of a server-only file to the real client over ssh pipes', async (t) => {
+test('distccd --inetd gives no byte of a server-only file to the real client over ssh pipes, checking the sandbox once for all its processes', async (t) => {
   const s = await setup(t);
   const log = path.join(s.dir, 'distccd.log');
   const ssh = path.join(s.dir, 'fake-ssh');
-  const envs = Object.entries(s.env).map(([k, v]) => `${k}='${v}'`).join(' ');
+  // The check passed by the first process is remembered there for the next (probe_cache.ts).
+  const runtime = path.join(s.dir, 'run');
+  const envs = Object.entries({ ...s.env, RUNTIME_DIRECTORY: runtime }).map(([k, v]) => `${k}='${v}'`).join(' ');
   await fs.writeFile(ssh, `#!/bin/sh\n${envs} exec '${process.execPath}' '${DISTCCD}' --inetd --compiler-dir '${s.masq}' --log-file '${log}' --log-level debug ${KEEP_ROOT.join(' ')}\n`, { mode: 0o755 });
   await fs.writeFile(path.join(s.dir, 'evil.c'), incbin(s.secret));
   await fs.writeFile(path.join(s.dir, 'good.c'), 'int g(int x) { return x * 2; }\n');
@@ -137,7 +140,7 @@ test('distccd --inetd gives no byte of a server-only file to the real client ove
   assert.deepEqual(await fs.readFile(path.join(s.dir, 'good.o')), await fs.readFile(path.join(s.dir, 'local.o')));
   const text = await fs.readFile(log, 'utf8');
   assert.match(text, /mode kind=inetd/);
-  assert.match(text, /sandbox mode=auto bwrap=/);
+  assert.deepEqual(text.match(/sandbox mode=auto bwrap=\S+ check=\w+/g)?.map((l) => l.split('check=')[1]), ['passed', 'remembered']);
   assert.deepEqual(await settledListing(s.tmp), []);
 });
 
@@ -181,6 +184,72 @@ test('distccd shows a job its own files only, not a concurrent job\'s nor the se
     }
     const held = await holding;
     assert.ok(held.kind === 'answer' && held.response.status === 0);
+    await d.stop();
+  }
+});
+
+// A compiler that tries the network from inside its job: a TCP connection to a listener of the
+// host's on 127.0.0.1, and one to an abstract unix socket of the host's (abstract names belong
+// to a network namespace, not to the file system). It answers no -print or -E probe (no driver).
+const NETSPY = `#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+static void try(const char *what, int family, const struct sockaddr *to, socklen_t length) {
+  int s = socket(family, SOCK_STREAM, 0);
+  int r = s < 0 ? -1 : connect(s, to, length);
+  fprintf(stderr, "%s %s\\n", what, r == 0 ? "connected" : strerror(errno));
+}
+int main(int argc, char **argv) {
+  const char *out = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strncmp(argv[i], "-print", 6) == 0 || strcmp(argv[i], "-E") == 0) return 1;
+    if (strcmp(argv[i - 1], "-o") == 0) out = argv[i];
+  }
+  struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(atoi(getenv("NETSPY_PORT")))};
+  in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  try("tcp", AF_INET, (struct sockaddr *)&in, sizeof in);
+  const char *name = getenv("NETSPY_ABSTRACT");
+  struct sockaddr_un un = {.sun_family = AF_UNIX};
+  memcpy(un.sun_path + 1, name, strlen(name));
+  try("abstract", AF_UNIX, (struct sockaddr *)&un, sizeof un); /* Node binds the name zero-padded to the end */
+  if (out != NULL) fclose(fopen(out, "w"));
+  return 0;
+}
+`;
+
+test('distccd gives a job no network: neither the host\'s loopback nor its abstract unix sockets, when the sandbox is on', async (t) => {
+  const s = await setup(t);
+  await fs.writeFile(path.join(s.dir, 'netspy.c'), NETSPY);
+  await exec('gcc', ['-O1', '-o', path.join(s.bin, 'netspy'), path.join(s.dir, 'netspy.c')]);
+  const masq = await makeMasqueradeDir(path.join(s.dir, 'masq-net'), [...MASQUERADE_NAMES, 'netspy']);
+  const accepted: string[] = [];
+  const tcp = net.createServer((c) => { accepted.push('tcp'); c.destroy(); });
+  const abstractName = `distkit-netspy-${randomBytes(6).toString('hex')}`;
+  const unix = net.createServer((c) => { accepted.push('abstract'); c.destroy(); });
+  await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => unix.listen(`\0${abstractName}`, resolve));
+  t.after(() => { tcp.close(); unix.close(); });
+  const env = { ...s.env, NETSPY_PORT: String((tcp.address() as net.AddressInfo).port), NETSPY_ABSTRACT: abstractName };
+  for (const mode of ['auto', 'off'] as const) {
+    accepted.length = 0;
+    const d = await startDistccd(t, { compilerDir: masq, env, args: [`--sandbox=${mode}`] });
+    const a = await sendRaw(d.port, encodeRequest(1, ['netspy', '-c', 't.c', '-o', 't.o'], 'int x;\n'));
+    assert.ok(a.kind === 'answer' && a.response.status === 0, JSON.stringify(a));
+    const said = a.response.stderr.toString();
+    if (mode === 'auto') {
+      assert.match(said, /^tcp (?!connected).+$/m, said);
+      assert.match(said, /^abstract (?!connected).+$/m, said);
+      assert.deepEqual(accepted, [], 'no connection reached the host');
+    } else {
+      // Unconfined, both connect: the check above can fail.
+      assert.match(said, /^tcp connected$/m, said);
+      assert.match(said, /^abstract connected$/m, said);
+    }
     await d.stop();
   }
 });

@@ -4,9 +4,10 @@
 // jobs in TMPDIR; the contents come back in the object or the diagnostics. C distccd does
 // nothing about it; icecream uses a chroot, sccache-dist bubblewrap, and so do we.
 //
-// A compile runs as `prlimit LIMITS -- bwrap OPTIONS -- COMPILER ARGS`:
-//   - prlimit sets the resource limits (address space, CPU seconds, file size, processes) on
-//     bwrap, which the compiler and its children inherit;
+// A compile runs as `bwrap OPTIONS -- COMPILER ARGS`:
+//   - the spawn sets the resource limits (address space, CPU seconds, file size, processes) on
+//     bwrap between fork and exec (src/native/spawn), and the compiler and its children inherit
+//     them (an exec of prlimit before bwrap did this until it was measured at ~1 ms a job);
 //   - bwrap (unprivileged: user namespaces, never setuid) gives it new user, pid, mount, ipc and
 //     network namespaces (no network at all; see UNSHARE), kills it with its parent, and builds
 //     its file system from nothing: the compiler's own directories read-only
@@ -20,6 +21,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, realpathSync } from 'node:fs';
 import { DistkitError, EXIT } from '../../errors';
 import { findCompilerMounts, resolveProgram, wholeUsr, type CompilerMounts } from './compiler_mounts';
+import { probeKey, readProbe, writeProbe } from './probe_cache';
 
 export type SandboxMode = 'auto' | 'required' | 'off';
 
@@ -28,8 +30,17 @@ export type SandboxMode = 'auto' | 'required' | 'off';
  * or cgroup from its own user namespace anyway, what it would read there is no secret, and
  * leaving them out lets systemd units forbid them (RestrictNamespaces=, an exposure of 1.1).
  * The user namespace is "try" as in --unshare-all: root needs none.
+ * The network namespace stays, though it is ~1 ms of a job's CPU (and a kernel worker's to tear
+ * down): a seccomp filter denying socket() would keep the job off the network as well, but in the
+ * host's network namespace the job's own /proc/net would list the host's connections and unix
+ * sockets, other clients' addresses among them.
  */
 const UNSHARE = Object.freeze(['--unshare-user-try', '--unshare-ipc', '--unshare-pid']);
+
+// Not --as-pid-1, though bwrap's reaper process costs a fork a job (~0.5-1 ms of CPU, measured):
+// as pid 1 of its namespace the compiler would ignore every signal it has no handler for and did
+// not get from a fault (kill -SEGV $$, abort's raise, SIGPIPE, SIGXFSZ), so a crash would read
+// as exit 0 or an error return, not the wait status an unconfined compile gives.
 
 /** Whether this process's network namespace has no interface but lo (systemd's PrivateNetwork=). */
 function onlyLoopback(): boolean {
@@ -63,15 +74,22 @@ export interface Bind {
   readonly symlink?: boolean;
 }
 
+/** The resource limits as the spawn sets them on bwrap (src/native/spawn): bytes, seconds, bytes, processes. */
+export interface SpawnLimits {
+  readonly as: number;
+  readonly cpu: number;
+  readonly fsize: number;
+  readonly nproc: number;
+}
+
 export type SandboxCommand =
-  | { readonly ok: true; readonly argv: readonly string[] }
+  | { readonly ok: true; readonly argv: readonly string[]; readonly limits: SpawnLimits }
   | { readonly ok: false; readonly reason: string };
 
 export class Sandbox {
-  readonly #prlimit: string;
   readonly #bwrap: string;
   readonly #limits: SandboxLimits;
-  readonly #limitArgs: readonly string[];
+  readonly #spawnLimits: SpawnLimits;
   readonly #wholeUsr: boolean;
   /** Mount a fresh /proc: off when the service manager hides parts of the host's (see verify). */
   #proc = true;
@@ -79,17 +97,14 @@ export class Sandbox {
   #net = true;
 
   /**
-   * `bwrap` and `prlimit` are absolute paths (see locate). `oneJob`: the process serves one job
+   * `bwrap` is an absolute path (see locate). `oneJob`: the process serves one job
    * (--inetd), and a compiler in /usr gets /usr whole (compiler_mounts.ts wholeUsr).
    */
-  constructor(programs: { readonly bwrap: string; readonly prlimit: string }, limits: SandboxLimits, options: { readonly oneJob?: boolean } = {}) {
+  constructor(programs: { readonly bwrap: string }, limits: SandboxLimits, options: { readonly oneJob?: boolean } = {}) {
     this.#wholeUsr = options.oneJob === true;
     this.#bwrap = programs.bwrap;
-    this.#prlimit = programs.prlimit;
     this.#limits = Object.freeze({ ...limits });
-    this.#limitArgs = Object.freeze([
-      `--as=${limits.memoryBytes}`, `--cpu=${limits.cpuSeconds}`, `--fsize=${limits.fileBytes}`, `--nproc=${limits.processes}`, '--',
-    ]);
+    this.#spawnLimits = Object.freeze({ as: limits.memoryBytes, cpu: limits.cpuSeconds, fsize: limits.fileBytes, nproc: limits.processes });
   }
 
   get bwrap(): string {
@@ -101,24 +116,33 @@ export class Sandbox {
   }
 
   /**
-   * Finds bwrap (a path, or a name searched in `searchPath`) and prlimit; throws DistkitError
-   * 'sandbox-unavailable' naming what is missing.
+   * Finds bwrap (a path, or a name searched in `searchPath`); throws DistkitError
+   * 'sandbox-unavailable' when it is missing.
    */
   static locate(bwrap: string, searchPath: string, limits: SandboxLimits, options: { readonly oneJob?: boolean } = {}): Sandbox {
     const bwrapPath = resolveProgram(bwrap, searchPath);
     if (bwrapPath === undefined) throw unavailable(`bubblewrap (${bwrap}) is not installed or not on PATH: install the bubblewrap package, or pass --bwrap PATH`);
-    const prlimit = resolveProgram('prlimit', searchPath);
-    if (prlimit === undefined) throw unavailable('prlimit (util-linux) is not on PATH: the sandbox sets its resource limits with it');
-    return new Sandbox({ bwrap: bwrapPath, prlimit }, limits, options);
+    return new Sandbox({ bwrap: bwrapPath }, limits, options);
   }
 
   /**
    * Runs `true` in a sandbox built exactly as a compile's is (user namespace, /proc, /dev, the
    * tmpfs): the check at start-up, as the user the daemon serves as (`as`, when it starts as
-   * root and drops to that user later). Synchronous: start-up only.
+   * root and drops to that user later). Synchronous: start-up only. `cacheDir`: a passed check is
+   * remembered there for the next process in the same conditions (probe_cache.ts; --inetd).
+   * Returns 'remembered' when a passed check was found there, else 'passed'.
    * Throws DistkitError 'sandbox-unavailable' with bwrap's own words when it fails.
    */
-  verify(env: NodeJS.ProcessEnv, as?: { readonly uid: number; readonly gid: number }): void {
+  verify(env: NodeJS.ProcessEnv, as?: { readonly uid: number; readonly gid: number }, options: { readonly cacheDir?: string } = {}): 'passed' | 'remembered' {
+    const { cacheDir } = options;
+    const key = cacheDir === undefined ? undefined
+      : probeKey(this.#bwrap, [`as=${as?.uid ?? process.geteuid?.()}:${as?.gid ?? process.getegid?.()}`, `lo=${onlyLoopback()}`, `usr=${this.#wholeUsr}`, JSON.stringify(this.#limits)]);
+    const known = key === undefined ? undefined : readProbe(cacheDir!, key);
+    if (known !== undefined) {
+      this.#proc = known.proc;
+      this.#net = known.net;
+      return 'remembered';
+    }
     const program = resolveProgram('true', env['PATH'] ?? '/usr/bin:/bin');
     if (program === undefined) throw unavailable('no `true` program on PATH to test the sandbox with');
     // /usr whole when `true` lives there (no ldd: this check runs in every --inetd process).
@@ -140,7 +164,8 @@ export class Sandbox {
     for (const variant of variants) {
       this.#proc = variant.proc;
       this.#net = variant.net;
-      result = spawnSync(this.#prlimit, this.#argv(mounts, [program], { cwd: '/', binds: [] }), { env, encoding: 'utf8', timeout: 20_000, uid: as?.uid, gid: as?.gid });
+      const argv = this.#argv(mounts, [program], { cwd: '/', binds: [] });
+      result = spawnSync(argv[0]!, argv.slice(1), { env, encoding: 'utf8', timeout: 20_000, uid: as?.uid, gid: as?.gid });
       if (result.error !== undefined || result.status === 0) break;
     }
     if (result === undefined || result.error !== undefined) throw unavailable(`cannot run ${this.#bwrap}: ${result?.error?.message ?? ''}`);
@@ -148,6 +173,8 @@ export class Sandbox {
       const said = `${result.stderr ?? ''}`.trim().split('\n').slice(-1)[0] ?? '';
       throw unavailable(`${this.#bwrap} cannot build a sandbox here (exit ${result.status ?? result.signal}${said === '' ? '' : `: ${said}`}); user namespaces may be off (sysctl kernel.unprivileged_userns_clone, user.max_user_namespaces) or forbidden by the service manager (RestrictNamespaces=)`);
     }
+    if (key !== undefined) writeProbe(cacheDir!, key, { proc: this.#proc, net: this.#net });
+    return 'passed';
   }
 
   /** Whether jobs get a network namespace of their own (else the daemon's, which has only lo). */
@@ -168,7 +195,7 @@ export class Sandbox {
   async command(argv: readonly string[], job: { readonly env: NodeJS.ProcessEnv; readonly cwd: string; readonly binds: readonly Bind[] }): Promise<SandboxCommand> {
     const mounts = await findCompilerMounts(argv[0]!, job.env, { wholeUsr: this.#wholeUsr });
     if (mounts.program === undefined) return { ok: false, reason: `ENOENT ${argv[0]} is not on the compiler PATH` };
-    return { ok: true, argv: this.#argv(mounts, argv, job) };
+    return { ok: true, argv: this.#argv(mounts, argv, job), limits: this.#spawnLimits };
   }
 
   /** The paths the sandbox of `compiler` mounts itself (its directories and links, /proc, /dev, /tmp). */
@@ -179,7 +206,7 @@ export class Sandbox {
 
   #argv(mounts: CompilerMounts, argv: readonly string[], job: { readonly cwd: string; readonly binds: readonly Bind[] }): string[] {
     // The tmpfs first: a compiler directory under /tmp (a test's, a user's toolchain) stays visible.
-    const out = [this.#prlimit, ...this.#limitArgs, this.#bwrap, ...UNSHARE, ...(this.#net ? ['--unshare-net'] : []), '--die-with-parent', '--size', String(this.#limits.tmpBytes), '--tmpfs', '/tmp'];
+    const out = [this.#bwrap, ...UNSHARE, ...(this.#net ? ['--unshare-net'] : []), '--die-with-parent', '--size', String(this.#limits.tmpBytes), '--tmpfs', '/tmp'];
     for (const dir of mounts.dirs) out.push('--ro-bind', dir, dir);
     for (const [link, target] of mounts.links) out.push('--symlink', target, link);
     if (this.#proc) out.push('--proc', '/proc');

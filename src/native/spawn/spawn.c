@@ -3,24 +3,30 @@
  *
  * Node's child_process forks the whole daemon (page tables of a 50 MB process, then a
  * copy-on-write fault on every page the parent touches next) and wires stdio through pipes:
- * about 1.5 ms of the event loop per compiler, more than the rest of a job together. glibc's
- * posix_spawn uses clone(CLONE_VM|CLONE_VFORK), which costs the same for any parent size, and
- * the compiler's stdout/stderr go straight to files the daemon opened (as distccd does).
+ * about 1.5 ms of the event loop per compiler, more than the rest of a job together. vfork (what
+ * glibc's posix_spawn does, clone(CLONE_VM|CLONE_VFORK)) costs the same for any parent size, and
+ * the compiler's stdout/stderr go straight to files the daemon opened (as distccd does). It is
+ * vfork itself rather than posix_spawn because posix_spawn cannot set resource limits: the
+ * sandbox's limits were an extra program (prlimit) exec'd before bubblewrap on every job.
  *
- *   spawn(file, argv, env, cwd, stdoutFd, stderrFd) -> pid
+ *   spawn(file, argv, env, cwd, stdoutFd, stderrFd[, limits]) -> pid
  *     The child gets stdin /dev/null, stdout/stderr on the given fds, no other fd (closefrom 3:
  *     no listener or client socket leaks into a compiler), its own session and process group
  *     (so a timeout kills gcc and every cc1/as it started), default signal dispositions and an
  *     empty signal mask (Node ignores SIGPIPE, which exec would otherwise pass on), and cwd.
+ *     limits = { as, cpu, fsize, nproc } (bytes, seconds, bytes, processes; each optional) are
+ *     set as soft and hard RLIMIT_AS, _CPU, _FSIZE, _NPROC of the child before exec.
  *     A bare file name is searched in the PATH of `env` (the compiler's, not the daemon's), like
- *     execvp. Errors throw an Error with `errno` (positive) and `syscall`.
+ *     execvp. Errors throw an Error with `errno` (positive) and `syscall`; a step that fails in
+ *     the child (open, dup2, chdir, setrlimit, execve) is reported the same way, the child reaped.
  *   reap(pid) -> undefined while it runs, else the raw wait status (core-dump bit included).
  *   watch(pid, callback) -> true, or false where the kernel has no pidfd_open (before 5.3)
  *     Reaps `pid` when it exits and calls callback(status), or callback(error) if waitpid
  *     failed. The exit reaches the event loop as a readable pidfd, on the loop's own thread:
  *     no signal handler, no wake-up pipe, no poll of every child. The watch keeps the loop
  *     alive while the child runs.
- *   watch(pid, callback, answer) with answer = [socketFd, version, stdoutFd, stderrFd, objectPath]
+ *   watch(pid, callback, answer) with answer = [socketFd, version, stdoutFd, stderrFd, objectPath, sandboxed?]
+ *     (sandboxed 1: the child is bwrap, whose 128 + signal exit reads as that signal in STAT)
  *     The same, but first answers the distcc client on socketFd (if it is a socket), in C, the moment the compiler
  *     is reaped: DONE STAT SERR SOUT DOTO (protocol 1: DIST 0 or 1, echoed in DONE), the bodies read from
  *     the capture files and, on status 0, the object file. The exit-to-answer path is then a few
@@ -51,13 +57,14 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
-#include <spawn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/pidfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -191,12 +198,77 @@ static int resolve(const char *file, char *const envp[], char *out, size_t size)
   return result;
 }
 
+/* spawn's limits argument: RLIMIT_AS, RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_NPROC, each unset (-1) or soft = hard = the value. */
+#define SPAWN_LIMITS 4
+static const int limit_resources[SPAWN_LIMITS] = {RLIMIT_AS, RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_NPROC};
+static const char *const limit_names[SPAWN_LIMITS] = {"as", "cpu", "fsize", "nproc"};
+
+/* { as, cpu, fsize, nproc } (any may be missing) into `out`; 0 with a TypeError pending if malformed. */
+static int limits_arg(napi_env env, napi_value value, rlim_t out[SPAWN_LIMITS], int *set) {
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_object) goto bad;
+  for (int i = 0; i < SPAWN_LIMITS; i++) {
+    bool has = false;
+    napi_value item;
+    double number;
+    if (napi_has_named_property(env, value, limit_names[i], &has) != napi_ok) goto bad;
+    set[i] = 0;
+    if (!has) continue;
+    if (napi_get_named_property(env, value, limit_names[i], &item) != napi_ok || napi_get_value_double(env, item, &number) != napi_ok ||
+        !(number >= 0) || number > 9007199254740991.0 || number != (double)(uint64_t)number) {
+      goto bad;
+    }
+    out[i] = (rlim_t)number;
+    set[i] = 1;
+  }
+  return 1;
+bad:
+  napi_throw_type_error(env, NULL, "limits must be { as, cpu, fsize, nproc }, each a whole number >= 0");
+  return 0;
+}
+
+/*
+ * The child's side of spawn, between vfork and exec: only system calls (it shares the parent's
+ * memory and another thread may hold any lock), and it never returns. What fails is left in
+ * *failed for the parent, which is suspended until the exec or the exit.
+ */
+static void __attribute__((noreturn)) become_child(const char *path, char **argv, char **envp, const char *cwd, int out_fd, int err_fd,
+                                                  const rlim_t *limits, const int *set, volatile int *failed) {
+  /* Default dispositions (Node ignores SIGPIPE, which exec would pass on); every handler of the
+     parent is gone before the mask below lets a signal in. */
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  for (int sig = 1; sig < NSIG; sig++) (void)sigaction(sig, &dfl, NULL); /* EINVAL for KILL, STOP and libc's own */
+  int fd;
+  if (setsid() < 0) goto fail;
+  if ((fd = open("/dev/null", O_RDONLY)) < 0) goto fail;
+  if (fd != 0 && (dup2(fd, 0) < 0 || close(fd) < 0)) goto fail;
+  if (dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0) goto fail;
+  closefrom(3);
+  if (chdir(cwd) < 0) goto fail;
+  /* The limits are the compiler's (and the sandbox's, which passes them on): set here, between
+     fork and exec, they cost no extra program (prlimit) per job. */
+  for (int i = 0; i < SPAWN_LIMITS; i++) {
+    struct rlimit rl = {limits[i], limits[i]};
+    if (set[i] && setrlimit(limit_resources[i], &rl) < 0) goto fail;
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  if (sigprocmask(SIG_SETMASK, &none, NULL) < 0) goto fail;
+  execve(path, argv, envp);
+fail:
+  *failed = errno;
+  _exit(127);
+}
+
 static napi_value Spawn(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value args[6];
+  size_t argc = 7;
+  napi_value args[7];
   CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
-  if (argc != 6) {
-    napi_throw_type_error(env, NULL, "spawn(file, argv, env, cwd, stdoutFd, stderrFd)");
+  if (argc != 6 && argc != 7) {
+    napi_throw_type_error(env, NULL, "spawn(file, argv, env, cwd, stdoutFd, stderrFd[, limits])");
     return NULL;
   }
   int32_t out_fd, err_fd;
@@ -204,6 +276,11 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "stdoutFd and stderrFd must be descriptors >= 3");
     return NULL;
   }
+  rlim_t limits[SPAWN_LIMITS] = {0};
+  int set[SPAWN_LIMITS] = {0};
+  napi_valuetype limits_type = napi_undefined;
+  if (argc == 7) CHECK(napi_typeof(env, args[6], &limits_type));
+  if (limits_type != napi_undefined && !limits_arg(env, args[6], limits, set)) return NULL;
   char *file = NULL, *cwd = NULL;
   char **argv = NULL, **envp = NULL;
   napi_value result = NULL;
@@ -217,26 +294,22 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
     throw_errno(env, err, "spawn", file);
     goto done;
   }
-
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawnattr_init(&attr);
-  sigset_t all, none;
+  /* vfork, as glibc's posix_spawn (clone CLONE_VM|CLONE_VFORK), which has no rlimit attribute.
+     Every signal stays blocked until the child has reset its dispositions: a handler of the
+     parent's must never run on the child's side of the shared memory. */
+  sigset_t all, old;
   sigfillset(&all);
-  sigemptyset(&none);
-  err = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  if (err == 0) err = posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
-  if (err == 0) err = posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
-  if (err == 0) err = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  if (err == 0) err = posix_spawn_file_actions_addchdir_np(&actions, cwd);
-  if (err == 0) err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-  if (err == 0) err = posix_spawnattr_setsigdefault(&attr, &all);
-  if (err == 0) err = posix_spawnattr_setsigmask(&attr, &none);
-  pid_t pid = -1;
-  if (err == 0) err = posix_spawn(&pid, path, &actions, &attr, argv, envp);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  volatile int failed = 0;
+  pid_t pid = vfork();
+  if (pid == 0) become_child(path, argv, envp, cwd, out_fd, err_fd, limits, set, &failed);
+  err = pid < 0 ? errno : failed;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (pid > 0 && err != 0) {
+    /* It exited before exec: reap it here, so no zombie is left for nobody. */
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+  }
   if (err != 0) {
     throw_errno(env, err, "spawn", file);
     goto done;
@@ -293,6 +366,8 @@ static napi_value Reap(napi_env env, napi_callback_info info) {
 /* What to send the client when the compiler exits (watch's third argument). */
 struct answer_plan {
   int socket, version, stdout_fd, stderr_fd;
+  /* The child is bwrap (the sandbox): its exit status is translated as compiler_status says. */
+  int sandboxed;
   char *object;
   /* The socket as fstat saw it when the plan was made: a descriptor closed since (the stream was
      destroyed) and perhaps reused for another file must not get the answer. */
@@ -364,6 +439,15 @@ static int slurp(int fd, size_t max, char **out, size_t *length) {
 }
 
 /*
+ * bwrap exits with its child's exit code, or 128 + the signal that killed it: the status the
+ * client gets is the compiler's again, a crash a signal (as compiler_process.ts compilerStatus).
+ */
+static int compiler_status(int wstatus) {
+  int code = (wstatus >> 8) & 0xff;
+  return (wstatus & 0x7f) == 0 && code > 128 && code <= 128 + 64 ? code - 128 : wstatus;
+}
+
+/*
  * Sends the protocol-1 answer for `wstatus` (serve.c's order: DONE STAT SERR SOUT DOTO; DOTO is
  * empty unless the compile succeeded). Returns 0 (declined, nothing sent), 1 (all sent), 2 (part
  * sent, the rest in *rest) or -errno.
@@ -374,6 +458,7 @@ static int send_answer(const struct answer_plan *plan, int wstatus, char **rest,
   int result = 0;
   struct stat sock;
   if (fstat(plan->socket, &sock) != 0 || sock.st_dev != plan->socket_dev || sock.st_ino != plan->socket_ino) return 0;
+  if (plan->sandboxed) wstatus = compiler_status(wstatus);
   if (slurp(plan->stderr_fd, ANSWER_MAX_CAPTURE, &err, &err_len) != 0 || slurp(plan->stdout_fd, ANSWER_MAX_CAPTURE, &out, &out_len) != 0) goto done;
   if (wstatus == 0) {
     int fd = open(plan->object, O_RDONLY | O_CLOEXEC);
@@ -512,23 +597,24 @@ static void exited(uv_poll_t *poll, int status, int events) {
 
 /* watch's third argument as a plan; NULL with a pending exception if it is malformed. */
 static struct answer_plan *plan_arg(napi_env env, napi_value value) {
-  static const char usage[] = "answer must be [socketFd, version 0 or 1, stdoutFd, stderrFd, objectPath]";
+  static const char usage[] = "answer must be [socketFd, version 0 or 1, stdoutFd, stderrFd, objectPath[, sandboxed 0 or 1]]";
   bool is_array = false;
   uint32_t count = 0;
-  napi_value item[5];
+  napi_value item[6];
   struct answer_plan *plan = calloc(1, sizeof *plan);
   if (plan == NULL) {
     napi_throw_error(env, NULL, "out of memory");
     return NULL;
   }
-  if (napi_is_array(env, value, &is_array) != napi_ok || !is_array || napi_get_array_length(env, value, &count) != napi_ok || count != 5) goto bad;
-  for (uint32_t i = 0; i < 5; i++) {
+  if (napi_is_array(env, value, &is_array) != napi_ok || !is_array || napi_get_array_length(env, value, &count) != napi_ok || count < 5 || count > 6) goto bad;
+  for (uint32_t i = 0; i < count; i++) {
     if (napi_get_element(env, value, i, &item[i]) != napi_ok) goto bad;
   }
   if (!int_arg(env, item[0], &plan->socket) || !int_arg(env, item[1], &plan->version) || !int_arg(env, item[2], &plan->stdout_fd) ||
       !int_arg(env, item[3], &plan->stderr_fd) || plan->socket < 0 || plan->version < 0 || plan->version > 1 || plan->stdout_fd < 0 || plan->stderr_fd < 0) {
     goto bad;
   }
+  if (count == 6 && (!int_arg(env, item[5], &plan->sandboxed) || plan->sandboxed < 0 || plan->sandboxed > 1)) goto bad;
   if ((plan->object = string_arg(env, item[4], "objectPath")) == NULL) {
     free(plan);
     return NULL;

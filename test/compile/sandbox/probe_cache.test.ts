@@ -1,0 +1,55 @@
+// The sandbox check remembered across --inetd processes (src/compile/sandbox/probe_cache.ts): a
+// pass is found again only under the same key, and only in a file no one else could have written.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { probeKey, readProbe, writeProbe } from '../../../src/compile/sandbox/probe_cache';
+
+async function scratch(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-probe-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const stored = (dir: string): string => path.join(dir, `distkit-sandbox-check-${process.geteuid!()}.json`);
+
+test('readProbe finds a stored pass under its own key and under no other', async (t) => {
+  const dir = await scratch(t);
+  const key = probeKey('/usr/bin/bwrap', ['as=1000:1000']);
+  assert.equal(readProbe(dir, key), undefined, 'nothing stored yet');
+  writeProbe(dir, key, { proc: false, net: true });
+  assert.deepEqual(readProbe(dir, key), { proc: false, net: true });
+  assert.equal(readProbe(dir, probeKey('/usr/bin/bwrap', ['as=1001:1001'])), undefined, 'another user');
+  assert.equal(readProbe(dir, probeKey('/bin/false', ['as=1000:1000'])), undefined, 'another bwrap');
+  assert.deepEqual(await fs.readdir(dir), [path.basename(stored(dir))], 'no temporary file left');
+});
+
+test('probeKey changes when bwrap\'s file is replaced', async (t) => {
+  const dir = await scratch(t);
+  const bwrap = path.join(dir, 'bwrap');
+  await fs.copyFile('/bin/true', bwrap);
+  const before = probeKey(bwrap, []);
+  assert.equal(probeKey(bwrap, []), before, 'stable while nothing changes');
+  await fs.rm(bwrap);
+  await fs.copyFile('/bin/false', bwrap);
+  assert.notEqual(probeKey(bwrap, []), before);
+});
+
+test('readProbe ignores a stored pass that others could write, or that is a link', async (t) => {
+  const dir = await scratch(t);
+  const key = probeKey('/usr/bin/bwrap', []);
+  writeProbe(dir, key, { proc: true, net: true });
+  await fs.chmod(stored(dir), 0o666);
+  assert.equal(readProbe(dir, key), undefined, 'writable by others');
+  await fs.chmod(stored(dir), 0o644);
+  assert.deepEqual(readProbe(dir, key), { proc: true, net: true });
+  await fs.rename(stored(dir), path.join(dir, 'elsewhere.json'));
+  await fs.symlink(path.join(dir, 'elsewhere.json'), stored(dir));
+  assert.equal(readProbe(dir, key), undefined, 'a symlink');
+  await fs.rm(stored(dir));
+  await fs.writeFile(stored(dir), '{"key":', { mode: 0o644 });
+  assert.equal(readProbe(dir, key), undefined, 'not JSON');
+});
