@@ -53,10 +53,11 @@ export const REDIS_START_WAIT_MS = 5000;
 export async function createRedisCacheEngine(settings: RedisSettings, options: { idleMs: number; afterAnswer: CacheEngineOptions['afterAnswer']; log: Logger }): Promise<CacheEngine> {
   const redis = new RedisConnection(settings.urls, {
     requestTimeoutMs: REDIS_REQUEST_TIMEOUT_MS,
+    batched: true,
     log: options.log,
     ...(settings.passwordFile === undefined ? {} : { passwordFile: settings.passwordFile }),
   });
   const ready = await redis.waitReady(REDIS_START_WAIT_MS);
   options.log.notice('store redis', { urls: settings.urls.join(','), mode: redis.mode, prefix: settings.prefix, state: ready ? 'up' : 'down' });
-  return createRedisEngine({ redis, prefix: settings.prefix, idleMs: options.idleMs, afterAnswer: options.afterAnswer, log: options.log });
+  return createRedisEngine({ redis, prefix: settings.prefix, requestTimeoutMs: REDIS_REQUEST_TIMEOUT_MS, idleMs: options.idleMs, afterAnswer: options.afterAnswer, log: options.log });
 }
