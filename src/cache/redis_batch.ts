@@ -14,6 +14,7 @@
 // Redis has not answered within timeoutMs is answered 0x01 (DC_ERR_NOTOK), and the outage log is
 // told once per batch, not once per request.
 
+import { Cluster } from 'ioredis';
 import type { RedisClient, RedisConnection } from '../redis/redis_connection';
 import { status } from './engine';
 import { Operation, Status } from './wire/index';
@@ -110,15 +111,30 @@ export class RedisBatch {
       for (const request of batch) if (!request.answered) fail(request, new Error(late));
     }, this.#timeoutMs);
     this.#redis.sendTogether((client) => {
-      for (const request of batch) {
+      const multiKey = !(client instanceof Cluster);
+      for (let i = 0; i < batch.length; ) {
+        const request = batch[i]!;
+        // A run of GETs is one MGET (a command costs ioredis about as much as our whole answer);
+        // not in a cluster, where the keys of one command must share a slot.
+        let run = 1;
+        if (multiKey && request.operation === Operation.GET) while (i + run < batch.length && batch[i + run]!.operation === Operation.GET) run++;
+        const requests = batch.slice(i, i + run);
+        i += run;
         let reply: Promise<unknown>;
         try {
-          reply = send(client, request);
+          reply = run > 1 ? client.mgetBuffer(requests.map((r) => r.key)) : send(client, request);
         } catch (error) {
-          fail(request, error);
+          for (const r of requests) fail(r, error);
           continue;
         }
-        reply.then((value) => answer(request, payloadOf(request.operation, value)), (error: unknown) => fail(request, error));
+        reply.then(
+          (value) => {
+            if (run === 1) return answer(request, payloadOf(request.operation, value));
+            const values = value as (Buffer | null)[];
+            requests.forEach((r, k) => answer(r, payloadOf(Operation.GET, values[k])));
+          },
+          (error: unknown) => requests.forEach((r) => fail(r, error)),
+        );
       }
     });
   };

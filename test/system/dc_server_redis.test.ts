@@ -136,3 +136,31 @@ test('dc_server on redis reports the sessions Redis holds in its metrics and no 
   assert.equal(samples.get('dc_server_operations_total{command="add",result="ok"}'), 5);
   assert.equal(samples.has('dc_server_session_bytes'), false, 'no byte count of a store this process does not hold');
 });
+
+test('dc_server on redis answers the failure status after its deadline, in order, when redis stops answering', async (t) => {
+  const redis = await startRedis(t);
+  const { server, address } = await startOnRedis(t, ['-redis', redis.unixUrl]);
+  const client = await CacheClient.connect(targetOf(address));
+  t.after(() => client.destroy());
+  for (let tries = 0; (await client.add('before', 'data', 60_000)) !== Status.OK; tries++) {
+    assert.ok(tries < 100, 'dc_server never reached redis');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  // SIGSTOP: the socket stays open and takes our commands, nothing answers (a Redis stuck on a
+  // slow command): no error ever comes, only the deadline answers.
+  process.kill(redis.pid, 'SIGSTOP');
+  let answers: unknown[];
+  const started = performance.now();
+  try {
+    answers = await Promise.all(Array.from({ length: 20 }, (_, i) => [client.get('before'), client.add(`stuck${i}`, 'x', 60_000), client.have('before')]).flat());
+  } finally {
+    process.kill(redis.pid, 'SIGCONT');
+  }
+  const took = performance.now() - started;
+  assert.ok(took >= 900 && took < 3000, `the answers took ${took.toFixed(0)} ms (deadline 1000 ms)`);
+  assert.deepEqual(answers, Array.from({ length: 20 }, () => [null, Status.NOTOK, false]).flat());
+  await server.waitForLine(/Redis down: no answer within/);
+  // Redis answers again: so does dc_server (the late replies of the stuck commands are dropped).
+  assert.deepEqual(await client.get('before'), Buffer.from('data'));
+  assert.equal(server.running, true);
+});
