@@ -26,6 +26,19 @@ async function startOnRedis(t: AfterHook, redisArgs: readonly string[], extra: r
   return { server, address: address! };
 }
 
+/** A standalone Redis, dc_server on it and a client that has stored 'before' = 'data' through it. */
+async function servingOnRedis(t: AfterHook): Promise<{ redis: Awaited<ReturnType<typeof startRedis>>; server: Program; client: CacheClient }> {
+  const redis = await startRedis(t);
+  const { server, address } = await startOnRedis(t, ['-redis', redis.unixUrl]);
+  const client = await CacheClient.connect(targetOf(address));
+  t.after(() => client.destroy());
+  for (let tries = 0; (await client.add('before', 'data', 60_000)) !== Status.OK; tries++) {
+    assert.ok(tries < 100, 'dc_server never reached redis');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { redis, server, client };
+}
+
 function targetOf(address: string): { host: string; port: number } {
   const dial = dialOf(address) as { host: string; port: number };
   return { host: dial.host, port: dial.port };
@@ -87,14 +100,7 @@ test('dc_server on redis with a password file passes the C dc_test, directly and
 });
 
 test('dc_server on redis answers the failure status at once while redis is dead, logs the outage once, and serves again after', async (t) => {
-  const redis = await startRedis(t);
-  const { server, address } = await startOnRedis(t, ['-redis', redis.unixUrl]);
-  const client = await CacheClient.connect(targetOf(address));
-  t.after(() => client.destroy());
-  for (let tries = 0; (await client.add('before', 'data', 60_000)) !== Status.OK; tries++) {
-    assert.ok(tries < 100, 'dc_server never reached redis');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const { redis, server, client } = await servingOnRedis(t);
   assert.deepEqual(await client.get('before'), Buffer.from('data'));
   await redis.kill();
   // 300 pipelined requests of every kind: each answered, in order, with the failure status.
@@ -138,14 +144,7 @@ test('dc_server on redis reports the sessions Redis holds in its metrics and no 
 });
 
 test('dc_server on redis answers the failure status after its deadline, in order, when redis stops answering', async (t) => {
-  const redis = await startRedis(t);
-  const { server, address } = await startOnRedis(t, ['-redis', redis.unixUrl]);
-  const client = await CacheClient.connect(targetOf(address));
-  t.after(() => client.destroy());
-  for (let tries = 0; (await client.add('before', 'data', 60_000)) !== Status.OK; tries++) {
-    assert.ok(tries < 100, 'dc_server never reached redis');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const { redis, server, client } = await servingOnRedis(t);
   // SIGSTOP: the socket stays open and takes our commands, nothing answers (a Redis stuck on a
   // slow command): no error ever comes, only the deadline answers.
   process.kill(redis.pid, 'SIGSTOP');
