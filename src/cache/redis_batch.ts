@@ -5,10 +5,10 @@
 // socket that was readable in this turn has been read), they leave in one write per Redis node
 // (RedisConnection.sendTogether corks the node sockets), and the replies come back in a few reads.
 //
-// Each request is still its own command (SET key data PX ttl NX, GET, EXISTS, DEL), sent in
-// request order: Redis answers one connection's commands in order, and a cluster client routes
-// each command to its slot's node and follows MOVED/ASK for it alone, so a failover costs the
-// requests of the moved slots, not the whole batch.
+// Each request is still its own command (SET key data PX ttl NX, GET, EXISTS, DEL; only a run of
+// GETs on a standalone Redis is one MGET), sent in request order: Redis answers one connection's
+// commands in order, and a cluster client routes each command to its slot's node and follows
+// MOVED/ASK for it alone, so a failover costs the requests of the moved slots, not the whole batch.
 //
 // One deadline per batch, not per request (a timer per request cost more than the request): what
 // Redis has not answered within timeoutMs is answered 0x01 (DC_ERR_NOTOK), and the outage log is
@@ -110,32 +110,48 @@ export class RedisBatch {
       const late = `no answer within ${this.#timeoutMs} ms`;
       for (const request of batch) if (!request.answered) fail(request, new Error(late));
     }, this.#timeoutMs);
-    this.#redis.sendTogether((client) => {
-      const multiKey = !(client instanceof Cluster);
-      for (let i = 0; i < batch.length; ) {
-        const request = batch[i]!;
-        // A run of GETs is one MGET (a command costs ioredis about as much as our whole answer);
-        // not in a cluster, where the keys of one command must share a slot.
-        let run = 1;
-        if (multiKey && request.operation === Operation.GET) while (i + run < batch.length && batch[i + run]!.operation === Operation.GET) run++;
-        const requests = batch.slice(i, i + run);
-        i += run;
+    try {
+      this.#redis.sendTogether((client) => this.#send(client, batch, answer, fail));
+    } catch (error) {
+      // Nothing of a Redis failure may escape into the event loop (it would end the process).
+      for (const request of batch) if (!request.answered) fail(request, error);
+    }
+  };
+
+  /** Issues the commands of `batch` in order: each request its own command, but a run of GETs is
+   * one MGET on a standalone Redis (a command costs ioredis about as much as our whole answer;
+   * not in a cluster, where the keys of one command must share a slot). */
+  #send(client: RedisClient, batch: readonly Request[], answer: (request: Request, payload: Buffer) => void, fail: (request: Request, error: unknown) => void): void {
+    const multiKey = !(client instanceof Cluster);
+    for (let i = 0; i < batch.length; ) {
+      const request = batch[i]!;
+      let run = 1;
+      if (multiKey && request.operation === Operation.GET) while (i + run < batch.length && batch[i + run]!.operation === Operation.GET) run++;
+      if (run === 1) {
+        i++;
         let reply: Promise<unknown>;
         try {
-          reply = run > 1 ? client.mgetBuffer(requests.map((r) => r.key)) : send(client, request);
+          reply = send(client, request);
         } catch (error) {
-          for (const r of requests) fail(r, error);
+          fail(request, error);
           continue;
         }
-        reply.then(
-          (value) => {
-            if (run === 1) return answer(request, payloadOf(request.operation, value));
-            const values = value as (Buffer | null)[];
-            requests.forEach((r, k) => answer(r, payloadOf(Operation.GET, values[k])));
-          },
-          (error: unknown) => requests.forEach((r) => fail(r, error)),
-        );
+        reply.then((value) => answer(request, payloadOf(request.operation, value)), (error: unknown) => fail(request, error));
+        continue;
       }
-    });
-  };
+      const gets = batch.slice(i, i + run);
+      i += run;
+      let replies: Promise<(Buffer | null)[]>;
+      try {
+        replies = client.mgetBuffer(gets.map((r) => r.key));
+      } catch (error) {
+        for (const r of gets) fail(r, error);
+        continue;
+      }
+      replies.then(
+        (values) => gets.forEach((r, k) => answer(r, payloadOf(Operation.GET, values[k]))),
+        (error: unknown) => gets.forEach((r) => fail(r, error)),
+      );
+    }
+  }
 }
