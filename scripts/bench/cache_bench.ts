@@ -13,7 +13,7 @@
 // the C chain. Last, ours on Redis beside ours in memory and C (cache_bench_redis.ts).
 // Loopback and private unix sockets only; every process stopped by PID.
 //
-// `--only-redis` runs the Redis rows alone, `--no-redis` leaves them out; `--metrics-cost` only dc_server without and with
+// `--only-redis` runs the Redis rows alone (`--rounds N`: rounds of their goal rows), `--no-redis` leaves them out; `--metrics-cost` only dc_server without and with
 // -metrics (cache_metrics_cost.ts, `npm run bench -- metrics`).
 
 import { execFileSync } from 'node:child_process';
@@ -98,7 +98,7 @@ async function main(): Promise<void> {
   } else {
     console.log('ops/s per target; gen% = the load generator\'s CPU share (near 100: the generator was the limit); server CPU µs/op from /proc (10 ms ticks)');
     if (!onlyRedis) await benchTables(bench, prefix, quick);
-    if (!process.argv.includes('--no-redis')) await benchRedisRows(bench, REPO, prefix);
+    if (!process.argv.includes('--no-redis')) await benchRedisRows(bench, REPO, prefix, arg('--rounds', quick ? 3 : 5));
   }
   console.log(`load average at end: ${loadAverage()}`);
 }

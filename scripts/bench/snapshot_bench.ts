@@ -81,14 +81,16 @@ async function measure(where: string, store: SlabStore, now: number): Promise<vo
     const readMs = performance.now() - started;
     const readCpu = cpuMs(process.cpuUsage(cpuStarted));
     if (walked !== SESSIONS) throw new Error(`read back ${walked} of ${SESSIONS}`);
-    const verdict = (ms: number): string => (ms < GOAL_MS ? 'ok' : `OVER the ${GOAL_MS} ms goal`);
-    console.log(
-      `${where.padEnd(10)} ${SESSIONS.toLocaleString('en-US')} sessions, ${(size / 1e6).toFixed(0)} MB: ` +
-        `write ${median(writes).toFixed(0)} ms (${verdict(median(writes))}; cpu ${median(cpu.write).toFixed(0)} ms), ` +
-        `load ${median(loads).toFixed(0)} ms (${verdict(median(loads))}; cpu ${median(cpu.load).toFixed(0)} ms)` +
-        `; read+check+walk without the store ${readMs.toFixed(0)} ms (cpu ${readCpu.toFixed(0)} ms)` +
-        `  [runs: write ${writes.map((w) => w.toFixed(0)).join('/')}, load ${loads.map((l) => l.toFixed(0)).join('/')}]`,
-    );
+    // One row per goal: wall time (what a restart waits) and CPU time (what the machine's other
+    // load cannot inflate), each against the goal.
+    const verdict = (ms: number): string => (ms < GOAL_MS ? 'ok' : 'OVER');
+    const row = (what: string, wall: number[], cpuTimes: number[]): string =>
+      `${where.padEnd(10)} ${what} ${SESSIONS.toLocaleString('en-US')} sessions (${(size / 1e6).toFixed(0)} MB): ` +
+      `wall ${median(wall).toFixed(0)} ms, cpu ${median(cpuTimes).toFixed(0)} ms; goal < ${GOAL_MS} ms: wall ${verdict(median(wall))}, cpu ${verdict(median(cpuTimes))}` +
+      `  [runs wall ${wall.map((w) => w.toFixed(0)).join('/')}, cpu ${cpuTimes.map((c) => c.toFixed(0)).join('/')}]`;
+    console.log(row('write', writes, cpu.write));
+    console.log(row('load ', loads, cpu.load));
+    console.log(`${where.padEnd(10)} of the load: read+check+walk without the store ${readMs.toFixed(0)} ms (cpu ${readCpu.toFixed(0)} ms)`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

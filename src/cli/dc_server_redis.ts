@@ -57,11 +57,12 @@ export async function createRedisCacheEngine(
 ): Promise<{ engine: CacheEngine; redis: RedisConnection }> {
   const redis = new RedisConnection(settings.urls, {
     requestTimeoutMs: REDIS_REQUEST_TIMEOUT_MS,
+    batched: true,
     log: options.log,
     ...(settings.passwordFile === undefined ? {} : { passwordFile: settings.passwordFile }),
   });
   const ready = await redis.waitReady(REDIS_START_WAIT_MS);
   options.log.notice('store redis', { urls: settings.urls.join(','), mode: redis.mode, prefix: settings.prefix, state: ready ? 'up' : 'down' });
-  const engine = createRedisEngine({ redis, prefix: settings.prefix, idleMs: options.idleMs, afterAnswer: options.afterAnswer, failed: options.failed, log: options.log });
+  const engine = createRedisEngine({ redis, prefix: settings.prefix, requestTimeoutMs: REDIS_REQUEST_TIMEOUT_MS, idleMs: options.idleMs, afterAnswer: options.afterAnswer, failed: options.failed, log: options.log });
   return { engine, redis };
 }

@@ -24,6 +24,14 @@ export interface RedisConnectionOptions {
   readonly requestTimeoutMs: number;
   /** A connection attempt gives up after this many ms (default: 1000). */
   readonly connectTimeoutMs?: number;
+  /**
+   * The caller gathers its requests itself and sends them with sendTogether(), bounding each
+   * gathering with one deadline of its own (dc_server: src/cache/redis_batch): no auto-pipelining
+   * (its cluster grouping reads a Buffer key as UTF-8, so binary keys of different nodes land in
+   * one pipeline, which the cluster client then refuses whole) and no timer per command.
+   * run() keeps its deadline either way. Default: false.
+   */
+  readonly batched?: boolean;
   readonly log: Logger;
 }
 
@@ -53,14 +61,14 @@ function nodeOptions(endpoint: RedisEndpoint, password: string | undefined, opti
     ...(password === undefined ? {} : { password }),
     db: endpoint.db,
     connectTimeout: options.connectTimeoutMs ?? 1000,
-    commandTimeout: options.requestTimeoutMs,
+    ...(options.batched === true ? {} : { commandTimeout: options.requestTimeoutMs }),
     // Fail, never queue: a request made while the connection is down is answered at once.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     retryStrategy: backoff,
     lazyConnect: false,
     // Requests made in the same tick (the connections of a busy front end) leave in one write.
-    enableAutoPipelining: true,
+    enableAutoPipelining: options.batched !== true,
   };
 }
 
@@ -132,6 +140,31 @@ export class RedisConnection {
     }
   }
 
+  /**
+   * Runs `send`, which issues commands without waiting (each command is a promise), with the
+   * socket of every node corked: what it sends leaves in one write per node instead of a write
+   * per command, and each command keeps the client's own routing (a cluster's slots, its MOVED
+   * and ASK redirections, command by command). No deadline: the caller bounds the replies.
+   */
+  sendTogether<T>(send: (client: RedisClient) => T): T {
+    const client = this.#client;
+    const nodes = client instanceof Cluster ? client.nodes('all') : [client];
+    const corked: Redis['stream'][] = [];
+    for (const node of nodes) {
+      // Undefined until the node's first connection is made.
+      const stream = node.stream as Redis['stream'] | undefined;
+      if (stream?.writable === true) {
+        stream.cork();
+        corked.push(stream);
+      }
+    }
+    try {
+      return send(client);
+    } finally {
+      for (const stream of corked) stream.uncork();
+    }
+  }
+
   /** Waits until a request succeeds (and a single seed's cluster mode is known), at most `ms`;
    * says whether it did. Servers call it before they listen, so that the first clients are not
    * answered with failures only because the connection was still being made. */
@@ -194,7 +227,7 @@ export class RedisConnection {
     const cluster = new Cluster(seeds, {
       redisOptions,
       enableOfflineQueue: false,
-      enableAutoPipelining: true,
+      enableAutoPipelining: this.#options.batched !== true,
       clusterRetryStrategy: backoff,
       retryDelayOnFailover: 100,
       retryDelayOnClusterDown: 100,

@@ -26,6 +26,19 @@ async function startOnRedis(t: AfterHook, redisArgs: readonly string[], extra: r
   return { server, address: address! };
 }
 
+/** A standalone Redis, dc_server on it and a client that has stored 'before' = 'data' through it. */
+async function servingOnRedis(t: AfterHook): Promise<{ redis: Awaited<ReturnType<typeof startRedis>>; server: Program; client: CacheClient }> {
+  const redis = await startRedis(t);
+  const { server, address } = await startOnRedis(t, ['-redis', redis.unixUrl]);
+  const client = await CacheClient.connect(targetOf(address));
+  t.after(() => client.destroy());
+  for (let tries = 0; (await client.add('before', 'data', 60_000)) !== Status.OK; tries++) {
+    assert.ok(tries < 100, 'dc_server never reached redis');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { redis, server, client };
+}
+
 function targetOf(address: string): { host: string; port: number } {
   const dial = dialOf(address) as { host: string; port: number };
   return { host: dial.host, port: dial.port };
@@ -87,14 +100,7 @@ test('dc_server on redis with a password file passes the C dc_test, directly and
 });
 
 test('dc_server on redis answers the failure status at once while redis is dead, logs the outage once, and serves again after', async (t) => {
-  const redis = await startRedis(t);
-  const { server, address } = await startOnRedis(t, ['-redis', redis.unixUrl]);
-  const client = await CacheClient.connect(targetOf(address));
-  t.after(() => client.destroy());
-  for (let tries = 0; (await client.add('before', 'data', 60_000)) !== Status.OK; tries++) {
-    assert.ok(tries < 100, 'dc_server never reached redis');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const { redis, server, client } = await servingOnRedis(t);
   assert.deepEqual(await client.get('before'), Buffer.from('data'));
   await redis.kill();
   // 300 pipelined requests of every kind: each answered, in order, with the failure status.
@@ -135,4 +141,25 @@ test('dc_server on redis reports the sessions Redis holds in its metrics and no 
   assert.equal(samples.get('dc_server_sessions'), 5);
   assert.equal(samples.get('dc_server_operations_total{command="add",result="ok"}'), 5);
   assert.equal(samples.has('dc_server_session_bytes'), false, 'no byte count of a store this process does not hold');
+});
+
+test('dc_server on redis answers the failure status after its deadline, in order, when redis stops answering', async (t) => {
+  const { redis, server, client } = await servingOnRedis(t);
+  // SIGSTOP: the socket stays open and takes our commands, nothing answers (a Redis stuck on a
+  // slow command): no error ever comes, only the deadline answers.
+  process.kill(redis.pid, 'SIGSTOP');
+  let answers: unknown[];
+  const started = performance.now();
+  try {
+    answers = await Promise.all(Array.from({ length: 20 }, (_, i) => [client.get('before'), client.add(`stuck${i}`, 'x', 60_000), client.have('before')]).flat());
+  } finally {
+    process.kill(redis.pid, 'SIGCONT');
+  }
+  const took = performance.now() - started;
+  assert.ok(took >= 900 && took < 3000, `the answers took ${took.toFixed(0)} ms (deadline 1000 ms)`);
+  assert.deepEqual(answers, Array.from({ length: 20 }, () => [null, Status.NOTOK, false]).flat());
+  await server.waitForLine(/Redis down: no answer within/);
+  // Redis answers again: so does dc_server (the late replies of the stuck commands are dropped).
+  assert.deepEqual(await client.get('before'), Buffer.from('data'));
+  assert.equal(server.running, true);
 });

@@ -122,17 +122,44 @@ export class SlabStore implements SessionStore {
 
   *entries(now: number): Iterable<StoredSession> {
     this.purge(now);
-    const slots = Array.from(this.#heap.subarray(0, this.#count)).sort((a, b) => this.#seq[a]! - this.#seq[b]!);
-    for (const slot of slots) {
+    for (const slot of this.#slotsInAddOrder()) {
       const slab = this.#arena.slabOf(this.#address[slot]!);
       const at = this.#arena.offsetOf(this.#address[slot]!);
-      const idEnd = at + HEADER + slab.readUInt16LE(at);
-      yield {
-        id: Buffer.from(slab.subarray(at + HEADER, idEnd)),
-        data: Buffer.from(slab.subarray(idEnd, idEnd + slab.readUInt16LE(at + 2))),
-        expiresAt: this.#expiry[slot]!,
-      };
+      const idLength = slab.readUInt16LE(at);
+      const start = at + HEADER;
+      // One copy holds both: a snapshot of 10^6 sessions makes half the allocations.
+      const copy = Buffer.from(slab.subarray(start, start + idLength + slab.readUInt16LE(at + 2)));
+      yield { id: copy.subarray(0, idLength), data: copy.subarray(idLength), expiresAt: this.#expiry[slot]! };
     }
+  }
+
+  /** The used slots, first added first. Sorting slots with a comparator on their seq cost a
+   * third of a snapshot's write at 10^6 sessions: each (seq, slot) pair is packed into one
+   * float64 instead, (seq - oldest) * 2^bits + slot, and sorted as numbers (a typed sort without
+   * callbacks). Seqs are unique, so the order is exact; when a store's seqs span too far to pack
+   * exactly, slotsBySeq places each slot at its seq's rank. */
+  #slotsInAddOrder(): Int32Array {
+    const n = this.#count;
+    const heap = this.#heap;
+    const seq = this.#seq;
+    let oldest = Infinity;
+    let newest = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const s = seq[heap[i]!]!;
+      if (s < oldest) oldest = s;
+      if (s > newest) newest = s;
+    }
+    const scale = 2 ** Math.ceil(Math.log2(this.#highWater + 1));
+    if (n === 0 || (newest - oldest + 1) * scale > Number.MAX_SAFE_INTEGER) return slotsBySeq(heap.subarray(0, n), seq);
+    const keys = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const slot = heap[i]!;
+      keys[i] = (seq[slot]! - oldest) * scale + slot;
+    }
+    keys.sort();
+    const order = new Int32Array(n);
+    for (let i = 0; i < n; i++) order[i] = keys[i]! % scale;
+    return order;
   }
 
   /** Drops every session with now > expiry; returns how many. */
@@ -306,4 +333,28 @@ export class SlabStore implements SessionStore {
     heap[i] = slot;
     this.#heapPos[slot] = i;
   }
+}
+
+/** `slots` ordered by their (unique) seq: the seqs sorted as numbers, each slot put at its seq's
+ * rank (a binary search). Slower than the packed sort of SlabStore#slotsInAddOrder, exact for any
+ * seqs; exported for its test. */
+export function slotsBySeq(slots: Int32Array, seq: Float64Array): Int32Array {
+  const n = slots.length;
+  const sorted = new Float64Array(n);
+  for (let i = 0; i < n; i++) sorted[i] = seq[slots[i]!]!;
+  sorted.sort();
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const slot = slots[i]!;
+    const s = seq[slot]!;
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (sorted[mid]! < s) lo = mid + 1;
+      else hi = mid;
+    }
+    order[lo] = slot;
+  }
+  return order;
 }

@@ -4,7 +4,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SlabStore } from '../../../src/cache/stores/slab_store';
+import fc from 'fast-check';
+import { SlabStore, slotsBySeq } from '../../../src/cache/stores/slab_store';
 import { MAX_CAPACITY } from '../../../src/cache/stores/memory_store';
 
 test('SlabStore reserves under 1 MB when made for 10,000,000 sessions', () => {
@@ -28,4 +29,18 @@ test('SlabStore holds 1,000,000 sessions of 150 bytes in at most 1.4 bytes per p
   assert.deepEqual(store.get(0, id), data);
   const perPayloadByte = store.reservedBytes / (sessions * (id.length + data.length));
   assert.ok(perPayloadByte <= 1.4, `${perPayloadByte.toFixed(2)} bytes reserved per payload byte`);
+});
+
+test('slotsBySeq orders slots by their seq when seqs are unique and span far beyond a packed float', () => {
+  // Seqs far apart (up to 2^53) are what the packed sort of entries() cannot hold exactly.
+  const seqs = fc.uniqueArray(fc.oneof(fc.integer({ min: 0, max: 1000 }), fc.double({ min: 0, max: Number.MAX_SAFE_INTEGER, noNaN: true }).map(Math.floor)), { minLength: 0, maxLength: 200 });
+  fc.assert(
+    fc.property(seqs, fc.integer(), (values, salt) => {
+      const seq = new Float64Array(values);
+      // The slots in a shuffled order, as the expiry heap holds them.
+      const slots = Int32Array.from(values.map((_, i) => i)).sort((a, b) => ((a * 7919 + salt) % 101) - ((b * 7919 + salt) % 101));
+      const want = [...slots].sort((a, b) => seq[a]! - seq[b]!);
+      assert.deepEqual([...slotsBySeq(slots, seq)], want);
+    }),
+  );
 });
