@@ -18,7 +18,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../log/logger';
-import type { ObjectTier, ObjectTierStats } from './object_store';
+import { TIER_FAILED, type ObjectTier, type ObjectTierStats } from './object_store';
 
 /** Eviction brings the store down to this fraction of its size, so that it does not run at every write. */
 export const LOW_WATER = 0.9;
@@ -125,15 +125,16 @@ export class DiskStore implements ObjectTier {
     return path.join(this.#dir, key.slice(0, 2), key);
   }
 
-  async get(key: string): Promise<Buffer | undefined> {
+  async get(key: string): Promise<Buffer | undefined | typeof TIER_FAILED> {
     if (!KEY.test(key)) return this.#miss();
     const file = this.#fileOf(key);
     let bytes: Buffer;
     try {
       bytes = await fs.readFile(file);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.#failed('read', error as NodeJS.ErrnoException);
-      return this.#miss();
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return this.#miss();
+      this.#failed('read', error as NodeJS.ErrnoException);
+      return TIER_FAILED;
     }
     if (this.#validate !== undefined && !this.#validate(key, bytes)) {
       this.#errors++;
