@@ -10,15 +10,18 @@
 //   - the directory the compiler runs in: protocols 1/2 the daemon's TMPDIR (gcc writes it into
 //     -g objects as DW_AT_comp_dir), protocol 3 the client's CDIR, and TMPDIR too (the temp root
 //     is scrubbed to as many '/' as it has bytes);
-//   - the input: protocols 1/2 the preprocessed source; protocol 3 every FILE and LINK of the
-//     tree in the order sent, name and content (or target);
+//   - the input: protocol 1 the preprocessed source; protocol 2 the same as the client sent it,
+//     LZO1X-compressed (decompression is a function: the same compressed bytes are the same
+//     source, so a hit need not decompress; every distcc client compresses with the same
+//     minilzo, so the same source is the same bytes); protocol 3 every FILE and LINK of the tree
+//     in the order sent, name and content (or target);
 //   - the variables of the compiler's environment that change its output or its diagnostics
 //     (OUTPUT_ENVIRONMENT below).
 
 import { createHash, type Hash } from 'node:crypto';
 
 /** Bumped when the key's fields or the entry format change: old entries become unreachable. */
-export const KEY_FORMAT = 'distkit-objcache-1';
+export const KEY_FORMAT = 'distkit-objcache-2';
 
 /**
  * Environment that changes gcc's output or diagnostics: language and encoding of messages
@@ -54,6 +57,8 @@ export interface KeyInput {
   readonly env: NodeJS.ProcessEnv;
   /** Protocols 1/2: the preprocessed source. */
   readonly source?: Uint8Array;
+  /** Protocol 2, instead of `source`: the preprocessed source as sent, LZO1X-compressed. */
+  readonly sourceLzo?: Uint8Array;
   /** Protocol 3: the tree, in the order sent. */
   readonly files?: readonly ({ readonly kind: 'file'; readonly name: string; readonly body: Uint8Array } | { readonly kind: 'link'; readonly name: string; readonly target: string })[];
 }
@@ -79,6 +84,7 @@ export function cacheKey(input: KeyInput): string {
   const names = Object.keys(input.env).filter(affectsOutput).sort();
   for (const name of names) field(hash, `env ${name}`, input.env[name] ?? '');
   if (input.source !== undefined) field(hash, 'source', input.source);
+  if (input.sourceLzo !== undefined) field(hash, 'source-lzo', input.sourceLzo);
   for (const entry of input.files ?? []) {
     if (entry.kind === 'file') {
       field(hash, 'file', entry.name);

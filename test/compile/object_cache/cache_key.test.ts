@@ -33,6 +33,8 @@ test('cacheKey changes when any part of the request that decides the output chan
     cwd: { cwd: '/home/u' },
     tmpDir: { tmpDir: '/var/tmp' },
     source: { source: Buffer.from('int y;\n') },
+    'the same bytes as compressed source': { source: undefined, sourceLzo: Buffer.from('int x;\n') },
+    'compressed source': { source: undefined, sourceLzo: Buffer.from('int y;\n') },
     LANG: { env: { ...BASE.env, LANG: 'de_DE.UTF-8' } },
     LC_MESSAGES: { env: { ...BASE.env, LC_MESSAGES: 'fr_FR' } },
     SOURCE_DATE_EPOCH: { env: { ...BASE.env, SOURCE_DATE_EPOCH: '1' } },
@@ -47,7 +49,7 @@ test('cacheKey changes when any part of the request that decides the output chan
     seen.add(other);
   }
   assert.equal(cacheKey({ ...BASE, env: { ...BASE.env, HOME: '/home/x', PATH: '/bin' } }), key, 'HOME and PATH do not reach the object');
-  assert.equal(KEY_FORMAT, 'distkit-objcache-1');
+  assert.equal(KEY_FORMAT, 'distkit-objcache-2');
 });
 
 test('cacheKey tells a pump tree apart when a name, a body, a link target or the order changes', () => {
