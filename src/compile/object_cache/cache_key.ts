@@ -40,6 +40,24 @@ export function affectsOutput(name: string): boolean {
   return OUTPUT_ENVIRONMENT.some((p) => (typeof p === 'string' ? p === name : p.test(name)));
 }
 
+/** By frozen environment (the daemon's, the same object every job), then by filter: its variables that pass. */
+const namesOf = new WeakMap<NodeJS.ProcessEnv, Map<(name: string) => boolean, readonly (readonly [string, string])[]>>();
+
+/**
+ * The variables of `env` that pass `keep`, sorted by name, with their values. Worked out once
+ * per frozen environment (and `keep`); an environment that may still change is read each time.
+ */
+export function variablesOf(env: NodeJS.ProcessEnv, keep: (name: string) => boolean): readonly (readonly [string, string])[] {
+  const known = namesOf.get(env)?.get(keep);
+  if (known !== undefined) return known;
+  const vars = Object.keys(env).filter(keep).sort().map((name) => [name, env[name] ?? ''] as const);
+  if (Object.isFrozen(env)) {
+    if (!namesOf.has(env)) namesOf.set(env, new Map());
+    namesOf.get(env)!.set(keep, vars);
+  }
+  return vars;
+}
+
 /** What the key is made of, once the job knows it. */
 export interface KeyInput {
   /** CompilerIdentities#identify of argv[0]. */
@@ -81,8 +99,7 @@ export function cacheKey(input: KeyInput): string {
   for (const arg of input.argv) field(hash, 'arg', arg);
   field(hash, 'cwd', input.cwd);
   field(hash, 'tmpdir', input.tmpDir);
-  const names = Object.keys(input.env).filter(affectsOutput).sort();
-  for (const name of names) field(hash, `env ${name}`, input.env[name] ?? '');
+  for (const [name, value] of variablesOf(input.env, affectsOutput)) field(hash, `env ${name}`, value);
   if (input.source !== undefined) field(hash, 'source', input.source);
   if (input.sourceLzo !== undefined) field(hash, 'source-lzo', input.sourceLzo);
   for (const entry of input.files ?? []) {

@@ -23,7 +23,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, lstatSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import path from 'node:path';
-import { affectsOutput } from './cache_key';
+import { affectsOutput, variablesOf } from './cache_key';
 
 /** The parts of gcc asked for with -print-prog-name. */
 export const COMPILER_PARTS: readonly string[] = ['cc1', 'cc1plus', 'as'];
@@ -85,6 +85,11 @@ function probe(program: string, args: readonly string[], env: NodeJS.ProcessEnv)
   });
 }
 
+/** What the driver's answers and its search for its parts depend on: PATH and the variables of the key (GCC_EXEC_PREFIX, COMPILER_PATH). */
+function driverVariable(name: string): boolean {
+  return name === 'PATH' || affectsOutput(name);
+}
+
 interface DriverAnswers {
   readonly about: string;
   readonly parts: readonly string[];
@@ -131,7 +136,7 @@ export class CompilerIdentities {
    */
   identify(name: string, env: NodeJS.ProcessEnv, cwd: string): Promise<string> {
     const where = name.includes('/') ? cwd : '';
-    const memo = `${name}\0${where}\0${Object.keys(env).filter((v) => v === 'PATH' || affectsOutput(v)).sort().map((v) => `${v}=${env[v]}`).join('\0')}`;
+    const memo = `${name}\0${where}\0${variablesOf(env, driverVariable).map(([v, value]) => `${v}=${value}`).join('\0')}`;
     const known = this.#known.get(memo);
     if (known !== undefined && known.checks.every(([file, link, sig]) => signature(file, link) === sig)) return Promise.resolve(known.digest);
     return this.#identifyAnew(name, env, cwd).then((made) => {
@@ -179,7 +184,7 @@ export class CompilerIdentities {
 
   #driverAnswers(driver: string, env: NodeJS.ProcessEnv): Promise<DriverAnswers> {
     // Where the driver finds its parts depends on PATH and the variables of the key (GCC_EXEC_PREFIX, COMPILER_PATH).
-    const where = Object.keys(env).filter((name) => name === 'PATH' || affectsOutput(name)).sort().map((name) => `${name}=${env[name]}`);
+    const where = variablesOf(env, driverVariable).map(([name, value]) => `${name}=${value}`);
     const key = `${statKey(driver, statSync(driver))}\0${where.join('\0')}`;
     let known = this.#drivers.get(key);
     if (known === undefined) {

@@ -17,11 +17,10 @@
 // one succeeds again: logged once, counted, and the job compiles as it would without a cache.
 
 import fs from 'node:fs/promises';
-import { readFile as readFileCallback } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type { Logger } from '../../log/logger';
 import { TIER_FAILED, type ObjectTier, type ObjectTierStats } from './object_store';
+import { readEntryFile } from './read_entry_file';
 
 /** Eviction brings the store down to this fraction of its size, so that it does not run at every write. */
 export const LOW_WATER = 0.9;
@@ -31,8 +30,6 @@ export const RESCAN_FRACTION = 1 / 8;
 export const TOUCH_INTERVAL_MS = 60_000;
 /** How many touch times are remembered; past it the memory starts afresh (a few more utimes). */
 const TOUCHES_REMEMBERED = 65_536;
-/** The callback readFile: one read of the whole file, where fs/promises reads in chunks with a round trip each. */
-const readWhole = promisify(readFileCallback);
 /** Temp files older than this are leftovers of a daemon that died mid-write. */
 const STALE_TEMP_MS = 3600_000;
 const KEY = /^[0-9a-f]{64}$/;
@@ -140,8 +137,11 @@ export class DiskStore implements ObjectTier {
     if (!KEY.test(key)) return this.#miss();
     const file = this.#fileOf(key);
     let bytes: Buffer;
+    // The mtime is the last use that eviction reads: set while the file is open, when due.
+    const now = this.#now();
+    const touch = !(now - (this.#touched.get(key) ?? -Infinity) < TOUCH_INTERVAL_MS);
     try {
-      bytes = await readWhole(file);
+      bytes = await readEntryFile(file, touch ? now / 1000 : undefined);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return this.#miss();
       this.#failed('read', error as NodeJS.ErrnoException);
@@ -154,12 +154,7 @@ export class DiskStore implements ObjectTier {
       return this.#miss();
     }
     this.#hits++;
-    // The mtime is the last use that eviction reads. A read-only store still serves.
-    const now = this.#now();
-    if (!(now - (this.#touched.get(key) ?? -Infinity) < TOUCH_INTERVAL_MS)) {
-      this.#touch(key, now);
-      await fs.utimes(file, now / 1000, now / 1000).catch(() => undefined);
-    }
+    if (touch) this.#touch(key, now);
     return bytes;
   }
 
