@@ -21,7 +21,7 @@
 
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import { createReadStream, existsSync, lstatSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { affectsOutput, variablesOf } from './cache_key';
 
@@ -60,6 +60,14 @@ function signature(file: string, link = false): string {
     st = undefined; // ENOTDIR, EACCES: as absent as ENOENT for a search
   }
   return st === undefined ? 'absent' : `${st.mode}:${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
+/**
+ * Whether `file` still has `sig`. An absent one is asked with access(2) alone: no Stats to build,
+ * and no exception for the PATH directories the daemon's user may not enter (EACCES).
+ */
+function stillSo([file, link, sig]: readonly [string, boolean, string]): boolean {
+  return sig === 'absent' && !link ? !existsSync(file) : signature(file, link) === sig;
 }
 
 /** A digest and the signatures of the files it was made from, each still to match for the digest to stand. */
@@ -138,7 +146,7 @@ export class CompilerIdentities {
     const where = name.includes('/') ? cwd : '';
     const memo = `${name}\0${where}\0${variablesOf(env, driverVariable).map(([v, value]) => `${v}=${value}`).join('\0')}`;
     const known = this.#known.get(memo);
-    if (known !== undefined && known.checks.every(([file, link, sig]) => signature(file, link) === sig)) return Promise.resolve(known.digest);
+    if (known !== undefined && known.checks.every(stillSo)) return Promise.resolve(known.digest);
     return this.#identifyAnew(name, env, cwd).then((made) => {
       this.#known.set(memo, made);
       return made.digest;
