@@ -22,7 +22,8 @@
 // many raw protocol-2 hits), the in-process time of the cache step alone, and the summary line's
 // time for those hits, apart from the client's round trip. Loopback only, free ports, every
 // server stopped by PID, the work dir removed. The load average is printed with the table.
-// Usage: node dist/scripts/bench/objcache_bench.js [--quick] [--files N] [--rounds N] [--hits N]
+// --hits-only: only what a hit costs (the cache daemon alone, no builds), for a quick figure.
+// Usage: node dist/scripts/bench/objcache_bench.js [--quick] [--files N] [--rounds N] [--hits N] [--hits-only]
 
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -42,6 +43,7 @@ const exec = promisify(execFile);
 const REPO = path.resolve(__dirname, '../../..');
 const OURS = path.join(REPO, 'dist/src/cli/distccd.js');
 const QUICK = process.argv.includes('--quick');
+const HITS_ONLY = process.argv.includes('--hits-only');
 function argValue(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
   return i >= 0 && process.argv[i + 1] !== undefined ? Number(process.argv[i + 1]) : fallback;
@@ -227,23 +229,25 @@ async function main(): Promise<void> {
   });
   try {
     const src = await prepare(work);
-    await realPump();
+    if (!HITS_ONLY) await realPump();
     const cache = path.join(work, 'cache');
-    for (const name of names) servers.push(await startServer(name, work, groups));
-    // The farm's Redis, on a loopback port (the daemons drop root: the unix socket is root's alone).
-    redis = await onFreePort((port) => RedisServer.start(path.join(work, 'redis'), port));
-    const secret = path.join(work, 'farm.secret');
-    await fs.writeFile(secret, 'the objcache bench farm secret, 32+ bytes\n', { mode: 0o644 });
-    const redisArgs = ['--cache-redis', redis.tcpUrl, '--cache-secret-file', secret];
-    const a = await startServer('ra', work, groups, redisArgs);
-    servers.push(a);
-    const b = await startServer('rb', work, groups, redisArgs);
-    servers.push(b);
+    for (const name of HITS_ONLY ? (['cache'] as const) : names) servers.push(await startServer(name, work, groups));
+    let a: Server | undefined;
+    let b: Server | undefined;
+    if (!HITS_ONLY) {
+      // The farm's Redis, on a loopback port (the daemons drop root: the unix socket is root's alone).
+      redis = await onFreePort((port) => RedisServer.start(path.join(work, 'redis'), port));
+      const secret = path.join(work, 'farm.secret');
+      await fs.writeFile(secret, 'the objcache bench farm secret, 32+ bytes\n', { mode: 0o644 });
+      const redisArgs = ['--cache-redis', redis.tcpUrl, '--cache-secret-file', secret];
+      servers.push((a = await startServer('ra', work, groups, redisArgs)));
+      servers.push((b = await startServer('rb', work, groups, redisArgs)));
+    }
     const byName = new Map(servers.map((s) => [s.name, s]));
     const sandboxes = new Map(await Promise.all(servers.map(async (s) => [s.name, await sandboxOf(s)] as const)));
     const table: string[] = [];
     const summary: string[] = [];
-    for (const protocol of [2, 3] as const) {
+    for (const protocol of HITS_ONLY ? [] : ([2, 3] as const)) {
       // One unmeasured build each: page cache, and the daemons have run their job path once.
       for (const name of names) await build(work, src, byName.get(name)!, protocol);
       const samples = new Map<Name | 'warm' | 'redis', Sample[]>([...names, 'warm' as const].map((n) => [n, []]));
@@ -258,7 +262,7 @@ async function main(): Promise<void> {
         }
         console.log(`p${protocol} round ${round + 1}/${ROUNDS}: ${[...samples].map(([n, v]) => `${n} ${v[v.length - 1]!.ms.toFixed(0)}`).join(', ')} ms`);
       }
-      const shared = await warmViaRedis(work, src, { a, b }, redis, protocol, groups);
+      const shared = await warmViaRedis(work, src, { a: a!, b: b! }, redis!, protocol, groups);
       samples.set('redis', shared.samples);
       const wall = (n: Name | 'warm' | 'redis'): number[] => samples.get(n)!.map((x) => x.ms);
       const cpu = (n: Name | 'warm' | 'redis'): number[] => samples.get(n)!.flatMap((x) => (x.cpu === undefined ? [] : [x.cpu]));
@@ -285,6 +289,8 @@ async function main(): Promise<void> {
     const doti = Buffer.from((await exec('gcc', ['-E', path.join(src, 'f0.c')], { maxBuffer: 16 << 20 })).stdout);
     const request = protocol2Request(['gcc', '-O2', '-c', 'f0.c', '-o', 'f0.o'], doti);
     await rawJob(on.port, request);
+    // A few hits first: the daemon's hit path compiled by the JIT, as in a farm that serves all day.
+    for (let i = 0; i < 20; i++) await rawJob(on.port, request);
     const hitLog = (await fs.readFile(on.log, 'utf8')).length;
     const cpuBefore = await processCpuMs(on.child.pid!);
     const roundTrips: number[] = [];
