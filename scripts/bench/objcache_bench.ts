@@ -37,7 +37,8 @@ import { realPump, runPump } from '../../test/support/real_pump';
 import { stopServer, stopServersOnSignal, waitForPort } from './bench_servers';
 import { compressLzo } from '../../src/compile/wire/lzo';
 import { CpuGroups } from './cpu_groups';
-import { processCpuMs, spread, timeCacheStep, type Spread } from './objcache_hit_cost';
+import { processCpuMs, spread, timeCacheStep, timeMissOverhead, type Spread } from './objcache_hit_cost';
+import type { JobKeyInput } from '../../src/compile/object_cache/object_cache';
 
 const exec = promisify(execFile);
 const REPO = path.resolve(__dirname, '../../..');
@@ -208,6 +209,26 @@ async function warmViaRedis(work: string, src: string, servers: { readonly a: Se
   return { samples, hits };
 }
 
+/**
+ * The cache's own CPU per cold job (timeMissOverhead), by protocol, on f0.c: protocol 2 keys the
+ * compressed .i, protocol 3 the source and every header `gcc -M` names (what a pump job sends).
+ */
+async function missOverheads(work: string, src: string): Promise<Record<2 | 3, number>> {
+  const file = path.join(src, 'f0.c');
+  const doti = Buffer.from((await exec('gcc', ['-E', file], { maxBuffer: 16 << 20 })).stdout);
+  await exec('gcc', ['-O2', '-c', file, '-o', path.join(work, 'f0-miss.o')]);
+  const object = await fs.readFile(path.join(work, 'f0-miss.o'));
+  const tmpDir = path.join(work, 'tmp');
+  const packed = compressLzo(doti);
+  const argv = (i: number): string[] => ['gcc', '-O2', `-DBENCH_JOB=${i}`, '-c', 'distccd-input.i', '-o', 'distccd-output.o'];
+  const headers = (await exec('gcc', ['-M', file], { cwd: src })).stdout.replace(/\\\n/g, ' ').split(/\s+/).slice(1).filter((f) => f !== '');
+  const files = await Promise.all(headers.map(async (name) => ({ kind: 'file' as const, name: path.resolve(src, name), body: await fs.readFile(path.resolve(src, name)) })));
+  const p2 = (i: number): JobKeyInput => ({ program: 'gcc', protocol: 2, argv: argv(i), cwd: tmpDir, sourceLzo: packed });
+  const p3 = (i: number): JobKeyInput => ({ program: 'gcc', protocol: 3, argv: argv(i), cwd: src, files });
+  const jobs = 200;
+  return { 2: await timeMissOverhead(work, object, jobs, p2), 3: await timeMissOverhead(work, object, jobs, p3) };
+}
+
 function cell(values: readonly number[]): string {
   if (values.length === 0) return 'n/a';
   const s = spread(values);
@@ -244,9 +265,9 @@ async function main(): Promise<void> {
       servers.push((b = await startServer('rb', work, groups, redisArgs)));
     }
     const byName = new Map(servers.map((s) => [s.name, s]));
-    const sandboxes = new Map(await Promise.all(servers.map(async (s) => [s.name, await sandboxOf(s)] as const)));
     const table: string[] = [];
     const summary: string[] = [];
+    const overhead = HITS_ONLY ? undefined : await missOverheads(work, src);
     for (const protocol of HITS_ONLY ? [] : ([2, 3] as const)) {
       // One unmeasured build each: page cache, and the daemons have run their job path once.
       for (const name of names) await build(work, src, byName.get(name)!, protocol);
@@ -267,6 +288,7 @@ async function main(): Promise<void> {
       const wall = (n: Name | 'warm' | 'redis'): number[] => samples.get(n)!.map((x) => x.ms);
       const cpu = (n: Name | 'warm' | 'redis'): number[] => samples.get(n)!.flatMap((x) => (x.cpu === undefined ? [] : [x.cpu]));
       const c = spread(wall('c')).median;
+      const sandboxes = new Map(await Promise.all(servers.map(async (s) => [s.name, await sandboxOf(s)] as const)));
       for (const n of [...names, 'warm' as const, 'redis' as const]) {
         const label = n === 'warm' ? 'ours warm' : n === 'redis' ? 'ours warm B/Redis' : LABEL[n];
         const sandbox = sandboxes.get(n === 'warm' ? 'cache' : n === 'redis' ? 'rb' : n)!;
@@ -281,6 +303,11 @@ async function main(): Promise<void> {
       // CPU decides: it is what the cache adds (key, store), and other load moves it far less than wall.
       const cpuCost = cpuCosts.length === 0 ? undefined : spread(cpuCosts).median;
       summary.push(`p${protocol} goal cache costs a cold build <= ${GOAL.coldCostPct}% against cache off (cache cold vs off boxed, paired per round, ${ROUNDS} rounds): server CPU ${pct(cpuCosts)}: ${cpuCost === undefined ? 'not measured (no cgroups)' : verdict(cpuCost <= GOAL.coldCostPct)}; wall ${pct(costs)} (noisy, for reference)`);
+      const perJob = cpu('boxed').length === 0 ? undefined : spread(cpu('boxed')).median / FILES;
+      if (overhead !== undefined && perJob !== undefined) {
+        const share = (overhead[protocol] / perJob) * 100;
+        summary.push(`p${protocol} goal cache costs a cold build <= ${GOAL.coldCostPct}%, in process: the cache's work on a miss (key, lookup, entry written) ${overhead[protocol].toFixed(3)} ms CPU per job = ${share.toFixed(2)}% of an off-boxed job's server CPU (${perJob.toFixed(0)} ms): ${verdict(share <= GOAL.coldCostPct)}`);
+      }
       const redisX = c / spread(wall('redis')).median;
       summary.push(`p${protocol} warm through a second daemon that shares only the Redis: hits per build ${shared.hits.join(', ')} of ${FILES}; wall median ${spread(wall('redis')).median.toFixed(0)} ms, ${redisX.toFixed(2)}x faster than C cold`);
     }

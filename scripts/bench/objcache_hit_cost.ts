@@ -64,6 +64,38 @@ export async function timeCacheStep(work: string, doti: Buffer, n: number): Prom
   return { times, cpuMs: (cpu.user + cpu.system) / 1000 / n };
 }
 
+/**
+ * CPU ms per job of the cache's own work on a miss (key, lookup in the disk tier, the entry
+ * encoded and written), in process over `n` jobs of distinct keys whose compile answers at once:
+ * what the cache adds to a cold build, apart from the compile, and far less moved by other load
+ * than two whole builds are. `input(i)` is the key input of job i (each its own key).
+ */
+export async function timeMissOverhead(work: string, object: Buffer, n: number, input: (i: number) => JobKeyInput): Promise<number> {
+  const dir = path.join(work, `miss-cache-${input(0).protocol}`);
+  const log = createLogger('objcache-bench', { level: 'emerg' });
+  const cache = await openObjectCache({ dir, maxBytes: 1 << 30, maxEntryBytes: 64 << 20 }, log);
+  if (cache === undefined) throw new Error(`no cache tier in ${dir}`);
+  const tmpDir = path.join(work, 'tmp');
+  const entry: CacheEntry = { object, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) };
+  let stored: Promise<void> | undefined;
+  const context = {
+    env: process.env, tmpDir, onState: () => undefined,
+    entryOf: (e: CacheEntry) => e, answer: (e: CacheEntry) => e,
+    onStoring: (written: Promise<void>) => void (stored = written),
+  };
+  // The compiler's identity is worked out at the first job (a process per driver): not timed.
+  await cache.keyOf(input(-1), context);
+  const cpuBefore = process.cpuUsage();
+  for (let i = 0; i < n; i++) {
+    stored = undefined;
+    await cache.produce(input(i), async () => entry, context);
+    await stored;
+  }
+  const cpu = process.cpuUsage(cpuBefore);
+  await cache.close();
+  return (cpu.user + cpu.system) / 1000 / n;
+}
+
 /** CPU ms (user + system) the process `pid` has used so far, from /proc/PID/stat. */
 export async function processCpuMs(pid: number): Promise<number> {
   const stat = await fs.readFile(`/proc/${pid}/stat`, 'latin1');
