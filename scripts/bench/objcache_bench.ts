@@ -8,16 +8,22 @@
 //   ours off boxed    --no-cache, the sandbox as by default (--sandbox=auto): what the sandbox costs
 //   ours cache cold   the cache on, emptied first, sandbox auto: against "ours off boxed", what the cache costs a cold build
 //   ours warm         the same daemon again after `make clean`, every object in the cache
+//   ours warm via Redis  a second daemon (B) with an empty disk cache that shares only a Redis
+//                     (Debian's redis-server on a loopback port) with a daemon (A) that built the
+//                     tree cold first: B's wall, its hits, and the ratio against C cold
 // --rounds N (default 3) rounds, the order rotating every round; each row prints the median and
 // the spread of wall time and of the server's CPU (the daemon and every compiler it ran, from
-// cgroup accounting). Each server runs in a cgroup of its own (cpu_groups.ts), which also makes it
+// cgroup accounting). Below the table, one line per goal of issue 16 with the goal beside the
+// figure: warm vs C (wall), what the cache costs a cold build (cache cold against cache off,
+// paired round by round, as the server's CPU and as wall time, with the spread), a hit's CPU. Each server runs in a cgroup of its own (cpu_groups.ts), which also makes it
 // one scheduling group: without it the kernel's autogroup gave ours, whose compilers each start
 // a session, several CPU shares to C's one on a loaded machine, and C's makes ran 1.5-3x slower.
 // Then what a hit costs the server (objcache_hit_cost.ts): its CPU per hit (/proc/PID/stat over
 // many raw protocol-2 hits), the in-process time of the cache step alone, and the summary line's
 // time for those hits, apart from the client's round trip. Loopback only, free ports, every
 // server stopped by PID, the work dir removed. The load average is printed with the table.
-// Usage: node dist/scripts/bench/objcache_bench.js [--quick] [--files N] [--rounds N] [--hits N]
+// --hits-only: only what a hit costs (the cache daemon alone, no builds), for a quick figure.
+// Usage: node dist/scripts/bench/objcache_bench.js [--quick] [--files N] [--rounds N] [--hits N] [--hits-only]
 
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -25,17 +31,20 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from '../../test/support/free_port';
+import { freePort, onFreePort } from '../../test/support/free_port';
+import { RedisServer } from '../../test/support/redis';
 import { realPump, runPump } from '../../test/support/real_pump';
 import { stopServer, stopServersOnSignal, waitForPort } from './bench_servers';
 import { compressLzo } from '../../src/compile/wire/lzo';
 import { CpuGroups } from './cpu_groups';
-import { processCpuMs, spread, timeCacheStep, type Spread } from './objcache_hit_cost';
+import { processCpuMs, spread, timeCacheStep, timeMissOverhead, type Spread } from './objcache_hit_cost';
+import type { JobKeyInput } from '../../src/compile/object_cache/object_cache';
 
 const exec = promisify(execFile);
 const REPO = path.resolve(__dirname, '../../..');
 const OURS = path.join(REPO, 'dist/src/cli/distccd.js');
 const QUICK = process.argv.includes('--quick');
+const HITS_ONLY = process.argv.includes('--hits-only');
 function argValue(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
   return i >= 0 && process.argv[i + 1] !== undefined ? Number(process.argv[i + 1]) : fallback;
@@ -45,17 +54,26 @@ const ROUNDS = argValue('--rounds', 3);
 const HIT_JOBS = argValue('--hits', 300);
 
 type Name = 'c' | 'off' | 'boxed' | 'cache';
+/** The two daemons that share a Redis (A fills it, B builds warm from it), outside the rounds' rotation. */
+type RedisName = 'ra' | 'rb';
 const LABEL: Record<Name, string> = { c: 'C distccd', off: 'ours off', boxed: 'ours off boxed', cache: 'ours cache cold' };
-const EXTRA: Record<Name, readonly string[]> = { c: [], off: ['--no-cache', '--sandbox=off'], boxed: ['--no-cache'], cache: [] };
-interface Server { readonly name: Name; readonly port: number; readonly child: ChildProcess; readonly log: string }
+const EXTRA: Record<Name | RedisName, readonly string[]> = { c: [], off: ['--no-cache', '--sandbox=off'], boxed: ['--no-cache'], cache: [], ra: [], rb: [] };
+interface Server { readonly name: Name | RedisName; readonly port: number; readonly child: ChildProcess; readonly log: string }
 
-async function startServer(name: Name, work: string, groups: CpuGroups | undefined): Promise<Server> {
+/** The goals of issue 16's benchmark, printed beside the figures. */
+const GOAL = { warmVsC: 3, coldCostPct: 2, hitMs: 1 } as const;
+
+function verdict(met: boolean): string {
+  return met ? 'met' : 'NOT met';
+}
+
+async function startServer(name: Name | RedisName, work: string, groups: CpuGroups | undefined, redisArgs: readonly string[] = []): Promise<Server> {
   const port = await freePort();
   const log = path.join(work, `${name}.log`);
   await fs.writeFile(log, '');
   await fs.chmod(log, 0o666); // run as root, both daemons drop to their account
   const args = ['--daemon', '--no-detach', '--listen', '127.0.0.1', '--port', String(port), '--allow', '127.0.0.1', '--jobs', '4', '--log-file', log];
-  const cache = name === 'cache' ? ['--cache-dir', path.join(work, 'cache')] : [];
+  const cache = name === 'cache' ? ['--cache-dir', path.join(work, 'cache')] : name === 'ra' || name === 'rb' ? ['--cache-dir', path.join(work, `cache-${name}`), ...redisArgs] : [];
   const [file, argv] = name === 'c' ? ['/usr/bin/distccd', args] : [process.execPath, [OURS, ...args, ...EXTRA[name], ...cache]];
   const [cmd, cmdArgs] = groups === undefined ? [file, argv] : groups.wrap(name, file, argv);
   const child = spawn(cmd, cmdArgs, { stdio: 'ignore', env: { ...process.env, TMPDIR: path.join(work, 'tmp') } });
@@ -159,6 +177,58 @@ async function measured(work: string, src: string, server: Server, protocol: 2 |
   return { ms, cpu: before === undefined ? undefined : groups!.usedMs(server.name) - before };
 }
 
+/** How many of the summary lines `log` gained after `from` (chars) say `cache:hit`, once `jobs` lines are there (5 s at most: the log is written asynchronously). */
+async function hitsLogged(log: string, from: number, jobs: number): Promise<number> {
+  let lines: string[] = [];
+  for (let i = 0; i < 100; i++) {
+    lines = (await fs.readFile(log, 'utf8')).slice(from).split('\n').filter((l) => / cache:\w+$/.test(l));
+    if (lines.length >= jobs) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return lines.filter((l) => l.endsWith(' cache:hit')).length;
+}
+
+/**
+ * Builds warm through `b`, whose disk cache is emptied before each build, from the Redis that `a`
+ * filled with one cold build: what a second daemon of a farm gets from the shared tier alone.
+ */
+async function warmViaRedis(work: string, src: string, servers: { readonly a: Server; readonly b: Server }, redis: RedisServer, protocol: 2 | 3, groups: CpuGroups | undefined): Promise<{ readonly samples: Sample[]; readonly hits: number[] }> {
+  await redis.cli(['flushall']);
+  await emptyCache(path.join(work, 'cache-ra'));
+  await build(work, src, servers.a, protocol);
+  // A stores each entry after its answer: wait (10 s at most) until Redis holds one per file.
+  for (let i = 0; i < 200 && Number(await redis.cli(['dbsize'])) < FILES; i++) await new Promise((r) => setTimeout(r, 50));
+  const samples: Sample[] = [];
+  const hits: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    await emptyCache(path.join(work, 'cache-rb'));
+    const from = (await fs.readFile(servers.b.log, 'utf8')).length;
+    samples.push(await measured(work, src, servers.b, protocol, groups));
+    hits.push(await hitsLogged(servers.b.log, from, FILES));
+  }
+  return { samples, hits };
+}
+
+/**
+ * The cache's own CPU per cold job (timeMissOverhead), by protocol, on f0.c: protocol 2 keys the
+ * compressed .i, protocol 3 the source and every header `gcc -M` names (what a pump job sends).
+ */
+async function missOverheads(work: string, src: string): Promise<Record<2 | 3, number>> {
+  const file = path.join(src, 'f0.c');
+  const doti = Buffer.from((await exec('gcc', ['-E', file], { maxBuffer: 16 << 20 })).stdout);
+  await exec('gcc', ['-O2', '-c', file, '-o', path.join(work, 'f0-miss.o')]);
+  const object = await fs.readFile(path.join(work, 'f0-miss.o'));
+  const tmpDir = path.join(work, 'tmp');
+  const packed = compressLzo(doti);
+  const argv = (i: number): string[] => ['gcc', '-O2', `-DBENCH_JOB=${i}`, '-c', 'distccd-input.i', '-o', 'distccd-output.o'];
+  const headers = (await exec('gcc', ['-M', file], { cwd: src })).stdout.replace(/\\\n/g, ' ').split(/\s+/).slice(1).filter((f) => f !== '');
+  const files = await Promise.all(headers.map(async (name) => ({ kind: 'file' as const, name: path.resolve(src, name), body: await fs.readFile(path.resolve(src, name)) })));
+  const p2 = (i: number): JobKeyInput => ({ program: 'gcc', protocol: 2, argv: argv(i), cwd: tmpDir, sourceLzo: packed });
+  const p3 = (i: number): JobKeyInput => ({ program: 'gcc', protocol: 3, argv: argv(i), cwd: src, files });
+  const jobs = 200;
+  return { 2: await timeMissOverhead(work, object, jobs, p2), 3: await timeMissOverhead(work, object, jobs, p3) };
+}
+
 function cell(values: readonly number[]): string {
   if (values.length === 0) return 'n/a';
   const s = spread(values);
@@ -167,55 +237,87 @@ function cell(values: readonly number[]): string {
 
 async function main(): Promise<void> {
   const names: Name[] = ['c', 'off', 'boxed', 'cache'];
-  const groups = CpuGroups.open(names);
+  const groups = CpuGroups.open([...names, 'ra', 'rb']);
   console.log(groups === undefined
     ? 'WARNING: no cgroups (needs root): no server CPU, and the kernel\'s autogroup may favour ours (each of its compilers is a session)'
     : `each server in its own cgroup: CPU accounted${groups.scheduled ? ' and scheduled as one group' : ' (not a scheduling group here: autogroup may favour ours)'}`);
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-objbench-'));
   const servers: Server[] = [];
-  stopServersOnSignal(servers, work, () => groups?.close());
+  let redis: RedisServer | undefined;
+  stopServersOnSignal(servers, work, async () => {
+    await redis?.stop();
+    groups?.close();
+  });
   try {
     const src = await prepare(work);
-    await realPump();
+    if (!HITS_ONLY) await realPump();
     const cache = path.join(work, 'cache');
-    for (const name of names) servers.push(await startServer(name, work, groups));
+    for (const name of HITS_ONLY ? (['cache'] as const) : names) servers.push(await startServer(name, work, groups));
+    let a: Server | undefined;
+    let b: Server | undefined;
+    if (!HITS_ONLY) {
+      // The farm's Redis, on a loopback port (the daemons drop root: the unix socket is root's alone).
+      redis = await onFreePort((port) => RedisServer.start(path.join(work, 'redis'), port));
+      const secret = path.join(work, 'farm.secret');
+      await fs.writeFile(secret, 'the objcache bench farm secret, 32+ bytes\n', { mode: 0o644 });
+      const redisArgs = ['--cache-redis', redis.tcpUrl, '--cache-secret-file', secret];
+      servers.push((a = await startServer('ra', work, groups, redisArgs)));
+      servers.push((b = await startServer('rb', work, groups, redisArgs)));
+    }
     const byName = new Map(servers.map((s) => [s.name, s]));
-    const sandboxes = new Map(await Promise.all(servers.map(async (s) => [s.name, await sandboxOf(s)] as const)));
     const table: string[] = [];
     const summary: string[] = [];
-    for (const protocol of [2, 3] as const) {
+    const overhead = HITS_ONLY ? undefined : await missOverheads(work, src);
+    for (const protocol of HITS_ONLY ? [] : ([2, 3] as const)) {
       // One unmeasured build each: page cache, and the daemons have run their job path once.
-      for (const s of servers) await build(work, src, s, protocol);
-      const samples = new Map<Name | 'warm', Sample[]>([...names, 'warm' as const].map((n) => [n, []]));
+      for (const name of names) await build(work, src, byName.get(name)!, protocol);
+      const samples = new Map<Name | 'warm' | 'redis', Sample[]>([...names, 'warm' as const].map((n) => [n, []]));
       for (let round = 0; round < ROUNDS; round++) {
         // The order rotates every round, so drift on the machine hits every server alike.
         for (let i = 0; i < names.length; i++) {
-          const s = byName.get(names[(i + round) % names.length]!)!;
-          if (s.name === 'cache') await emptyCache(cache);
-          samples.get(s.name)!.push(await measured(work, src, s, protocol, groups));
-          if (s.name === 'cache') samples.get('warm')!.push(await measured(work, src, s, protocol, groups));
+          const name = names[(i + round) % names.length]!;
+          const s = byName.get(name)!;
+          if (name === 'cache') await emptyCache(cache);
+          samples.get(name)!.push(await measured(work, src, s, protocol, groups));
+          if (name === 'cache') samples.get('warm')!.push(await measured(work, src, s, protocol, groups));
         }
         console.log(`p${protocol} round ${round + 1}/${ROUNDS}: ${[...samples].map(([n, v]) => `${n} ${v[v.length - 1]!.ms.toFixed(0)}`).join(', ')} ms`);
       }
-      const wall = (n: Name | 'warm'): number[] => samples.get(n)!.map((x) => x.ms);
-      const cpu = (n: Name | 'warm'): number[] => samples.get(n)!.flatMap((x) => (x.cpu === undefined ? [] : [x.cpu]));
+      const shared = await warmViaRedis(work, src, { a: a!, b: b! }, redis!, protocol, groups);
+      samples.set('redis', shared.samples);
+      const wall = (n: Name | 'warm' | 'redis'): number[] => samples.get(n)!.map((x) => x.ms);
+      const cpu = (n: Name | 'warm' | 'redis'): number[] => samples.get(n)!.flatMap((x) => (x.cpu === undefined ? [] : [x.cpu]));
       const c = spread(wall('c')).median;
-      for (const n of [...names, 'warm' as const]) {
-        const label = n === 'warm' ? 'ours warm' : LABEL[n];
-        const sandbox = sandboxes.get(n === 'warm' ? 'cache' : n)!;
+      const sandboxes = new Map(await Promise.all(servers.map(async (s) => [s.name, await sandboxOf(s)] as const)));
+      for (const n of [...names, 'warm' as const, 'redis' as const]) {
+        const label = n === 'warm' ? 'ours warm' : n === 'redis' ? 'ours warm B/Redis' : LABEL[n];
+        const sandbox = sandboxes.get(n === 'warm' ? 'cache' : n === 'redis' ? 'rb' : n)!;
         table.push(`p${protocol} ${label.padEnd(16)} ${sandbox.padEnd(24)} ${cell(wall(n)).padStart(20)} ${(spread(wall(n)).median / c).toFixed(2).padStart(6)} ${cell(cpu(n)).padStart(20)}`);
       }
       // The cache's cost to a cold build, round by round against cache off with the same sandbox.
       const costs = wall('cache').map((ms, i) => ((ms - wall('boxed')[i]!) / wall('boxed')[i]!) * 100);
       const cpuCosts = cpu('cache').map((ms, i) => ((ms - cpu('boxed')[i]!) / cpu('boxed')[i]!) * 100);
       const pct = (v: readonly number[]): string => (v.length === 0 ? 'n/a' : `median ${spread(v).median.toFixed(1)}% (${spread(v).min.toFixed(1)} to ${spread(v).max.toFixed(1)})`);
-      summary.push(`p${protocol}: warm is ${(c / spread(wall('warm')).median).toFixed(2)}x faster than C (medians); cache cold vs off boxed, per round: wall ${pct(costs)}, server CPU ${pct(cpuCosts)}`);
+      const warmX = c / spread(wall('warm')).median;
+      summary.push(`p${protocol} goal warm rebuild >= ${GOAL.warmVsC}x faster than C (wall medians, same make): ${warmX.toFixed(2)}x: ${verdict(warmX >= GOAL.warmVsC)}`);
+      // CPU decides: it is what the cache adds (key, store), and other load moves it far less than wall.
+      const cpuCost = cpuCosts.length === 0 ? undefined : spread(cpuCosts).median;
+      summary.push(`p${protocol} goal cache costs a cold build <= ${GOAL.coldCostPct}% against cache off (cache cold vs off boxed, paired per round, ${ROUNDS} rounds): server CPU ${pct(cpuCosts)}: ${cpuCost === undefined ? 'not measured (no cgroups)' : verdict(cpuCost <= GOAL.coldCostPct)}; wall ${pct(costs)} (noisy, for reference)`);
+      const perJob = cpu('boxed').length === 0 ? undefined : spread(cpu('boxed')).median / FILES;
+      if (overhead !== undefined && perJob !== undefined) {
+        const share = (overhead[protocol] / perJob) * 100;
+        summary.push(`p${protocol} goal cache costs a cold build <= ${GOAL.coldCostPct}%, in process: the cache's work on a miss (key, lookup, entry written) ${overhead[protocol].toFixed(3)} ms CPU per job = ${share.toFixed(2)}% of an off-boxed job's server CPU (${perJob.toFixed(0)} ms): ${verdict(share <= GOAL.coldCostPct)}`);
+      }
+      const redisX = c / spread(wall('redis')).median;
+      summary.push(`p${protocol} warm through a second daemon that shares only the Redis: hits per build ${shared.hits.join(', ')} of ${FILES}; wall median ${spread(wall('redis')).median.toFixed(0)} ms, ${redisX.toFixed(2)}x faster than C cold`);
     }
     // What a hit costs the server: one cached protocol-2 job, again and again.
     const on = byName.get('cache')!;
     const doti = Buffer.from((await exec('gcc', ['-E', path.join(src, 'f0.c')], { maxBuffer: 16 << 20 })).stdout);
     const request = protocol2Request(['gcc', '-O2', '-c', 'f0.c', '-o', 'f0.o'], doti);
     await rawJob(on.port, request);
+    // A few hits first: the daemon's hit path compiled by the JIT, as in a farm that serves all day.
+    for (let i = 0; i < 20; i++) await rawJob(on.port, request);
     const hitLog = (await fs.readFile(on.log, 'utf8')).length;
     const cpuBefore = await processCpuMs(on.child.pid!);
     const roundTrips: number[] = [];
@@ -239,13 +341,14 @@ async function main(): Promise<void> {
     for (const line of table) console.log(line);
     for (const line of summary) console.log(line);
     console.log(`\na hit (raw protocol-2 request of f0.c, ${doti.length} B preprocessed, ${HIT_JOBS} hits, loopback):`);
-    console.log(`  server CPU per hit (/proc/PID/stat utime+stime of the daemon over the ${HIT_JOBS} hits): ${cpuPerHit.toFixed(3)} ms`);
+    console.log(`  goal a hit costs the server < ${GOAL.hitMs} ms: server CPU per hit (/proc/PID/stat utime+stime of the daemon over the ${HIT_JOBS} hits): ${cpuPerHit.toFixed(3)} ms: ${verdict(cpuPerHit < GOAL.hitMs)}`);
     console.log(`  cache step in process (ObjectCache.produce of a stored entry, disk tier): median ${step.median.toFixed(3)} ms, p90 ${step.p90.toFixed(3)}, min ${step.min.toFixed(3)}, max ${step.max.toFixed(3)}; CPU ${stepRun.cpuMs.toFixed(3)} ms per hit`);
     console.log(`  summary line time: of the hits: ${logged.length} lines, mean ${(logged.reduce((a, b) => a + b, 0) / Math.max(1, logged.length)).toFixed(2)} ms, max ${Math.max(...logged)} ms (whole job, whole ms)`);
     console.log(`  client round trip (connect to close, with the client and the network): median ${trip.median.toFixed(3)} ms, min ${trip.min.toFixed(3)}, p90 ${trip.p90.toFixed(3)}`);
     console.log(`ours-cache log: ${(log.match(/cache:hit/g) ?? []).length} hits, ${(log.match(/cache:miss/g) ?? []).length} misses`);
   } finally {
     for (const s of servers) await stopServer(s);
+    await redis?.stop();
     groups?.close();
     await fs.rm(work, { recursive: true, force: true });
   }

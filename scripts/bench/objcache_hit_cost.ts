@@ -1,6 +1,6 @@
 // What a hit costs the server, apart from the client and the network (objcache_bench.ts):
 //   - in process: ObjectCache.produce of a stored entry timed alone (key over the compiler
-//     identity, argv and the preprocessed source, the disk read, the entry's check), on the
+//     identity, argv and the compressed source, the disk read, the entry's check), on the
 //     daemon's own code with a real disk tier and the real compiler;
 //   - the daemon's CPU per hit: utime + stime from /proc/PID/stat over many hits, divided by
 //     their number (everything it does for a job: accept, read, decompress, key, read, answer, log).
@@ -13,6 +13,7 @@ import { openObjectCache } from '../../src/compile/object_cache/open_object_cach
 import type { CacheEntry } from '../../src/compile/object_cache/entry_codec';
 import type { JobKeyInput } from '../../src/compile/object_cache/object_cache';
 import { createLogger } from '../../src/log/index';
+import { compressLzo } from '../../src/compile/wire/lzo';
 
 const exec = promisify(execFile);
 /** USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK). */
@@ -37,7 +38,8 @@ export async function timeCacheStep(work: string, doti: Buffer, n: number): Prom
   const cache = await openObjectCache({ dir, maxBytes: 1 << 30, maxEntryBytes: 64 << 20 }, log);
   if (cache === undefined) throw new Error(`no cache tier in ${dir}`);
   const tmpDir = path.join(work, 'tmp');
-  const input: JobKeyInput = { program: 'gcc', protocol: 2, argv: ['gcc', '-O2', '-c', 'distccd-input.i', '-o', 'distccd-output.o'], cwd: tmpDir, source: doti };
+  // As the daemon keys a protocol-2 job: the .i as the client sent it, LZO-compressed.
+  const input: JobKeyInput = { program: 'gcc', protocol: 2, argv: ['gcc', '-O2', '-c', 'distccd-input.i', '-o', 'distccd-output.o'], cwd: tmpDir, sourceLzo: compressLzo(doti) };
   const source = path.join(work, 'step.i');
   await fs.writeFile(source, doti);
   await exec('gcc', ['-O2', '-c', source, '-o', path.join(work, 'step.o')]);
@@ -60,6 +62,38 @@ export async function timeCacheStep(work: string, doti: Buffer, n: number): Prom
   const cpu = process.cpuUsage(cpuBefore);
   await cache.close();
   return { times, cpuMs: (cpu.user + cpu.system) / 1000 / n };
+}
+
+/**
+ * CPU ms per job of the cache's own work on a miss (key, lookup in the disk tier, the entry
+ * encoded and written), in process over `n` jobs of distinct keys whose compile answers at once:
+ * what the cache adds to a cold build, apart from the compile, and far less moved by other load
+ * than two whole builds are. `input(i)` is the key input of job i (each its own key).
+ */
+export async function timeMissOverhead(work: string, object: Buffer, n: number, input: (i: number) => JobKeyInput): Promise<number> {
+  const dir = path.join(work, `miss-cache-${input(0).protocol}`);
+  const log = createLogger('objcache-bench', { level: 'emerg' });
+  const cache = await openObjectCache({ dir, maxBytes: 1 << 30, maxEntryBytes: 64 << 20 }, log);
+  if (cache === undefined) throw new Error(`no cache tier in ${dir}`);
+  const tmpDir = path.join(work, 'tmp');
+  const entry: CacheEntry = { object, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) };
+  let stored: Promise<void> | undefined;
+  const context = {
+    env: process.env, tmpDir, onState: () => undefined,
+    entryOf: (e: CacheEntry) => e, answer: (e: CacheEntry) => e,
+    onStoring: (written: Promise<void>) => void (stored = written),
+  };
+  // The compiler's identity is worked out at the first job (a process per driver): not timed.
+  await cache.keyOf(input(-1), context);
+  const cpuBefore = process.cpuUsage();
+  for (let i = 0; i < n; i++) {
+    stored = undefined;
+    await cache.produce(input(i), async () => entry, context);
+    await stored;
+  }
+  const cpu = process.cpuUsage(cpuBefore);
+  await cache.close();
+  return (cpu.user + cpu.system) / 1000 / n;
 }
 
 /** CPU ms (user + system) the process `pid` has used so far, from /proc/PID/stat. */

@@ -144,10 +144,11 @@ export class CompileJob {
   /**
    * The command line is complete (its last ARGV arrived). Protocols 1 and 2: check it and make
    * the temp files now, while the client still preprocesses (it sends DOTI last), off the path
-   * from the source to the answer.
+   * from the source to the answer; with the object cache, the files only when it misses.
    */
   heardArgv(version: number, argv: readonly string[]): void {
-    if (version < 3) this.#prepared = prepareCompileJob(argv, this.#service.job, (release) => this.hold(release));
+    // With the cache, the temp files wait for a miss: a hit makes none.
+    if (version < 3) this.#prepared = prepareCompileJob(argv, this.#service.job, (release) => this.hold(release), { lazy: this.#service.cache !== undefined });
   }
 
   /** The client closed or broke its connection: whatever the job waits for, it waits no more. */

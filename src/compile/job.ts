@@ -186,6 +186,16 @@ export interface CacheStep {
 /** The server's temp names in argv, as the cache key sees them: the same for every job. */
 export const FIXED_NAMES = Object.freeze({ input: 'distccd-input', output: 'distccd-output', root: '/distccd-root' });
 
+/** A protocol 1/2 job's temp files: the source (open, filled by `fill`), the object, the compiler's stdout and stderr. */
+export interface JobFiles {
+  readonly input: string;
+  readonly output: string;
+  /** The compiler's stdout and stderr files, closed with the temp files after the answer. */
+  readonly captures: CaptureFiles;
+  /** Writes the source into the input file (open since it was made) and closes it. */
+  readonly fill: (source: Uint8Array) => void;
+}
+
 /** What a protocol 1/2 job settles from its command line alone, before the source arrives. */
 export type PreparedCompile =
   | { readonly kind: 'refused'; readonly reason: string }
@@ -193,31 +203,28 @@ export type PreparedCompile =
   | {
       readonly kind: 'ready';
       readonly scan: ScannedArgs;
-      readonly input: string;
-      readonly output: string;
-      /** The compiler's stdout and stderr files, closed with the temp files after the answer. */
-      readonly captures: CaptureFiles;
-      /** Writes the source into the input file (open since it was made) and closes it. */
-      readonly fill: (source: Uint8Array) => void;
+      /** The job's temp files, made at the first call (throws when TMPDIR cannot take them). */
+      readonly files: () => JobFiles;
     };
 
 /**
  * Scans and checks the command line and makes the job's temp files. The job calls it as soon as
  * ARGV is complete: the distcc client is still preprocessing then (it sends DOTI last), so none
  * of this is on the path from the source's arrival to the answer. The files' removal goes to
- * `hold` the moment they exist.
+ * `hold` the moment they exist. `lazy` (a job with the object cache): the files are made only
+ * when the job compiles, so a hit makes, writes and removes none.
  */
-export async function prepareCompileJob(argv: readonly string[], settings: JobSettings, hold: (release: () => Promise<void>) => void): Promise<PreparedCompile> {
+export async function prepareCompileJob(argv: readonly string[], settings: JobSettings, hold: (release: () => Promise<void>) => void, options: { readonly lazy?: boolean } = {}): Promise<PreparedCompile> {
   // Never rejects: the job starts this before it awaits it, and a rejection nobody handles
   // yet would end the process.
   try {
-    return await prepare(argv, settings, hold);
+    return await prepare(argv, settings, hold, options.lazy === true);
   } catch (error) {
     return { kind: 'failed', error: error as Error };
   }
 }
 
-async function prepare(argv: readonly string[], settings: JobSettings, hold: (release: () => Promise<void>) => void): Promise<PreparedCompile> {
+async function prepare(argv: readonly string[], settings: JobSettings, hold: (release: () => Promise<void>) => void, lazy: boolean): Promise<PreparedCompile> {
   const scanned = scanArgs(argv);
   if (!scanned.ok) return { kind: 'refused', reason: scanned.reason };
   const serverPath = serverPathOption(scanned.value.argv);
@@ -225,6 +232,19 @@ async function prepare(argv: readonly string[], settings: JobSettings, hold: (re
   const checked = await checkCompiler(scanned.value.argv, settings.policy);
   if (!checked.ok) return { kind: 'refused', reason: checked.reason };
   const scan: ScannedArgs = { ...scanned.value, argv: checked.argv };
+  let made: JobFiles | undefined;
+  const files = (): JobFiles => (made ??= makeFiles(scan, settings, hold));
+  if (!lazy) {
+    try {
+      files();
+    } catch (error) {
+      return { kind: 'failed', error: error as Error };
+    }
+  }
+  return { kind: 'ready', scan, files };
+}
+
+function makeFiles(scan: ScannedArgs, settings: JobSettings, hold: (release: () => Promise<void>) => void): JobFiles {
   const temps = new TempFiles(settings.tmpDir, { keep: settings.saveTemps, inline: settings.inlineCleanup });
   let held: number | undefined;
   let captures: CaptureFiles | undefined;
@@ -250,38 +270,43 @@ async function prepare(argv: readonly string[], settings: JobSettings, hold: (re
         close();
       }
     };
-    return { kind: 'ready', scan, input: input.file, output, captures, fill };
+    return { input: input.file, output, captures, fill };
   } catch (error) {
     close();
-    return { kind: 'failed', error: error as Error };
+    throw error;
   }
 }
 
 /** Runs one protocol 1/2 job. */
 export async function runCompileJob(request: CompileRequest, settings: JobSettings, options: JobOptions): Promise<JobOutcome> {
   const ctx: JobContext = { request, settings };
-  const prep = await (options.prepared ?? prepareCompileJob(request.argv, settings, options.hold));
+  const prep = await (options.prepared ?? prepareCompileJob(request.argv, settings, options.hold, { lazy: options.cache !== undefined }));
   if (prep.kind === 'refused') return refusal(ctx, prep.reason);
   if (prep.kind === 'failed') throw prep.error; // TMPDIR full or read-only: the job answers STAT 100
   const { scan } = prep;
-  let source: Buffer;
-  try {
-    source = request.protocol === 2 ? decompressLzo(request.doti ?? Buffer.alloc(0)) : (request.doti ?? Buffer.alloc(0));
-  } catch (error) {
-    return { ...refusal(ctx, `DOTI: ${(error as Error).message}`, { ret: EXIT.PROTOCOL_ERROR }), input: scan.input };
-  }
-  const argv = rewriteArgs(scan, { input: prep.input, output: prep.output });
-  const answer = options.answerSocket !== undefined && request.protocol === 1 ? { socket: options.answerSocket, version: request.version, object: prep.output } : undefined;
-  // In the sandbox the job's two files stand at their own paths, the output alone writable.
-  const sandbox = settings.sandbox === undefined ? undefined
-    : { sandbox: settings.sandbox, cwd: settings.tmpDir, binds: [{ from: prep.input, to: prep.input }, { from: prep.output, to: prep.output, writable: true }] };
+  const doti = request.doti ?? Buffer.alloc(0);
+  // Decompressed when the compiler needs it: a hit is keyed on the bytes as sent (see cache_key).
   const compile = async (): Promise<JobOutcome> => {
-    prep.fill(source);
-    const run = await runCompiler({ argv, cwd: settings.tmpDir, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, captures: prep.captures, answer, sandbox });
-    return await outcomeOf(ctx, { run, compiler: argv[0]!, input: scan.input, readObject: async () => ({ object: readFileSync(prep.output) }) });
+    let source: Buffer;
+    try {
+      source = request.protocol === 2 ? decompressLzo(doti) : doti;
+    } catch (error) {
+      return { ...refusal(ctx, `DOTI: ${(error as Error).message}`, { ret: EXIT.PROTOCOL_ERROR }), input: scan.input };
+    }
+    const files = prep.files(); // throws when TMPDIR cannot take them: the job answers STAT 100
+    const argv = rewriteArgs(scan, { input: files.input, output: files.output });
+    const answer = options.answerSocket !== undefined && request.protocol === 1 ? { socket: options.answerSocket, version: request.version, object: files.output } : undefined;
+    // In the sandbox the job's two files stand at their own paths, the output alone writable.
+    const sandbox = settings.sandbox === undefined ? undefined
+      : { sandbox: settings.sandbox, cwd: settings.tmpDir, binds: [{ from: files.input, to: files.input }, { from: files.output, to: files.output, writable: true }] };
+    files.fill(source);
+    const run = await runCompiler({ argv, cwd: settings.tmpDir, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, captures: files.captures, answer, sandbox });
+    return await outcomeOf(ctx, { run, compiler: argv[0]!, input: scan.input, readObject: async () => ({ object: readFileSync(files.output) }) });
   };
   if (options.cache === undefined) return compile();
   const ext = tempExtensionFor(scan.input);
   const fixed = rewriteArgs(scan, { input: FIXED_NAMES.input + ext, output: FIXED_NAMES.output + (scan.assembleOnly ? '.s' : '.o') });
-  return options.cache.produce({ program: argv[0]!, protocol: request.protocol === 1 ? 1 : 2, sandboxed: sandbox !== undefined, argv: fixed, cwd: settings.tmpDir, source }, compile, { compiler: argv[0]!, input: scan.input });
+  // argv[0] as run: rewriteArgs keeps the compiler where the temp names go.
+  const input = request.protocol === 2 ? { sourceLzo: doti } : { source: doti };
+  return options.cache.produce({ program: fixed[0]!, protocol: request.protocol === 1 ? 1 : 2, sandboxed: settings.sandbox !== undefined, argv: fixed, cwd: settings.tmpDir, ...input }, compile, { compiler: fixed[0]!, input: scan.input });
 }

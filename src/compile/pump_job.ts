@@ -5,7 +5,9 @@
 // (pump/depfile.ts), and answers DOTO then DOTD. In the sandbox (--sandbox) the tree stands at
 // the client's own paths instead (sandbox/tree_mounts.ts): argv, debug info and .d need no
 // re-rooting, and an absolute #include finds the client's file or nothing. The object and .d live outside the tree, so
-// nothing the client sent can stand in their way.
+// nothing the client sent can stand in their way. With the object cache, the tree and the temp
+// files are made only when the job misses: the key reads the files as sent, and a request whose
+// tree would be refused never compiled, so it has no entry to hit.
 
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -34,36 +36,61 @@ function treeNameOf(argv: readonly string[], cwd: string): string {
   return name;
 }
 
+/** One entry of the job's tree as sent, its body decompressed: what the tree is made of and the cache key reads. */
+type TreeEntry = { readonly kind: 'file'; readonly name: string; readonly body: Buffer } | { readonly kind: 'link'; readonly name: string; readonly target: string };
+
 export async function runPumpJob(request: CompileRequest, settings: JobSettings, options: JobOptions): Promise<JobOutcome> {
   const ctx: JobContext = { request, settings };
   const scanned = scanArgs(request.argv);
   if (!scanned.ok) return refusal(ctx, scanned.reason);
-  if (request.cwd === undefined || !request.cwd.startsWith('/')) return refusal(ctx, `CDIR "${request.cwd ?? ''}" is not an absolute path`, { ret: EXIT.PROTOCOL_ERROR });
-  const tree = await PumpTree.create({ tmpDir: settings.tmpDir, name: treeNameOf(request.argv, request.cwd) });
-  const temps = new TempFiles(settings.tmpDir, { keep: settings.saveTemps, inline: settings.inlineCleanup });
+  const clientCwd = request.cwd;
+  if (clientCwd === undefined || !clientCwd.startsWith('/')) return refusal(ctx, `CDIR "${clientCwd ?? ''}" is not an absolute path`, { ret: EXIT.PROTOCOL_ERROR });
+  const badTree = (error: unknown): JobOutcome => ({ ...refusal(ctx, (error as Error).message, { ret: EXIT.PROTOCOL_ERROR }), input: scanned.value.input });
+  let files: TreeEntry[];
   try {
-    let cwd: string;
-    // What the cache key reads: the tree as sent, bodies decompressed.
-    const files: Array<{ kind: 'file'; name: string; body: Buffer } | { kind: 'link'; name: string; target: string }> = [];
+    files = (request.files ?? []).map((entry) => (entry.kind === 'file' ? { kind: 'file', name: entry.name, body: decompressLzo(entry.body) } : { kind: 'link', name: entry.name, target: entry.target }));
+  } catch (error) {
+    return badTree(error);
+  }
+  let made: { readonly tree: PumpTree; readonly cwd: string } | undefined;
+  /** Writes the tree (removed when the job ends); a refusal when a name in it escapes. */
+  const makeTree = async (): Promise<JobOutcome | undefined> => {
+    const tree = await PumpTree.create({ tmpDir: settings.tmpDir, name: treeNameOf(request.argv, clientCwd) });
+    options.hold(async () => {
+      if (!settings.saveTemps) await tree.remove();
+    });
     try {
-      cwd = await tree.makeCwd(request.cwd);
-      for (const entry of request.files ?? []) {
-        if (entry.kind === 'file') {
-          const body = decompressLzo(entry.body);
-          await tree.writeFile(entry.name, body);
-          files.push({ kind: 'file', name: entry.name, body });
-        } else {
-          await tree.makeLink(entry.name, entry.target);
-          files.push({ kind: 'link', name: entry.name, target: entry.target });
-        }
+      const cwd = await tree.makeCwd(clientCwd);
+      for (const entry of files) {
+        if (entry.kind === 'file') await tree.writeFile(entry.name, entry.body);
+        else await tree.makeLink(entry.name, entry.target);
       }
       await tree.verify();
+      made = { tree, cwd };
+      return undefined;
     } catch (error) {
-      return { ...refusal(ctx, (error as Error).message, { ret: EXIT.PROTOCOL_ERROR }), input: scanned.value.input };
+      return badTree(error);
     }
-    const checked = await checkCompiler(scanned.value.argv, { ...settings.policy, job: { root: tree.root, cwd } });
-    if (!checked.ok) return refusal(ctx, checked.reason);
-    const scan = { ...scanned.value, argv: checked.argv };
+  };
+  // With the cache, the tree is written only when the job compiles: a hit writes and removes none.
+  // Unless a response file (@file) is to be checked first: it lives in the tree.
+  const lazy = options.cache !== undefined && !scanned.value.argv.some((a) => a.startsWith('@'));
+  if (!lazy) {
+    const refused = await makeTree();
+    if (refused !== undefined) return refused;
+  }
+  // The job's root and cwd serve the check of response files alone, of which a lazy job has none.
+  const checked = await checkCompiler(scanned.value.argv, { ...settings.policy, job: { root: made?.tree.root ?? FIXED_NAMES.root, cwd: made?.cwd ?? clientCwd } });
+  if (!checked.ok) return refusal(ctx, checked.reason);
+  const scan = { ...scanned.value, argv: checked.argv };
+  const compile = async (): Promise<JobOutcome> => {
+    if (made === undefined) {
+      const refused = await makeTree();
+      if (refused !== undefined) return refused;
+    }
+    const { tree, cwd } = made!;
+    const temps = new TempFiles(settings.tmpDir, { keep: settings.saveTemps, inline: settings.inlineCleanup });
+    options.hold(() => temps.removeAll());
     const output = temps.create(scan.assembleOnly ? '.s' : '.o');
     const deps = temps.create('.deps');
     // In the sandbox the tree stands at the client's own paths: nothing to re-root.
@@ -78,30 +105,23 @@ export async function runPumpJob(request: CompileRequest, settings: JobSettings,
       } catch (error) {
         return { ...refusal(ctx, (error as Error).message, { ret: EXIT.PROTOCOL_ERROR }), input: scan.input };
       }
-      sandbox = { sandbox: settings.sandbox, cwd: request.cwd, binds: [...outputs, ...binds] };
+      sandbox = { sandbox: settings.sandbox, cwd: clientCwd, binds: [...outputs, ...binds] };
     }
-    const compile = async (): Promise<JobOutcome> => {
-      const run = await runCompiler({ argv, cwd, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, scratchDir: settings.tmpDir, sandbox });
-      return await outcomeOf(ctx, {
-        run,
-        compiler: argv[0]!,
-        input: scan.input,
-        readObject: async () => {
-          if (!scan.assembleOnly) await scrubDebugPathsInFile(output, tree.root);
-          const object = await fs.readFile(output);
-          const depfile = cleanDepfile(await fs.readFile(deps), { root: tree.root, serverOutput: output, clientTarget: mtTarget ?? scan.output });
-          return { object, depfile };
-        },
-      });
-    };
-    if (options.cache === undefined) return await compile();
-    // The client's output name stays in the key: without -MT it is the target of the .d file.
-    const fixed = rerootArgs(scan, { root: FIXED_NAMES.root, output: `/${FIXED_NAMES.output}/${scan.output}`, deps: `/${FIXED_NAMES.output}.deps` }).argv;
-    return await options.cache.produce({ program: argv[0]!, protocol: 3, sandboxed: sandbox !== undefined, argv: fixed, cwd: request.cwd, files }, compile, { compiler: argv[0]!, input: scan.input });
-  } finally {
-    options.hold(async () => {
-      await temps.removeAll();
-      if (!settings.saveTemps) await tree.remove();
+    const run = await runCompiler({ argv, cwd, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, scratchDir: settings.tmpDir, sandbox });
+    return await outcomeOf(ctx, {
+      run,
+      compiler: argv[0]!,
+      input: scan.input,
+      readObject: async () => {
+        if (!scan.assembleOnly) await scrubDebugPathsInFile(output, tree.root);
+        const object = await fs.readFile(output);
+        const depfile = cleanDepfile(await fs.readFile(deps), { root: tree.root, serverOutput: output, clientTarget: mtTarget ?? scan.output });
+        return { object, depfile };
+      },
     });
-  }
+  };
+  if (options.cache === undefined) return await compile();
+  // The client's output name stays in the key: without -MT it is the target of the .d file.
+  const fixed = rerootArgs(scan, { root: FIXED_NAMES.root, output: `/${FIXED_NAMES.output}/${scan.output}`, deps: `/${FIXED_NAMES.output}.deps` }).argv;
+  return await options.cache.produce({ program: fixed[0]!, protocol: 3, sandboxed: settings.sandbox !== undefined, argv: fixed, cwd: clientCwd, files }, compile, { compiler: fixed[0]!, input: scan.input });
 }

@@ -23,6 +23,8 @@ function wrapperText(version: string): string {
 interface Rig {
   readonly src: string;
   readonly cache: string;
+  /** The daemon's TMPDIR. */
+  readonly tmp: string;
   readonly bin: string;
   readonly bdir: string;
   readonly d: RunningDistccd;
@@ -72,7 +74,7 @@ async function rig(t: Parameters<typeof tempDir>[0], protocol: 1 | 2, options: {
     });
   };
   return {
-    src, cache, bin, bdir, d,
+    src, cache, tmp, bin, bdir, d,
     async compile(args) {
       const r = await client(args);
       return { stderr: r.stderr, state: (await states(1))[0]! };
@@ -102,8 +104,11 @@ for (const protocol of [1, 2] as const) {
     const first = await r.compile(['-g', '-O2', '-Wall', '-c', 't.c', '-o', 'a.o']);
     assert.equal(first.state, 'miss');
     assert.match(first.stderr, /unused variable/, 'the warning reaches the client');
+    // A file made or removed in a directory moves its mtime: a hit leaves TMPDIR as it was.
+    const tmpBefore = await fs.stat(r.tmp);
     const hit = await r.compile(['-g', '-O2', '-Wall', '-c', 't.c', '-o', 'b.o']);
     assert.equal(hit.state, 'hit');
+    assert.equal((await fs.stat(r.tmp)).mtimeMs, tmpBefore.mtimeMs, 'a hit made a temp file');
     assert.equal(hit.stderr, first.stderr, 'a hit gives the warnings of the compile');
     assert.equal(await r.runs(), 1, 'the compiler ran once');
     assert.deepEqual(await obj('b.o'), await obj('a.o'));

@@ -51,17 +51,20 @@ async function setup(t: TestContext) {
     for (const sub of (await fs.readdir(cache)).filter((s) => /^[0-9a-f]{2}$/.test(s))) for (const name of await fs.readdir(path.join(cache, sub))) out.push(path.join(cache, sub, name));
     return out;
   };
-  return { src, compile, entries, newBuild };
+  return { src, tmp, compile, entries, newBuild };
 }
 
 test('distccd answers a repeated pump job from its cache with the object and .d file of the compile when the real pump client sends it', async (t) => {
-  const { compile, entries } = await setup(t);
+  const { tmp, compile, entries } = await setup(t);
   const miss = await compile();
   assert.equal(miss.state, 'miss');
   assert.match(miss.stderr, /unused variable/);
   assert.match(miss.depfile, /^out\/main\.o: main\.c .*include\/answer\.h/s);
+  // A tree or a file made or removed in TMPDIR moves its mtime: a hit leaves it as it was.
+  const tmpBefore = await fs.stat(tmp);
   const hit = await compile();
   assert.equal(hit.state, 'hit');
+  assert.equal((await fs.stat(tmp)).mtimeMs, tmpBefore.mtimeMs, 'a hit made a job tree or a temp file');
   assert.deepEqual(hit.object, miss.object);
   assert.equal(hit.depfile, miss.depfile);
   assert.equal(hit.stderr, miss.stderr);

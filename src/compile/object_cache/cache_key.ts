@@ -10,15 +10,18 @@
 //   - the directory the compiler runs in: protocols 1/2 the daemon's TMPDIR (gcc writes it into
 //     -g objects as DW_AT_comp_dir), protocol 3 the client's CDIR, and TMPDIR too (the temp root
 //     is scrubbed to as many '/' as it has bytes);
-//   - the input: protocols 1/2 the preprocessed source; protocol 3 every FILE and LINK of the
-//     tree in the order sent, name and content (or target);
+//   - the input: protocol 1 the preprocessed source; protocol 2 the same as the client sent it,
+//     LZO1X-compressed (decompression is a function: the same compressed bytes are the same
+//     source, so a hit need not decompress; every distcc client compresses with the same
+//     minilzo, so the same source is the same bytes); protocol 3 every FILE and LINK of the tree
+//     in the order sent, name and content (or target);
 //   - the variables of the compiler's environment that change its output or its diagnostics
 //     (OUTPUT_ENVIRONMENT below).
 
 import { createHash, type Hash } from 'node:crypto';
 
 /** Bumped when the key's fields or the entry format change: old entries become unreachable. */
-export const KEY_FORMAT = 'distkit-objcache-1';
+export const KEY_FORMAT = 'distkit-objcache-2';
 
 /**
  * Environment that changes gcc's output or diagnostics: language and encoding of messages
@@ -35,6 +38,24 @@ export const OUTPUT_ENVIRONMENT: readonly (string | RegExp)[] = [
 
 export function affectsOutput(name: string): boolean {
   return OUTPUT_ENVIRONMENT.some((p) => (typeof p === 'string' ? p === name : p.test(name)));
+}
+
+/** By frozen environment (the daemon's, the same object every job), then by filter: its variables that pass. */
+const namesOf = new WeakMap<NodeJS.ProcessEnv, Map<(name: string) => boolean, readonly (readonly [string, string])[]>>();
+
+/**
+ * The variables of `env` that pass `keep`, sorted by name, with their values. Worked out once
+ * per frozen environment (and `keep`); an environment that may still change is read each time.
+ */
+export function variablesOf(env: NodeJS.ProcessEnv, keep: (name: string) => boolean): readonly (readonly [string, string])[] {
+  const known = namesOf.get(env)?.get(keep);
+  if (known !== undefined) return known;
+  const vars = Object.keys(env).filter(keep).sort().map((name) => [name, env[name] ?? ''] as const);
+  if (Object.isFrozen(env)) {
+    if (!namesOf.has(env)) namesOf.set(env, new Map());
+    namesOf.get(env)!.set(keep, vars);
+  }
+  return vars;
 }
 
 /** What the key is made of, once the job knows it. */
@@ -54,6 +75,8 @@ export interface KeyInput {
   readonly env: NodeJS.ProcessEnv;
   /** Protocols 1/2: the preprocessed source. */
   readonly source?: Uint8Array;
+  /** Protocol 2, instead of `source`: the preprocessed source as sent, LZO1X-compressed. */
+  readonly sourceLzo?: Uint8Array;
   /** Protocol 3: the tree, in the order sent. */
   readonly files?: readonly ({ readonly kind: 'file'; readonly name: string; readonly body: Uint8Array } | { readonly kind: 'link'; readonly name: string; readonly target: string })[];
 }
@@ -76,9 +99,9 @@ export function cacheKey(input: KeyInput): string {
   for (const arg of input.argv) field(hash, 'arg', arg);
   field(hash, 'cwd', input.cwd);
   field(hash, 'tmpdir', input.tmpDir);
-  const names = Object.keys(input.env).filter(affectsOutput).sort();
-  for (const name of names) field(hash, `env ${name}`, input.env[name] ?? '');
+  for (const [name, value] of variablesOf(input.env, affectsOutput)) field(hash, `env ${name}`, value);
   if (input.source !== undefined) field(hash, 'source', input.source);
+  if (input.sourceLzo !== undefined) field(hash, 'source-lzo', input.sourceLzo);
   for (const entry of input.files ?? []) {
     if (entry.kind === 'file') {
       field(hash, 'file', entry.name);

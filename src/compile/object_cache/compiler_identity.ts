@@ -10,15 +10,20 @@
 // themselves are stat'ed again every job, so replacing cc1 alone is seen at once.
 // A driver that is not gcc answers -print-prog-name with something else (clang prints the bare
 // name); a name that resolves to no file is keyed as absent, which is still its identity.
+// The whole digest is memoised too, per (name, PATH, the variables of the key), on the stat of
+// every file it was found from: each PATH candidate before the driver (still absent), the driver
+// (stat and lstat: a symlink moved to another gcc is seen) and each part. A job whose compiler
+// is unchanged pays those stats (no exception, no realpath, no hash) and nothing else: an upgrade
+// changes one of them, and the digest is made again from the memos above.
 // A process per connection (--inetd) would hash cc1 and probe the driver for every job: given a
 // `memoDir`, both memos are also kept there, one small file per stat key (and, for the driver's
 // answers, per environment they depend on), written atomically.
 
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync, realpathSync, renameSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import { createReadStream, existsSync, lstatSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import path from 'node:path';
-import { affectsOutput } from './cache_key';
+import { affectsOutput, variablesOf } from './cache_key';
 
 /** The parts of gcc asked for with -print-prog-name. */
 export const COMPILER_PARTS: readonly string[] = ['cc1', 'cc1plus', 'as'];
@@ -29,10 +34,14 @@ function statKey(file: string, st: Stats): string {
   return `${file}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
 
+/** The candidates execvp(3) tries for `name` in `PATH`, in order (one, relative to `cwd`, when it holds a slash). */
+function candidatesOf(name: string, env: NodeJS.ProcessEnv, cwd: string): string[] {
+  return name.includes('/') ? [path.resolve(cwd, name)] : (env['PATH'] ?? '/usr/bin:/bin').split(':').map((dir) => path.join(dir || '.', name));
+}
+
 /** Finds `name` as execvp(3) would in `PATH` (relative to `cwd` when it holds a slash); undefined when absent. */
 export function resolveProgram(name: string, env: NodeJS.ProcessEnv, cwd: string): string | undefined {
-  const candidates = name.includes('/') ? [path.resolve(cwd, name)] : (env['PATH'] ?? '/usr/bin:/bin').split(':').map((dir) => path.join(dir || '.', name));
-  for (const file of candidates) {
+  for (const file of candidatesOf(name, env, cwd)) {
     try {
       if (statSync(file).isFile()) return realpathSync(file);
     } catch {
@@ -40,6 +49,31 @@ export function resolveProgram(name: string, env: NodeJS.ProcessEnv, cwd: string
     }
   }
   return undefined;
+}
+
+/** What stat(2) (or lstat) says of `file` now, as a string; 'absent' when it is not there. No exception is made for a missing file. */
+function signature(file: string, link = false): string {
+  let st: Stats | undefined;
+  try {
+    st = link ? lstatSync(file, { throwIfNoEntry: false }) : statSync(file, { throwIfNoEntry: false });
+  } catch {
+    st = undefined; // ENOTDIR, EACCES: as absent as ENOENT for a search
+  }
+  return st === undefined ? 'absent' : `${st.mode}:${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
+/**
+ * Whether `file` still has `sig`. An absent one is asked with access(2) alone: no Stats to build,
+ * and no exception for the PATH directories the daemon's user may not enter (EACCES).
+ */
+function stillSo([file, link, sig]: readonly [string, boolean, string]): boolean {
+  return sig === 'absent' && !link ? !existsSync(file) : signature(file, link) === sig;
+}
+
+/** A digest and the signatures of the files it was made from, each still to match for the digest to stand. */
+interface KnownIdentity {
+  readonly digest: string;
+  readonly checks: ReadonlyArray<readonly [file: string, link: boolean, signature: string]>;
 }
 
 function hashFile(file: string): Promise<string> {
@@ -59,6 +93,11 @@ function probe(program: string, args: readonly string[], env: NodeJS.ProcessEnv)
   });
 }
 
+/** What the driver's answers and its search for its parts depend on: PATH and the variables of the key (GCC_EXEC_PREFIX, COMPILER_PATH). */
+function driverVariable(name: string): boolean {
+  return name === 'PATH' || affectsOutput(name);
+}
+
 interface DriverAnswers {
   readonly about: string;
   readonly parts: readonly string[];
@@ -70,6 +109,8 @@ export class CompilerIdentities {
   readonly #contents = new Map<string, Promise<string>>();
   /** Driver answers (version, machine, where its parts are) by the driver's stat key. */
   readonly #drivers = new Map<string, Promise<DriverAnswers>>();
+  /** Whole digests by name, PATH and the key's variables, with the signatures they stand on. */
+  readonly #known = new Map<string, KnownIdentity>();
 
   /** `memoDir`: where the memos are kept across processes (made by the caller); none = in memory only. */
   constructor(options: { readonly memoDir?: string } = {}) {
@@ -101,17 +142,41 @@ export class CompilerIdentities {
    * `cwd`. Throws when the compiler cannot be found (the job then runs uncached and fails as
    * usual).
    */
-  async identify(name: string, env: NodeJS.ProcessEnv, cwd: string): Promise<string> {
-    const driver = resolveProgram(name, env, cwd);
+  identify(name: string, env: NodeJS.ProcessEnv, cwd: string): Promise<string> {
+    const where = name.includes('/') ? cwd : '';
+    const memo = `${name}\0${where}\0${variablesOf(env, driverVariable).map(([v, value]) => `${v}=${value}`).join('\0')}`;
+    const known = this.#known.get(memo);
+    if (known !== undefined && known.checks.every(stillSo)) return Promise.resolve(known.digest);
+    return this.#identifyAnew(name, env, cwd).then((made) => {
+      this.#known.set(memo, made);
+      return made.digest;
+    });
+  }
+
+  async #identifyAnew(name: string, env: NodeJS.ProcessEnv, cwd: string): Promise<KnownIdentity> {
+    // The signatures are taken before the files are read: a change meanwhile is seen by the next job.
+    const checks: Array<readonly [string, boolean, string]> = [];
+    let found: string | undefined;
+    for (const file of candidatesOf(name, env, cwd)) {
+      const sig = signature(file);
+      checks.push([file, false, sig]);
+      if (sig !== 'absent' && (Number(sig.slice(0, sig.indexOf(':'))) & 0o170000) === 0o100000) { // a regular file
+        checks.push([file, true, signature(file, true)]);
+        found = file;
+        break;
+      }
+    }
+    const driver = found === undefined ? undefined : realpathSync(found);
     if (driver === undefined) throw new Error(`compiler ${name} not found in PATH`);
     const hash = createHash('sha256').update(`driver\0${driver}\0${await this.#contentOf(driver)}\0`);
     const answers = await this.#driverAnswers(driver, env);
     hash.update(answers.about);
     for (const part of answers.parts) {
+      if (part.startsWith('/')) checks.push([part, false, signature(part)]);
       const content = part.startsWith('/') ? await this.#contentOf(part).catch(() => 'absent') : 'absent';
       hash.update(`\0part\0${part}\0${content}`);
     }
-    return hash.digest('hex');
+    return { digest: hash.digest('hex'), checks };
   }
 
   async #contentOf(file: string): Promise<string> {
@@ -127,7 +192,7 @@ export class CompilerIdentities {
 
   #driverAnswers(driver: string, env: NodeJS.ProcessEnv): Promise<DriverAnswers> {
     // Where the driver finds its parts depends on PATH and the variables of the key (GCC_EXEC_PREFIX, COMPILER_PATH).
-    const where = Object.keys(env).filter((name) => name === 'PATH' || affectsOutput(name)).sort().map((name) => `${name}=${env[name]}`);
+    const where = variablesOf(env, driverVariable).map(([name, value]) => `${name}=${value}`);
     const key = `${statKey(driver, statSync(driver))}\0${where.join('\0')}`;
     let known = this.#drivers.get(key);
     if (known === undefined) {

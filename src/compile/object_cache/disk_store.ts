@@ -3,7 +3,8 @@
 // jobs can share one directory with no index and no lock:
 //   - a write goes to <dir>/tmp/<key>.<pid>.<n> and is renamed into place: a reader sees the
 //     whole old entry or the whole new one, never a torn file (rename(2) is atomic);
-//   - a hit sets the file's mtime to now: the mtime is the entry's last use;
+//   - a hit sets the file's mtime to now: the mtime is the entry's last use (to the minute: an
+//     entry this process touched less than TOUCH_INTERVAL_MS ago is not touched again);
 //   - eviction lists the directory, sums the sizes and unlinks the least recently used files
 //     until the store is under LOW_WATER of its size. Whoever evicts, a file another daemon is
 //     reading stays readable through its open descriptor, and a file another daemon removed
@@ -18,12 +19,17 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../log/logger';
-import type { ObjectTier, ObjectTierStats } from './object_store';
+import { TIER_FAILED, type ObjectTier, type ObjectTierStats } from './object_store';
+import { readEntryFile } from './read_entry_file';
 
 /** Eviction brings the store down to this fraction of its size, so that it does not run at every write. */
 export const LOW_WATER = 0.9;
 /** A listing is taken again after this fraction of the size was written (other daemons write too). */
 export const RESCAN_FRACTION = 1 / 8;
+/** A hit within this long of this process's last touch of the entry leaves its mtime (the LRU order is to the minute). */
+export const TOUCH_INTERVAL_MS = 60_000;
+/** How many touch times are remembered; past it the memory starts afresh (a few more utimes). */
+const TOUCHES_REMEMBERED = 65_536;
 /** Temp files older than this are leftovers of a daemon that died mid-write. */
 const STALE_TEMP_MS = 3600_000;
 const KEY = /^[0-9a-f]{64}$/;
@@ -79,6 +85,8 @@ export class DiskStore implements ObjectTier {
   #tempSerial = 0;
   #measured: boolean;
   #listing: Listed[] = [];
+  /** When this process last set each entry's mtime (this.#now()). */
+  readonly #touched = new Map<string, number>();
 
   private constructor(options: DiskStoreOptions, log: Logger) {
     if (!(options.maxBytes > 0)) throw new RangeError(`disk store size ${options.maxBytes} must be above 0`);
@@ -125,15 +133,19 @@ export class DiskStore implements ObjectTier {
     return path.join(this.#dir, key.slice(0, 2), key);
   }
 
-  async get(key: string): Promise<Buffer | undefined> {
+  async get(key: string): Promise<Buffer | undefined | typeof TIER_FAILED> {
     if (!KEY.test(key)) return this.#miss();
     const file = this.#fileOf(key);
     let bytes: Buffer;
+    // The mtime is the last use that eviction reads: set while the file is open, when due.
+    const now = this.#now();
+    const touch = !(now - (this.#touched.get(key) ?? -Infinity) < TOUCH_INTERVAL_MS);
     try {
-      bytes = await fs.readFile(file);
+      bytes = await readEntryFile(file, touch ? now / 1000 : undefined);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.#failed('read', error as NodeJS.ErrnoException);
-      return this.#miss();
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return this.#miss();
+      this.#failed('read', error as NodeJS.ErrnoException);
+      return TIER_FAILED;
     }
     if (this.#validate !== undefined && !this.#validate(key, bytes)) {
       this.#errors++;
@@ -142,10 +154,14 @@ export class DiskStore implements ObjectTier {
       return this.#miss();
     }
     this.#hits++;
-    // The mtime is the last use that eviction reads. A read-only store still serves.
-    const now = this.#now() / 1000;
-    await fs.utimes(file, now, now).catch(() => undefined);
+    if (touch) this.#touch(key, now);
     return bytes;
+  }
+
+  /** Remembers that this process set the mtime of `key` at `now`. */
+  #touch(key: string, now: number): void {
+    if (this.#touched.size >= TOUCHES_REMEMBERED) this.#touched.clear();
+    this.#touched.set(key, now);
   }
 
   #miss(): undefined {
@@ -157,10 +173,14 @@ export class DiskStore implements ObjectTier {
     if (!KEY.test(key) || value.length > this.#maxEntry) return;
     let reserved = 0;
     const temp = path.join(this.#dir, 'tmp', `${key}.${process.pid}.${++this.#tempSerial}`);
-    const now = this.#now() / 1000;
+    const nowMs = this.#now();
+    const now = nowMs / 1000;
     // Content-addressed: an entry already there (another daemon's, or an identical job's) is the
     // same bytes; it only counts as used. A corrupt one was removed by the get that found it.
-    if (await fs.utimes(this.#fileOf(key), now, now).then(() => true, () => false)) return;
+    if (await fs.utimes(this.#fileOf(key), now, now).then(() => true, () => false)) {
+      this.#touch(key, nowMs);
+      return;
+    }
     try {
       await this.#makeRoom(value.length);
       reserved = value.length;
@@ -171,6 +191,7 @@ export class DiskStore implements ObjectTier {
       await fs.writeFile(temp, value, { mode: 0o644 });
       await fs.utimes(temp, now, now);
       await fs.rename(temp, this.#fileOf(key));
+      this.#touch(key, nowMs);
       this.#reserved -= reserved;
       reserved = 0;
       this.#stores++;

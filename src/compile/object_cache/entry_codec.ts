@@ -54,8 +54,21 @@ export function encodeEntry(key: string, entry: CacheEntry): Buffer {
   return Buffer.concat([...body, digestOf(key, body)]);
 }
 
+/**
+ * Entries isIntactEntry has just checked, by the buffer they were read into: the disk tier checks
+ * what it reads and the cache then decodes the same bytes at once, so the checksum is computed
+ * once. A decode takes the mark away: a buffer checked again is hashed again.
+ */
+const checked = new WeakMap<Buffer, { readonly key: string; readonly entry: CacheEntry }>();
+
 /** The entry in `bytes` when they are an intact entry for `key`; undefined otherwise. Copies nothing out of `bytes`. */
 export function decodeEntry(key: string, bytes: Buffer): CacheEntry | undefined {
+  const known = checked.get(bytes);
+  checked.delete(bytes);
+  return known !== undefined && known.key === key ? known.entry : decodeUnchecked(key, bytes);
+}
+
+function decodeUnchecked(key: string, bytes: Buffer): CacheEntry | undefined {
   if (bytes.length < HEADER_BYTES + DIGEST_BYTES) return undefined;
   if (!bytes.subarray(0, 4).equals(ENTRY_MAGIC) || bytes[4] !== ENTRY_FORMAT || bytes[6] !== 0 || bytes[7] !== 0) return undefined;
   const flags = bytes[5]!;
@@ -78,5 +91,7 @@ export function decodeEntry(key: string, bytes: Buffer): CacheEntry | undefined 
 
 /** Whether `bytes` are an intact entry for `key` (the disk tier's check on read). */
 export function isIntactEntry(key: string, bytes: Buffer): boolean {
-  return decodeEntry(key, bytes) !== undefined;
+  const entry = decodeUnchecked(key, bytes);
+  if (entry !== undefined) checked.set(bytes, { key, entry });
+  return entry !== undefined;
 }

@@ -10,14 +10,15 @@
 // daemon; across daemons the shared tiers do the rest). A waiter whose leader did not produce an
 // entry (the compile failed) compiles itself.
 //
-// The cache never fails a job: a key that cannot be computed, a tier that errs or an entry that
-// does not decode is a miss (counted, logged by whoever saw it), and the job compiles.
+// The cache never fails a job: a key that cannot be computed or a tier that could not answer (its
+// summary line says `cache:error`), an entry that does not decode (a miss) is counted and logged
+// by whoever saw it, and the job compiles.
 
 import type { Logger } from '../../log/logger';
 import { cacheKey, type KeyInput } from './cache_key';
 import { CompilerIdentities } from './compiler_identity';
 import { decodeEntry, encodeEntry, type CacheEntry } from './entry_codec';
-import type { ObjectTier, ObjectTierStats } from './object_store';
+import { TIER_FAILED, type ObjectTier, type ObjectTierStats } from './object_store';
 
 /** What the summary line says of the cache for one job. */
 export type CacheState = 'hit' | 'miss' | 'off' | 'error';
@@ -28,7 +29,7 @@ const CLOCK_MACROS = ['__DATE__', '__TIME__', '__TIMESTAMP__'].map((m) => Buffer
 export interface ObjectCacheStats {
   /** Jobs answered from a tier, or from an identical job compiled at the same time. */
   readonly hits: number;
-  /** Jobs looked up and compiled. */
+  /** Jobs looked up and compiled (a job whose lookup met a tier failure is not one: its summary says `cache:error`). */
   readonly misses: number;
   /** Entries written (to the first tier). */
   readonly stores: number;
@@ -130,10 +131,14 @@ export class ObjectCache {
     let entry: CacheEntry | undefined;
     let stored: Promise<void> | undefined;
     try {
-      entry = await this.#lookUp(key);
-      if (entry !== undefined) return this.#hit(entry, context);
-      this.#misses++;
-      context.onState('miss');
+      const found = await this.#lookUp(key);
+      if (found !== undefined && found !== TIER_FAILED) return this.#hit((entry = found), context);
+      // A tier that could not answer (counted and logged by the tier) may hold the entry: not a miss.
+      if (found === TIER_FAILED) context.onState('error');
+      else {
+        this.#misses++;
+        context.onState('miss');
+      }
       const outcome = await compile();
       entry = context.entryOf(outcome);
       if (entry !== undefined) stored = this.#store(key, entry);
@@ -154,11 +159,16 @@ export class ObjectCache {
     return context.answer(entry);
   }
 
-  /** The first tier that holds an intact entry; a hit from a later tier is written to the earlier ones. */
-  async #lookUp(key: string): Promise<CacheEntry | undefined> {
+  /**
+   * The first tier that holds an intact entry; a hit from a later tier is written to the earlier
+   * ones. With none: TIER_FAILED when a tier could not answer, else undefined.
+   */
+  async #lookUp(key: string): Promise<CacheEntry | undefined | typeof TIER_FAILED> {
+    let failed = false;
     for (let i = 0; i < this.#tiers.length; i++) {
       const bytes = await this.#tiers[i]!.get(key);
-      if (bytes === undefined) continue;
+      if (bytes === TIER_FAILED) failed = true;
+      if (bytes === undefined || bytes === TIER_FAILED) continue;
       const entry = decodeEntry(key, bytes);
       if (entry === undefined) {
         this.#errors++;
@@ -168,7 +178,7 @@ export class ObjectCache {
       if (i > 0) this.#track(Promise.all(this.#tiers.slice(0, i).map((tier) => tier.put(key, bytes))).then(() => undefined));
       return entry;
     }
-    return undefined;
+    return failed ? TIER_FAILED : undefined;
   }
 
   /** Writes the entry to every tier, off the job's path (the answer does not wait for the disk or the network). */

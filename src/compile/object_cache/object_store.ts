@@ -17,12 +17,20 @@ export interface ObjectTierStats {
   readonly bytes?: number;
 }
 
+/**
+ * What `get` gives when the tier could not answer (an I/O error, a timeout, Redis down): not a
+ * miss, the entry may well be there. The job compiles all the same, and its summary line says
+ * `cache:error` rather than `cache:miss`.
+ */
+export const TIER_FAILED: unique symbol = Symbol('tier failed');
+
 export interface ObjectTier {
   /** 'disk' or 'redis', for the log and the metrics. */
   readonly name: string;
-  /** The stored bytes of `key` (64 hex digits of SHA-256), or undefined on a miss. Never
-   * rejects: a failure is a miss, logged and counted by the tier. */
-  get(key: string): Promise<Buffer | undefined>;
+  /** The stored bytes of `key` (64 hex digits of SHA-256), undefined on a miss (a corrupt or
+   * foreign entry is one), TIER_FAILED when the tier could not tell. Never rejects: a failure is
+   * logged and counted by the tier. */
+  get(key: string): Promise<Buffer | undefined | typeof TIER_FAILED>;
   /** Stores `value` under `key`; never rejects (a failure is logged and counted). */
   put(key: string, value: Buffer): Promise<void>;
   readonly stats: ObjectTierStats;

@@ -3,7 +3,7 @@
 // HMAC-SHA256 under the farm secret, over the entry format version, the key and the bytes: an
 // entry written by someone without the secret, moved to another key, or damaged is a miss, logged
 // and counted as an error, never served. A slow, dead or full Redis never fails or delays a job
-// beyond options.timeoutMs: get and put give up then (a miss, a failure counted) and never
+// beyond options.timeoutMs: get and put give up then (TIER_FAILED, a failure counted) and never
 // reject; the outage is logged once (src/redis/outage_log) and the tier comes back with Redis.
 //
 // Stored value: MAGIC (4) ‖ HMAC-SHA256 (32) ‖ the cache's encoded entry.
@@ -11,7 +11,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../../log/index';
 import { RedisConnection } from '../../redis/redis_connection';
-import type { ObjectTier, ObjectTierStats, RedisTierOptions } from './object_store';
+import { TIER_FAILED, type ObjectTier, type ObjectTierStats, type RedisTierOptions } from './object_store';
 
 /** "DKO" and the entry format version: a change of layout or of what the MAC covers bumps it. */
 const MAGIC = Buffer.from([0x44, 0x4b, 0x4f, 0x01]);
@@ -64,13 +64,13 @@ class RedisTier implements ObjectTier {
     return { hits: this.#hits, misses: this.#misses, stores: this.#stores, errors: this.#errors };
   }
 
-  async get(key: string): Promise<Buffer | undefined> {
+  async get(key: string): Promise<Buffer | undefined | typeof TIER_FAILED> {
     let stored: Buffer | null;
     try {
       stored = await this.#redis.run((c) => c.getBuffer(this.#options.prefix + key));
     } catch {
       this.#errors++;
-      return undefined;
+      return TIER_FAILED;
     }
     if (stored === null) {
       this.#misses++;

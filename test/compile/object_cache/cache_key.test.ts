@@ -33,6 +33,8 @@ test('cacheKey changes when any part of the request that decides the output chan
     cwd: { cwd: '/home/u' },
     tmpDir: { tmpDir: '/var/tmp' },
     source: { source: Buffer.from('int y;\n') },
+    'the same bytes as compressed source': { source: undefined, sourceLzo: Buffer.from('int x;\n') },
+    'compressed source': { source: undefined, sourceLzo: Buffer.from('int y;\n') },
     LANG: { env: { ...BASE.env, LANG: 'de_DE.UTF-8' } },
     LC_MESSAGES: { env: { ...BASE.env, LC_MESSAGES: 'fr_FR' } },
     SOURCE_DATE_EPOCH: { env: { ...BASE.env, SOURCE_DATE_EPOCH: '1' } },
@@ -47,7 +49,7 @@ test('cacheKey changes when any part of the request that decides the output chan
     seen.add(other);
   }
   assert.equal(cacheKey({ ...BASE, env: { ...BASE.env, HOME: '/home/x', PATH: '/bin' } }), key, 'HOME and PATH do not reach the object');
-  assert.equal(KEY_FORMAT, 'distkit-objcache-1');
+  assert.equal(KEY_FORMAT, 'distkit-objcache-2');
 });
 
 test('cacheKey tells a pump tree apart when a name, a body, a link target or the order changes', () => {
@@ -118,4 +120,28 @@ test('CompilerIdentities remembers a compiler across instances in its memo direc
   assert.equal(await new CompilerIdentities().identify('cc', env, '/'), first, 'the same as without a memo');
   await fs.appendFile(path.join(bdir, 'cc1'), Buffer.from([0]));
   assert.notEqual(await new CompilerIdentities({ memoDir: memo }).identify('cc', env, '/'), first, 'a new cc1 is seen through the memo');
+});
+
+test('CompilerIdentities sees a driver put earlier in PATH and a link moved to another driver when it has the identity memoised', async (t) => {
+  const root = tempDir(t, 'distkit-identity-path-');
+  const [early, late, real] = ['early', 'late', 'real'].map((d) => path.join(root, d)) as [string, string, string];
+  for (const dir of [early, late, real]) await fs.mkdir(dir);
+  const driver = (version: string) => `#!/bin/sh\n[ "$1" = -dumpfullversion ] && { echo ${version}; echo x86_64-linux-gnu; exit 0; }\nexec gcc "$@"\n`;
+  await fs.writeFile(path.join(real, 'cc-1'), driver('1.0'), { mode: 0o755 });
+  await fs.writeFile(path.join(real, 'cc-2'), driver('2.0'), { mode: 0o755 });
+  await fs.symlink(path.join(real, 'cc-1'), path.join(late, 'cc'));
+  const env = { PATH: `${early}:${late}:/usr/bin:/bin` };
+  const ids = new CompilerIdentities();
+  const first = await ids.identify('cc', env, '/');
+  assert.equal(await ids.identify('cc', env, '/'), first, 'stable while nothing changes');
+  // `ln -sf`: the link now names the other driver.
+  await fs.rm(path.join(late, 'cc'));
+  await fs.symlink(path.join(real, 'cc-2'), path.join(late, 'cc'));
+  const moved = await ids.identify('cc', env, '/');
+  assert.notEqual(moved, first, 'a link moved to another driver is another compiler');
+  assert.equal(moved, await new CompilerIdentities().identify('cc', env, '/'), 'the memo gives what a fresh look gives');
+  await fs.copyFile(path.join(real, 'cc-1'), path.join(early, 'cc'));
+  const shadowed = await ids.identify('cc', env, '/');
+  assert.notEqual(shadowed, moved, 'a driver put earlier in PATH is the one run, and another compiler');
+  assert.equal(shadowed, await new CompilerIdentities().identify('cc', env, '/'));
 });

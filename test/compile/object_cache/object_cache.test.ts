@@ -9,7 +9,10 @@ import path from 'node:path';
 import { DiskStore } from '../../../src/compile/object_cache/disk_store';
 import { encodeEntry, isIntactEntry, type CacheEntry } from '../../../src/compile/object_cache/entry_codec';
 import { ObjectCache, type CacheState, type JobKeyInput } from '../../../src/compile/object_cache/object_cache';
+import { TIER_FAILED, type ObjectTier } from '../../../src/compile/object_cache/object_store';
+import { createRedisTier } from '../../../src/compile/object_cache/redis_tier';
 import { createLogger } from '../../../src/log/index';
+import { startRedis } from '../../support/redis';
 import { tempDir } from '../../support/temp_dir';
 
 interface Outcome {
@@ -29,11 +32,12 @@ function entryFor(source: string): CacheEntry {
   return { object: Buffer.from(`object of ${source}`), depfile: undefined, stdout: Buffer.alloc(0), stderr: Buffer.from('warning\n') };
 }
 
-async function rig(t: Parameters<typeof tempDir>[0]) {
+/** `remote`: the second tier (default: a second disk tier standing in for Redis). */
+async function rig(t: Parameters<typeof tempDir>[0], options: { remote?: ObjectTier } = {}) {
   const root = tempDir(t, 'distkit-objcache-unit-');
   const open = (name: string) => DiskStore.open({ dir: path.join(root, name), maxBytes: 1 << 20, validate: isIntactEntry }, log);
   const local = await open('local');
-  const remote = await open('remote');
+  const remote = options.remote ?? await open('remote');
   const cache = new ObjectCache([local, remote], { log, maxEntryBytes: 1 << 20 });
   let compiles = 0;
   const job = async (source: string, options: { fail?: boolean; delayMs?: number } = {}) => {
@@ -127,4 +131,33 @@ test('ObjectCache compiles uncached and says error when the compiler cannot be i
   assert.equal(out.from, 'compile');
   assert.equal(state, 'error');
   assert.equal(r.cache.stats.errors, 1);
+});
+
+test('ObjectCache says error, not miss, and compiles when redis is stopped in the middle', async (t) => {
+  const redis = await startRedis(t);
+  const tier = createRedisTier({ urls: [redis.unixUrl], secret: Buffer.from('farm secret for the tests'), ttlSeconds: 60, maxValueBytes: 1 << 20, timeoutMs: 50, prefix: 'obj:' }, log);
+  t.after(() => tier.close());
+  const connected = async (): Promise<void> => {
+    // The tier connects in the background and answers TIER_FAILED meanwhile.
+    for (let i = 0; (await tier.get('0'.repeat(64))) === TIER_FAILED; i++) {
+      assert.ok(i < 200, 'the redis tier never connected');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  // The rig closes the cache after each job to wait for its stores: the tier stays open till the end.
+  const remote: ObjectTier = { name: tier.name, get: (k) => tier.get(k), put: (k, v) => tier.put(k, v), get stats() { return tier.stats; }, close: async () => undefined };
+  const r = await rig(t, { remote });
+  await connected();
+  assert.equal((await r.job('up')).state, 'miss');
+  await redis.kill();
+  const down = await r.job('down');
+  assert.equal(down.state, 'error', 'a lookup that Redis could not answer is not a miss');
+  assert.equal(down.outcome.from, 'compile');
+  assert.equal(down.outcome.ok, true);
+  assert.equal((await r.job('up')).state, 'hit', 'a local hit never asks Redis');
+  assert.deepEqual({ hits: r.cache.stats.hits, misses: r.cache.stats.misses }, { hits: 1, misses: 1 }, 'the job of the outage counts as an error only');
+  assert.ok(r.cache.stats.errors >= 1);
+  await redis.restart();
+  await connected();
+  assert.equal((await r.job('back')).state, 'miss');
 });

@@ -1,14 +1,14 @@
 // The object cache's Redis tier against Debian's real redis-server, standalone and a Redis
 // Cluster: a round trip with its TTL, entries that must not be served (written by hand with
 // redis-cli, under another secret, moved to another key, damaged), the value cap, a killed Redis
-// (a fast miss, then back after the restart) and a Redis that stops answering (the timeout).
+// (a fast TIER_FAILED, then back after the restart) and a Redis that stops answering (the timeout).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createRedisTier, wrapEntry } from '../../../src/compile/object_cache/redis_tier';
-import type { ObjectTier, RedisTierOptions } from '../../../src/compile/object_cache/object_store';
+import { TIER_FAILED, type ObjectTier, type RedisTierOptions } from '../../../src/compile/object_cache/object_store';
 import { startRedis, startRedisCluster, type RedisServer } from '../../support/redis';
 import { captureLog } from '../../support/log_capture';
 import type { AfterHook } from '../../support/temp_dir';
@@ -31,7 +31,8 @@ async function putUntilStored(tier: ObjectTier, key: string, value: Buffer): Pro
   const deadline = Date.now() + 10_000;
   for (;;) {
     await tier.put(key, value);
-    if ((await tier.get(key))?.equals(value)) return;
+    const got = await tier.get(key);
+    if (Buffer.isBuffer(got) && got.equals(value)) return;
     if (Date.now() > deadline) throw new Error('the tier never stored a value');
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -108,7 +109,7 @@ test('redis tier misses fast and never rejects while redis is killed, and hits a
   await putUntilStored(tier, keyOf(1), Buffer.from('kept'));
   await redis.kill();
   for (let i = 0; i < 20; i++) {
-    await assertFast('a get while redis is dead', async () => assert.equal(await tier.get(keyOf(1)), undefined), 100);
+    await assertFast('a get while redis is dead', async () => assert.equal(await tier.get(keyOf(1)), TIER_FAILED, 'an outage is not a miss'), 100);
     await assertFast('a put while redis is dead', () => tier.put(keyOf(100 + i), Buffer.from('lost')), 100);
   }
   assert.equal(lines.filter((l) => l.includes('Redis down')).length, 1, lines.join('\n'));
@@ -126,7 +127,7 @@ test('redis tier answers a miss within its timeout when redis stops answering', 
   process.kill(redis.pid, 'SIGSTOP');
   try {
     const started = performance.now();
-    assert.equal(await tier.get(keyOf(1)), undefined);
+    assert.equal(await tier.get(keyOf(1)), TIER_FAILED);
     await tier.put(keyOf(2), Buffer.from('w'));
     const took = performance.now() - started;
     assert.ok(took >= 70 && took < 250, `a get and a put took ${took.toFixed(1)} ms with a 40 ms timeout`);
