@@ -57,6 +57,11 @@ function dispatch(count: number): void {
   }
 }
 
+/** Sockets in the pump now (for tests and status: which path connections took). */
+export function pumpedSockets(): number {
+  return sockets.reduce((n, s) => (s === undefined ? n : n + 1), 0);
+}
+
 /** 'ECONNRESET' for 104, as Node's own socket errors say it. */
 export function errnoName(errno: number): string {
   const names = os.constants.errno as Record<string, number>;
