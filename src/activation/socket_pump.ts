@@ -38,6 +38,8 @@ export const QUEUED = 0;
 let sockets: Array<PumpedSocket | undefined> = [];
 let arena: Buffer | undefined;
 let events: Int32Array | undefined;
+/** pumpOpen failed (another thread of this process has the pump). */
+let unavailable = false;
 
 function dispatch(count: number): void {
   const ev = events!;
@@ -135,7 +137,16 @@ export function adoptSocket(stream: unknown, handler: PumpHandler, options: { no
   const fd = adoptableFd(stream);
   if (fd === undefined) return undefined;
   const owner = stream as net.Socket;
-  if (arena === undefined) [arena, events] = native.pumpOpen(dispatch);
+  if (arena === undefined) {
+    if (unavailable) return undefined;
+    try {
+      [arena, events] = native.pumpOpen(dispatch);
+    } catch {
+      // One pump per process (its state is the addon's): a worker thread keeps node's streams.
+      unavailable = true;
+      return undefined;
+    }
+  }
   // A socket accepted without pauseOnConnect is already reading: stop it before it takes a byte.
   const handle = (owner as unknown as { _handle: { readStop(): number; reading?: boolean } })._handle;
   handle.readStop();
