@@ -258,6 +258,10 @@ class PumpedSession {
     this.#settled = true;
     if (this.#grace !== undefined) clearTimeout(this.#grace);
     if (this.#idle !== undefined) clearTimeout(this.#idle);
+    // The pump is done with the socket (both sides ended, or it failed, or it was cut): closing
+    // the owner now sends the FIN without the shutdown and 'finish' round the activation layer's
+    // end() would take, which a connection per request (mod_socache_dc) pays every time.
+    this.#conn.stream.destroy();
     this.#engine.noteConnection('close');
     this.#log.debug('close', { requests: this.#requests, why });
     this.#resolve();
