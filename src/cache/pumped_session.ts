@@ -11,8 +11,9 @@
 import { describePeer, type Connection } from '../activation/connection';
 import { adoptSocket, QUEUED, type PumpedSocket } from '../activation/socket_pump';
 import type { Logger } from '../log/index';
-import { MessageReader, type Message } from './wire/index';
-import { DROP_GRACE_MS, MAX_WAITING, type Answer, type CacheSessionEngine, type CacheSessionOptions } from './session';
+import { MessageReader } from './wire/index';
+import { AnswerQueue } from './answer_queue';
+import { DROP_GRACE_MS, MAX_WAITING, type CacheSessionEngine, type CacheSessionOptions } from './session';
 import { BATCH_BYTES } from './write_batch';
 
 /** Whether connections go to the pump (read once: a process serves all its connections one way). */
@@ -36,10 +37,6 @@ export function servePumpedConnection(conn: Connection, engine: CacheSessionEngi
   return done;
 }
 
-interface Waiting {
-  answer: Answer | undefined;
-}
-
 class PumpedSession {
   readonly #conn: Connection;
   readonly #engine: CacheSessionEngine;
@@ -59,7 +56,7 @@ class PumpedSession {
   #settled = false;
   #grace: NodeJS.Timeout | undefined;
   #idle: NodeJS.Timeout | undefined;
-  readonly #waiting: Waiting[] = [];
+  readonly #answers: AnswerQueue;
 
   constructor(conn: Connection, engine: CacheSessionEngine, idleMs: number, resolve: () => void) {
     this.#conn = conn;
@@ -67,6 +64,7 @@ class PumpedSession {
     this.#idleMs = idleMs;
     this.#resolve = resolve;
     this.#log = engine.log.child({ conn: conn.id });
+    this.#answers = new AnswerQueue(engine, this.#log, () => this.#writeWaiting());
   }
 
   start(socket: PumpedSocket): void {
@@ -119,37 +117,28 @@ class PumpedSession {
     this.#flush();
     if (this.#settled) return;
     if (drop !== undefined) return this.#drop(drop.reason, drop.fields);
-    if (!this.#blocked && this.#peerDone && this.#waiting.length === 0) this.#endAfterLastAnswer();
+    if (!this.#blocked && this.#peerDone && this.#answers.length === 0) this.#endAfterLastAnswer();
   }
 
   #writeAnswers(): { reason: string; fields?: Record<string, number> } | undefined {
     for (;;) {
       if (this.#blocked) return undefined;
-      if (this.#waiting.length >= MAX_WAITING) {
+      if (this.#answers.length >= MAX_WAITING) {
         this.#pause(true);
         return undefined;
       }
       const next = this.#reader.next();
       if (next.kind === 'incomplete') return undefined;
       if (next.kind === 'corrupt') return { reason: next.reason, fields: { offset: next.offset } };
-      const answer = this.#answer(next.value);
-      if (answer.kind === 'later' || this.#waiting.length > 0) {
-        this.#queue(answer);
+      const answer = this.#answers.answer(next.value);
+      if (answer.kind === 'later' || this.#answers.length > 0) {
+        this.#answers.push(answer);
         continue;
       }
       if (answer.kind === 'close') return { reason: answer.reason };
       this.#requests++;
       this.#add(answer.bytes);
       if (this.#settled) return undefined;
-    }
-  }
-
-  #answer(message: Message): Answer {
-    try {
-      return this.#engine.answer(message);
-    } catch (error) {
-      this.#log.err('answer failed', { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-      return { kind: 'close', reason: 'internal error' };
     }
   }
 
@@ -182,28 +171,10 @@ class PumpedSession {
     this.#socket.pause(paused);
   }
 
-  #queue(answer: Answer): void {
-    const slot: Waiting = { answer: answer.kind === 'later' ? undefined : answer };
-    this.#waiting.push(slot);
-    if (answer.kind !== 'later') return;
-    answer.promise
-      .then((late) => late, (error: unknown) => this.#failed(error))
-      .then((late) => {
-        slot.answer = late.kind === 'later' ? this.#failed(new Error('a later answer resolved to a later answer')) : late;
-        this.#writeWaiting();
-      });
-  }
-
-  #failed(error: unknown): Answer {
-    this.#log.err('answer failed', { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-    return { kind: 'close', reason: 'internal error' };
-  }
-
   #writeWaiting(): void {
     if (this.#closing || this.#settled) return;
     let drop: string | undefined;
-    while (this.#waiting.length > 0 && this.#waiting[0]!.answer !== undefined) {
-      const answer = this.#waiting.shift()!.answer!;
+    for (let answer = this.#answers.shift(); answer !== undefined; answer = this.#answers.shift()) {
       if (answer.kind === 'close') {
         drop = answer.reason;
         break;
@@ -216,7 +187,7 @@ class PumpedSession {
     this.#flush();
     if (this.#settled) return;
     if (drop !== undefined) return this.#drop(drop);
-    if (this.#waiting.length < MAX_WAITING) this.#pause(false);
+    if (this.#answers.length < MAX_WAITING) this.#pause(false);
     if (!this.#blocked) this.#answerBuffered();
   }
 

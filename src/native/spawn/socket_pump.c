@@ -80,13 +80,6 @@ static struct {
   int open;
 } pump;
 
-#define CHECK(call)                                              \
-  do {                                                           \
-    if ((call) != napi_ok) {                                     \
-      napi_throw_error(env, NULL, "napi call failed: " #call);   \
-      return NULL;                                               \
-    }                                                            \
-  } while (0)
 
 static void push_event(int id, int kind, size_t offset, size_t length) {
   int32_t *e = pump.events + 4 * pump.count++;

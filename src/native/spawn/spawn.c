@@ -75,13 +75,6 @@
 
 #include "socket_pump.h"
 
-#define CHECK(call)                                      \
-  do {                                                   \
-    if ((call) != napi_ok) {                             \
-      napi_throw_error(env, NULL, "napi call failed: " #call); \
-      return NULL;                                       \
-    }                                                    \
-  } while (0)
 
 napi_value throw_errno(napi_env env, int err, const char *syscall, const char *subject) {
   char text[PATH_MAX + 128];
