@@ -12,6 +12,7 @@ import { describePeer, type Connection } from '../activation/connection';
 import { adoptSocket, QUEUED, type PumpedSocket } from '../activation/socket_pump';
 import type { Logger } from '../log/index';
 import { MessageReader } from './wire/index';
+import { armIdleBound } from './idle_bound';
 import { AnswerQueue } from './answer_queue';
 import { DROP_GRACE_MS, MAX_WAITING, type CacheSessionEngine, type CacheSessionOptions } from './session';
 import { BATCH_BYTES } from './write_batch';
@@ -212,16 +213,12 @@ class PumpedSession {
   }
 
   #armIdle(): void {
-    if (this.#idleMs <= 0 || this.#settled) return;
-    if (this.#idle !== undefined) this.#idle.refresh();
-    else {
-      this.#idle = setTimeout(() => {
-        this.#log.info('idle close', { peer: describePeer(this.#conn.peer), requests: this.#requests, idle_ms: this.#idleMs, buffered: this.#reader.buffered });
-        this.#socket.destroy();
-        this.#settle('idle');
-      }, this.#idleMs);
-      this.#idle.unref();
-    }
+    if (this.#settled) return;
+    this.#idle = armIdleBound(this.#idle, this.#idleMs, () => {
+      this.#log.info('idle close', { peer: describePeer(this.#conn.peer), requests: this.#requests, idle_ms: this.#idleMs, buffered: this.#reader.buffered });
+      this.#socket.destroy();
+      this.#settle('idle');
+    });
   }
 
   #settle(why: string): void {

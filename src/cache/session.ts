@@ -22,6 +22,7 @@ import { describePeer, type Connection } from '../activation/connection';
 import type { Logger } from '../log/index';
 import { MessageReader } from './wire/index';
 import { WriteBatch } from './write_batch';
+import { armIdleBound } from './idle_bound';
 import { AnswerQueue, type CacheSessionEngine } from './answer_queue';
 
 export type { Answer, CacheSessionEngine } from './answer_queue';
@@ -182,16 +183,12 @@ class CacheSession {
 
   /** Progress in either direction (bytes in, or the peer taking our queued responses) re-arms it. */
   #armIdle(): void {
-    if (this.#idleMs <= 0 || this.#settled) return;
-    if (this.#idle !== undefined) this.#idle.refresh();
-    else {
-      this.#idle = setTimeout(() => {
-        this.#log.info('idle close', { peer: describePeer(this.#conn.peer), requests: this.#requests, idle_ms: this.#idleMs, buffered: this.#reader.buffered });
-        this.#stream.destroy();
-        this.#settle('idle');
-      }, this.#idleMs);
-      this.#idle.unref();
-    }
+    if (this.#settled) return;
+    this.#idle = armIdleBound(this.#idle, this.#idleMs, () => {
+      this.#log.info('idle close', { peer: describePeer(this.#conn.peer), requests: this.#requests, idle_ms: this.#idleMs, buffered: this.#reader.buffered });
+      this.#stream.destroy();
+      this.#settle('idle');
+    });
   }
 
   #settle(why: string): void {
