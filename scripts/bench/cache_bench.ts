@@ -13,6 +13,9 @@
 // the C chain. Last, ours on Redis beside ours in memory and C (cache_bench_redis.ts).
 // Loopback and private unix sockets only; every process stopped by PID.
 //
+// `--sessions N` and `--size N` run only that store size / session size (e.g. `--sessions 512`
+// while iterating); `--stream` adds our dc_server on Node's streams (DISTKIT_CACHE_IO=stream, the
+// path before the native socket pump) as a row beside the default, to show the pump's gain.
 // `--only-redis` runs the Redis rows alone (`--rounds N`: rounds of their goal rows), `--no-redis` leaves them out; `--metrics-cost` only dc_server without and with
 // -metrics (cache_metrics_cost.ts, `npm run bench -- metrics`).
 
@@ -47,12 +50,23 @@ function buildC(): string {
 
 /** Every cell of ours, C and the responder, then the dc_client chains. */
 async function benchTables(bench: Bench, prefix: string, quick: boolean): Promise<void> {
-  const populations = quick ? [512, 50_000] : [512, 50_000, 1_000_000];
-  const sizes = quick ? [150] : [150, 4096];
+  const only = (name: string, all: number[]): number[] => (process.argv.includes(name) ? all.filter((n) => n === arg(name, NaN)) : all);
+  const populations = only('--sessions', quick ? [512, 50_000] : [512, 50_000, 1_000_000]);
+  const sizes = only('--size', quick ? [150] : [150, 4096]);
+  const stream = process.argv.includes('--stream');
   const main: Table = {
-    targets: [oursTarget(REPO), cTarget(prefix), responderTarget(REPO)],
+    targets: [
+      oursTarget(REPO),
+      cTarget(prefix),
+      responderTarget(REPO),
+      ...(stream ? [oursTarget(REPO, { name: 'stream', env: { DISTKIT_CACHE_IO: 'stream' } })] : []),
+    ],
     ops: OPS,
-    ratios: [{ label: 'ours/C', of: 'ours', over: 'C' }, { label: 'ours/resp', of: 'ours', over: 'responder' }],
+    ratios: [
+      { label: 'ours/C', of: 'ours', over: 'C' },
+      { label: 'ours/resp', of: 'ours', over: 'responder' },
+      ...(stream ? [{ label: 'stream/C', of: 'stream', over: 'C' }] : []),
+    ],
   };
   printHeader(main);
   for (const transport of ['unix', 'tcp'] as const) {

@@ -100,8 +100,8 @@ async function waitAccepting(child: ChildProcess, target: LoadTarget, output: ()
 }
 
 /** Starts `argv` under taskset on `cpus` and waits until it accepts on `target`. */
-export async function startPinned(name: string, cpus: string, argv: readonly string[], target: LoadTarget): Promise<RunningServer> {
-  const child = track(spawn('taskset', ['-c', cpus, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }));
+export async function startPinned(name: string, cpus: string, argv: readonly string[], target: LoadTarget, env?: Readonly<Record<string, string>>): Promise<RunningServer> {
+  const child = track(spawn('taskset', ['-c', cpus, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], ...(env === undefined ? {} : { env: { ...process.env, ...env } }) }));
   let text = '';
   child.stdout!.on('data', (d: Buffer) => (text = (text + d.toString()).slice(-4000)));
   child.stderr!.on('data', (d: Buffer) => (text = (text + d.toString()).slice(-4000)));
@@ -139,6 +139,8 @@ export interface OursOptions {
   readonly extra?: readonly string[];
   /** False when the store is not this process's (-redis refuses -sessions). Default true. */
   readonly sized?: boolean;
+  /** More environment (DISTKIT_CACHE_IO=stream: the Node stream path instead of the native pump). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** Our dc_server (whatever store it defaults to, or the one `extra` picks). */
@@ -152,7 +154,7 @@ export function oursTarget(repo: string, options: OursOptions = {}): CacheBenchT
       const { listen, target } = await addressFor(o, name.replace(/\W+/g, '-'));
       const sessions = options.sized === false ? [] : ['-sessions', String(Math.max(512, o.sessions))];
       const argv = [process.execPath, path.join(repo, 'dist/src/cli/dc_server.js'), '-listen', listen, ...sessions, '-loglevel', 'notice', ...(options.extra ?? [])];
-      return startPinned(name, o.cpus, argv, target);
+      return startPinned(name, o.cpus, argv, target, options.env);
     },
   };
 }

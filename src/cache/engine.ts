@@ -10,6 +10,7 @@ import { SlabStore } from './stores/slab_store';
 import type { SessionStore } from './stores/session_store';
 import { decodeAddPayload, encodeMessage, Operation, Status, type Message } from './wire/index';
 import { serveCacheConnection, type Answer, type CacheSessionEngine } from './session';
+import { servePumpedConnection } from './pumped_session';
 
 export interface CacheEngineOptions {
   /** Where sessions live. Default: a SlabStore of DEFAULT_CAPACITY sessions. */
@@ -162,7 +163,8 @@ export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOption
       return { kind: 'close', reason: payload.reason };
     },
     serve(conn) {
-      return serveCacheConnection(conn, engine, { idleMs: options.idleMs ?? 0 });
+      const session = { idleMs: options.idleMs ?? 0 };
+      return servePumpedConnection(conn, engine, session) ?? serveCacheConnection(conn, engine, session);
     },
     noteConnection(change) {
       if (change === 'open') connections++;

@@ -20,36 +20,19 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { describePeer, type Connection } from '../activation/connection';
 import type { Logger } from '../log/index';
-import { MessageReader, type Message } from './wire/index';
+import { MessageReader } from './wire/index';
 import { WriteBatch } from './write_batch';
+import { armIdleBound } from './idle_bound';
+import { AnswerQueue, type CacheSessionEngine } from './answer_queue';
+
+export type { Answer, CacheSessionEngine } from './answer_queue';
 
 /** After a bad request: how long we keep discarding the peer's input while our answers leave and
  * we wait for it to close its side (closing earlier would reset it and lose them); then we reset. */
 export const DROP_GRACE_MS = 5000;
 
-/** What one request gets: response bytes, or the connection closed without a response, or one
- * of these later (the promise must not reject, nor resolve to another 'later'). */
-export type Answer =
-  | { readonly kind: 'respond'; readonly bytes: Buffer }
-  | { readonly kind: 'close'; readonly reason: string }
-  | { readonly kind: 'later'; readonly promise: Promise<Answer> };
-
 /** Answers one connection waits for at most before it stops parsing requests. */
 export const MAX_WAITING = 1024;
-
-/** An answer in the queue: set once it is in. */
-interface Waiting {
-  answer: Answer | undefined;
-}
-
-/** What a connection needs of the engine (./engine implements it; this file never imports it). */
-export interface CacheSessionEngine {
-  readonly log: Logger;
-  /** Answers one request message. */
-  answer(message: Message): Answer;
-  /** Bookkeeping: a connection opened, closed, or was dropped for a bad request. */
-  noteConnection(change: 'open' | 'close' | 'dropped'): void;
-}
 
 export interface CacheSessionOptions {
   /** Close a connection after this many ms without progress in either direction; 0 = never (default). */
@@ -91,7 +74,7 @@ class CacheSession {
   #grace: NodeJS.Timeout | undefined;
   #idle: NodeJS.Timeout | undefined;
   /** Answers not written yet because one before them (or they) came later, in request order. */
-  readonly #waiting: Waiting[] = [];
+  readonly #answers: AnswerQueue;
 
   constructor(conn: Connection, engine: CacheSessionEngine, idleMs: number, resolve: () => void) {
     this.#conn = conn;
@@ -100,6 +83,7 @@ class CacheSession {
     this.#idleMs = idleMs;
     this.#resolve = resolve;
     this.#log = engine.log.child({ conn: conn.id });
+    this.#answers = new AnswerQueue(engine, this.#log, () => this.#writeWaiting());
     this.#batch = new WriteBatch(this.#stream);
     if (conn.peer.kind === 'tcp' && this.#stream instanceof net.Socket) this.#stream.setNoDelay(true);
     engine.noteConnection('open');
@@ -126,7 +110,7 @@ class CacheSession {
     const drop = this.#writeAnswers();
     this.#batch.flush();
     if (drop !== undefined) return this.#drop(drop.reason, drop.fields);
-    if (!this.#blocked && this.#peerDone && this.#waiting.length === 0) this.#endAfterLastAnswer();
+    if (!this.#blocked && this.#peerDone && this.#answers.length === 0) this.#endAfterLastAnswer();
   }
 
   /** Gathers one answer per complete request while the socket takes them (the batch writes
@@ -140,13 +124,13 @@ class CacheSession {
         stream.pause();
         return undefined;
       }
-      if (this.#waiting.length >= MAX_WAITING) return undefined;
+      if (this.#answers.length >= MAX_WAITING) return undefined;
       const next = this.#reader.next();
       if (next.kind === 'incomplete') return undefined;
       if (next.kind === 'corrupt') return { reason: next.reason, fields: { offset: next.offset } };
-      const answer = this.#answer(next.value);
-      if (answer.kind === 'later' || this.#waiting.length > 0) {
-        this.#queue(answer);
+      const answer = this.#answers.answer(next.value);
+      if (answer.kind === 'later' || this.#answers.length > 0) {
+        this.#answers.push(answer);
         continue;
       }
       if (answer.kind === 'close') return { reason: answer.reason };
@@ -155,41 +139,12 @@ class CacheSession {
     }
   }
 
-  #answer(message: Message): Answer {
-    try {
-      return this.#engine.answer(message);
-    } catch (error) {
-      // A bug answering one request must cost that connection, not every client's cache.
-      this.#log.err('answer failed', { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-      return { kind: 'close', reason: 'internal error' };
-    }
-  }
-
-  /** Queues an answer behind the ones waiting; writes the queue's head as soon as it is in. */
-  #queue(answer: Answer): void {
-    const slot: Waiting = { answer: answer.kind === 'later' ? undefined : answer };
-    this.#waiting.push(slot);
-    if (answer.kind !== 'later') return;
-    answer.promise
-      .then((late) => late, (error: unknown) => this.#failed(error))
-      .then((late) => {
-        slot.answer = late.kind === 'later' ? this.#failed(new Error('a later answer resolved to a later answer')) : late;
-        this.#writeWaiting();
-      });
-  }
-
-  #failed(error: unknown): Answer {
-    this.#log.err('answer failed', { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-    return { kind: 'close', reason: 'internal error' };
-  }
-
   /** Writes the answers at the head of the queue that are in, then goes on with the requests. */
   #writeWaiting(): void {
     if (this.#closing || this.#settled) return;
     this.#stream.cork();
     let drop: DropReason | undefined;
-    while (this.#waiting.length > 0 && this.#waiting[0]!.answer !== undefined) {
-      const answer = this.#waiting.shift()!.answer!;
+    for (let answer = this.#answers.shift(); answer !== undefined; answer = this.#answers.shift()) {
       if (answer.kind === 'close') {
         drop = { reason: answer.reason };
         break;
@@ -228,16 +183,12 @@ class CacheSession {
 
   /** Progress in either direction (bytes in, or the peer taking our queued responses) re-arms it. */
   #armIdle(): void {
-    if (this.#idleMs <= 0 || this.#settled) return;
-    if (this.#idle !== undefined) this.#idle.refresh();
-    else {
-      this.#idle = setTimeout(() => {
-        this.#log.info('idle close', { peer: describePeer(this.#conn.peer), requests: this.#requests, idle_ms: this.#idleMs, buffered: this.#reader.buffered });
-        this.#stream.destroy();
-        this.#settle('idle');
-      }, this.#idleMs);
-      this.#idle.unref();
-    }
+    if (this.#settled) return;
+    this.#idle = armIdleBound(this.#idle, this.#idleMs, () => {
+      this.#log.info('idle close', { peer: describePeer(this.#conn.peer), requests: this.#requests, idle_ms: this.#idleMs, buffered: this.#reader.buffered });
+      this.#stream.destroy();
+      this.#settle('idle');
+    });
   }
 
   #settle(why: string): void {

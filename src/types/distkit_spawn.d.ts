@@ -24,4 +24,13 @@ declare module 'distkit-spawn' {
     readonly listening: boolean;
   }
   export function inspectSocket(fd: number): SocketFacts;
+  /** The socket pump (socket_pump.c): [arena, events]; events are [id, kind, offset, length] x count. */
+  export function pumpOpen(onEvents: (count: number) => void): [arena: Buffer, events: Int32Array];
+  export function pumpAdopt(fd: number, noDelay: boolean): number;
+  /** 1 all sent, 0 queued (reading stops until a drain event), -errno the socket is closed. */
+  export function pumpWrite(id: number, bytes: Buffer, length: number): number;
+  /** 1 closed now, 0 closes later with a closed event. */
+  export function pumpEnd(id: number): number;
+  export function pumpPause(id: number, paused: boolean): void;
+  export function pumpDestroy(id: number): void;
 }

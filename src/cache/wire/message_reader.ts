@@ -138,6 +138,14 @@ export class MessageReader {
   }
 
   /**
+   * Copies the unparsed bytes out of the caller's last chunk, when they are still a view of it:
+   * for a caller that reuses its read buffer (the native socket pump's arena).
+   */
+  detach(): void {
+    if (!this.#owned && this.#end > this.#start) this.#release();
+  }
+
+  /**
    * While waiting on a tail (always shorter than one message): copy it out of the caller's chunk
    * so the chunk can be freed, or out of an own buffer that a burst grew far beyond one message.
    */

@@ -46,11 +46,16 @@
  *     silent one when `seconds` are over), not at the handshake, so a daemon whose clients speak
  *     first (distccd) wakes once per job. 0 turns it off. Errors throw as spawn's do.
  *
+ *   The socket calls (pumpOpen, pumpAdopt, ...) are in socket_pump.c, for dc_server's connections.
+ *
  *   inspectSocket(fd) -> { family, type, listening } asks the socket itself what it is, as
  *     systemd's sd_is_socket does (getsockopt SO_DOMAIN, SO_TYPE, SO_ACCEPTCONN): family
  *     'unix' | 'inet' | 'inet6' | 'other', type 'stream' | 'dgram' | 'seqpacket' | 'other',
  *     listening true once listen() was called. It works for a socket from another network
  *     namespace, which /proc/net does not list. Errors (ENOTSOCK, EBADF) throw as spawn's do.
+ *
+ *   pumpOpen, pumpAdopt, pumpWrite, pumpEnd, pumpPause, pumpDestroy: dc_server's connections
+ *     served from C, documented in socket_pump.c.
  */
 
 #include <errno.h>
@@ -75,15 +80,10 @@
 #include <node_api.h>
 #include <uv.h>
 
-#define CHECK(call)                                      \
-  do {                                                   \
-    if ((call) != napi_ok) {                             \
-      napi_throw_error(env, NULL, "napi call failed: " #call); \
-      return NULL;                                       \
-    }                                                    \
-  } while (0)
+#include "socket_pump.h"
 
-static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *subject) {
+
+napi_value throw_errno(napi_env env, int err, const char *syscall, const char *subject) {
   char text[PATH_MAX + 128];
   snprintf(text, sizeof text, "%s %s: %s", syscall, subject, strerror(err));
   napi_value message, error, number, name;
@@ -786,7 +786,8 @@ NAPI_MODULE_INIT() {
       napi_create_function(env, "deferAccept", NAPI_AUTO_LENGTH, DeferAccept, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "deferAccept", fn) != napi_ok ||
       napi_create_function(env, "inspectSocket", NAPI_AUTO_LENGTH, InspectSocket, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "inspectSocket", fn) != napi_ok) {
+      napi_set_named_property(env, exports, "inspectSocket", fn) != napi_ok ||
+      register_socket_pump(env, exports) != 0) {
     return NULL;
   }
   return exports;

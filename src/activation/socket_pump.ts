@@ -1,0 +1,164 @@
+// Connected sockets served by the native socket pump (src/native/spawn/socket_pump.c) instead of
+// Node's streams: the addon polls them on the loop's own libuv, reads into one arena and enters
+// JavaScript once per loop turn with every read; writes go to the kernel from the caller's bytes.
+// This file owns the dispatch from those events to one handler per socket, and the handover of an
+// accepted net.Socket (its fd duplicated, its stream destroyed before it read a byte). It knows
+// no protocol.
+
+import net from 'node:net';
+import os from 'node:os';
+import * as native from 'distkit-spawn';
+
+/** Event kinds of socket_pump.c. */
+const DATA = 1;
+const END = 2;
+const ERROR = 3;
+const DRAIN = 4;
+const CLOSED = 5;
+
+/** What a pumped socket tells its owner. The Buffer of onData is valid during the call only. */
+export interface PumpHandler {
+  onData(bytes: Buffer): void;
+  /** The peer ended its side (no more onData). */
+  onEnd(): void;
+  /** Every byte a write() queued has left; reading resumed. */
+  onDrain(): void;
+  /** The socket failed and is closed (code: 'ECONNRESET', ...). */
+  onError(code: string): void;
+  /** Closed after end(), once the peer ended too. */
+  onClosed(): void;
+  /** The owning net.Socket was destroyed: the pumped socket is closed. */
+  onGone(): void;
+}
+
+/** Results of PumpedSocket.write. */
+export const WRITTEN = 1;
+export const QUEUED = 0;
+
+let sockets: Array<PumpedSocket | undefined> = [];
+let arena: Buffer | undefined;
+let events: Int32Array | undefined;
+/** pumpOpen failed (another thread of this process has the pump). */
+let unavailable = false;
+
+function dispatch(count: number): void {
+  const ev = events!;
+  for (let i = 0; i < count * 4; i += 4) {
+    const socket = sockets[ev[i]!];
+    if (socket === undefined) continue;
+    const handler = socket.handler;
+    const kind = ev[i + 1]!;
+    if (kind === DATA) handler.onData(arena!.subarray(ev[i + 2]!, ev[i + 2]! + ev[i + 3]!));
+    else if (kind === END) handler.onEnd();
+    else if (kind === DRAIN) handler.onDrain();
+    else {
+      socket.forget();
+      if (kind === ERROR) handler.onError(errnoName(ev[i + 3]!));
+      else if (kind === CLOSED) handler.onClosed();
+    }
+  }
+}
+
+/** Sockets in the pump now (for tests and status: which path connections took). */
+export function pumpedSockets(): number {
+  return sockets.reduce((n, s) => (s === undefined ? n : n + 1), 0);
+}
+
+/** 'ECONNRESET' for 104, as Node's own socket errors say it. */
+export function errnoName(errno: number): string {
+  const names = os.constants.errno as Record<string, number>;
+  return Object.keys(names).find((name) => names[name] === errno) ?? `errno ${errno}`;
+}
+
+/** One socket in the pump. After destroy(), end() returning true, onError, onClosed or onGone,
+ * it is gone and its calls do nothing. */
+export class PumpedSocket {
+  readonly #id: number;
+  readonly handler: PumpHandler;
+  #alive = true;
+
+  constructor(id: number, handler: PumpHandler) {
+    this.#id = id;
+    this.handler = handler;
+  }
+
+  /** The pump closed it (or is about to): its id may name another socket from now on. */
+  forget(): void {
+    if (!this.#alive) return;
+    this.#alive = false;
+    sockets[this.#id] = undefined;
+  }
+
+  /** Sends bytes[0, length): WRITTEN, QUEUED (stop producing until onDrain), or a failure's
+   * code (the socket is closed; no event follows). */
+  write(bytes: Buffer, length = bytes.length): number | string {
+    if (!this.#alive) return 'EPIPE';
+    const result = native.pumpWrite(this.#id, bytes, length);
+    if (result >= 0) return result;
+    this.forget();
+    return errnoName(-result);
+  }
+
+  /** FIN once the queued bytes left, and close when the peer ends: true = closed already,
+   * false = onClosed comes later (input meanwhile still arrives as onData). */
+  end(): boolean {
+    if (!this.#alive) return true;
+    if (native.pumpEnd(this.#id) === 0) return false;
+    this.forget();
+    return true;
+  }
+
+  pause(paused: boolean): void {
+    if (this.#alive) native.pumpPause(this.#id, paused);
+  }
+
+  destroy(): void {
+    if (!this.#alive) return;
+    this.forget();
+    native.pumpDestroy(this.#id);
+  }
+}
+
+/** The fd under an accepted socket that has read nothing yet, or undefined. */
+function adoptableFd(stream: unknown): number | undefined {
+  if (!(stream instanceof net.Socket) || stream.destroyed || stream.readableLength > 0 || stream.writableLength > 0) return undefined;
+  const handle = (stream as unknown as { _handle?: { fd?: unknown; readStop?: () => number } })._handle;
+  return typeof handle?.fd === 'number' && handle.fd >= 0 && typeof handle.readStop === 'function' ? handle.fd : undefined;
+}
+
+/**
+ * Moves an accepted socket's traffic into the pump: the pump reads and writes a duplicate of its
+ * fd, and the net.Socket, no longer reading, stays the connection's owner: destroying it (as the
+ * activation layer does after the handler, or a test harness at any time) closes the pumped
+ * socket too, and its end() sends the last FIN. Undefined when `stream` is not a plain socket
+ * that has read nothing (a pipe pair under inetd, a test's Duplex, a socket already read from).
+ */
+export function adoptSocket(stream: unknown, handler: PumpHandler, options: { noDelay: boolean }): PumpedSocket | undefined {
+  const fd = adoptableFd(stream);
+  if (fd === undefined) return undefined;
+  const owner = stream as net.Socket;
+  if (arena === undefined) {
+    if (unavailable) return undefined;
+    try {
+      [arena, events] = native.pumpOpen(dispatch);
+    } catch {
+      // One pump per process (its state is the addon's): a worker thread keeps node's streams.
+      unavailable = true;
+      return undefined;
+    }
+  }
+  // A socket accepted without pauseOnConnect is already reading: stop it before it takes a byte.
+  const handle = (owner as unknown as { _handle: { readStop(): number; reading?: boolean } })._handle;
+  handle.readStop();
+  handle.reading = false;
+  const id = native.pumpAdopt(fd, options.noDelay);
+  if (id >= sockets.length) sockets = sockets.concat(new Array<undefined>(id + 1 - sockets.length));
+  const socket = new PumpedSocket(id, handler);
+  sockets[id] = socket;
+  owner.once('close', () => {
+    if (sockets[id] !== socket) return;
+    socket.destroy();
+    handler.onGone();
+  });
+  return socket;
+}

@@ -1,0 +1,438 @@
+/*
+ * socket_pump: the byte-moving half of dc_server's connections, in C, for its hot path.
+ *
+ * Node's socket layer costs about 8 us of CPU per request/answer pair (a stream, a Buffer per
+ * read, a write request per write, libuv's write queue), more than the whole of the C
+ * dc_server's work per operation. Here the connected sockets are polled by the loop's own libuv
+ * (uv_poll_t), read into one arena that JavaScript sees as a Buffer, and written with send()
+ * straight from the caller's bytes. The protocol (frame parsing, the store, the answers) stays in
+ * TypeScript; JavaScript is entered once per loop turn with every read of that turn.
+ *
+ *   open(callback) -> [arena: Buffer, events: Int32Array]
+ *     Once per process. After each poll phase that saw events, callback(count) runs with
+ *     `count` events in `events`, four ints each: [id, kind, offset, length]. kind 1 = data:
+ *     arena[offset, offset+length) (valid during the callback only); 2 = the peer ended its
+ *     side; 3 = error, length = errno, the socket is already closed; 4 = drained: every byte
+ *     queued by write() is sent (reading resumes); 5 = closed after end() (see end()).
+ *   adopt(fd, noDelay) -> id      takes a dup of a connected socket's fd (the caller closes
+ *     its own) and starts reading. noDelay sets TCP_NODELAY.
+ *   write(id, buffer, length) -> 1 all sent | 0 queued (the rest is kept here, reading stops
+ *     until event 4) | -errno (the socket is closed, no event follows).
+ *   end(id) -> 1 closed now (the peer had ended) | 0 later: once queued bytes are sent, FIN
+ *     (shutdown SHUT_WR), then input is read and reported until the peer ends, and the socket
+ *     closes with event 5 (closing with unread input would send a reset and lose our answers).
+ *   pause(id, paused)             stops or resumes reading (an answer later than its turn).
+ *   destroy(id)                   closes now, no event.
+ *
+ * One write of an answer batch is one send(); reading stops while bytes are queued, so a peer
+ * that does not read costs one batch plus the socket buffer (back-pressure, as the JS path).
+ * Slots (ids) are reused only after libuv closed the handle, so an id never names two sockets
+ * within one callback.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <node_api.h>
+#include <uv.h>
+
+#include "socket_pump.h"
+
+#define ARENA_BYTES (256 * 1024)
+/** One read takes at most this (a burst of one peer must not starve the others in one turn). */
+#define READ_MAX (64 * 1024)
+/** Below this much arena left, further readable sockets wait for the next turn (level-triggered). */
+#define READ_MIN (4 * 1024)
+#define MAX_EVENTS 4096
+
+enum { EV_DATA = 1, EV_EOF = 2, EV_ERROR = 3, EV_DRAIN = 4, EV_CLOSED = 5 };
+
+typedef struct Conn {
+  uv_poll_t poll;
+  int fd;
+  int id;
+  int mask;
+  unsigned char *pending;
+  size_t pending_len, pending_off, pending_cap;
+  int paused, peer_done, ending, shut, closing;
+} Conn;
+
+static struct {
+  napi_env env;
+  napi_ref callback, arena_ref, events_ref, resource;
+  napi_async_context context;
+  unsigned char *arena;
+  size_t arena_used;
+  int32_t *events;
+  int count;
+  uv_check_t check;
+  Conn **conns;
+  int capacity;
+  int *free_ids;
+  int free_count;
+  int open;
+} pump;
+
+
+static void push_event(int id, int kind, size_t offset, size_t length) {
+  int32_t *e = pump.events + 4 * pump.count++;
+  e[0] = id;
+  e[1] = kind;
+  e[2] = (int32_t)offset;
+  e[3] = (int32_t)length;
+}
+
+static void on_closed(uv_handle_t *handle) {
+  Conn *c = handle->data;
+  pump.conns[c->id] = NULL;
+  pump.free_ids[pump.free_count++] = c->id;
+  free(c->pending);
+  free(c);
+}
+
+static void close_conn(Conn *c) {
+  if (c->closing) return;
+  c->closing = 1;
+  uv_close((uv_handle_t *)&c->poll, on_closed);
+  close(c->fd);
+  c->fd = -1;
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events);
+
+/* Polls for what the connection waits for: sending queued bytes, else input (unless paused or ended). */
+static void update_poll(Conn *c) {
+  if (c->closing) return;
+  int mask = c->pending_len > c->pending_off ? UV_WRITABLE : (!c->paused && !c->peer_done ? UV_READABLE : 0);
+  if (mask == c->mask) return;
+  c->mask = mask;
+  if (mask == 0) uv_poll_stop(&c->poll);
+  else uv_poll_start(&c->poll, mask, on_poll);
+}
+
+static void fail(Conn *c, int err) {
+  push_event(c->id, EV_ERROR, 0, (size_t)err);
+  close_conn(c);
+}
+
+/* The end() steps once nothing is queued: close when the peer is done, else FIN and read on. */
+static int finish_end(Conn *c) {
+  if (c->peer_done) {
+    close_conn(c);
+    return 1;
+  }
+  if (!c->shut) {
+    c->shut = 1;
+    shutdown(c->fd, SHUT_WR);
+  }
+  update_poll(c);
+  return 0;
+}
+
+/* Sends queued bytes; 1 when none is left, 0 when the socket is full again, -errno on failure. */
+static int flush_pending(Conn *c) {
+  while (c->pending_off < c->pending_len) {
+    ssize_t n = send(c->fd, c->pending + c->pending_off, c->pending_len - c->pending_off, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+      return -errno;
+    }
+    c->pending_off += (size_t)n;
+  }
+  c->pending_len = c->pending_off = 0;
+  if (c->pending_cap > READ_MAX) {
+    free(c->pending);
+    c->pending = NULL;
+    c->pending_cap = 0;
+  }
+  return 1;
+}
+
+static int queue_bytes(Conn *c, const unsigned char *data, size_t length) {
+  if (c->pending_off > 0 && c->pending_len + length > c->pending_cap) {
+    memmove(c->pending, c->pending + c->pending_off, c->pending_len - c->pending_off);
+    c->pending_len -= c->pending_off;
+    c->pending_off = 0;
+  }
+  if (c->pending_len + length > c->pending_cap) {
+    size_t cap = c->pending_cap == 0 ? 4096 : c->pending_cap;
+    while (cap < c->pending_len + length) cap *= 2;
+    unsigned char *grown = realloc(c->pending, cap);
+    if (grown == NULL) return -ENOMEM;
+    c->pending = grown;
+    c->pending_cap = cap;
+  }
+  memcpy(c->pending + c->pending_len, data, length);
+  c->pending_len += length;
+  return 0;
+}
+
+static void read_some(Conn *c) {
+  size_t space = ARENA_BYTES - pump.arena_used;
+  if (space < READ_MIN || pump.count >= MAX_EVENTS - 1) return;
+  if (space > READ_MAX) space = READ_MAX;
+  ssize_t n;
+  do n = read(c->fd, pump.arena + pump.arena_used, space);
+  while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    push_event(c->id, EV_DATA, pump.arena_used, (size_t)n);
+    pump.arena_used += (size_t)n;
+  } else if (n == 0) {
+    c->peer_done = 1;
+    update_poll(c);
+    if (c->shut) {
+      close_conn(c);
+      push_event(c->id, EV_CLOSED, 0, 0);
+    } else {
+      push_event(c->id, EV_EOF, 0, 0);
+    }
+  } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+    fail(c, errno);
+  }
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events) {
+  Conn *c = handle->data;
+  if (c->closing) return;
+  if (pump.count >= MAX_EVENTS - 2) {
+    /* No room to report: this turn's callback runs first. An error stopped the handle, so it
+     * is polled again to come back next turn (the rest is level-triggered anyway). */
+    if (status < 0) {
+      c->mask = 0;
+      update_poll(c);
+    }
+    return;
+  }
+  if (status < 0) {
+    /* libuv reports POLLERR as UV_EBADF; the socket knows the real cause (a reset, mostly). */
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0) err = -status;
+    fail(c, err);
+    return;
+  }
+  if (events & UV_WRITABLE) {
+    int sent = flush_pending(c);
+    if (sent < 0) return fail(c, -sent);
+    if (sent == 0) return;
+    if (c->ending) {
+      if (finish_end(c)) push_event(c->id, EV_CLOSED, 0, 0);
+      return;
+    }
+    push_event(c->id, EV_DRAIN, 0, 0);
+    update_poll(c);
+    return;
+  }
+  if (events & UV_READABLE) read_some(c);
+}
+
+/* After the poll phase: one call into JavaScript with every event of the turn. */
+static void on_check(uv_check_t *handle) {
+  (void)handle;
+  if (pump.count == 0) return;
+  napi_env env = pump.env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value callback, resource, argv[1], result;
+  int count = pump.count;
+  if (napi_get_reference_value(env, pump.callback, &callback) == napi_ok &&
+      napi_get_reference_value(env, pump.resource, &resource) == napi_ok &&
+      napi_create_int32(env, count, &argv[0]) == napi_ok) {
+    pump.count = 0;
+    pump.arena_used = 0;
+    if (napi_make_callback(env, pump.context, resource, callback, 1, argv, &result) == napi_pending_exception) {
+      napi_value error;
+      if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static Conn *conn_arg(napi_env env, napi_value value) {
+  int32_t id;
+  if (napi_get_value_int32(env, value, &id) != napi_ok || id < 0 || id >= pump.capacity) return NULL;
+  Conn *c = pump.conns[id];
+  return c == NULL || c->closing ? NULL : c;
+}
+
+static napi_value int_result(napi_env env, int value) {
+  napi_value result;
+  CHECK(napi_create_int32(env, value, &result));
+  return result;
+}
+
+static napi_value Open(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value args[1], arena, events_buffer, events, pair, name;
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  if (pump.open) {
+    napi_throw_error(env, NULL, "socket pump already open");
+    return NULL;
+  }
+  void *events_data;
+  CHECK(napi_create_buffer(env, ARENA_BYTES, (void **)&pump.arena, &arena));
+  CHECK(napi_create_arraybuffer(env, MAX_EVENTS * 4 * sizeof(int32_t), &events_data, &events_buffer));
+  CHECK(napi_create_typedarray(env, napi_int32_array, MAX_EVENTS * 4, events_buffer, 0, &events));
+  pump.events = events_data;
+  CHECK(napi_create_reference(env, args[0], 1, &pump.callback));
+  CHECK(napi_create_reference(env, arena, 1, &pump.arena_ref));
+  CHECK(napi_create_reference(env, events, 1, &pump.events_ref));
+  CHECK(napi_create_object(env, &pair));
+  CHECK(napi_create_reference(env, pair, 1, &pump.resource));
+  CHECK(napi_create_string_utf8(env, "distkit.socketPump", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, pair, name, &pump.context));
+  uv_loop_t *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  uv_check_init(loop, &pump.check);
+  uv_check_start(&pump.check, on_check);
+  uv_unref((uv_handle_t *)&pump.check);
+  pump.env = env;
+  pump.open = 1;
+  CHECK(napi_create_array_with_length(env, 2, &pair));
+  CHECK(napi_set_element(env, pair, 0, arena));
+  CHECK(napi_set_element(env, pair, 1, events));
+  return pair;
+}
+
+static napi_value Adopt(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2];
+  int32_t fd;
+  bool no_delay = false;
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  CHECK(napi_get_value_int32(env, args[0], &fd));
+  if (argc > 1) CHECK(napi_get_value_bool(env, args[1], &no_delay));
+  if (!pump.open) {
+    napi_throw_error(env, NULL, "socket pump not open");
+    return NULL;
+  }
+  int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (own < 0) return throw_errno(env, errno, "dup", "socket");
+  if (no_delay) {
+    int one = 1;
+    setsockopt(own, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  if (pump.free_count == 0) {
+    int capacity = pump.capacity == 0 ? 64 : 2 * pump.capacity;
+    Conn **conns = realloc(pump.conns, capacity * sizeof *conns);
+    int *free_ids = conns == NULL ? NULL : realloc(pump.free_ids, capacity * sizeof *free_ids);
+    if (conns != NULL) pump.conns = conns;
+    if (free_ids == NULL) {
+      close(own);
+      return throw_errno(env, ENOMEM, "adopt", "socket");
+    }
+    pump.free_ids = free_ids;
+    for (int i = capacity - 1; i >= pump.capacity; i--) {
+      pump.conns[i] = NULL;
+      pump.free_ids[pump.free_count++] = i;
+    }
+    pump.capacity = capacity;
+  }
+  Conn *c = calloc(1, sizeof *c);
+  uv_loop_t *loop;
+  if (c == NULL || napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init(loop, &c->poll, own) != 0) {
+    free(c);
+    close(own);
+    return throw_errno(env, EINVAL, "adopt", "socket");
+  }
+  c->fd = own;
+  c->id = pump.free_ids[--pump.free_count];
+  c->poll.data = c;
+  pump.conns[c->id] = c;
+  update_poll(c);
+  return int_result(env, c->id);
+}
+
+static napi_value Write(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value args[3];
+  unsigned char *data;
+  size_t size;
+  uint32_t length;
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  Conn *c = conn_arg(env, args[0]);
+  if (c == NULL) return int_result(env, -EPIPE);
+  CHECK(napi_get_buffer_info(env, args[1], (void **)&data, &size));
+  CHECK(napi_get_value_uint32(env, args[2], &length));
+  if (length > size) length = (uint32_t)size;
+  size_t sent = 0;
+  if (c->pending_len == c->pending_off) {
+    while (sent < length) {
+      ssize_t n = send(c->fd, data + sent, length - sent, MSG_NOSIGNAL);
+      if (n >= 0) sent += (size_t)n;
+      else if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      else if (errno != EINTR) {
+        int err = errno;
+        close_conn(c);
+        return int_result(env, -err);
+      }
+    }
+    if (sent == length) return int_result(env, 1);
+  }
+  int queued = queue_bytes(c, data + sent, length - sent);
+  if (queued < 0) {
+    close_conn(c);
+    return int_result(env, queued);
+  }
+  update_poll(c);
+  return int_result(env, 0);
+}
+
+static napi_value End(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value args[1];
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  Conn *c = conn_arg(env, args[0]);
+  if (c == NULL) return int_result(env, 1);
+  c->ending = 1;
+  if (c->pending_len > c->pending_off) return int_result(env, 0);
+  return int_result(env, finish_end(c));
+}
+
+static napi_value Pause(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2];
+  bool paused;
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  CHECK(napi_get_value_bool(env, args[1], &paused));
+  Conn *c = conn_arg(env, args[0]);
+  if (c != NULL) {
+    c->paused = paused;
+    update_poll(c);
+  }
+  return NULL;
+}
+
+static napi_value Destroy(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value args[1];
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  Conn *c = conn_arg(env, args[0]);
+  if (c != NULL) close_conn(c);
+  return NULL;
+}
+
+int register_socket_pump(napi_env env, napi_value exports) {
+  static const struct {
+    const char *name;
+    napi_callback fn;
+  } calls[] = {
+      {"pumpOpen", Open}, {"pumpAdopt", Adopt}, {"pumpWrite", Write},
+      {"pumpEnd", End},   {"pumpPause", Pause}, {"pumpDestroy", Destroy},
+  };
+  for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+    napi_value fn;
+    if (napi_create_function(env, calls[i].name, NAPI_AUTO_LENGTH, calls[i].fn, NULL, &fn) != napi_ok ||
+        napi_set_named_property(env, exports, calls[i].name, fn) != napi_ok)
+      return -1;
+  }
+  return 0;
+}

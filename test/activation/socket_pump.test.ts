@@ -1,0 +1,146 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { PassThrough } from 'node:stream';
+import { adoptSocket, QUEUED, WRITTEN, type PumpHandler, type PumpedSocket } from '../../src/activation/socket_pump';
+
+/** Events of one pumped socket, as strings, with the data gathered. */
+class Recorder implements PumpHandler {
+  readonly events: string[] = [];
+  data = Buffer.alloc(0);
+  #waiters: Array<() => void> = [];
+  onData(bytes: Buffer): void {
+    this.data = Buffer.concat([this.data, bytes]);
+    this.#note('data');
+  }
+  onEnd(): void {
+    this.#note('end');
+  }
+  onDrain(): void {
+    this.#note('drain');
+  }
+  onError(code: string): void {
+    this.#note(`error ${code}`);
+  }
+  onClosed(): void {
+    this.#note('closed');
+  }
+  onGone(): void {
+    this.#note('gone');
+  }
+  #note(event: string): void {
+    if (this.events.at(-1) !== event || event !== 'data') this.events.push(event);
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
+  async until(check: () => boolean): Promise<void> {
+    while (!check()) await new Promise<void>((resolve) => this.#waiters.push(resolve));
+  }
+}
+
+/** A loopback pair: the accepted side adopted by the pump, the client side a plain net.Socket. */
+async function pumpedPair(t: { after(fn: () => void): void }): Promise<{ client: net.Socket; pumped: PumpedSocket; owner: net.Socket; recorder: Recorder }> {
+  const recorder = new Recorder();
+  const accepted = new Promise<net.Socket>((resolve) => {
+    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
+      server.close();
+      resolve(socket);
+    });
+    server.listen(0, '127.0.0.1', () => {
+      const client = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
+      clientReady(client);
+    });
+  });
+  let clientReady!: (c: net.Socket) => void;
+  const client = await new Promise<net.Socket>((resolve) => (clientReady = resolve));
+  const owner = await accepted;
+  const pumped = adoptSocket(owner, recorder, { noDelay: true });
+  assert.ok(pumped !== undefined, 'an accepted socket is adopted');
+  t.after(() => {
+    client.destroy();
+    owner.destroy();
+  });
+  return { client, pumped, owner, recorder };
+}
+
+test('socket pump delivers bytes and sends answers when a peer talks over loopback', async (t) => {
+  const { client, pumped, recorder } = await pumpedPair(t);
+  client.write('hello');
+  await recorder.until(() => recorder.data.length === 5);
+  assert.equal(recorder.data.toString(), 'hello');
+  const got = new Promise<Buffer>((resolve) => client.once('data', resolve));
+  assert.equal(pumped.write(Buffer.from('world!'), 5), WRITTEN);
+  assert.equal((await got).toString(), 'world');
+});
+
+test('socket pump queues what the kernel does not take and drains it when the peer does not read', async (t) => {
+  const { client, pumped, recorder } = await pumpedPair(t);
+  client.pause();
+  const chunk = Buffer.alloc(64 * 1024, 7);
+  let sent = 0;
+  let result: number | string = WRITTEN;
+  while (result === WRITTEN) {
+    result = pumped.write(chunk);
+    sent += chunk.length;
+    assert.ok(sent < 256 * 1024 * 1024, 'the socket never filled');
+  }
+  assert.equal(result, QUEUED);
+  // Reading stops while bytes are queued: a byte from the peer waits in the kernel.
+  client.write('x');
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(recorder.data.length, 0, 'read while answers were queued');
+  let received = 0;
+  client.on('data', (d: Buffer) => (received += d.length));
+  client.resume();
+  await recorder.until(() => recorder.events.includes('drain'));
+  await recorder.until(() => recorder.data.length === 1);
+  while (received < sent) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(received, sent, 'every queued byte arrived');
+});
+
+test('socket pump reports the peer end and closes after end() when the peer half-closes', async (t) => {
+  const { client, pumped, owner, recorder } = await pumpedPair(t);
+  client.end('last');
+  await recorder.until(() => recorder.events.includes('end'));
+  assert.equal(recorder.data.toString(), 'last');
+  const closed = new Promise<void>((resolve) => client.once('end', resolve));
+  assert.equal(pumped.write(Buffer.from('bye')), WRITTEN);
+  assert.equal(pumped.end(), true, 'closed at once: the peer had ended');
+  // The pump closed its own fd; the owner holds the socket until the activation layer ends it.
+  owner.end();
+  const got: Buffer[] = [];
+  client.on('data', (d: Buffer) => got.push(d));
+  await closed;
+  assert.equal(Buffer.concat(got).toString(), 'bye');
+});
+
+test('socket pump sends FIN after end() and reports closed once the peer ends too', async (t) => {
+  const { client, pumped, recorder } = await pumpedPair(t);
+  client.on('data', () => undefined);
+  const fin = new Promise<void>((resolve) => client.once('end', resolve));
+  assert.equal(pumped.end(), false, 'waits for the peer');
+  await fin;
+  client.end();
+  await recorder.until(() => recorder.events.includes('closed'));
+});
+
+test('socket pump reports an error when the peer resets the connection', async (t) => {
+  const { client, recorder } = await pumpedPair(t);
+  client.write('part');
+  await recorder.until(() => recorder.data.length === 4);
+  client.resetAndDestroy();
+  await recorder.until(() => recorder.events.some((e) => e.startsWith('error')));
+  assert.deepEqual(recorder.events.at(-1), 'error ECONNRESET');
+});
+
+test('socket pump closes the socket and says gone when its owner is destroyed', async (t) => {
+  const { client, owner, recorder } = await pumpedPair(t);
+  const end = new Promise<void>((resolve) => client.once('end', () => resolve()));
+  client.resume();
+  owner.destroy();
+  await recorder.until(() => recorder.events.includes('gone'));
+  await end;
+});
+
+test('socket pump leaves a stream that is not a socket to its caller', () => {
+  assert.equal(adoptSocket(new PassThrough(), new Recorder(), { noDelay: false }), undefined);
+});
