@@ -176,6 +176,11 @@ export class Upstream {
     socket.on('error', (error: NodeJS.ErrnoException) => {
       if (generation === this.#generation) this.#fail(error.code ?? error.message);
     });
+    // The server's FIN ends it at once: it answers nothing more, and until 'close' (after our own
+    // end) requests would still be sent to it and lost, not sent to the next server.
+    socket.on('end', () => {
+      if (generation === this.#generation) this.#fail('closed by server');
+    });
     socket.on('close', () => {
       if (generation === this.#generation) this.#fail('closed by server');
     });
