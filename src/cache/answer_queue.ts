@@ -1,5 +1,5 @@
-// The answers of one connection in request order, shared by both ways of moving its bytes
-// (./session on a Node stream, ./pumped_session on the native socket pump): an answer that comes
+// The answers of one connection in request order (./session's, whichever transport moves its
+// bytes: a Node stream or the native socket pump): an answer that comes
 // later (a store over the network) holds every answer behind it in a queue until it is in, and a
 // bug answering one request closes that connection only, logged.
 

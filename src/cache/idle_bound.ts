@@ -1,5 +1,5 @@
-// The optional idle bound of a cache connection (dc_server -idle), the same for both ways of
-// moving its bytes (./session, ./pumped_session): progress in either direction re-arms it, and a
+// The optional idle bound of a cache connection (dc_server -idle; ./session arms it, whichever
+// transport moves the bytes): progress in either direction re-arms it, and a
 // connection silent both ways for `ms` gets onIdle. Unref'd: it never keeps the process alive.
 
 /** Re-arms `timer` (or starts one) for `ms`; undefined when the bound is off (ms <= 0). */

@@ -15,15 +15,17 @@
 //   connections open between requests, so it is off unless asked for): a peer that neither sends
 //   a byte nor takes a byte of its responses for idleMs is closed, so silent peers cannot hold
 //   file descriptors forever.
+//
+// The bytes move through a transport (./cache_transport): a Node stream (./stream_transport) or the
+// native socket pump (./pumped_session); this file is the protocol for both, written once.
 
-import net from 'node:net';
-import type { Duplex } from 'node:stream';
 import { describePeer, type Connection } from '../activation/connection';
 import type { Logger } from '../log/index';
 import { MessageReader } from './wire/index';
-import { WriteBatch } from './write_batch';
 import { armIdleBound } from './idle_bound';
 import { AnswerQueue, type CacheSessionEngine } from './answer_queue';
+import type { CacheTransport, TransportSink } from './cache_transport';
+import { StreamTransport } from './stream_transport';
 
 export type { Answer, CacheSessionEngine } from './answer_queue';
 
@@ -45,25 +47,28 @@ interface DropReason {
   readonly fields?: Record<string, number>;
 }
 
-/** Serves one connection until the peer is done (or is dropped); never rejects. */
+/** Serves one connection on its Node stream until the peer is done (or is dropped); never rejects. */
 export function serveCacheConnection(conn: Connection, engine: CacheSessionEngine, options: CacheSessionOptions = {}): Promise<void> {
-  return new Promise<void>((resolve) => new CacheSession(conn, engine, options.idleMs ?? 0, resolve).start());
+  return serveCacheSession(conn, engine, new StreamTransport(conn), options);
+}
+
+/** Serves one connection whose bytes `transport` moves; never rejects. */
+export function serveCacheSession(conn: Connection, engine: CacheSessionEngine, transport: CacheTransport, options: CacheSessionOptions = {}): Promise<void> {
+  return new Promise<void>((resolve) => new CacheSession(conn, engine, transport, options.idleMs ?? 0, resolve).start());
 }
 
 /** One connection's state, and one method per step of serving it. */
-class CacheSession {
+class CacheSession implements TransportSink {
   readonly #conn: Connection;
-  readonly #stream: Duplex;
+  readonly #transport: CacheTransport;
   readonly #engine: CacheSessionEngine;
   readonly #log: Logger;
   readonly #idleMs: number;
-  /** Settles serveCacheConnection's promise. */
+  /** Settles serveCacheSession's promise. */
   readonly #resolve: () => void;
   readonly #reader = new MessageReader('request');
-  /** The answers of one read, written at once. */
-  readonly #batch: WriteBatch;
   #requests = 0;
-  /** The peer is not reading our responses: we stopped parsing and reading until it drains. */
+  /** The peer is not taking our responses: we stopped parsing (and reading) until it drains. */
   #blocked = false;
   /** The peer ended its side: no more requests will come. */
   #peerDone = false;
@@ -76,31 +81,69 @@ class CacheSession {
   /** Answers not written yet because one before them (or they) came later, in request order. */
   readonly #answers: AnswerQueue;
 
-  constructor(conn: Connection, engine: CacheSessionEngine, idleMs: number, resolve: () => void) {
+  constructor(conn: Connection, engine: CacheSessionEngine, transport: CacheTransport, idleMs: number, resolve: () => void) {
     this.#conn = conn;
-    this.#stream = conn.stream;
+    this.#transport = transport;
     this.#engine = engine;
     this.#idleMs = idleMs;
     this.#resolve = resolve;
     this.#log = engine.log.child({ conn: conn.id });
     this.#answers = new AnswerQueue(engine, this.#log, () => this.#writeWaiting());
-    this.#batch = new WriteBatch(this.#stream);
-    if (conn.peer.kind === 'tcp' && this.#stream instanceof net.Socket) this.#stream.setNoDelay(true);
-    engine.noteConnection('open');
-    this.#log.debug('open', { peer: describePeer(conn.peer) });
   }
 
   start(): void {
-    const stream = this.#stream;
-    stream.on('data', this.#onData);
-    stream.on('drain', this.#onDrain);
-    stream.on('end', this.#onEnd);
-    stream.on('finish', this.#onFinish);
-    stream.on('close', this.#onClose);
-    stream.on('error', this.#onError);
-    if (stream.readableEnded) this.#onEnd();
+    this.#engine.noteConnection('open');
+    this.#log.debug('open', { peer: describePeer(this.#conn.peer) });
     this.#armIdle();
-    stream.resume();
+    this.#transport.start(this);
+  }
+
+  onData(bytes: Buffer): void {
+    this.#armIdle();
+    if (this.#closing) return; // dropped: discarded until the peer closes
+    try {
+      this.#reader.push(bytes);
+    } catch (error) {
+      return this.#drop((error as Error).message);
+    }
+    if (!this.#blocked) this.#answerBuffered();
+    // What is left unparsed must not stay a view of a buffer the transport reuses.
+    if (this.#transport.lendsInput) this.#reader.detach();
+  }
+
+  onDrain(): void {
+    this.#armIdle();
+    if (!this.#blocked) return;
+    this.#blocked = false;
+    if (!this.#peerDone) this.#transport.resume();
+    this.#answerBuffered();
+  }
+
+  onBlocked(): void {
+    this.#blocked = true;
+  }
+
+  onEnd(): void {
+    this.#peerDone = true;
+    if (this.#dropped) {
+      if (this.#transport.finished()) this.#settle('dropped');
+      return;
+    }
+    if (!this.#blocked) this.#answerBuffered();
+  }
+
+  onError(code: string): void {
+    this.#log.info('error', { peer: describePeer(this.#conn.peer), error: code });
+    this.#transport.destroy();
+    this.#settle('error');
+  }
+
+  onClosed(): void {
+    this.#settle(this.#dropped ? 'dropped' : 'done');
+  }
+
+  onGone(): void {
+    this.#settle('closed');
   }
 
   /** Answers the buffered requests in order until the peer must read first; ends our side once
@@ -108,23 +151,25 @@ class CacheSession {
   #answerBuffered(): void {
     if (this.#closing || this.#settled) return;
     const drop = this.#writeAnswers();
-    this.#batch.flush();
+    this.#transport.flush();
+    if (this.#settled) return;
     if (drop !== undefined) return this.#drop(drop.reason, drop.fields);
     if (!this.#blocked && this.#peerDone && this.#answers.length === 0) this.#endAfterLastAnswer();
   }
 
-  /** Gathers one answer per complete request while the socket takes them (the batch writes
-   * every BATCH_BYTES, so writableNeedDrain stays current); says why to drop the connection when
-   * a request is bad. */
+  /** Gathers one answer per complete request while the peer takes them; says why to drop the
+   * connection when a request is bad. */
   #writeAnswers(): DropReason | undefined {
-    const stream = this.#stream;
+    const transport = this.#transport;
     for (;;) {
-      if (stream.writableNeedDrain) {
+      if (this.#blocked || transport.full()) {
         this.#blocked = true;
-        stream.pause();
         return undefined;
       }
-      if (this.#answers.length >= MAX_WAITING) return undefined;
+      if (this.#answers.length >= MAX_WAITING) {
+        transport.hold(true);
+        return undefined;
+      }
       const next = this.#reader.next();
       if (next.kind === 'incomplete') return undefined;
       if (next.kind === 'corrupt') return { reason: next.reason, fields: { offset: next.offset } };
@@ -135,47 +180,47 @@ class CacheSession {
       }
       if (answer.kind === 'close') return { reason: answer.reason };
       this.#requests++;
-      this.#batch.add(answer.bytes);
+      transport.add(answer.bytes);
+      if (this.#settled) return undefined;
     }
   }
 
   /** Writes the answers at the head of the queue that are in, then goes on with the requests. */
   #writeWaiting(): void {
     if (this.#closing || this.#settled) return;
-    this.#stream.cork();
-    let drop: DropReason | undefined;
+    let drop: string | undefined;
     for (let answer = this.#answers.shift(); answer !== undefined; answer = this.#answers.shift()) {
       if (answer.kind === 'close') {
-        drop = { reason: answer.reason };
+        drop = answer.reason;
         break;
       }
       if (answer.kind === 'respond') {
         this.#requests++;
-        this.#stream.write(answer.bytes);
+        this.#transport.add(answer.bytes);
       }
     }
-    this.#stream.uncork();
-    if (drop !== undefined) return this.#drop(drop.reason, drop.fields);
+    this.#transport.flush();
+    if (this.#settled) return;
+    if (drop !== undefined) return this.#drop(drop);
+    if (this.#answers.length < MAX_WAITING) this.#transport.hold(false);
     if (!this.#blocked) this.#answerBuffered();
   }
 
   #endAfterLastAnswer(): void {
     this.#closing = true;
     if (this.#reader.buffered > 0) this.#log.info('truncated', { bytes: this.#reader.buffered });
-    this.#stream.end();
+    if (this.#transport.end()) this.#settle('done');
   }
 
   #drop(reason: string, fields: Record<string, number> = {}): void {
-    const stream = this.#stream;
     this.#closing = true;
     this.#dropped = true;
     this.#engine.noteConnection('dropped');
     this.#log.warning('drop', { peer: describePeer(this.#conn.peer), requests: this.#requests, reason, ...fields });
-    stream.off('data', this.#onData);
-    stream.resume(); // discard what else the peer sends, so its writes do not block
-    stream.end();
+    this.#transport.discardInput();
+    if (this.#transport.end()) return this.#settle('dropped');
     this.#grace = setTimeout(() => {
-      stream.destroy();
+      this.#transport.destroy();
       this.#settle('drop grace over');
     }, DROP_GRACE_MS);
     this.#grace.unref();
@@ -186,7 +231,7 @@ class CacheSession {
     if (this.#settled) return;
     this.#idle = armIdleBound(this.#idle, this.#idleMs, () => {
       this.#log.info('idle close', { peer: describePeer(this.#conn.peer), requests: this.#requests, idle_ms: this.#idleMs, buffered: this.#reader.buffered });
-      this.#stream.destroy();
+      this.#transport.destroy();
       this.#settle('idle');
     });
   }
@@ -196,59 +241,9 @@ class CacheSession {
     this.#settled = true;
     if (this.#grace !== undefined) clearTimeout(this.#grace);
     if (this.#idle !== undefined) clearTimeout(this.#idle);
-    const stream = this.#stream;
-    stream.off('data', this.#onData);
-    stream.off('drain', this.#onDrain);
-    stream.off('end', this.#onEnd);
-    stream.off('finish', this.#onFinish);
-    stream.off('close', this.#onClose);
-    // Keep a listener: a late error on a stream we let go of must not crash the process.
-    stream.on('error', () => {});
-    stream.off('error', this.#onError);
+    this.#transport.release();
     this.#engine.noteConnection('close');
     this.#log.debug('close', { requests: this.#requests, why });
     this.#resolve();
   }
-
-  readonly #onData = (chunk: Buffer): void => {
-    this.#armIdle();
-    try {
-      this.#reader.push(chunk);
-    } catch (error) {
-      return this.#drop((error as Error).message);
-    }
-    if (!this.#blocked) this.#answerBuffered();
-  };
-
-  readonly #onDrain = (): void => {
-    this.#armIdle();
-    if (!this.#blocked) return;
-    this.#blocked = false;
-    if (!this.#peerDone) this.#stream.resume();
-    this.#answerBuffered();
-  };
-
-  readonly #onEnd = (): void => {
-    this.#peerDone = true;
-    if (this.#dropped) {
-      if (this.#stream.writableFinished) this.#settle('dropped');
-      return;
-    }
-    if (!this.#blocked) this.#answerBuffered();
-  };
-
-  readonly #onFinish = (): void => {
-    // Everything we wrote has been handed to the kernel. Close only once the peer is done too:
-    // closing a socket with unread input sends a reset, and a dropped peer still sending would
-    // lose the answers it has not read yet (the grace timer bounds the wait).
-    if (this.#peerDone) this.#settle(this.#dropped ? 'dropped' : 'done');
-  };
-
-  readonly #onClose = (): void => this.#settle('closed');
-
-  readonly #onError = (error: NodeJS.ErrnoException): void => {
-    this.#log.info('error', { peer: describePeer(this.#conn.peer), error: error.code ?? error.message });
-    this.#stream.destroy();
-    this.#settle('error');
-  };
 }
