@@ -225,7 +225,9 @@ export class Sandbox {
     if (this.#proc) out.push('--proc', '/proc');
     out.push(...DEV);
     for (const bind of job.binds) out.push(bind.symlink === true ? '--symlink' : bind.writable === true ? '--bind' : '--ro-bind', bind.from, bind.to);
-    out.push('--chdir', job.cwd, '--setenv', 'TMPDIR', '/tmp', '--', ...argv);
+    // The root bwrap builds is a tmpfs without a size cap: read-only once built, so a job writes
+    // only to its own bound files and the capped /tmp, and cannot fill memory with files.
+    out.push('--remount-ro', '/', '--chdir', job.cwd, '--setenv', 'TMPDIR', '/tmp', '--', ...argv);
     return out;
   }
 }
