@@ -254,6 +254,12 @@ if have distccd; then
   ct systemctl start distccd-accept.socket
   if compile 3632 && [ "$(show distccd-accept.socket NAccepted)" -ge 1 ]; then pass "distccd-accept.socket (Accept=yes, one distccd per connection) compiles"
   else fail "distcc gcc -c through distccd-accept.socket"; unit_dump distccd-accept.socket 'distccd-accept@*'; fi
+  # Issue 21: the sandbox check passed by one connection's process is remembered in
+  # RuntimeDirectory= for the next (its own namespaces, alike), which skips it.
+  checks() { ct journalctl -u 'distccd-accept@*' --no-pager -o cat | grep -o 'sandbox mode=required bwrap=[^ ]* check=[a-z]*' | sed 's/.*check=//' | sort | uniq -c | tr -s ' \n' ' '; }
+  if compile 3632 && compile 3632 && checks | grep -q ' remembered' && ct test -d /run/distccd; then
+    pass "distccd-accept@.service remembers the sandbox check in /run/distccd between connections (checks: $(checks))"
+  else fail "distccd-accept@.service did not remember the sandbox check (checks: $(checks))"; ct ls -la /run/distccd; fi
   ct systemctl stop distccd-accept.socket
 fi
 

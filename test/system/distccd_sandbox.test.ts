@@ -29,7 +29,7 @@ case " $* " in *" -print"*|*" -E "*) exit 1;; esac
 out=; prev=; for a; do [ "$prev" = -o ] && out=$a; prev=$a; done
 case " $* " in *" -DHANG "*) exec sleep 4711.25;; esac
 case " $* " in *" -DHOLD "*) sleep 3;; esac
-{ echo "== id"; id -u; echo "== ls /"; ls -A /; echo "== ls /tmp"; ls -A /tmp; echo "== ls JOBDIR"; ls -A "$JOBDIR"; echo "== cat SECRET"; cat "$SECRET" 2>&1; echo "== end"; } >&2
+{ echo "== id"; id -u; echo "== ls /"; ls -A /; echo "== ls /tmp"; ls -A /tmp; echo "== ls JOBDIR"; ls -A "$JOBDIR"; echo "== cat SECRET"; cat "$SECRET" 2>&1; echo "== write"; if [ -r "$SECRET" ]; then echo unconfined; else for f in /filler /dev/filler; do (: > $f) 2>&1 && echo written; done; fi; echo "== end"; } >&2
 : > "$out"
 `;
 
@@ -177,10 +177,16 @@ test('distccd shows a job its own files only, not a concurrent job\'s nor the se
       assert.doesNotMatch(a.response.stderr.toString(), new RegExp(s.token));
       assert.match((seen.get('cat SECRET') ?? []).join('\n'), /No such file or directory/);
       assert.deepEqual(seen.get('ls /tmp'), path.dirname(s.tmp).startsWith('/tmp/') ? [path.relative('/tmp', s.dir).split('/')[0]!] : []);
+      // Only its bound files and the capped /tmp are writable: the root bwrap builds (with /dev
+      // and the directories above the job's files) is no uncapped tmpfs to fill.
+      const writes = seen.get('write') ?? [];
+      assert.equal(writes.length, 2, writes.join('\n'));
+      for (const line of writes) assert.match(line, /Read-only file system/);
       for (const hidden of ['home', 'root', 'srv', 'var', 'etc']) assert.ok(!(seen.get('ls /') ?? []).includes(hidden), `no /${hidden}: ${seen.get('ls /')?.join(' ')}`);
     } else {
       assert.deepEqual(jobDir.filter((name) => others.includes(name)).sort(), others, 'unconfined, it sees the other job\'s files');
       assert.match(a.response.stderr.toString(), new RegExp(s.token));
+      assert.deepEqual(seen.get('write'), ['unconfined']); // the spy writes to / only when boxed
     }
     const held = await holding;
     assert.ok(held.kind === 'answer' && held.response.status === 0);

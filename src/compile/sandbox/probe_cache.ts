@@ -6,9 +6,10 @@
 //
 // The conditions are the key: bwrap's file (path, device, inode, size, times), the kernel (its
 // release and version, and the boot: a sysctl set since applies after a reboot at the latest),
-// the user-namespace sysctls, the namespaces this process runs in and its seccomp and
-// capability state (a service manager's RestrictNamespaces=, ProtectKernelTunables=, another
-// unit or container: other namespaces or filters, so another key), the user the jobs run as,
+// the user-namespace sysctls, the namespaces this process runs in (by what they hold where a service manager
+// makes alike ones per process) and its seccomp and capability state (a service manager's
+// RestrictNamespaces=, ProtectKernelTunables=, another unit or container: other mounts, maps or
+// filters, so another key), the user the jobs run as,
 // whether the daemon's network is loopback only, and the sandbox's own arguments. Only a passed
 // check is stored. A file that claims a pass falsely (planted by another process of the same
 // user) can only make jobs fail at bwrap's set-up, never run unconfined: the compiler runs in
@@ -46,6 +47,21 @@ function linkOr(file: string): string {
   }
 }
 
+/**
+ * The mount table without what differs between alike namespaces: mount and parent ids, device
+ * numbers (a new tmpfs or devpts for each PrivateDevices=), the source's root (PrivateTmp='s
+ * per-process directory) and peer groups. Left: each mount point with its file system type,
+ * source and options (what a masked /proc, ProtectSystem= or a
+ * container changes).
+ */
+function mountsOf(mountinfo: string): string {
+  return mountinfo.split('\n').map((line) => {
+    const [left = '', right = ''] = line.split(' - ');
+    const f = left.split(' ');
+    return `${f[4] ?? ''} ${f[5] ?? ''} - ${right}`;
+  }).join('\n');
+}
+
 /** The key of the check made with `bwrap` for `facts` (the user, the sandbox's arguments...). */
 export function probeKey(bwrap: string, facts: readonly string[]): string {
   const st = statSync(bwrap);
@@ -54,7 +70,12 @@ export function probeKey(bwrap: string, facts: readonly string[]): string {
     bwrap, `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`,
     os.release(), os.version(), readOr('/proc/sys/kernel/random/boot_id'),
     readOr('/proc/sys/user/max_user_namespaces'), readOr('/proc/sys/kernel/unprivileged_userns_clone'),
-    ...['mnt', 'user', 'pid', 'net', 'ipc', 'cgroup'].map((ns) => linkOr(`/proc/self/ns/${ns}`)),
+    // The pid and cgroup namespaces by identity; the user and mount namespaces by what they
+    // hold, since a service manager makes new ones for every process of a per-connection unit
+    // (PrivateUsers=, PrivateMounts=: distccd-accept@.service), alike but never the same. The
+    // network counts through the caller's facts (loopback only or not), ipc not at all.
+    ...['pid', 'cgroup'].map((ns) => linkOr(`/proc/self/ns/${ns}`)),
+    readOr('/proc/self/uid_map'), readOr('/proc/self/gid_map'), readOr('/proc/self/setgroups'), mountsOf(readOr('/proc/self/mountinfo')),
     ...status, ...facts,
   ];
   return createHash('sha256').update(parts.join('\0')).digest('hex');

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { probeKey, readProbe, writeProbe } from '../../../src/compile/sandbox/probe_cache';
 
 async function scratch(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
@@ -52,4 +53,21 @@ test('readProbe ignores a stored pass that others could write, or that is a link
   await fs.rm(stored(dir));
   await fs.writeFile(stored(dir), '{"key":', { mode: 0o644 });
   assert.equal(readProbe(dir, key), undefined, 'not JSON');
+});
+
+test('probeKey is the same in two alike namespaces and differs in another mount table', async () => {
+  // As systemd makes them for each process of distccd-accept@.service (PrivateUsers=,
+  // PrivateMounts=, PrivateNetwork=, PrivateIPC=, PrivateDevices=): new namespaces, alike content.
+  const keyIn = (setup: string): string => {
+    const script = `${setup} && exec "$0" -e 'process.stdout.write(require(process.argv[1]).probeKey("/usr/bin/bwrap", []))' "$1"`;
+    const out = spawnSync('unshare', ['--user', '--map-root-user', '--mount', '--net', '--ipc', 'sh', '-c', script, process.execPath, require.resolve('../../../src/compile/sandbox/probe_cache')], { encoding: 'utf8' });
+    assert.equal(out.status, 0, out.stderr);
+    return out.stdout;
+  };
+  const devTmpfs = 'mount -t tmpfs -o size=64k tmpfs /mnt';
+  const first = keyIn(devTmpfs);
+  assert.match(first, /^[0-9a-f]{64}$/);
+  assert.equal(keyIn(devTmpfs), first, 'a second alike process (its own tmpfs, namespaces)');
+  assert.notEqual(keyIn('mount -t tmpfs -o size=64k,ro tmpfs /mnt'), first, 'a read-only mount');
+  assert.notEqual(keyIn('true'), first, 'one mount fewer');
 });
