@@ -63,6 +63,20 @@ async function pumpedPair(t: { after(fn: () => void): void }): Promise<{ client:
   return { client, pumped, owner, recorder };
 }
 
+/** Writes until the pump queues (the peer does not read); the bytes written, the queued included. */
+function fillUntilQueued(pumped: PumpedSocket): number {
+  const chunk = Buffer.alloc(64 * 1024, 7);
+  let sent = 0;
+  let result: number | string = WRITTEN;
+  while (result === WRITTEN) {
+    result = pumped.write(chunk);
+    sent += chunk.length;
+    assert.ok(sent < 256 * 1024 * 1024, 'the socket never filled');
+  }
+  assert.equal(result, QUEUED);
+  return sent;
+}
+
 test('socket pump delivers bytes and sends answers when a peer talks over loopback', async (t) => {
   const { client, pumped, recorder } = await pumpedPair(t);
   client.write('hello');
@@ -76,15 +90,7 @@ test('socket pump delivers bytes and sends answers when a peer talks over loopba
 test('socket pump queues what the kernel does not take and drains it when the peer does not read', async (t) => {
   const { client, pumped, recorder } = await pumpedPair(t);
   client.pause();
-  const chunk = Buffer.alloc(64 * 1024, 7);
-  let sent = 0;
-  let result: number | string = WRITTEN;
-  while (result === WRITTEN) {
-    result = pumped.write(chunk);
-    sent += chunk.length;
-    assert.ok(sent < 256 * 1024 * 1024, 'the socket never filled');
-  }
-  assert.equal(result, QUEUED);
+  const sent = fillUntilQueued(pumped);
   // Reading stops while bytes are queued: a byte from the peer waits in the kernel.
   client.write('x');
   await new Promise((resolve) => setTimeout(resolve, 50));
@@ -188,4 +194,27 @@ test('socket pump answers and closes every socket when hundreds connect for one 
   // The owners close on their own turn; give them a bounded while.
   for (let i = 0; i < 200 && fs.readdirSync('/proc/self/fd').length > fdsBefore; i++) await new Promise((resolve) => setTimeout(resolve, 10));
   assert.ok(fs.readdirSync('/proc/self/fd').length <= fdsBefore, 'an fd was left open');
+});
+
+test('socket pump answers, drains and reports a reset when a connection reads many times and moves to its own poll', async (t) => {
+  // From its second read a socket leaves the pump's epoll set for a poll handle of its own
+  // (socket_pump.c): everything must work the same after the move.
+  const { client, pumped, recorder } = await pumpedPair(t);
+  for (let i = 0; i < 5; i++) {
+    const got = new Promise<Buffer>((resolve) => client.once('data', resolve));
+    client.write(`q${i}`);
+    await recorder.until(() => recorder.data.toString().endsWith(`q${i}`));
+    assert.equal(pumped.write(Buffer.from(`a${i}`)), WRITTEN);
+    assert.equal((await got).toString(), `a${i}`);
+  }
+  client.pause();
+  const sent = fillUntilQueued(pumped);
+  let received = 0;
+  client.on('data', (d: Buffer) => (received += d.length));
+  client.resume();
+  await recorder.until(() => recorder.events.includes('drain'));
+  while (received < sent) await new Promise((resolve) => setTimeout(resolve, 5));
+  client.resetAndDestroy();
+  await recorder.until(() => recorder.events.some((e) => e.startsWith('error')));
+  assert.equal(recorder.events.at(-1), 'error ECONNRESET');
 });

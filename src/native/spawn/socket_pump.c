@@ -30,11 +30,15 @@
  * Slots (ids) are reused only after the loop turn in which they closed, so an id never names
  * two sockets within one callback.
  *
- * The sockets are in an epoll set of the pump's own, which libuv polls as one fd. A uv_poll_t per
- * socket cost a connection that lives for one request (Apache's mod_socache_dc) six more syscalls:
+ * A socket starts in an epoll set of the pump's own, which libuv polls as one fd. A uv_poll_t
+ * costs a connection that lives for one request (Apache's mod_socache_dc) six more syscalls:
  * uv_poll_init probes the fd with an epoll ADD and DEL and sets O_NONBLOCK again with an ioctl,
- * and its stop and close each DEL again (the second fails). Here a socket costs one ADD when it
- * starts waiting and one DEL when it stops or closes. The set is level-triggered, as libuv's is.
+ * and its stop and close each DEL again (the second fails). In the set a socket costs one ADD
+ * when it starts waiting and one DEL when it stops or closes. But the set costs every loop turn
+ * one epoll_wait more, and every wake-up a nested one, which a persistent connection would pay
+ * per request: a socket that reads a second time moves to a uv_poll_t of its own, polled by
+ * libuv's epoll directly, and pays that handle's set-up once. The set is level-triggered, as
+ * libuv's is.
  */
 
 #include <errno.h>
@@ -61,14 +65,19 @@
 #define MAX_EVENTS 4096
 /** Ready sockets taken from the epoll set per epoll_wait. */
 #define WAIT_BATCH 256
+/** The read that moves a socket from the set to a uv_poll_t of its own (it is not a one-shot). */
+#define OWN_POLL_AT_READ 2
 
 enum { EV_DATA = 1, EV_EOF = 2, EV_ERROR = 3, EV_DRAIN = 4, EV_CLOSED = 5 };
 
 typedef struct Conn {
   int fd;
   int id;
-  /** What the epoll set waits for (UV_READABLE, UV_WRITABLE), 0 = not in the set. */
+  /** What the socket waits for (UV_READABLE, UV_WRITABLE); 0 = nothing (not in the set). */
   int mask;
+  /** The socket's own poll handle once it read OWN_POLL_AT_READ times (freed by its close). */
+  uv_poll_t *own;
+  int reads;
   unsigned char *pending;
   size_t pending_len, pending_off, pending_cap;
   int paused, peer_done, ending, shut, closing;
@@ -86,6 +95,7 @@ static struct {
   /** The epoll set of every socket that waits for something, polled by libuv as one fd. */
   int epfd;
   uv_poll_t epoll;
+  uv_loop_t *loop;
   /** Sockets in the set: the loop stays alive while one waits (as its own uv_poll_t kept it). */
   int waiting;
   Conn **conns;
@@ -119,9 +129,18 @@ static void free_closed(void) {
   pump.closed_count = 0;
 }
 
-/* The set wakes the loop only while some socket waits in it. */
+static void on_own_poll(uv_poll_t *handle, int status, int events);
+
+/* Waits for `mask` on the socket's own handle, or in the set (which wakes the loop only while
+ * some socket waits in it). */
 static void set_mask(Conn *c, int mask) {
   if (mask == c->mask) return;
+  if (c->own != NULL) {
+    c->mask = mask;
+    if (mask == 0) uv_poll_stop(c->own);
+    else uv_poll_start(c->own, mask, on_own_poll);
+    return;
+  }
   struct epoll_event ev = {.events = (mask & UV_READABLE ? EPOLLIN : 0) | (mask & UV_WRITABLE ? EPOLLOUT : 0), .data.u32 = (uint32_t)c->id};
   /* A socket that waits for nothing leaves the set: EPOLLHUP and EPOLLERR would wake it anyway. */
   int op = mask == 0 ? EPOLL_CTL_DEL : c->mask == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
@@ -132,11 +151,32 @@ static void set_mask(Conn *c, int mask) {
   else uv_ref((uv_handle_t *)&pump.epoll);
 }
 
+static void free_handle(uv_handle_t *handle) {
+  free(handle);
+}
+
+/* Leaves the set for a handle of its own (see the top); stays in the set if that fails. */
+static void own_poll(Conn *c) {
+  uv_poll_t *own = malloc(sizeof *own);
+  if (own == NULL) return;
+  int mask = c->mask;
+  set_mask(c, 0);
+  if (uv_poll_init(pump.loop, own, c->fd) != 0) {
+    free(own);
+    set_mask(c, mask);
+    return;
+  }
+  own->data = c;
+  c->own = own;
+  set_mask(c, mask);
+}
+
 static void close_conn(Conn *c) {
   if (c->closing) return;
   /* Out of the set before close: the caller's own fd keeps the socket open, and an epoll
    * registration lasts as long as the socket, not the fd. */
-  set_mask(c, 0);
+  if (c->own != NULL) uv_close((uv_handle_t *)c->own, free_handle);
+  else set_mask(c, 0);
   c->closing = 1;
   close(c->fd);
   c->fd = -1;
@@ -217,6 +257,7 @@ static void read_some(Conn *c) {
   if (n > 0) {
     push_event(c->id, EV_DATA, pump.arena_used, (size_t)n);
     pump.arena_used += (size_t)n;
+    if (++c->reads == OWN_POLL_AT_READ && c->own == NULL) own_poll(c);
   } else if (n == 0) {
     c->peer_done = 1;
     update_poll(c);
@@ -257,6 +298,21 @@ static void on_ready(Conn *c, uint32_t ready) {
     return;
   }
   if (events & UV_READABLE) read_some(c);
+}
+
+static void on_own_poll(uv_poll_t *handle, int status, int events) {
+  Conn *c = handle->data;
+  if (c->closing) return;
+  if (pump.count >= MAX_EVENTS - 2) {
+    /* No room to report: this turn's callback runs first. An error stopped the handle, so it
+     * is polled again to come back next turn (the rest is level-triggered anyway). */
+    if (status < 0) {
+      c->mask = 0;
+      update_poll(c);
+    }
+    return;
+  }
+  on_ready(c, status < 0 ? EPOLLERR : (events & UV_READABLE ? EPOLLIN : 0) | (events & UV_WRITABLE ? EPOLLOUT : 0));
 }
 
 static void on_epoll(uv_poll_t *handle, int status, int events) {
@@ -341,6 +397,7 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   CHECK(napi_async_init(env, pair, name, &pump.context));
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
+  pump.loop = loop;
   pump.epfd = epoll_create1(EPOLL_CLOEXEC);
   if (pump.epfd < 0) return throw_errno(env, errno, "epoll_create1", "socket pump");
   if (uv_poll_init(loop, &pump.epoll, pump.epfd) != 0) {
