@@ -4,9 +4,10 @@
  * Node's socket layer costs about 8 us of CPU per request/answer pair (a stream, a Buffer per
  * read, a write request per write, libuv's write queue), more than the whole of the C
  * dc_server's work per operation. Here the connected sockets are polled by the loop's own libuv
- * (uv_poll_t), read into one arena that JavaScript sees as a Buffer, and written with send()
- * straight from the caller's bytes. The protocol (frame parsing, the store, the answers) stays in
- * TypeScript; JavaScript is entered once per loop turn with every read of that turn.
+ * (through an epoll set, see below), read into one arena that JavaScript sees as a Buffer, and
+ * written with send() straight from the caller's bytes. The protocol (frame parsing, the store,
+ * the answers) stays in TypeScript; JavaScript is entered once per loop turn with every read of
+ * that turn.
  *
  *   open(callback) -> [arena: Buffer, events: Int32Array]
  *     Once per process. After each poll phase that saw events, callback(count) runs with
@@ -26,8 +27,18 @@
  *
  * One write of an answer batch is one send(); reading stops while bytes are queued, so a peer
  * that does not read costs one batch plus the socket buffer (back-pressure, as the JS path).
- * Slots (ids) are reused only after libuv closed the handle, so an id never names two sockets
- * within one callback.
+ * Slots (ids) are reused only after the loop turn in which they closed, so an id never names
+ * two sockets within one callback.
+ *
+ * A socket starts in an epoll set of the pump's own, which libuv polls as one fd. A uv_poll_t
+ * costs a connection that lives for one request (Apache's mod_socache_dc) six more syscalls:
+ * uv_poll_init probes the fd with an epoll ADD and DEL and sets O_NONBLOCK again with an ioctl,
+ * and its stop and close each DEL again (the second fails). In the set a socket costs one ADD
+ * when it starts waiting and one DEL when it stops or closes. But the set costs every loop turn
+ * one epoll_wait more, and every wake-up a nested one, which a persistent connection would pay
+ * per request: a socket that reads a second time moves to a uv_poll_t of its own, polled by
+ * libuv's epoll directly, and pays that handle's set-up once. The set is level-triggered, as
+ * libuv's is.
  */
 
 #include <errno.h>
@@ -37,6 +48,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -51,14 +63,21 @@
 /** Below this much arena left, further readable sockets wait for the next turn (level-triggered). */
 #define READ_MIN (4 * 1024)
 #define MAX_EVENTS 4096
+/** Ready sockets taken from the epoll set per epoll_wait. */
+#define WAIT_BATCH 256
+/** The read that moves a socket from the set to a uv_poll_t of its own (it is not a one-shot). */
+#define OWN_POLL_AT_READ 2
 
 enum { EV_DATA = 1, EV_EOF = 2, EV_ERROR = 3, EV_DRAIN = 4, EV_CLOSED = 5 };
 
 typedef struct Conn {
-  uv_poll_t poll;
   int fd;
   int id;
+  /** What the socket waits for (UV_READABLE, UV_WRITABLE); 0 = nothing (not in the set). */
   int mask;
+  /** The socket's own poll handle once it read OWN_POLL_AT_READ times (freed by its close). */
+  uv_poll_t *own;
+  int reads;
   unsigned char *pending;
   size_t pending_len, pending_off, pending_cap;
   int paused, peer_done, ending, shut, closing;
@@ -73,10 +92,19 @@ static struct {
   int32_t *events;
   int count;
   uv_check_t check;
+  /** The epoll set of every socket that waits for something, polled by libuv as one fd. */
+  int epfd;
+  uv_poll_t epoll;
+  uv_loop_t *loop;
+  /** Sockets in the set: the loop stays alive while one waits (as its own uv_poll_t kept it). */
+  int waiting;
   Conn **conns;
   int capacity;
   int *free_ids;
   int free_count;
+  /** Closed this turn: freed, and their ids reusable, once the turn's callback has run. */
+  Conn **closed;
+  int closed_count, closed_cap;
   int open;
 } pump;
 
@@ -89,32 +117,76 @@ static void push_event(int id, int kind, size_t offset, size_t length) {
   e[3] = (int32_t)length;
 }
 
-static void on_closed(uv_handle_t *handle) {
-  Conn *c = handle->data;
-  pump.conns[c->id] = NULL;
-  pump.free_ids[pump.free_count++] = c->id;
-  free(c->pending);
-  free(c);
+/* Frees the sockets closed since the last call: their ids are free from now on. */
+static void free_closed(void) {
+  for (int i = 0; i < pump.closed_count; i++) {
+    Conn *c = pump.closed[i];
+    pump.conns[c->id] = NULL;
+    pump.free_ids[pump.free_count++] = c->id;
+    free(c->pending);
+    free(c);
+  }
+  pump.closed_count = 0;
+}
+
+static void on_own_poll(uv_poll_t *handle, int status, int events);
+
+/* Waits for `mask` on the socket's own handle, or in the set (which wakes the loop only while
+ * some socket waits in it). */
+static void set_mask(Conn *c, int mask) {
+  if (mask == c->mask) return;
+  if (c->own != NULL) {
+    c->mask = mask;
+    if (mask == 0) uv_poll_stop(c->own);
+    else uv_poll_start(c->own, mask, on_own_poll);
+    return;
+  }
+  struct epoll_event ev = {.events = (mask & UV_READABLE ? EPOLLIN : 0) | (mask & UV_WRITABLE ? EPOLLOUT : 0), .data.u32 = (uint32_t)c->id};
+  /* A socket that waits for nothing leaves the set: EPOLLHUP and EPOLLERR would wake it anyway. */
+  int op = mask == 0 ? EPOLL_CTL_DEL : c->mask == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+  epoll_ctl(pump.epfd, op, c->fd, &ev);
+  pump.waiting += (mask != 0) - (c->mask != 0);
+  c->mask = mask;
+  if (pump.waiting == 0) uv_unref((uv_handle_t *)&pump.epoll);
+  else uv_ref((uv_handle_t *)&pump.epoll);
+}
+
+static void free_handle(uv_handle_t *handle) {
+  free(handle);
+}
+
+/* Leaves the set for a handle of its own (see the top); stays in the set if that fails. */
+static void own_poll(Conn *c) {
+  uv_poll_t *own = malloc(sizeof *own);
+  if (own == NULL) return;
+  int mask = c->mask;
+  set_mask(c, 0);
+  if (uv_poll_init(pump.loop, own, c->fd) != 0) {
+    free(own);
+    set_mask(c, mask);
+    return;
+  }
+  own->data = c;
+  c->own = own;
+  set_mask(c, mask);
 }
 
 static void close_conn(Conn *c) {
   if (c->closing) return;
+  /* Out of the set before close: the caller's own fd keeps the socket open, and an epoll
+   * registration lasts as long as the socket, not the fd. */
+  if (c->own != NULL) uv_close((uv_handle_t *)c->own, free_handle);
+  else set_mask(c, 0);
   c->closing = 1;
-  uv_close((uv_handle_t *)&c->poll, on_closed);
   close(c->fd);
   c->fd = -1;
+  pump.closed[pump.closed_count++] = c;
 }
-
-static void on_poll(uv_poll_t *handle, int status, int events);
 
 /* Polls for what the connection waits for: sending queued bytes, else input (unless paused or ended). */
 static void update_poll(Conn *c) {
   if (c->closing) return;
-  int mask = c->pending_len > c->pending_off ? UV_WRITABLE : (!c->paused && !c->peer_done ? UV_READABLE : 0);
-  if (mask == c->mask) return;
-  c->mask = mask;
-  if (mask == 0) uv_poll_stop(&c->poll);
-  else uv_poll_start(&c->poll, mask, on_poll);
+  set_mask(c, c->pending_len > c->pending_off ? UV_WRITABLE : (!c->paused && !c->peer_done ? UV_READABLE : 0));
 }
 
 static void fail(Conn *c, int err) {
@@ -185,6 +257,7 @@ static void read_some(Conn *c) {
   if (n > 0) {
     push_event(c->id, EV_DATA, pump.arena_used, (size_t)n);
     pump.arena_used += (size_t)n;
+    if (++c->reads == OWN_POLL_AT_READ && c->own == NULL) own_poll(c);
   } else if (n == 0) {
     c->peer_done = 1;
     update_poll(c);
@@ -199,26 +272,19 @@ static void read_some(Conn *c) {
   }
 }
 
-static void on_poll(uv_poll_t *handle, int status, int events) {
-  Conn *c = handle->data;
-  if (c->closing) return;
-  if (pump.count >= MAX_EVENTS - 2) {
-    /* No room to report: this turn's callback runs first. An error stopped the handle, so it
-     * is polled again to come back next turn (the rest is level-triggered anyway). */
-    if (status < 0) {
-      c->mask = 0;
-      update_poll(c);
-    }
-    return;
-  }
-  if (status < 0) {
-    /* libuv reports POLLERR as UV_EBADF; the socket knows the real cause (a reset, mostly). */
+/* One ready socket (the set is level-triggered: one skipped here comes back next turn). */
+static void on_ready(Conn *c, uint32_t ready) {
+  if (ready & EPOLLERR) {
+    /* The socket knows the cause (a reset, mostly). */
     int err = 0;
     socklen_t len = sizeof err;
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0) err = -status;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0) err = EBADF;
     fail(c, err);
     return;
   }
+  /* A hang-up is reported to what the socket waits for: the read or send finds out what it is. */
+  int events = (ready & EPOLLIN ? UV_READABLE : 0) | (ready & EPOLLOUT ? UV_WRITABLE : 0);
+  if (ready & EPOLLHUP) events |= c->mask;
   if (events & UV_WRITABLE) {
     int sent = flush_pending(c);
     if (sent < 0) return fail(c, -sent);
@@ -234,10 +300,49 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   if (events & UV_READABLE) read_some(c);
 }
 
+static void on_own_poll(uv_poll_t *handle, int status, int events) {
+  Conn *c = handle->data;
+  if (c->closing) return;
+  if (pump.count >= MAX_EVENTS - 2) {
+    /* No room to report: this turn's callback runs first. An error stopped the handle, so it
+     * is polled again to come back next turn (the rest is level-triggered anyway). */
+    if (status < 0) {
+      c->mask = 0;
+      update_poll(c);
+    }
+    return;
+  }
+  on_ready(c, status < 0 ? EPOLLERR : (events & UV_READABLE ? EPOLLIN : 0) | (events & UV_WRITABLE ? EPOLLOUT : 0));
+}
+
+static void on_epoll(uv_poll_t *handle, int status, int events) {
+  (void)handle, (void)status, (void)events;
+  struct epoll_event ready[WAIT_BATCH];
+  /* A few batches at most: a socket still ready after its turn is reported again, and the
+   * rest waits for the next turn (as libuv bounds its own rounds). */
+  for (int round = 0; round < 4; round++) {
+    /* Room for every ready socket's event and arena for its read; without it, this turn's
+     * callback runs first and the rest stays ready in the set. */
+    int room = MAX_EVENTS - 2 - pump.count;
+    if (room <= 0 || ARENA_BYTES - pump.arena_used < READ_MIN) return;
+    int n;
+    do n = epoll_wait(pump.epfd, ready, room < WAIT_BATCH ? room : WAIT_BATCH, 0);
+    while (n < 0 && errno == EINTR);
+    for (int i = 0; i < n; i++) {
+      Conn *c = pump.conns[ready[i].data.u32];
+      if (c != NULL && !c->closing) on_ready(c, ready[i].events);
+    }
+    if (n < WAIT_BATCH) return;
+  }
+}
+
 /* After the poll phase: one call into JavaScript with every event of the turn. */
 static void on_check(uv_check_t *handle) {
   (void)handle;
-  if (pump.count == 0) return;
+  if (pump.count == 0) {
+    free_closed();
+    return;
+  }
   napi_env env = pump.env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
@@ -254,6 +359,7 @@ static void on_check(uv_check_t *handle) {
     }
   }
   napi_close_handle_scope(env, scope);
+  free_closed();
 }
 
 static Conn *conn_arg(napi_env env, napi_value value) {
@@ -291,6 +397,15 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   CHECK(napi_async_init(env, pair, name, &pump.context));
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
+  pump.loop = loop;
+  pump.epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (pump.epfd < 0) return throw_errno(env, errno, "epoll_create1", "socket pump");
+  if (uv_poll_init(loop, &pump.epoll, pump.epfd) != 0) {
+    close(pump.epfd);
+    return throw_errno(env, EINVAL, "uv_poll_init", "socket pump");
+  }
+  uv_poll_start(&pump.epoll, UV_READABLE, on_epoll);
+  uv_unref((uv_handle_t *)&pump.epoll);
   uv_check_init(loop, &pump.check);
   uv_check_start(&pump.check, on_check);
   uv_unref((uv_handle_t *)&pump.check);
@@ -336,16 +451,23 @@ static napi_value Adopt(napi_env env, napi_callback_info info) {
     }
     pump.capacity = capacity;
   }
+  /* Every socket may close within one turn: room for all of them in the closed list. */
+  if (pump.closed_cap < pump.capacity) {
+    Conn **closed = realloc(pump.closed, pump.capacity * sizeof *closed);
+    if (closed == NULL) {
+      close(own);
+      return throw_errno(env, ENOMEM, "adopt", "socket");
+    }
+    pump.closed = closed;
+    pump.closed_cap = pump.capacity;
+  }
   Conn *c = calloc(1, sizeof *c);
-  uv_loop_t *loop;
-  if (c == NULL || napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init(loop, &c->poll, own) != 0) {
-    free(c);
+  if (c == NULL) {
     close(own);
-    return throw_errno(env, EINVAL, "adopt", "socket");
+    return throw_errno(env, ENOMEM, "adopt", "socket");
   }
   c->fd = own;
   c->id = pump.free_ids[--pump.free_count];
-  c->poll.data = c;
   pump.conns[c->id] = c;
   update_poll(c);
   return int_result(env, c->id);
