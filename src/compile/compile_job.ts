@@ -72,20 +72,6 @@ function entryOf(outcome: JobOutcome): CacheEntry | undefined {
   return { object: r.object, depfile: r.depfile, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Resolves when `signal` aborts (the client hung up) or after `ms`, whichever comes first. */
-function hangUp(signal: AbortSignal, ms: number): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
 export class CompileJob {
   /**
    * Jobs not yet ended. A daemon that exits with some (its drain on SIGTERM timed out, the
@@ -97,7 +83,7 @@ export class CompileJob {
   static #exitHooked = false;
 
   static #abortUnfinished(): void {
-    for (const job of CompileJob.#unfinished) job.#gone.abort(DAEMON_EXITING);
+    for (const job of CompileJob.#unfinished) job.#leave(DAEMON_EXITING);
   }
 
   readonly #service: JobService;
@@ -105,8 +91,15 @@ export class CompileJob {
   readonly #peer: string;
   readonly #now: () => number;
   readonly #start: number;
-  /** Aborted when the client goes away: leaves the slot queue, kills the compiler. */
-  readonly #gone = new AbortController();
+  /**
+   * Why the job's client is gone; undefined while it is there. The AbortSignal that carries it
+   * (to the slot queue, the compiler) is made only when one of them asks: on a hit nobody does,
+   * and an AbortController made and aborted per job cost more than the rest of the job's end.
+   */
+  #goneReason: Error | undefined;
+  #gone: AbortController | undefined;
+  /** Set while `end` waits for the hang-up: called when the client goes. */
+  #onGone: (() => void) | undefined;
   /** Removals of what the job made (temp files, captures, pump tree), run by `end`. */
   readonly #held: Array<() => Promise<void>> = [];
   #prepared: Promise<PreparedCompile> | undefined;
@@ -133,7 +126,16 @@ export class CompileJob {
 
   /** Aborted once the client has gone. */
   get signal(): AbortSignal {
+    if (this.#gone === undefined) {
+      this.#gone = new AbortController();
+      if (this.#goneReason !== undefined) this.#gone.abort(this.#goneReason);
+    }
     return this.#gone.signal;
+  }
+
+  /** Whether the client has gone (what `signal.aborted` says, without making the signal). */
+  get isGone(): boolean {
+    return this.#goneReason !== undefined;
   }
 
   /** Takes the removal of something the job made, to run at its end. */
@@ -153,7 +155,28 @@ export class CompileJob {
 
   /** The client closed or broke its connection: whatever the job waits for, it waits no more. */
   clientGone(): void {
-    this.#gone.abort(CLIENT_GONE);
+    this.#leave(CLIENT_GONE);
+  }
+
+  #leave(reason: Error): void {
+    if (this.#goneReason !== undefined) return;
+    this.#goneReason = reason;
+    this.#gone?.abort(reason);
+    this.#onGone?.();
+  }
+
+  /** Resolves when the client hangs up or after `ms`, whichever comes first. */
+  #hangUp(ms: number): Promise<void> {
+    if (this.#goneReason !== undefined) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#onGone = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#onGone = done;
+    });
   }
 
   /**
@@ -163,7 +186,7 @@ export class CompileJob {
   async run(request: CompileRequest, options: { readonly answerSocket?: number } = {}): Promise<JobOutcome> {
     this.#watch?.requested(request, this.#now());
     try {
-      this.#releaseSlot = await this.#service.slots.acquire(this.#gone.signal);
+      this.#releaseSlot = await this.#service.slots.acquire(() => this.signal);
       this.#watch?.entered('compile', this.#now());
     } catch {
       return { result: 'CLI_DISCONN', status: 0, ret: EXIT.IO_ERROR, compiler: request.argv[0] ?? '', input: '', reason: 'client disconnected while waiting for a job slot' };
@@ -188,8 +211,10 @@ export class CompileJob {
   /** The request's outcome: the object cache's on a hit, else the compiler's. */
   #produce(request: CompileRequest, answerSocket: number | undefined): Promise<JobOutcome> {
     const cache = this.#cacheStep(request);
+    const job = this;
+    // The signal is made only if the job compiles (runCompiler reads it): a hit never does.
     // A compiler that answers the client itself leaves nothing to store: with a cache, the job answers.
-    const options = { signal: this.#gone.signal, hold: (release: () => Promise<void>) => this.hold(release), prepared: this.#prepared, answerSocket: cache === undefined ? answerSocket : undefined, cache };
+    const options = { get signal(): AbortSignal { return job.signal; }, hold: (release: () => Promise<void>) => this.hold(release), prepared: this.#prepared, answerSocket: cache === undefined ? answerSocket : undefined, cache };
     return request.protocol === 3 ? runPumpJob(request, this.#service.job, options) : runCompileJob(request, this.#service.job, options);
   }
 
@@ -235,7 +260,7 @@ export class CompileJob {
     const answeredAt = answered ? this.#now() : undefined;
     try {
       this.#giveBackSlot();
-      if (answeredAt !== undefined) await hangUp(this.#gone.signal, HANGUP_WAIT_MS);
+      if (answeredAt !== undefined) await this.#hangUp(HANGUP_WAIT_MS);
       await this.#prepared; // a preparation in flight registers its files first
       for (const release of this.#held.splice(0)) {
         await release().catch((error: Error) => this.#service.log.warning('cleanup failed', { conn: this.#conn, reason: error.message }));

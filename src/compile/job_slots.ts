@@ -20,8 +20,11 @@ export class JobSlots {
     return this.#queue.length;
   }
 
-  /** Resolves with a release function once a slot is free; rejects if `signal` aborts first. */
-  acquire(signal?: AbortSignal): Promise<() => void> {
+  /**
+   * Resolves with a release function once a slot is free; rejects if `signal` aborts first.
+   * `signal` may be a function that makes it: only a job that has to queue asks for it.
+   */
+  acquire(signalOf?: AbortSignal | (() => AbortSignal)): Promise<() => void> {
     const grant = (): (() => void) => {
       this.#busy++;
       let released = false;
@@ -33,6 +36,7 @@ export class JobSlots {
       };
     };
     if (this.#busy < this.#limit) return Promise.resolve(grant());
+    const signal = typeof signalOf === 'function' ? signalOf() : signalOf;
     return new Promise((resolve, reject) => {
       const turn = (): void => {
         signal?.removeEventListener('abort', leave);

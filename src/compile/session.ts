@@ -148,7 +148,7 @@ export async function serveCompileConnection(conn: Connection, service: CompileS
     service.log.debug('request', { conn: conn.id, peer: who, protocol: request.protocol, argv: request.argv.join(' ') });
     const unwatch = watchForHangUp(stream, job);
     try {
-      const outcome = await deliver(stream, await job.run(request, { answerSocket: directSocket(stream) }), job.signal, timeoutMs);
+      const outcome = await deliver(stream, await job.run(request, { answerSocket: directSocket(stream) }), job, timeoutMs);
       sentDirectly = outcome.answered?.sent ?? 0;
       await job.end(outcome, { answered: true });
     } finally {
@@ -182,24 +182,24 @@ function watchForHangUp(stream: Duplex, job: CompileJob): () => void {
  * Sends what is left of the job's answer, or closes without one, and returns the outcome as the
  * client saw it: a client that left before its answer was out ends as CLI_DISCONN.
  */
-async function deliver(stream: Duplex, outcome: JobOutcome, gone: AbortSignal, timeoutMs: number): Promise<JobOutcome> {
+async function deliver(stream: Duplex, outcome: JobOutcome, job: Pick<CompileJob, 'isGone'>, timeoutMs: number): Promise<JobOutcome> {
   if (outcome.answered !== undefined) {
     // Sent when the compiler exited. The client may have read it and hung up already: that is
     // success, unless part of the answer was still to be written.
     const { rest } = outcome.answered;
     if (rest !== undefined) {
-      const sent = !gone.aborted && (await writeAnswer(stream, [rest], timeoutMs));
+      const sent = !job.isGone && (await writeAnswer(stream, [rest], timeoutMs));
       if (!sent) return { ...outcome, result: 'CLI_DISCONN', ret: EXIT.IO_ERROR, reason: 'client disconnected before the answer was sent' };
     } else if (!stream.destroyed && !stream.writableEnded) {
       stream.end();
     }
     return outcome;
   }
-  if (outcome.response !== undefined && !gone.aborted) {
+  if (outcome.response !== undefined && !job.isGone) {
     const sent = await writeAnswer(stream, encodeResponse(outcome.response), timeoutMs);
     return sent ? outcome : { ...outcome, result: 'CLI_DISCONN', ret: EXIT.IO_ERROR, reason: outcome.reason ?? 'client disconnected before the answer was sent' };
   }
-  if (gone.aborted && outcome.result !== 'CLI_DISCONN') {
+  if (job.isGone && outcome.result !== 'CLI_DISCONN') {
     return { ...outcome, result: 'CLI_DISCONN', ret: EXIT.IO_ERROR, reason: 'client disconnected while compiling' };
   }
   if (outcome.response === undefined) stream.destroy();

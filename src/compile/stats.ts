@@ -6,6 +6,7 @@
 // Exports:
 //   JobResult                       the summary-line results: COMPILE_OK ... OTHER (+ TCP_ACCEPT)
 //   DistccStats                     counters; record(result, job?) after each job; snapshot(now)
+//   samplePointsIn(at, start, stop) how many of a kid sample's 60 points a job interval covers
 //   renderStatsPage(snapshot, host) the page as a string (host: HostReadings from host_load.ts)
 //   createStatsHandler(stats, opts) ConnectionHandler answering the page to any request
 // The clock is a parameter (options.now), so averages are testable without waiting.
@@ -48,6 +49,25 @@ const MAX_INTERVALS = 100_000; // bound on remembered job intervals (2 minutes' 
 function pageSafe(text: string): string {
   const clean = text.replace(/[\x00-\x1f\x7f]/g, '?');
   return clean === '' ? 'none' : clean.slice(0, MAX_NAME);
+}
+
+/**
+ * How many of the sample points of the minute ending at `at` (at - 60 s, at - 61 s ... at - 119 s)
+ * fall in [start, stop]. Counted per interval in a few steps rather than by testing all 60 points
+ * against every interval: a busy server holds up to MAX_INTERVALS of them, and the per-point loop
+ * stalled the daemon for tens of milliseconds once a minute. The points fall as t grows, so those
+ * at or before `stop` are t >= lo and those at or after `start` t <= hi; the estimates from the
+ * division are settled with the same comparisons as a per-point test, so the count is the same.
+ */
+export function samplePointsIn(at: number, start: number, stop: number): number {
+  let lo = Math.min(120, Math.max(60, Math.ceil((at - stop) / 1000)));
+  while (lo > 60 && at - (lo - 1) * 1000 <= stop) lo--;
+  while (lo < 120 && at - lo * 1000 > stop) lo++;
+  let hi = Math.max(59, Math.min(119, Math.floor((at - start) / 1000)));
+  while (hi < 119 && at - (hi + 1) * 1000 >= start) hi++;
+  while (hi > 59 && at - hi * 1000 < start) hi--;
+  const n = hi - lo + 1;
+  return n > 0 ? n : 0;
 }
 
 export class DistccStats {
@@ -131,12 +151,9 @@ export class DistccStats {
     if (now - at > 15 * MINUTE) at = now - 15 * MINUTE;
     for (; at <= now; at += MINUTE) {
       let total = 0;
-      for (let t = 60; t < 120; t++) {
-        const point = at - t * 1000;
-        for (let k = this.#head; k < this.#intervals.length; k++) {
-          const i = this.#intervals[k]!;
-          if (i.start <= point && i.stop >= point) total++;
-        }
+      for (let k = this.#head; k < this.#intervals.length; k++) {
+        const i = this.#intervals[k]!;
+        total += samplePointsIn(at, i.start, i.stop);
       }
       this.#kidSamples.push(Math.floor(total / 60));
       if (this.#kidSamples.length > 15) this.#kidSamples.shift();

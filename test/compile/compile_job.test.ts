@@ -13,6 +13,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { ConnectionPool } from '../../src/activation/serve';
 import { EXIT } from '../../src/errors';
+import { CompileJob, type JobService } from '../../src/compile/compile_job';
 import { JobSlots } from '../../src/compile/job_slots';
 import { createCompileHandler } from '../../src/compile/session';
 import { ResponseDecoder, type CompileResponse } from '../../src/compile/wire/response';
@@ -266,4 +267,34 @@ test('a compile job kills its compiler when the daemon exits before the job ends
   assert.equal(code, 7);
   const pids = await pidsOf(rig, 'slowcc');
   await waitUntil(() => pids.every((pid) => !isAlive(pid)) || undefined, WAIT_MS, () => 'the compiler and its children to die');
+});
+
+/** A job service with no log output and `slots`; its jobs never reach a compiler in these tests. */
+function bareService(slots: JobSlots): JobService {
+  const log = createLogger('test');
+  log.setSinks([]);
+  return { log, slots, job: { tmpDir: '/nonexistent', nice: 0, lifetimeMs: 0, saveTemps: false, pid: process.pid, env: {}, policy: {} } as unknown as JobService['job'] };
+}
+
+test('a compile job hands out an already aborted signal when it is first asked for after the client went', () => {
+  const job = new CompileJob(bareService(new JobSlots(1)), { conn: 1, peer: 'test' });
+  assert.equal(job.isGone, false);
+  job.clientGone();
+  assert.equal(job.isGone, true);
+  assert.equal(job.signal.aborted, true);
+  assert.match(String((job.signal.reason as Error).message), /client closed the connection/);
+});
+
+test('a compile job waiting for a slot leaves the queue when its client goes', async () => {
+  const slots = new JobSlots(1);
+  const release = await slots.acquire();
+  const job = new CompileJob(bareService(slots), { conn: 1, peer: 'test' });
+  const outcome = job.run({ version: 1, protocol: 1, argv: ['cc', '-c', 't.c', '-o', 't.o'], doti: Buffer.from('int x;') });
+  await waitUntil(() => slots.waiting === 1 || undefined, WAIT_MS, () => 'the job to queue for the slot');
+  job.clientGone();
+  assert.equal((await outcome).result, 'CLI_DISCONN');
+  assert.equal(slots.waiting, 0);
+  release();
+  assert.equal(slots.busy, 0, 'the job that left never took the slot');
+  await job.end();
 });

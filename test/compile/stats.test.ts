@@ -5,7 +5,8 @@ import fsp from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { DistccStats, renderStatsPage, createStatsHandler } from '../../src/compile/stats';
+import fc from 'fast-check';
+import { DistccStats, renderStatsPage, createStatsHandler, samplePointsIn } from '../../src/compile/stats';
 import { createHostReader, parseProcStat, type HostReadings } from '../../src/compile/host_load';
 import type { Connection } from '../../src/activation/connection';
 
@@ -113,6 +114,22 @@ test('DistccStats averages busy kids a minute late when compiles overlap', () =>
   assert.equal(s.avgKids[2], 0);
   c.advance(60_000);
   assert.equal(stats.snapshot().avgKids[0], 0);
+});
+
+test('samplePointsIn counts the same points as testing each of the 60 when intervals fall anywhere', () => {
+  const naive = (at: number, start: number, stop: number): number => {
+    let n = 0;
+    for (let t = 60; t < 120; t++) if (start <= at - t * 1000 && stop >= at - t * 1000) n++;
+    return n;
+  };
+  // Offsets in whole seconds (ends right on a sample point) and in any ms, around the window.
+  const offset = fc.oneof(fc.integer({ min: -200, max: 20 }).map((s) => s * 1000), fc.integer({ min: -200_000, max: 20_000 }), fc.double({ min: -200_000, max: 20_000, noNaN: true }));
+  const at = fc.oneof(fc.integer({ min: 0, max: 2 ** 42 }), fc.double({ min: 0, max: 2 ** 42, noNaN: true }));
+  fc.assert(fc.property(at, offset, offset, (now, a, b) => {
+    const [start, stop] = [now + Math.min(a, b), now + Math.max(a, b)];
+    assert.equal(samplePointsIn(now, start, stop), naive(now, start, stop));
+    assert.equal(samplePointsIn(now, stop, start), naive(now, stop, start), 'an interval that ends before it starts covers nothing');
+  }), { numRuns: 20_000 });
 });
 
 test('renderStatsPage keeps one field per line when a file name holds a newline', () => {
