@@ -84,7 +84,10 @@ export async function startDistccd(t: AfterHook, options: StartOptions): Promise
     ...((options.args ?? []).some((a) => a.startsWith('--cache') || a === '--no-cache') ? [] : ['--no-cache']), ...(options.args ?? []),
   ];
   const [command, ...rest] = [...(options.wrapper ?? []), process.execPath, ...args];
-  const daemon = Daemon.start(t, command!, rest, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  // Its own runtime directory (where the sandbox check is remembered): as root the default is the
+  // host's /run/distccd, which a test must not leave behind.
+  const env = { ...process.env, RUNTIME_DIRECTORY: tempDir(t, 'distkit-run-'), ...options.env };
+  const daemon = Daemon.start(t, command!, rest, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let addresses: string[];
   try {
     addresses = await daemon.listening();

@@ -23,7 +23,7 @@ for (const [protocol, suffix] of [[1, ''], [2, ',lzo']] as const) {
     await fs.mkdir(tmp);
     // ssh <host> distccd --inetd: the "ssh" runs our distccd locally on the same two pipes.
     const ssh = path.join(dir, 'fake-ssh');
-    await fs.writeFile(ssh, `#!/bin/sh\nTMPDIR='${tmp}' exec '${process.execPath}' '${DISTCCD}' --inetd --compiler-dir '${masq}' --log-file '${log}' --log-level debug ${KEEP_ROOT.join(' ')}\n`, { mode: 0o755 });
+    await fs.writeFile(ssh, `#!/bin/sh\nTMPDIR='${tmp}' RUNTIME_DIRECTORY='${dir}' exec '${process.execPath}' '${DISTCCD}' --inetd --no-cache --compiler-dir '${masq}' --log-file '${log}' --log-level debug ${KEEP_ROOT.join(' ')}\n`, { mode: 0o755 });
     await fs.writeFile(path.join(dir, 't.c'), '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n');
     const env = clientEnv(dir, `@localhost/4${suffix}`, { DISTCC_SSH: ssh });
     for (const out of ['a.o', 'b.o']) {
@@ -50,7 +50,13 @@ async function inetdOnce(t: Parameters<typeof tempDir>[0], args: string[], reque
   t.after(() => new Promise<void>((r) => server.close(() => r())));
   const exited = new Promise<number | null>((resolve) => {
     server.once('connection', (socket) => {
-      const child = spawn(process.execPath, [DISTCCD, '--compiler-dir', masq, '--log-file', logFile, '--log-level', 'debug', ...KEEP_ROOT, ...args], { stdio: [socket, socket, 'ignore'] });
+      // Its own runtime directory and no object cache: as root their defaults are the host's
+      // /run/distccd and /var/cache/distccd, which a test must not leave behind.
+      const cache = args.some((a) => a.startsWith('--cache') || a === '--no-cache') ? [] : ['--no-cache'];
+      const child = spawn(process.execPath, [DISTCCD, '--compiler-dir', masq, '--log-file', logFile, '--log-level', 'debug', ...KEEP_ROOT, ...cache, ...args], {
+        stdio: [socket, socket, 'ignore'],
+        env: { ...process.env, RUNTIME_DIRECTORY: dir },
+      });
       socket.destroy(); // the child holds its own copies, as after inetd's fork
       child.once('exit', (code) => resolve(code));
     });

@@ -61,7 +61,7 @@ test('distccd started by root refuses to start when the user it becomes cannot w
   const closed = path.join(root, 'closed');
   await fs.mkdir(closed, { mode: 0o700 }); // root's alone
   const { code, stderr } = await runDistccd(['--daemon', '--no-detach', '--listen', '127.0.0.1', '-p', '0', '--allow', '127.0.0.1',
-    '--compiler-dir', masq, '--log-stderr'], { env: { TMPDIR: closed } });
+    '--no-cache', '--compiler-dir', masq, '--log-stderr'], { env: { TMPDIR: closed } });
   assert.equal(code, 101);
   assert.match(stderr, new RegExp(`TMPDIR ${closed} is not a writable directory \\(EACCES\\)`));
 });

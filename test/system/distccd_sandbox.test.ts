@@ -127,7 +127,7 @@ test('distccd --inetd gives no byte of a server-only file to the real client ove
   // The check passed by the first process is remembered there for the next (probe_cache.ts).
   const runtime = path.join(s.dir, 'run');
   const envs = Object.entries({ ...s.env, RUNTIME_DIRECTORY: runtime }).map(([k, v]) => `${k}='${v}'`).join(' ');
-  await fs.writeFile(ssh, `#!/bin/sh\n${envs} exec '${process.execPath}' '${DISTCCD}' --inetd --compiler-dir '${s.masq}' --log-file '${log}' --log-level debug ${KEEP_ROOT.join(' ')}\n`, { mode: 0o755 });
+  await fs.writeFile(ssh, `#!/bin/sh\n${envs} exec '${process.execPath}' '${DISTCCD}' --inetd --no-cache --compiler-dir '${s.masq}' --log-file '${log}' --log-level debug ${KEEP_ROOT.join(' ')}\n`, { mode: 0o755 });
   await fs.writeFile(path.join(s.dir, 'evil.c'), incbin(s.secret));
   await fs.writeFile(path.join(s.dir, 'good.c'), 'int g(int x) { return x * 2; }\n');
   const env = clientEnv(s.dir, '@localhost/4,lzo', { DISTCC_SSH: ssh });

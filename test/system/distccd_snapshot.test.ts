@@ -54,7 +54,7 @@ async function prefixTree(t: Parameters<typeof tempDir>[0], ownStamp = false): P
 /** Starts distccd through the launcher in the foreground on port 0; resolves with its pid, port and "ready" line. */
 async function startThrough(t: TestContext, tree: Tree, env: NodeJS.ProcessEnv = {}): Promise<{ pid: number; port: number; ready: string }> {
   const p = start(t, tree.launcher, ['--no-detach', '--daemon', '--listen', '127.0.0.1', '--port', '0', '--allow', '127.0.0.1',
-    '--compiler-dir', tree.masq, '--log-stderr', ...KEEP_ROOT], { env: { ...process.env, TMPDIR: tree.tmp, ...env } });
+    '--no-cache', '--compiler-dir', tree.masq, '--log-stderr', ...KEEP_ROOT], { env: { ...process.env, TMPDIR: tree.tmp, RUNTIME_DIRECTORY: tree.dir, ...env } });
   const ready = await p.waitFor(/^.* ready .*$/m, 20_000);
   const port = Number((await p.waitFor(/listening on=127\.0\.0\.1:(\d+)/))[1]);
   return { pid: p.child.pid!, port, ready: ready[0] };
@@ -97,7 +97,7 @@ for (const [protocol, suffix] of [[1, ''], [2, ',lzo']] as const) {
     const tree = await prefixTree(t);
     const log = path.join(tree.dir, 'distccd.log');
     const ssh = path.join(tree.dir, 'fake-ssh');
-    await fs.writeFile(ssh, `#!/bin/sh\nTMPDIR='${tree.tmp}' exec '${tree.launcher}' --inetd --compiler-dir '${tree.masq}' --log-file '${log}' ${KEEP_ROOT.join(' ')}\n`, { mode: 0o755 });
+    await fs.writeFile(ssh, `#!/bin/sh\nTMPDIR='${tree.tmp}' RUNTIME_DIRECTORY='${tree.dir}' exec '${tree.launcher}' --inetd --no-cache --compiler-dir '${tree.masq}' --log-file '${log}' ${KEEP_ROOT.join(' ')}\n`, { mode: 0o755 });
     await compileAndCompare(tree.dir, `@localhost/2${suffix}`, { DISTCC_SSH: ssh });
     const text = await fs.readFile(log, 'utf8');
     assert.match(text, / ready .* start=snapshot/);
@@ -110,7 +110,7 @@ test('the launcher\'s standalone distccd detaches from the snapshot, writes its 
   const pidFile = path.join(tree.dir, 'distccd.pid');
   const log = path.join(tree.dir, 'distccd.log');
   const start = spawnSync(tree.launcher, ['--daemon', '--pid-file', pidFile, '--listen', '127.0.0.1', '--port', '0', '--allow', '127.0.0.1',
-    '--compiler-dir', tree.masq, '--log-file', log, ...KEEP_ROOT], { env: { ...process.env, TMPDIR: tree.tmp }, encoding: 'utf8', timeout: 30_000 });
+    '--no-cache', '--compiler-dir', tree.masq, '--log-file', log, ...KEEP_ROOT], { env: { ...process.env, TMPDIR: tree.tmp, RUNTIME_DIRECTORY: tree.dir }, encoding: 'utf8', timeout: 30_000 });
   assert.equal(start.status, 0, start.stderr);
   const pid = Number((await fs.readFile(pidFile, 'utf8')).trim());
   t.after(() => { try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ } });
@@ -163,7 +163,7 @@ test('distccd from the snapshot under systemd-socket-activate tells READY=1 over
   await receiver.waitFor(/^bound$/m);
   const { port, activate } = await onFreePort(async (port) => {
     const activate = start(t, 'systemd-socket-activate', ['-l', `127.0.0.1:${port}`, '-E', `NOTIFY_SOCKET=${notify}`, '-E', `TMPDIR=${tree.tmp}`,
-      tree.launcher, '--log-stderr', '--allow', '127.0.0.1', '--compiler-dir', tree.masq]);
+      tree.launcher, '--log-stderr', '--no-cache', '--allow', '127.0.0.1', '--compiler-dir', tree.masq]);
     return (await activate.waitForBind(/Listening on/)) === PORT_TAKEN ? PORT_TAKEN : { port, activate };
   });
   // The first connection starts distccd on the inherited listener (LISTEN_FDS, Accept=no).

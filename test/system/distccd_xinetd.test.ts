@@ -73,7 +73,9 @@ test('our xinetd.d entry runs the distccd launcher per connection and the real c
     const edited = shipped
       .replace(/^(\s*disable\s*=).*$/m, '$1 no')
       .replace(/^(\s*user\s*=).*$/m, '$1 root')
-      .replace(/^(\s*server_args\s*=.*)$/m, `$1 --log-file ${log}`)
+      // No object cache and a runtime directory of the test's: as root their defaults are the
+      // host's /var/cache/distccd and /run/distccd, which a test must not leave behind.
+      .replace(/^(\s*server_args\s*=.*)$/m, `$1 --log-file ${log} --no-cache\n\tenv\t\t= RUNTIME_DIRECTORY=${dir}`)
       .replace(/^(\s*protocol\s*=.*)$/m, `$1\n\ttype\t\t= UNLISTED\n\tport\t\t= ${port}\n\tbind\t\t= 127.0.0.1`);
     await fs.writeFile(entry, edited);
     const daemon = start(t, xinetd, ['-dontfork', '-pidfile', path.join(dir, 'xinetd.pid'), '-f', conf]);

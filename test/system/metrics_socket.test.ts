@@ -40,7 +40,7 @@ async function activated(t: Parameters<typeof start>[0], mainName: string, comma
 
 test('distccd serves metrics on the inherited socket named metrics when systemd passes one', async (t) => {
   const masq = await makeMasqueradeDir(path.join(tempDir(t, 'distkit-metrics-socket-'), 'masq'));
-  const { metricsPort, p } = await activated(t, 'distccd.socket', [process.execPath, DISTCCD, '--no-detach', '--log-stderr', '--compiler-dir', masq, '--allow', '127.0.0.1', ...KEEP_ROOT]);
+  const { metricsPort, p } = await activated(t, 'distccd.socket', [process.execPath, DISTCCD, '--no-detach', '--log-stderr', '--no-cache', '--compiler-dir', masq, '--allow', '127.0.0.1', ...KEEP_ROOT]);
   const r = await httpGet(`127.0.0.1:${metricsPort}`, '/metrics');
   assert.equal(r.status, 200, p.output());
   assert.equal(sample(parseSamples(r.body), 'distccd_jobs_total', { result: 'ok' }), 0);
