@@ -35,7 +35,7 @@ test('distccd --daemon detaches once listening and keeps the serving pid in --pi
   const pidFile = path.join(dir, 'distccd.pid');
   const logFile = path.join(dir, 'distccd.log');
   const starter = spawn(process.execPath, [DISTCCD, '--daemon', '--listen', '127.0.0.1', '-p', '0', '--allow', '127.0.0.1',
-    '--pid-file', pidFile, '--log-file', logFile, '--compiler-dir', masq, ...KEEP_ROOT], { stdio: 'ignore' });
+    '--pid-file', pidFile, '--log-file', logFile, '--cache-dir', path.join(dir, 'cache'), '--compiler-dir', masq, ...KEEP_ROOT], { stdio: 'ignore' });
   const code = await new Promise((r) => starter.once('exit', r));
   assert.equal(code, 0, 'exit 0 means listening');
   // The daemon logs its address before it tells the starter it listens.

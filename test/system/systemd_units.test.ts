@@ -153,7 +153,7 @@ test('distccd under distccd.socket and distccd-stats.socket serves the counters 
   const execStart = settingsOf('systemd/distccd.service', 'ExecStart')[0]!.split(/\s+/);
   const unitArgs = execStart.slice(1).filter((a, i, all) => a !== '--compiler-dir' && all[i - 1] !== '--compiler-dir');
   const masq = await makeMasqueradeDir(path.join(tempDir(t, 'distkit-stats-socket-'), 'masq'));
-  const args = [...unitArgs, '--compiler-dir', masq, '--allow', '127.0.0.1', ...KEEP_ROOT];
+  const args = [...unitArgs, '--compiler-dir', masq, '--allow', '127.0.0.1', '--no-cache', ...KEEP_ROOT];
   // systemd names the compile socket's fd after its unit, the stats one by FileDescriptorName=.
   const { p, statsPort } = await onFreePort(async (port) => {
     const statsPort = await freePort();
