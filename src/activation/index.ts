@@ -119,7 +119,6 @@ async function serveMany(
       log.notice('draining', { active: pool.active, queued: pool.queued });
       const drained = await pool.drain(options.drainTimeoutMs);
       if (!drained) log.warning('drain timed out', { active: pool.active, queued: pool.queued, ms: options.drainTimeoutMs });
-      uninstall();
       if (lifetime !== undefined) clearTimeout(lifetime);
       if (pidFile !== undefined) removePidFile(pidFile);
       log.notice('stopped');
@@ -130,8 +129,10 @@ async function serveMany(
   };
   // Signal handlers go in before anyone is told we are ready: a supervisor (or a test) that
   // sends SIGTERM the moment it reads READY or "listening" must get the graceful stop, not the
-  // default action.
-  const uninstall = installSignals({ log, stop: () => void stop(), reopen: () => log.reopen(), foreground: reportFd === undefined });
+  // default action. They stay until the process exits: after the drain the program still saves
+  // what it promised (dc_server's snapshot, distccd's last cache entries), and a second stop
+  // signal then (Ctrl-C and a supervisor's SIGTERM, a double kill) is only logged.
+  installSignals({ log, stop: () => void stop(), reopen: () => log.reopen(), foreground: reportFd === undefined });
   // max: connections served at once (more wait); 0 means no limit, which the line spells out.
   log.notice('listening', { on: addresses.join(','), max: options.maxConnections > 0 ? options.maxConnections : 'unlimited' });
   for (const l of side) log.notice('metrics listening', { on: l.address, paths: '/metrics,/status.json,/' });
@@ -171,11 +172,11 @@ function serveSingle(options: ServiceOptions, decision: ModeDecision, mode: stri
     })();
     return stopped;
   };
-  const uninstall = installSignals({ log, stop: () => void stop(), reopen: () => log.reopen(), foreground: false });
+  // Kept until exit, as in runService: the last log lines and saves come after the answer.
+  installSignals({ log, stop: () => void stop(), reopen: () => log.reopen(), foreground: false });
   notifier.ready(options.status?.());
   const served = pool.admit(single.stream, single.peer, inherited.name).then((code) => (typeof code === 'number' ? code : EXIT.OK));
   const done = Promise.race([served, new Promise<number>((resolve) => (timedOut = resolve))]).then(async (code) => {
-    uninstall();
     await flushLogging();
     return code;
   });

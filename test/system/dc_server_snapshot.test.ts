@@ -75,6 +75,25 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 
+test('dc_server writes every acknowledged session and exits 0 when a second stop signal comes while it stops', async (t) => {
+  // Ctrl-C reaches the daemon and its supervisor, which then sends SIGTERM too; an operator may
+  // kill twice. The signal that comes after the drain, while the snapshot is written, must not
+  // find the default action back (death by SIGTERM, the snapshot never written).
+  const snapshot = path.join(tempDir(t), 'dc_server.snapshot');
+  const first = await startServer(t, snapshot);
+  const SESSIONS = 50_000;
+  assert.equal(await addRange(first.client, 0, SESSIONS, 600_000), SESSIONS);
+  process.kill(first.server.pid, 'SIGINT');
+  await first.server.waitFor(/notice: stopped/);
+  process.kill(first.server.pid, 'SIGTERM');
+  assert.deepEqual(await first.server.exited, { code: 0, signal: null }, first.server.output);
+  assert.match(first.server.output, new RegExp(`snapshot written .*why=stop sessions=${SESSIONS}`));
+
+  const second = await startServer(t, snapshot, { loads: /snapshot loaded .*/ });
+  assert.match(second.server.output, new RegExp(`snapshot loaded .*sessions=${SESSIONS} expired=0`));
+  assert.equal((await present(second.client, 0, SESSIONS)).size, SESSIONS);
+});
+
 test('dc_server starts empty and moves the snapshot aside when the file is corrupt', async (t) => {
   const dir = tempDir(t);
   const snapshot = path.join(dir, 'dc_server.snapshot');
