@@ -4,7 +4,8 @@
 # gracefully; package.json runs it with `exec` so that the signal npm forwards to its script shell
 # reaches this script (sh would die of it and leave the script and both daemons running).
 # Ports: DISTCCD_PORT (3632) and DC_SERVER_PORT (9001, see inetd/services); 0 picks a free port,
-# named in each daemon's "listening on=" line. DISTKIT_START_SKIP_BUILD=1 runs the
+# named in each daemon's "listening on=" line. DISTCCD_CACHE_DIR: distccd's object cache
+# (default its own, /var/cache/distccd). DISTKIT_START_SKIP_BUILD=1 runs the
 # dist/ already built (the tests do: a rebuild would remove dist/ under the tests running).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,12 +44,20 @@ trap stop INT TERM
 trap 'stop; rm -rf "$state"' EXIT
 
 # Each daemon's stderr also goes to a file, so the banner can wait for its "listening on=" line:
-# printed earlier, it named ports nothing listened on yet (and port 0 as given).
+# printed earlier, it named ports nothing listened on yet (and port 0 as given). The tees ignore
+# Ctrl-C's SIGINT, which the terminal sends to all of us, so the daemons' last lines (draining,
+# stopped) still reach the terminal; each ends when its daemon's stderr closes, and is waited for
+# by pid at the end (a bare `wait` waits for the last process substitution only).
+exec 3> >(trap '' INT TERM; exec tee "$state/distccd.log" >&2)
+tees=($!)
+exec 4> >(trap '' INT TERM; exec tee "$state/dc_server.log" >&2)
+tees+=($!)
 node dist/src/cli/distccd.js --daemon --no-detach --log-stderr --listen 127.0.0.1 --port "$distcc_port" \
-  --allow 127.0.0.1 --compiler-dir "$masq" 2> >(tee "$state/distccd.log" >&2) &
+  --allow 127.0.0.1 --compiler-dir "$masq" ${DISTCCD_CACHE_DIR:+--cache-dir "$DISTCCD_CACHE_DIR"} 2>&3 3>&- 4>&- &
 pids+=($!)
-node dist/src/cli/dc_server.js -listen "IP:127.0.0.1:$cache_port" 2> >(tee "$state/dc_server.log" >&2) &
+node dist/src/cli/dc_server.js -listen "IP:127.0.0.1:$cache_port" 2>&4 3>&- 4>&- &
 pids+=($!)
+exec 3>&- 4>&-
 
 # The port a daemon bound, once its log says it listens; fails if it exits first.
 bound_port() {
@@ -83,5 +92,5 @@ for p in "${pids[@]}"; do
   while [ $rc -gt 128 ] && kill -0 "$p" 2>/dev/null; do rc=0; wait "$p" || rc=$?; done
   [ $rc = 0 ] || status=$rc
 done
-wait # the tee processes, done once the daemons' stderr closed
+for t in "${tees[@]}"; do wait "$t" || true; done # done once the daemons' stderr closed
 exit $status

@@ -17,7 +17,8 @@ const REPO = path.resolve(__dirname, '../../..');
 async function npmStart(t: TestContext): Promise<{ npm: Daemon; daemons: Map<string, number>; tmp: string }> {
   // Root's distccd drops to its own user, which compiles in TMPDIR: writable by all, as /tmp is.
   const tmp = tempDir(t, 'distkit-npm-start-', { mode: 0o1777 });
-  const env = { ...process.env, DISTCCD_PORT: '0', DC_SERVER_PORT: '0', DISTKIT_START_SKIP_BUILD: '1', TMPDIR: tmp };
+  // Its object cache in a dir of the test's: a root test run leaves no /var/cache/distccd.
+  const env = { ...process.env, DISTCCD_PORT: '0', DC_SERVER_PORT: '0', DISTKIT_START_SKIP_BUILD: '1', TMPDIR: tmp, DISTCCD_CACHE_DIR: path.join(tempDir(t, 'distkit-npm-start-cache-'), 'cache') };
   const npm = Daemon.start(t, 'npm', ['start'], { cwd: REPO, env, detached: true });
   // Whatever the test's outcome, nothing of the group is left: ended by its group id, which is npm's pid.
   t.after(() => {
@@ -33,24 +34,29 @@ async function npmStart(t: TestContext): Promise<{ npm: Daemon; daemons: Map<str
   return { npm, daemons, tmp };
 }
 
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  test(`npm start leaves no daemon, script or temp directory behind when npm gets ${signal}`, { timeout: 60_000 }, async (t) => {
+// npm alone gets the signal from a supervisor or `kill`; Ctrl-C in a terminal sends SIGINT to the
+// whole foreground process group: npm, the script, the daemons and the tees that copy their logs.
+for (const [signal, whom] of [['SIGTERM', 'npm'], ['SIGINT', 'npm'], ['SIGINT', 'group']] as const) {
+  test(`npm start leaves no daemon, script or temp directory behind, and shows both daemons' last lines, when ${whom === 'npm' ? 'npm' : 'its process group (Ctrl-C)'} gets ${signal}`, { timeout: 60_000 }, async (t) => {
     const { npm, daemons, tmp } = await npmStart(t);
     for (const pid of daemons.values()) assert.ok(isAlive(pid), `daemon ${pid} runs before the signal`);
 
-    process.kill(npm.pid, signal);
+    process.kill(whom === 'npm' ? npm.pid : -npm.pid, signal);
     await npm.until('npm to exit', () => npm.exit, { ms: 20_000 });
 
     // npm waits for the script, and the script for its daemons: once npm is gone, so are they.
     for (const [name, pid] of daemons) assert.equal(isAlive(pid), false, `${name} (pid ${pid}) outlived npm's ${signal}`);
     assert.deepEqual(groupMembers(npm.pid), [], `processes of npm start's group outlived its ${signal}`);
     assert.deepEqual(fs.readdirSync(tmp), [], 'the start script removes its state directory');
+    // ...and the script waits for the copies of their logs: a daemon's last line is never lost.
+    for (const [name, pid] of daemons) assert.match(npm.output, new RegExp(`^${name}\\[${pid}\\] notice: stopped$`, 'm'), `${name}'s stopped line`);
   });
 }
 
 test('npm start prints its banner once both daemons listen, with the ports they bound', { timeout: 60_000 }, async (t) => {
   const tmp = tempDir(t, 'distkit-npm-banner-', { mode: 0o1777 });
-  const env = { ...process.env, DISTCCD_PORT: '0', DC_SERVER_PORT: '0', DISTKIT_START_SKIP_BUILD: '1', TMPDIR: tmp };
+  // Its object cache in a dir of the test's: a root test run leaves no /var/cache/distccd.
+  const env = { ...process.env, DISTCCD_PORT: '0', DC_SERVER_PORT: '0', DISTKIT_START_SKIP_BUILD: '1', TMPDIR: tmp, DISTCCD_CACHE_DIR: path.join(tempDir(t, 'distkit-npm-start-cache-'), 'cache') };
   const npm = Daemon.start(t, 'npm', ['start'], { cwd: REPO, env, detached: true });
   t.after(() => {
     for (const pid of groupMembers(npm.pid)) process.kill(pid, 'SIGKILL');
