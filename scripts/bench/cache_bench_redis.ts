@@ -8,7 +8,9 @@
 // and their CPU µs/op and memory count both. Goal: on Redis at least half the in-memory ops/s
 // with 16 clients: after the table, one row per op gives that ratio at 16 clients as the median
 // of --rounds interleaved rounds (default 5) with its spread, and the ratio of server CPU µs/op
-// (which the other work on a shared machine moves far less), each against the goal.
+// (which the other work on a shared machine moves far less), each against the goal; under each,
+// where that CPU went per operation (when the bench may make cgroups): dc_server, its
+// redis-servers, and the load generator.
 // `npm run bench -- cache --only-redis` runs these rows alone.
 
 import { spawnSync } from 'node:child_process';
@@ -176,7 +178,8 @@ class CpuSplit {
 }
 
 const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-const spread = (values: readonly number[]): string => `${Math.min(...values).toFixed(2)}-${Math.max(...values).toFixed(2)}`;
+/** The lowest and highest of `values`, then each round's in order. */
+const spread = (values: readonly number[]): string => `${Math.min(...values).toFixed(2)}-${Math.max(...values).toFixed(2)}; rounds ${values.map((v) => v.toFixed(2)).join(' ')}`;
 
 /** The goal rows: for each op at 16 clients, `rounds` rounds of in memory, Redis and cluster back
  * to back; per round the ratios of ops/s and of CPU µs/op (memory's over Redis's: above 1 means
@@ -187,7 +190,7 @@ async function printGoalRows(bench: Bench, targets: readonly CacheBenchTarget[],
   try {
     await fillAll(bench, targets, lives, SESSIONS, SIZE);
     for (const live of lives) await measure(bench, live!, { op: 'GET', clients: 4, ms: Math.ceil(bench.ms / 2), ids: SESSIONS, size: SIZE });
-    console.log(`goal: on Redis at least ${GOAL_RATIO} of the in-memory ops/s with ${GOAL_CLIENTS} clients (median of ${rounds} interleaved rounds, spread in brackets; cpu = in-memory CPU µs/op over the Redis one, dc_server and its redis-servers together)`);
+    console.log(`goal: on Redis at least ${GOAL_RATIO} of the in-memory ops/s with ${GOAL_CLIENTS} clients (median of ${rounds} interleaved rounds; in brackets the spread, then each round in order; cpu = in-memory CPU µs/op over the Redis one, dc_server and its redis-servers together)`);
     for (const op of ['GET', 'HAVE', 'REMOVE', 'ADD'] as const) {
       const ops: number[][] = targets.map(() => []);
       const cpu: number[][] = targets.map(() => []);
