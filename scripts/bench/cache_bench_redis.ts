@@ -8,13 +8,17 @@
 // and their CPU µs/op and memory count both. Goal: on Redis at least half the in-memory ops/s
 // with 16 clients: after the table, one row per op gives that ratio at 16 clients as the median
 // of --rounds interleaved rounds (default 5) with its spread, and the ratio of server CPU µs/op
-// (which the other work on a shared machine moves far less), each against the goal.
+// (which the other work on a shared machine moves far less), each against the goal; under each,
+// where that CPU went per operation (when the bench may make cgroups): dc_server, its
+// redis-servers, and the load generator.
 // `npm run bench -- cache --only-redis` runs these rows alone.
 
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fillAll, measure, printHeader, runFill, startAll, stopAll, type Bench, type Table } from './cache_cells';
+import type { LoadResult } from './cache_load';
 import { cTarget, oursTarget, trackPid, type CacheBenchTarget, type RunningServer, type StartOptions } from './cache_targets';
+import { CpuGroups } from './cpu_groups';
 import { RedisServer, startRedisCluster } from '../../test/support/redis';
 
 const SESSIONS = 512;
@@ -115,38 +119,103 @@ export async function benchRedisRows(bench: Bench, repo: string, cPrefix: string
   await printGoalRows(bench, [table.targets[0]!, table.targets[2]!, table.targets[3]!], rounds);
 }
 
+/** Where the CPU of a goal cell goes: each target's front process (dc_server) and its
+ * redis-servers in cgroups of their own (accounting only: their pinning and scheduling stay as
+ * they are), and the load generator's own CPU time (getrusage, reported by it). Per operation. */
+class CpuSplit {
+  readonly #groups: CpuGroups;
+  readonly #servers: readonly RunningServer[];
+  readonly #before: number[][] = [];
+  /** Per target, per round: [dc_server, redis-servers, generator] µs/op. */
+  readonly #rounds: number[][][];
+
+  private constructor(groups: CpuGroups, servers: readonly RunningServer[]) {
+    this.#groups = groups;
+    this.#servers = servers;
+    this.#rounds = servers.map(() => []);
+  }
+
+  static open(servers: readonly RunningServer[]): CpuSplit | undefined {
+    const groups = CpuGroups.open(servers.flatMap((_, i) => [`front${i}`, `redis${i}`]));
+    if (groups === undefined) return undefined;
+    for (const [i, server] of servers.entries()) {
+      const [front, ...redis] = server.cpuPids ?? [server.pid];
+      groups.account(`front${i}`, front!);
+      for (const pid of redis) groups.account(`redis${i}`, pid);
+    }
+    return new CpuSplit(groups, servers);
+  }
+
+  #used(i: number): number[] {
+    return [this.#groups.usedMs(`front${i}`), this.#groups.usedMs(`redis${i}`)];
+  }
+
+  start(i: number): void {
+    this.#before[i] = this.#used(i);
+  }
+
+  stop(i: number, r: LoadResult): void {
+    const after = this.#used(i);
+    const perOp = (ms: number): number => (ms * 1000) / Math.max(1, r.ops);
+    this.#rounds[i]!.push([perOp(after[0]! - this.#before[i]![0]!), perOp(after[1]! - this.#before[i]![1]!), perOp(r.cpuMs)]);
+  }
+
+  /** One op's medians per target, then forgets the rounds for the next op. */
+  report(names: readonly string[]): string {
+    const text = this.#servers.map((server, i) => {
+      const rounds = this.#rounds[i]!;
+      const [front, redis, gen] = [0, 1, 2].map((k) => median(rounds.map((r) => r[k]!)));
+      const redisText = (server.cpuPids?.length ?? 1) > 1 ? ` + redis-server ${redis!.toFixed(1)}` : '';
+      rounds.length = 0;
+      return `${names[i]}: dc_server ${front!.toFixed(1)}${redisText}, generator ${gen!.toFixed(1)}`;
+    });
+    return text.join('; ');
+  }
+
+  close(): void {
+    this.#groups.close();
+  }
+}
+
 const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-const spread = (values: readonly number[]): string => `${Math.min(...values).toFixed(2)}-${Math.max(...values).toFixed(2)}`;
+/** The lowest and highest of `values`, then each round's in order. */
+const spread = (values: readonly number[]): string => `${Math.min(...values).toFixed(2)}-${Math.max(...values).toFixed(2)}; rounds ${values.map((v) => v.toFixed(2)).join(' ')}`;
 
 /** The goal rows: for each op at 16 clients, `rounds` rounds of in memory, Redis and cluster back
  * to back; per round the ratios of ops/s and of CPU µs/op (memory's over Redis's: above 1 means
  * cheaper), then their median and spread against the goal. */
 async function printGoalRows(bench: Bench, targets: readonly CacheBenchTarget[], rounds: number): Promise<void> {
   const lives = await startAll(bench, targets, 'unix', SESSIONS, SIZE);
+  const split = CpuSplit.open(lives.map((live) => live!.server));
   try {
     await fillAll(bench, targets, lives, SESSIONS, SIZE);
     for (const live of lives) await measure(bench, live!, { op: 'GET', clients: 4, ms: Math.ceil(bench.ms / 2), ids: SESSIONS, size: SIZE });
-    console.log(`goal: on Redis at least ${GOAL_RATIO} of the in-memory ops/s with ${GOAL_CLIENTS} clients (median of ${rounds} interleaved rounds, spread in brackets; cpu = in-memory CPU µs/op over the Redis one, dc_server and its redis-servers together)`);
+    console.log(`goal: on Redis at least ${GOAL_RATIO} of the in-memory ops/s with ${GOAL_CLIENTS} clients (median of ${rounds} interleaved rounds; in brackets the spread, then each round in order; cpu = in-memory CPU µs/op over the Redis one, dc_server and its redis-servers together)`);
     for (const op of ['GET', 'HAVE', 'REMOVE', 'ADD'] as const) {
       const ops: number[][] = targets.map(() => []);
       const cpu: number[][] = targets.map(() => []);
       for (let round = 0; round < rounds; round++) {
         for (const [i, live] of lives.entries()) {
+          split?.start(i);
           const r = await measure(bench, live!, { op, clients: GOAL_CLIENTS, ms: bench.ms, ids: SESSIONS, size: SIZE });
+          split?.stop(i, r);
           ops[i]!.push((r.ops * 1000) / r.ms);
           cpu[i]!.push(r.serverUs);
         }
       }
-      const cells = [1, 2].map((i) => {
+      const cells = targets.slice(1).map((_, k) => {
+        const i = k + 1;
         const opsRatio = ops[i]!.map((v, round) => v / ops[0]![round]!);
         const cpuRatio = cpu[i]!.map((v, round) => cpu[0]![round]! / v);
         const verdict = median(opsRatio) >= GOAL_RATIO ? 'ok' : 'UNDER';
         return `${targets[i]!.name}/mem ops/s ${median(opsRatio).toFixed(2)} (${spread(opsRatio)}) ${verdict}, cpu ${median(cpuRatio).toFixed(2)} (${spread(cpuRatio)}; ${median(cpu[i]!).toFixed(1)} vs ${median(cpu[0]!).toFixed(1)} µs/op)`;
       });
       console.log(`goal ${op.padEnd(6)} ${GOAL_CLIENTS} clients: ${cells.join('; ')}`);
+      if (split !== undefined) console.log(`  cpu µs/op ${op}, ${GOAL_CLIENTS} clients (cgroup; median of ${rounds}): ${split.report(targets.map((t) => t.name))}`);
     }
   } finally {
     await stopAll(lives);
+    split?.close();
   }
 }
 

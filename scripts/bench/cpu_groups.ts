@@ -90,6 +90,12 @@ export class CpuGroups {
     return ['/bin/sh', ['-c', 'echo $$ > "$0" && echo $$ > "$1" && shift && exec "$@"', procs, path.join(sched, 'cgroup.procs'), file, ...args]];
   }
 
+  /** Moves the running process `pid` (every thread) into group `name` for accounting only: its
+   * scheduling stays as it was (a bench that pins and schedules its processes its own way). */
+  account(name: string, pid: number): void {
+    fs.writeFileSync(path.join(this.#dir(name), 'cgroup.procs'), String(pid));
+  }
+
   /** True when each group is also scheduled as one (see the top of this file). */
   get scheduled(): boolean {
     return this.#schedulerDirs.size > 0;
