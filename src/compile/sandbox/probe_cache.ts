@@ -32,7 +32,7 @@
 //          mountsMemory(dir, key, owner)
 
 import crypto from 'node:crypto';
-import { chownSync, closeSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, renameSync, statSync, unlinkSync, writeSync, constants as C } from 'node:fs';
+import { closeSync, lchownSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, renameSync, statSync, unlinkSync, writeSync, constants as C } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { CompilerMounts, Evidence, Found, MountsMemory } from './compiler_mounts';
@@ -186,13 +186,14 @@ function ownTrusted(p: string, kind: 'file' | 'dir'): boolean {
 const MAX_FOUND = 32;
 
 const isString = (x: unknown): x is string => typeof x === 'string';
+const isAbsolute = (x: unknown): x is string => isString(x) && path.isAbsolute(x);
 const isPair = (x: unknown): x is [string, string] => Array.isArray(x) && x.length === 2 && x.every(isString);
 
 /** A stored finding checked for shape, or undefined. */
 function foundOf(x: unknown): Found | undefined {
   const f = x as { program?: unknown; dirs?: unknown; links?: unknown; evidence?: unknown } | null;
-  if (f === null || typeof f !== 'object' || !isString(f.program) || !Array.isArray(f.dirs) || !f.dirs.every(isString)
-    || !Array.isArray(f.links) || !f.links.every(isPair) || !Array.isArray(f.evidence) || !f.evidence.every(isPair)) return undefined;
+  if (f === null || typeof f !== 'object' || !isAbsolute(f.program) || !Array.isArray(f.dirs) || !f.dirs.every(isAbsolute)
+    || !Array.isArray(f.links) || !f.links.every((l) => isPair(l) && isAbsolute(l[0])) || !Array.isArray(f.evidence) || !f.evidence.every(isPair)) return undefined;
   const mounts: CompilerMounts = { program: f.program, dirs: f.dirs, links: f.links };
   return { mounts, evidence: f.evidence as Evidence };
 }
@@ -210,8 +211,9 @@ export function mountsMemory(dir: string, key: string, owner?: { readonly uid: n
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return undefined;
   }
   try {
-    // Root made it (now, or in a start that could not hand it over): the serving user's from now on.
-    if (owner !== undefined && owner.uid !== process.geteuid?.() && lstatSync(sub).isDirectory() && lstatSync(sub).uid === 0) chownSync(sub, owner.uid, owner.gid);
+    // Root made it (now, or in a start that could not hand it over): the serving user's from now on
+    // (lchown: a link put in its place meanwhile is changed itself, never what it points to).
+    if (owner !== undefined && owner.uid !== process.geteuid?.() && lstatSync(sub).isDirectory() && lstatSync(sub).uid === 0) lchownSync(sub, owner.uid, owner.gid);
   } catch {
     return undefined;
   }
