@@ -141,6 +141,9 @@ test('distccd --inetd gives no byte of a server-only file to the real client ove
   const text = await fs.readFile(log, 'utf8');
   assert.match(text, /mode kind=inetd/);
   assert.deepEqual(text.match(/sandbox mode=auto bwrap=\S+ check=\w+/g)?.map((l) => l.split('check=')[1]), ['passed', 'remembered']);
+  // So are the compiler's mounts the first job found, for the second (probe_cache.ts mountsMemory).
+  const found = JSON.parse(await fs.readFile(path.join(runtime, `distkit-sandbox-mounts-${process.geteuid!()}`, 'mounts.json'), 'utf8')) as { found: Record<string, { dirs: string[] }> };
+  assert.deepEqual(Object.values(found.found).map((f) => f.dirs), [['/usr']], 'the one compiler, in /usr: /usr whole (--inetd)');
   assert.deepEqual(await settledListing(s.tmp), []);
 });
 

@@ -14,10 +14,15 @@
 //
 // The answer is memoised per compiler name and PATH: the probes run a dozen short processes
 // (200-300 ms on a busy machine), once per compiler per daemon. A process that serves one job
-// (--inetd) binds /usr whole instead when the compiler lives there (see wholeUsr).
+// (--inetd) binds /usr whole instead when the compiler lives there (see wholeUsr), and finds the
+// answer of an earlier process in a MountsMemory (probe_cache.ts) when what it rests on is
+// unchanged: each answer carries its evidence, the identity (device, inode, size, times) of
+// every file and directory the finding looked at, missing ones included, so a compiler upgraded,
+// a library or include directory added or removed, a link retargeted, a PATH directory changed
+// means finding again.
 //
-// Exports: findCompilerMounts(compiler, env, { wholeUsr }) -> Promise<CompilerMounts>;
-//          resolveProgram(name, path); wholeUsr(program)
+// Exports: findCompilerMounts(compiler, env, { wholeUsr, memory }) -> Promise<CompilerMounts>;
+//          resolveProgram(name, path); wholeUsr(program); MountsMemory, Evidence
 
 import { execFile } from 'node:child_process';
 import { accessSync, closeSync, constants as C, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
@@ -32,10 +37,41 @@ export interface CompilerMounts {
   readonly links: ReadonlyArray<readonly [string, string]>;
 }
 
-/** The first executable `name` in a PATH string, as execvp finds it; a name with '/' is itself. */
-export function resolveProgram(name: string, searchPath: string): string | undefined {
+/** What a finding rests on: [path, identity] of each path it looked at ('absent' for a missing one). */
+export type Evidence = ReadonlyArray<readonly [string, string]>;
+
+/** A finding: the mounts and their evidence. */
+export interface Found {
+  readonly mounts: CompilerMounts;
+  readonly evidence: Evidence;
+}
+
+/** Findings kept between the processes of --inetd, each under an id (probe_cache.ts mountsMemory). */
+export interface MountsMemory {
+  recall(id: string): Found | undefined;
+  remember(id: string, found: Found): void;
+}
+
+/** A path's identity (lstat: a link's own, after the links on the way): device, inode, size, times. */
+function identity(p: string): string {
+  try {
+    const st = lstatSync(p);
+    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+  } catch {
+    return 'absent';
+  }
+}
+
+/** Whether every path of `evidence` is as it was. */
+function stillTrue(evidence: Evidence): boolean {
+  return evidence.every(([p, id]) => identity(p) === id);
+}
+
+/** The first executable `name` in a PATH string, as execvp finds it; a name with '/' is itself. `seen` gets each directory searched. */
+export function resolveProgram(name: string, searchPath: string, seen?: Set<string>): string | undefined {
   const candidates = name.includes('/') ? [name] : searchPath.split(':').map((dir) => path.join(dir === '' ? '.' : dir, name));
   for (const candidate of candidates) {
+    seen?.add(path.dirname(path.resolve(candidate)));
     try {
       accessSync(candidate, C.X_OK);
       if (statSync(candidate).isFile()) return path.resolve(candidate);
@@ -142,7 +178,8 @@ function outermost(dirs: Iterable<string>): string[] {
  * read-only software tree (FHS), readable by every local user: it holds no other job's file and
  * nothing private of the server's.
  */
-export function wholeUsr(program: string): CompilerMounts {
+export function wholeUsr(program: string, seen?: Set<string>): CompilerMounts {
+  seen?.add('/');
   const links: Array<[string, string]> = [];
   for (const name of readdirSync('/')) {
     const link = `/${name}`;
@@ -157,11 +194,27 @@ export function wholeUsr(program: string): CompilerMounts {
   return { program, dirs: ['/usr'], links: links.sort(byLink) };
 }
 
-async function discover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenThere: boolean): Promise<CompilerMounts> {
+/** Finds the mounts of `compiler`, with the evidence they rest on. */
+async function discover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenThere: boolean): Promise<Found> {
+  const seen = new Set<string>();
+  const mounts = await discoverSeeing(compiler, env, wholeUsrWhenThere, seen);
+  // Every file met, its real path too (a link in a PATH directory, a library's soname link).
+  for (const p of [...seen]) {
+    try {
+      seen.add(realpathSync(p));
+    } catch {
+      // Missing: 'absent' is its evidence.
+    }
+  }
+  return { mounts, evidence: [...seen].sort().map((p) => [p, identity(p)] as const) };
+}
+
+async function discoverSeeing(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenThere: boolean, seen: Set<string>): Promise<CompilerMounts> {
   const searchPath = env['PATH'] ?? '/usr/bin:/bin';
-  const program = resolveProgram(compiler, searchPath);
+  const program = resolveProgram(compiler, searchPath, seen);
   if (program === undefined) return { program, dirs: [], links: [] };
-  if (wholeUsrWhenThere && realpathSync(program).startsWith('/usr/')) return wholeUsr(program);
+  seen.add(program);
+  if (wholeUsrWhenThere && realpathSync(program).startsWith('/usr/')) return wholeUsr(program, seen);
   const probeEnv = { ...env, LC_ALL: 'C' };
   const files = new Set<string>([program]);
   const dirs = new Set<string>();
@@ -171,7 +224,7 @@ async function discover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenTh
   const first = (await probe(program, ['-print-prog-name=cc1'], probeEnv, PROBE_MS)).trim().split('\n')[0] ?? '';
   const driver = first !== '' && !/\s/.test(first);
   // What a wrapper that is no driver runs cannot be known: in /usr, it gets /usr whole.
-  if (!driver && realpathSync(program).startsWith('/usr/')) return wholeUsr(program);
+  if (!driver && realpathSync(program).startsWith('/usr/')) return wholeUsr(program, seen);
   if (driver) {
     const [names, searchDirs, cIncludes, cxxIncludes] = await Promise.all([
       Promise.all(['cc1plus', 'as', 'collect2'].map((name) => probe(program, [`-print-prog-name=${name}`], probeEnv))),
@@ -181,7 +234,7 @@ async function discover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenTh
     ]);
     for (const raw of [first, ...names]) {
       const name = raw.trim().split('\n')[0] ?? '';
-      const found = name === '' ? undefined : resolveProgram(name, searchPath);
+      const found = name === '' ? undefined : resolveProgram(name, searchPath, seen);
       if (found !== undefined) files.add(found);
     }
     for (const line of searchDirs.split('\n')) {
@@ -196,6 +249,7 @@ async function discover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenTh
     if (interpreter !== undefined) files.add(interpreter);
   }
   const libraries = await Promise.all([...files].map((file) => probe('ldd', [file], probeEnv)));
+  seen.add('/etc/ld.so.cache'); // where ld.so (and so ldd) finds libraries by name
   for (const text of libraries) for (const lib of lddPaths(text)) files.add(lib);
   // The programs' message catalogs and the C library's locales (<prefix>/share/locale,
   // <prefix>/lib/locale, for each program in <prefix>/bin): without them gcc falls back to ASCII quotes and English, and its
@@ -206,6 +260,7 @@ async function discover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenTh
     const prefix = path.dirname(bin);
     for (const dir of [path.join(prefix, 'share/locale'), path.join(prefix, 'lib/locale')]) dirs.add(dir);
   }
+  for (const p of [...files, ...dirs]) seen.add(p);
   const links = new Map<string, string>();
   const real = new Set<string>();
   for (const file of files) {
@@ -216,6 +271,8 @@ async function discover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenTh
     const resolved = realPathNoting(dir, links);
     if (resolved !== undefined && statSync(resolved).isDirectory()) real.add(resolved);
   }
+  for (const link of links.keys()) seen.add(link);
+  for (const dir of real) seen.add(dir);
   const bound = outermost(real);
   // A link inside a bound directory comes with it; only those outside need making.
   const inside = (p: string): boolean => bound.some((top) => p.startsWith(`${top}/`));
@@ -232,14 +289,31 @@ const PROBE_MS = 3000;
 const memo = new Map<string, Promise<CompilerMounts>>();
 
 /**
+ * The variables that steer what a gcc-like driver and ld.so find, besides PATH: part of a
+ * remembered finding's id, since two processes may run with different ones (a daemon's do not).
+ */
+const STEERING = ['GCC_EXEC_PREFIX', 'COMPILER_PATH', 'LIBRARY_PATH', 'CPATH', 'C_INCLUDE_PATH', 'CPLUS_INCLUDE_PATH', 'OBJC_INCLUDE_PATH', 'LD_LIBRARY_PATH', 'LD_PRELOAD'];
+
+/** A finding from `memory` whose evidence still holds, else a new one, remembered there. */
+async function recallOrDiscover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenThere: boolean, memory: MountsMemory | undefined): Promise<CompilerMounts> {
+  const id = JSON.stringify([compiler, env['PATH'] ?? '', wholeUsrWhenThere, ...STEERING.map((name) => env[name] ?? null)]);
+  const known = memory?.recall(id);
+  if (known !== undefined && stillTrue(known.evidence)) return known.mounts;
+  const found = await discover(compiler, env, wholeUsrWhenThere);
+  if (found.mounts.program !== undefined) memory?.remember(id, found);
+  return found.mounts;
+}
+
+/**
  * The mounts of `compiler` as the compiler environment `env` runs it; memoised per name and PATH.
  * `wholeUsr`: a compiler that lives in /usr gets /usr whole, without probes (see wholeUsr).
+ * `memory`: where earlier processes left their findings (--inetd), and this one leaves its own.
  */
-export function findCompilerMounts(compiler: string, env: NodeJS.ProcessEnv, options: { readonly wholeUsr?: boolean } = {}): Promise<CompilerMounts> {
+export function findCompilerMounts(compiler: string, env: NodeJS.ProcessEnv, options: { readonly wholeUsr?: boolean; readonly memory?: MountsMemory } = {}): Promise<CompilerMounts> {
   const key = `${compiler}\0${env['PATH'] ?? ''}`;
   let found = memo.get(key);
   if (found === undefined) {
-    found = discover(compiler, env, options.wholeUsr === true);
+    found = recallOrDiscover(compiler, env, options.wholeUsr === true, options.memory);
     memo.set(key, found);
     // A failed probe (EMFILE, say) is not remembered: the next job asks again.
     // Neither is a compiler not installed yet.

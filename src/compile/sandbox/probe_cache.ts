@@ -17,12 +17,25 @@
 // by no one else, or it is ignored; it is written under a temporary name and renamed into place.
 // It lives in a runtime directory (probeCacheDir), never in TMPDIR, which holds jobs' files only.
 //
-// Exports: probeCacheDir(env), probeKey(bwrap, facts), readProbe(dir, key), writeProbe(dir, key, result)
+// Beside it, under the same key, the compilers' mounts (compiler_mounts.ts) found by earlier
+// processes: without them each --inetd process read / and realpath'd its compiler again (~2.5
+// ms of CPU a job, measured), and one whose compiler lives outside /usr ran the driver's dozen
+// probes (200-300 ms). Each finding carries its evidence (the identities of what it looked at)
+// and is used only while that still holds. They are found by the serving user, after a root
+// start has dropped privileges, so they live in a directory of that user's
+// (distkit-sandbox-mounts-<uid>, made and handed over at the check by a root start). A finding
+// names what jobs see, so it is trusted as the check is and no further: a regular file in a
+// directory of this user (or root), both writable by no one else, in a runtime directory no
+// job can reach (jobs see only their own files and the compiler's directories).
+//
+// Exports: probeCacheDir(env), probeKey(bwrap, facts), readProbe(dir, key), writeProbe(dir, key, result),
+//          mountsMemory(dir, key, owner)
 
-import { createHash } from 'node:crypto';
-import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, statSync, unlinkSync, writeSync, constants as C } from 'node:fs';
+import crypto from 'node:crypto';
+import { closeSync, lchownSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, renameSync, statSync, unlinkSync, writeSync, constants as C } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { CompilerMounts, Evidence, Found, MountsMemory } from './compiler_mounts';
 
 /** What the check found: whether jobs get their own /proc and network namespace. */
 export interface ProbeResult {
@@ -30,12 +43,27 @@ export interface ProbeResult {
   readonly net: boolean;
 }
 
-/** A file's content, or '' when it cannot be read (a sysctl or namespace this kernel lacks). */
+/** Room for the longest /proc file read here (a container's mountinfo: a few KiB). */
+let scratch: Buffer | undefined;
+
+/**
+ * A file's content, or '' when it cannot be read (a sysctl or namespace this kernel lacks).
+ * Plain reads into one buffer rather than readFileSync, whose layers (options, fstat, chunks of a
+ * size-0 /proc file, concat) cost a fresh --inetd process ~0.7 ms over the key's eight files,
+ * measured; what does not fit is cut, which only makes another key.
+ */
 function readOr(file: string): string {
+  let fd: number | undefined;
+  scratch ??= Buffer.allocUnsafe(256 * 1024);
   try {
-    return readFileSync(file, 'latin1');
+    fd = openSync(file, 'r');
+    let size = 0;
+    for (let n = -1; n !== 0 && size < scratch.length; size += n) n = readSync(fd, scratch, size, scratch.length - size, null);
+    return scratch.toString('latin1', 0, size);
   } catch {
     return '';
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
@@ -78,7 +106,10 @@ export function probeKey(bwrap: string, facts: readonly string[]): string {
     readOr('/proc/self/uid_map'), readOr('/proc/self/gid_map'), readOr('/proc/self/setgroups'), mountsOf(readOr('/proc/self/mountinfo')),
     ...status, ...facts,
   ];
-  return createHash('sha256').update(parts.join('\0')).digest('hex');
+  const text = parts.join('\0');
+  // The one-shot hash (Node 20.12) where there is one: a Hash object's first use costs a fresh
+  // --inetd process ~0.2 ms more, measured.
+  return typeof crypto.hash === 'function' ? crypto.hash('sha256', text, 'hex') : crypto.createHash('sha256').update(text).digest('hex');
 }
 
 /**
@@ -113,23 +144,107 @@ export function readProbe(dir: string, key: string): ProbeResult | undefined {
   }
 }
 
-/** Stores a passed check; a directory that refuses it only means the next process checks again. */
-export function writeProbe(dir: string, key: string, result: ProbeResult): void {
-  const file = fileIn(dir);
+/** Writes `text` to `file` whole or not at all (a temporary name renamed into place); false when refused. */
+function replaceFile(file: string, text: string): boolean {
   const temp = `${file}.${process.pid}`;
   try {
     const fd = openSync(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o644);
     try {
-      writeSync(fd, JSON.stringify({ key, proc: result.proc, net: result.net }));
+      writeSync(fd, text);
     } finally {
       closeSync(fd);
     }
     renameSync(temp, file);
+    return true;
   } catch {
     try {
       unlinkSync(temp);
     } catch {
       // Never made.
     }
+    return false;
   }
+}
+
+/** Stores a passed check; a directory that refuses it only means the next process checks again. */
+export function writeProbe(dir: string, key: string, result: ProbeResult): void {
+  replaceFile(fileIn(dir), JSON.stringify({ key, proc: result.proc, net: result.net }));
+}
+
+/** Whether `p` is a `kind` owned by this user or root, writable by no one else (never a link). */
+function ownTrusted(p: string, kind: 'file' | 'dir'): boolean {
+  try {
+    const st = lstatSync(p);
+    const uid = process.geteuid?.();
+    return (kind === 'file' ? st.isFile() : st.isDirectory()) && (st.uid === uid || st.uid === 0) && (st.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** The most findings kept: one per compiler name, PATH and steering variables a client used. */
+const MAX_FOUND = 32;
+
+const isString = (x: unknown): x is string => typeof x === 'string';
+const isAbsolute = (x: unknown): x is string => isString(x) && path.isAbsolute(x);
+const isPair = (x: unknown): x is [string, string] => Array.isArray(x) && x.length === 2 && x.every(isString);
+
+/** A stored finding checked for shape, or undefined. */
+function foundOf(x: unknown): Found | undefined {
+  const f = x as { program?: unknown; dirs?: unknown; links?: unknown; evidence?: unknown } | null;
+  if (f === null || typeof f !== 'object' || !isAbsolute(f.program) || !Array.isArray(f.dirs) || !f.dirs.every(isAbsolute)
+    || !Array.isArray(f.links) || !f.links.every((l) => isPair(l) && isAbsolute(l[0])) || !Array.isArray(f.evidence) || !f.evidence.every(isPair)) return undefined;
+  const mounts: CompilerMounts = { program: f.program, dirs: f.dirs, links: f.links };
+  return { mounts, evidence: f.evidence as Evidence };
+}
+
+/**
+ * The findings remembered under `key` in `dir`, in the serving user's directory there: `owner`
+ * when a root start will drop to it (the directory is made now, while root may, and handed to
+ * it), else this user. Undefined when there is no such directory to be had.
+ */
+export function mountsMemory(dir: string, key: string, owner?: { readonly uid: number; readonly gid: number }): MountsMemory | undefined {
+  const sub = path.join(dir, `distkit-sandbox-mounts-${owner?.uid ?? process.geteuid?.() ?? 'u'}`);
+  try {
+    mkdirSync(sub, { mode: 0o755 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return undefined;
+  }
+  try {
+    // Root made it (now, or in a start that could not hand it over): the serving user's from now on
+    // (lchown: a link put in its place meanwhile is changed itself, never what it points to).
+    if (owner !== undefined && owner.uid !== process.geteuid?.() && lstatSync(sub).isDirectory() && lstatSync(sub).uid === 0) lchownSync(sub, owner.uid, owner.gid);
+  } catch {
+    return undefined;
+  }
+  const file = path.join(sub, 'mounts.json');
+  let found: Map<string, Found> | undefined;
+  const load = (): Map<string, Found> => {
+    found = new Map();
+    if (!ownTrusted(sub, 'dir') || !ownTrusted(file, 'file')) return found;
+    try {
+      const stored = JSON.parse(readFileSync(file, 'utf8')) as { key?: unknown; found?: unknown };
+      if (stored.key !== key || stored.found === null || typeof stored.found !== 'object') return found;
+      for (const [id, value] of Object.entries(stored.found)) {
+        const one = foundOf(value);
+        if (one !== undefined) found.set(id, one);
+      }
+    } catch {
+      // Unreadable or not JSON: nothing remembered.
+    }
+    return found;
+  };
+  return {
+    recall: (id) => (found ?? load()).get(id),
+    remember: (id, one) => {
+      const all = found ?? load();
+      all.delete(id);
+      all.set(id, one);
+      for (const old of all.keys()) if (all.size > MAX_FOUND) all.delete(old);
+      if (!ownTrusted(sub, 'dir')) return;
+      const out: Record<string, unknown> = {};
+      for (const [name, { mounts, evidence }] of all) out[name] = { ...mounts, evidence };
+      replaceFile(file, JSON.stringify({ key, found: out }));
+    },
+  };
 }

@@ -20,8 +20,8 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, realpathSync } from 'node:fs';
 import { DistkitError, EXIT } from '../../errors';
-import { findCompilerMounts, resolveProgram, wholeUsr, type CompilerMounts } from './compiler_mounts';
-import { probeKey, readProbe, writeProbe } from './probe_cache';
+import { findCompilerMounts, resolveProgram, wholeUsr, type CompilerMounts, type MountsMemory } from './compiler_mounts';
+import { mountsMemory, probeKey, readProbe, writeProbe } from './probe_cache';
 
 export type SandboxMode = 'auto' | 'required' | 'off';
 
@@ -108,6 +108,8 @@ export class Sandbox {
   #proc = true;
   /** Unshare the network: off only where the daemon's own network is lo alone (see verify). */
   #net = true;
+  /** Where the compilers' mounts found by earlier processes are, and this one's go (--inetd; see verify). */
+  #memory: MountsMemory | undefined;
 
   /**
    * `bwrap` is an absolute path (see locate). `oneJob`: the process serves one job
@@ -142,7 +144,8 @@ export class Sandbox {
    * Runs `true` in a sandbox built exactly as a compile's is (user namespace, /proc, /dev, the
    * tmpfs): the check at start-up, as the user the daemon serves as (`as`, when it starts as
    * root and drops to that user later). Synchronous: start-up only. `cacheDir`: a passed check is
-   * remembered there for the next process in the same conditions (probe_cache.ts; --inetd).
+   * remembered there for the next process in the same conditions (probe_cache.ts; --inetd), and
+   * so are the compilers' mounts its jobs find.
    * Returns 'remembered' when a passed check was found there, else 'passed'.
    * Throws DistkitError 'sandbox-unavailable' with bwrap's own words when it fails.
    */
@@ -151,6 +154,7 @@ export class Sandbox {
     const key = cacheDir === undefined ? undefined
       : probeKey(this.#bwrap, [`as=${as?.uid ?? process.geteuid?.()}:${as?.gid ?? process.getegid?.()}`, `lo=${onlyLoopback()}`, `usr=${this.#wholeUsr}`, JSON.stringify(this.#limits)]);
     const known = key === undefined ? undefined : readProbe(cacheDir!, key);
+    this.#memory = key === undefined ? undefined : mountsMemory(cacheDir!, key, as);
     if (known !== undefined) {
       this.#proc = known.proc;
       this.#net = known.net;
@@ -206,14 +210,14 @@ export class Sandbox {
    * (the job answers that as an exec failure, as without the sandbox).
    */
   async command(argv: readonly string[], job: { readonly env: NodeJS.ProcessEnv; readonly cwd: string; readonly binds: readonly Bind[] }): Promise<SandboxCommand> {
-    const mounts = await findCompilerMounts(argv[0]!, job.env, { wholeUsr: this.#wholeUsr });
+    const mounts = await findCompilerMounts(argv[0]!, job.env, { wholeUsr: this.#wholeUsr, memory: this.#memory });
     if (mounts.program === undefined) return { ok: false, reason: `ENOENT ${argv[0]} is not on the compiler PATH` };
     return { ok: true, argv: this.#argv(mounts, argv, job), limits: this.#spawnLimits };
   }
 
   /** The paths the sandbox of `compiler` mounts itself (its directories and links, /proc, /dev, /tmp). */
   async occupied(compiler: string, env: NodeJS.ProcessEnv): Promise<string[]> {
-    const mounts = await findCompilerMounts(compiler, env, { wholeUsr: this.#wholeUsr });
+    const mounts = await findCompilerMounts(compiler, env, { wholeUsr: this.#wholeUsr, memory: this.#memory });
     return [...mounts.dirs, ...mounts.links.map(([link]) => link), '/proc', '/dev', '/tmp'];
   }
 
