@@ -17,6 +17,15 @@
  *     queued by write() is sent (reading resumes); 5 = closed after end() (see end()).
  *   adopt(fd, noDelay) -> id      takes a dup of a connected socket's fd (the caller closes
  *     its own) and starts reading. noDelay sets TCP_NODELAY.
+ *   bindTcp(host, port, backlog) / bindUnix(path, backlog) -> fd | -errno   a new listening
+ *     socket (SO_REUSEADDR and dual-stack on "::" for TCP, as libuv binds); listen(fd) takes it.
+ *   listen(fd) -> listener | -errno   accepts from a listening socket (taken over: unlisten
+ *     closes it) in the pump itself: each connection is a socket of the pump (6 = accepted:
+ *     arena[offset, offset+length) = [listener u8, family u8 (0 unix, 4, 6), port u16 LE, the
+ *     peer's address as text]), read at once (a connect-per-request client has sent its request
+ *     by then) without a net.Socket or a turn of the loop in between. TCP gets TCP_NODELAY.
+ *   unlisten(listener)            stops accepting there and closes the listening socket.
+ *   sockName(fd) -> "127.0.0.1:80" | "[::1]:80" | ""   a listening socket's address (TCP).
  *   write(id, buffer, length) -> 1 all sent | 0 queued (the rest is kept here, reading stops
  *     until event 4) | -errno (the socket is closed, no event follows).
  *   end(id) -> 1 closed now (the peer had ended) | 0 later: once queued bytes are sent, FIN
@@ -48,6 +57,9 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <sys/un.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -68,7 +80,16 @@
 /** The read that moves a socket from the set to a uv_poll_t of its own (it is not a one-shot). */
 #define OWN_POLL_AT_READ 2
 
-enum { EV_DATA = 1, EV_EOF = 2, EV_ERROR = 3, EV_DRAIN = 4, EV_CLOSED = 5 };
+enum { EV_DATA = 1, EV_EOF = 2, EV_ERROR = 3, EV_DRAIN = 4, EV_CLOSED = 5, EV_ACCEPTED = 6 };
+
+/** Listening sockets at most (dc_server binds a few; systemd passes a few). */
+#define MAX_LISTENERS 64
+/** An epoll tag with this bit names a listener, not a connection. */
+#define LISTENER_TAG 0x80000000u
+/** Connections taken per listener per wake-up (the rest wait for the next turn). */
+#define ACCEPT_BATCH 64
+/** What an accepted event puts in the arena at most: 4 bytes, then the address as text. */
+#define ACCEPT_INFO (4 + INET6_ADDRSTRLEN)
 
 typedef struct Conn {
   int fd;
@@ -106,6 +127,12 @@ static struct {
   Conn **closed;
   int closed_count, closed_cap;
   int open;
+  /** Listening sockets by listener number (-1 = free). */
+  int listeners[MAX_LISTENERS];
+  /** An fd held in reserve: closed to accept and close a connection when fds run out (libuv's
+   * trick: a peer is refused at once instead of waiting in the backlog, and the level-triggered
+   * listener does not spin). */
+  int reserve_fd;
 } pump;
 
 
@@ -130,6 +157,7 @@ static void free_closed(void) {
 }
 
 static void on_own_poll(uv_poll_t *handle, int status, int events);
+static void accept_some(int listener);
 
 /* Waits for `mask` on the socket's own handle, or in the set (which wakes the loop only while
  * some socket waits in it). */
@@ -329,7 +357,12 @@ static void on_epoll(uv_poll_t *handle, int status, int events) {
     do n = epoll_wait(pump.epfd, ready, room < WAIT_BATCH ? room : WAIT_BATCH, 0);
     while (n < 0 && errno == EINTR);
     for (int i = 0; i < n; i++) {
-      Conn *c = pump.conns[ready[i].data.u32];
+      uint32_t tag = ready[i].data.u32;
+      if (tag & LISTENER_TAG) {
+        accept_some((int)(tag & ~LISTENER_TAG));
+        continue;
+      }
+      Conn *c = pump.conns[tag];
       if (c != NULL && !c->closing) on_ready(c, ready[i].events);
     }
     if (n < WAIT_BATCH) return;
@@ -409,12 +442,113 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   uv_check_init(loop, &pump.check);
   uv_check_start(&pump.check, on_check);
   uv_unref((uv_handle_t *)&pump.check);
+  for (int i = 0; i < MAX_LISTENERS; i++) pump.listeners[i] = -1;
+  pump.reserve_fd = open("/", O_RDONLY | O_CLOEXEC);
   pump.env = env;
   pump.open = 1;
   CHECK(napi_create_array_with_length(env, 2, &pair));
   CHECK(napi_set_element(env, pair, 0, arena));
   CHECK(napi_set_element(env, pair, 1, events));
   return pair;
+}
+
+/* A connection of the pump on `fd` (taken: closed on failure); NULL with errno set on failure.
+ * It waits for nothing yet (update_poll starts it). */
+static Conn *new_conn(int fd) {
+  if (pump.free_count == 0) {
+    int capacity = pump.capacity == 0 ? 64 : 2 * pump.capacity;
+    Conn **conns = realloc(pump.conns, capacity * sizeof *conns);
+    int *free_ids = conns == NULL ? NULL : realloc(pump.free_ids, capacity * sizeof *free_ids);
+    if (conns != NULL) pump.conns = conns;
+    if (free_ids == NULL) goto no_memory;
+    pump.free_ids = free_ids;
+    for (int i = capacity - 1; i >= pump.capacity; i--) {
+      pump.conns[i] = NULL;
+      pump.free_ids[pump.free_count++] = i;
+    }
+    pump.capacity = capacity;
+  }
+  /* Every socket may close within one turn: room for all of them in the closed list. */
+  if (pump.closed_cap < pump.capacity) {
+    Conn **closed = realloc(pump.closed, pump.capacity * sizeof *closed);
+    if (closed == NULL) goto no_memory;
+    pump.closed = closed;
+    pump.closed_cap = pump.capacity;
+  }
+  Conn *c = calloc(1, sizeof *c);
+  if (c == NULL) goto no_memory;
+  c->fd = fd;
+  c->id = pump.free_ids[--pump.free_count];
+  pump.conns[c->id] = c;
+  return c;
+no_memory:
+  close(fd);
+  errno = ENOMEM;
+  return NULL;
+}
+
+static void set_no_delay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* Refuses one waiting connection when fds ran out (see reserve_fd); 0 when none was waiting. */
+static int refuse_one(int listen_fd) {
+  if (pump.reserve_fd < 0) return 0;
+  close(pump.reserve_fd);
+  int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+  if (fd >= 0) close(fd);
+  pump.reserve_fd = open("/", O_RDONLY | O_CLOEXEC);
+  return fd >= 0;
+}
+
+/* The peer as the accepted event carries it (see the top): its length. */
+static size_t describe_peer(unsigned char *out, int listener, const struct sockaddr_storage *peer) {
+  out[0] = (unsigned char)listener;
+  char *text = (char *)out + 4;
+  size_t length = 0;
+  if (peer->ss_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)peer;
+    out[1] = 4;
+    uint16_t port = ntohs(in->sin_port);
+    memcpy(out + 2, &port, 2);
+    if (inet_ntop(AF_INET, &in->sin_addr, text, INET6_ADDRSTRLEN) != NULL) length = strlen(text);
+  } else if (peer->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)peer;
+    out[1] = 6;
+    uint16_t port = ntohs(in6->sin6_port);
+    memcpy(out + 2, &port, 2);
+    if (inet_ntop(AF_INET6, &in6->sin6_addr, text, INET6_ADDRSTRLEN) != NULL) length = strlen(text);
+  } else {
+    out[1] = 0;
+    out[2] = out[3] = 0;
+  }
+  return 4 + length;
+}
+
+/* Takes the connections waiting on one listener: each is reported, then read at once. */
+static void accept_some(int listener) {
+  int listen_fd = pump.listeners[listener];
+  for (int taken = 0; taken < ACCEPT_BATCH && listen_fd >= 0; taken++) {
+    /* Room for the accepted event, a read's event and a close, and the peer's text. */
+    if (pump.count >= MAX_EVENTS - 4 || ARENA_BYTES - pump.arena_used < ACCEPT_INFO + READ_MIN) return;
+    struct sockaddr_storage peer;
+    socklen_t peer_len = sizeof peer;
+    int fd = accept4(listen_fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if ((errno == EMFILE || errno == ENFILE) && refuse_one(listen_fd)) continue;
+      return; /* EAGAIN: none left; anything else: the next wake-up tries again */
+    }
+    Conn *c = new_conn(fd);
+    if (c == NULL) continue;
+    if (peer.ss_family == AF_INET || peer.ss_family == AF_INET6) set_no_delay(fd);
+    size_t length = describe_peer(pump.arena + pump.arena_used, listener, &peer);
+    push_event(c->id, EV_ACCEPTED, pump.arena_used, length);
+    pump.arena_used += length;
+    read_some(c);
+    update_poll(c);
+  }
 }
 
 static napi_value Adopt(napi_env env, napi_callback_info info) {
@@ -431,46 +565,140 @@ static napi_value Adopt(napi_env env, napi_callback_info info) {
   }
   int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   if (own < 0) return throw_errno(env, errno, "dup", "socket");
-  if (no_delay) {
-    int one = 1;
-    setsockopt(own, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
-  if (pump.free_count == 0) {
-    int capacity = pump.capacity == 0 ? 64 : 2 * pump.capacity;
-    Conn **conns = realloc(pump.conns, capacity * sizeof *conns);
-    int *free_ids = conns == NULL ? NULL : realloc(pump.free_ids, capacity * sizeof *free_ids);
-    if (conns != NULL) pump.conns = conns;
-    if (free_ids == NULL) {
-      close(own);
-      return throw_errno(env, ENOMEM, "adopt", "socket");
-    }
-    pump.free_ids = free_ids;
-    for (int i = capacity - 1; i >= pump.capacity; i--) {
-      pump.conns[i] = NULL;
-      pump.free_ids[pump.free_count++] = i;
-    }
-    pump.capacity = capacity;
-  }
-  /* Every socket may close within one turn: room for all of them in the closed list. */
-  if (pump.closed_cap < pump.capacity) {
-    Conn **closed = realloc(pump.closed, pump.capacity * sizeof *closed);
-    if (closed == NULL) {
-      close(own);
-      return throw_errno(env, ENOMEM, "adopt", "socket");
-    }
-    pump.closed = closed;
-    pump.closed_cap = pump.capacity;
-  }
-  Conn *c = calloc(1, sizeof *c);
-  if (c == NULL) {
-    close(own);
-    return throw_errno(env, ENOMEM, "adopt", "socket");
-  }
-  c->fd = own;
-  c->id = pump.free_ids[--pump.free_count];
-  pump.conns[c->id] = c;
+  if (no_delay) set_no_delay(own);
+  Conn *c = new_conn(own);
+  if (c == NULL) return throw_errno(env, errno, "adopt", "socket");
   update_poll(c);
   return int_result(env, c->id);
+}
+
+/* A listening socket's fd, made non-blocking (an inherited one may not be), or -errno. */
+static int listen_socket(int fd, int backlog) {
+  if (backlog > 0 && listen(fd, backlog) != 0) return -errno;
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return -errno;
+  return fd;
+}
+
+static napi_value BindTcp(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value args[3];
+  char host[INET6_ADDRSTRLEN];
+  size_t host_len;
+  int32_t port, backlog;
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  CHECK(napi_get_value_string_utf8(env, args[0], host, sizeof host, &host_len));
+  CHECK(napi_get_value_int32(env, args[1], &port));
+  CHECK(napi_get_value_int32(env, args[2], &backlog));
+  struct sockaddr_storage address;
+  memset(&address, 0, sizeof address);
+  socklen_t length;
+  struct sockaddr_in *in = (struct sockaddr_in *)&address;
+  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&address;
+  if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+    in->sin_family = AF_INET;
+    in->sin_port = htons((uint16_t)port);
+    length = sizeof *in;
+  } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons((uint16_t)port);
+    length = sizeof *in6;
+  } else {
+    return int_result(env, -EINVAL);
+  }
+  int fd = socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return int_result(env, -errno);
+  int one = 1, zero = 0;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (address.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+  int result = bind(fd, (struct sockaddr *)&address, length) == 0 ? listen_socket(fd, backlog) : -errno;
+  if (result < 0) close(fd);
+  return int_result(env, result);
+}
+
+static napi_value BindUnix(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2];
+  struct sockaddr_un address;
+  size_t path_len;
+  int32_t backlog;
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  memset(&address, 0, sizeof address);
+  address.sun_family = AF_UNIX;
+  CHECK(napi_get_value_string_utf8(env, args[0], NULL, 0, &path_len));
+  if (path_len >= sizeof address.sun_path) return int_result(env, -ENAMETOOLONG);
+  CHECK(napi_get_value_string_utf8(env, args[0], address.sun_path, sizeof address.sun_path, &path_len));
+  CHECK(napi_get_value_int32(env, args[1], &backlog));
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return int_result(env, -errno);
+  int result = bind(fd, (struct sockaddr *)&address, sizeof address) == 0 ? listen_socket(fd, backlog) : -errno;
+  if (result < 0) close(fd);
+  return int_result(env, result);
+}
+
+static napi_value Listen(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value args[1];
+  int32_t fd;
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  CHECK(napi_get_value_int32(env, args[0], &fd));
+  if (!pump.open) {
+    napi_throw_error(env, NULL, "socket pump not open");
+    return NULL;
+  }
+  int accepting = 0;
+  socklen_t len = sizeof accepting;
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0) return int_result(env, -errno);
+  if (!accepting) return int_result(env, -EINVAL);
+  int listener = 0;
+  while (listener < MAX_LISTENERS && pump.listeners[listener] >= 0) listener++;
+  if (listener == MAX_LISTENERS) return int_result(env, -EMFILE);
+  int made = listen_socket(fd, 0);
+  if (made < 0) return int_result(env, made);
+  struct epoll_event ev = {.events = EPOLLIN, .data.u32 = LISTENER_TAG | (uint32_t)listener};
+  if (epoll_ctl(pump.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) return int_result(env, -errno);
+  pump.listeners[listener] = fd;
+  /* A listener keeps the loop alive, as a net.Server does. */
+  if (pump.waiting++ == 0) uv_ref((uv_handle_t *)&pump.epoll);
+  return int_result(env, listener);
+}
+
+static napi_value Unlisten(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value args[1];
+  int32_t listener;
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  CHECK(napi_get_value_int32(env, args[0], &listener));
+  if (listener < 0 || listener >= MAX_LISTENERS || pump.listeners[listener] < 0) return NULL;
+  int fd = pump.listeners[listener];
+  pump.listeners[listener] = -1;
+  epoll_ctl(pump.epfd, EPOLL_CTL_DEL, fd, NULL);
+  close(fd);
+  if (--pump.waiting == 0) uv_unref((uv_handle_t *)&pump.epoll);
+  return NULL;
+}
+
+static napi_value SockName(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value args[1], result;
+  int32_t fd;
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  CHECK(napi_get_value_int32(env, args[0], &fd));
+  struct sockaddr_storage address;
+  socklen_t length = sizeof address;
+  char text[INET6_ADDRSTRLEN + 16] = "";
+  char host[INET6_ADDRSTRLEN];
+  if (getsockname(fd, (struct sockaddr *)&address, &length) == 0) {
+    if (address.ss_family == AF_INET) {
+      const struct sockaddr_in *in = (const struct sockaddr_in *)&address;
+      if (inet_ntop(AF_INET, &in->sin_addr, host, sizeof host) != NULL) snprintf(text, sizeof text, "%s:%u", host, ntohs(in->sin_port));
+    } else if (address.ss_family == AF_INET6) {
+      const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&address;
+      if (inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host) != NULL) snprintf(text, sizeof text, "[%s]:%u", host, ntohs(in6->sin6_port));
+    }
+  }
+  CHECK(napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &result));
+  return result;
 }
 
 static napi_value Write(napi_env env, napi_callback_info info) {
@@ -549,6 +777,8 @@ int register_socket_pump(napi_env env, napi_value exports) {
   } calls[] = {
       {"pumpOpen", Open}, {"pumpAdopt", Adopt}, {"pumpWrite", Write},
       {"pumpEnd", End},   {"pumpPause", Pause}, {"pumpDestroy", Destroy},
+      {"pumpBindTcp", BindTcp}, {"pumpBindUnix", BindUnix}, {"pumpListen", Listen},
+      {"pumpUnlisten", Unlisten}, {"pumpSockName", SockName},
   };
   for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
     napi_value fn;
