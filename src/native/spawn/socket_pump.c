@@ -102,6 +102,12 @@ typedef struct Conn {
   unsigned char *pending;
   size_t pending_len, pending_off, pending_cap;
   int paused, peer_done, ending, shut, closing;
+  /** Accepted here: its fd is the socket's only one, so closing it leaves the set by itself. */
+  int sole;
+  /** Registered in the set (a sole socket stays there, waiting for nothing, until the turn ends). */
+  int in_set;
+  /** In pump.lazy: its DEL waits for the end of the turn. */
+  int lazy;
 } Conn;
 
 static struct {
@@ -126,6 +132,10 @@ static struct {
   /** Closed this turn: freed, and their ids reusable, once the turn's callback has run. */
   Conn **closed;
   int closed_count, closed_cap;
+  /** Sole sockets that stopped waiting this turn: out of the set at its end unless closed (same
+   * capacity as closed). */
+  Conn **lazy;
+  int lazy_count;
   int open;
   /** Listening sockets by listener number (-1 = free). */
   int listeners[MAX_LISTENERS];
@@ -170,13 +180,40 @@ static void set_mask(Conn *c, int mask) {
     return;
   }
   struct epoll_event ev = {.events = (mask & UV_READABLE ? EPOLLIN : 0) | (mask & UV_WRITABLE ? EPOLLOUT : 0), .data.u32 = (uint32_t)c->id};
-  /* A socket that waits for nothing leaves the set: EPOLLHUP and EPOLLERR would wake it anyway. */
-  int op = mask == 0 ? EPOLL_CTL_DEL : c->mask == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-  epoll_ctl(pump.epfd, op, c->fd, &ev);
+  /* A socket that waits for nothing leaves the set: EPOLLHUP and EPOLLERR would wake it anyway.
+   * A sole socket leaves at the end of the turn (drop_lazy): one that stops waiting because its
+   * peer ended is mostly closed by then, and its close takes it out for nothing; until then it
+   * is not reported (on_epoll skips sockets that wait for nothing). */
+  if (mask == 0 && c->sole) {
+    if (!c->lazy) {
+      c->lazy = 1;
+      pump.lazy[pump.lazy_count++] = c;
+    }
+  } else {
+    epoll_ctl(pump.epfd, mask == 0 ? EPOLL_CTL_DEL : c->in_set ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev);
+    c->in_set = mask != 0;
+  }
   pump.waiting += (mask != 0) - (c->mask != 0);
   c->mask = mask;
   if (pump.waiting == 0) uv_unref((uv_handle_t *)&pump.epoll);
   else uv_ref((uv_handle_t *)&pump.epoll);
+}
+
+/* Takes a socket out of the set now. */
+static void leave_set(Conn *c) {
+  if (!c->in_set) return;
+  epoll_ctl(pump.epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  c->in_set = 0;
+}
+
+/* The end of a turn: the sole sockets that still wait for nothing leave the set. */
+static void drop_lazy(void) {
+  for (int i = 0; i < pump.lazy_count; i++) {
+    Conn *c = pump.lazy[i];
+    c->lazy = 0;
+    if (!c->closing && c->mask == 0) leave_set(c);
+  }
+  pump.lazy_count = 0;
 }
 
 static void free_handle(uv_handle_t *handle) {
@@ -189,6 +226,7 @@ static void own_poll(Conn *c) {
   if (own == NULL) return;
   int mask = c->mask;
   set_mask(c, 0);
+  leave_set(c);
   if (uv_poll_init(pump.loop, own, c->fd) != 0) {
     free(own);
     set_mask(c, mask);
@@ -202,9 +240,11 @@ static void own_poll(Conn *c) {
 static void close_conn(Conn *c) {
   if (c->closing) return;
   /* Out of the set before close: the caller's own fd keeps the socket open, and an epoll
-   * registration lasts as long as the socket, not the fd. */
+   * registration lasts as long as the socket, not the fd. A socket accepted here has no other
+   * fd: close() takes it out of the set, and the DEL is only counted. */
   if (c->own != NULL) uv_close((uv_handle_t *)c->own, free_handle);
-  else set_mask(c, 0);
+  else if (!c->sole) set_mask(c, 0);
+  else if (c->mask != 0 && --pump.waiting == 0) uv_unref((uv_handle_t *)&pump.epoll);
   c->closing = 1;
   close(c->fd);
   c->fd = -1;
@@ -363,7 +403,7 @@ static void on_epoll(uv_poll_t *handle, int status, int events) {
         continue;
       }
       Conn *c = pump.conns[tag];
-      if (c != NULL && !c->closing) on_ready(c, ready[i].events);
+      if (c != NULL && !c->closing && c->mask != 0) on_ready(c, ready[i].events);
     }
     if (n < WAIT_BATCH) return;
   }
@@ -373,6 +413,7 @@ static void on_epoll(uv_poll_t *handle, int status, int events) {
 static void on_check(uv_check_t *handle) {
   (void)handle;
   if (pump.count == 0) {
+    drop_lazy();
     free_closed();
     return;
   }
@@ -392,6 +433,7 @@ static void on_check(uv_check_t *handle) {
     }
   }
   napi_close_handle_scope(env, scope);
+  drop_lazy();
   free_closed();
 }
 
@@ -473,6 +515,9 @@ static Conn *new_conn(int fd) {
     Conn **closed = realloc(pump.closed, pump.capacity * sizeof *closed);
     if (closed == NULL) goto no_memory;
     pump.closed = closed;
+    Conn **lazy = realloc(pump.lazy, pump.capacity * sizeof *lazy);
+    if (lazy == NULL) goto no_memory;
+    pump.lazy = lazy;
     pump.closed_cap = pump.capacity;
   }
   Conn *c = calloc(1, sizeof *c);
@@ -542,6 +587,7 @@ static void accept_some(int listener) {
     }
     Conn *c = new_conn(fd);
     if (c == NULL) continue;
+    c->sole = 1;
     if (peer.ss_family == AF_INET || peer.ss_family == AF_INET6) set_no_delay(fd);
     size_t length = describe_peer(pump.arena + pump.arena_used, listener, &peer);
     push_event(c->id, EV_ACCEPTED, pump.arena_used, length);
