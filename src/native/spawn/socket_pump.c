@@ -618,12 +618,35 @@ static napi_value Adopt(napi_env env, napi_callback_info info) {
   return int_result(env, c->id);
 }
 
+/* The int32 first argument of a call: 1, or 0 with an exception pending. */
+static int int_arg(napi_env env, napi_callback_info info, int32_t *value) {
+  size_t argc = 1;
+  napi_value args[1];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int32(env, args[0], value) != napi_ok) {
+    napi_throw_type_error(env, NULL, "an integer argument is required");
+    return 0;
+  }
+  return 1;
+}
+
 /* A listening socket's fd, made non-blocking (an inherited one may not be), or -errno. */
 static int listen_socket(int fd, int backlog) {
   if (backlog > 0 && listen(fd, backlog) != 0) return -errno;
   int flags = fcntl(fd, F_GETFL);
   if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return -errno;
   return fd;
+}
+
+/* A new socket bound to `address` and listening (its fd), or -errno. */
+static napi_value bound_socket(napi_env env, const struct sockaddr *address, socklen_t length, int backlog) {
+  int fd = socket(address->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return int_result(env, -errno);
+  int one = 1, zero = 0;
+  if (address->sa_family != AF_UNIX) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (address->sa_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+  int result = bind(fd, address, length) == 0 ? listen_socket(fd, backlog) : -errno;
+  if (result < 0) close(fd);
+  return int_result(env, result);
 }
 
 static napi_value BindTcp(napi_env env, napi_callback_info info) {
@@ -652,14 +675,7 @@ static napi_value BindTcp(napi_env env, napi_callback_info info) {
   } else {
     return int_result(env, -EINVAL);
   }
-  int fd = socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return int_result(env, -errno);
-  int one = 1, zero = 0;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (address.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-  int result = bind(fd, (struct sockaddr *)&address, length) == 0 ? listen_socket(fd, backlog) : -errno;
-  if (result < 0) close(fd);
-  return int_result(env, result);
+  return bound_socket(env, (struct sockaddr *)&address, length, backlog);
 }
 
 static napi_value BindUnix(napi_env env, napi_callback_info info) {
@@ -675,19 +691,12 @@ static napi_value BindUnix(napi_env env, napi_callback_info info) {
   if (path_len >= sizeof address.sun_path) return int_result(env, -ENAMETOOLONG);
   CHECK(napi_get_value_string_utf8(env, args[0], address.sun_path, sizeof address.sun_path, &path_len));
   CHECK(napi_get_value_int32(env, args[1], &backlog));
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return int_result(env, -errno);
-  int result = bind(fd, (struct sockaddr *)&address, sizeof address) == 0 ? listen_socket(fd, backlog) : -errno;
-  if (result < 0) close(fd);
-  return int_result(env, result);
+  return bound_socket(env, (struct sockaddr *)&address, sizeof address, backlog);
 }
 
 static napi_value Listen(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value args[1];
   int32_t fd;
-  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
-  CHECK(napi_get_value_int32(env, args[0], &fd));
+  if (!int_arg(env, info, &fd)) return NULL;
   if (!pump.open) {
     napi_throw_error(env, NULL, "socket pump not open");
     return NULL;
@@ -710,11 +719,8 @@ static napi_value Listen(napi_env env, napi_callback_info info) {
 }
 
 static napi_value Unlisten(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value args[1];
   int32_t listener;
-  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
-  CHECK(napi_get_value_int32(env, args[0], &listener));
+  if (!int_arg(env, info, &listener)) return NULL;
   if (listener < 0 || listener >= MAX_LISTENERS || pump.listeners[listener] < 0) return NULL;
   int fd = pump.listeners[listener];
   pump.listeners[listener] = -1;
@@ -725,11 +731,9 @@ static napi_value Unlisten(napi_env env, napi_callback_info info) {
 }
 
 static napi_value SockName(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value args[1], result;
+  napi_value result;
   int32_t fd;
-  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
-  CHECK(napi_get_value_int32(env, args[0], &fd));
+  if (!int_arg(env, info, &fd)) return NULL;
   struct sockaddr_storage address;
   socklen_t length = sizeof address;
   char text[INET6_ADDRSTRLEN + 16] = "";
