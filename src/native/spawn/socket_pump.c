@@ -23,7 +23,8 @@
  *     closes it) in the pump itself: each connection is a socket of the pump (6 = accepted:
  *     arena[offset, offset+length) = [listener u8, family u8 (0 unix, 4, 6), port u16 LE, the
  *     peer's address as text]), read at once (a connect-per-request client has sent its request
- *     by then) without a net.Socket or a turn of the loop in between. TCP gets TCP_NODELAY.
+ *     by then) without a net.Socket or a turn of the loop in between. TCP gets TCP_NODELAY
+ *     at its second read (see accept_some).
  *   unlisten(listener)            stops accepting there and closes the listening socket.
  *   sockName(fd) -> "127.0.0.1:80" | "[::1]:80" | ""   a listening socket's address (TCP).
  *   write(id, buffer, length) -> 1 all sent | 0 queued (the rest is kept here, reading stops
@@ -108,6 +109,8 @@ typedef struct Conn {
   int in_set;
   /** In pump.lazy: its DEL waits for the end of the turn. */
   int lazy;
+  /** TCP, accepted here: TCP_NODELAY is set at its OWN_POLL_AT_READ-th read (see accept_some). */
+  int no_delay_later;
 } Conn;
 
 static struct {
@@ -152,6 +155,11 @@ static void push_event(int id, int kind, size_t offset, size_t length) {
   e[1] = kind;
   e[2] = (int32_t)offset;
   e[3] = (int32_t)length;
+}
+
+static void set_no_delay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 /* Frees the sockets closed since the last call: their ids are free from now on. */
@@ -325,7 +333,10 @@ static void read_some(Conn *c) {
   if (n > 0) {
     push_event(c->id, EV_DATA, pump.arena_used, (size_t)n);
     pump.arena_used += (size_t)n;
-    if (++c->reads == OWN_POLL_AT_READ && c->own == NULL) own_poll(c);
+    if (++c->reads == OWN_POLL_AT_READ) {
+      if (c->no_delay_later) set_no_delay(c->fd);
+      if (c->own == NULL) own_poll(c);
+    }
   } else if (n == 0) {
     c->peer_done = 1;
     update_poll(c);
@@ -532,11 +543,6 @@ no_memory:
   return NULL;
 }
 
-static void set_no_delay(int fd) {
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
 /* Refuses one waiting connection when fds ran out (see reserve_fd); 0 when none was waiting. */
 static int refuse_one(int listen_fd) {
   if (pump.reserve_fd < 0) return 0;
@@ -588,7 +594,10 @@ static void accept_some(int listener) {
     Conn *c = new_conn(fd);
     if (c == NULL) continue;
     c->sole = 1;
-    if (peer.ss_family == AF_INET || peer.ss_family == AF_INET6) set_no_delay(fd);
+    /* Nagle cannot hold a connection's first answer (nothing of ours is unacknowledged, and
+     * Linux holds a short segment only behind another short one): a connection per request
+     * never needs TCP_NODELAY, a persistent one gets it before its second answer. */
+    c->no_delay_later = peer.ss_family == AF_INET || peer.ss_family == AF_INET6;
     size_t length = describe_peer(pump.arena + pump.arena_used, listener, &peer);
     push_event(c->id, EV_ACCEPTED, pump.arena_used, length);
     pump.arena_used += length;
