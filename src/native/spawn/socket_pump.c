@@ -17,16 +17,8 @@
  *     queued by write() is sent (reading resumes); 5 = closed after end() (see end()).
  *   adopt(fd, noDelay) -> id      takes a dup of a connected socket's fd (the caller closes
  *     its own) and starts reading. noDelay sets TCP_NODELAY.
- *   bindTcp(host, port, backlog) / bindUnix(path, backlog) -> fd | -errno   a new listening
- *     socket (SO_REUSEADDR and dual-stack on "::" for TCP, as libuv binds); listen(fd) takes it.
- *   listen(fd) -> listener | -errno   accepts from a listening socket (taken over: unlisten
- *     closes it) in the pump itself: each connection is a socket of the pump (6 = accepted:
- *     arena[offset, offset+length) = [listener u8, family u8 (0 unix, 4, 6), port u16 LE, the
- *     peer's address as text]), read at once (a connect-per-request client has sent its request
- *     by then) without a net.Socket or a turn of the loop in between. TCP gets TCP_NODELAY
- *     at its second read (see accept_some).
- *   unlisten(listener)            stops accepting there and closes the listening socket.
- *   sockName(fd) -> "127.0.0.1:80" | "[::1]:80" | ""   a listening socket's address (TCP).
+ *   bindTcp, bindUnix, listen, unlisten, sockName: listening sockets the pump accepts from
+ *     itself (event 6 = accepted), in socket_accept.c.
  *   write(id, buffer, length) -> 1 all sent | 0 queued (the rest is kept here, reading stops
  *     until event 4) | -errno (the socket is closed, no event follows).
  *   end(id) -> 1 closed now (the peer had ended) | 0 later: once queued bytes are sent, FIN
@@ -58,9 +50,6 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
-#include <stdio.h>
-#include <sys/un.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -69,87 +58,13 @@
 #include <uv.h>
 
 #include "socket_pump.h"
+#include "socket_pump_core.h"
 
-#define ARENA_BYTES (256 * 1024)
-/** One read takes at most this (a burst of one peer must not starve the others in one turn). */
-#define READ_MAX (64 * 1024)
-/** Below this much arena left, further readable sockets wait for the next turn (level-triggered). */
-#define READ_MIN (4 * 1024)
-#define MAX_EVENTS 4096
-/** Ready sockets taken from the epoll set per epoll_wait. */
-#define WAIT_BATCH 256
-/** The read that moves a socket from the set to a uv_poll_t of its own (it is not a one-shot). */
-#define OWN_POLL_AT_READ 2
-
-enum { EV_DATA = 1, EV_EOF = 2, EV_ERROR = 3, EV_DRAIN = 4, EV_CLOSED = 5, EV_ACCEPTED = 6 };
-
-/** Listening sockets at most (dc_server binds a few; systemd passes a few). */
-#define MAX_LISTENERS 64
-/** An epoll tag with this bit names a listener, not a connection. */
-#define LISTENER_TAG 0x80000000u
-/** Connections taken per listener per wake-up (the rest wait for the next turn). */
-#define ACCEPT_BATCH 64
-/** What an accepted event puts in the arena at most: 4 bytes, then the address as text. */
-#define ACCEPT_INFO (4 + INET6_ADDRSTRLEN)
-
-typedef struct Conn {
-  int fd;
-  int id;
-  /** What the socket waits for (UV_READABLE, UV_WRITABLE); 0 = nothing (not in the set). */
-  int mask;
-  /** The socket's own poll handle once it read OWN_POLL_AT_READ times (freed by its close). */
-  uv_poll_t *own;
-  int reads;
-  unsigned char *pending;
-  size_t pending_len, pending_off, pending_cap;
-  int paused, peer_done, ending, shut, closing;
-  /** Accepted here: its fd is the socket's only one, so closing it leaves the set by itself. */
-  int sole;
-  /** Registered in the set (a sole socket stays there, waiting for nothing, until the turn ends). */
-  int in_set;
-  /** In pump.lazy: its DEL waits for the end of the turn. */
-  int lazy;
-  /** TCP, accepted here: TCP_NODELAY is set at its OWN_POLL_AT_READ-th read (see accept_some). */
-  int no_delay_later;
-} Conn;
-
-static struct {
-  napi_env env;
-  napi_ref callback, arena_ref, events_ref, resource;
-  napi_async_context context;
-  unsigned char *arena;
-  size_t arena_used;
-  int32_t *events;
-  int count;
-  uv_check_t check;
-  /** The epoll set of every socket that waits for something, polled by libuv as one fd. */
-  int epfd;
-  uv_poll_t epoll;
-  uv_loop_t *loop;
-  /** Sockets in the set: the loop stays alive while one waits (as its own uv_poll_t kept it). */
-  int waiting;
-  Conn **conns;
-  int capacity;
-  int *free_ids;
-  int free_count;
-  /** Closed this turn: freed, and their ids reusable, once the turn's callback has run. */
-  Conn **closed;
-  int closed_count, closed_cap;
-  /** Sole sockets that stopped waiting this turn: out of the set at its end unless closed (same
-   * capacity as closed). */
-  Conn **lazy;
-  int lazy_count;
-  int open;
-  /** Listening sockets by listener number (-1 = free). */
-  int listeners[MAX_LISTENERS];
-  /** An fd held in reserve: closed to accept and close a connection when fds run out (libuv's
-   * trick: a peer is refused at once instead of waiting in the backlog, and the level-triggered
-   * listener does not spin). */
-  int reserve_fd;
-} pump;
+PumpState pump;
 
 
-static void push_event(int id, int kind, size_t offset, size_t length) {
+
+void push_event(int id, int kind, size_t offset, size_t length) {
   int32_t *e = pump.events + 4 * pump.count++;
   e[0] = id;
   e[1] = kind;
@@ -157,7 +72,7 @@ static void push_event(int id, int kind, size_t offset, size_t length) {
   e[3] = (int32_t)length;
 }
 
-static void set_no_delay(int fd) {
+void set_no_delay(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
@@ -175,7 +90,6 @@ static void free_closed(void) {
 }
 
 static void on_own_poll(uv_poll_t *handle, int status, int events);
-static void accept_some(int listener);
 
 /* Waits for `mask` on the socket's own handle, or in the set (which wakes the loop only while
  * some socket waits in it). */
@@ -260,7 +174,7 @@ static void close_conn(Conn *c) {
 }
 
 /* Polls for what the connection waits for: sending queued bytes, else input (unless paused or ended). */
-static void update_poll(Conn *c) {
+void update_poll(Conn *c) {
   if (c->closing) return;
   set_mask(c, c->pending_len > c->pending_off ? UV_WRITABLE : (!c->paused && !c->peer_done ? UV_READABLE : 0));
 }
@@ -323,7 +237,7 @@ static int queue_bytes(Conn *c, const unsigned char *data, size_t length) {
   return 0;
 }
 
-static void read_some(Conn *c) {
+void read_some(Conn *c) {
   size_t space = ARENA_BYTES - pump.arena_used;
   if (space < READ_MIN || pump.count >= MAX_EVENTS - 1) return;
   if (space > READ_MAX) space = READ_MAX;
@@ -455,10 +369,21 @@ static Conn *conn_arg(napi_env env, napi_value value) {
   return c == NULL || c->closing ? NULL : c;
 }
 
-static napi_value int_result(napi_env env, int value) {
+napi_value int_result(napi_env env, int value) {
   napi_value result;
   CHECK(napi_create_int32(env, value, &result));
   return result;
+}
+
+/* The int32 first argument of a call: 1, or 0 with an exception pending. */
+int int_arg(napi_env env, napi_callback_info info, int32_t *value) {
+  size_t argc = 1;
+  napi_value args[1];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int32(env, args[0], value) != napi_ok) {
+    napi_throw_type_error(env, NULL, "an integer argument is required");
+    return 0;
+  }
+  return 1;
 }
 
 static napi_value Open(napi_env env, napi_callback_info info) {
@@ -507,7 +432,7 @@ static napi_value Open(napi_env env, napi_callback_info info) {
 
 /* A connection of the pump on `fd` (taken: closed on failure); NULL with errno set on failure.
  * It waits for nothing yet (update_poll starts it). */
-static Conn *new_conn(int fd) {
+Conn *new_conn(int fd) {
   if (pump.free_count == 0) {
     int capacity = pump.capacity == 0 ? 64 : 2 * pump.capacity;
     Conn **conns = realloc(pump.conns, capacity * sizeof *conns);
@@ -543,69 +468,6 @@ no_memory:
   return NULL;
 }
 
-/* Refuses one waiting connection when fds ran out (see reserve_fd); 0 when none was waiting. */
-static int refuse_one(int listen_fd) {
-  if (pump.reserve_fd < 0) return 0;
-  close(pump.reserve_fd);
-  int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-  if (fd >= 0) close(fd);
-  pump.reserve_fd = open("/", O_RDONLY | O_CLOEXEC);
-  return fd >= 0;
-}
-
-/* The peer as the accepted event carries it (see the top): its length. */
-static size_t describe_peer(unsigned char *out, int listener, const struct sockaddr_storage *peer) {
-  out[0] = (unsigned char)listener;
-  char *text = (char *)out + 4;
-  size_t length = 0;
-  if (peer->ss_family == AF_INET) {
-    const struct sockaddr_in *in = (const struct sockaddr_in *)peer;
-    out[1] = 4;
-    uint16_t port = ntohs(in->sin_port);
-    memcpy(out + 2, &port, 2);
-    if (inet_ntop(AF_INET, &in->sin_addr, text, INET6_ADDRSTRLEN) != NULL) length = strlen(text);
-  } else if (peer->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)peer;
-    out[1] = 6;
-    uint16_t port = ntohs(in6->sin6_port);
-    memcpy(out + 2, &port, 2);
-    if (inet_ntop(AF_INET6, &in6->sin6_addr, text, INET6_ADDRSTRLEN) != NULL) length = strlen(text);
-  } else {
-    out[1] = 0;
-    out[2] = out[3] = 0;
-  }
-  return 4 + length;
-}
-
-/* Takes the connections waiting on one listener: each is reported, then read at once. */
-static void accept_some(int listener) {
-  int listen_fd = pump.listeners[listener];
-  for (int taken = 0; taken < ACCEPT_BATCH && listen_fd >= 0; taken++) {
-    /* Room for the accepted event, a read's event and a close, and the peer's text. */
-    if (pump.count >= MAX_EVENTS - 4 || ARENA_BYTES - pump.arena_used < ACCEPT_INFO + READ_MIN) return;
-    struct sockaddr_storage peer;
-    socklen_t peer_len = sizeof peer;
-    int fd = accept4(listen_fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if ((errno == EMFILE || errno == ENFILE) && refuse_one(listen_fd)) continue;
-      return; /* EAGAIN: none left; anything else: the next wake-up tries again */
-    }
-    Conn *c = new_conn(fd);
-    if (c == NULL) continue;
-    c->sole = 1;
-    /* Nagle cannot hold a connection's first answer (nothing of ours is unacknowledged, and
-     * Linux holds a short segment only behind another short one): a connection per request
-     * never needs TCP_NODELAY, a persistent one gets it before its second answer. */
-    c->no_delay_later = peer.ss_family == AF_INET || peer.ss_family == AF_INET6;
-    size_t length = describe_peer(pump.arena + pump.arena_used, listener, &peer);
-    push_event(c->id, EV_ACCEPTED, pump.arena_used, length);
-    pump.arena_used += length;
-    read_some(c);
-    update_poll(c);
-  }
-}
-
 static napi_value Adopt(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value args[2];
@@ -625,139 +487,6 @@ static napi_value Adopt(napi_env env, napi_callback_info info) {
   if (c == NULL) return throw_errno(env, errno, "adopt", "socket");
   update_poll(c);
   return int_result(env, c->id);
-}
-
-/* The int32 first argument of a call: 1, or 0 with an exception pending. */
-static int int_arg(napi_env env, napi_callback_info info, int32_t *value) {
-  size_t argc = 1;
-  napi_value args[1];
-  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int32(env, args[0], value) != napi_ok) {
-    napi_throw_type_error(env, NULL, "an integer argument is required");
-    return 0;
-  }
-  return 1;
-}
-
-/* A listening socket's fd, made non-blocking (an inherited one may not be), or -errno. */
-static int listen_socket(int fd, int backlog) {
-  if (backlog > 0 && listen(fd, backlog) != 0) return -errno;
-  int flags = fcntl(fd, F_GETFL);
-  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return -errno;
-  return fd;
-}
-
-/* A new socket bound to `address` and listening (its fd), or -errno. */
-static napi_value bound_socket(napi_env env, const struct sockaddr *address, socklen_t length, int backlog) {
-  int fd = socket(address->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return int_result(env, -errno);
-  int one = 1, zero = 0;
-  if (address->sa_family != AF_UNIX) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (address->sa_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-  int result = bind(fd, address, length) == 0 ? listen_socket(fd, backlog) : -errno;
-  if (result < 0) close(fd);
-  return int_result(env, result);
-}
-
-static napi_value BindTcp(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value args[3];
-  char host[INET6_ADDRSTRLEN];
-  size_t host_len;
-  int32_t port, backlog;
-  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
-  CHECK(napi_get_value_string_utf8(env, args[0], host, sizeof host, &host_len));
-  CHECK(napi_get_value_int32(env, args[1], &port));
-  CHECK(napi_get_value_int32(env, args[2], &backlog));
-  struct sockaddr_storage address;
-  memset(&address, 0, sizeof address);
-  socklen_t length;
-  struct sockaddr_in *in = (struct sockaddr_in *)&address;
-  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&address;
-  if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
-    in->sin_family = AF_INET;
-    in->sin_port = htons((uint16_t)port);
-    length = sizeof *in;
-  } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons((uint16_t)port);
-    length = sizeof *in6;
-  } else {
-    return int_result(env, -EINVAL);
-  }
-  return bound_socket(env, (struct sockaddr *)&address, length, backlog);
-}
-
-static napi_value BindUnix(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value args[2];
-  struct sockaddr_un address;
-  size_t path_len;
-  int32_t backlog;
-  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
-  memset(&address, 0, sizeof address);
-  address.sun_family = AF_UNIX;
-  CHECK(napi_get_value_string_utf8(env, args[0], NULL, 0, &path_len));
-  if (path_len >= sizeof address.sun_path) return int_result(env, -ENAMETOOLONG);
-  CHECK(napi_get_value_string_utf8(env, args[0], address.sun_path, sizeof address.sun_path, &path_len));
-  CHECK(napi_get_value_int32(env, args[1], &backlog));
-  return bound_socket(env, (struct sockaddr *)&address, sizeof address, backlog);
-}
-
-static napi_value Listen(napi_env env, napi_callback_info info) {
-  int32_t fd;
-  if (!int_arg(env, info, &fd)) return NULL;
-  if (!pump.open) {
-    napi_throw_error(env, NULL, "socket pump not open");
-    return NULL;
-  }
-  int accepting = 0;
-  socklen_t len = sizeof accepting;
-  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0) return int_result(env, -errno);
-  if (!accepting) return int_result(env, -EINVAL);
-  int listener = 0;
-  while (listener < MAX_LISTENERS && pump.listeners[listener] >= 0) listener++;
-  if (listener == MAX_LISTENERS) return int_result(env, -EMFILE);
-  int made = listen_socket(fd, 0);
-  if (made < 0) return int_result(env, made);
-  struct epoll_event ev = {.events = EPOLLIN, .data.u32 = LISTENER_TAG | (uint32_t)listener};
-  if (epoll_ctl(pump.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) return int_result(env, -errno);
-  pump.listeners[listener] = fd;
-  /* A listener keeps the loop alive, as a net.Server does. */
-  if (pump.waiting++ == 0) uv_ref((uv_handle_t *)&pump.epoll);
-  return int_result(env, listener);
-}
-
-static napi_value Unlisten(napi_env env, napi_callback_info info) {
-  int32_t listener;
-  if (!int_arg(env, info, &listener)) return NULL;
-  if (listener < 0 || listener >= MAX_LISTENERS || pump.listeners[listener] < 0) return NULL;
-  int fd = pump.listeners[listener];
-  pump.listeners[listener] = -1;
-  epoll_ctl(pump.epfd, EPOLL_CTL_DEL, fd, NULL);
-  close(fd);
-  if (--pump.waiting == 0) uv_unref((uv_handle_t *)&pump.epoll);
-  return NULL;
-}
-
-static napi_value SockName(napi_env env, napi_callback_info info) {
-  napi_value result;
-  int32_t fd;
-  if (!int_arg(env, info, &fd)) return NULL;
-  struct sockaddr_storage address;
-  socklen_t length = sizeof address;
-  char text[INET6_ADDRSTRLEN + 16] = "";
-  char host[INET6_ADDRSTRLEN];
-  if (getsockname(fd, (struct sockaddr *)&address, &length) == 0) {
-    if (address.ss_family == AF_INET) {
-      const struct sockaddr_in *in = (const struct sockaddr_in *)&address;
-      if (inet_ntop(AF_INET, &in->sin_addr, host, sizeof host) != NULL) snprintf(text, sizeof text, "%s:%u", host, ntohs(in->sin_port));
-    } else if (address.ss_family == AF_INET6) {
-      const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&address;
-      if (inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host) != NULL) snprintf(text, sizeof text, "[%s]:%u", host, ntohs(in6->sin6_port));
-    }
-  }
-  CHECK(napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &result));
-  return result;
 }
 
 static napi_value Write(napi_env env, napi_callback_info info) {
@@ -829,21 +558,21 @@ static napi_value Destroy(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-int register_socket_pump(napi_env env, napi_value exports) {
-  static const struct {
-    const char *name;
-    napi_callback fn;
-  } calls[] = {
-      {"pumpOpen", Open}, {"pumpAdopt", Adopt}, {"pumpWrite", Write},
-      {"pumpEnd", End},   {"pumpPause", Pause}, {"pumpDestroy", Destroy},
-      {"pumpBindTcp", BindTcp}, {"pumpBindUnix", BindUnix}, {"pumpListen", Listen},
-      {"pumpUnlisten", Unlisten}, {"pumpSockName", SockName},
-  };
-  for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+int export_calls(napi_env env, napi_value exports, const PumpCall *calls, size_t count) {
+  for (size_t i = 0; i < count; i++) {
     napi_value fn;
     if (napi_create_function(env, calls[i].name, NAPI_AUTO_LENGTH, calls[i].fn, NULL, &fn) != napi_ok ||
         napi_set_named_property(env, exports, calls[i].name, fn) != napi_ok)
       return -1;
   }
   return 0;
+}
+
+int register_socket_pump(napi_env env, napi_value exports) {
+  static const PumpCall calls[] = {
+      {"pumpOpen", Open}, {"pumpAdopt", Adopt}, {"pumpWrite", Write},
+      {"pumpEnd", End},   {"pumpPause", Pause}, {"pumpDestroy", Destroy},
+  };
+  if (export_calls(env, exports, calls, sizeof calls / sizeof calls[0]) != 0) return -1;
+  return register_socket_accept(env, exports);
 }
