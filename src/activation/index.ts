@@ -8,7 +8,8 @@ import type { RunningService, ServiceOptions } from './options';
 import { detectMode, servesOneConnection, type ModeDecision } from './mode';
 import { clearListenEnv } from './listen_fds';
 import { ConnectionPool, errorText } from './serve';
-import { adoptListener, bindListeners, closeListeners, type Listener } from './standalone';
+import { adoptListener, bindListeners, closeListeners, nodeListeners, type Listener, type ListenerOpener } from './standalone';
+import { pumpedListeners } from './pumped_listener';
 import { openSingleConnection } from './inetd';
 import { reportFailure, reportReady, startDaemon, startsDaemonOnly, takeReportFd } from './daemonize';
 import { checkPidFile, removePidFile, writePidFile } from './pid_file';
@@ -68,6 +69,9 @@ async function serveMany(
   const { log, pidFile } = options;
   const pool = new ConnectionPool({ handlers: options.handlers, log, maxConnections: options.maxConnections });
   const onConnection = (socket: import('node:net').Socket, name: string): void => pool.accept(socket, name);
+  const pumped = options.pumped;
+  const opener: ListenerOpener =
+    (pumped === undefined ? undefined : pumpedListeners((socket, peer, name) => void pool.admitPumped(socket, peer, name, pumped))) ?? nodeListeners(onConnection);
   let listeners: Listener[];
   if (decision.kind === 'standalone') {
     if (pidFile !== undefined) {
@@ -75,16 +79,16 @@ async function serveMany(
       if (stale !== undefined) log.notice('pid file stale, replacing', { file: pidFile, pid: stale });
     }
     if (options.listen.length === 0) throw new DistkitError('no-listeners', 'Nothing to listen on: give at least one listen address');
-    listeners = await bindListeners(options.listen, onConnection);
+    listeners = await bindListeners(options.listen, opener);
     try {
-      for (const l of listeners) if (!l.address.startsWith('unix:')) options.onTcpListener?.(l.server, l.address);
+      for (const l of listeners) if (l.server !== undefined && !l.address.startsWith('unix:')) options.onTcpListener?.(l.server, l.address);
     } catch (error) {
       closeListeners(listeners);
       throw error;
     }
   } else {
     listeners = [];
-    for (const fd of decision.fds) if (fd.name !== METRICS_FD_NAME) listeners.push(await adoptListener(fd.fd, fd.name, onConnection));
+    for (const fd of decision.fds) if (fd.name !== METRICS_FD_NAME) listeners.push(await adoptListener(fd.fd, fd.name, opener));
     if (listeners.length === 0) {
       throw new DistkitError('no-listeners', `No listening socket inherited (${decision.why}): check the .socket unit or inetd.conf`);
     }
@@ -195,7 +199,7 @@ async function openMetricsListeners(options: ServiceOptions, decision: ModeDecis
     if (inherited.length > 0) log.warning('metrics socket inherited but this program serves no metrics: ignored', { fds: inherited.map((f) => f.fd).join(',') });
     return [];
   }
-  const accept = acceptInto(metrics.server);
+  const accept = nodeListeners(acceptInto(metrics.server));
   if (decision.kind === 'standalone') return metrics.listen === undefined ? [] : bindListeners([{ ...metrics.listen, name: METRICS_FD_NAME }], accept);
   const adopted: Listener[] = [];
   for (const fd of inherited) adopted.push(await adoptListener(fd.fd, METRICS_FD_NAME, accept));

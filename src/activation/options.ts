@@ -6,6 +6,7 @@ import type net from 'node:net';
 import type { ConnectionHandler } from './connection';
 import type { RootLogger } from '../log/index';
 import type { ModeDecision, ModeRequest } from './mode';
+import type { PumpedConnectionHandler } from './socket_pump';
 
 export type ListenSpec =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number; readonly name?: string }
@@ -24,6 +25,13 @@ export interface ServiceOptions {
   readonly log: RootLogger;
   /** Handler per listener name; "main" is the default for unnamed listeners and single connections. */
   readonly handlers: { readonly main: ConnectionHandler } & { readonly [name: string]: ConnectionHandler };
+  /**
+   * When given, the listeners (bound, or inherited with Accept=no) accept in the native socket
+   * pump (./pumped_listener) and every connection goes here, not to `handlers`, with no
+   * net.Socket made. Single-connection modes (inetd, Accept=yes) and a thread where the pump
+   * cannot open still use `handlers`. `onTcpListener` is not called for these listeners.
+   */
+  readonly pumped?: PumpedConnectionHandler;
   readonly mode: ModeRequest;
   /** Addresses to bind in standalone mode (ignored when sockets are inherited). */
   readonly listen: readonly ListenSpec[];

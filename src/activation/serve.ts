@@ -5,8 +5,9 @@
 
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Connection, ConnectionHandler, PeerAddress } from './connection';
+import type { ConnectionHandler, PeerAddress } from './connection';
 import { describePeer } from './connection';
+import type { PumpedConnectionHandler, PumpedSocket } from './socket_pump';
 import type { Logger } from '../log/index';
 import { peerOf } from './address';
 
@@ -46,19 +47,35 @@ export class ConnectionPool {
    * number for single-connection modes), or 1 when the handler threw.
    */
   admit(stream: Duplex, peer: PeerAddress, listener: string): Promise<number | void> {
+    // A peer that resets the connection (even while queued) must not crash the process; the
+    // handler sees the error through its own reads/writes, the layer only keeps it handled.
+    stream.on('error', () => undefined);
+    const handler = this.#options.handlers[listener] ?? this.#options.handlers.main;
+    const serve = (id: number): Promise<number | void> => {
+      // Accepted sockets arrive paused (pauseOnConnect: a queued one reads nothing). Put the
+      // stream back in its initial state so whatever the handler uses (on('data'), pipe,
+      // for await) starts the reading, when it is ready: nothing is read into the void.
+      if (stream.readableFlowing === false) (stream as { readableFlowing: boolean | null }).readableFlowing = null;
+      return handler({ stream, peer, id, listener });
+    };
+    return this.#admit(serve, () => (this.#options.release ?? releaseStream)(stream), peer);
+  }
+
+  /** Serves a connection the socket pump accepted (its input is held until `handler` attaches
+   * to it), as admit() does a stream; the socket is destroyed once the handler is done. */
+  admitPumped(socket: PumpedSocket, peer: PeerAddress, listener: string, handler: PumpedConnectionHandler): Promise<number | void> {
+    return this.#admit((id) => handler({ socket, peer, id, listener }), () => socket.destroy(), peer);
+  }
+
+  /** Runs `serve` with a connection number now, or later when a slot frees; `release` after it. */
+  #admit(serve: (id: number) => Promise<number | void>, release: () => void, peer: PeerAddress): Promise<number | void> {
     return new Promise((resolve) => {
       const start = (): void => {
         this.#active++;
         const id = this.#nextId++;
-        const handler = this.#options.handlers[listener] ?? this.#options.handlers.main;
-        const conn: Connection = { stream, peer, id, listener };
-        // Accepted sockets arrive paused (pauseOnConnect: a queued one reads nothing). Put the
-        // stream back in its initial state so whatever the handler uses (on('data'), pipe,
-        // for await) starts the reading, when it is ready: nothing is read into the void.
-        if (stream.readableFlowing === false) (stream as { readableFlowing: boolean | null }).readableFlowing = null;
         let result: number | void = undefined;
         // new Promise: a handler that throws before its first await is caught like a rejection.
-        new Promise<number | void>((run) => run(handler(conn)))
+        new Promise<number | void>((run) => run(serve(id)))
           .then(
             (value) => {
               result = value;
@@ -69,7 +86,7 @@ export class ConnectionPool {
             },
           )
           .finally(() => {
-            (this.#options.release ?? releaseStream)(stream);
+            release();
             this.#active--;
             resolve(result);
             const next = this.#queue.shift();
@@ -77,9 +94,6 @@ export class ConnectionPool {
             else if (this.#active === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
           });
       };
-      // A peer that resets the connection (even while queued) must not crash the process; the
-      // handler sees the error through its own reads/writes, the layer only keeps it handled.
-      stream.on('error', () => undefined);
       const max = this.#options.maxConnections;
       if (max > 0 && this.#active >= max) {
         this.#queue.push(start);

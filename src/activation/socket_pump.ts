@@ -1,13 +1,15 @@
 // Connected sockets served by the native socket pump (src/native/spawn/socket_pump.c) instead of
 // Node's streams: the addon polls them on the loop's own libuv, reads into one arena and enters
 // JavaScript once per loop turn with every read; writes go to the kernel from the caller's bytes.
-// This file owns the dispatch from those events to one handler per socket, and the handover of an
-// accepted net.Socket (its fd duplicated, its stream destroyed before it read a byte). It knows
-// no protocol.
+// This file owns the dispatch from those events to one handler per socket, the handover of an
+// accepted net.Socket (its fd duplicated, its stream destroyed before it read a byte), and the
+// listening sockets the pump accepts from itself (no net.Socket at all: see listenInPump). It
+// knows no protocol.
 
 import net from 'node:net';
 import os from 'node:os';
 import * as native from 'distkit-spawn';
+import type { PeerAddress } from './connection';
 
 /** Event kinds of socket_pump.c. */
 const DATA = 1;
@@ -15,6 +17,7 @@ const END = 2;
 const ERROR = 3;
 const DRAIN = 4;
 const CLOSED = 5;
+const ACCEPTED = 6;
 
 /** What a pumped socket tells its owner. The Buffer of onData is valid during the call only. */
 export interface PumpHandler {
@@ -31,6 +34,23 @@ export interface PumpHandler {
   onGone(): void;
 }
 
+/** A connection the pump accepted itself, as a handler of ServiceOptions.pumped gets it. */
+export interface PumpedConnection {
+  readonly socket: PumpedSocket;
+  readonly peer: PeerAddress;
+  /** Serial number within this process, for log lines (conn=N). */
+  readonly id: number;
+  /** Name of the listener it came from. */
+  readonly listener: string;
+}
+
+/** Serves one connection the pump accepted, until it is finished. */
+export type PumpedConnectionHandler = (conn: PumpedConnection) => Promise<void>;
+
+/** Called, during the pump's callback, with each connection a listener accepted: attach() a
+ * handler before returning or its input is held (and reading paused) until one is attached. */
+export type OnPumpedConnection = (socket: PumpedSocket, peer: PeerAddress) => void;
+
 /** Results of PumpedSocket.write. */
 export const WRITTEN = 1;
 export const QUEUED = 0;
@@ -40,14 +60,34 @@ let arena: Buffer | undefined;
 let events: Int32Array | undefined;
 /** pumpOpen failed (another thread of this process has the pump). */
 let unavailable = false;
+/** What each listener of the pump does with its connections, by listener number. */
+const listeners: Array<OnPumpedConnection | undefined> = [];
+
+/** Opens the pump once per process; false when it cannot be (see above). */
+function openPump(): boolean {
+  if (arena !== undefined) return true;
+  if (unavailable) return false;
+  try {
+    [arena, events] = native.pumpOpen(dispatch);
+    return true;
+  } catch {
+    // One pump per process (its state is the addon's): a worker thread keeps node's streams.
+    unavailable = true;
+    return false;
+  }
+}
 
 function dispatch(count: number): void {
   const ev = events!;
   for (let i = 0; i < count * 4; i += 4) {
+    const kind = ev[i + 1]!;
+    if (kind === ACCEPTED) {
+      accepted(ev[i]!, ev[i + 2]!, ev[i + 3]!);
+      continue;
+    }
     const socket = sockets[ev[i]!];
     if (socket === undefined) continue;
     const handler = socket.handler;
-    const kind = ev[i + 1]!;
     if (kind === DATA) handler.onData(arena!.subarray(ev[i + 2]!, ev[i + 2]! + ev[i + 3]!));
     else if (kind === END) handler.onEnd();
     else if (kind === DRAIN) handler.onDrain();
@@ -56,6 +96,83 @@ function dispatch(count: number): void {
       if (kind === ERROR) handler.onError(errnoName(ev[i + 3]!));
       else if (kind === CLOSED) handler.onClosed();
     }
+  }
+}
+
+/** A connection a listener took: arena[offset, offset + length) says from where (socket_pump.c). */
+function accepted(id: number, offset: number, length: number): void {
+  const bytes = arena!;
+  const socket = new PumpedSocket(id, new HeldEvents());
+  register(socket, id);
+  const onConnection = listeners[bytes[offset]!];
+  if (onConnection === undefined) return socket.destroy();
+  const family = bytes[offset + 1]!;
+  const peer: PeerAddress =
+    family === 0
+      ? { kind: 'unix' }
+      : { kind: 'tcp', address: bytes.toString('latin1', offset + 4, offset + length), port: bytes.readUInt16LE(offset + 2), family: family === 6 ? 'IPv6' : 'IPv4' };
+  onConnection(socket, peer);
+}
+
+function register(socket: PumpedSocket, id: number): void {
+  if (id >= sockets.length) sockets = sockets.concat(new Array<undefined>(id + 1 - sockets.length));
+  sockets[id] = socket;
+}
+
+/** Whether the pump can serve this thread (it opens on the first call). */
+export function pumpAvailable(): boolean {
+  return openPump();
+}
+
+/**
+ * Accepts connections from listening socket `fd` in the pump (it takes the fd: unlistenInPump
+ * closes it): each goes to `onConnection` with no net.Socket made. Throws the system's error
+ * (code EINVAL: not a listening socket); call pumpAvailable() first.
+ */
+export function listenInPump(fd: number, onConnection: OnPumpedConnection): number {
+  if (!openPump()) throw errnoError(os.constants.errno.ENOSYS, 'listen');
+  const listener = native.pumpListen(fd);
+  if (listener < 0) throw errnoError(-listener, 'listen');
+  listeners[listener] = onConnection;
+  return listener;
+}
+
+/** Stops accepting on `listener` and closes its socket. */
+export function unlistenInPump(listener: number): void {
+  listeners[listener] = undefined;
+  native.pumpUnlisten(listener);
+}
+
+/** An Error as Node's own system calls throw them: code 'EADDRINUSE', errno, syscall. */
+export function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
+  const code = errnoName(errno);
+  return Object.assign(new Error(`${syscall} ${code}`), { code, errno: -errno, syscall });
+}
+
+/** What an accepted socket hears before a handler is attached (a connection its pool queued):
+ * kept, with reading paused, and told to the handler when it comes. */
+class HeldEvents implements PumpHandler {
+  readonly held: Array<(handler: PumpHandler) => void> = [];
+  socket: PumpedSocket | undefined;
+  onData(bytes: Buffer): void {
+    const copy = Buffer.from(bytes);
+    this.held.push((h) => h.onData(copy));
+    this.socket?.pause(true);
+  }
+  onEnd(): void {
+    this.held.push((h) => h.onEnd());
+  }
+  onDrain(): void {
+    this.held.push((h) => h.onDrain());
+  }
+  onError(code: string): void {
+    this.held.push((h) => h.onError(code));
+  }
+  onClosed(): void {
+    this.held.push((h) => h.onClosed());
+  }
+  onGone(): void {
+    this.held.push((h) => h.onGone());
   }
 }
 
@@ -74,12 +191,27 @@ export function errnoName(errno: number): string {
  * it is gone and its calls do nothing. */
 export class PumpedSocket {
   readonly #id: number;
-  readonly handler: PumpHandler;
+  #handler: PumpHandler;
   #alive = true;
 
   constructor(id: number, handler: PumpHandler) {
     this.#id = id;
-    this.handler = handler;
+    this.#handler = handler;
+    if (handler instanceof HeldEvents) handler.socket = this;
+  }
+
+  get handler(): PumpHandler {
+    return this.#handler;
+  }
+
+  /** Gives an accepted socket its handler, which first hears what came before (the socket reads
+   * again if that paused it). */
+  attach(handler: PumpHandler): void {
+    const before = this.#handler;
+    this.#handler = handler;
+    if (!(before instanceof HeldEvents) || before.held.length === 0) return;
+    this.pause(false);
+    for (const tell of before.held.splice(0)) tell(handler);
   }
 
   /** The pump closed it (or is about to): its id may name another socket from now on. */
@@ -137,24 +269,14 @@ export function adoptSocket(stream: unknown, handler: PumpHandler, options: { no
   const fd = adoptableFd(stream);
   if (fd === undefined) return undefined;
   const owner = stream as net.Socket;
-  if (arena === undefined) {
-    if (unavailable) return undefined;
-    try {
-      [arena, events] = native.pumpOpen(dispatch);
-    } catch {
-      // One pump per process (its state is the addon's): a worker thread keeps node's streams.
-      unavailable = true;
-      return undefined;
-    }
-  }
+  if (!openPump()) return undefined;
   // A socket accepted without pauseOnConnect is already reading: stop it before it takes a byte.
   const handle = (owner as unknown as { _handle: { readStop(): number; reading?: boolean } })._handle;
   handle.readStop();
   handle.reading = false;
   const id = native.pumpAdopt(fd, options.noDelay);
-  if (id >= sockets.length) sockets = sockets.concat(new Array<undefined>(id + 1 - sockets.length));
   const socket = new PumpedSocket(id, handler);
-  sockets[id] = socket;
+  register(socket, id);
   owner.once('close', () => {
     if (sockets[id] !== socket) return;
     socket.destroy();

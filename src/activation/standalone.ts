@@ -1,6 +1,9 @@
 // Listening sockets: bound from ListenSpecs in standalone mode (TCP v4/v6, unix with owner,
-// group and mode), or adopted from inherited fds (systemd Accept=no, inetd wait). Every server
-// is created with pauseOnConnect so the pool decides when a connection starts reading.
+// group and mode), or adopted from inherited fds (systemd Accept=no, inetd wait). What is the same
+// for every listener (stale unix sockets, the umask, owner and mode, the error advice) is here;
+// the socket itself is opened by a ListenerOpener: Node's net.Server (nodeListeners, below), or
+// the native socket pump (./pumped_listener). Every net.Server is created with pauseOnConnect so
+// the pool decides when a connection starts reading.
 
 import fs from 'node:fs';
 import net from 'node:net';
@@ -11,11 +14,25 @@ import { resolveGroup, resolveUser } from './privileges';
 import { DistkitError } from '../errors';
 
 export interface Listener {
-  readonly server: net.Server;
+  /** Node's server (none for a listener of the socket pump). */
+  readonly server?: net.Server;
   /** Listener name (handlers[name], Connection.listener). */
   readonly name: string;
   /** The bound address as printed ("127.0.0.1:3632", "[::1]:3632", "unix:/run/x.sock", "fd:3"). */
   readonly address: string;
+  /** Stops accepting and closes the socket (a unix socket bound here is unlinked). */
+  close(): void;
+}
+
+/** Where a listener listens once its spec is checked: a TCP address, or an absolute unix path. */
+export type ListenTarget = { readonly host: string; readonly port: number } | { readonly path: string };
+
+/** Opens listening sockets one way (Node's net.Server, or the native socket pump). */
+export interface ListenerOpener {
+  /** Listens on `target`; rejects with the system's error (its code: EADDRINUSE...). */
+  listen(name: string, target: ListenTarget, backlog: number): Promise<Listener>;
+  /** Serves an inherited listening fd; rejects with the system's error. */
+  adopt(fd: number, name: string): Promise<Listener>;
 }
 
 /** Receives every accepted socket (paused) with the name of its listener. */
@@ -28,11 +45,35 @@ function createServer(name: string, onConnection: OnConnection): net.Server {
   return net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => onConnection(socket, name));
 }
 
+/** Listeners on Node's net.Server: every connection a paused net.Socket for `onConnection`. */
+export function nodeListeners(onConnection: OnConnection): ListenerOpener {
+  const opened = (server: net.Server, name: string, address: string): Listener => ({ server, name, address, close: () => server.close() });
+  return {
+    async listen(name, target, backlog) {
+      const server = createServer(name, onConnection);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ ...target, backlog }, () => resolve());
+      });
+      return opened(server, name, 'path' in target ? `unix:${target.path}` : describeServer(server));
+    },
+    async adopt(fd, name) {
+      const server = createServer(name, onConnection);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ fd }, () => resolve());
+      });
+      // An inherited unix listener has no address in Node (systemd owns the path).
+      return opened(server, name, server.address() === null ? `fd:${fd}` : describeServer(server));
+    },
+  };
+}
+
 /** Binds every spec in order; on any failure closes what was bound and throws 'bind-failed'. */
-export async function bindListeners(specs: readonly ListenSpec[], onConnection: OnConnection): Promise<Listener[]> {
+export async function bindListeners(specs: readonly ListenSpec[], opener: ListenerOpener): Promise<Listener[]> {
   const bound: Listener[] = [];
   try {
-    for (const spec of specs) bound.push(await bindOne(spec, onConnection));
+    for (const spec of specs) bound.push(await bindOne(spec, opener));
   } catch (error) {
     closeListeners(bound);
     throw error;
@@ -40,13 +81,9 @@ export async function bindListeners(specs: readonly ListenSpec[], onConnection: 
   return bound;
 }
 
-async function bindOne(spec: ListenSpec, onConnection: OnConnection): Promise<Listener> {
+async function bindOne(spec: ListenSpec, opener: ListenerOpener): Promise<Listener> {
   const name = spec.name ?? 'main';
-  const server = createServer(name, onConnection);
-  if (spec.kind === 'tcp') {
-    await listen(server, { host: spec.host, port: spec.port, backlog: BACKLOG }, spec);
-    return { server, name, address: describeServer(server) };
-  }
+  if (spec.kind === 'tcp') return listen(opener, name, { host: spec.host, port: spec.port }, spec);
   // An absolute path: libuv unlinks it on close, and a detached daemon may change directory.
   const file = path.resolve(spec.path);
   await removeStaleSocket(file, spec);
@@ -55,8 +92,9 @@ async function bindOne(spec: ListenSpec, onConnection: OnConnection): Promise<Li
   // The umask keeps the socket from being reachable with wider permissions between bind() and
   // chmod() (a local user could connect in that window).
   const oldMask = spec.mode === undefined ? undefined : process.umask(0o777 & ~spec.mode);
+  let listener: Listener;
   try {
-    await listen(server, { path: file, backlog: BACKLOG }, spec);
+    listener = await listen(opener, name, { path: file }, spec);
   } finally {
     if (oldMask !== undefined) process.umask(oldMask);
   }
@@ -64,37 +102,32 @@ async function bindOne(spec: ListenSpec, onConnection: OnConnection): Promise<Li
     if (spec.mode !== undefined) fs.chmodSync(file, spec.mode);
     if (owner !== undefined || group !== undefined) fs.chownSync(file, owner ?? -1, group ?? -1);
   } catch (error) {
-    server.close();
+    listener.close();
     throw new DistkitError('bind-failed', `Cannot set owner/mode of ${file}: ${(error as Error).message}`, { cause: error });
   }
-  return { server, name, address: `unix:${file}` };
+  return listener;
 }
 
 /** Adopts an inherited listening fd (already checked to be one: a failed listen({fd}) closes it). */
-export async function adoptListener(fd: number, name: string, onConnection: OnConnection): Promise<Listener> {
-  const server = createServer(name, onConnection);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(new DistkitError('bind-failed', `Cannot listen on inherited fd ${fd}: ${error.code ?? error.message}`, { cause: error })),
-    );
-    server.listen({ fd }, () => resolve());
-  });
-  const address = server.address();
-  // An inherited unix listener has no address in Node (systemd owns the path).
-  return { server, name, address: address === null ? `fd:${fd}` : describeServer(server) };
+export async function adoptListener(fd: number, name: string, opener: ListenerOpener): Promise<Listener> {
+  try {
+    return await opener.adopt(fd, name);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new DistkitError('bind-failed', `Cannot listen on inherited fd ${fd}: ${code}`, { cause: error });
+  }
 }
 
 export function closeListeners(listeners: readonly Listener[]): void {
-  for (const l of listeners) l.server.close();
+  for (const l of listeners) l.close();
 }
 
-function listen(server: net.Server, options: net.ListenOptions, spec: ListenSpec): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(new DistkitError('bind-failed', `Cannot bind ${describeListenSpec(spec)}: ${bindAdvice(error, spec)}`, { cause: error })),
-    );
-    server.listen(options, () => resolve());
-  });
+async function listen(opener: ListenerOpener, name: string, target: ListenTarget, spec: ListenSpec): Promise<Listener> {
+  try {
+    return await opener.listen(name, target, BACKLOG);
+  } catch (error) {
+    throw new DistkitError('bind-failed', `Cannot bind ${describeListenSpec(spec)}: ${bindAdvice(error as NodeJS.ErrnoException, spec)}`, { cause: error });
+  }
 }
 
 function bindAdvice(error: NodeJS.ErrnoException, spec: ListenSpec): string {

@@ -4,13 +4,14 @@
 
 import { performance } from 'node:perf_hooks';
 import type { Connection } from '../activation/connection';
+import type { PumpedConnection } from '../activation/socket_pump';
 import type { Logger } from '../log/index';
 import { DEFAULT_CAPACITY } from './stores/memory_store';
 import { SlabStore } from './stores/slab_store';
 import type { SessionStore } from './stores/session_store';
 import { decodeAddPayload, encodeMessage, Operation, Status, type Message } from './wire/index';
 import { serveCacheConnection, type Answer, type CacheSessionEngine } from './session';
-import { servePumpedConnection } from './pumped_session';
+import { servePumpedConnection, servePumpedSocket } from './pumped_session';
 
 export interface CacheEngineOptions {
   /** Where sessions live. Default: a SlabStore of DEFAULT_CAPACITY sessions. */
@@ -63,6 +64,8 @@ export interface CacheEngine extends CacheSessionEngine {
   /** The ConnectionHandler dc_server runs: serves one connection until it ends (see
    * serveCacheConnection). */
   serve(conn: Connection): Promise<void>;
+  /** The same for a connection the socket pump accepted (ServiceOptions.pumped). */
+  servePumped(conn: PumpedConnection): Promise<void>;
   /** Closes the store; call once no connection is served any more. */
   close(): Promise<void>;
 }
@@ -165,6 +168,9 @@ export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOption
     serve(conn) {
       const session = { idleMs: options.idleMs ?? 0 };
       return servePumpedConnection(conn, engine, session) ?? serveCacheConnection(conn, engine, session);
+    },
+    servePumped(conn) {
+      return servePumpedSocket(conn, engine, { idleMs: options.idleMs ?? 0 });
     },
     noteConnection(change) {
       if (change === 'open') connections++;

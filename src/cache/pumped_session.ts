@@ -1,5 +1,7 @@
 // A cache session's bytes on the native socket pump (../activation/socket_pump, a transport of
-// ./cache_transport; the protocol is ./session's, the same as on a Node stream). The answers of one
+// ./cache_transport; the protocol is ./session's, the same as on a Node stream): a connection the
+// pump accepted itself (servePumpedSocket), or an accepted net.Socket handed over to it
+// (servePumpedConnection). The answers of one
 // read are gathered in one buffer shared by every connection (each flush hands it to the kernel,
 // which copies it, or to the pump's queue) and sent with one write. A connection that is not a
 // plain accepted socket keeps ./stream_transport.
@@ -7,14 +9,20 @@
 // DISTKIT_CACHE_IO=stream in the environment keeps every connection on Node streams (a way back
 // should the native path ever misbehave, and the bench's baseline).
 
+import type { Duplex } from 'node:stream';
 import type { Connection } from '../activation/connection';
-import { adoptSocket, QUEUED, type PumpHandler, type PumpedSocket } from '../activation/socket_pump';
+import { adoptSocket, QUEUED, type PumpedConnection, type PumpHandler, type PumpedSocket } from '../activation/socket_pump';
 import type { CacheTransport, TransportSink } from './cache_transport';
 import { serveCacheSession, type CacheSessionEngine, type CacheSessionOptions } from './session';
 import { BATCH_BYTES } from './write_batch';
 
 /** Whether connections go to the pump (read once: a process serves all its connections one way). */
 const PUMP_ENABLED = process.env.DISTKIT_CACHE_IO !== 'stream';
+
+/** Whether this process serves its connections on the pump (its listeners may accept there). */
+export function cachePumpEnabled(): boolean {
+  return PUMP_ENABLED;
+}
 
 /** The answers of one read, for whichever connection is answering now (always flushed before it
  * returns, so connections never see each other's bytes). */
@@ -24,10 +32,17 @@ let outLength = 0;
 /** Serves `conn` on the pump until it ends; undefined when it cannot go there (see above). */
 export function servePumpedConnection(conn: Connection, engine: CacheSessionEngine, options: CacheSessionOptions = {}): Promise<void> | undefined {
   if (!PUMP_ENABLED) return undefined;
-  const transport = new PumpTransport(conn);
+  const transport = new PumpTransport(conn.stream);
   const socket = adoptSocket(conn.stream, transport, { noDelay: conn.peer.kind === 'tcp' });
   if (socket === undefined) return undefined;
   transport.adopted(socket);
+  return serveCacheSession(conn, engine, transport, options);
+}
+
+/** Serves a connection the pump accepted until it ends. */
+export function servePumpedSocket(conn: PumpedConnection, engine: CacheSessionEngine, options: CacheSessionOptions = {}): Promise<void> {
+  const transport = new PumpTransport(undefined);
+  transport.adopted(conn.socket);
   return serveCacheSession(conn, engine, transport, options);
 }
 
@@ -36,7 +51,8 @@ export function servePumpedConnection(conn: Connection, engine: CacheSessionEngi
 class PumpTransport implements CacheTransport, PumpHandler {
   /** The pump reads every socket into one arena, reused next turn. */
   readonly lendsInput = true;
-  readonly #conn: Connection;
+  /** The net.Socket handed over to the pump, if any (it owns the connection: see adoptSocket). */
+  readonly #owner: Duplex | undefined;
   #socket!: PumpedSocket;
   #sink!: TransportSink;
   /** Reading paused because too many answers wait for later ones. */
@@ -44,8 +60,8 @@ class PumpTransport implements CacheTransport, PumpHandler {
   /** The session is over: nothing more is written or reported. */
   #released = false;
 
-  constructor(conn: Connection) {
-    this.#conn = conn;
+  constructor(owner: Duplex | undefined) {
+    this.#owner = owner;
   }
 
   adopted(socket: PumpedSocket): void {
@@ -54,6 +70,8 @@ class PumpTransport implements CacheTransport, PumpHandler {
 
   start(sink: TransportSink): void {
     this.#sink = sink;
+    // An accepted socket hears its events from now on (those held meanwhile first).
+    this.#socket.attach(this);
   }
 
   onData(bytes: Buffer): void {
@@ -131,8 +149,10 @@ class PumpTransport implements CacheTransport, PumpHandler {
     this.#released = true;
     // The pump is done with the socket (both sides ended, or it failed, or it was cut): closing
     // the owner now sends the FIN without the shutdown and 'finish' round the activation layer's
-    // end() would take, which a connection per request (mod_socache_dc) pays every time.
-    this.#conn.stream.destroy();
+    // end() would take, which a connection per request (mod_socache_dc) pays every time. A
+    // socket the pump accepted has no owner: it is closed already, or closes now.
+    if (this.#owner !== undefined) this.#owner.destroy();
+    else this.#socket.destroy();
   }
 
   #send(bytes: Buffer, length: number): void {

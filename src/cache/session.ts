@@ -52,14 +52,17 @@ export function serveCacheConnection(conn: Connection, engine: CacheSessionEngin
   return serveCacheSession(conn, engine, new StreamTransport(conn), options);
 }
 
+/** Who a session serves, for its log lines. */
+export type SessionPeer = Pick<Connection, 'id' | 'peer'>;
+
 /** Serves one connection whose bytes `transport` moves; never rejects. */
-export function serveCacheSession(conn: Connection, engine: CacheSessionEngine, transport: CacheTransport, options: CacheSessionOptions = {}): Promise<void> {
+export function serveCacheSession(conn: SessionPeer, engine: CacheSessionEngine, transport: CacheTransport, options: CacheSessionOptions = {}): Promise<void> {
   return new Promise<void>((resolve) => new CacheSession(conn, engine, transport, options.idleMs ?? 0, resolve).start());
 }
 
 /** One connection's state, and one method per step of serving it. */
 class CacheSession implements TransportSink {
-  readonly #conn: Connection;
+  readonly #conn: SessionPeer;
   readonly #transport: CacheTransport;
   readonly #engine: CacheSessionEngine;
   readonly #log: Logger;
@@ -81,7 +84,7 @@ class CacheSession implements TransportSink {
   /** Answers not written yet because one before them (or they) came later, in request order. */
   readonly #answers: AnswerQueue;
 
-  constructor(conn: Connection, engine: CacheSessionEngine, transport: CacheTransport, idleMs: number, resolve: () => void) {
+  constructor(conn: SessionPeer, engine: CacheSessionEngine, transport: CacheTransport, idleMs: number, resolve: () => void) {
     this.#conn = conn;
     this.#transport = transport;
     this.#engine = engine;

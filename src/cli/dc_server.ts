@@ -13,6 +13,7 @@ import { MAX_PROGRESS, ProgressReporter } from '../cache/progress';
 import { DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY, MIN_MAX_BYTES } from '../cache/stores/memory_store';
 import { SlabStore } from '../cache/stores/slab_store';
 import { createCacheEngine, defaultClock, type AnswerResult } from '../cache/engine';
+import { cachePumpEnabled } from '../cache/pumped_session';
 import type { Operation } from '../cache/wire/constants';
 import { SnapshotKeeper } from '../cache/snapshot/snapshot_keeper';
 import { EXIT, UsageError } from '../errors';
@@ -138,6 +139,8 @@ async function main(): Promise<number> {
     program: PROGRAM,
     log,
     handlers: { main: engine.serve },
+    // Connections accepted in the native socket pump, unless DISTKIT_CACHE_IO=stream.
+    ...(cachePumpEnabled() ? { pumped: engine.servePumped } : {}),
     ...runtime,
     maxConnections: 0,
     drainTimeoutMs: 2000,

@@ -33,4 +33,12 @@ declare module 'distkit-spawn' {
   export function pumpEnd(id: number): number;
   export function pumpPause(id: number, paused: boolean): void;
   export function pumpDestroy(id: number): void;
+  /** A new listening socket's fd, or -errno. */
+  export function pumpBindTcp(host: string, port: number, backlog: number): number;
+  export function pumpBindUnix(path: string, backlog: number): number;
+  /** The pump accepts from listening socket `fd` (taken over); its listener number, or -errno. */
+  export function pumpListen(fd: number): number;
+  export function pumpUnlisten(listener: number): void;
+  /** "127.0.0.1:80", "[::1]:80", or "" (not TCP). */
+  export function pumpSockName(fd: number): string;
 }

@@ -4,39 +4,7 @@ import net from 'node:net';
 import { PassThrough } from 'node:stream';
 import fs from 'node:fs';
 import { adoptSocket, pumpedSockets, QUEUED, WRITTEN, type PumpHandler, type PumpedSocket } from '../../src/activation/socket_pump';
-
-/** Events of one pumped socket, as strings, with the data gathered. */
-class Recorder implements PumpHandler {
-  readonly events: string[] = [];
-  data = Buffer.alloc(0);
-  #waiters: Array<() => void> = [];
-  onData(bytes: Buffer): void {
-    this.data = Buffer.concat([this.data, bytes]);
-    this.#note('data');
-  }
-  onEnd(): void {
-    this.#note('end');
-  }
-  onDrain(): void {
-    this.#note('drain');
-  }
-  onError(code: string): void {
-    this.#note(`error ${code}`);
-  }
-  onClosed(): void {
-    this.#note('closed');
-  }
-  onGone(): void {
-    this.#note('gone');
-  }
-  #note(event: string): void {
-    if (this.events.at(-1) !== event || event !== 'data') this.events.push(event);
-    for (const wake of this.#waiters.splice(0)) wake();
-  }
-  async until(check: () => boolean): Promise<void> {
-    while (!check()) await new Promise<void>((resolve) => this.#waiters.push(resolve));
-  }
-}
+import { Recorder } from './pump_recorder';
 
 /** A loopback pair: the accepted side adopted by the pump, the client side a plain net.Socket. */
 async function pumpedPair(t: { after(fn: () => void): void }): Promise<{ client: net.Socket; pumped: PumpedSocket; owner: net.Socket; recorder: Recorder }> {

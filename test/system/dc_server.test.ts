@@ -16,28 +16,37 @@ import { CacheClient } from '../../src/cache/client';
 const HAVE_NOTHING = encodeMessage({ isResponse: false, uid: 99, operation: Operation.HAVE }, Buffer.from('nothing'));
 const HAVE_MISS = encodeMessage({ isResponse: true, uid: 99, operation: Operation.HAVE }, Buffer.from([1]));
 
-for (const transport of ['tcp', 'ipv6', 'unix'] as const) {
-  test(`dc_server answers every golden vector byte for byte over ${transport}`, async (t) => {
-    const dir = tempDir(t, 'dc-server-');
-    for (const [i, vector] of loadGoldenVectors().entries()) {
-      const listen = { tcp: 'IP:127.0.0.1:0', ipv6: 'IP:[::1]:0', unix: `UNIX:${path.join(dir, `v${i}.sock`)}` }[transport];
-      const server = new Program('dc_server', ['-listen', listen, ...vector.serverArgs]);
-      try {
-        const [address] = await server.listening();
-        await replayVector(vector, dialOf(address!));
-        // A corrupt request (even a wrong protocol version, which aborts the C server) closes
-        // only that connection: the server still answers a new one.
-        const after = new RawClient(dialOf(address!));
-        await after.ready;
-        after.socket.write(HAVE_NOTHING);
-        assert.deepEqual(await after.take(HAVE_MISS.length), HAVE_MISS, `${vector.name}: server still serving`);
-        after.destroy();
-        assert.equal(server.running, true);
-      } finally {
-        await server.stop();
-      }
+/** Every golden vector against a fresh dc_server on `transport`, then a sound request after it. */
+async function replayGoldenVectors(t: { after(fn: () => void): void }, transport: 'tcp' | 'ipv6' | 'unix', env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const dir = tempDir(t, 'dc-server-');
+  for (const [i, vector] of loadGoldenVectors().entries()) {
+    const listen = { tcp: 'IP:127.0.0.1:0', ipv6: 'IP:[::1]:0', unix: `UNIX:${path.join(dir, `v${i}.sock`)}` }[transport];
+    const server = new Program('dc_server', ['-listen', listen, ...vector.serverArgs], env);
+    try {
+      const [address] = await server.listening();
+      await replayVector(vector, dialOf(address!));
+      // A corrupt request (even a wrong protocol version, which aborts the C server) closes
+      // only that connection: the server still answers a new one.
+      const after = new RawClient(dialOf(address!));
+      await after.ready;
+      after.socket.write(HAVE_NOTHING);
+      assert.deepEqual(await after.take(HAVE_MISS.length), HAVE_MISS, `${vector.name}: server still serving`);
+      after.destroy();
+      assert.equal(server.running, true);
+    } finally {
+      await server.stop();
     }
-  });
+  }
+}
+
+for (const transport of ['tcp', 'ipv6', 'unix'] as const) {
+  test(`dc_server answers every golden vector byte for byte over ${transport}`, (t) => replayGoldenVectors(t, transport));
+}
+
+// The way back from the native socket pump (its listeners and sessions): Node's own sockets.
+for (const transport of ['tcp', 'unix'] as const) {
+  test(`dc_server answers every golden vector byte for byte over ${transport} when DISTKIT_CACHE_IO=stream keeps it on Node's sockets`, (t) =>
+    replayGoldenVectors(t, transport, { ...process.env, DISTKIT_CACHE_IO: 'stream' }));
 }
 
 test('dc_server keeps serving other connections while one sends garbage', async (t) => {

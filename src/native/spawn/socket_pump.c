@@ -17,6 +17,8 @@
  *     queued by write() is sent (reading resumes); 5 = closed after end() (see end()).
  *   adopt(fd, noDelay) -> id      takes a dup of a connected socket's fd (the caller closes
  *     its own) and starts reading. noDelay sets TCP_NODELAY.
+ *   bindTcp, bindUnix, listen, unlisten, sockName: listening sockets the pump accepts from
+ *     itself (event 6 = accepted), in socket_accept.c.
  *   write(id, buffer, length) -> 1 all sent | 0 queued (the rest is kept here, reading stops
  *     until event 4) | -errno (the socket is closed, no event follows).
  *   end(id) -> 1 closed now (the peer had ended) | 0 later: once queued bytes are sent, FIN
@@ -56,65 +58,23 @@
 #include <uv.h>
 
 #include "socket_pump.h"
+#include "socket_pump_core.h"
 
-#define ARENA_BYTES (256 * 1024)
-/** One read takes at most this (a burst of one peer must not starve the others in one turn). */
-#define READ_MAX (64 * 1024)
-/** Below this much arena left, further readable sockets wait for the next turn (level-triggered). */
-#define READ_MIN (4 * 1024)
-#define MAX_EVENTS 4096
-/** Ready sockets taken from the epoll set per epoll_wait. */
-#define WAIT_BATCH 256
-/** The read that moves a socket from the set to a uv_poll_t of its own (it is not a one-shot). */
-#define OWN_POLL_AT_READ 2
-
-enum { EV_DATA = 1, EV_EOF = 2, EV_ERROR = 3, EV_DRAIN = 4, EV_CLOSED = 5 };
-
-typedef struct Conn {
-  int fd;
-  int id;
-  /** What the socket waits for (UV_READABLE, UV_WRITABLE); 0 = nothing (not in the set). */
-  int mask;
-  /** The socket's own poll handle once it read OWN_POLL_AT_READ times (freed by its close). */
-  uv_poll_t *own;
-  int reads;
-  unsigned char *pending;
-  size_t pending_len, pending_off, pending_cap;
-  int paused, peer_done, ending, shut, closing;
-} Conn;
-
-static struct {
-  napi_env env;
-  napi_ref callback, arena_ref, events_ref, resource;
-  napi_async_context context;
-  unsigned char *arena;
-  size_t arena_used;
-  int32_t *events;
-  int count;
-  uv_check_t check;
-  /** The epoll set of every socket that waits for something, polled by libuv as one fd. */
-  int epfd;
-  uv_poll_t epoll;
-  uv_loop_t *loop;
-  /** Sockets in the set: the loop stays alive while one waits (as its own uv_poll_t kept it). */
-  int waiting;
-  Conn **conns;
-  int capacity;
-  int *free_ids;
-  int free_count;
-  /** Closed this turn: freed, and their ids reusable, once the turn's callback has run. */
-  Conn **closed;
-  int closed_count, closed_cap;
-  int open;
-} pump;
+PumpState pump;
 
 
-static void push_event(int id, int kind, size_t offset, size_t length) {
+
+void push_event(int id, int kind, size_t offset, size_t length) {
   int32_t *e = pump.events + 4 * pump.count++;
   e[0] = id;
   e[1] = kind;
   e[2] = (int32_t)offset;
   e[3] = (int32_t)length;
+}
+
+void set_no_delay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 /* Frees the sockets closed since the last call: their ids are free from now on. */
@@ -142,13 +102,40 @@ static void set_mask(Conn *c, int mask) {
     return;
   }
   struct epoll_event ev = {.events = (mask & UV_READABLE ? EPOLLIN : 0) | (mask & UV_WRITABLE ? EPOLLOUT : 0), .data.u32 = (uint32_t)c->id};
-  /* A socket that waits for nothing leaves the set: EPOLLHUP and EPOLLERR would wake it anyway. */
-  int op = mask == 0 ? EPOLL_CTL_DEL : c->mask == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-  epoll_ctl(pump.epfd, op, c->fd, &ev);
+  /* A socket that waits for nothing leaves the set: EPOLLHUP and EPOLLERR would wake it anyway.
+   * A sole socket leaves at the end of the turn (drop_lazy): one that stops waiting because its
+   * peer ended is mostly closed by then, and its close takes it out for nothing; until then it
+   * is not reported (on_epoll skips sockets that wait for nothing). */
+  if (mask == 0 && c->sole) {
+    if (!c->lazy) {
+      c->lazy = 1;
+      pump.lazy[pump.lazy_count++] = c;
+    }
+  } else {
+    epoll_ctl(pump.epfd, mask == 0 ? EPOLL_CTL_DEL : c->in_set ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev);
+    c->in_set = mask != 0;
+  }
   pump.waiting += (mask != 0) - (c->mask != 0);
   c->mask = mask;
   if (pump.waiting == 0) uv_unref((uv_handle_t *)&pump.epoll);
   else uv_ref((uv_handle_t *)&pump.epoll);
+}
+
+/* Takes a socket out of the set now. */
+static void leave_set(Conn *c) {
+  if (!c->in_set) return;
+  epoll_ctl(pump.epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  c->in_set = 0;
+}
+
+/* The end of a turn: the sole sockets that still wait for nothing leave the set. */
+static void drop_lazy(void) {
+  for (int i = 0; i < pump.lazy_count; i++) {
+    Conn *c = pump.lazy[i];
+    c->lazy = 0;
+    if (!c->closing && c->mask == 0) leave_set(c);
+  }
+  pump.lazy_count = 0;
 }
 
 static void free_handle(uv_handle_t *handle) {
@@ -161,6 +148,7 @@ static void own_poll(Conn *c) {
   if (own == NULL) return;
   int mask = c->mask;
   set_mask(c, 0);
+  leave_set(c);
   if (uv_poll_init(pump.loop, own, c->fd) != 0) {
     free(own);
     set_mask(c, mask);
@@ -174,9 +162,11 @@ static void own_poll(Conn *c) {
 static void close_conn(Conn *c) {
   if (c->closing) return;
   /* Out of the set before close: the caller's own fd keeps the socket open, and an epoll
-   * registration lasts as long as the socket, not the fd. */
+   * registration lasts as long as the socket, not the fd. A socket accepted here has no other
+   * fd: close() takes it out of the set, and the DEL is only counted. */
   if (c->own != NULL) uv_close((uv_handle_t *)c->own, free_handle);
-  else set_mask(c, 0);
+  else if (!c->sole) set_mask(c, 0);
+  else if (c->mask != 0 && --pump.waiting == 0) uv_unref((uv_handle_t *)&pump.epoll);
   c->closing = 1;
   close(c->fd);
   c->fd = -1;
@@ -184,7 +174,7 @@ static void close_conn(Conn *c) {
 }
 
 /* Polls for what the connection waits for: sending queued bytes, else input (unless paused or ended). */
-static void update_poll(Conn *c) {
+void update_poll(Conn *c) {
   if (c->closing) return;
   set_mask(c, c->pending_len > c->pending_off ? UV_WRITABLE : (!c->paused && !c->peer_done ? UV_READABLE : 0));
 }
@@ -247,7 +237,7 @@ static int queue_bytes(Conn *c, const unsigned char *data, size_t length) {
   return 0;
 }
 
-static void read_some(Conn *c) {
+void read_some(Conn *c) {
   size_t space = ARENA_BYTES - pump.arena_used;
   if (space < READ_MIN || pump.count >= MAX_EVENTS - 1) return;
   if (space > READ_MAX) space = READ_MAX;
@@ -257,7 +247,10 @@ static void read_some(Conn *c) {
   if (n > 0) {
     push_event(c->id, EV_DATA, pump.arena_used, (size_t)n);
     pump.arena_used += (size_t)n;
-    if (++c->reads == OWN_POLL_AT_READ && c->own == NULL) own_poll(c);
+    if (++c->reads == OWN_POLL_AT_READ) {
+      if (c->no_delay_later) set_no_delay(c->fd);
+      if (c->own == NULL) own_poll(c);
+    }
   } else if (n == 0) {
     c->peer_done = 1;
     update_poll(c);
@@ -329,8 +322,13 @@ static void on_epoll(uv_poll_t *handle, int status, int events) {
     do n = epoll_wait(pump.epfd, ready, room < WAIT_BATCH ? room : WAIT_BATCH, 0);
     while (n < 0 && errno == EINTR);
     for (int i = 0; i < n; i++) {
-      Conn *c = pump.conns[ready[i].data.u32];
-      if (c != NULL && !c->closing) on_ready(c, ready[i].events);
+      uint32_t tag = ready[i].data.u32;
+      if (tag & LISTENER_TAG) {
+        accept_some((int)(tag & ~LISTENER_TAG));
+        continue;
+      }
+      Conn *c = pump.conns[tag];
+      if (c != NULL && !c->closing && c->mask != 0) on_ready(c, ready[i].events);
     }
     if (n < WAIT_BATCH) return;
   }
@@ -340,6 +338,7 @@ static void on_epoll(uv_poll_t *handle, int status, int events) {
 static void on_check(uv_check_t *handle) {
   (void)handle;
   if (pump.count == 0) {
+    drop_lazy();
     free_closed();
     return;
   }
@@ -359,6 +358,7 @@ static void on_check(uv_check_t *handle) {
     }
   }
   napi_close_handle_scope(env, scope);
+  drop_lazy();
   free_closed();
 }
 
@@ -369,10 +369,21 @@ static Conn *conn_arg(napi_env env, napi_value value) {
   return c == NULL || c->closing ? NULL : c;
 }
 
-static napi_value int_result(napi_env env, int value) {
+napi_value int_result(napi_env env, int value) {
   napi_value result;
   CHECK(napi_create_int32(env, value, &result));
   return result;
+}
+
+/* The int32 first argument of a call: 1, or 0 with an exception pending. */
+int int_arg(napi_env env, napi_callback_info info, int32_t *value) {
+  size_t argc = 1;
+  napi_value args[1];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int32(env, args[0], value) != napi_ok) {
+    napi_throw_type_error(env, NULL, "an integer argument is required");
+    return 0;
+  }
+  return 1;
 }
 
 static napi_value Open(napi_env env, napi_callback_info info) {
@@ -409,12 +420,52 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   uv_check_init(loop, &pump.check);
   uv_check_start(&pump.check, on_check);
   uv_unref((uv_handle_t *)&pump.check);
+  for (int i = 0; i < MAX_LISTENERS; i++) pump.listeners[i] = -1;
+  pump.reserve_fd = open("/", O_RDONLY | O_CLOEXEC);
   pump.env = env;
   pump.open = 1;
   CHECK(napi_create_array_with_length(env, 2, &pair));
   CHECK(napi_set_element(env, pair, 0, arena));
   CHECK(napi_set_element(env, pair, 1, events));
   return pair;
+}
+
+/* A connection of the pump on `fd` (taken: closed on failure); NULL with errno set on failure.
+ * It waits for nothing yet (update_poll starts it). */
+Conn *new_conn(int fd) {
+  if (pump.free_count == 0) {
+    int capacity = pump.capacity == 0 ? 64 : 2 * pump.capacity;
+    Conn **conns = realloc(pump.conns, capacity * sizeof *conns);
+    int *free_ids = conns == NULL ? NULL : realloc(pump.free_ids, capacity * sizeof *free_ids);
+    if (conns != NULL) pump.conns = conns;
+    if (free_ids == NULL) goto no_memory;
+    pump.free_ids = free_ids;
+    for (int i = capacity - 1; i >= pump.capacity; i--) {
+      pump.conns[i] = NULL;
+      pump.free_ids[pump.free_count++] = i;
+    }
+    pump.capacity = capacity;
+  }
+  /* Every socket may close within one turn: room for all of them in the closed list. */
+  if (pump.closed_cap < pump.capacity) {
+    Conn **closed = realloc(pump.closed, pump.capacity * sizeof *closed);
+    if (closed == NULL) goto no_memory;
+    pump.closed = closed;
+    Conn **lazy = realloc(pump.lazy, pump.capacity * sizeof *lazy);
+    if (lazy == NULL) goto no_memory;
+    pump.lazy = lazy;
+    pump.closed_cap = pump.capacity;
+  }
+  Conn *c = calloc(1, sizeof *c);
+  if (c == NULL) goto no_memory;
+  c->fd = fd;
+  c->id = pump.free_ids[--pump.free_count];
+  pump.conns[c->id] = c;
+  return c;
+no_memory:
+  close(fd);
+  errno = ENOMEM;
+  return NULL;
 }
 
 static napi_value Adopt(napi_env env, napi_callback_info info) {
@@ -431,44 +482,9 @@ static napi_value Adopt(napi_env env, napi_callback_info info) {
   }
   int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   if (own < 0) return throw_errno(env, errno, "dup", "socket");
-  if (no_delay) {
-    int one = 1;
-    setsockopt(own, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
-  if (pump.free_count == 0) {
-    int capacity = pump.capacity == 0 ? 64 : 2 * pump.capacity;
-    Conn **conns = realloc(pump.conns, capacity * sizeof *conns);
-    int *free_ids = conns == NULL ? NULL : realloc(pump.free_ids, capacity * sizeof *free_ids);
-    if (conns != NULL) pump.conns = conns;
-    if (free_ids == NULL) {
-      close(own);
-      return throw_errno(env, ENOMEM, "adopt", "socket");
-    }
-    pump.free_ids = free_ids;
-    for (int i = capacity - 1; i >= pump.capacity; i--) {
-      pump.conns[i] = NULL;
-      pump.free_ids[pump.free_count++] = i;
-    }
-    pump.capacity = capacity;
-  }
-  /* Every socket may close within one turn: room for all of them in the closed list. */
-  if (pump.closed_cap < pump.capacity) {
-    Conn **closed = realloc(pump.closed, pump.capacity * sizeof *closed);
-    if (closed == NULL) {
-      close(own);
-      return throw_errno(env, ENOMEM, "adopt", "socket");
-    }
-    pump.closed = closed;
-    pump.closed_cap = pump.capacity;
-  }
-  Conn *c = calloc(1, sizeof *c);
-  if (c == NULL) {
-    close(own);
-    return throw_errno(env, ENOMEM, "adopt", "socket");
-  }
-  c->fd = own;
-  c->id = pump.free_ids[--pump.free_count];
-  pump.conns[c->id] = c;
+  if (no_delay) set_no_delay(own);
+  Conn *c = new_conn(own);
+  if (c == NULL) return throw_errno(env, errno, "adopt", "socket");
   update_poll(c);
   return int_result(env, c->id);
 }
@@ -542,19 +558,21 @@ static napi_value Destroy(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-int register_socket_pump(napi_env env, napi_value exports) {
-  static const struct {
-    const char *name;
-    napi_callback fn;
-  } calls[] = {
-      {"pumpOpen", Open}, {"pumpAdopt", Adopt}, {"pumpWrite", Write},
-      {"pumpEnd", End},   {"pumpPause", Pause}, {"pumpDestroy", Destroy},
-  };
-  for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+int export_calls(napi_env env, napi_value exports, const PumpCall *calls, size_t count) {
+  for (size_t i = 0; i < count; i++) {
     napi_value fn;
     if (napi_create_function(env, calls[i].name, NAPI_AUTO_LENGTH, calls[i].fn, NULL, &fn) != napi_ok ||
         napi_set_named_property(env, exports, calls[i].name, fn) != napi_ok)
       return -1;
   }
   return 0;
+}
+
+int register_socket_pump(napi_env env, napi_value exports) {
+  static const PumpCall calls[] = {
+      {"pumpOpen", Open}, {"pumpAdopt", Adopt}, {"pumpWrite", Write},
+      {"pumpEnd", End},   {"pumpPause", Pause}, {"pumpDestroy", Destroy},
+  };
+  if (export_calls(env, exports, calls, sizeof calls / sizeof calls[0]) != 0) return -1;
+  return register_socket_accept(env, exports);
 }

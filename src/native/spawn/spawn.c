@@ -46,7 +46,7 @@
  *     silent one when `seconds` are over), not at the handshake, so a daemon whose clients speak
  *     first (distccd) wakes once per job. 0 turns it off. Errors throw as spawn's do.
  *
- *   The socket calls (pumpOpen, pumpAdopt, ...) are in socket_pump.c, for dc_server's connections.
+ *   The socket calls (pumpOpen, pumpAdopt, ...) are in socket_pump.c and socket_accept.c, for dc_server's connections.
  *
  *   inspectSocket(fd) -> { family, type, listening } asks the socket itself what it is, as
  *     systemd's sd_is_socket does (getsockopt SO_DOMAIN, SO_TYPE, SO_ACCEPTCONN): family
@@ -55,7 +55,8 @@
  *     namespace, which /proc/net does not list. Errors (ENOTSOCK, EBADF) throw as spawn's do.
  *
  *   pumpOpen, pumpAdopt, pumpWrite, pumpEnd, pumpPause, pumpDestroy: dc_server's connections
- *     served from C, documented in socket_pump.c.
+ *     served from C, documented in socket_pump.c; pumpBindTcp, pumpBindUnix, pumpListen,
+ *     pumpUnlisten, pumpSockName: its listening sockets, accepted from in C (socket_accept.c).
  */
 
 #include <errno.h>
