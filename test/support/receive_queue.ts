@@ -16,3 +16,12 @@ export function receiveQueue(address: { readonly path: string } | { readonly por
   if ('path' in address) return ss(['-x']).filter((c) => c[3] === address.path).reduce((sum, c) => sum + Number(c[1]), 0);
   return ss(['-t']).filter((c) => c[2] === `127.0.0.1:${address.port}`).reduce((sum, c) => sum + Number(c[0]), 0);
 }
+
+/**
+ * How many connections a server has accepted on this unix path: one the kernel holds in the
+ * listen backlog, not yet accepted, is not listed (nor are its bytes), so a test that freezes the
+ * server waits for this first.
+ */
+export function acceptedOn(address: { readonly path: string }): number {
+  return ss(['-x']).filter((c) => c[3] === address.path).length;
+}

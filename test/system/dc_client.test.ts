@@ -7,7 +7,7 @@ import { Program, RawClient, runToExit, dialOf, libnalOf } from './cache_harness
 import { tempDir } from '../support/temp_dir';
 import { encodeMessage } from '../../src/cache/wire/frame';
 import { Operation } from '../../src/cache/wire/constants';
-import { receiveQueue } from '../support/receive_queue';
+import { acceptedOn, receiveQueue } from '../support/receive_queue';
 import { waitUntil } from '../support/wait_until';
 
 function request(uid: number, operation: number, payload: Buffer): Buffer {
@@ -139,6 +139,9 @@ test('dc_client survives an application that leaves with a request outstanding',
   const { serverPath, proxyPath, holder, proxy } = await startPair(t);
   const leaver = new RawClient({ path: proxyPath });
   await leaver.ready;
+  // dc_client's "upstream connected" means connected, not accepted: frozen before its accept, the
+  // server's socket would not be listed, nor the ADD queued on it.
+  await waitUntil(() => (acceptedOn({ path: serverPath }) > 0 ? true : undefined), 10_000, () => 'the server never accepted dc_client');
   process.kill(holder.server.pid, 'SIGSTOP');
   const add = request(1, Operation.ADD, addPayload(Buffer.from('gone'), Buffer.from('x')));
   leaver.socket.write(add);
