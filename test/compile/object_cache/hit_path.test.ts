@@ -1,0 +1,94 @@
+// What makes a hit cheap must not change what a hit answers: the pump bodies' digest memo gives
+// exactly what hashing gives (so a key is the same with the memo or without, whatever it holds),
+// and stays within its bound; the key reads a pump body as sent (compressed) apart from the same
+// bytes uncompressed; a job that reads the server's clock is asked so only when no entry is
+// found, is never stored, and says `cache:off`.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import fc from 'fast-check';
+import { BodyDigests, sha256Of } from '../../../src/compile/object_cache/body_digests';
+import { cacheKey, type KeyInput } from '../../../src/compile/object_cache/cache_key';
+import { DiskStore } from '../../../src/compile/object_cache/disk_store';
+import { isIntactEntry, type CacheEntry } from '../../../src/compile/object_cache/entry_codec';
+import { ObjectCache, readsServerClock, type CacheState, type JobKeyInput } from '../../../src/compile/object_cache/object_cache';
+import { createLogger } from '../../../src/log/index';
+import { tempDir } from '../../support/temp_dir';
+
+const log = createLogger('t', { level: 'emerg' });
+const ENV = { PATH: '/usr/bin:/bin' };
+
+const name = fc.constantFrom('/usr/include/stdio.h', '/usr/include/math.h', '/p/a.h', '/p/b.h');
+const body = fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a));
+
+test('BodyDigests gives the SHA-256 of the body when the name was seen with the same, other or no bytes', () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(name, body), { maxLength: 40 }), fc.integer({ min: 0, max: 200 }), (calls, maxBytes) => {
+      const digests = new BodyDigests({ maxBytes });
+      for (const [n, b] of calls) {
+        assert.deepEqual(digests.digestOf(n, b), sha256Of(b));
+        assert.ok(digests.bytes <= maxBytes, `${digests.bytes} bytes remembered over ${maxBytes}`);
+      }
+    }),
+  );
+});
+
+test('BodyDigests does not take a body changed in place for the one it remembered when the caller reuses its buffer', () => {
+  const digests = new BodyDigests();
+  const shared = Buffer.from('#define ANSWER 42\n');
+  const first = digests.digestOf('/p/a.h', shared);
+  shared.write('3', 16);
+  assert.notDeepEqual(digests.digestOf('/p/a.h', shared), first);
+  assert.deepEqual(digests.digestOf('/p/a.h', shared), sha256Of(Buffer.from('#define ANSWER 43\n')));
+});
+
+const TREE_BASE: KeyInput = { compiler: 'c'.repeat(64), protocol: 3, argv: ['gcc', '-c', 't.c'], cwd: '/p', tmpDir: '/tmp', env: { PATH: '/usr/bin' } };
+
+test('cacheKey of a pump tree is the same with a digest memo as without when the memo has seen other bodies under the same names', () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(name, body), { minLength: 1, maxLength: 8 }), fc.array(fc.tuple(name, body), { maxLength: 8 }), (tree, before) => {
+      const files = tree.map(([n, b]) => ({ kind: 'file' as const, name: n, body: b, lzo: true }));
+      const digests = new BodyDigests({ maxBytes: 256 });
+      for (const [n, b] of before) digests.digestOf(n, b);
+      const key = cacheKey({ ...TREE_BASE, files });
+      assert.equal(cacheKey({ ...TREE_BASE, files }, digests), key);
+      assert.equal(cacheKey({ ...TREE_BASE, files }, digests), key, 'and again, from the memo');
+    }),
+  );
+});
+
+test('cacheKey tells a pump body as sent from the same bytes uncompressed and from another body when the tree is otherwise the same', () => {
+  const file = (b: string, lzo?: boolean) => ({ kind: 'file' as const, name: '/p/t.c', body: Buffer.from(b), lzo });
+  const keys = [cacheKey({ ...TREE_BASE, files: [file('int x;')] }), cacheKey({ ...TREE_BASE, files: [file('int x;', true)] }), cacheKey({ ...TREE_BASE, files: [file('int y;', true)] })];
+  assert.equal(new Set(keys).size, 3);
+});
+
+test('readsServerClock finds __DATE__, __TIME__ and __TIMESTAMP__ in a file and not in a link or other text', () => {
+  for (const macro of ['__DATE__', '__TIME__', '__TIMESTAMP__']) assert.ok(readsServerClock([{ kind: 'link' }, { kind: 'file', body: Buffer.from(`puts(${macro});`) }]), macro);
+  assert.ok(!readsServerClock([{ kind: 'file', body: Buffer.from('int __DATE;') }, { kind: 'link' }]));
+});
+
+test('ObjectCache asks a job whether it reads the clock only when it finds no entry, and never stores one that does', async (t) => {
+  const root = tempDir(t, 'distkit-objcache-clock-');
+  const cache = new ObjectCache([await DiskStore.open({ dir: path.join(root, 'disk'), maxBytes: 1 << 20, validate: isIntactEntry }, log)], { log, maxEntryBytes: 1 << 20 });
+  let asked = 0;
+  let compiles = 0;
+  const entry: CacheEntry = { object: Buffer.from('object'), stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) };
+  const job = async (source: string, clock: boolean): Promise<CacheState | undefined> => {
+    let state: CacheState | undefined;
+    const input: JobKeyInput = { program: 'gcc', protocol: 3, argv: ['gcc', '-c', 't.c'], cwd: '/p', files: [{ kind: 'file', name: '/p/t.c', body: Buffer.from(source), lzo: true }], readsClock: () => (asked++, clock) };
+    await cache.produce(input, async () => (compiles++, entry), { env: ENV, tmpDir: '/tmp', onState: (s) => (state = s), entryOf: (e) => e, answer: (e) => e });
+    await cache.close();
+    return state;
+  };
+  assert.equal(await job('plain', false), 'miss');
+  assert.equal(asked, 1);
+  assert.equal(await job('plain', false), 'hit');
+  assert.equal(asked, 1, 'a hit does not ask');
+  assert.equal(await job('clock', true), 'off');
+  assert.equal(await job('clock', true), 'off', 'never stored');
+  assert.equal(compiles, 3);
+  assert.equal(cache.stats.stores, 1);
+  assert.equal(cache.stats.misses, 1, 'a job that reads the clock is not a miss');
+});
