@@ -93,6 +93,19 @@ const GATHER_MAX = 1024;
 /** Where KeyHash gathers short fields; cacheKey is synchronous, so one buffer serves every call. */
 let scratch = Buffer.allocUnsafeSlow(4096);
 
+/** `name \0` of each field name seen (the names are the few of cacheKey and `env NAME`), as bytes. */
+const heads = new Map<string, Buffer>();
+const HEADS_KEPT = 512;
+
+function headOf(name: string): Buffer {
+  let head = heads.get(name);
+  if (head === undefined) {
+    head = Buffer.from(`${name}\0`, 'utf8');
+    if (heads.size < HEADS_KEPT) heads.set(name, head);
+  }
+  return head;
+}
+
 /**
  * Frames fields into one SHA-256 stream as `name \0 length(f64 BE) bytes`. A key has a dozen or
  * more short fields (argv, env): hashed one update each, they cost several times the hashing of a
@@ -104,20 +117,28 @@ class KeyHash {
   #at = 0;
 
   field(name: string, value: string | Uint8Array): void {
-    const length = typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.byteLength;
-    const large = length >= GATHER_MAX;
-    this.#room(Buffer.byteLength(name, 'utf8') + 9 + (large ? 0 : length));
-    this.#at += scratch.write(name, this.#at, 'utf8');
-    scratch[this.#at++] = 0;
-    this.#at = scratch.writeDoubleBE(length, this.#at);
+    const head = headOf(name);
+    if (typeof value === 'string') {
+      // Written first, its length after: a UTF-8 string takes at most 3 bytes per UTF-16 unit.
+      if (3 * value.length >= GATHER_MAX) return this.field(name, Buffer.from(value, 'utf8'));
+      this.#room(head.length + 8 + 3 * value.length);
+      scratch.set(head, this.#at);
+      const lengthAt = this.#at + head.length;
+      const written = scratch.write(value, lengthAt + 8, 'utf8');
+      scratch.writeDoubleBE(written, lengthAt);
+      this.#at = lengthAt + 8 + written;
+      return;
+    }
+    const large = value.byteLength >= GATHER_MAX;
+    this.#room(head.length + 8 + (large ? 0 : value.byteLength));
+    scratch.set(head, this.#at);
+    this.#at = scratch.writeDoubleBE(value.byteLength, this.#at + head.length);
     if (large) {
       this.#flush();
       this.#hash.update(value);
-    } else if (typeof value === 'string') {
-      this.#at += scratch.write(value, this.#at, 'utf8');
     } else {
       scratch.set(value, this.#at);
-      this.#at += length;
+      this.#at += value.byteLength;
     }
   }
 

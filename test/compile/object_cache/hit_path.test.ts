@@ -64,6 +64,19 @@ test('cacheKey tells a pump body as sent from the same bytes uncompressed and fr
   assert.equal(new Set(keys).size, 3);
 });
 
+test('cacheKey gives two argument vectors one key only when they are the same when arguments are long, empty or not ASCII', () => {
+  const arg = fc.oneof(fc.string({ maxLength: 4 }), fc.string({ unit: 'grapheme', maxLength: 40 }), fc.string({ minLength: 300, maxLength: 1400 }), fc.constantFrom('', '\0', 'é', '-O2'));
+  const argv = fc.array(arg, { minLength: 1, maxLength: 6 });
+  fc.assert(
+    fc.property(argv, argv, (a, b) => {
+      const key = (v: string[]) => cacheKey({ ...TREE_BASE, protocol: 2, argv: v, source: Buffer.from('int x;') });
+      assert.equal(key(a) === key(b), JSON.stringify(a) === JSON.stringify(b));
+      assert.equal(key([...a]), key(a));
+    }),
+    { numRuns: 300 },
+  );
+});
+
 test('readsServerClock finds __DATE__, __TIME__ and __TIMESTAMP__ in a file and not in a link or other text', () => {
   for (const macro of ['__DATE__', '__TIME__', '__TIMESTAMP__']) assert.ok(readsServerClock([{ kind: 'link' }, { kind: 'file', body: Buffer.from(`puts(${macro});`) }]), macro);
   assert.ok(!readsServerClock([{ kind: 'file', body: Buffer.from('int __DATE;') }, { kind: 'link' }]));
