@@ -39,7 +39,7 @@ import { realPump, runPump } from '../../test/support/real_pump';
 import { stopServer, stopServersOnSignal, waitForPort } from './bench_servers';
 import { CpuGroups } from './cpu_groups';
 import { measureHits, processCpuMs, protocol2Request, protocol3Request, rawJob, spread, timeCacheStep, timeMissOverhead, type Spread } from './objcache_hit_cost';
-import { readsServerClock, type JobKeyInput } from '../../src/compile/object_cache/object_cache';
+import type { JobKeyInput } from '../../src/compile/object_cache/object_cache';
 import { compressLzo } from '../../src/compile/wire/lzo';
 
 const exec = promisify(execFile);
@@ -216,11 +216,19 @@ async function missOverheads(work: string, src: string): Promise<Record<2 | 3, n
   const tmpDir = path.join(work, 'tmp');
   const packed = compressLzo(doti);
   const argv = (i: number): string[] => ['gcc', '-O2', `-DBENCH_JOB=${i}`, '-c', 'distccd-input.i', '-o', 'distccd-output.o'];
-  const tree = (await pumpFilesOf(src, file)).map((f) => ({ kind: 'file' as const, ...f }));
-  const sent = tree.map((f) => ({ ...f, body: compressLzo(f.body), lzo: true }));
-  const p2 = (i: number): JobKeyInput => ({ program: 'gcc', protocol: 2, argv: argv(i), cwd: tmpDir, sourceLzo: packed });
-  const p3 = (i: number): JobKeyInput => ({ program: 'gcc', protocol: 3, argv: argv(i), cwd: src, files: sent, readsClock: () => readsServerClock(tree) });
+  // Each job its own source (as in a build: f0.c with a line of its own), the same headers.
+  const [source, ...headers] = (await pumpFilesOf(src, file)).map((f) => ({ kind: 'file' as const, ...f }));
+  const sentHeaders = headers.map((f) => ({ ...f, body: compressLzo(f.body), lzo: true }));
   const jobs = 200;
+  const trees = Array.from({ length: jobs + 1 }, (_, i) => {
+    const own = { ...source!, body: Buffer.concat([source!.body, Buffer.from(`/* job ${i} */\n`)]) };
+    return { sent: [{ ...own, body: compressLzo(own.body), lzo: true }, ...sentHeaders], content: [own, ...headers].map((f) => f.body) };
+  });
+  const p2 = (i: number): JobKeyInput => ({ program: 'gcc', protocol: 2, argv: argv(i), cwd: tmpDir, sourceLzo: packed });
+  const p3 = (i: number): JobKeyInput => {
+    const tree = trees[i + 1]!;
+    return { program: 'gcc', protocol: 3, argv: argv(i), cwd: src, files: tree.sent, contentOf: (index) => tree.content[index]! };
+  };
   return { 2: await timeMissOverhead(work, object, jobs, p2), 3: await timeMissOverhead(work, object, jobs, p3) };
 }
 

@@ -24,7 +24,6 @@ import { PumpTree } from './pump/tree';
 import { treeBinds } from './sandbox/tree_mounts';
 import { TempFiles } from './temp_files';
 import { decompressLzo } from './wire/lzo';
-import { readsServerClock } from './object_cache/object_cache';
 import type { CompileRequest } from './wire/request';
 
 /**
@@ -130,14 +129,11 @@ export async function runPumpJob(request: CompileRequest, settings: JobSettings,
   if (options.cache === undefined) return await compile();
   // The client's output name stays in the key: without -MT it is the target of the .d file.
   const fixed = rerootArgs(scan, { root: FIXED_NAMES.root, output: `/${FIXED_NAMES.output}/${scan.output}`, deps: `/${FIXED_NAMES.output}.deps` }).argv;
-  // The key reads the bodies as sent (see cache_key); a body too corrupt to inflate cannot read the clock, and its compile refuses it.
+  // The key reads the bodies as sent (see cache_key); the content is inflated only for a miss's clock check and compile.
   const files = sent.map((entry) => (entry.kind === 'file' ? { kind: 'file' as const, name: entry.name, body: entry.body, lzo: true } : entry));
-  const readsClock = (): boolean => {
-    try {
-      return readsServerClock(treeOf());
-    } catch {
-      return false;
-    }
+  const contentOf = (index: number): Uint8Array => {
+    const entry = treeOf()[index]!;
+    return entry.kind === 'file' ? entry.body : Buffer.alloc(0);
   };
-  return await options.cache.produce({ program: fixed[0]!, protocol: 3, sandboxed: settings.sandbox !== undefined, argv: fixed, cwd: clientCwd, files, readsClock }, compile, { compiler: fixed[0]!, input: scan.input });
+  return await options.cache.produce({ program: fixed[0]!, protocol: 3, sandboxed: settings.sandbox !== undefined, argv: fixed, cwd: clientCwd, files, contentOf }, compile, { compiler: fixed[0]!, input: scan.input });
 }

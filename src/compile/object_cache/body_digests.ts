@@ -3,7 +3,8 @@
 // hundred KB of them: hashing them per job was most of what a protocol-3 hit cost. A body is
 // compared byte for byte with the one remembered under its name (a memcmp, many times faster than
 // SHA-256) before the digest is reused, so the digest is exactly what hashing would give: the
-// memo only saves work, it never decides a key.
+// memo only saves work, it never decides a key. Whether the file names a clock macro (which
+// makes a pump job uncacheable) is remembered with it the same way.
 //
 // Bounded: the remembered bodies are copies (a body of a request is a view that may pin a larger
 // buffer), at most BODY_MEMO_BYTES of them; past that the oldest names are forgotten first.
@@ -23,6 +24,8 @@ export function sha256Of(body: Uint8Array): Buffer {
 interface Remembered {
   readonly body: Buffer;
   readonly digest: Buffer;
+  /** Whether the file's content names a clock macro, once asked (see ObjectCache). */
+  clock?: boolean;
 }
 
 export class BodyDigests {
@@ -41,21 +44,31 @@ export class BodyDigests {
 
   /** SHA-256 of `body`, the file `name` of a job's tree: the remembered one when `body` is the same bytes. */
   digestOf(name: string, body: Uint8Array): Buffer {
+    return this.#remember(name, body).digest;
+  }
+
+  /** `search()`, the answer remembered for the file `name` with `body` (the same bytes, so the same content), asked once. */
+  mentionsClock(name: string, body: Uint8Array, search: () => boolean): boolean {
+    const known = this.#remember(name, body);
+    return (known.clock ??= search());
+  }
+
+  #remember(name: string, body: Uint8Array): Remembered {
     const known = this.#byName.get(name);
-    if (known !== undefined && known.body.equals(body)) return known.digest;
+    if (known !== undefined && known.body.equals(body)) return known;
     const digest = sha256Of(body);
     if (known !== undefined) this.#forget(name, known);
-    if (body.byteLength <= BODY_MEMO_MAX && body.byteLength <= this.#maxBytes) {
-      while (this.#bytes + body.byteLength > this.#maxBytes) {
-        const [oldest, entry] = this.#byName.entries().next().value as [string, Remembered];
-        this.#forget(oldest, entry);
-      }
-      const copy = Buffer.allocUnsafeSlow(body.byteLength); // not from the shared pool, which a small copy would pin
-      copy.set(body);
-      this.#byName.set(name, { body: copy, digest });
-      this.#bytes += body.byteLength;
+    if (body.byteLength > BODY_MEMO_MAX || body.byteLength > this.#maxBytes) return { body: Buffer.alloc(0), digest };
+    while (this.#bytes + body.byteLength > this.#maxBytes) {
+      const [oldest, entry] = this.#byName.entries().next().value as [string, Remembered];
+      this.#forget(oldest, entry);
     }
-    return digest;
+    const copy = Buffer.allocUnsafeSlow(body.byteLength); // not from the shared pool, which a small copy would pin
+    copy.set(body);
+    const made: Remembered = { body: copy, digest };
+    this.#byName.set(name, made);
+    this.#bytes += body.byteLength;
+    return made;
   }
 
   #forget(name: string, entry: Remembered): void {

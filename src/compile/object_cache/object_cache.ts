@@ -27,9 +27,10 @@ export type CacheState = 'hit' | 'miss' | 'off' | 'error';
 /** Macros whose value is the server's clock: a pump job that uses one cannot be answered from a cache. */
 const CLOCK_MACROS = ['__DATE__', '__TIME__', '__TIMESTAMP__'].map((m) => Buffer.from(m));
 
-/** Whether a file of a pump tree (its content) names one of the server's clock macros. */
-export function readsServerClock(files: readonly ({ readonly kind: 'file'; readonly body: Uint8Array } | { readonly kind: 'link' })[]): boolean {
-  return files.some((f) => f.kind === 'file' && CLOCK_MACROS.some((m) => Buffer.from(f.body.buffer, f.body.byteOffset, f.body.byteLength).includes(m)));
+/** Whether the content of a file names one of the server's clock macros. */
+export function mentionsClock(content: Uint8Array): boolean {
+  const bytes = Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+  return CLOCK_MACROS.some((m) => bytes.includes(m));
 }
 
 export interface ObjectCacheStats {
@@ -51,13 +52,13 @@ export interface JobKeyInput extends Omit<KeyInput, 'compiler' | 'env' | 'tmpDir
   /** argv[0] as the compiler is run. */
   readonly program: string;
   /**
-   * Whether the job reads the server's clock (a pump tree naming __DATE__: see readsServerClock),
-   * which makes it uncacheable. Asked only when no entry is found: a key over the tree as sent
-   * need not inflate it for a hit, and a key that has an entry was stored by a job that did not
-   * read the clock (it has the same tree). Undefined: the job does not (protocols 1/2: the
-   * client expanded the macros).
+   * Protocol 3: the content of file `index` of `files` (its body as sent, inflated), for the check
+   * that makes a job reading the server's clock uncacheable (see mentionsClock); throws when the
+   * body cannot be inflated. Asked only when no entry is found: a key that has an entry was
+   * stored by a job with the same tree, which did not read the clock. Undefined: the job does
+   * not read it (protocols 1/2: the client expanded the macros).
    */
-  readonly readsClock?: () => boolean;
+  readonly contentOf?: (index: number) => Uint8Array;
 }
 
 /** What the cache needs of the job around it; T is the job's outcome. */
@@ -124,7 +125,7 @@ export class ObjectCache {
     try {
       key = await this.keyOf(input, context);
     } catch (error) {
-      if (input.readsClock?.() === true) return this.#uncacheable(compile, context);
+      if (this.#readsClock(input)) return this.#uncacheable(compile, context);
       this.#errors++;
       this.#log.warning('object cache key failed: compiling uncached', { reason: (error as Error).message });
       context.onState('error');
@@ -135,7 +136,7 @@ export class ObjectCache {
       const entry = await leader;
       if (entry !== undefined) return this.#hit(entry, context);
       // The leader did not store (its compile failed, or it was not cacheable): compile ourselves.
-      if (input.readsClock?.() === true) return this.#uncacheable(compile, context);
+      if (this.#readsClock(input)) return this.#uncacheable(compile, context);
       this.#misses++;
       context.onState('miss');
       return compile();
@@ -147,7 +148,7 @@ export class ObjectCache {
     try {
       const found = await this.#lookUp(key);
       if (found !== undefined && found !== TIER_FAILED) return this.#hit((entry = found), context);
-      if (input.readsClock?.() === true) return await this.#uncacheable(compile, context);
+      if (this.#readsClock(input)) return await this.#uncacheable(compile, context);
       // A tier that could not answer (counted and logged by the tier) may hold the entry: not a miss.
       if (found === TIER_FAILED) context.onState('error');
       else {
@@ -165,6 +166,22 @@ export class ObjectCache {
       const done = (): void => void this.#inFlight.delete(key);
       if (stored === undefined) done();
       else void stored.then(done);
+    }
+  }
+
+  /**
+   * Whether a file of the job's tree names a clock macro. What each file (name and bytes as sent)
+   * held is remembered with its digest: the job's headers were searched when an earlier job of
+   * the build missed, and only its own source is searched (some hundred KB less per miss). A tree
+   * that cannot be inflated reads nothing: its compile refuses it.
+   */
+  #readsClock(input: JobKeyInput): boolean {
+    const { files, contentOf } = input;
+    if (files === undefined || contentOf === undefined) return false;
+    try {
+      return files.some((f, i) => f.kind === 'file' && (f.lzo === true ? this.#bodies.mentionsClock(f.name, f.body, () => mentionsClock(contentOf(i))) : mentionsClock(contentOf(i))));
+    } catch {
+      return false;
     }
   }
 

@@ -1,8 +1,8 @@
 // What makes a hit cheap must not change what a hit answers: the pump bodies' digest memo gives
 // exactly what hashing gives (so a key is the same with the memo or without, whatever it holds),
 // and stays within its bound; the key reads a pump body as sent (compressed) apart from the same
-// bytes uncompressed; a job that reads the server's clock is asked so only when no entry is
-// found, is never stored, and says `cache:off`.
+// bytes uncompressed; a pump tree is searched for the server's clock only when no entry is found,
+// each file's content once, and a job that reads it is never stored and says `cache:off`.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +12,7 @@ import { BodyDigests, sha256Of } from '../../../src/compile/object_cache/body_di
 import { cacheKey, type KeyInput } from '../../../src/compile/object_cache/cache_key';
 import { DiskStore } from '../../../src/compile/object_cache/disk_store';
 import { isIntactEntry, type CacheEntry } from '../../../src/compile/object_cache/entry_codec';
-import { ObjectCache, readsServerClock, type CacheState, type JobKeyInput } from '../../../src/compile/object_cache/object_cache';
+import { mentionsClock, ObjectCache, type CacheState, type JobKeyInput } from '../../../src/compile/object_cache/object_cache';
 import { createLogger } from '../../../src/log/index';
 import { tempDir } from '../../support/temp_dir';
 
@@ -77,31 +77,36 @@ test('cacheKey gives two argument vectors one key only when they are the same wh
   );
 });
 
-test('readsServerClock finds __DATE__, __TIME__ and __TIMESTAMP__ in a file and not in a link or other text', () => {
-  for (const macro of ['__DATE__', '__TIME__', '__TIMESTAMP__']) assert.ok(readsServerClock([{ kind: 'link' }, { kind: 'file', body: Buffer.from(`puts(${macro});`) }]), macro);
-  assert.ok(!readsServerClock([{ kind: 'file', body: Buffer.from('int __DATE;') }, { kind: 'link' }]));
+test('mentionsClock finds __DATE__, __TIME__ and __TIMESTAMP__ in a content and not other words', () => {
+  for (const macro of ['__DATE__', '__TIME__', '__TIMESTAMP__']) assert.ok(mentionsClock(Buffer.from(`puts(${macro});`)), macro);
+  assert.ok(!mentionsClock(Buffer.from('int __DATE; int __TIME_;')));
 });
 
-test('ObjectCache asks a job whether it reads the clock only when it finds no entry, and never stores one that does', async (t) => {
+test('ObjectCache searches a pump tree for the clock only when it finds no entry, a file once per content, and never stores a job that reads it', async (t) => {
   const root = tempDir(t, 'distkit-objcache-clock-');
   const cache = new ObjectCache([await DiskStore.open({ dir: path.join(root, 'disk'), maxBytes: 1 << 20, validate: isIntactEntry }, log)], { log, maxEntryBytes: 1 << 20 });
-  let asked = 0;
+  const searched: string[] = [];
   let compiles = 0;
   const entry: CacheEntry = { object: Buffer.from('object'), stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) };
-  const job = async (source: string, clock: boolean): Promise<CacheState | undefined> => {
+  // The bodies as sent stand for themselves here: contentOf gives the same bytes, as inflated.
+  const job = async (source: string, header = '#define H 1\n'): Promise<CacheState | undefined> => {
     let state: CacheState | undefined;
-    const input: JobKeyInput = { program: 'gcc', protocol: 3, argv: ['gcc', '-c', 't.c'], cwd: '/p', files: [{ kind: 'file', name: '/p/t.c', body: Buffer.from(source), lzo: true }], readsClock: () => (asked++, clock) };
+    const files = [{ kind: 'file' as const, name: '/p/t.c', body: Buffer.from(source), lzo: true }, { kind: 'file' as const, name: '/p/h.h', body: Buffer.from(header), lzo: true }];
+    const input: JobKeyInput = { program: 'gcc', protocol: 3, argv: ['gcc', '-c', 't.c'], cwd: '/p', files, contentOf: (i) => (searched.push(files[i]!.name), files[i]!.body) };
     await cache.produce(input, async () => (compiles++, entry), { env: ENV, tmpDir: '/tmp', onState: (s) => (state = s), entryOf: (e) => e, answer: (e) => e });
     await cache.close();
     return state;
   };
-  assert.equal(await job('plain', false), 'miss');
-  assert.equal(asked, 1);
-  assert.equal(await job('plain', false), 'hit');
-  assert.equal(asked, 1, 'a hit does not ask');
-  assert.equal(await job('clock', true), 'off');
-  assert.equal(await job('clock', true), 'off', 'never stored');
-  assert.equal(compiles, 3);
-  assert.equal(cache.stats.stores, 1);
-  assert.equal(cache.stats.misses, 1, 'a job that reads the clock is not a miss');
+  assert.equal(await job('int a;'), 'miss');
+  assert.deepEqual(searched, ['/p/t.c', '/p/h.h']);
+  assert.equal(await job('int a;'), 'hit');
+  assert.equal(searched.length, 2, 'a hit does not search');
+  assert.equal(await job('int b;'), 'miss');
+  assert.deepEqual(searched.slice(2), ['/p/t.c'], 'the header, the same bytes as before, is not searched again');
+  assert.equal(await job('int c;', '#define H __TIME__\n'), 'off', 'a header that changed is searched again');
+  assert.equal(await job('char *t = __DATE__;'), 'off');
+  assert.equal(await job('char *t = __DATE__;'), 'off', 'never stored');
+  assert.equal(compiles, 5);
+  assert.equal(cache.stats.stores, 2);
+  assert.equal(cache.stats.misses, 2, 'a job that reads the clock is not a miss');
 });
