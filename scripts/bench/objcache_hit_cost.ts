@@ -149,27 +149,31 @@ export async function rawJob(port: number, request: Buffer): Promise<number> {
 }
 
 export interface HitRounds {
-  /** By protocol: the daemon's CPU ms per hit, one figure per round. */
-  readonly cpuPerHit: Record<2 | 3, number[]>;
+  /** By meter, then protocol: the daemon's CPU ms per hit, one figure per round. */
+  readonly cpuPerHit: Record<string, Record<2 | 3, number[]>>;
   /** By protocol: every measured hit's round trip, ms. */
   readonly roundTrips: Record<2 | 3, number[]>;
 }
 
 /**
- * The daemon's CPU per hit (`cpuMs()`: what it has used so far), `rounds` rounds of `hits` hits
- * of each request, protocols interleaved and their order alternating by round, after `warmup`
- * unmeasured hits of each (see the top of this file). Every request must already have its entry.
+ * The daemon's CPU per hit by each of `meters` (each gives the CPU ms used so far), `rounds`
+ * rounds of `hits` hits of each request, protocols interleaved and their order alternating by
+ * round, after `warmup` unmeasured hits of each (see the top of this file). Every request must
+ * already have its entry.
  */
-export async function measureHits(port: number, requests: Record<2 | 3, Buffer>, options: { readonly warmup: number; readonly hits: number; readonly rounds: number; readonly cpuMs: () => Promise<number> }): Promise<HitRounds> {
+export async function measureHits(port: number, requests: Record<2 | 3, Buffer>, options: { readonly warmup: number; readonly hits: number; readonly rounds: number; readonly meters: Record<string, () => Promise<number>> }): Promise<HitRounds> {
   const protocols = [2, 3] as const;
   for (let i = 0; i < options.warmup; i++) for (const p of protocols) await rawJob(port, requests[p]);
-  const cpuPerHit: Record<2 | 3, number[]> = { 2: [], 3: [] };
+  const meters = Object.entries(options.meters);
+  const cpuPerHit: Record<string, Record<2 | 3, number[]>> = Object.fromEntries(meters.map(([name]) => [name, { 2: [], 3: [] }]));
   const roundTrips: Record<2 | 3, number[]> = { 2: [], 3: [] };
+  const read = (): Promise<number[]> => Promise.all(meters.map(([, meter]) => meter()));
   for (let round = 0; round < options.rounds; round++) {
     for (const p of round % 2 === 0 ? protocols : ([...protocols].reverse() as (2 | 3)[])) {
-      const before = await options.cpuMs();
+      const before = await read();
       for (let i = 0; i < options.hits; i++) roundTrips[p].push(await rawJob(port, requests[p]));
-      cpuPerHit[p].push(((await options.cpuMs()) - before) / options.hits);
+      const after = await read();
+      meters.forEach(([name], i) => cpuPerHit[name]![p].push((after[i]! - before[i]!) / options.hits));
     }
   }
   return { cpuPerHit, roundTrips };
