@@ -27,7 +27,9 @@ import type { CacheState, ObjectCache } from './object_cache/object_cache';
 import { runPumpJob } from './pump_job';
 import type { JobObserver, JobWatch } from './job_observer';
 import type { DistccStats } from './stats';
+import { compressLzo } from './wire/lzo';
 import type { CompileRequest } from './wire/request';
+import { compressedFor } from './wire/response';
 
 /** How long temp-file removal waits, after the answer, for the client to close its end. */
 export const HANGUP_WAIT_MS = 1000;
@@ -65,11 +67,16 @@ export function summaryLine(peer: string, outcome: Pick<JobOutcome, 'result' | '
   return `client: ${peer} ${outcome.result} exit:${exit} sig:${sig} core:${core} ret:${outcome.ret} time:${ms}ms${names}`;
 }
 
-/** What a successful compile answered, as a cache entry; undefined for anything else (only exit 0 is stored). */
-function entryOf(outcome: JobOutcome): CacheEntry | undefined {
+/**
+ * What a successful compile answered, as a cache entry; undefined for anything else (only exit 0
+ * is stored). `lzo` (the answer of protocols 2/3): its parts LZO-compressed as the answer carries
+ * them, so that a hit sends them as they are.
+ */
+function entryOf(outcome: JobOutcome, lzo: boolean): CacheEntry | undefined {
   const r = outcome.response;
   if (outcome.result !== 'COMPILE_OK' || r === undefined || r.status !== 0) return undefined;
-  return { object: r.object, depfile: r.depfile, stdout: r.stdout, stderr: r.stderr };
+  if (!lzo) return { object: r.object, depfile: r.depfile, stdout: r.stdout, stderr: r.stderr };
+  return { object: compressLzo(r.object), depfile: r.depfile === undefined ? undefined : compressLzo(r.depfile), stdout: compressLzo(r.stdout), stderr: compressLzo(r.stderr), compressed: true };
 }
 
 export class CompileJob {
@@ -228,10 +235,10 @@ export class CompileJob {
         onState: (state) => (this.#cacheState = state),
         // The summary line, which closes the job, comes once its entry is written.
         onStoring: (written) => this.hold(() => written),
-        entryOf,
+        entryOf: (outcome) => entryOf(outcome, compressedFor(request.version)),
         answer: (entry) => ({
           result: 'COMPILE_OK', status: 0, ret: 0, ...names,
-          response: { version: request.version, status: 0, stderr: entry.stderr, stdout: entry.stdout, object: entry.object, depfile: entry.depfile },
+          response: { version: request.version, status: 0, stderr: entry.stderr, stdout: entry.stdout, object: entry.object, depfile: entry.depfile, compressed: entry.compressed },
         }),
       }),
     };

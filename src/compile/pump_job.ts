@@ -6,8 +6,9 @@
 // the client's own paths instead (sandbox/tree_mounts.ts): argv, debug info and .d need no
 // re-rooting, and an absolute #include finds the client's file or nothing. The object and .d live outside the tree, so
 // nothing the client sent can stand in their way. With the object cache, the tree and the temp
-// files are made only when the job misses: the key reads the files as sent, and a request whose
-// tree would be refused never compiled, so it has no entry to hit.
+// files are made, and the bodies decompressed, only when the job misses: the key reads the
+// files as sent (LZO), and a request whose tree would be refused never compiled, so it has no
+// entry to hit.
 
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -36,7 +37,7 @@ function treeNameOf(argv: readonly string[], cwd: string): string {
   return name;
 }
 
-/** One entry of the job's tree as sent, its body decompressed: what the tree is made of and the cache key reads. */
+/** One entry of the job's tree as sent, its body decompressed: what the tree is made of. */
 type TreeEntry = { readonly kind: 'file'; readonly name: string; readonly body: Buffer } | { readonly kind: 'link'; readonly name: string; readonly target: string };
 
 export async function runPumpJob(request: CompileRequest, settings: JobSettings, options: JobOptions): Promise<JobOutcome> {
@@ -46,15 +47,20 @@ export async function runPumpJob(request: CompileRequest, settings: JobSettings,
   const clientCwd = request.cwd;
   if (clientCwd === undefined || !clientCwd.startsWith('/')) return refusal(ctx, `CDIR "${clientCwd ?? ''}" is not an absolute path`, { ret: EXIT.PROTOCOL_ERROR });
   const badTree = (error: unknown): JobOutcome => ({ ...refusal(ctx, (error as Error).message, { ret: EXIT.PROTOCOL_ERROR }), input: scanned.value.input });
-  let files: TreeEntry[];
-  try {
-    files = (request.files ?? []).map((entry) => (entry.kind === 'file' ? { kind: 'file', name: entry.name, body: decompressLzo(entry.body) } : { kind: 'link', name: entry.name, target: entry.target }));
-  } catch (error) {
-    return badTree(error);
-  }
+  const sent = request.files ?? [];
+  let inflated: TreeEntry[] | undefined;
+  /** The tree with its bodies decompressed, once (throws on a corrupt body). With the cache, only a job that compiles needs it: the key reads the bodies as sent. */
+  const treeOf = (): TreeEntry[] =>
+    (inflated ??= sent.map((entry) => (entry.kind === 'file' ? { kind: 'file', name: entry.name, body: decompressLzo(entry.body) } : { kind: 'link', name: entry.name, target: entry.target })));
   let made: { readonly tree: PumpTree; readonly cwd: string } | undefined;
-  /** Writes the tree (removed when the job ends); a refusal when a name in it escapes. */
+  /** Writes the tree (removed when the job ends); a refusal when a body is corrupt or a name in it escapes. */
   const makeTree = async (): Promise<JobOutcome | undefined> => {
+    let files: TreeEntry[];
+    try {
+      files = treeOf();
+    } catch (error) {
+      return badTree(error);
+    }
     const tree = await PumpTree.create({ tmpDir: settings.tmpDir, name: treeNameOf(request.argv, clientCwd) });
     options.hold(async () => {
       if (!settings.saveTemps) await tree.remove();
@@ -123,5 +129,11 @@ export async function runPumpJob(request: CompileRequest, settings: JobSettings,
   if (options.cache === undefined) return await compile();
   // The client's output name stays in the key: without -MT it is the target of the .d file.
   const fixed = rerootArgs(scan, { root: FIXED_NAMES.root, output: `/${FIXED_NAMES.output}/${scan.output}`, deps: `/${FIXED_NAMES.output}.deps` }).argv;
-  return await options.cache.produce({ program: fixed[0]!, protocol: 3, sandboxed: settings.sandbox !== undefined, argv: fixed, cwd: clientCwd, files }, compile, { compiler: fixed[0]!, input: scan.input });
+  // The key reads the bodies as sent (see cache_key); the content is inflated only for a miss's clock check and compile.
+  const files = sent.map((entry) => (entry.kind === 'file' ? { kind: 'file' as const, name: entry.name, body: entry.body, lzo: true } : entry));
+  const contentOf = (index: number): Uint8Array => {
+    const entry = treeOf()[index]!;
+    return entry.kind === 'file' ? entry.body : Buffer.alloc(0);
+  };
+  return await options.cache.produce({ program: fixed[0]!, protocol: 3, sandboxed: settings.sandbox !== undefined, argv: fixed, cwd: clientCwd, files, contentOf }, compile, { compiler: fixed[0]!, input: scan.input });
 }

@@ -3,7 +3,9 @@
 // many servers: the hash must be collision-resistant, never a fast non-cryptographic one.
 //
 // In the key, each field framed (name, length, bytes) so that no two different inputs hash alike:
-//   - KEY_FORMAT: bumped whenever what goes in, or the entry format, changes;
+//   - KEY_FORMAT: bumped whenever what goes in changes; and the entry format (ENTRY_FORMAT of
+//     ./entry_codec), so that entries of another format are never looked up (read, they would
+//     be taken for corrupt ones: a warning each and a removal);
 //   - the compiler's identity (./compiler_identity: driver, cc1/cc1plus/as, version, machine);
 //   - the protocol (1/2 send preprocessed text, 3 a tree the server preprocesses);
 //   - argv as the compiler runs it, with the server's temp names replaced by fixed ones;
@@ -14,13 +16,18 @@
 //     LZO1X-compressed (decompression is a function: the same compressed bytes are the same
 //     source, so a hit need not decompress; every distcc client compresses with the same
 //     minilzo, so the same source is the same bytes); protocol 3 every FILE and LINK of the tree
-//     in the order sent, name and content (or target);
+//     in the order sent, name and content (or target), each file's content as sent, LZO1X-
+//     compressed, for the same reasons (a hit then decompresses nothing: a tree of system
+//     headers is some hundred KB to inflate and hash, the compressed one a third of that), and
+//     as its SHA-256, which ./body_digests remembers for the headers every job sends again;
 //   - the variables of the compiler's environment that change its output or its diagnostics
 //     (OUTPUT_ENVIRONMENT below).
 
 import { createHash, type Hash } from 'node:crypto';
+import { sha256Of, type BodyDigests } from './body_digests';
+import { ENTRY_FORMAT } from './entry_codec';
 
-/** Bumped when the key's fields or the entry format change: old entries become unreachable. */
+/** Bumped when the key's fields change meaning (a field under a new name, as body-lzo-sha256, changes every key it is in already): old entries become unreachable. */
 export const KEY_FORMAT = 'distkit-objcache-2';
 
 /**
@@ -77,39 +84,108 @@ export interface KeyInput {
   readonly source?: Uint8Array;
   /** Protocol 2, instead of `source`: the preprocessed source as sent, LZO1X-compressed. */
   readonly sourceLzo?: Uint8Array;
-  /** Protocol 3: the tree, in the order sent. */
-  readonly files?: readonly ({ readonly kind: 'file'; readonly name: string; readonly body: Uint8Array } | { readonly kind: 'link'; readonly name: string; readonly target: string })[];
+  /** Protocol 3: the tree, in the order sent; a body with `lzo` is the file as sent, LZO1X-compressed. */
+  readonly files?: readonly ({ readonly kind: 'file'; readonly name: string; readonly body: Uint8Array; readonly lzo?: boolean } | { readonly kind: 'link'; readonly name: string; readonly target: string })[];
 }
 
-function field(hash: Hash, name: string, value: string | Uint8Array): void {
-  const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
-  const head = Buffer.alloc(8);
-  head.writeDoubleBE(bytes.length);
-  hash.update(name).update('\0').update(head).update(bytes);
+/** A value at least this long goes to the hash as it is; shorter fields are gathered first (see KeyHash). */
+const GATHER_MAX = 1024;
+/** Where KeyHash gathers short fields; cacheKey is synchronous, so one buffer serves every call. */
+let scratch = Buffer.allocUnsafeSlow(4096);
+
+/** `name \0` of each field name seen (the names are the few of cacheKey and `env NAME`), as bytes. */
+const heads = new Map<string, Buffer>();
+const HEADS_KEPT = 512;
+
+function headOf(name: string): Buffer {
+  let head = heads.get(name);
+  if (head === undefined) {
+    head = Buffer.from(`${name}\0`, 'utf8');
+    if (heads.size < HEADS_KEPT) heads.set(name, head);
+  }
+  return head;
 }
 
-/** The key: 64 lowercase hex digits. */
-export function cacheKey(input: KeyInput): string {
-  const hash = createHash('sha256');
-  field(hash, 'format', KEY_FORMAT);
-  field(hash, 'compiler', input.compiler);
-  field(hash, 'protocol', String(input.protocol));
-  field(hash, 'layout', input.sandboxed === true ? 'sandbox' : 'direct');
-  field(hash, 'argc', String(input.argv.length));
-  for (const arg of input.argv) field(hash, 'arg', arg);
-  field(hash, 'cwd', input.cwd);
-  field(hash, 'tmpdir', input.tmpDir);
-  for (const [name, value] of variablesOf(input.env, affectsOutput)) field(hash, `env ${name}`, value);
-  if (input.source !== undefined) field(hash, 'source', input.source);
-  if (input.sourceLzo !== undefined) field(hash, 'source-lzo', input.sourceLzo);
-  for (const entry of input.files ?? []) {
-    if (entry.kind === 'file') {
-      field(hash, 'file', entry.name);
-      field(hash, 'body', entry.body);
+/**
+ * Frames fields into one SHA-256 stream as `name \0 length(f64 BE) bytes`. A key has a dozen or
+ * more short fields (argv, env): hashed one update each, they cost several times the hashing of a
+ * protocol-2 source, so they are framed into one buffer and hashed together. The stream, and so
+ * the key, is the same byte for byte as one update per part would give.
+ */
+class KeyHash {
+  readonly #hash: Hash = createHash('sha256');
+  #at = 0;
+
+  field(name: string, value: string | Uint8Array): void {
+    const head = headOf(name);
+    if (typeof value === 'string') {
+      // Written first, its length after: a UTF-8 string takes at most 3 bytes per UTF-16 unit.
+      if (3 * value.length >= GATHER_MAX) return this.field(name, Buffer.from(value, 'utf8'));
+      this.#room(head.length + 8 + 3 * value.length);
+      scratch.set(head, this.#at);
+      const lengthAt = this.#at + head.length;
+      const written = scratch.write(value, lengthAt + 8, 'utf8');
+      scratch.writeDoubleBE(written, lengthAt);
+      this.#at = lengthAt + 8 + written;
+      return;
+    }
+    const large = value.byteLength >= GATHER_MAX;
+    this.#room(head.length + 8 + (large ? 0 : value.byteLength));
+    scratch.set(head, this.#at);
+    this.#at = scratch.writeDoubleBE(value.byteLength, this.#at + head.length);
+    if (large) {
+      this.#flush();
+      this.#hash.update(value);
     } else {
-      field(hash, 'link', entry.name);
-      field(hash, 'target', entry.target);
+      scratch.set(value, this.#at);
+      this.#at += value.byteLength;
     }
   }
-  return hash.digest('hex');
+
+  digest(): string {
+    this.#flush();
+    return this.#hash.digest('hex');
+  }
+
+  #room(bytes: number): void {
+    if (this.#at + bytes <= scratch.length) return;
+    this.#flush();
+    if (bytes > scratch.length) scratch = Buffer.allocUnsafeSlow(Math.max(bytes, 2 * scratch.length));
+  }
+
+  #flush(): void {
+    if (this.#at > 0) this.#hash.update(scratch.subarray(0, this.#at));
+    this.#at = 0;
+  }
+}
+
+/**
+ * The key: 64 lowercase hex digits. `digests` remembers the digests of pump bodies (see
+ * BodyDigests); the key is the same with it or without.
+ */
+export function cacheKey(input: KeyInput, digests?: BodyDigests): string {
+  const hash = new KeyHash();
+  hash.field('format', KEY_FORMAT);
+  hash.field('entry', String(ENTRY_FORMAT));
+  hash.field('compiler', input.compiler);
+  hash.field('protocol', String(input.protocol));
+  hash.field('layout', input.sandboxed === true ? 'sandbox' : 'direct');
+  hash.field('argc', String(input.argv.length));
+  for (const arg of input.argv) hash.field('arg', arg);
+  hash.field('cwd', input.cwd);
+  hash.field('tmpdir', input.tmpDir);
+  for (const [name, value] of variablesOf(input.env, affectsOutput)) hash.field(`env ${name}`, value);
+  if (input.source !== undefined) hash.field('source', input.source);
+  if (input.sourceLzo !== undefined) hash.field('source-lzo', input.sourceLzo);
+  for (const entry of input.files ?? []) {
+    if (entry.kind === 'file') {
+      hash.field('file', entry.name);
+      if (entry.lzo === true) hash.field('body-lzo-sha256', digests?.digestOf(entry.name, entry.body) ?? sha256Of(entry.body));
+      else hash.field('body', entry.body);
+    } else {
+      hash.field('link', entry.name);
+      hash.field('target', entry.target);
+    }
+  }
+  return hash.digest();
 }

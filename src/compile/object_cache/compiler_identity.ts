@@ -51,29 +51,36 @@ export function resolveProgram(name: string, env: NodeJS.ProcessEnv, cwd: string
   return undefined;
 }
 
-/** What stat(2) (or lstat) says of `file` now, as a string; 'absent' when it is not there. No exception is made for a missing file. */
-function signature(file: string, link = false): string {
+/** What stat(2) (or lstat) says of `file` now: mode, device, inode, size, mtime, ctime; undefined when it is not there. No exception is made for a missing file. */
+type Signature = readonly [mode: number, dev: number, ino: number, size: number, mtimeMs: number, ctimeMs: number] | undefined;
+
+function signature(file: string, link = false): Signature {
   let st: Stats | undefined;
   try {
     st = link ? lstatSync(file, { throwIfNoEntry: false }) : statSync(file, { throwIfNoEntry: false });
   } catch {
     st = undefined; // ENOTDIR, EACCES: as absent as ENOENT for a search
   }
-  return st === undefined ? 'absent' : `${st.mode}:${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+  return st === undefined ? undefined : [st.mode, st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs];
 }
 
 /**
  * Whether `file` still has `sig`. An absent one is asked with access(2) alone: no Stats to build,
- * and no exception for the PATH directories the daemon's user may not enter (EACCES).
+ * and no exception for the PATH directories the daemon's user may not enter (EACCES). Compared
+ * field by field: a check runs for every program of every job, a hit's path.
  */
-function stillSo([file, link, sig]: readonly [string, boolean, string]): boolean {
-  return sig === 'absent' && !link ? !existsSync(file) : signature(file, link) === sig;
+function stillSo([file, link, sig]: readonly [string, boolean, Signature]): boolean {
+  if (sig === undefined && !link) return !existsSync(file);
+  const now = signature(file, link);
+  if (now === undefined || sig === undefined) return now === sig;
+  for (let i = 0; i < 6; i++) if (now[i] !== sig[i]) return false;
+  return true;
 }
 
 /** A digest and the signatures of the files it was made from, each still to match for the digest to stand. */
 interface KnownIdentity {
   readonly digest: string;
-  readonly checks: ReadonlyArray<readonly [file: string, link: boolean, signature: string]>;
+  readonly checks: ReadonlyArray<readonly [file: string, link: boolean, signature: Signature]>;
 }
 
 function hashFile(file: string): Promise<string> {
@@ -96,6 +103,18 @@ function probe(program: string, args: readonly string[], env: NodeJS.ProcessEnv)
 /** What the driver's answers and its search for its parts depend on: PATH and the variables of the key (GCC_EXEC_PREFIX, COMPILER_PATH). */
 function driverVariable(name: string): boolean {
   return name === 'PATH' || affectsOutput(name);
+}
+
+/** By frozen environment (the daemon's, the same object every job): its driver variables as `NAME=value` lines. */
+const driverVariableLines = new WeakMap<NodeJS.ProcessEnv, string>();
+
+/** The variables of `env` the driver depends on (driverVariable), as `NAME=value` joined by NULs; worked out once per frozen environment. */
+function driverVariablesOf(env: NodeJS.ProcessEnv): string {
+  const known = driverVariableLines.get(env);
+  if (known !== undefined) return known;
+  const lines = variablesOf(env, driverVariable).map(([v, value]) => `${v}=${value}`).join('\0');
+  if (Object.isFrozen(env)) driverVariableLines.set(env, lines);
+  return lines;
 }
 
 interface DriverAnswers {
@@ -144,7 +163,7 @@ export class CompilerIdentities {
    */
   identify(name: string, env: NodeJS.ProcessEnv, cwd: string): Promise<string> {
     const where = name.includes('/') ? cwd : '';
-    const memo = `${name}\0${where}\0${variablesOf(env, driverVariable).map(([v, value]) => `${v}=${value}`).join('\0')}`;
+    const memo = `${name}\0${where}\0${driverVariablesOf(env)}`;
     const known = this.#known.get(memo);
     if (known !== undefined && known.checks.every(stillSo)) return Promise.resolve(known.digest);
     return this.#identifyAnew(name, env, cwd).then((made) => {
@@ -155,12 +174,12 @@ export class CompilerIdentities {
 
   async #identifyAnew(name: string, env: NodeJS.ProcessEnv, cwd: string): Promise<KnownIdentity> {
     // The signatures are taken before the files are read: a change meanwhile is seen by the next job.
-    const checks: Array<readonly [string, boolean, string]> = [];
+    const checks: Array<readonly [string, boolean, Signature]> = [];
     let found: string | undefined;
     for (const file of candidatesOf(name, env, cwd)) {
       const sig = signature(file);
       checks.push([file, false, sig]);
-      if (sig !== 'absent' && (Number(sig.slice(0, sig.indexOf(':'))) & 0o170000) === 0o100000) { // a regular file
+      if (sig !== undefined && (sig[0] & 0o170000) === 0o100000) { // a regular file
         checks.push([file, true, signature(file, true)]);
         found = file;
         break;

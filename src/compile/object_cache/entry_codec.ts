@@ -1,11 +1,14 @@
 // The bytes of one object-cache entry: what a successful compile answered (object, the .d file of
 // a pump job in the client's form, stdout, stderr), framed and sealed with a SHA-256 of the key
-// and the body. Exit status is not stored: only compiles that exited 0 are kept.
+// and the body. Exit status is not stored: only compiles that exited 0 are kept. The entry of a
+// protocol 2/3 job holds its parts LZO1X-compressed, as the answer carries them: a hit sends
+// them as they are instead of compressing the object again (the key names the protocol, so a
+// protocol-1 job never meets such an entry).
 //
 //   offset  size  field
 //   0       4     magic "DKOC"
 //   4       1     format version (ENTRY_FORMAT)
-//   5       1     flags: bit 0 = a .d file follows the object
+//   5       1     flags: bit 0 = a .d file follows the object; bit 1 = the parts are LZO1X-compressed
 //   6       2     reserved, 0
 //   8       4     object length          (u32 big-endian, each <= ENTRY_MAX_PART)
 //   12      4     .d length (0 without flag bit 0)
@@ -21,7 +24,8 @@
 import { createHash } from 'node:crypto';
 
 export const ENTRY_MAGIC = Buffer.from('DKOC', 'latin1');
-export const ENTRY_FORMAT = 1;
+const MAGIC_WORD = ENTRY_MAGIC.readUInt32BE(0);
+export const ENTRY_FORMAT = 2;
 const HEADER_BYTES = 24;
 const DIGEST_BYTES = 32;
 /** Largest part a u32 length field can carry. */
@@ -33,6 +37,8 @@ export interface CacheEntry {
   readonly depfile?: Buffer;
   readonly stdout: Buffer;
   readonly stderr: Buffer;
+  /** The four parts are LZO1X-compressed as protocols 2 and 3 send them (empty ones stay empty). */
+  readonly compressed?: boolean;
 }
 
 function digestOf(key: string, parts: readonly Uint8Array[]): Buffer {
@@ -48,7 +54,7 @@ export function encodeEntry(key: string, entry: CacheEntry): Buffer {
   const header = Buffer.alloc(HEADER_BYTES);
   ENTRY_MAGIC.copy(header, 0);
   header[4] = ENTRY_FORMAT;
-  header[5] = entry.depfile !== undefined ? 1 : 0;
+  header[5] = (entry.depfile !== undefined ? 1 : 0) | (entry.compressed === true ? 2 : 0);
   parts.forEach((part, i) => header.writeUInt32BE(part.length, 8 + 4 * i));
   const body = [header, ...parts];
   return Buffer.concat([...body, digestOf(key, body)]);
@@ -70,23 +76,24 @@ export function decodeEntry(key: string, bytes: Buffer): CacheEntry | undefined 
 
 function decodeUnchecked(key: string, bytes: Buffer): CacheEntry | undefined {
   if (bytes.length < HEADER_BYTES + DIGEST_BYTES) return undefined;
-  if (!bytes.subarray(0, 4).equals(ENTRY_MAGIC) || bytes[4] !== ENTRY_FORMAT || bytes[6] !== 0 || bytes[7] !== 0) return undefined;
+  if (bytes.readUInt32BE(0) !== MAGIC_WORD || bytes[4] !== ENTRY_FORMAT || bytes[6] !== 0 || bytes[7] !== 0) return undefined;
   const flags = bytes[5]!;
-  if ((flags & ~1) !== 0) return undefined;
-  const lengths = [0, 1, 2, 3].map((i) => bytes.readUInt32BE(8 + 4 * i));
-  if ((flags & 1) === 0 && lengths[1] !== 0) return undefined;
-  const total = HEADER_BYTES + lengths.reduce((a, b) => a + b, 0) + DIGEST_BYTES;
-  if (total !== bytes.length) return undefined;
+  if ((flags & ~3) !== 0) return undefined;
+  const objectLength = bytes.readUInt32BE(8);
+  const depfileLength = bytes.readUInt32BE(12);
+  const stdoutLength = bytes.readUInt32BE(16);
+  const stderrLength = bytes.readUInt32BE(20);
+  if ((flags & 1) === 0 && depfileLength !== 0) return undefined;
   const end = bytes.length - DIGEST_BYTES;
-  if (!digestOf(key, [bytes.subarray(0, end)]).equals(bytes.subarray(end))) return undefined;
-  const parts: Buffer[] = [];
+  if (HEADER_BYTES + objectLength + depfileLength + stdoutLength + stderrLength !== end) return undefined;
+  const digest = createHash('sha256').update(key, 'latin1').update(bytes.subarray(0, end)).digest();
+  if (!bytes.subarray(end).equals(digest)) return undefined;
   let at = HEADER_BYTES;
-  for (const length of lengths) {
-    parts.push(bytes.subarray(at, at + length));
-    at += length;
-  }
-  const [object, depfile, stdout, stderr] = parts as [Buffer, Buffer, Buffer, Buffer];
-  return { object, depfile: (flags & 1) !== 0 ? depfile : undefined, stdout, stderr };
+  const part = (length: number): Buffer => bytes.subarray(at, (at += length));
+  const object = part(objectLength);
+  const depfile = part(depfileLength);
+  const entry = { object, depfile: (flags & 1) !== 0 ? depfile : undefined, stdout: part(stdoutLength), stderr: part(stderrLength) };
+  return (flags & 2) !== 0 ? { ...entry, compressed: true } : entry;
 }
 
 /** Whether `bytes` are an intact entry for `key` (the disk tier's check on read). */

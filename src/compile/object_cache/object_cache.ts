@@ -15,6 +15,7 @@
 // by whoever saw it, and the job compiles.
 
 import type { Logger } from '../../log/logger';
+import { BodyDigests } from './body_digests';
 import { cacheKey, type KeyInput } from './cache_key';
 import { CompilerIdentities } from './compiler_identity';
 import { decodeEntry, encodeEntry, type CacheEntry } from './entry_codec';
@@ -25,6 +26,12 @@ export type CacheState = 'hit' | 'miss' | 'off' | 'error';
 
 /** Macros whose value is the server's clock: a pump job that uses one cannot be answered from a cache. */
 const CLOCK_MACROS = ['__DATE__', '__TIME__', '__TIMESTAMP__'].map((m) => Buffer.from(m));
+
+/** Whether the content of a file names one of the server's clock macros. */
+export function mentionsClock(content: Uint8Array): boolean {
+  const bytes = Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+  return CLOCK_MACROS.some((m) => bytes.includes(m));
+}
 
 export interface ObjectCacheStats {
   /** Jobs answered from a tier, or from an identical job compiled at the same time. */
@@ -44,6 +51,14 @@ export interface ObjectCacheStats {
 export interface JobKeyInput extends Omit<KeyInput, 'compiler' | 'env' | 'tmpDir'> {
   /** argv[0] as the compiler is run. */
   readonly program: string;
+  /**
+   * Protocol 3: the content of file `index` of `files` (its body as sent, inflated), for the check
+   * that makes a job reading the server's clock uncacheable (see mentionsClock); throws when the
+   * body cannot be inflated. Asked only when no entry is found: a key that has an entry was
+   * stored by a job with the same tree, which did not read the clock. Undefined: the job does
+   * not read it (protocols 1/2: the client expanded the macros).
+   */
+  readonly contentOf?: (index: number) => Uint8Array;
 }
 
 /** What the cache needs of the job around it; T is the job's outcome. */
@@ -65,6 +80,8 @@ export class ObjectCache {
   readonly #log: Logger;
   readonly #maxEntry: number;
   readonly #identities: CompilerIdentities;
+  /** Digests of the pump headers every job sends again. */
+  readonly #bodies = new BodyDigests();
   /** Keys being looked up or compiled now, with the entry they will give (undefined: none). */
   readonly #inFlight = new Map<string, Promise<CacheEntry | undefined>>();
   readonly #writes = new Set<Promise<void>>();
@@ -99,19 +116,16 @@ export class ObjectCache {
   /** The key of `input` in `context`; rejects when the compiler cannot be identified. */
   async keyOf(input: JobKeyInput, context: { readonly env: NodeJS.ProcessEnv; readonly tmpDir: string }): Promise<string> {
     const compiler = await this.#identities.identify(input.program, context.env, input.protocol === 3 ? '/' : context.tmpDir);
-    return cacheKey({ ...input, compiler, env: context.env, tmpDir: context.tmpDir });
+    return cacheKey({ ...input, compiler, env: context.env, tmpDir: context.tmpDir }, this.#bodies);
   }
 
   /** The job's outcome: from a tier or an identical job in flight on a hit, else `compile()`'s (stored when it succeeded). */
   async produce<T>(input: JobKeyInput, compile: () => Promise<T>, context: CacheJobContext<T>): Promise<T> {
-    if (input.files?.some((f) => f.kind === 'file' && CLOCK_MACROS.some((m) => Buffer.from(f.body.buffer, f.body.byteOffset, f.body.byteLength).includes(m)))) {
-      context.onState('off');
-      return compile();
-    }
     let key: string;
     try {
       key = await this.keyOf(input, context);
     } catch (error) {
+      if (this.#readsClock(input)) return this.#uncacheable(compile, context);
       this.#errors++;
       this.#log.warning('object cache key failed: compiling uncached', { reason: (error as Error).message });
       context.onState('error');
@@ -122,6 +136,7 @@ export class ObjectCache {
       const entry = await leader;
       if (entry !== undefined) return this.#hit(entry, context);
       // The leader did not store (its compile failed, or it was not cacheable): compile ourselves.
+      if (this.#readsClock(input)) return this.#uncacheable(compile, context);
       this.#misses++;
       context.onState('miss');
       return compile();
@@ -133,6 +148,7 @@ export class ObjectCache {
     try {
       const found = await this.#lookUp(key);
       if (found !== undefined && found !== TIER_FAILED) return this.#hit((entry = found), context);
+      if (this.#readsClock(input)) return await this.#uncacheable(compile, context);
       // A tier that could not answer (counted and logged by the tier) may hold the entry: not a miss.
       if (found === TIER_FAILED) context.onState('error');
       else {
@@ -151,6 +167,28 @@ export class ObjectCache {
       if (stored === undefined) done();
       else void stored.then(done);
     }
+  }
+
+  /**
+   * Whether a file of the job's tree names a clock macro. What each file (name and bytes as sent)
+   * held is remembered with its digest: the job's headers were searched when an earlier job of
+   * the build missed, and only its own source is searched (some hundred KB less per miss). A tree
+   * that cannot be inflated reads nothing: its compile refuses it.
+   */
+  #readsClock(input: JobKeyInput): boolean {
+    const { files, contentOf } = input;
+    if (files === undefined || contentOf === undefined) return false;
+    try {
+      return files.some((f, i) => f.kind === 'file' && (f.lzo === true ? this.#bodies.mentionsClock(f.name, f.body, () => mentionsClock(contentOf(i))) : mentionsClock(contentOf(i))));
+    } catch {
+      return false;
+    }
+  }
+
+  /** A job that reads the server's clock: compiled, never stored, and the summary says `cache:off`. */
+  #uncacheable<T>(compile: () => Promise<T>, context: CacheJobContext<T>): Promise<T> {
+    context.onState('off');
+    return compile();
   }
 
   #hit<T>(entry: CacheEntry, context: CacheJobContext<T>): T {

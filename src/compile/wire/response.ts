@@ -22,16 +22,20 @@ export interface CompileResponse {
   readonly object: Buffer;
   /** Protocol 3, status 0: the cleaned dependency file. */
   readonly depfile?: Buffer;
+  /** Protocols 2/3: the bodies above are LZO1X-compressed already, as sent (an object-cache hit keeps them so). */
+  readonly compressed?: boolean;
 }
 
-function compressedFor(version: number): boolean {
+/** Whether the answer to DIST `version` carries its bodies LZO-compressed. */
+export function compressedFor(version: number): boolean {
   return version === 2 || version === 3;
 }
 
 /** The whole answer as a list of buffers to write in order (bodies are not copied). */
 export function encodeResponse(response: CompileResponse): Buffer[] {
   const lzo = compressedFor(response.version);
-  const body = (data: Buffer): Buffer => (lzo ? compressLzo(data) : data);
+  if (response.compressed === true && !lzo) throw new RangeError(`compressed bodies in an answer to DIST ${response.version}, which sends them plain`);
+  const body = (data: Buffer): Buffer => (lzo && response.compressed !== true ? compressLzo(data) : data);
   const out: Buffer[] = [
     encodeInteger('DONE', response.version),
     encodeInteger('STAT', response.status),
