@@ -44,6 +44,7 @@ export function pumpedListeners(onAccept: OnPumpedAccept): ListenerOpener | unde
       throw error;
     }
     const path = target !== undefined && 'path' in target ? target.path : undefined;
+    const bound = path === undefined ? undefined : identityOf(path);
     let open = true;
     return {
       name,
@@ -52,11 +53,37 @@ export function pumpedListeners(onAccept: OnPumpedAccept): ListenerOpener | unde
         if (!open) return;
         open = false;
         unlistenInPump(listener);
-        if (path !== undefined) fs.rmSync(path, { force: true });
+        if (path !== undefined && bound !== undefined) unlinkIfSame(path, bound);
       },
     };
   };
   return pumpAvailable() ? opener : undefined;
+}
+
+/** The device and inode of the file at `p` (not followed), or undefined when there is none. */
+function identityOf(p: string): { readonly dev: number; readonly ino: number } | undefined {
+  try {
+    const st = fs.lstatSync(p);
+    return { dev: st.dev, ino: st.ino };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Removes the socket file we bound at `p` when it is still that one: a server started since
+ * (a restart that overlapped the drain) may have bound its own there. Best effort, as libuv's: a
+ * server that dropped privileges may not remove a file root made in a directory of root's (the
+ * classic -listen UNIX:/tmp/... -user nobody), and a stop must still drain and save its sessions.
+ */
+function unlinkIfSame(p: string, bound: { readonly dev: number; readonly ino: number }): void {
+  const now = identityOf(p);
+  if (now === undefined || now.dev !== bound.dev || now.ino !== bound.ino) return;
+  try {
+    fs.unlinkSync(p);
+  } catch {
+    // Left behind: the next start removes a stale socket it cannot connect to (./standalone).
+  }
 }
 
 /** The address Node would bind for `host`: itself when numeric, else its first address. */

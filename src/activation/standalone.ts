@@ -118,8 +118,15 @@ export async function adoptListener(fd: number, name: string, opener: ListenerOp
   }
 }
 
+/** Closes every listener; one that throws does not keep the others open (nor fail a stop). */
 export function closeListeners(listeners: readonly Listener[]): void {
-  for (const l of listeners) l.close();
+  for (const l of listeners) {
+    try {
+      l.close();
+    } catch {
+      // Its fd is gone or was never open; the stop goes on.
+    }
+  }
 }
 
 async function listen(opener: ListenerOpener, name: string, target: ListenTarget, spec: ListenSpec): Promise<Listener> {

@@ -122,6 +122,19 @@ test('pumped listener gives its unix socket the mode asked for and unlinks it wh
   assert.equal(refused, 'ENOENT');
 });
 
+test('pumped listener leaves the file at its path alone when it closes if that file is no longer the socket it bound', async (t) => {
+  const { opener } = accepting();
+  const file = path.join(tempDir(t), 'replaced.sock');
+  const listeners = await bindListeners([{ kind: 'unix', path: file }], opener);
+  // Another server's socket (a restart that overlapped our drain) stands there now.
+  fs.rmSync(file);
+  const other = net.createServer().listen(file);
+  t.after(() => other.close());
+  await new Promise((resolve) => other.once('listening', resolve));
+  closeListeners(listeners);
+  assert.equal(fs.lstatSync(file).isSocket(), true, "the other server's socket file is still there");
+});
+
 test('pumped listener refuses with the advice of a Node listener when the address is in use', async (t) => {
   const { opener } = accepting();
   const taken = net.createServer();

@@ -67,6 +67,17 @@ for (const program of PROGRAMS) {
     assert.equal(await connectAs(0, 0, path.join(dir, 'sock')), 'ok');
   });
 
+  test(`${program.name} drains and exits 0 on SIGTERM when, after -user, it may not remove its UNIX: socket`, { skip: built ? false : `${program.script} not built on this branch` }, async (t) => {
+    // The classic set-up: root binds the socket in a directory of root's (/tmp's sticky bit does
+    // the same), then drops to nobody, who may not unlink it at the stop.
+    const dir = openDir(t);
+    const sock = path.join(dir, 'sock');
+    const p = await startServerProgram([...program.args(`UNIX:${sock}`), '-user', 'nobody'], { script: program.script });
+    t.after(() => p.stop());
+    assert.deepEqual(await p.stop(), { code: 0, signal: null }, p.lines.join('\n'));
+    assert.ok(p.lines.some((l) => / notice: stopped$/.test(l)), p.lines.join('\n'));
+  });
+
   test(`${program.name} gives its UNIX: socket the -sockowner, -sockgroup and -sockperms asked for`, { skip: built ? false : `${program.script} not built on this branch` }, async (t) => {
     const dir = openDir(t);
     const sock = path.join(dir, 'sock');
