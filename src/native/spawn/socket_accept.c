@@ -37,6 +37,9 @@
 
 /* Refuses one waiting connection when fds ran out (see reserve_fd); 0 when none was waiting. */
 static int refuse_one(int listen_fd) {
+  /* A reserve that could not be reopened last time is tried again: without it the listener,
+   * level-triggered, would be reported ready at every turn and never emptied. */
+  if (pump.reserve_fd < 0) pump.reserve_fd = open("/", O_RDONLY | O_CLOEXEC);
   if (pump.reserve_fd < 0) return 0;
   close(pump.reserve_fd);
   int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);

@@ -327,6 +327,9 @@ static void on_epoll(uv_poll_t *handle, int status, int events) {
         accept_some((int)(tag & ~LISTENER_TAG));
         continue;
       }
+      /* A listener's entry may have used up the room (an event or two per connection it
+       * accepted): the entries after it stay ready in the (level-triggered) set for next turn. */
+      if (pump.count >= MAX_EVENTS - 2) continue;
       Conn *c = pump.conns[tag];
       if (c != NULL && !c->closing && c->mask != 0) on_ready(c, ready[i].events);
     }
