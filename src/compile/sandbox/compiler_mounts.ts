@@ -82,15 +82,31 @@ export function resolveProgram(name: string, searchPath: string, seen?: Set<stri
   return undefined;
 }
 
-/** Runs a probe; its output (stdout, then stderr), or '' when it fails or takes longer than `timeout`. */
-function probe(file: string, args: readonly string[], env: NodeJS.ProcessEnv, timeout = 10_000): Promise<string> {
+/** Whether any probe of one discovery was cut short (see probe). */
+interface Trouble {
+  failed: boolean;
+}
+
+/**
+ * Runs a probe; its output (stdout, then stderr), or '' when it fails or takes longer than
+ * `timeout`. A probe that could not run or finish (a timeout on a loaded machine, EAGAIN, EMFILE)
+ * marks `trouble`: what it would have named is missing, so such a finding is used but never
+ * remembered. A program that ran and refused (an exit status) answered: that is its answer.
+ */
+function probe(file: string, args: readonly string[], env: NodeJS.ProcessEnv, trouble: Trouble, timeout = 10_000): Promise<string> {
   return new Promise((resolve) => {
     const child = execFile(file, args, { env, timeout, killSignal: 'SIGKILL', maxBuffer: 4 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (error !== null && (error.killed === true || typeof error.code !== 'number')) trouble.failed = true;
       resolve(error !== null ? '' : `${stdout}\n${stderr}`);
     });
     child.stdin?.on('error', () => {}); // a probe that exits before reading: nothing to tell
     child.stdin?.end();
   });
+}
+
+/** The directories a `-E -v` run says it ignores as nonexistent: made later, they would be searched. */
+function missingIncludeDirs(text: string): string[] {
+  return [...text.matchAll(/^ignoring nonexistent directory "(\/[^"]*)"$/gm)].map((m) => m[1]!);
 }
 
 /** The `<...>` include directories a `-E -v` run lists. */
@@ -194,10 +210,10 @@ export function wholeUsr(program: string, seen?: Set<string>): CompilerMounts {
   return { program, dirs: ['/usr'], links: links.sort(byLink) };
 }
 
-/** Finds the mounts of `compiler`, with the evidence they rest on. */
-async function discover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenThere: boolean): Promise<Found> {
+/** Finds the mounts of `compiler`, with the evidence they rest on; `trouble` says whether a probe was cut short. */
+async function discover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenThere: boolean, trouble: Trouble): Promise<Found> {
   const seen = new Set<string>();
-  const mounts = await discoverSeeing(compiler, env, wholeUsrWhenThere, seen);
+  const mounts = await discoverSeeing(compiler, env, wholeUsrWhenThere, seen, trouble);
   // Every file met, its real path too (a link in a PATH directory, a library's soname link).
   for (const p of [...seen]) {
     try {
@@ -209,7 +225,7 @@ async function discover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenTh
   return { mounts, evidence: [...seen].sort().map((p) => [p, identity(p)] as const) };
 }
 
-async function discoverSeeing(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenThere: boolean, seen: Set<string>): Promise<CompilerMounts> {
+async function discoverSeeing(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenThere: boolean, seen: Set<string>, trouble: Trouble): Promise<CompilerMounts> {
   const searchPath = env['PATH'] ?? '/usr/bin:/bin';
   const program = resolveProgram(compiler, searchPath, seen);
   if (program === undefined) return { program, dirs: [], links: [] };
@@ -221,16 +237,16 @@ async function discoverSeeing(compiler: string, env: NodeJS.ProcessEnv, wholeUsr
   // A gcc-like driver (or a wrapper passing its arguments on) answers -print-prog-name at once;
   // anything else (a wrapper that ignores them, or takes its time) gets no further probe, and
   // its first job waits at most PROBE_MS.
-  const first = (await probe(program, ['-print-prog-name=cc1'], probeEnv, PROBE_MS)).trim().split('\n')[0] ?? '';
+  const first = (await probe(program, ['-print-prog-name=cc1'], probeEnv, trouble, PROBE_MS)).trim().split('\n')[0] ?? '';
   const driver = first !== '' && !/\s/.test(first);
   // What a wrapper that is no driver runs cannot be known: in /usr, it gets /usr whole.
   if (!driver && realpathSync(program).startsWith('/usr/')) return wholeUsr(program, seen);
   if (driver) {
     const [names, searchDirs, cIncludes, cxxIncludes] = await Promise.all([
-      Promise.all(['cc1plus', 'as', 'collect2'].map((name) => probe(program, [`-print-prog-name=${name}`], probeEnv))),
-      probe(program, ['-print-search-dirs'], probeEnv),
-      probe(program, ['-xc', '-E', '-v', '/dev/null'], probeEnv),
-      probe(program, ['-xc++', '-E', '-v', '/dev/null'], probeEnv),
+      Promise.all(['cc1plus', 'as', 'collect2'].map((name) => probe(program, [`-print-prog-name=${name}`], probeEnv, trouble))),
+      probe(program, ['-print-search-dirs'], probeEnv, trouble),
+      probe(program, ['-xc', '-E', '-v', '/dev/null'], probeEnv, trouble),
+      probe(program, ['-xc++', '-E', '-v', '/dev/null'], probeEnv, trouble),
     ]);
     for (const raw of [first, ...names]) {
       const name = raw.trim().split('\n')[0] ?? '';
@@ -242,13 +258,15 @@ async function discoverSeeing(compiler: string, env: NodeJS.ProcessEnv, wholeUsr
       if (match !== null) for (const dir of match[2]!.split(':')) if (dir.startsWith('/')) dirs.add(dir);
     }
     for (const dir of [...includeDirs(cIncludes), ...includeDirs(cxxIncludes)]) dirs.add(dir);
+    // Absent now, searched once made: their absence is part of the evidence.
+    for (const dir of [...missingIncludeDirs(cIncludes), ...missingIncludeDirs(cxxIncludes)]) seen.add(dir);
   }
   // A compiler that is a script (a wrapper) needs its interpreter too.
   for (const file of [...files]) {
     const interpreter = interpreterOf(file);
     if (interpreter !== undefined) files.add(interpreter);
   }
-  const libraries = await Promise.all([...files].map((file) => probe('ldd', [file], probeEnv)));
+  const libraries = await Promise.all([...files].map((file) => probe('ldd', [file], probeEnv, trouble)));
   seen.add('/etc/ld.so.cache'); // where ld.so (and so ldd) finds libraries by name
   for (const text of libraries) for (const lib of lddPaths(text)) files.add(lib);
   // The programs' message catalogs and the C library's locales (<prefix>/share/locale,
@@ -288,20 +306,28 @@ const PROBE_MS = 3000;
 
 const memo = new Map<string, Promise<CompilerMounts>>();
 
+/** How long a finding with a probe cut short is used before it is looked for again. */
+const RETRY_MS = 60_000;
+
 /**
  * The variables that steer what a gcc-like driver and ld.so find, besides PATH: part of a
  * remembered finding's id, since two processes may run with different ones (a daemon's do not).
  */
 const STEERING = ['GCC_EXEC_PREFIX', 'COMPILER_PATH', 'LIBRARY_PATH', 'CPATH', 'C_INCLUDE_PATH', 'CPLUS_INCLUDE_PATH', 'OBJC_INCLUDE_PATH', 'LD_LIBRARY_PATH', 'LD_PRELOAD'];
 
-/** A finding from `memory` whose evidence still holds, else a new one, remembered there. */
-async function recallOrDiscover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenThere: boolean, memory: MountsMemory | undefined): Promise<CompilerMounts> {
+/**
+ * A finding from `memory` whose evidence still holds, else a new one, remembered there when it
+ * is whole; `lasting` false: not to be memoised either (no compiler yet, or a probe cut short).
+ */
+async function recallOrDiscover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenThere: boolean, memory: MountsMemory | undefined): Promise<{ mounts: CompilerMounts; lasting: boolean }> {
   const id = JSON.stringify([compiler, env['PATH'] ?? '', wholeUsrWhenThere, ...STEERING.map((name) => env[name] ?? null)]);
   const known = memory?.recall(id);
-  if (known !== undefined && stillTrue(known.evidence)) return known.mounts;
-  const found = await discover(compiler, env, wholeUsrWhenThere);
-  if (found.mounts.program !== undefined) memory?.remember(id, found);
-  return found.mounts;
+  if (known !== undefined && stillTrue(known.evidence)) return { mounts: known.mounts, lasting: true };
+  const trouble: Trouble = { failed: false };
+  const found = await discover(compiler, env, wholeUsrWhenThere, trouble);
+  const lasting = found.mounts.program !== undefined && !trouble.failed;
+  if (lasting) memory?.remember(id, found);
+  return { mounts: found.mounts, lasting };
 }
 
 /**
@@ -313,12 +339,16 @@ export function findCompilerMounts(compiler: string, env: NodeJS.ProcessEnv, opt
   const key = `${compiler}\0${env['PATH'] ?? ''}`;
   let found = memo.get(key);
   if (found === undefined) {
-    found = recallOrDiscover(compiler, env, options.wholeUsr === true, options.memory);
+    const settled = recallOrDiscover(compiler, env, options.wholeUsr === true, options.memory);
+    found = settled.then((s) => s.mounts);
     memo.set(key, found);
-    // A failed probe (EMFILE, say) is not remembered: the next job asks again.
-    // Neither is a compiler not installed yet.
-    found.then((mounts) => {
-      if (mounts.program === undefined) memo.delete(key);
+    // A compiler not installed yet is not remembered: the next job asks again. Nor, for long, is
+    // a finding a probe was cut short in (a timeout on a loaded machine, EMFILE): the jobs of the
+    // next RETRY_MS use it (a wrapper that never answers the first probe costs its 3 s no more
+    // often), then it is found again.
+    settled.then((s) => {
+      if (s.mounts.program === undefined) memo.delete(key);
+      else if (!s.lasting) setTimeout(() => memo.get(key) === found && memo.delete(key), RETRY_MS).unref();
     }, () => memo.delete(key));
   }
   return found;

@@ -105,3 +105,17 @@ test('mountsMemory keeps findings in a directory it hands to the user a root sta
   assert.equal(st.uid, 65534, 'the serving user can write its findings there after the drop');
   assert.equal(st.mode & 0o022, 0);
 });
+
+test('findCompilerMounts does not remember a finding whose probe timed out (a loaded machine) and finds it again in the next process', async (t) => {
+  const w = await world(t);
+  // Slow once: the first probe gives up on it (3 s) and takes it for a wrapper that answers nothing.
+  const marker = path.join(w.dir, 'slow-once');
+  await fs.writeFile(path.join(w.bin, 'wrapcc'), `#!/bin/sh\nif [ ! -e '${marker}' ]; then : > '${marker}'; exec sleep 6; fi\necho run >> '${path.join(w.dir, 'runs.log')}'\nexit 1\n`, { mode: 0o755 });
+  findInProcess(w);
+  assert.equal(await w.runs(), 0, 'the first process only met the slow probe');
+  findInProcess(w);
+  const probed = await w.runs();
+  assert.ok(probed >= 1, 'the next process probed again: the cut-short finding was not stored');
+  findInProcess(w);
+  assert.equal(await w.runs(), probed, 'a whole finding is remembered');
+});
