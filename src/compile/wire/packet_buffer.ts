@@ -66,7 +66,11 @@ export class PacketBuffer {
 
   /** Decodes the next packet if it is complete; its body is a view of a chunk or a copy of its parts. */
   next(expected: readonly Token[]): Decoded<Packet> {
-    const header = decodeHeader(this.#peekHeader(), 0, expected, this.#limits);
+    // The header is read where it lies when it lies in the first chunk (the usual case): a view
+    // per packet would cost more than decoding it.
+    const first = this.#chunks[0];
+    const inFirst = first !== undefined && first.length - this.#offset >= HEADER_LENGTH;
+    const header = inFirst ? decodeHeader(first, this.#offset, expected, this.#limits) : decodeHeader(this.#peekHeader(), 0, expected, this.#limits);
     if (header.kind !== 'ok') return header;
     const { token, param } = header.value;
     if (kindOf(token) === 'integer') {
@@ -79,12 +83,9 @@ export class PacketBuffer {
     return { kind: 'ok', value: { token, param, body: this.#take(param) }, next: total };
   }
 
-  /** Up to HEADER_LENGTH unconsumed bytes: a view when they lie in the first chunk. */
+  /** Up to HEADER_LENGTH unconsumed bytes, gathered from the chunks they lie in. */
   #peekHeader(): Buffer {
     const wanted = Math.min(HEADER_LENGTH, this.#pending);
-    const first = this.#chunks[0];
-    if (first === undefined) return this.#header.subarray(0, 0);
-    if (first.length - this.#offset >= wanted) return first.subarray(this.#offset, this.#offset + wanted);
     let filled = 0;
     let from = this.#offset;
     for (const chunk of this.#chunks) {

@@ -68,10 +68,14 @@ export type Decoded<T> =
   | { readonly kind: 'corrupt'; readonly reason: string }
   | { readonly kind: 'ok'; readonly value: T; readonly next: number };
 
+const KINDS = new Map<Token, 'integer' | 'string' | 'bulk'>([
+  ...INTEGER_TOKENS.map((t) => [t, 'integer'] as const),
+  ...STRING_TOKENS.map((t) => [t, 'string'] as const),
+  ...BULK_TOKENS.map((t) => [t, 'bulk'] as const),
+]);
+
 export function kindOf(token: Token): 'integer' | 'string' | 'bulk' {
-  if ((INTEGER_TOKENS as readonly string[]).includes(token)) return 'integer';
-  if ((STRING_TOKENS as readonly string[]).includes(token)) return 'string';
-  return 'bulk';
+  return KINDS.get(token) ?? 'bulk';
 }
 
 /** The largest body a token may carry under `limits` (integer packets: none). */
