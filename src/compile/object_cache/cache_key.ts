@@ -142,6 +142,18 @@ class KeyHash {
     }
   }
 
+  /** Bytes already framed as fields (see frameFields). */
+  framed(bytes: Uint8Array): void {
+    if (bytes.byteLength >= GATHER_MAX) {
+      this.#flush();
+      this.#hash.update(bytes);
+      return;
+    }
+    this.#room(bytes.byteLength);
+    scratch.set(bytes, this.#at);
+    this.#at += bytes.byteLength;
+  }
+
   digest(): string {
     this.#flush();
     return this.#hash.digest('hex');
@@ -157,6 +169,18 @@ class KeyHash {
     if (this.#at > 0) this.#hash.update(scratch.subarray(0, this.#at));
     this.#at = 0;
   }
+}
+
+/** `fields` framed as KeyHash.field frames them, in one buffer. */
+export function frameFields(fields: readonly (readonly [name: string, value: string | Uint8Array])[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const [name, value] of fields) {
+    const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+    const length = Buffer.allocUnsafe(8);
+    length.writeDoubleBE(bytes.byteLength);
+    parts.push(headOf(name), length, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  }
+  return Buffer.concat(parts);
 }
 
 /**
@@ -178,7 +202,10 @@ export function cacheKey(input: KeyInput, digests?: BodyDigests): string {
   if (input.source !== undefined) hash.field('source', input.source);
   if (input.sourceLzo !== undefined) hash.field('source-lzo', input.sourceLzo);
   for (const entry of input.files ?? []) {
-    if (entry.kind === 'file') {
+    if (entry.kind === 'file' && entry.lzo === true && digests !== undefined) {
+      const { name } = entry;
+      hash.framed(digests.framedOf(name, entry.body, (digest) => frameFields([['file', name], ['body-lzo-sha256', digest]])));
+    } else if (entry.kind === 'file') {
       hash.field('file', entry.name);
       if (entry.lzo === true) hash.field('body-lzo-sha256', digests?.digestOf(entry.name, entry.body) ?? sha256Of(entry.body));
       else hash.field('body', entry.body);

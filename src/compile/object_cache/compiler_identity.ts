@@ -34,9 +34,13 @@ function statKey(file: string, st: Stats): string {
   return `${file}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
 
-/** The candidates execvp(3) tries for `name` in `PATH`, in order (one, relative to `cwd`, when it holds a slash). */
+/**
+ * The candidates execvp(3) tries for `name` in `PATH`, in order (one, relative to `cwd`, when it
+ * holds a slash). A directory named twice in PATH is tried once: a second try could only find
+ * what the first found, so checking it again per job would only cost a system call.
+ */
 function candidatesOf(name: string, env: NodeJS.ProcessEnv, cwd: string): string[] {
-  return name.includes('/') ? [path.resolve(cwd, name)] : (env['PATH'] ?? '/usr/bin:/bin').split(':').map((dir) => path.join(dir || '.', name));
+  return name.includes('/') ? [path.resolve(cwd, name)] : [...new Set((env['PATH'] ?? '/usr/bin:/bin').split(':').map((dir) => path.join(dir || '.', name)))];
 }
 
 /** Finds `name` as execvp(3) would in `PATH` (relative to `cwd` when it holds a slash); undefined when absent. */

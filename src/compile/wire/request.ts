@@ -7,7 +7,8 @@
 // The decoder says which token must come next, so garbage is refused at its first byte, and it
 // refuses values that can never make a valid request as soon as they are read (DIST above 3,
 // ARGC 0 or above the limit, a NUL inside an argument). The C server crashes on ARGC 0; we say so.
-// Bodies are copied out of the accumulation buffer: the request owns its bytes.
+// Bodies (DOTI, FILE) are views of the chunks as received, or one copy where a body spans chunks
+// (packet_buffer.ts): the caller hands its chunks over and must not change them afterwards.
 
 import { PacketBuffer } from './packet_buffer';
 import { DEFAULT_LIMITS, type Decoded, type Packet, type Token, type WireLimits } from './tokens';
@@ -82,7 +83,10 @@ export class RequestDecoder {
     return this.#argv;
   }
 
-  /** Feeds bytes; `next` of an ok result is how many bytes of this chunk the request used. */
+  /**
+   * Feeds bytes; `next` of an ok result is how many bytes of this chunk the request used. The
+   * chunk is kept, not copied (the request's bodies may be views of it): do not change it later.
+   */
   push(chunk: Uint8Array): Decoded<CompileRequest> {
     if (this.#state === 'done' || this.#state === 'failed') throw new Error('RequestDecoder already finished');
     this.#buffer.append(chunk);
@@ -136,7 +140,7 @@ export class RequestDecoder {
         return undefined;
       }
       case 'DOTI':
-        this.#doti = Buffer.from(body!);
+        this.#doti = body!;
         this.#state = 'done';
         return undefined;
       case 'NFIL':
@@ -157,7 +161,7 @@ export class RequestDecoder {
           if (this.#fileBytes > this.#limits.maxFilesTotal) {
             return `FILE total length exceeds the limit of ${this.#limits.maxFilesTotal} bytes`;
           }
-          this.#files.push({ kind: 'file', name: this.#name, body: Buffer.from(body!) });
+          this.#files.push({ kind: 'file', name: this.#name, body: body! });
         } else {
           const target = textOf('LINK', body!);
           if (target instanceof Error) return target.message;

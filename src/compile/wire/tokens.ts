@@ -68,10 +68,14 @@ export type Decoded<T> =
   | { readonly kind: 'corrupt'; readonly reason: string }
   | { readonly kind: 'ok'; readonly value: T; readonly next: number };
 
+const KINDS = new Map<Token, 'integer' | 'string' | 'bulk'>([
+  ...INTEGER_TOKENS.map((t) => [t, 'integer'] as const),
+  ...STRING_TOKENS.map((t) => [t, 'string'] as const),
+  ...BULK_TOKENS.map((t) => [t, 'bulk'] as const),
+]);
+
 export function kindOf(token: Token): 'integer' | 'string' | 'bulk' {
-  if ((INTEGER_TOKENS as readonly string[]).includes(token)) return 'integer';
-  if ((STRING_TOKENS as readonly string[]).includes(token)) return 'string';
-  return 'bulk';
+  return KINDS.get(token) ?? 'bulk';
 }
 
 /** The largest body a token may carry under `limits` (integer packets: none). */
@@ -109,6 +113,48 @@ function show(bytes: Buffer): string {
 }
 
 /**
+ * Decodes the 12-byte header at `offset` whose token is one of `expected`, checking a body length
+ * against its limit: `incomplete` only while the bytes so far could still start a valid header.
+ */
+export function decodeHeader(
+  input: Uint8Array,
+  offset: number,
+  expected: readonly Token[],
+  limits: WireLimits = DEFAULT_LIMITS,
+): Decoded<{ readonly token: Token; readonly param: number }> {
+  const available = input.length - offset;
+  // Token: fail at the first byte that no expected token has at that position.
+  const tokenBytes = Math.min(4, available);
+  let candidates = expected;
+  for (let i = 0; i < tokenBytes; i++) {
+    const byte = input[offset + i];
+    if (candidates.length !== 1 || candidates[0]!.charCodeAt(i) !== byte) candidates = candidates.filter((t) => t.charCodeAt(i) === byte);
+    if (candidates.length === 0) {
+      const seen = Buffer.from(input.subarray(offset, offset + i + 1));
+      return { kind: 'corrupt', reason: `expected token ${expected.join(' or ')}, got ${show(seen)}` };
+    }
+  }
+  // Hex digits: fail at the first non-hex byte.
+  const headerBytes = Math.min(HEADER_LENGTH, available);
+  let param = 0;
+  for (let i = 4; i < headerBytes; i++) {
+    const digit = hexValue(input[offset + i]!);
+    if (digit < 0) {
+      const seen = Buffer.from(input.subarray(offset, offset + i + 1));
+      return { kind: 'corrupt', reason: `bad hex digit in ${candidates[0]} header ${show(seen)}` };
+    }
+    param = param * 16 + digit;
+  }
+  if (available < HEADER_LENGTH) return { kind: 'incomplete', needed: HEADER_LENGTH - available };
+  const token = candidates[0]!;
+  if (kindOf(token) !== 'integer') {
+    const limit = limitOf(token, limits);
+    if (param > limit) return { kind: 'corrupt', reason: `${token} length ${param} exceeds the limit of ${limit} bytes` };
+  }
+  return { kind: 'ok', value: { token, param }, next: offset + HEADER_LENGTH };
+}
+
+/**
  * Decodes one packet at `offset` whose token is one of `expected`. Integer values are returned
  * unchecked (the session judges DIST or ARGC); lengths are checked against `limits`.
  */
@@ -118,39 +164,13 @@ export function decodePacket(
   expected: readonly Token[],
   limits: WireLimits = DEFAULT_LIMITS,
 ): Decoded<Packet> {
-  const available = input.length - offset;
-  // Token: fail at the first byte that no expected token has at that position.
-  const tokenBytes = Math.min(4, available);
-  let candidates = expected;
-  for (let i = 0; i < tokenBytes; i++) {
-    const byte = input[offset + i];
-    candidates = candidates.filter((t) => t.charCodeAt(i) === byte);
-    if (candidates.length === 0) {
-      const seen = input.subarray(offset, offset + i + 1);
-      return { kind: 'corrupt', reason: `expected token ${expected.join(' or ')}, got ${show(seen)}` };
-    }
-  }
-  // Hex digits: fail at the first non-hex byte.
-  const headerBytes = Math.min(HEADER_LENGTH, available);
-  let param = 0;
-  for (let i = 4; i < headerBytes; i++) {
-    const digit = hexValue(input[offset + i]);
-    if (digit < 0) {
-      const seen = input.subarray(offset, offset + i + 1);
-      return { kind: 'corrupt', reason: `bad hex digit in ${candidates[0]} header ${show(seen)}` };
-    }
-    param = param * 16 + digit;
-  }
-  if (available < HEADER_LENGTH) return { kind: 'incomplete', needed: HEADER_LENGTH - available };
-  const token = candidates[0];
-  if (kindOf(token) === 'integer') return { kind: 'ok', value: { token, param }, next: offset + HEADER_LENGTH };
-  const limit = limitOf(token, limits);
-  if (param > limit) {
-    return { kind: 'corrupt', reason: `${token} length ${param} exceeds the limit of ${limit} bytes` };
-  }
-  const end = offset + HEADER_LENGTH + param;
+  const header = decodeHeader(input, offset, expected, limits);
+  if (header.kind !== 'ok') return header;
+  const { token, param } = header.value;
+  if (kindOf(token) === 'integer') return { kind: 'ok', value: { token, param }, next: header.next };
+  const end = header.next + param;
   if (input.length < end) return { kind: 'incomplete', needed: end - input.length };
-  return { kind: 'ok', value: { token, param, body: input.subarray(offset + HEADER_LENGTH, end) }, next: end };
+  return { kind: 'ok', value: { token, param, body: input.subarray(header.next, end) }, next: end };
 }
 
 /** The 12-byte header `TOKEN` + 8 lowercase hex digits. */

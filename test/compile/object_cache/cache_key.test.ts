@@ -145,3 +145,19 @@ test('CompilerIdentities sees a driver put earlier in PATH and a link moved to a
   assert.notEqual(shadowed, moved, 'a driver put earlier in PATH is the one run, and another compiler');
   assert.equal(shadowed, await new CompilerIdentities().identify('cc', env, '/'));
 });
+
+test('CompilerIdentities sees a driver put in a directory that PATH names twice when it has the identity memoised', async (t) => {
+  const root = tempDir(t, 'distkit-identity-twice-');
+  const [twice, late] = ['twice', 'late'].map((d) => path.join(root, d)) as [string, string];
+  for (const dir of [twice, late]) await fs.mkdir(dir);
+  const driver = (version: string) => `#!/bin/sh\n[ "$1" = -dumpfullversion ] && { echo ${version}; echo x86_64-linux-gnu; exit 0; }\nexec gcc "$@"\n`;
+  await fs.writeFile(path.join(late, 'cc'), driver('1.0'), { mode: 0o755 });
+  const env = { PATH: `${twice}:${twice}/:${late}:${twice}:/usr/bin` };
+  const ids = new CompilerIdentities();
+  const first = await ids.identify('cc', env, '/');
+  assert.equal(await ids.identify('cc', env, '/'), first, 'stable while nothing changes');
+  await fs.writeFile(path.join(twice, 'cc'), driver('2.0'), { mode: 0o755 });
+  const shadowed = await ids.identify('cc', env, '/');
+  assert.notEqual(shadowed, first, 'a driver put in the directory named twice, before the one found, is another compiler');
+  assert.equal(shadowed, await new CompilerIdentities().identify('cc', env, '/'));
+});
