@@ -16,8 +16,9 @@ import { pumpedSockets } from '../../src/activation/socket_pump';
 import { Upstream } from '../../src/cache/proxy/upstream';
 import { pumpedProxyHandler } from '../../src/cache/proxy/app_session';
 import { createLogger } from '../../src/log/index';
-import { encodeAddPayload, encodeMessage, MessageReader, Operation, Status } from '../../src/cache/wire/index';
+import { Operation } from '../../src/cache/wire/index';
 import { startCacheServer, type TestServer } from './cache_server';
+import { connectPeer, request, Responses, storeSession as storeOne, takeFlood, until, whenSteady } from './pumped_peer';
 
 const SESSION = Buffer.alloc(4096, 0x5a);
 const ID = Buffer.from('proxy-pumped-id');
@@ -57,65 +58,12 @@ async function startProxy(t: { after(fn: () => unknown): void }, maxConnections:
   return { path: socketPath, pool, server };
 }
 
-async function connect(proxy: Proxy): Promise<net.Socket> {
-  const socket = net.connect({ path: proxy.path, allowHalfOpen: true });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('error', reject);
-  });
-  return socket;
-}
+const connect = (proxy: Proxy): Promise<net.Socket> => connectPeer({ path: proxy.path });
 
-function request(uid: number, operation: Operation, payload: Buffer): Buffer {
-  return encodeMessage({ isResponse: false, uid, operation }, payload);
-}
-
-/** Responses off one socket, parsed as they come. */
-class Responses {
-  readonly #reader = new MessageReader('response');
-  readonly #got: Array<{ uid: number; length: number; status: number }> = [];
-  #wake: (() => void) | undefined;
-  ended = false;
-
-  constructor(socket: net.Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.#reader.push(chunk);
-      for (let next = this.#reader.next(); next.kind === 'ok'; next = this.#reader.next()) {
-        this.#got.push({ uid: next.value.uid, length: next.value.payload.length, status: next.value.payload[0]! });
-      }
-      this.#wake?.();
-    });
-    socket.on('end', () => {
-      this.ended = true;
-      this.#wake?.();
-    });
-  }
-
-  async take(count: number): Promise<Array<{ uid: number; length: number; status: number }>> {
-    while (this.#got.length < count) await new Promise<void>((resolve) => (this.#wake = resolve));
-    return this.#got.splice(0, count);
-  }
-
-  async end(): Promise<void> {
-    while (!this.ended) await new Promise<void>((resolve) => (this.#wake = resolve));
-  }
-}
-
-async function until(check: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!check()) {
-    assert.ok(Date.now() < deadline, 'condition not met within 10 s');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
+/** A session stored through the proxy, once the proxy let that connection go. */
 async function storeSession(proxy: Proxy): Promise<void> {
-  const socket = await connect(proxy);
-  const answers = new Responses(socket);
-  socket.write(request(1, Operation.ADD, encodeAddPayload({ timeoutMs: 600_000, id: ID, data: SESSION })));
-  const [added] = await answers.take(1);
-  assert.equal(added!.status, Status.OK);
-  socket.destroy();
+  await storeOne({ path: proxy.path }, ID, SESSION);
+  await until(() => proxy.pool.active === 0);
 }
 
 test('proxy session on the pump answers a thousand pipelined requests of one write with their uids in order', async (t) => {
@@ -143,20 +91,9 @@ test('proxy session on the pump stops forwarding and loses no answer when the ap
   const count = 20_000; // 80 MB of answers, far above every socket buffer
   const before = proxy.server.engine.stats.operations;
   socket.write(Buffer.concat(Array.from({ length: count }, (_, i) => request(i, Operation.GET, ID))));
-  await until(() => proxy.server.engine.stats.operations > before);
-  let seen = -1;
-  while (seen !== proxy.server.engine.stats.operations) {
-    seen = proxy.server.engine.stats.operations;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  const seen = await whenSteady(() => proxy.server.engine.stats.operations, before);
   assert.ok(seen - before < count / 2, `the proxy forwarded ${seen - before} of ${count} requests whose answers nobody read`);
-  const answers = new Responses(socket);
-  socket.resume();
-  const got = await answers.take(count);
-  got.forEach((r, i) => {
-    assert.equal(r.uid, i);
-    assert.equal(r.length, SESSION.length);
-  });
+  await takeFlood(socket, count, SESSION.length);
 });
 
 test('proxy session on the pump answers every request of a half-closed application, then ends its side', async (t) => {
