@@ -87,6 +87,7 @@ async function benchTables(bench: Bench, prefix: string, quick: boolean): Promis
     ],
   };
   console.log('app -> dc_client -> dc_server (memory: the proxy\'s; server µs/op: the proxy\'s and the server\'s)');
+  console.log('goal (issue 17, as dc_server\'s at 512 sessions): ours/C >= 1.00 in every row, CONNECT_GET (Apache\'s mod_socache_dc) included');
   if (stream) console.log('stream chain: our dc_client on Node\'s sockets (DISTKIT_CACHE_IO=stream), dc_server on the pump');
   if (other !== undefined) console.log(`other chain: the dc_client built in ${path.resolve(other)} (e.g. main's), dc_server ours`);
   printHeader(chains);
