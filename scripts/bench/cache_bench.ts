@@ -16,6 +16,8 @@
 // `--sessions N` and `--size N` run only that store size / session size (e.g. `--sessions 512`
 // while iterating); `--stream` adds our dc_server on Node's streams (DISTKIT_CACHE_IO=stream, the
 // path before the native socket pump) as a row beside the default, to show the pump's gain.
+// `--only-chain` runs only the dc_client chains (with `--stream`: also our dc_client on Node's
+// streams; `--chain-from DIR`: also the dc_client built in DIR, e.g. main's, in the same run).
 // `--only-redis` runs the Redis rows alone (`--rounds N`: rounds of their goal rows), `--no-redis` leaves them out; `--metrics-cost` only dc_server without and with
 // -metrics (cache_metrics_cost.ts, `npm run bench -- metrics`).
 
@@ -40,6 +42,11 @@ function arg(name: string, fallback: number): number {
   return i >= 0 && process.argv[i + 1] !== undefined ? Number(process.argv[i + 1]) : fallback;
 }
 
+function argText(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
 const pad = (v: string | number, n: number): string => String(v).padStart(n);
 const loadAverage = (): string => os.loadavg().map((l) => l.toFixed(2)).join(' ');
 
@@ -50,10 +57,49 @@ function buildC(): string {
 
 /** Every cell of ours, C and the responder, then the dc_client chains. */
 async function benchTables(bench: Bench, prefix: string, quick: boolean): Promise<void> {
+  const stream = process.argv.includes('--stream');
+  if (!process.argv.includes('--only-chain')) await benchServers(bench, prefix, quick, stream);
+  // app -> dc_client -> dc_server, each chain all ours or all C.
+  const proxy = (dir: string, env?: Readonly<Record<string, string>>) => (listen: string, server: string) => [
+    ...(env === undefined ? [] : ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`)]),
+    process.execPath,
+    path.join(dir, 'dist/src/cli/dc_client.js'),
+    '-listen',
+    listen,
+    '-server',
+    server,
+    '-loglevel',
+    'notice',
+  ];
+  const other = argText('--chain-from');
+  const chains: Table = {
+    targets: [
+      chainTarget('ours chain', proxy(REPO), oursTarget(REPO)),
+      chainTarget('C chain', (listen, server) => [path.join(prefix, 'bin/dc_client'), '-listen', listen, '-server', server], cTarget(prefix)),
+      ...(stream ? [chainTarget('stream chain', proxy(REPO, { DISTKIT_CACHE_IO: 'stream' }), oursTarget(REPO))] : []),
+      ...(other === undefined ? [] : [chainTarget('other chain', proxy(path.resolve(other)), oursTarget(REPO))]),
+    ],
+    ops: OPS,
+    ratios: [
+      { label: 'ours/C', of: 'ours chain', over: 'C chain' },
+      ...(stream ? [{ label: 'stream/C', of: 'stream chain', over: 'C chain' }] : []),
+      ...(other === undefined ? [] : [{ label: 'other/C', of: 'other chain', over: 'C chain' }]),
+    ],
+  };
+  console.log('app -> dc_client -> dc_server (memory: the proxy\'s; server µs/op: the proxy\'s and the server\'s)');
+  console.log('goal (issue 17, as dc_server\'s at 512 sessions): ours/C >= 1.00 in every row, CONNECT_GET (Apache\'s mod_socache_dc) included');
+  if (stream) console.log('stream chain: our dc_client on Node\'s sockets (DISTKIT_CACHE_IO=stream), dc_server on the pump');
+  if (other !== undefined) console.log(`other chain: the dc_client built in ${path.resolve(other)} (e.g. main's), dc_server ours`);
+  printHeader(chains);
+  await runFill(bench, chains, 'unix', 512, 150);
+  console.log('REMOVE deletes pre-filled ids in order (hits while they last); ADD stores fresh ids (a full cache evicts); payload = 32-byte id + data.');
+}
+
+/** Our dc_server, C's and the responder: every cell. */
+async function benchServers(bench: Bench, prefix: string, quick: boolean, stream: boolean): Promise<void> {
   const only = (name: string, all: number[]): number[] => (process.argv.includes(name) ? all.filter((n) => n === arg(name, NaN)) : all);
   const populations = only('--sessions', quick ? [512, 50_000] : [512, 50_000, 1_000_000]);
   const sizes = only('--size', quick ? [150] : [150, 4096]);
-  const stream = process.argv.includes('--stream');
   const main: Table = {
     targets: [
       oursTarget(REPO),
@@ -80,19 +126,6 @@ async function benchTables(bench: Bench, prefix: string, quick: boolean): Promis
       }
     }
   }
-  // app -> dc_client -> dc_server, each chain all ours or all C.
-  const chains: Table = {
-    targets: [
-      chainTarget('ours chain', (listen, server) => [process.execPath, path.join(REPO, 'dist/src/cli/dc_client.js'), '-listen', listen, '-server', server, '-loglevel', 'notice'], oursTarget(REPO)),
-      chainTarget('C chain', (listen, server) => [path.join(prefix, 'bin/dc_client'), '-listen', listen, '-server', server], cTarget(prefix)),
-    ],
-    ops: OPS,
-    ratios: [{ label: 'ours/C', of: 'ours chain', over: 'C chain' }],
-  };
-  console.log('app -> dc_client -> dc_server (memory: the proxy\'s)');
-  printHeader(chains);
-  await runFill(bench, chains, 'unix', 512, 150);
-  console.log('REMOVE deletes pre-filled ids in order (hits while they last); ADD stores fresh ids (a full cache evicts); payload = 32-byte id + data.');
 }
 
 async function main(): Promise<void> {

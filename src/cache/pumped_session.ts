@@ -31,19 +31,31 @@ let outLength = 0;
 
 /** Serves `conn` on the pump until it ends; undefined when it cannot go there (see above). */
 export function servePumpedConnection(conn: Connection, engine: CacheSessionEngine, options: CacheSessionOptions = {}): Promise<void> | undefined {
+  const transport = pumpTransportOf(conn);
+  return transport === undefined ? undefined : serveCacheSession(conn, engine, transport, options);
+}
+
+/** Serves a connection the pump accepted until it ends. */
+export function servePumpedSocket(conn: PumpedConnection, engine: CacheSessionEngine, options: CacheSessionOptions = {}): Promise<void> {
+  return serveCacheSession(conn, engine, pumpTransportOfSocket(conn.socket), options);
+}
+
+/** `conn`'s accepted socket moved to the pump, as a transport; undefined when it cannot go there
+ * (see above). Any session over a CacheTransport can use it (dc_client's applications too). */
+export function pumpTransportOf(conn: Connection): CacheTransport | undefined {
   if (!PUMP_ENABLED) return undefined;
   const transport = new PumpTransport(conn.stream);
   const socket = adoptSocket(conn.stream, transport, { noDelay: conn.peer.kind === 'tcp' });
   if (socket === undefined) return undefined;
   transport.adopted(socket);
-  return serveCacheSession(conn, engine, transport, options);
+  return transport;
 }
 
-/** Serves a connection the pump accepted until it ends. */
-export function servePumpedSocket(conn: PumpedConnection, engine: CacheSessionEngine, options: CacheSessionOptions = {}): Promise<void> {
+/** A socket the pump accepted itself, as a transport. */
+export function pumpTransportOfSocket(socket: PumpedSocket): CacheTransport {
   const transport = new PumpTransport(undefined);
-  transport.adopted(conn.socket);
-  return serveCacheSession(conn, engine, transport, options);
+  transport.adopted(socket);
+  return transport;
 }
 
 /** Forwards the pump's events to the session (the pump calls it only after start: its first

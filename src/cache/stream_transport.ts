@@ -13,10 +13,14 @@ export class StreamTransport implements CacheTransport {
   readonly lendsInput = false;
   readonly #stream: Duplex;
   readonly #batch: WriteBatch;
+  readonly #pauseOnHold: boolean;
   #sink!: TransportSink;
 
-  constructor(conn: Connection) {
+  /** pauseOnHold: hold() stops reading the stream (dc_client's applications: a full pipeline
+   * stops their reads); else it keeps reading and only the parsing waits (dc_server's sessions). */
+  constructor(conn: Connection, options: { pauseOnHold?: boolean } = {}) {
     this.#stream = conn.stream;
+    this.#pauseOnHold = options.pauseOnHold ?? false;
     this.#batch = new WriteBatch(this.#stream);
     if (conn.peer.kind === 'tcp' && this.#stream instanceof net.Socket) this.#stream.setNoDelay(true);
   }
@@ -53,8 +57,13 @@ export class StreamTransport implements CacheTransport {
     this.#stream.resume();
   }
 
-  /** A stream keeps reading while answers wait (its buffer is bounded by what the peer sends). */
-  hold(): void {}
+  /** Without pauseOnHold a stream keeps reading while answers wait (its buffer is bounded by what
+   * the peer sends). */
+  hold(held: boolean): void {
+    if (!this.#pauseOnHold) return;
+    if (held) this.#stream.pause();
+    else if (!this.#stream.writableNeedDrain) this.#stream.resume();
+  }
 
   discardInput(): void {
     this.#stream.off('data', this.#onData);

@@ -3,13 +3,15 @@
 // connect to it locally; it multiplexes their requests over one connection to dc_server, retries
 // that connection every -retry ms, and answers locally while no server is reachable. Ours takes
 // -server more than once: failover in that order of preference (see cache/proxy/upstream_pool).
-// Options -> frozen config -> UpstreamPool + runService(proxyHandler).
+// Options -> frozen config -> UpstreamPool + runService(proxyHandler; the applications accepted
+// in the native socket pump unless DISTKIT_CACHE_IO=stream).
 
 import { createLogger } from '../log/index';
 import { runService } from '../activation/index';
 import { describeConnectTarget, parseCacheAddress, toConnectTarget } from '../cache/address';
 import { UpstreamPool } from '../cache/proxy/upstream_pool';
-import { proxyHandler } from '../cache/proxy/app_session';
+import { proxyHandler, pumpedProxyHandler } from '../cache/proxy/app_session';
+import { cachePumpEnabled } from '../cache/pumped_session';
 import { EXIT } from '../errors';
 import { DAEMON_USAGE, METRICS_USAGE, daemonSettingsOf, decimalOption, installKillable, metricsListenerOf, parseCacheArgs, prepareRuntime, runMain } from './cache_cli';
 import type { RunningService } from '../activation/index';
@@ -74,10 +76,13 @@ async function main(): Promise<number> {
   });
   metrics = watched?.watcher;
   const signals = installKillable({ killable: config.daemon.killable, log, onStop: () => upstream.stop() });
+  const session = { log, idleMs: config.idleMs };
   service = await runService({
     program: PROGRAM,
     log,
-    handlers: { main: proxyHandler(upstream, { log, idleMs: config.idleMs }) },
+    handlers: { main: proxyHandler(upstream, session) },
+    // Applications accepted in the native socket pump, unless DISTKIT_CACHE_IO=stream.
+    ...(cachePumpEnabled() ? { pumped: pumpedProxyHandler(upstream, session) } : {}),
     ...runtime,
     maxConnections: MAX_APPLICATIONS,
     drainTimeoutMs: 2000,

@@ -5,65 +5,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { encodeAddPayload, encodeMessage, MessageReader, Operation, Status } from '../../src/cache/wire/index';
+import { Operation } from '../../src/cache/wire/index';
 import { pumpedSockets } from '../../src/activation/socket_pump';
 import { startCacheServer, type TestServer } from './cache_server';
+import { connectPeer, request, Responses, storeSession as storeOne, takeFlood, until, whenSteady } from './pumped_peer';
 
 const SESSION = Buffer.alloc(4096, 0x5a);
 const ID = Buffer.from('pumped-session-id');
 
-function request(uid: number, operation: Operation, payload: Buffer): Buffer {
-  return encodeMessage({ isResponse: false, uid, operation }, payload);
-}
 
-async function connect(server: TestServer): Promise<net.Socket> {
-  const socket = net.connect({ ...server.target, allowHalfOpen: true } as net.NetConnectOpts);
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('error', reject);
-  });
-  return socket;
-}
-
-/** Responses off one socket, parsed as they come. */
-class Responses {
-  readonly #reader = new MessageReader('response');
-  readonly #got: Array<{ uid: number; length: number; status: number }> = [];
-  #wake: (() => void) | undefined;
-
-  constructor(socket: net.Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.#reader.push(chunk);
-      for (let next = this.#reader.next(); next.kind === 'ok'; next = this.#reader.next()) {
-        this.#got.push({ uid: next.value.uid, length: next.value.payload.length, status: next.value.payload[0]! });
-      }
-      this.#wake?.();
-    });
-  }
-
-  /** The next `count` responses: uid, payload length and first byte. */
-  async take(count: number): Promise<Array<{ uid: number; length: number; status: number }>> {
-    while (this.#got.length < count) await new Promise<void>((resolve) => (this.#wake = resolve));
-    return this.#got.splice(0, count);
-  }
-}
-
-async function until(check: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!check()) {
-    assert.ok(Date.now() < deadline, 'condition not met within 10 s');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-async function storeSession(server: TestServer): Promise<void> {
-  const socket = await connect(server);
-  const answers = new Responses(socket);
-  socket.write(request(1, Operation.ADD, encodeAddPayload({ timeoutMs: 600_000, id: ID, data: SESSION })));
-  const [added] = await answers.take(1);
-  assert.equal(added!.status, Status.OK);
-  socket.destroy();
-}
+const connect = (server: TestServer): Promise<net.Socket> => connectPeer(server.target as net.NetConnectOpts);
+const storeSession = (server: TestServer): Promise<void> => storeOne(server.target as net.NetConnectOpts, ID, SESSION);
 
 test('pumped session answers every request in order when a thousand arrive in one write', async (t) => {
   const server = await startCacheServer({ unix: true });
@@ -113,21 +65,10 @@ test('pumped session stops reading and loses no answer when the peer does not re
   const rssBefore = process.memoryUsage().rss;
   socket.write(flood);
   // The server stops answering once its answers back up (they wait in the kernel, not here).
-  await until(() => server.engine.stats.operations > before);
-  let seen = -1;
-  while (seen !== server.engine.stats.operations) {
-    seen = server.engine.stats.operations;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  const seen = await whenSteady(() => server.engine.stats.operations, before);
   assert.ok(seen - before < count / 2, `the server answered ${seen - before} of ${count} requests nobody read`);
   assert.ok(process.memoryUsage().rss - rssBefore < 64 * 1024 * 1024, 'the server kept the answers in memory');
-  const answers = new Responses(socket);
-  socket.resume();
-  const got = await answers.take(count);
-  got.forEach((r, i) => {
-    assert.equal(r.uid, i);
-    assert.equal(r.length, SESSION.length);
-  });
+  await takeFlood(socket, count, SESSION.length);
 });
 
 test('pumped session closes only that connection when the peer resets in the middle of a frame', async (t) => {

@@ -4,15 +4,21 @@
 // at a time; ours lets it pipeline up to MAX_PIPELINED and still answers in order).
 // An application that leaves with requests outstanding simply loses their answers; nothing else
 // is disturbed (the original's multiplexer_mark_dead_client marked every client's items dead).
+// The bytes move through a cache transport (../cache_transport), as dc_server's sessions do: the
+// native socket pump (../pumped_session: a connection its listeners accepted, or an accepted
+// socket handed over) or a Node stream (inetd's pipes, a test's Duplex, DISTKIT_CACHE_IO=stream).
 
-import type { Duplex } from 'node:stream';
 import type { Connection, ConnectionHandler } from '../../activation/connection';
+import type { PumpedConnectionHandler } from '../../activation/socket_pump';
 import type { Logger } from '../../log/index';
 import { encodeMessage } from '../wire/frame';
 import { MessageReader, type Message } from '../wire/message_reader';
 import { ADD_PREFIX_SIZE, Operation } from '../wire/constants';
 import { DISCONNECTED_PAYLOAD, type UpstreamAnswer, type UpstreamTicket } from './upstream';
 import type { RequestForwarder } from './upstream_pool';
+import type { CacheTransport, TransportSink } from '../cache_transport';
+import { StreamTransport } from '../stream_transport';
+import { pumpTransportOf, pumpTransportOfSocket } from '../pumped_session';
 
 /** Requests one application may have outstanding; beyond that its socket is not read. */
 export const MAX_PIPELINED = 32;
@@ -45,34 +51,43 @@ function payloadOf(answer: UpstreamAnswer): Buffer {
 /** The ConnectionHandler dc_client runs (and the tests run): every application connection served
  * over the one shared `upstream` (an Upstream, or dc_client's UpstreamPool of several). */
 export function proxyHandler(upstream: RequestForwarder, options: ProxySessionOptions): ConnectionHandler {
-  return (conn) => serveProxyConnection(conn, upstream, options);
+  return (conn) => serveProxySession(conn, upstream, pumpTransportOf(conn) ?? new StreamTransport(conn, { pauseOnHold: true }), options);
 }
 
-/** Serves one application connection until it closes. */
-function serveProxyConnection(conn: Connection, upstream: RequestForwarder, options: ProxySessionOptions): Promise<void> {
-  return new Promise<void>((resolve) => new ProxySession(conn, upstream, options, resolve).start());
+/** The same for the connections dc_client's listeners accepted in the native socket pump. */
+export function pumpedProxyHandler(upstream: RequestForwarder, options: ProxySessionOptions): PumpedConnectionHandler {
+  return (conn) => serveProxySession(conn, upstream, pumpTransportOfSocket(conn.socket), options);
+}
+
+/** Serves one application connection until it closes; never rejects. */
+function serveProxySession(conn: Pick<Connection, 'id'>, upstream: RequestForwarder, transport: CacheTransport, options: ProxySessionOptions): Promise<void> {
+  return new Promise<void>((resolve) => new ProxySession(conn, upstream, transport, options, resolve).start());
 }
 
 /** How forwarding the buffered requests stopped. */
 type ForwardStop = 'exhausted' | 'full' | 'refused';
 
 /** One application connection's state, and one method per step of serving it. */
-class ProxySession {
-  readonly #stream: Duplex;
+class ProxySession implements TransportSink {
+  readonly #transport: CacheTransport;
   readonly #upstream: RequestForwarder;
   readonly #idleMs: number;
   readonly #log: Logger;
-  /** Settles serveProxyConnection's promise. */
+  /** Settles serveProxySession's promise. */
   readonly #resolve: () => void;
   readonly #reader = new MessageReader('request');
   /** Requests forwarded and not yet answered to the application, in the order it sent them. */
   readonly #slots: Slot[] = [];
   #readEnded = false;
-  #finished = false;
+  /** The application is not taking its answers: we forward nothing more until it drains. */
+  #blocked = false;
+  /** Our side is ended (every answer given) or cut: nothing more is read or written. */
+  #closing = false;
+  #settled = false;
   #idleTimer: NodeJS.Timeout | undefined;
 
-  constructor(conn: Connection, upstream: RequestForwarder, options: ProxySessionOptions, resolve: () => void) {
-    this.#stream = conn.stream;
+  constructor(conn: Pick<Connection, 'id'>, upstream: RequestForwarder, transport: CacheTransport, options: ProxySessionOptions, resolve: () => void) {
+    this.#transport = transport;
     this.#upstream = upstream;
     this.#idleMs = options.idleMs;
     this.#log = options.log.child({ conn: conn.id });
@@ -80,35 +95,62 @@ class ProxySession {
   }
 
   start(): void {
-    const stream = this.#stream;
-    stream.on('data', (chunk: Buffer) => {
-      this.#reader.push(chunk);
-      this.#readRequests();
-    });
-    stream.on('drain', () => this.#readRequests());
-    stream.on('end', () => {
-      this.#readEnded = true;
-      this.#readRequests();
-    });
-    stream.on('error', (error: NodeJS.ErrnoException) => {
-      this.#log.debug('application connection error', { error: error.code ?? error.message });
-    });
-    stream.on('close', () => {
-      if (this.#slots.length > 0) this.#log.info('application left', { discarded: this.#slots.length });
-      this.#finish();
-      this.#resolve();
-    });
     this.#armIdle();
+    this.#transport.start(this);
+  }
+
+  onData(bytes: Buffer): void {
+    if (this.#closing) return;
+    try {
+      this.#reader.push(bytes);
+    } catch (error) {
+      this.#refuse({ why: (error as Error).message });
+      return;
+    }
+    this.#readRequests();
+    // What is left unparsed must not stay a view of a buffer the transport reuses.
+    if (this.#transport.lendsInput) this.#reader.detach();
+  }
+
+  onEnd(): void {
+    this.#readEnded = true;
+    this.#readRequests();
+  }
+
+  onDrain(): void {
+    if (!this.#blocked) return;
+    this.#blocked = false;
+    if (!this.#readEnded && this.#slots.length < MAX_PIPELINED) this.#transport.resume();
+    this.#readRequests();
+  }
+
+  onBlocked(): void {
+    this.#blocked = true;
+  }
+
+  onError(code: string): void {
+    this.#log.debug('application connection error', { error: code });
+    this.#transport.destroy();
+    this.#settle();
+  }
+
+  onClosed(): void {
+    this.#settle();
+  }
+
+  onGone(): void {
+    this.#settle();
   }
 
   #armIdle(): void {
-    if (this.#idleMs <= 0 || this.#finished) return;
+    if (this.#idleMs <= 0 || this.#settled) return;
     if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
     this.#idleTimer = setTimeout(() => {
       this.#idleTimer = undefined;
       if (this.#slots.length === 0) {
         this.#log.info('idle close', { idle_ms: this.#idleMs });
-        this.#stream.destroy();
+        this.#transport.destroy();
+        this.#settle();
       } else this.#armIdle();
     }, this.#idleMs);
   }
@@ -116,22 +158,25 @@ class ProxySession {
   /** Forwards what the application sent; reads on only while its pipeline has room and it takes
    * its answers, and ends our side once it half-closed and has every answer. */
   #readRequests(): void {
-    if (this.#finished) return;
+    if (this.#closing || this.#settled) return;
     const stop = this.#forwardBuffered();
     if (stop === 'refused') return;
     // Back-pressure: a full pipeline or an application that does not read its answers stops us
     // reading its socket, so its buffers stay bounded.
-    const stream = this.#stream;
-    if (this.#slots.length >= MAX_PIPELINED || stream.writableNeedDrain) stream.pause();
-    else if (!this.#readEnded) stream.resume();
+    this.#transport.hold(this.#slots.length >= MAX_PIPELINED);
     if (this.#readEnded && stop === 'exhausted' && this.#slots.length === 0) {
       // The application half-closed and has every answer: flush and close our side too.
-      if (!stream.writableEnded) stream.end();
+      this.#closing = true;
+      if (this.#transport.end()) this.#settle();
     }
   }
 
   #forwardBuffered(): ForwardStop {
-    while (this.#slots.length < MAX_PIPELINED && !this.#stream.writableNeedDrain) {
+    while (this.#slots.length < MAX_PIPELINED) {
+      if (this.#blocked || this.#transport.full()) {
+        this.#blocked = true;
+        return 'full';
+      }
       const r = this.#reader.next();
       if (r.kind === 'incomplete') return 'exhausted';
       if (r.kind === 'corrupt') return this.#refuse({ why: r.reason, offset: r.offset });
@@ -158,27 +203,38 @@ class ProxySession {
     });
   }
 
-  /** Writes the answers that are next in order, then reads on. */
+  /** Writes the answers that are next in order (in one write), then reads on. */
   #writeAnswered(): void {
-    if (this.#finished) return;
+    if (this.#closing || this.#settled) return;
+    const transport = this.#transport;
     while (this.#slots.length > 0 && this.#slots[0]!.response !== undefined) {
-      this.#stream.write(this.#slots.shift()!.response!);
+      transport.add(this.#slots.shift()!.response!);
     }
+    transport.flush();
     this.#readRequests();
   }
 
   /** A bad request: the connection goes, and with it the answers it still waits for. */
   #refuse(fields: Record<string, string | number>): 'refused' {
     this.#log.warning('bad request', fields);
-    this.#finish();
-    this.#stream.destroy();
+    this.#cancel();
+    this.#transport.destroy();
+    this.#settle();
     return 'refused';
   }
 
-  #finish(): void {
-    if (this.#finished) return;
-    this.#finished = true;
-    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+  #cancel(): void {
     for (const s of this.#slots.splice(0)) s.ticket?.cancel();
+  }
+
+  #settle(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#closing = true;
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+    if (this.#slots.length > 0) this.#log.info('application left', { discarded: this.#slots.length });
+    this.#cancel();
+    this.#transport.release();
+    this.#resolve();
   }
 }
