@@ -4,7 +4,10 @@
 // the server at once (MULTIPLEXER_MAX_ITEMS); later ones queue here in arrival order. When the
 // connection dies, each request the server had is answered DISCONNECTED (0x02) and each queued
 // one gets the "no server" answer; a new connection is tried every retry period (server.c's
-// server_retry_util), the first one at once.
+// server_retry_util), the first one at start at once, the first after a loss one retry period
+// after it (server_dead_util stamps last_fail): a server that was SIGKILLed still completes
+// handshakes while the kernel tears its memory down, and a reconnection at once found it, took
+// requests from a pool that prefers it and lost them too.
 
 import net from 'node:net';
 import type { Logger } from '../../log/index';
@@ -240,6 +243,7 @@ export class Upstream {
     for (const p of lost) this.#answer(p, { kind: 'disconnected' });
     for (const p of queued) this.#answer(p, { kind: 'unavailable' });
     if (wasConnected) this.#options.onState?.('down');
+    if (wasConnected) this.#lastAttempt = Date.now();
     if (!this.#stopped) {
       const wait = Math.max(0, this.#lastAttempt + this.#options.retryMs - Date.now());
       this.#timer = setTimeout(() => {
