@@ -64,10 +64,10 @@ test('dc_server on a redis cluster answers every request in order when a slot mo
   const masters = await Promise.all(ids.map((id) => cluster.masterOf(`dc:${id}`)));
   const slotOf = async (id: string): Promise<number> => Number((await cluster.cli(masters[0]!, ['cluster', 'keyslot', `dc:${id}`])).trim());
   const first = ids[0]!;
-  const movedIndex = ids.findIndex((id, i) => i > 0 && masters[i] === masters[0]);
+  const movedIndex = ids.findIndex((_, i) => i > 0 && masters[i] === masters[0]);
   assert.ok(movedIndex > 0);
   const moved = ids[movedIndex]!;
-  const stayed = ids.find((id, i) => masters[i] !== masters[0])!;
+  const stayed = ids.find((_, i) => masters[i] !== masters[0])!;
   assert.notEqual(await slotOf(first), await slotOf(moved));
   for (const id of [first, moved, stayed]) assert.equal(await client.add(id, `data of ${id}`, 600_000), Status.OK);
   const to = (await cluster.masters()).find((m) => m !== masters[0])!;
