@@ -176,7 +176,10 @@ async function inetd(work: string, kinds: readonly Kind[]): Promise<Map<Kind, nu
     // the locale. (This machine's NODE_EXTRA_CA_CERTS alone costs every node start ~65 ms.)
     const env = ['PATH', 'LANG', 'LC_ALL', 'TMPDIR'].filter((v) => process.env[v] !== undefined).map((v) => `${v}='${process.env[v]}'`);
     const extra = kind === 'c' ? '' : ` --no-cache${kind === 'unboxed' ? ' --sandbox=off' : ''}`;
-    await fs.writeFile(script, `#!/bin/sh\nexec env -i HOME=/ ${env.join(' ')} '${server}' --inetd --log-file '${log}'${extra}\n`, { mode: 0o755 });
+    // A runtime directory of the bench's (systemd's RuntimeDirectory=): no /run/distccd left behind.
+    const runtime = path.join(work, `run-${kind}`);
+    await fs.mkdir(runtime, { recursive: true, mode: 0o755 });
+    await fs.writeFile(script, `#!/bin/sh\nexec env -i HOME=/ ${env.join(' ')} RUNTIME_DIRECTORY='${runtime}' '${server}' --inetd --log-file '${log}'${extra}\n`, { mode: 0o755 });
     envs.set(kind, clientEnv(work, '@localhost/4', { DISTCC_SSH: script }));
   }
   const total = await interleaved(kinds, INETD_JOBS, (kind) => exec('distcc', ['gcc', '-c', 'trivial.c', '-o', 'trivial.o'], { cwd: work, env: envs.get(kind) }));

@@ -61,7 +61,11 @@ async function inetdScript(work: string, side: Side, groups: CpuGroups): Promise
   const log = await openLog(work, `inetd-${side}.log`);
   // The environment sshd or inetd would give it, not the bench's own (distcc_bench.ts inetd).
   const env = ['PATH', 'LANG', 'LC_ALL'].filter((v) => process.env[v] !== undefined).map((v) => `${v}=${process.env[v]!}`);
-  const [cmd, argv] = groups.wrap(group('inetd', side), 'env', ['-i', 'HOME=/', ...env, `TMPDIR=${path.join(work, 'tmp')}`,
+  // Its runtime directory (the remembered sandbox check and mounts), as systemd's RuntimeDirectory=
+  // gives one: a root bench run leaves no /run/distccd behind.
+  const runtime = path.join(work, `run-${side}`);
+  await fs.mkdir(runtime, { recursive: true, mode: 0o755 });
+  const [cmd, argv] = groups.wrap(group('inetd', side), 'env', ['-i', 'HOME=/', ...env, `TMPDIR=${path.join(work, 'tmp')}`, `RUNTIME_DIRECTORY=${runtime}`,
     await installedLauncher(work), '--inetd', '--log-file', log, ...sandboxArgs(side)]);
   await fs.writeFile(script, `#!/bin/sh\nexec ${[cmd, ...argv].map(quote).join(' ')}\n`, { mode: 0o755 });
   return script;
