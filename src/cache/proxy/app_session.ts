@@ -18,6 +18,7 @@ import { DISCONNECTED_PAYLOAD, type UpstreamAnswer, type UpstreamTicket } from '
 import type { RequestForwarder } from './upstream_pool';
 import type { CacheTransport, TransportSink } from '../cache_transport';
 import { StreamTransport } from '../stream_transport';
+import { armIdleBound } from '../idle_bound';
 import { pumpTransportOf, pumpTransportOfSocket } from '../pumped_session';
 
 /** Requests one application may have outstanding; beyond that its socket is not read. */
@@ -130,8 +131,7 @@ class ProxySession implements TransportSink {
 
   onError(code: string): void {
     this.#log.debug('application connection error', { error: code });
-    this.#transport.destroy();
-    this.#settle();
+    this.#drop();
   }
 
   onClosed(): void {
@@ -142,23 +142,21 @@ class ProxySession implements TransportSink {
     this.#settle();
   }
 
+  /** dc_server's idle bound (../idle_bound), re-armed by each request; a connection with
+   * answers still to come is not idle. */
   #armIdle(): void {
-    if (this.#idleMs <= 0 || this.#settled) return;
-    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
-    this.#idleTimer = setTimeout(() => {
-      this.#idleTimer = undefined;
-      if (this.#slots.length === 0) {
-        this.#log.info('idle close', { idle_ms: this.#idleMs });
-        this.#transport.destroy();
-        this.#settle();
-      } else this.#armIdle();
-    }, this.#idleMs);
+    if (this.#settled) return;
+    this.#idleTimer = armIdleBound(this.#idleTimer, this.#idleMs, () => {
+      if (this.#slots.length > 0) return this.#armIdle();
+      this.#log.info('idle close', { idle_ms: this.#idleMs });
+      this.#drop();
+    });
   }
 
   /** Forwards what the application sent; reads on only while its pipeline has room and it takes
    * its answers, and ends our side once it half-closed and has every answer. */
   #readRequests(): void {
-    if (this.#closing || this.#settled) return;
+    if (this.#closing) return;
     const stop = this.#forwardBuffered();
     if (stop === 'refused') return;
     // Back-pressure: a full pipeline or an application that does not read its answers stops us
@@ -205,7 +203,7 @@ class ProxySession implements TransportSink {
 
   /** Writes the answers that are next in order (in one write), then reads on. */
   #writeAnswered(): void {
-    if (this.#closing || this.#settled) return;
+    if (this.#closing) return;
     const transport = this.#transport;
     while (this.#slots.length > 0 && this.#slots[0]!.response !== undefined) {
       transport.add(this.#slots.shift()!.response!);
@@ -218,9 +216,14 @@ class ProxySession implements TransportSink {
   #refuse(fields: Record<string, string | number>): 'refused' {
     this.#log.warning('bad request', fields);
     this.#cancel();
+    this.#drop();
+    return 'refused';
+  }
+
+  /** Cuts the connection: nothing more is read or written, and the session settles. */
+  #drop(): void {
     this.#transport.destroy();
     this.#settle();
-    return 'refused';
   }
 
   #cancel(): void {
