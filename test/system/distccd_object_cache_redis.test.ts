@@ -102,8 +102,11 @@ test('distccd finishes every job of a make when redis is killed in the middle, a
   const during = states(d);
   assert.equal(during.length, objects.length);
   assert.ok(killedAfter < objects.length, 'the make was over before Redis was killed');
-  // No disk tier: a lookup while Redis is dead is a tier error, not a miss (at most 4 jobs, --jobs, looked up before the kill).
-  assert.ok(during.slice(killedAfter + 4).every((s) => s === 'error'), `states after the kill: ${during.join(' ')}`);
+  // No disk tier: a lookup while Redis is dead is a tier error, not a miss. A job's summary comes
+  // once its entry is stored, so the jobs summarised after the kill that looked up before it are
+  // at most one compiling and one storing per make slot (-j4): 8.
+  const afterKill = during.slice(killedAfter);
+  assert.ok(afterKill.filter((s) => s !== 'error').length <= 8 && during.slice(killedAfter + 8).every((s) => s === 'error'), `states after the kill (from job ${killedAfter}): ${during.join(' ')}`);
   assert.equal(d.lines.filter((l) => l.includes('Redis down')).length, 1, d.lines.filter((l) => /Redis/.test(l)).join('\n'));
   // Back: the restarted (empty) Redis is filled by one build and answers the next.
   await redis.restart();
