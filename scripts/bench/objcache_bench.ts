@@ -1,6 +1,7 @@
 // `npm run bench -- objcache`: the object cache on a generated tree of C files (a few hundred
 // lines each, system headers, -O2), built with make -j4 through the real distcc client in
-// protocol 2 (`,lzo`) and through the pump client in protocol 3 (`,cpp,lzo`), side by side in one
+// protocol 2 (`,lzo`) and through the pump client in protocol 3 (`,cpp,lzo`; an include server
+// per tree started once, `pump --startup`, so that no build's time holds its start and stop), side by side in one
 // run against Debian's C distccd, every server with --jobs 4, the same client environment, TMPDIR
 // and log level, logging to a file:
 //   C distccd         (no cache, no sandbox)
@@ -39,7 +40,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort, onFreePort } from '../../test/support/free_port';
 import { RedisServer } from '../../test/support/redis';
-import { realPump, runPump } from '../../test/support/real_pump';
+import { realPump, runPump, startIncludeServer, type IncludeServer } from '../../test/support/real_pump';
 import { stopServer, stopServersOnSignal, waitForPort } from './bench_servers';
 import { CpuGroups } from './cpu_groups';
 import { measureHits, processCpuMs, protocol2Request, protocol3Request, rawJob, spread, timeCacheStep, timeMissOverhead, type Spread } from './objcache_hit_cost';
@@ -117,8 +118,11 @@ function sourceOf(i: number): string {
   return lines.join('\n');
 }
 
-/** A tree a make runs in, and the client's home (DISTCC_DIR) for it: two makes at once each have their own. */
-interface Tree { readonly src: string; readonly home: string }
+/**
+ * A tree a make runs in, the client's home (DISTCC_DIR) for it (two makes at once each have
+ * their own), and its include server for protocol 3.
+ */
+interface Tree { readonly src: string; readonly home: string; readonly includeServer?: IncludeServer }
 
 /**
  * The generated tree, and two copies of it for the paired builds (names of one length: the
@@ -147,14 +151,14 @@ function clientEnv(home: string, hosts: string): NodeJS.ProcessEnv {
 }
 
 /** One `make -j4` from clean, timed; protocol 2 through Debian's distcc, 3 through the pump client. */
-async function build({ src, home }: Tree, server: Server, protocol: 2 | 3): Promise<number> {
+async function build({ src, home, includeServer }: Tree, server: Server, protocol: 2 | 3): Promise<number> {
   await exec('make', ['-s', '-C', src, 'clean']);
   const start = process.hrtime.bigint();
   if (protocol === 2) {
     await exec('make', ['-s', '-j4', '-C', src, 'CC=distcc gcc'], { env: clientEnv(home, `127.0.0.1:${server.port}/4,lzo`), maxBuffer: 16 << 20 });
   } else {
     const { distcc } = await realPump();
-    const r = await runPump(['make', '-s', '-j4', '-C', src, `CC=${distcc} gcc`], { cwd: src, port: server.port, home });
+    const r = await runPump(['make', '-s', '-j4', '-C', src, `CC=${distcc} gcc`], { cwd: src, port: server.port, home, includeServer });
     if (r.code !== 0) throw new Error(`pump make failed (${r.code}): ${r.stderr.slice(-2000)}`);
   }
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
@@ -261,14 +265,21 @@ async function main(): Promise<void> {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'distkit-objbench-'));
   const servers: Server[] = [];
   let redis: RedisServer | undefined;
+  const includeStops: Array<() => Promise<unknown>> = [];
   stopServersOnSignal(servers, work, async () => {
+    for (const stop of includeStops) await stop();
     await redis?.stop();
     groups?.close();
   });
   try {
-    const { main, twins } = await prepare(work);
-    const src = main.src;
+    const prepared = await prepare(work);
     if (!HITS_ONLY) await realPump();
+    // One include server per tree, started once: `pump make` starts and stops one for every
+    // build, which waits in polls of a second and put whole seconds into each protocol-3 wall time.
+    const pumped = async (tree: Tree): Promise<Tree> => (HITS_ONLY ? tree : { ...tree, includeServer: await startIncludeServer({ after: (stop) => void includeStops.push(stop) }, tree.home) });
+    const main = await pumped(prepared.main);
+    const twins = [await pumped(prepared.twins[0]), await pumped(prepared.twins[1])] as const;
+    const src = main.src;
     const cache = path.join(work, 'cache');
     for (const name of HITS_ONLY ? (['cache'] as const) : names) servers.push(await startServer(name, work, groups));
     let a: Server | undefined;
@@ -401,6 +412,7 @@ async function main(): Promise<void> {
     }
     console.log(`ours-cache log: ${(log.match(/cache:hit/g) ?? []).length} hits, ${(log.match(/cache:miss/g) ?? []).length} misses`);
   } finally {
+    for (const stop of includeStops.splice(0)) await stop();
     for (const s of servers) await stopServer(s);
     await redis?.stop();
     groups?.close();
