@@ -443,8 +443,12 @@ test('distccd runs a compiler\'s jobs in one sandbox host, each job in mount and
   // A crash is the compiler's signal, as unconfined; so over the per-job bwrap path (--inetd).
   const crash = await sendRaw(d.port, encodeRequest(1, ['nsspy', '-DSEGV', '-c', 't.c', '-o', 't.o'], 'int x;\n'));
   assert.ok(crash.kind === 'answer' && crash.response.status === 11, JSON.stringify(crash));
-  // A host that dies is started again for the next job.
-  process.kill(hosts[0]!.pid, 'SIGKILL');
+  // A host that dies is started again for the next job (it is gone, bwrap and all, before that job).
+  const tree = [hosts[0]!.pid];
+  for (let i = 0; i < tree.length; i++) tree.push(...(await childrenOf(tree[i]!)).map((c) => c.pid));
+  for (const pid of tree) process.kill(pid, 'SIGKILL');
+  const dead = async (pid: number): Promise<boolean> => /^\S+ \(.*\) [ZX]/.test(await fs.readFile(`/proc/${pid}/stat`, 'latin1').catch(() => '0 (gone) X'));
+  while (!(await Promise.all(tree.map(dead))).every(Boolean)) await new Promise((r) => setTimeout(r, 20));
   await namespaces();
   const again = (await childrenOf(d.child.pid!)).filter((c) => c.argv.at(-1) === '/sandbox-host');
   assert.deepEqual(again.map((c) => c.pid === hosts[0]!.pid), [false], 'one new host');

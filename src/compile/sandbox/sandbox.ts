@@ -284,13 +284,13 @@ export class Sandbox {
 
   /**
    * The host's bwrap: the namespaces a job's bwrap gets but mount and pid, which each job gets
-   * anew inside; CAP_SYS_ADMIN and CAP_SETPCAP in its user namespace to build them; the
+   * anew inside; CAP_SYS_ADMIN, CAP_SETPCAP and CAP_SYS_CHROOT in its user namespace to build them; the
    * compiler's directories, /dev's nodes and /proc as a job sees them (the sources of the job's
    * mounts), the job root read-write (the sources of the job's own), the host program, and the
    * empty /newroot where each job's root is built.
    */
   #hostArgv(mounts: CompilerMounts, root: string): string[] {
-    const out = [this.#bwrap, ...UNSHARE, ...(this.#net ? ['--unshare-net'] : []), '--die-with-parent', '--cap-add', 'CAP_SYS_ADMIN', '--cap-add', 'CAP_SETPCAP'];
+    const out = [this.#bwrap, ...UNSHARE, ...(this.#net ? ['--unshare-net'] : []), '--die-with-parent', '--cap-add', 'CAP_SYS_ADMIN', '--cap-add', 'CAP_SETPCAP', '--cap-add', 'CAP_SYS_CHROOT'];
     // The job root under the compiler's directories when one of them holds it, else beneath them.
     const rootInside = mounts.dirs.some((dir) => isWithin(root, dir));
     if (!rootInside) out.push('--bind', root, root);

@@ -6,7 +6,7 @@
 // namespace and its monitor process the rest), past the 5 ms a job may spend on its sandbox. The
 // host pays for those once: it runs in bwrap with user, network, ipc and pid namespaces, the
 // compiler's directories read-only, /dev's nodes, a /proc and the daemon's job directory (TMPDIR)
-// read-write, and nothing else, keeping only CAP_SYS_ADMIN and CAP_SETPCAP in its own user
+// read-write, and nothing else, keeping only CAP_SYS_ADMIN, CAP_SETPCAP and CAP_SYS_CHROOT in its own user
 // namespace. Per job it clones a pid 1 in a new mount and pid namespace, which builds the job's
 // root from the same bwrap options a per-job bwrap would get (sandbox.ts), pivots into it (the
 // job root and every other job's files are left behind), and runs the compiler without any
