@@ -455,3 +455,26 @@ test('distccd runs a compiler\'s jobs in one sandbox host, each job in mount and
   await d.stop();
   assert.deepEqual(await settledListing(s.tmp), []);
 });
+
+test('distccd runs each job in a bwrap of its own, and says why, when a compiler\'s sandbox host cannot start', async (t) => {
+  const s = await setup(t);
+  await fs.writeFile(path.join(s.bin, 'nsspy'), NSSPY, { mode: 0o755 });
+  const masq = await makeMasqueradeDir(path.join(s.dir, 'masq-ns'), [...MASQUERADE_NAMES, 'nsspy']);
+  // A bwrap that refuses to keep capabilities, as a service's bounding set would make it.
+  const bwrap = path.join(s.dir, 'bwrap-nocaps');
+  await fs.writeFile(bwrap, `#!/bin/sh\ncase " $* " in *" --cap-add "*) echo "bwrap: Unable to add capabilities: Operation not permitted" >&2; exit 1;; esac\nexec /usr/bin/bwrap "$@"\n`, { mode: 0o755 });
+  const d = await startDistccd(t, { compilerDir: masq, env: s.env, args: ['--bwrap', bwrap] });
+  const namespaces = async (): Promise<string | undefined> => {
+    const a = await sendRaw(d.port, encodeRequest(1, ['nsspy', '-DHOLD', '-c', 't.c', '-o', 't.o'], 'int x;\n'));
+    assert.ok(a.kind === 'answer' && a.response.status === 0, JSON.stringify(a));
+    return /^net (.*)$/m.exec(a.response.stderr.toString())?.[1];
+  };
+  const [one, two] = await Promise.all([namespaces(), namespaces()]);
+  assert.notEqual(one, two, 'a network namespace each');
+  const said = await d.waitFor(/sandbox host of \S+nsspy cannot start/);
+  assert.match(said, /warning: .*its jobs run in a bwrap each: .*Unable to add capabilities/);
+  const crash = await sendRaw(d.port, encodeRequest(1, ['nsspy', '-DSEGV', '-c', 't.c', '-o', 't.o'], 'int x;\n'));
+  assert.ok(crash.kind === 'answer' && crash.response.status === 11, JSON.stringify(crash));
+  await d.stop();
+  assert.deepEqual(await settledListing(s.tmp), []);
+});

@@ -117,6 +117,15 @@ const isWithin = (p: string, dir: string): boolean => p === dir || p.startsWith(
 type HostSlot = { readonly host: SandboxHost } | { readonly failed: string; readonly at: number };
 const HOST_RETRY_MS = 60_000;
 
+export interface SandboxOptions {
+  /** The process serves one job (--inetd): /usr whole for a compiler there, and a bwrap per job. */
+  readonly oneJob?: boolean;
+  /** Run a daemon's jobs in a sandbox host per compiler (default: unless oneJob). */
+  readonly hosts?: boolean;
+  /** Told why a compiler's host could not start (its jobs then run in a bwrap each). */
+  readonly onHostProblem?: (reason: string) => void;
+}
+
 export class Sandbox {
   readonly #bwrap: string;
   readonly #limits: SandboxLimits;
@@ -131,14 +140,16 @@ export class Sandbox {
   /** Run jobs in a sandbox host per compiler (not in a process that serves one job). */
   readonly #hosts: boolean;
   readonly #hostSlots = new Map<string, HostSlot>();
+  readonly #onHostProblem: ((reason: string) => void) | undefined;
 
   /**
    * `bwrap` is an absolute path (see locate). `oneJob`: the process serves one job
    * (--inetd), and a compiler in /usr gets /usr whole (compiler_mounts.ts wholeUsr).
    */
-  constructor(programs: { readonly bwrap: string }, limits: SandboxLimits, options: { readonly oneJob?: boolean; readonly hosts?: boolean } = {}) {
+  constructor(programs: { readonly bwrap: string }, limits: SandboxLimits, options: SandboxOptions = {}) {
     this.#wholeUsr = options.oneJob === true;
     this.#hosts = options.hosts ?? options.oneJob !== true;
+    this.#onHostProblem = options.onHostProblem;
     this.#bwrap = programs.bwrap;
     this.#limits = Object.freeze({ ...limits });
     this.#spawnLimits = Object.freeze({ as: limits.memoryBytes, cpu: limits.cpuSeconds, fsize: limits.fileBytes, nproc: limits.processes });
@@ -156,7 +167,7 @@ export class Sandbox {
    * Finds bwrap (a path, or a name searched in `searchPath`); throws DistkitError
    * 'sandbox-unavailable' when it is missing.
    */
-  static locate(bwrap: string, searchPath: string, limits: SandboxLimits, options: { readonly oneJob?: boolean; readonly hosts?: boolean } = {}): Sandbox {
+  static locate(bwrap: string, searchPath: string, limits: SandboxLimits, options: SandboxOptions = {}): Sandbox {
     const bwrapPath = resolveProgram(bwrap, searchPath);
     if (bwrapPath === undefined) throw unavailable(`bubblewrap (${bwrap}) is not installed or not on PATH: install the bubblewrap package, or pass --bwrap PATH`);
     return new Sandbox({ bwrap: bwrapPath }, limits, options);
@@ -214,6 +225,11 @@ export class Sandbox {
     }
     if (key !== undefined) writeProbe(cacheDir!, key, { proc: this.#proc, net: this.#net });
     return 'passed';
+  }
+
+  /** Whether jobs run in a sandbox host per compiler (else a bwrap each). */
+  get hosts(): boolean {
+    return this.#hosts;
   }
 
   /** Whether jobs get a network namespace of their own (else the daemon's, which has only lo). */
@@ -276,8 +292,9 @@ export class Sandbox {
       this.#hostSlots.set(key, { host });
       return host;
     } catch (error) {
-      const failed = `the sandbox host cannot start: ${(error as Error).message}`;
+      const failed = `the sandbox host of ${mounts.program ?? '?'} cannot start, its jobs run in a bwrap each: ${(error as Error).message}`;
       this.#hostSlots.set(key, { failed, at: Date.now() });
+      this.#onHostProblem?.(failed);
       return failed;
     }
   }
