@@ -25,6 +25,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { readdirSync, realpathSync } from 'node:fs';
+import os from 'node:os';
 import { DistkitError, EXIT } from '../../errors';
 import { findCompilerMounts, resolveProgram, wholeUsr, type CompilerMounts, type MountsMemory } from './compiler_mounts';
 import { mountsMemory, probeKey, readProbe, writeProbe } from './probe_cache';
@@ -113,9 +114,13 @@ export type SandboxCommand =
 /** A job's own files must lie in the directory its host has bound. */
 const isWithin = (p: string, dir: string): boolean => p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
 
+/** Which host a job's compiler mounts and job root get. */
+const hostKey = (mounts: CompilerMounts, root: string): string => `${root}\0${mounts.program ?? ''}\0${JSON.stringify([mounts.dirs, mounts.links])}`;
+
 /** A compiler's host, or why it has none (and since when: a failed start is tried again later). */
 type HostSlot = { readonly host: SandboxHost } | { readonly failed: string; readonly at: number };
 const HOST_RETRY_MS = 60_000;
+const { EPERM, ENOSYS } = os.constants.errno;
 
 export interface SandboxOptions {
   /** The process serves one job (--inetd): /usr whole for a compiler there, and a bwrap per job. */
@@ -256,13 +261,16 @@ export class Sandbox {
     const options = this.#options(mounts, job);
     const limits = this.#spawnLimits;
     const host: HostLaunch = (env, stdoutFd, stderrFd, priority) => {
-      // A host found gone (killed, crashed) is started again, once, for this job.
+      // A host found gone (killed, crashed) is started again, once, for this job; one that refuses
+      // jobs (its clone forbidden) serves none, as one that cannot start.
       for (let attempt = 0; ; attempt++) {
         const started = this.#host(mounts, root, env);
         if (typeof started === 'string') throw Object.assign(new Error(started), { errno: 0 });
         try {
           return started.run({ priority, limits, env, options, argv }, stdoutFd, stderrFd);
         } catch (error) {
+          const errno = (error as { errno?: number }).errno;
+          if (started.alive && (errno === EPERM || errno === ENOSYS)) this.#hostFailed(mounts, root, `it cannot clone a job: ${(error as Error).message}`);
           if (started.alive || attempt > 0) throw error;
         }
       }
@@ -283,20 +291,27 @@ export class Sandbox {
 
   /** The running host for these mounts and job root, started if need be; or why there is none. */
   #host(mounts: CompilerMounts, root: string, env: readonly string[]): SandboxHost | string {
-    const key = `${root}\0${mounts.program ?? ''}\0${JSON.stringify([mounts.dirs, mounts.links])}`;
-    const slot = this.#hostSlots.get(key);
+    const slot = this.#hostSlots.get(hostKey(mounts, root));
     if (slot !== undefined && 'host' in slot && slot.host.alive) return slot.host;
     if (slot !== undefined && 'failed' in slot && Date.now() - slot.at < HOST_RETRY_MS) return slot.failed;
     try {
       const host = SandboxHost.start(this.#hostArgv(mounts, root), env, root);
-      this.#hostSlots.set(key, { host });
+      this.#hostSlots.set(hostKey(mounts, root), { host });
       return host;
     } catch (error) {
-      const failed = `the sandbox host of ${mounts.program ?? '?'} cannot start, its jobs run in a bwrap each: ${(error as Error).message}`;
-      this.#hostSlots.set(key, { failed, at: Date.now() });
-      this.#onHostProblem?.(failed);
-      return failed;
+      return this.#hostFailed(mounts, root, `it cannot start: ${(error as Error).message}`);
     }
+  }
+
+  /** Records (and tells) why these mounts' host serves no job, closing it if it runs; the reason. */
+  #hostFailed(mounts: CompilerMounts, root: string, why: string): string {
+    const key = hostKey(mounts, root);
+    const slot = this.#hostSlots.get(key);
+    if (slot !== undefined && 'host' in slot) slot.host.close();
+    const failed = `the sandbox host of ${mounts.program ?? '?'} serves no job, its jobs run in a bwrap each: ${why}`;
+    this.#hostSlots.set(key, { failed, at: Date.now() });
+    this.#onHostProblem?.(failed);
+    return failed;
   }
 
   /**

@@ -12,9 +12,9 @@
 // job root and every other job's files are left behind), and runs the compiler without any
 // capability, with the job's limits; the compiler's raw wait status comes back on a pipe.
 //
-// A host that cannot start (no CAP_SYS_ADMIN in the service's bounding set, a kernel before 5.3)
-// or take a job (clone3 filtered) leaves its jobs to a bwrap each, as before; Sandbox.hostProblems
-// says why, and a failed start is tried again a minute later.
+// A host that cannot start (bwrap refused the capabilities, a kernel before 5.3) or take a job
+// (its clone forbidden by a seccomp filter) leaves its compiler's jobs to a bwrap each, as
+// before; distccd logs why (Sandbox onHostProblem), and the host is tried again a minute later.
 //
 // Exports: SandboxHost (start, run, close), hostProgram()
 
@@ -143,7 +143,7 @@ export class SandboxHost {
 
   /**
    * Starts one job with its stdout and stderr files. Throws with `errno` when the host cannot
-   * (EPIPE: it is gone, and closed here; EPERM, ENOSYS: its clone is refused).
+   * (EPIPE: it is gone, and closed here; EPERM: its clone is refused).
    */
   run(request: HostRequest, stdoutFd: number, stderrFd: number): HostJob {
     if (this.#control < 0) throw Object.assign(new Error('the sandbox host is closed'), { errno: 32 });

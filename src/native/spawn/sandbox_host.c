@@ -31,7 +31,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/capability.h>
-#include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -59,6 +58,8 @@ extern char **environ;
 
 /* Set in a job's pid 1: a failed step is then answered as exit status 1 on the status pipe. */
 static int reports_status;
+/* Whether chroot(2) is ours to use (tried once at start). */
+static int chroot_allowed;
 
 static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *format, ...) {
   int err = errno;
@@ -294,10 +295,16 @@ static void __attribute__((noreturn)) run_job(const char *message, size_t length
   /* Into the new root, moved over the host's (as switch_root does) rather than pivoted to with the
      host's tree unmounted after: that unmount waits for an RCU grace period (~1 ms, measured),
      while the covered tree goes, unreachable, with the namespace when the job has answered. The
-     compiler cannot uncover it: it has no capability left (and no_new_privs). */
+     compiler cannot uncover it: it has no capability left (and no_new_privs). Where chroot(2) is
+     filtered (systemd's SystemCallFilter=~@privileged lets pivot_root alone back), bwrap's way. */
   if (chdir(NEWROOT) != 0) fail("chdir %s", NEWROOT);
-  if (mount(NEWROOT, "/", NULL, MS_MOVE, NULL) != 0) fail("move the new root");
-  if (chroot(".") != 0) fail("chroot");
+  if (chroot_allowed) {
+    if (mount(NEWROOT, "/", NULL, MS_MOVE, NULL) != 0) fail("move the new root");
+    if (chroot(".") != 0) fail("chroot");
+  } else {
+    if (syscall(SYS_pivot_root, ".", ".") != 0) fail("pivot_root");
+    if (umount2(".", MNT_DETACH) != 0) fail("umount old root");
+  }
   if (chdir("/") != 0) fail("chdir /");
   pid_t compiler = fork();
   if (compiler < 0) fail("fork");
@@ -353,6 +360,7 @@ int main(void) {
   ign.sa_flags = SA_NOCLDWAIT;
   sigaction(SIGCHLD, &ign, NULL);
   static char message[MAX_MESSAGE];
+  chroot_allowed = chroot("/") == 0;
   reply(0, -1);
   for (;;) {
     union {
@@ -381,13 +389,17 @@ int main(void) {
       continue;
     }
     message[n] = '\0';
+    /* clone, not clone3: a service manager that restricts namespaces (systemd's RestrictNamespaces=)
+       can only see clone's flags, and answers clone3 with ENOSYS. With no stack it forks; the
+       pidfd comes back in parent_tid (flags, stack, parent_tid, then child_tid and tls, both 0,
+       in either order: only s390 puts the stack first). */
     int pidfd = -1;
-    struct clone_args args;
-    memset(&args, 0, sizeof args);
-    args.flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_PIDFD;
-    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
-    args.exit_signal = SIGCHLD;
-    long pid = syscall(SYS_clone3, &args, sizeof args);
+    unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_PIDFD | SIGCHLD;
+#if defined(__s390__)
+    long pid = syscall(SYS_clone, NULL, flags, &pidfd, NULL, 0UL);
+#else
+    long pid = syscall(SYS_clone, flags, NULL, &pidfd, NULL, 0UL);
+#endif
     if (pid == 0) {
       /* Back to waiting for children ourselves; dead with the host; only the job's descriptors. */
       struct sigaction dfl;
