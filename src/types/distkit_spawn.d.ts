@@ -28,6 +28,8 @@ declare module 'distkit-spawn' {
   /** [read end (non-blocking), write end], both close-on-exec. */
   export function statusPipe(): [number, number];
   export function pidfdKill(pidfd: number): void;
+  /** The sandbox host's executable, beside the addon. */
+  export function hostProgram(): string;
   export function deferAccept(fd: number, seconds: number): void;
   /** What a socket says of itself (getsockopt SO_DOMAIN, SO_TYPE, SO_ACCEPTCONN). */
   export interface SocketFacts {

@@ -21,7 +21,8 @@
 // namespaces are the host's, shared by that compiler's jobs. A job whose files lie outside the
 // job directory, or whose host cannot start, runs in a bwrap of its own.
 //
-// Exports: Sandbox (probe, command, close), SandboxLimits, Bind, SandboxCommand.
+// Exports: Sandbox (verify, command, hostProblems), SandboxLimits, SandboxOptions, Bind, SandboxCommand.
+// A host ends with the daemon (bwrap --die-with-parent, and EOF on its socket).
 
 import { spawnSync } from 'node:child_process';
 import { readdirSync, realpathSync } from 'node:fs';
@@ -281,12 +282,6 @@ export class Sandbox {
   /** Why a compiler's host could not start, for each that could not (its jobs run in a bwrap each). */
   get hostProblems(): string[] {
     return [...this.#hostSlots.values()].flatMap((slot) => ('failed' in slot ? [slot.failed] : []));
-  }
-
-  /** Ends every sandbox host (their jobs die with them): at shutdown, once jobs are drained. */
-  close(): void {
-    for (const slot of this.#hostSlots.values()) if ('host' in slot) slot.host.close();
-    this.#hostSlots.clear();
   }
 
   /** The running host for these mounts and job root, started if need be; or why there is none. */

@@ -19,7 +19,6 @@
 // Exports: SandboxHost (start, run, close), hostProgram()
 
 import { closeSync, constants as C, openSync, readSync } from 'node:fs';
-import path from 'node:path';
 import * as native from 'distkit-spawn';
 
 /** How long the host may take to come up (bwrap, once per compiler), and to take a job. */
@@ -28,7 +27,7 @@ const RUN_TIMEOUT_MS = 10_000;
 
 /** The host's executable, built with the addon (binding.gyp target distkit-sandbox-host). */
 export function hostProgram(): string {
-  return path.join(path.dirname(require.resolve('distkit-spawn')), 'distkit-sandbox-host');
+  return native.hostProgram();
 }
 
 /** A started job: its status pipe (for watchStatus) and its pidfd (kills the whole job). */

@@ -12,13 +12,17 @@
  *   statusPipe() -> [readFd, writeFd], both close-on-exec, the read end non-blocking.
  *   pidfdKill(pidfd): SIGKILL to the process (a job's pid 1: its whole pid namespace dies); a
  *     process already gone is no error.
+ *   hostProgram() -> the path of distkit-sandbox-host, built beside this addon.
  */
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -167,6 +171,24 @@ static napi_value StatusPipe(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* The sandbox host's executable: beside this addon (node-gyp builds both in build/Release). Found
+   by dladdr, as require.resolve is missing in the startup snapshot. */
+static napi_value HostProgram(napi_env env, napi_callback_info info) {
+  (void)info;
+  Dl_info self;
+  if (dladdr((void *)&HostProgram, &self) == 0 || self.dli_fname == NULL) {
+    napi_throw_error(env, NULL, "hostProgram: dladdr cannot name this addon");
+    return NULL;
+  }
+  char path[PATH_MAX];
+  const char *slash = strrchr(self.dli_fname, '/');
+  int dir = slash == NULL ? 1 : (int)(slash - self.dli_fname);
+  if (snprintf(path, sizeof path, "%.*s/distkit-sandbox-host", dir, slash == NULL ? "." : self.dli_fname) >= (int)sizeof path) return throw_errno(env, ENAMETOOLONG, "hostProgram", self.dli_fname);
+  napi_value result;
+  napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &result);
+  return result;
+}
+
 static napi_value PidfdKill(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value args[1];
@@ -185,7 +207,7 @@ int register_sandbox_channel(napi_env env, napi_value exports) {
   static const struct {
     const char *name;
     napi_callback fn;
-  } fns[] = {{"hostChannel", HostChannel}, {"hostReply", HostReply}, {"hostRun", HostRun}, {"statusPipe", StatusPipe}, {"pidfdKill", PidfdKill}};
+  } fns[] = {{"hostChannel", HostChannel}, {"hostReply", HostReply}, {"hostRun", HostRun}, {"statusPipe", StatusPipe}, {"pidfdKill", PidfdKill}, {"hostProgram", HostProgram}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;
     if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &fn) != napi_ok || napi_set_named_property(env, exports, fns[i].name, fn) != napi_ok) return -1;
