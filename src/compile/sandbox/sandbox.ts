@@ -21,7 +21,7 @@
 // namespaces are the host's, shared by that compiler's jobs. A job whose files lie outside the
 // job directory, or whose host cannot start, runs in a bwrap of its own.
 //
-// Exports: Sandbox (verify, command, hostProblems), SandboxLimits, SandboxOptions, Bind, SandboxCommand.
+// Exports: Sandbox (verify, command), SandboxLimits, SandboxOptions, Bind, SandboxCommand.
 // A host ends with the daemon (bwrap --die-with-parent, and EOF on its socket).
 
 import { spawnSync } from 'node:child_process';
@@ -277,11 +277,6 @@ export class Sandbox {
       }
     };
     return { ...command, host };
-  }
-
-  /** Why a compiler's host could not start, for each that could not (its jobs run in a bwrap each). */
-  get hostProblems(): string[] {
-    return [...this.#hostSlots.values()].flatMap((slot) => ('failed' in slot ? [slot.failed] : []));
   }
 
   /** The running host for these mounts and job root, started if need be; or why there is none. */
