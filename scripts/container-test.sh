@@ -201,6 +201,12 @@ if have distccd; then
   if [ -n "$sandbox_line" ] && [ $rc != 0 ] && printf '%s' "$said" | grep -q 'distkit-ct-secret' && [ -z "$leaked" ] && compile 3632; then
     pass "distccd.service compiles in the sandbox ($sandbox_line) and a .incbin of a file the distccd user can read gets none of it"
   else fail "distccd.service sandbox (rc=$rc, journal: '${sandbox_line}')"; printf '%s\n' "$said"; ct journalctl -u distccd.service --no-pager -n 20; fi
+  # Those jobs ran in the compiler's sandbox host (one bwrap, src/compile/sandbox/sandbox_host.ts)
+  # under the unit's hardening, not in a bwrap each: distccd logs why a host serves no job.
+  host_problem=$(ct journalctl -u distccd.service --no-pager -o cat | grep -m1 'sandbox host of')
+  if [ -z "$host_problem" ] && ct sh -c 'for f in /proc/[0-9]*/cmdline; do [ "$(tr "\0" " " < $f)" = "/sandbox-host " ] && exit 0; done; exit 1'; then
+    pass "distccd.service runs its compilers' jobs in a sandbox host under the unit's hardening"
+  else fail "distccd.service sandbox host: ${host_problem:-no host process}"; fi
   status=$(show distccd.service StatusText)
   if [ "$(show distccd.service ActiveState)/$(show distccd.service SubState)" = active/running ] && [ -n "$status" ]; then
     pass "distccd.service is active (Type=notify READY) with STATUS=\"$status\""

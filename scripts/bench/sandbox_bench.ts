@@ -2,9 +2,10 @@
 // most 5 ms per trivial job and 3% of a build's wall time. Ours with the sandbox (the default,
 // "on") and with --sandbox=off ("off") in the same run, each in a CPU group of its own
 // (cpu_groups.ts: the server, bwrap and every compiler it ran), for both ways distccd serves:
-//   - tcp:   a standalone daemon (--daemon --no-detach) per side;
+//   - tcp:   a standalone daemon (--daemon --no-detach) per side ("on": each compiler's jobs in its
+//            sandbox host, sandbox_host.ts, whose bwrap and jobs count in the daemon's group);
 //   - inetd: a distccd process per connection, started by the real client over DISTCC_SSH (the
-//            launcher install puts in sbin, as test/support starts inetd mode).
+//            launcher install puts in sbin, as test/support starts inetd mode; "on": a bwrap a job).
 // Trivial jobs: `distcc gcc -c trivial.c` one after another, on and off alternating job by job
 // (the order swaps every job), wall time and the server side's CPU per job. make -j4: the bench
 // tree of distcc_bench.ts, on and off alternating, the order swapping every round; wall % and the

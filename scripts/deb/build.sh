@@ -35,11 +35,17 @@ mv "$root/etc/default/"* "$tpl/default/"; rmdir "$root/etc/default"
 # /usr/bin/distccd: Debian's path for it (its init script, users' PATH), diverted by preinst.
 ln -s ../sbin/distccd "$root/usr/bin/distccd"
 
-# node-gyp's build trees: only the addons themselves (build/Release/*.node) are loaded.
+# node-gyp's build trees: only the addons themselves (build/Release/*.node) are loaded, and the
+# sandbox host distkit-spawn builds beside its addon (run, not loaded: src/compile/sandbox/sandbox_host.ts).
 for b in "$lib"/node_modules/*/build "$lib"/node_modules/@*/*/build; do
   [ -d "$b/Release" ] || continue
   mv "$b/Release" "$work/release"; rm -rf "$b"; mkdir -p "$b/Release"
-  mv "$work/release"/*.node "$b/Release/"; rm -rf "$work/release"
+  mv "$work/release"/*.node "$b/Release/"
+  if [ -f "$work/release/distkit-sandbox-host" ]; then
+    strip --strip-unneeded --remove-section=.comment "$work/release/distkit-sandbox-host"
+    install -m 0755 "$work/release/distkit-sandbox-host" "$b/Release/"
+  fi
+  rm -rf "$work/release"
 done
 find "$root/usr/share/man" -type f -name '*.[0-9]' -exec gzip -9n {} +
 mapfile -t addons < <(find "$lib/node_modules" -type f -name '*.node')

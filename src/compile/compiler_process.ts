@@ -20,7 +20,8 @@ import { closeSync, constants as C, fstatSync, openSync, readSync, unlinkSync } 
 import os from 'node:os';
 import * as native from 'distkit-spawn';
 import type { AnswerPlan, ExitCallback } from 'distkit-spawn';
-import type { Bind, Sandbox, SpawnLimits } from './sandbox/sandbox';
+import type { HostJob } from './sandbox/sandbox_host';
+import type { Bind, HostLaunch, Sandbox, SpawnLimits } from './sandbox/sandbox';
 import { openRandom } from './temp_files';
 
 /** Most bytes kept from the compiler's stdout or stderr; the rest is dropped with a note. */
@@ -51,9 +52,10 @@ export interface CompilerRun {
   readonly answer?: NativeAnswer;
   /**
    * Run inside this sandbox (sandbox/sandbox.ts): `cwd` is then the directory inside it, and
-   * `binds` the job's own files; run.cwd stays the host directory bubblewrap starts in.
+   * `binds` the job's own files; run.cwd stays the host directory bubblewrap starts in. `root`:
+   * the directory all of the job's files lie in (TMPDIR), which its compiler's sandbox host binds.
    */
-  readonly sandbox?: { readonly sandbox: Sandbox; readonly cwd: string; readonly binds: readonly Bind[] };
+  readonly sandbox?: { readonly sandbox: Sandbox; readonly cwd: string; readonly binds: readonly Bind[]; readonly root?: string };
 }
 
 /**
@@ -231,10 +233,10 @@ function envList(env: NodeJS.ProcessEnv): string[] {
 /** Runs the compiler, in its sandbox when the job has one. */
 export async function runCompiler(run: CompilerRun): Promise<CompilerOutcome> {
   if (run.sandbox === undefined) return spawnCompiler(run, run.argv);
-  const { sandbox, cwd, binds } = run.sandbox;
-  const command = await sandbox.command(run.argv, { env: run.env, cwd, binds });
+  const { sandbox, cwd, binds, root } = run.sandbox;
+  const command = await sandbox.command(run.argv, { env: run.env, cwd, binds, root });
   if (!command.ok) return { kind: 'exec-failed', reason: command.reason };
-  return spawnCompiler(run, command.argv, command.limits);
+  return spawnCompiler(run, command.argv, command.limits, command.host);
 }
 
 /**
@@ -247,7 +249,84 @@ function compilerStatus(status: number): number {
   return (status & 0x7f) === 0 && code > 128 && code <= 128 + 64 ? code - 128 : status;
 }
 
-function spawnCompiler(run: CompilerRun, argv: readonly string[], limits?: SpawnLimits): Promise<CompilerOutcome> {
+/**
+ * How a started compiler is watched and ended: a child of ours (its pid: waitpid, its process
+ * group killed), or a sandbox host's job (its status pipe and pidfd; the status is the
+ * compiler's own, signal and core bit included, and SIGKILL to its pid 1 ends its pid namespace).
+ */
+interface Started {
+  readonly raw: boolean;
+  watch(done: ExitCallback, answer?: AnswerPlan): void;
+  kill(): void;
+  forgo(): void;
+  /** After the exit: what the watch did not close. */
+  release(): void;
+}
+
+/** The wait status of a process killed by SIGKILL. */
+const SIGKILL_STATUS = os.constants.signals.SIGKILL;
+
+function childStarted(pid: number): Started {
+  return {
+    raw: false,
+    watch: (done, answer) => watch(pid, done, answer),
+    kill: () => {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    },
+    forgo: () => native.forgo(pid),
+    release: () => undefined,
+  };
+}
+
+function hostStarted(job: HostJob): Started {
+  let open = true;
+  let killed = false;
+  return {
+    raw: true,
+    // A job we killed has no pid 1 left to write its status: it reads as the SIGKILL a child's would.
+    watch: (done, answer) => {
+      native.watchStatus(job.statusFd, (waited, sent, rest) => done(killed && waited instanceof Error ? SIGKILL_STATUS : waited, sent, rest), answer);
+    },
+    kill: () => {
+      if (!open) return;
+      killed = true;
+      native.pidfdKill(job.pidfd);
+    },
+    forgo: () => native.forgoStatus(job.statusFd),
+    release: () => {
+      if (!open) return;
+      open = false;
+      closeSync(job.pidfd);
+    },
+  };
+}
+
+/** Starts the compiler: in its sandbox host when it has one that takes the job, else as a child (bwrap, or the compiler itself). */
+function start(run: CompilerRun, argv: readonly string[], files: CaptureFiles, limits?: SpawnLimits, host?: HostLaunch): Started {
+  if (host !== undefined) {
+    try {
+      const priority = run.nice === 0 ? undefined : Math.min(19, os.getPriority(0) + run.nice);
+      return hostStarted(host(envList(run.env), files.stdout, files.stderr, priority));
+    } catch {
+      // No host for this compiler (it cannot start, or refused the job): a bwrap of its own.
+    }
+  }
+  const pid = native.spawn(argv[0]!, argv, envList(run.env), run.cwd, files.stdout, files.stderr, limits);
+  if (run.nice !== 0) {
+    try {
+      os.setPriority(pid, Math.min(19, os.getPriority(0) + run.nice));
+    } catch {
+      // Not allowed to change priority (e.g. a negative --nice without privilege): run as is.
+    }
+  }
+  return childStarted(pid);
+}
+
+function spawnCompiler(run: CompilerRun, argv: readonly string[], limits?: SpawnLimits, host?: HostLaunch): Promise<CompilerOutcome> {
   if (run.signal?.aborted === true) return Promise.resolve({ kind: 'aborted' });
   const files = run.captures ?? openCaptures(run.scratchDir ?? os.tmpdir());
   const { stdout: outFd, stderr: errFd } = files;
@@ -256,45 +335,34 @@ function spawnCompiler(run: CompilerRun, argv: readonly string[], limits?: Spawn
     if (run.captures === undefined) files.close();
   };
   if (exitWatching === 'sigchld') listenForExits();
-  let pid: number;
+  let started: Started;
   try {
-    pid = native.spawn(argv[0]!, argv, envList(run.env), run.cwd, outFd, errFd, limits);
+    started = start(run, argv, files, limits, host);
   } catch (error) {
     release();
     const e = error as Error & { errno?: number };
     if (e.errno === undefined) throw error;
     return Promise.resolve({ kind: 'exec-failed', reason: `${errnoNames.get(e.errno) ?? ''} ${e.message}`.trim() });
   }
-  if (run.nice !== 0) {
-    try {
-      os.setPriority(pid, Math.min(19, os.getPriority(0) + run.nice));
-    } catch {
-      // Not allowed to change priority (e.g. a negative --nice without privilege): run as is.
-    }
-  }
+  // bwrap's exit code stands for the compiler's signal (compilerStatus); a host's status is the compiler's own.
+  const translate = run.sandbox !== undefined && !started.raw;
   return new Promise((resolve) => {
     let ending: 'timeout' | 'aborted' | undefined;
-    const killGroup = (): void => {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-    };
     // A job that ends early is not answered by the exit handler: the caller decides.
     const end = (why: 'timeout' | 'aborted'): void => {
       ending ??= why;
-      if (run.answer !== undefined) native.forgo(pid);
-      killGroup();
+      if (run.answer !== undefined) started.forgo();
+      started.kill();
     };
     const onAbort = (): void => end('aborted');
     const timer = run.lifetimeMs > 0 ? setTimeout(() => end('timeout'), run.lifetimeMs) : undefined;
     run.signal?.addEventListener('abort', onAbort, { once: true });
-    const answer: AnswerPlan | undefined = run.answer === undefined ? undefined : [run.answer.socket, run.answer.version, outFd, errFd, run.answer.object, run.sandbox === undefined ? 0 : 1];
-    watch(pid, (waited, sent = 0, rest) => {
-      const status = run.sandbox === undefined || waited instanceof Error ? waited : compilerStatus(waited);
+    const answer: AnswerPlan | undefined = run.answer === undefined ? undefined : [run.answer.socket, run.answer.version, outFd, errFd, run.answer.object, translate ? 1 : 0];
+    started.watch((waited, sent = 0, rest) => {
+      const status = !translate || waited instanceof Error ? waited : compilerStatus(waited);
       if (timer !== undefined) clearTimeout(timer);
       run.signal?.removeEventListener('abort', onAbort);
+      started.release();
       try {
         if (ending === 'aborted') resolve({ kind: 'aborted' });
         else if (status instanceof Error) resolve({ kind: 'exec-failed', reason: `lost the compiler's exit status: ${status.message}` });

@@ -298,7 +298,7 @@ export async function runCompileJob(request: CompileRequest, settings: JobSettin
     const answer = options.answerSocket !== undefined && request.protocol === 1 ? { socket: options.answerSocket, version: request.version, object: files.output } : undefined;
     // In the sandbox the job's two files stand at their own paths, the output alone writable.
     const sandbox = settings.sandbox === undefined ? undefined
-      : { sandbox: settings.sandbox, cwd: settings.tmpDir, binds: [{ from: files.input, to: files.input }, { from: files.output, to: files.output, writable: true }] };
+      : { sandbox: settings.sandbox, cwd: settings.tmpDir, root: settings.tmpDir, binds: [{ from: files.input, to: files.input }, { from: files.output, to: files.output, writable: true }] };
     files.fill(source);
     const run = await runCompiler({ argv, cwd: settings.tmpDir, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, captures: files.captures, answer, sandbox });
     return await outcomeOf(ctx, { run, compiler: argv[0]!, input: scan.input, readObject: async () => ({ object: readFileSync(files.output) }) });

@@ -111,7 +111,7 @@ export async function runPumpJob(request: CompileRequest, settings: JobSettings,
       } catch (error) {
         return { ...refusal(ctx, (error as Error).message, { ret: EXIT.PROTOCOL_ERROR }), input: scan.input };
       }
-      sandbox = { sandbox: settings.sandbox, cwd: clientCwd, binds: [...outputs, ...binds] };
+      sandbox = { sandbox: settings.sandbox, cwd: clientCwd, root: settings.tmpDir, binds: [...outputs, ...binds] };
     }
     const run = await runCompiler({ argv, cwd, env: settings.env, nice: settings.nice, lifetimeMs: settings.lifetimeMs, signal: options.signal, scratchDir: settings.tmpDir, sandbox });
     return await outcomeOf(ctx, {

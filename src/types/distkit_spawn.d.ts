@@ -12,10 +12,24 @@ declare module 'distkit-spawn' {
     readonly fsize?: number;
     readonly nproc?: number;
   }
-  export function spawn(file: string, argv: readonly string[], env: readonly string[], cwd: string, stdoutFd: number, stderrFd: number, limits?: Limits): number;
+  export function spawn(file: string, argv: readonly string[], env: readonly string[], cwd: string, stdoutFd: number, stderrFd: number, limits?: Limits, keepFd?: number): number;
   export function reap(pid: number): number | undefined;
   export function watch(pid: number, done: ExitCallback, answer?: AnswerPlan): boolean;
   export function forgo(pid: number): boolean;
+  /** A sandbox host's job (sandbox_channel.c): its wait status arrives on `statusFd`, which the watch closes. */
+  export function watchStatus(statusFd: number, done: ExitCallback, answer?: AnswerPlan): boolean;
+  export function forgoStatus(statusFd: number): boolean;
+  /** [daemon's end, host's end] of a SOCK_SEQPACKET pair. */
+  export function hostChannel(): [number, number];
+  /** The host's next int32 word (0: ready); throws ETIMEDOUT, or EPIPE once the host is gone. */
+  export function hostReply(fd: number, timeoutMs: number): number;
+  /** Sends a job with its stdout, stderr and status pipe; the job's pidfd. */
+  export function hostRun(fd: number, message: Buffer, stdoutFd: number, stderrFd: number, statusFd: number, timeoutMs: number): number;
+  /** [read end (non-blocking), write end], both close-on-exec. */
+  export function statusPipe(): [number, number];
+  export function pidfdKill(pidfd: number): void;
+  /** The sandbox host's executable, beside the addon. */
+  export function hostProgram(): string;
   export function deferAccept(fd: number, seconds: number): void;
   /** What a socket says of itself (getsockopt SO_DOMAIN, SO_TYPE, SO_ACCEPTCONN). */
   export interface SocketFacts {

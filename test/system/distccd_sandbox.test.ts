@@ -395,3 +395,92 @@ test('distccd sandboxes compilers through user namespaces when it drops root for
   // In its own user namespace the job is mapped to the daemon's uid, never root.
   assert.deepEqual(report(a.response.stderr).get('id'), [String(uid)]);
 });
+
+// Reports the job's namespaces, then ends as asked: -DSEGV kills itself by SIGSEGV (no core:
+// ulimit -c 0), else exit 0, -DHOLD after a second (namespace numbers are reused once freed: two
+// jobs are compared while both run). It answers no -print or -E probe (no driver).
+const NSSPY = `#!/bin/sh
+case " $* " in *" -print"*|*" -E "*) exit 1;; esac
+out=; prev=; for a; do [ "$prev" = -o ] && out=$a; prev=$a; done
+for ns in mnt pid net; do echo "$ns $(readlink /proc/self/ns/$ns)" >&2; done
+: > "$out"
+case " $* " in *" -DSEGV "*) ulimit -c 0; kill -SEGV $$;; esac
+case " $* " in *" -DHOLD "*) sleep 1;; esac
+exit 0
+`;
+
+/** The processes whose parent is `ppid`, with their command lines. */
+async function childrenOf(ppid: number): Promise<Array<{ pid: number; argv: string[] }>> {
+  const out: Array<{ pid: number; argv: string[] }> = [];
+  for (const pid of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const stat = await fs.readFile(`/proc/${pid}/stat`, 'latin1').catch(() => '');
+    if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== ppid) continue;
+    const cmdline = await fs.readFile(`/proc/${pid}/cmdline`, 'latin1').catch(() => '');
+    out.push({ pid: Number(pid), argv: cmdline.split('\0').slice(0, -1) });
+  }
+  return out;
+}
+
+test('distccd runs a compiler\'s jobs in one sandbox host, each job in mount and pid namespaces of its own, and answers the compiler\'s own wait status', async (t) => {
+  const s = await setup(t);
+  await fs.writeFile(path.join(s.bin, 'nsspy'), NSSPY, { mode: 0o755 });
+  const masq = await makeMasqueradeDir(path.join(s.dir, 'masq-ns'), [...MASQUERADE_NAMES, 'nsspy']);
+  const ours = await fs.readlink('/proc/self/ns/net');
+  const d = await startDistccd(t, { compilerDir: masq, env: s.env });
+  const namespaces = async (): Promise<Map<string, string>> => {
+    const a = await sendRaw(d.port, encodeRequest(1, ['nsspy', '-DHOLD', '-c', 't.c', '-o', 't.o'], 'int x;\n'));
+    assert.ok(a.kind === 'answer' && a.response.status === 0, JSON.stringify(a));
+    return new Map(a.response.stderr.toString().trim().split('\n').map((l) => l.split(' ') as [string, string]));
+  };
+  const [one, two] = await Promise.all([namespaces(), namespaces()]);
+  assert.notEqual(one.get('mnt'), two.get('mnt'));
+  assert.notEqual(one.get('pid'), two.get('pid'));
+  assert.equal(one.get('net'), two.get('net'), 'the host\'s network namespace');
+  assert.notEqual(one.get('net'), ours, 'never the server\'s');
+  const hosts = (await childrenOf(d.child.pid!)).filter((c) => c.argv.at(-1) === '/sandbox-host');
+  assert.equal(hosts.length, 1, 'one host for the compiler, both jobs in it');
+  // A crash is the compiler's signal, as unconfined; so over the per-job bwrap path (--inetd).
+  const crash = await sendRaw(d.port, encodeRequest(1, ['nsspy', '-DSEGV', '-c', 't.c', '-o', 't.o'], 'int x;\n'));
+  assert.ok(crash.kind === 'answer' && crash.response.status === 11, JSON.stringify(crash));
+  // A host that dies is started again for the next job (it is gone, bwrap and all, before that job).
+  const tree = [hosts[0]!.pid];
+  for (let i = 0; i < tree.length; i++) tree.push(...(await childrenOf(tree[i]!)).map((c) => c.pid));
+  for (const pid of tree) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Gone already: bwrap's children die with it.
+    }
+  }
+  const dead = async (pid: number): Promise<boolean> => /^\S+ \(.*\) [ZX]/.test(await fs.readFile(`/proc/${pid}/stat`, 'latin1').catch(() => '0 (gone) X'));
+  while (!(await Promise.all(tree.map(dead))).every(Boolean)) await new Promise((r) => setTimeout(r, 20));
+  await namespaces();
+  const again = (await childrenOf(d.child.pid!)).filter((c) => c.argv.at(-1) === '/sandbox-host');
+  assert.deepEqual(again.map((c) => c.pid === hosts[0]!.pid), [false], 'one new host');
+  await d.stop();
+  assert.deepEqual(await settledListing(s.tmp), []);
+});
+
+test('distccd runs each job in a bwrap of its own, and says why, when a compiler\'s sandbox host cannot start', async (t) => {
+  const s = await setup(t);
+  await fs.writeFile(path.join(s.bin, 'nsspy'), NSSPY, { mode: 0o755 });
+  const masq = await makeMasqueradeDir(path.join(s.dir, 'masq-ns'), [...MASQUERADE_NAMES, 'nsspy']);
+  // A bwrap that refuses to keep capabilities, as a service's bounding set would make it.
+  const bwrap = path.join(s.dir, 'bwrap-nocaps');
+  await fs.writeFile(bwrap, `#!/bin/sh\ncase " $* " in *" --cap-add "*) echo "bwrap: Unable to add capabilities: Operation not permitted" >&2; exit 1;; esac\nexec /usr/bin/bwrap "$@"\n`, { mode: 0o755 });
+  const d = await startDistccd(t, { compilerDir: masq, env: s.env, args: ['--bwrap', bwrap] });
+  const namespaces = async (): Promise<string | undefined> => {
+    const a = await sendRaw(d.port, encodeRequest(1, ['nsspy', '-DHOLD', '-c', 't.c', '-o', 't.o'], 'int x;\n'));
+    assert.ok(a.kind === 'answer' && a.response.status === 0, JSON.stringify(a));
+    return /^net (.*)$/m.exec(a.response.stderr.toString())?.[1];
+  };
+  const [one, two] = await Promise.all([namespaces(), namespaces()]);
+  assert.notEqual(one, two, 'a network namespace each');
+  const said = await d.waitFor(/sandbox host of \S+nsspy serves no job/);
+  assert.match(said, /warning: .*its jobs run in a bwrap each: it cannot start: .*Unable to add capabilities/);
+  const crash = await sendRaw(d.port, encodeRequest(1, ['nsspy', '-DSEGV', '-c', 't.c', '-o', 't.o'], 'int x;\n'));
+  assert.ok(crash.kind === 'answer' && crash.response.status === 11, JSON.stringify(crash));
+  await d.stop();
+  assert.deepEqual(await settledListing(s.tmp), []);
+});

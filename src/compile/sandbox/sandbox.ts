@@ -15,13 +15,22 @@
 //     the job's own files (binds chosen by the job: its input, output, .d, pump tree). No /home,
 //     /root, /srv, /var, /etc, nor any other job's file exists in there.
 //
-// Exports: Sandbox (probe, command), SandboxLimits, Bind.
+// A daemon that serves many jobs runs them through a sandbox host per compiler instead
+// (sandbox_host.ts): one bwrap, started at the compiler's first job, in which each job gets new
+// mount and pid namespaces built from the same options as above; the network, ipc and user
+// namespaces are the host's, shared by that compiler's jobs. A job whose files lie outside the
+// job directory, or whose host cannot start, runs in a bwrap of its own.
+//
+// Exports: Sandbox (verify, command), SandboxLimits, SandboxOptions, Bind, SandboxCommand.
+// A host ends with the daemon (bwrap --die-with-parent, and EOF on its socket).
 
 import { spawnSync } from 'node:child_process';
 import { readdirSync, realpathSync } from 'node:fs';
+import os from 'node:os';
 import { DistkitError, EXIT } from '../../errors';
 import { findCompilerMounts, resolveProgram, wholeUsr, type CompilerMounts, type MountsMemory } from './compiler_mounts';
 import { mountsMemory, probeKey, readProbe, writeProbe } from './probe_cache';
+import { hostProgram, SandboxHost, type HostJob } from './sandbox_host';
 
 export type SandboxMode = 'auto' | 'required' | 'off';
 
@@ -95,9 +104,33 @@ export interface SpawnLimits {
   readonly nproc: number;
 }
 
+/** Starts the job in its compiler's sandbox host; throws (with errno) when the host cannot take it. */
+export type HostLaunch = (env: readonly string[], stdoutFd: number, stderrFd: number, priority: number | undefined) => HostJob;
+
+/** How to run a job: `argv` (a bwrap of its own), or `host` when it has one, `argv` if that throws. */
 export type SandboxCommand =
-  | { readonly ok: true; readonly argv: readonly string[]; readonly limits: SpawnLimits }
+  | { readonly ok: true; readonly argv: readonly string[]; readonly limits: SpawnLimits; readonly host?: HostLaunch }
   | { readonly ok: false; readonly reason: string };
+
+/** A job's own files must lie in the directory its host has bound. */
+const isWithin = (p: string, dir: string): boolean => p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+
+/** Which host a job's compiler mounts and job root get. */
+const hostKey = (mounts: CompilerMounts, root: string): string => `${root}\0${mounts.program ?? ''}\0${JSON.stringify([mounts.dirs, mounts.links])}`;
+
+/** A compiler's host, or why it has none (and since when: a failed start is tried again later). */
+type HostSlot = { readonly host: SandboxHost } | { readonly failed: string; readonly at: number };
+const HOST_RETRY_MS = 60_000;
+const { EPERM, ENOSYS } = os.constants.errno;
+
+export interface SandboxOptions {
+  /** The process serves one job (--inetd): /usr whole for a compiler there, and a bwrap per job. */
+  readonly oneJob?: boolean;
+  /** Run a daemon's jobs in a sandbox host per compiler (default: unless oneJob). */
+  readonly hosts?: boolean;
+  /** Told why a compiler's host could not start (its jobs then run in a bwrap each). */
+  readonly onHostProblem?: (reason: string) => void;
+}
 
 export class Sandbox {
   readonly #bwrap: string;
@@ -110,13 +143,19 @@ export class Sandbox {
   #net = true;
   /** Where the compilers' mounts found by earlier processes are, and this one's go (--inetd; see verify). */
   #memory: MountsMemory | undefined;
+  /** Run jobs in a sandbox host per compiler (not in a process that serves one job). */
+  readonly #hosts: boolean;
+  readonly #hostSlots = new Map<string, HostSlot>();
+  readonly #onHostProblem: ((reason: string) => void) | undefined;
 
   /**
    * `bwrap` is an absolute path (see locate). `oneJob`: the process serves one job
    * (--inetd), and a compiler in /usr gets /usr whole (compiler_mounts.ts wholeUsr).
    */
-  constructor(programs: { readonly bwrap: string }, limits: SandboxLimits, options: { readonly oneJob?: boolean } = {}) {
+  constructor(programs: { readonly bwrap: string }, limits: SandboxLimits, options: SandboxOptions = {}) {
     this.#wholeUsr = options.oneJob === true;
+    this.#hosts = options.hosts ?? options.oneJob !== true;
+    this.#onHostProblem = options.onHostProblem;
     this.#bwrap = programs.bwrap;
     this.#limits = Object.freeze({ ...limits });
     this.#spawnLimits = Object.freeze({ as: limits.memoryBytes, cpu: limits.cpuSeconds, fsize: limits.fileBytes, nproc: limits.processes });
@@ -134,7 +173,7 @@ export class Sandbox {
    * Finds bwrap (a path, or a name searched in `searchPath`); throws DistkitError
    * 'sandbox-unavailable' when it is missing.
    */
-  static locate(bwrap: string, searchPath: string, limits: SandboxLimits, options: { readonly oneJob?: boolean } = {}): Sandbox {
+  static locate(bwrap: string, searchPath: string, limits: SandboxLimits, options: SandboxOptions = {}): Sandbox {
     const bwrapPath = resolveProgram(bwrap, searchPath);
     if (bwrapPath === undefined) throw unavailable(`bubblewrap (${bwrap}) is not installed or not on PATH: install the bubblewrap package, or pass --bwrap PATH`);
     return new Sandbox({ bwrap: bwrapPath }, limits, options);
@@ -194,6 +233,11 @@ export class Sandbox {
     return 'passed';
   }
 
+  /** Whether jobs run in a sandbox host per compiler (else a bwrap each). */
+  get hosts(): boolean {
+    return this.#hosts;
+  }
+
   /** Whether jobs get a network namespace of their own (else the daemon's, which has only lo). */
   get network(): boolean {
     return this.#net;
@@ -209,10 +253,75 @@ export class Sandbox {
    * sandbox, with `cwd` inside it and the job's `binds`; not ok when PATH has no such compiler
    * (the job answers that as an exec failure, as without the sandbox).
    */
-  async command(argv: readonly string[], job: { readonly env: NodeJS.ProcessEnv; readonly cwd: string; readonly binds: readonly Bind[] }): Promise<SandboxCommand> {
+  async command(argv: readonly string[], job: { readonly env: NodeJS.ProcessEnv; readonly cwd: string; readonly binds: readonly Bind[]; readonly root?: string }): Promise<SandboxCommand> {
     const mounts = await findCompilerMounts(argv[0]!, job.env, { wholeUsr: this.#wholeUsr, memory: this.#memory });
     if (mounts.program === undefined) return { ok: false, reason: `ENOENT ${argv[0]} is not on the compiler PATH` };
-    return { ok: true, argv: this.#argv(mounts, argv, job), limits: this.#spawnLimits };
+    const command = { ok: true as const, argv: this.#argv(mounts, argv, job), limits: this.#spawnLimits };
+    const { root } = job;
+    if (!this.#hosts || root === undefined || !job.binds.every((b) => b.symlink === true || isWithin(b.from, root))) return command;
+    const options = this.#options(mounts, job);
+    const limits = this.#spawnLimits;
+    const host: HostLaunch = (env, stdoutFd, stderrFd, priority) => {
+      // A host found gone (killed, crashed) is started again, once, for this job; one that refuses
+      // jobs (its clone forbidden) serves none, as one that cannot start.
+      for (let attempt = 0; ; attempt++) {
+        const started = this.#host(mounts, root, env);
+        if (typeof started === 'string') throw Object.assign(new Error(started), { errno: 0 });
+        try {
+          return started.run({ priority, limits, env, options, argv }, stdoutFd, stderrFd);
+        } catch (error) {
+          const errno = (error as { errno?: number }).errno;
+          if (started.alive && (errno === EPERM || errno === ENOSYS)) this.#hostFailed(mounts, root, `it cannot clone a job: ${(error as Error).message}`);
+          if (started.alive || attempt > 0) throw error;
+        }
+      }
+    };
+    return { ...command, host };
+  }
+
+  /** The running host for these mounts and job root, started if need be; or why there is none. */
+  #host(mounts: CompilerMounts, root: string, env: readonly string[]): SandboxHost | string {
+    const slot = this.#hostSlots.get(hostKey(mounts, root));
+    if (slot !== undefined && 'host' in slot && slot.host.alive) return slot.host;
+    if (slot !== undefined && 'failed' in slot && Date.now() - slot.at < HOST_RETRY_MS) return slot.failed;
+    try {
+      const host = SandboxHost.start(this.#hostArgv(mounts, root), env, root);
+      this.#hostSlots.set(hostKey(mounts, root), { host });
+      return host;
+    } catch (error) {
+      return this.#hostFailed(mounts, root, `it cannot start: ${(error as Error).message}`);
+    }
+  }
+
+  /** Records (and tells) why these mounts' host serves no job, closing it if it runs; the reason. */
+  #hostFailed(mounts: CompilerMounts, root: string, why: string): string {
+    const key = hostKey(mounts, root);
+    const slot = this.#hostSlots.get(key);
+    if (slot !== undefined && 'host' in slot) slot.host.close();
+    const failed = `the sandbox host of ${mounts.program ?? '?'} serves no job, its jobs run in a bwrap each: ${why}`;
+    this.#hostSlots.set(key, { failed, at: Date.now() });
+    this.#onHostProblem?.(failed);
+    return failed;
+  }
+
+  /**
+   * The host's bwrap: the namespaces a job's bwrap gets but mount and pid, which each job gets
+   * anew inside; CAP_SYS_ADMIN, CAP_SETPCAP and CAP_SYS_CHROOT in its user namespace to build them; the
+   * compiler's directories, /dev's nodes and /proc as a job sees them (the sources of the job's
+   * mounts), the job root read-write (the sources of the job's own), the host program, and the
+   * empty /newroot where each job's root is built.
+   */
+  #hostArgv(mounts: CompilerMounts, root: string): string[] {
+    const out = [this.#bwrap, ...UNSHARE, ...(this.#net ? ['--unshare-net'] : []), '--die-with-parent', '--cap-add', 'CAP_SYS_ADMIN', '--cap-add', 'CAP_SETPCAP', '--cap-add', 'CAP_SYS_CHROOT'];
+    // The job root under the compiler's directories when one of them holds it, else beneath them.
+    const rootInside = mounts.dirs.some((dir) => isWithin(root, dir));
+    if (!rootInside) out.push('--bind', root, root);
+    for (const dir of mounts.dirs) out.push('--ro-bind', dir, dir);
+    if (rootInside) out.push('--bind', root, root);
+    for (const [link, target] of mounts.links) out.push('--symlink', target, link);
+    if (this.#proc) out.push('--proc', '/proc');
+    out.push(...DEV, '--ro-bind', hostProgram(), '/sandbox-host', '--dir', '/newroot', '--remount-ro', '/', '--', '/sandbox-host');
+    return out;
   }
 
   /** The paths the sandbox of `compiler` mounts itself (its directories and links, /proc, /dev, /tmp). */
@@ -222,8 +331,13 @@ export class Sandbox {
   }
 
   #argv(mounts: CompilerMounts, argv: readonly string[], job: { readonly cwd: string; readonly binds: readonly Bind[] }): string[] {
+    return [this.#bwrap, ...UNSHARE, ...(this.#net ? ['--unshare-net'] : []), '--die-with-parent', ...this.#options(mounts, job), '--', ...argv];
+  }
+
+  /** The bwrap options that build a job's file system, for its bwrap or its host alike. */
+  #options(mounts: CompilerMounts, job: { readonly cwd: string; readonly binds: readonly Bind[] }): string[] {
     // The tmpfs first: a compiler directory under /tmp (a test's, a user's toolchain) stays visible.
-    const out = [this.#bwrap, ...UNSHARE, ...(this.#net ? ['--unshare-net'] : []), '--die-with-parent', '--size', String(this.#limits.tmpBytes), '--tmpfs', '/tmp'];
+    const out = ['--size', String(this.#limits.tmpBytes), '--tmpfs', '/tmp'];
     for (const dir of mounts.dirs) out.push('--ro-bind', dir, dir);
     for (const [link, target] of mounts.links) out.push('--symlink', target, link);
     if (this.#proc) out.push('--proc', '/proc');
@@ -231,7 +345,7 @@ export class Sandbox {
     for (const bind of job.binds) out.push(bind.symlink === true ? '--symlink' : bind.writable === true ? '--bind' : '--ro-bind', bind.from, bind.to);
     // The root bwrap builds is a tmpfs without a size cap: read-only once built, so a job writes
     // only to its own bound files and the capped /tmp, and cannot fill memory with files.
-    out.push('--remount-ro', '/', '--chdir', job.cwd, '--setenv', 'TMPDIR', '/tmp', '--', ...argv);
+    out.push('--remount-ro', '/', '--chdir', job.cwd, '--setenv', 'TMPDIR', '/tmp');
     return out;
   }
 }

@@ -2,9 +2,17 @@
   "targets": [
     {
       "target_name": "distkit_spawn",
-      "sources": ["spawn.c", "socket_pump.c", "socket_accept.c"],
+      "sources": ["spawn.c", "socket_pump.c", "socket_accept.c", "sandbox_channel.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"],
       "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"]
+    },
+    {
+      "target_name": "distkit-sandbox-host",
+      "type": "executable",
+      "sources": ["sandbox_host.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"],
+      "ldflags": ["-static"],
+      "defines": ["_GNU_SOURCE"]
     }
   ]
 }

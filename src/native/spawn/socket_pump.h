@@ -17,5 +17,7 @@
 napi_value throw_errno(napi_env env, int err, const char *syscall, const char *subject);
 /* Adds the socket pump's calls (socket_pump.c) to the module's exports; 0, or -1 on failure. */
 int register_socket_pump(napi_env env, napi_value exports);
+/* Adds the sandbox host's calls (sandbox_channel.c); 0, or -1 on failure. */
+int register_sandbox_channel(napi_env env, napi_value exports);
 
 #endif

@@ -19,6 +19,8 @@
  *     A bare file name is searched in the PATH of `env` (the compiler's, not the daemon's), like
  *     execvp. Errors throw an Error with `errno` (positive) and `syscall`; a step that fails in
  *     the child (open, dup2, chdir, setrlimit, execve) is reported the same way, the child reaped.
+ *   spawn(..., limits, keepFd): keepFd (>= 3) is left open in the child as its fd 3 (the sandbox
+ *     host's socket, sandbox_channel.c); limits may then be undefined.
  *   reap(pid) -> undefined while it runs, else the raw wait status (core-dump bit included).
  *   watch(pid, callback) -> true, or false where the kernel has no pidfd_open (before 5.3)
  *     Reaps `pid` when it exits and calls callback(status), or callback(error) if waitpid
@@ -36,6 +38,10 @@
  *     over 1 MiB, an object over 64 MiB or one that cannot be read): the caller answers as
  *     before, from the same files, which this path has not changed; also when socketFd no
  *     longer is the socket it was at watch time (closed, perhaps reused).
+ *   watchStatus(statusFd, callback[, answer]): the same for a sandbox host's job
+ *     (sandbox_host.c), whose raw wait status arrives as 4 bytes on the pipe statusFd (which the
+ *     watch then closes); callback(error) when the pipe closes without one (the job was killed).
+ *   forgoStatus(statusFd): forgo for such a job.
  *   forgo(pid) -> whether an answer was pending: the caller is about to kill the child (timeout,
  *     client gone) and will answer, or not, itself.
  *
@@ -234,7 +240,7 @@ bad:
  * *failed for the parent, which is suspended until the exec or the exit.
  */
 static void __attribute__((noreturn)) become_child(const char *path, char **argv, char **envp, const char *cwd, int out_fd, int err_fd,
-                                                  const rlim_t *limits, const int *set, volatile int *failed) {
+                                                  const rlim_t *limits, const int *set, int keep_fd, volatile int *failed) {
   /* Default dispositions (Node ignores SIGPIPE, which exec would pass on); every handler of the
      parent is gone before the mask below lets a signal in. */
   struct sigaction dfl;
@@ -247,7 +253,13 @@ static void __attribute__((noreturn)) become_child(const char *path, char **argv
   if ((fd = open("/dev/null", O_RDONLY)) < 0) goto fail;
   if (fd != 0 && (dup2(fd, 0) < 0 || close(fd) < 0)) goto fail;
   if (dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0) goto fail;
-  closefrom(3);
+  if (keep_fd >= 0) {
+    /* dup2 onto itself would keep close-on-exec. */
+    if (keep_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(keep_fd, 3) < 0) goto fail;
+    closefrom(4);
+  } else {
+    closefrom(3);
+  }
   if (chdir(cwd) < 0) goto fail;
   /* The limits are the compiler's (and the sandbox's, which passes them on): set here, between
      fork and exec, they cost no extra program (prlimit) per job. */
@@ -265,11 +277,18 @@ fail:
 }
 
 static napi_value Spawn(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value args[7];
+  size_t argc = 8;
+  napi_value args[8];
   CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
-  if (argc != 6 && argc != 7) {
-    napi_throw_type_error(env, NULL, "spawn(file, argv, env, cwd, stdoutFd, stderrFd[, limits])");
+  if (argc < 6 || argc > 8) {
+    napi_throw_type_error(env, NULL, "spawn(file, argv, env, cwd, stdoutFd, stderrFd[, limits[, keepFd]])");
+    return NULL;
+  }
+  int32_t keep_fd = -1;
+  napi_valuetype keep_type = napi_undefined;
+  if (argc == 8) CHECK(napi_typeof(env, args[7], &keep_type));
+  if (keep_type != napi_undefined && (!int_arg(env, args[7], &keep_fd) || keep_fd < 3)) {
+    napi_throw_type_error(env, NULL, "keepFd must be a descriptor >= 3");
     return NULL;
   }
   int32_t out_fd, err_fd;
@@ -280,7 +299,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   rlim_t limits[SPAWN_LIMITS] = {0};
   int set[SPAWN_LIMITS] = {0};
   napi_valuetype limits_type = napi_undefined;
-  if (argc == 7) CHECK(napi_typeof(env, args[6], &limits_type));
+  if (argc >= 7) CHECK(napi_typeof(env, args[6], &limits_type));
   if (limits_type != napi_undefined && !limits_arg(env, args[6], limits, set)) return NULL;
   char *file = NULL, *cwd = NULL;
   char **argv = NULL, **envp = NULL;
@@ -303,7 +322,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   volatile int failed = 0;
   pid_t pid = vfork();
-  if (pid == 0) become_child(path, argv, envp, cwd, out_fd, err_fd, limits, set, &failed);
+  if (pid == 0) become_child(path, argv, envp, cwd, out_fd, err_fd, limits, set, keep_fd, &failed);
   err = pid < 0 ? errno : failed;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (pid > 0 && err != 0) {
@@ -384,6 +403,8 @@ struct exit_watch {
   napi_async_context context;
   pid_t pid;
   int pidfd;
+  /* A sandbox host's job (watchStatus): pidfd is then its status pipe, which carries its raw wait status. */
+  int status_pipe;
   struct answer_plan *plan; /* NULL: the caller answers */
   struct exit_watch *next;  /* in `planned`, while plan != NULL */
 };
@@ -553,7 +574,16 @@ static void exited(uv_poll_t *poll, int status, int events) {
   int wstatus = 0;
   pid_t got = 0;
   int err = status < 0 ? EIO : 0;
-  if (err == 0) {
+  if (err == 0 && w->status_pipe) {
+    int32_t word;
+    ssize_t n;
+    do {
+      n = read(w->pidfd, &word, sizeof word);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN) return; /* spurious wake-up */
+    if (n == (ssize_t)sizeof word) wstatus = word;
+    else err = n < 0 ? errno : EPIPE; /* closed without a status: killed, or the host is gone */
+  } else if (err == 0) {
     got = wait_nohang(w->pid, &wstatus);
     if (got == 0) return; /* not yet (spurious wake-up): keep watching */
     if (got < 0) err = errno;
@@ -580,7 +610,8 @@ static void exited(uv_poll_t *poll, int status, int events) {
       }
     } else {
       char text[96];
-      snprintf(text, sizeof text, "waitpid %d: %s", (int)w->pid, strerror(err));
+      if (w->status_pipe) snprintf(text, sizeof text, "sandbox job status: %s", err == EPIPE ? "ended without one" : strerror(err));
+      else snprintf(text, sizeof text, "waitpid %d: %s", (int)w->pid, strerror(err));
       napi_value message, number;
       napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
       napi_create_error(env, NULL, message, arg);
@@ -627,14 +658,15 @@ bad:
   return NULL;
 }
 
-static napi_value Watch(napi_env env, napi_callback_info info) {
+/* watch(pid, callback[, answer]), and watchStatus(statusFd, callback[, answer]) when status_pipe. */
+static napi_value watch_either(napi_env env, napi_callback_info info, int status_pipe) {
   size_t argc = 3;
   napi_value args[3];
   CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
   int32_t pid;
   napi_valuetype type = napi_undefined, answer_type = napi_undefined;
   if (argc < 2 || argc > 3 || !int_arg(env, args[0], &pid) || pid <= 0 || napi_typeof(env, args[1], &type) != napi_ok || type != napi_function) {
-    napi_throw_type_error(env, NULL, "watch(pid, callback[, answer]) needs a positive pid and a function");
+    napi_throw_type_error(env, NULL, status_pipe ? "watchStatus(fd, callback[, answer]) needs a descriptor and a function" : "watch(pid, callback[, answer]) needs a positive pid and a function");
     return NULL;
   }
   if (argc == 3) CHECK(napi_typeof(env, args[2], &answer_type));
@@ -650,7 +682,7 @@ static napi_value Watch(napi_env env, napi_callback_info info) {
     plan->socket_ino = sock.st_ino;
   }
   napi_value result;
-  int pidfd = pidfd_open(pid, 0);
+  int pidfd = status_pipe ? pid : pidfd_open(pid, 0);
   if (pidfd < 0) {
     int saved = errno;
     free_plan(plan);
@@ -679,6 +711,7 @@ static napi_value Watch(napi_env env, napi_callback_info info) {
   w->env = env;
   w->pid = pid;
   w->pidfd = pidfd;
+  w->status_pipe = status_pipe;
   if (plan != NULL) {
     w->plan = plan;
     w->next = planned;
@@ -697,12 +730,22 @@ static napi_value Watch(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value Forgo(napi_env env, napi_callback_info info) {
+static napi_value Watch(napi_env env, napi_callback_info info) {
+  return watch_either(env, info, 0);
+}
+
+/* The status pipe is the watch's to close once it has been read (or failed). */
+static napi_value WatchStatus(napi_env env, napi_callback_info info) {
+  return watch_either(env, info, 1);
+}
+
+/* forgo(pid), and forgoStatus(statusFd) when status_pipe. */
+static napi_value forgo_either(napi_env env, napi_callback_info info, int status_pipe) {
   int32_t pid;
-  if (!pid_only_arg(env, info, "forgo(pid) needs a positive pid", &pid)) return NULL;
+  if (!pid_only_arg(env, info, status_pipe ? "forgoStatus(fd) needs a descriptor" : "forgo(pid) needs a positive pid", &pid)) return NULL;
   bool found = false;
   for (struct exit_watch *w = planned; w != NULL; w = w->next) {
-    if (w->pid == pid) {
+    if (w->pid == pid && w->status_pipe == status_pipe) {
       drop_plan(w);
       found = true;
       break;
@@ -711,6 +754,14 @@ static napi_value Forgo(napi_env env, napi_callback_info info) {
   napi_value result;
   CHECK(napi_get_boolean(env, found, &result));
   return result;
+}
+
+static napi_value Forgo(napi_env env, napi_callback_info info) {
+  return forgo_either(env, info, 0);
+}
+
+static napi_value ForgoStatus(napi_env env, napi_callback_info info) {
+  return forgo_either(env, info, 1);
 }
 
 static napi_value DeferAccept(napi_env env, napi_callback_info info) {
@@ -784,11 +835,15 @@ NAPI_MODULE_INIT() {
       napi_set_named_property(env, exports, "watch", fn) != napi_ok ||
       napi_create_function(env, "forgo", NAPI_AUTO_LENGTH, Forgo, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "forgo", fn) != napi_ok ||
+      napi_create_function(env, "watchStatus", NAPI_AUTO_LENGTH, WatchStatus, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "watchStatus", fn) != napi_ok ||
+      napi_create_function(env, "forgoStatus", NAPI_AUTO_LENGTH, ForgoStatus, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "forgoStatus", fn) != napi_ok ||
       napi_create_function(env, "deferAccept", NAPI_AUTO_LENGTH, DeferAccept, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "deferAccept", fn) != napi_ok ||
       napi_create_function(env, "inspectSocket", NAPI_AUTO_LENGTH, InspectSocket, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "inspectSocket", fn) != napi_ok ||
-      register_socket_pump(env, exports) != 0) {
+      register_socket_pump(env, exports) != 0 || register_sandbox_channel(env, exports) != 0) {
     return NULL;
   }
   return exports;

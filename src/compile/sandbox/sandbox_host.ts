@@ -1,0 +1,171 @@
+// One long-lived sandbox per compiler that starts each job's compiler in a namespace of its own
+// (src/native/spawn/sandbox_host.c is the process; this starts it and hands it jobs).
+//
+// A bwrap per job costs ~7 ms of a trivial job's wall time, most of it waiting (measured: the
+// network namespace, ~2-3 ms of it, its loopback set up and torn down; bwrap's exec, its user
+// namespace and its monitor process the rest), past the 5 ms a job may spend on its sandbox. The
+// host pays for those once: it runs in bwrap with user, network, ipc and pid namespaces, the
+// compiler's directories read-only, /dev's nodes, a /proc and the daemon's job directory (TMPDIR)
+// read-write, and nothing else, keeping only CAP_SYS_ADMIN, CAP_SETPCAP and CAP_SYS_CHROOT in its own user
+// namespace. Per job it clones a pid 1 in a new mount and pid namespace, which builds the job's
+// root from the same bwrap options a per-job bwrap would get (sandbox.ts), pivots into it (the
+// job root and every other job's files are left behind), and runs the compiler without any
+// capability, with the job's limits; the compiler's raw wait status comes back on a pipe.
+//
+// A host that cannot start (bwrap refused the capabilities, a kernel before 5.3) or take a job
+// (its clone forbidden by a seccomp filter) leaves its compiler's jobs to a bwrap each, as
+// before; distccd logs why (Sandbox onHostProblem), and the host is tried again a minute later.
+//
+// Exports: SandboxHost (start, run, close), hostProgram()
+
+import { closeSync, constants as C, openSync, readSync } from 'node:fs';
+import * as native from 'distkit-spawn';
+
+/** How long the host may take to come up (bwrap, once per compiler), and to take a job. */
+const START_TIMEOUT_MS = 20_000;
+const RUN_TIMEOUT_MS = 10_000;
+
+/** The host's executable, built with the addon (binding.gyp target distkit-sandbox-host). */
+export function hostProgram(): string {
+  return native.hostProgram();
+}
+
+/** A started job: its status pipe (for watchStatus) and its pidfd (kills the whole job). */
+export interface HostJob {
+  readonly statusFd: number;
+  readonly pidfd: number;
+}
+
+/** A job for the host: the strings sandbox_host.c reads (limits, environment, bwrap options, argv). */
+export interface HostRequest {
+  /** The compiler's priority (absolute), or undefined to leave it. */
+  readonly priority?: number;
+  readonly limits: { readonly as: number; readonly cpu: number; readonly fsize: number; readonly nproc: number };
+  readonly env: readonly string[];
+  /** bwrap options after the namespace flags: mounts, --chdir, --setenv. */
+  readonly options: readonly string[];
+  readonly argv: readonly string[];
+}
+
+function encode(request: HostRequest): Buffer {
+  const { limits } = request;
+  const strings = [request.priority === undefined ? '' : String(request.priority), String(limits.as), String(limits.cpu), String(limits.fsize), String(limits.nproc),
+    String(request.env.length), ...request.env, ...request.options, '--', ...request.argv];
+  return Buffer.from(`${strings.join('\0')}\0`);
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
+}
+
+/** What bwrap wrote to `fd` (a start that failed), last line. */
+function lastLine(fd: number): string {
+  const buf = Buffer.alloc(4096);
+  let n = 0;
+  try {
+    n = readSync(fd, buf, 0, buf.length, 0);
+  } catch {
+    return '';
+  }
+  return buf.subarray(0, n).toString('utf8').trim().split('\n').slice(-1)[0] ?? '';
+}
+
+export class SandboxHost {
+  readonly #bwrapPid: number;
+  #control: number;
+
+  private constructor(bwrapPid: number, control: number) {
+    this.#bwrapPid = bwrapPid;
+    this.#control = control;
+  }
+
+  /**
+   * Starts `argv` (bwrap ... -- the host program) with the host's socket as its fd 3 and waits
+   * until the host says it is ready. Throws an Error saying why it could not (bwrap's last words).
+   */
+  static start(argv: readonly string[], env: readonly string[], scratchDir: string): SandboxHost {
+    const [control, hostEnd] = native.hostChannel();
+    const out = openSync('/dev/null', C.O_WRONLY);
+    let err: number;
+    try {
+      err = openSync(scratchDir, C.O_RDWR | 0o20000000 | C.O_DIRECTORY, 0o600); // O_TMPFILE: bwrap's complaint, if any
+    } catch {
+      err = openSync('/dev/null', C.O_WRONLY);
+    }
+    let pid: number;
+    try {
+      pid = native.spawn(argv[0]!, argv, env, '/', out, err, undefined, hostEnd);
+    } catch (error) {
+      for (const fd of [control, hostEnd, out, err]) closeQuietly(fd);
+      throw error;
+    }
+    closeQuietly(hostEnd);
+    closeQuietly(out);
+    try {
+      const word = native.hostReply(control, START_TIMEOUT_MS);
+      if (word !== 0) throw new Error(`it answered ${word}`);
+    } catch (error) {
+      const said = lastLine(err);
+      closeQuietly(err);
+      closeQuietly(control);
+      SandboxHost.#bury(pid);
+      throw new Error(`${(error as Error).message}${said === '' ? '' : `: ${said}`}`);
+    }
+    closeQuietly(err);
+    return new SandboxHost(pid, control);
+  }
+
+  /** Kills bwrap (and so the host) and reaps it, without blocking: it is our child. */
+  static #bury(pid: number): void {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    const reap = (): boolean => {
+      try {
+        return native.reap(pid) !== undefined;
+      } catch {
+        return true; // ECHILD: nothing left to reap
+      }
+    };
+    if (!reap()) setTimeout(reap, 100).unref();
+  }
+
+  get alive(): boolean {
+    return this.#control >= 0;
+  }
+
+  /**
+   * Starts one job with its stdout and stderr files. Throws with `errno` when the host cannot
+   * (EPIPE: it is gone, and closed here; EPERM: its clone is refused).
+   */
+  run(request: HostRequest, stdoutFd: number, stderrFd: number): HostJob {
+    if (this.#control < 0) throw Object.assign(new Error('the sandbox host is closed'), { errno: 32 });
+    const [statusFd, statusWrite] = native.statusPipe();
+    try {
+      const pidfd = native.hostRun(this.#control, encode(request), stdoutFd, stderrFd, statusWrite, RUN_TIMEOUT_MS);
+      return { statusFd, pidfd };
+    } catch (error) {
+      closeQuietly(statusFd);
+      const errno = (error as { errno?: number }).errno;
+      // Gone (EPIPE, ECONNRESET) or stuck (ETIMEDOUT): this host serves no more jobs.
+      if (errno === 32 || errno === 104 || errno === 110) this.close();
+      throw error;
+    } finally {
+      closeQuietly(statusWrite);
+    }
+  }
+
+  /** Ends the host: EOF on its socket, and bwrap is killed and reaped. Running jobs die with it. */
+  close(): void {
+    if (this.#control < 0) return;
+    closeQuietly(this.#control);
+    this.#control = -1;
+    SandboxHost.#bury(this.#bwrapPid);
+  }
+}
