@@ -70,9 +70,12 @@ export interface CacheEngine extends CacheSessionEngine {
   close(): Promise<void>;
 }
 
+let timeOrigin: number | undefined;
+
 /** Fractional milliseconds since the epoch, from a monotonic source (no jumps when NTP steps). */
 export function defaultClock(): number {
-  return performance.timeOrigin + performance.now();
+  // timeOrigin is a getter that checks its receiver on every read; it never changes.
+  return (timeOrigin ??= performance.timeOrigin) + performance.now();
 }
 
 /** One shared one-byte payload per status (the Redis engine answers with them too). */

@@ -100,7 +100,7 @@ export class SlabStore implements SessionStore {
     const start = at + HEADER + slab.readUInt16LE(at);
     const length = slab.readUInt16LE(at + 2);
     const copy = Buffer.allocUnsafe(headroom + length);
-    slab.copy(copy, headroom, start, start + length);
+    this.#arena.copyOut(this.#address[slot]!, start, length, copy, headroom);
     return copy;
   }
 
