@@ -39,9 +39,9 @@ export type AnswerResult = 'ok' | 'notok' | 'hit' | 'miss' | 'exists' | 'rejecte
 
 /** The result of a request answered with `payload` (one of the shared status buffers, or data). */
 function resultOf(operation: Operation, payload: Buffer): AnswerResult {
-  if (operation === Operation.GET) return payload === STATUS_PAYLOADS.get(Status.NOTOK) ? 'miss' : 'hit';
-  if (payload === STATUS_PAYLOADS.get(Status.OK)) return 'ok';
-  if (payload === STATUS_PAYLOADS.get(Status.NOTOK)) return 'notok';
+  if (operation === Operation.GET) return payload === NOTOK ? 'miss' : 'hit';
+  if (payload === OK) return 'ok';
+  if (payload === NOTOK) return 'notok';
   return payload === STATUS_PAYLOADS.get(Status.ADD_MATCHING_SESSION) ? 'exists' : 'rejected';
 }
 
@@ -85,6 +85,10 @@ export function status(s: Status): Buffer {
   return STATUS_PAYLOADS.get(s)!;
 }
 
+/** The two statuses of every HAVE and REMOVE, looked up once (a Map lookup per answer showed). */
+const OK = status(Status.OK);
+const NOTOK = status(Status.NOTOK);
+
 /** The response payload the store gives one request at `now`, or why the connection must close. */
 function payloadFor(store: SessionStore, now: number, message: Message): Buffer | { reason: string } {
   const { payload } = message;
@@ -94,15 +98,15 @@ function payloadFor(store: SessionStore, now: number, message: Message): Buffer 
       if (add.kind === 'short') return { reason: `ADD payload of ${add.length} bytes is shorter than 8` };
       if (add.kind === 'rejected') return status(add.status);
       const { id, data, timeoutMs } = add.value;
-      return status(store.add(now, id, data, timeoutMs) ? Status.OK : Status.ADD_MATCHING_SESSION);
+      return store.add(now, id, data, timeoutMs) ? OK : status(Status.ADD_MATCHING_SESSION);
     }
     case Operation.GET:
       // A miss is the single byte 0x01; libdistcache reads any answer under 5 bytes as a miss.
-      return store.get(now, payload) ?? status(Status.NOTOK);
+      return store.get(now, payload) ?? NOTOK;
     case Operation.REMOVE:
-      return status(store.remove(now, payload) ? Status.OK : Status.NOTOK);
+      return store.remove(now, payload) ? OK : NOTOK;
     case Operation.HAVE:
-      return status(store.have(now, payload) ? Status.OK : Status.NOTOK);
+      return store.have(now, payload) ? OK : NOTOK;
   }
 }
 
@@ -186,7 +190,7 @@ export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOption
       const started = afterAnswer !== undefined && (answers++ & (ANSWER_TIMING_SAMPLE - 1)) === 0 ? performance.now() : -1;
       if (core.hit !== undefined && message.operation === Operation.GET) {
         const response = core.hit(message);
-        if (response === undefined) return respond(message, status(Status.NOTOK), started);
+        if (response === undefined) return respond(message, NOTOK, started);
         operations++;
         afterAnswer?.(Operation.GET, 'hit', started);
         return { kind: 'respond', bytes: response };
