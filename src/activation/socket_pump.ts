@@ -19,9 +19,11 @@ const DRAIN = 4;
 const CLOSED = 5;
 const ACCEPTED = 6;
 
-/** What a pumped socket tells its owner. The Buffer of onData is valid during the call only. */
+/** What a pumped socket tells its owner. */
 export interface PumpHandler {
-  onData(bytes: Buffer): void;
+  /** Bytes read: arena[start, end), valid during the call only (the arena is every socket's:
+   * no view is made per read). */
+  onData(arena: Buffer, start: number, end: number): void;
   /** The peer ended its side (no more onData). */
   onEnd(): void;
   /** Every byte a write() queued has left; reading resumed. */
@@ -88,7 +90,7 @@ function dispatch(count: number): void {
     const socket = sockets[ev[i]!];
     if (socket === undefined) continue;
     const handler = socket.handler;
-    if (kind === DATA) handler.onData(arena!.subarray(ev[i + 2]!, ev[i + 2]! + ev[i + 3]!));
+    if (kind === DATA) handler.onData(arena!, ev[i + 2]!, ev[i + 2]! + ev[i + 3]!);
     else if (kind === END) handler.onEnd();
     else if (kind === DRAIN) handler.onDrain();
     else {
@@ -154,9 +156,9 @@ export function errnoError(errno: number, syscall: string): NodeJS.ErrnoExceptio
 class HeldEvents implements PumpHandler {
   readonly held: Array<(handler: PumpHandler) => void> = [];
   socket: PumpedSocket | undefined;
-  onData(bytes: Buffer): void {
-    const copy = Buffer.from(bytes);
-    this.held.push((h) => h.onData(copy));
+  onData(arena: Buffer, start: number, end: number): void {
+    const copy = Buffer.from(arena.subarray(start, end));
+    this.held.push((h) => h.onData(copy, 0, copy.length));
     this.socket?.pause(true);
   }
   onEnd(): void {

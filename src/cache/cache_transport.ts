@@ -8,7 +8,7 @@
 export interface CacheTransport {
   /** Starts delivering events to `sink` (the session is fully set up by then). */
   start(sink: TransportSink): void;
-  /** The Buffers given to onData are only valid during the call (the session copies what it keeps). */
+  /** The bytes given to onData are only valid during the call (the session copies what it keeps). */
   readonly lendsInput: boolean;
   /** Adds one answer to the bytes of this turn (may write when they would not fit). */
   add(bytes: Buffer): void;
@@ -34,7 +34,8 @@ export interface CacheTransport {
 
 /** What a transport tells its session. */
 export interface TransportSink {
-  onData(bytes: Buffer): void;
+  /** Bytes in: bytes[start, end). */
+  onData(bytes: Buffer, start: number, end: number): void;
   /** The peer ended its side. */
   onEnd(): void;
   /** The peer took what was waiting to be written. */

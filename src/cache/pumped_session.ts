@@ -86,8 +86,8 @@ class PumpTransport implements CacheTransport, PumpHandler {
     this.#socket.attach(this);
   }
 
-  onData(bytes: Buffer): void {
-    this.#sink.onData(bytes);
+  onData(arena: Buffer, start: number, end: number): void {
+    this.#sink.onData(arena, start, end);
   }
 
   onEnd(): void {
@@ -115,7 +115,7 @@ class PumpTransport implements CacheTransport, PumpHandler {
       this.flush();
       if (bytes.length > out.length) return this.#send(bytes, bytes.length);
     }
-    bytes.copy(out, outLength);
+    out.set(bytes, outLength);
     outLength += bytes.length;
   }
 

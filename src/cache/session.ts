@@ -101,11 +101,11 @@ class CacheSession implements TransportSink {
     this.#transport.start(this);
   }
 
-  onData(bytes: Buffer): void {
+  onData(bytes: Buffer, start: number, end: number): void {
     this.#armIdle();
     if (this.#closing) return; // dropped: discarded until the peer closes
     try {
-      this.#reader.push(bytes);
+      this.#reader.push(bytes, start, end);
     } catch (error) {
       return this.#drop((error as Error).message);
     }
@@ -231,7 +231,8 @@ class CacheSession implements TransportSink {
 
   /** Progress in either direction (bytes in, or the peer taking our queued responses) re-arms it. */
   #armIdle(): void {
-    if (this.#settled) return;
+    // Off (the default): no closure made per read for a bound that is never armed.
+    if (this.#settled || this.#idleMs <= 0) return;
     this.#idle = armIdleBound(this.#idle, this.#idleMs, () => {
       this.#log.info('idle close', { peer: describePeer(this.#conn.peer), requests: this.#requests, idle_ms: this.#idleMs, buffered: this.#reader.buffered });
       this.#transport.destroy();

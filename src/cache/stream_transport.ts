@@ -95,7 +95,7 @@ export class StreamTransport implements CacheTransport {
     stream.off('error', this.#onError);
   }
 
-  readonly #onData = (chunk: Buffer): void => this.#sink.onData(chunk);
+  readonly #onData = (chunk: Buffer): void => this.#sink.onData(chunk, 0, chunk.length);
   readonly #onDrain = (): void => this.#sink.onDrain();
   readonly #onEnd = (): void => this.#sink.onEnd();
 

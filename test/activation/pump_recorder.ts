@@ -7,8 +7,8 @@ export class Recorder implements PumpHandler {
   readonly events: string[] = [];
   data = Buffer.alloc(0);
   #waiters: Array<() => void> = [];
-  onData(bytes: Buffer): void {
-    this.data = Buffer.concat([this.data, bytes]);
+  onData(arena: Buffer, start: number, end: number): void {
+    this.data = Buffer.concat([this.data, arena.subarray(start, end)]);
     this.#note('data');
   }
   onEnd(): void {

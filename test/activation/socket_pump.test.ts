@@ -127,7 +127,7 @@ test('socket pump answers and closes every socket when hundreds connect for one 
   const fdsBefore = fs.readdirSync('/proc/self/fd').length;
   const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (owner) => {
     const handler: PumpHandler = {
-      onData: (bytes) => void pumped!.write(Buffer.from(`re:${bytes.toString()}`)),
+      onData: (arena, start, end) => void pumped!.write(Buffer.from(`re:${arena.toString('utf8', start, end)}`)),
       onEnd: () => {
         if (pumped!.end()) owner.destroy();
       },

@@ -95,7 +95,7 @@ test('engine keeps sessions in the store it is given and closes that store', asy
   const calls: string[] = [];
   const store: SessionStore = {
     add: (now, id, data, timeoutMs) => (calls.push('add'), inner.add(now, id, data, timeoutMs)),
-    get: (now, id) => (calls.push('get'), inner.get(now, id)),
+    get: (now, id, headroom) => (calls.push('get'), inner.get(now, id, headroom)),
     remove: (now, id) => (calls.push('remove'), inner.remove(now, id)),
     have: (now, id) => (calls.push('have'), inner.have(now, id)),
     size: (now) => (calls.push('size'), inner.size(now)),

@@ -100,10 +100,10 @@ class ProxySession implements TransportSink {
     this.#transport.start(this);
   }
 
-  onData(bytes: Buffer): void {
+  onData(bytes: Buffer, start: number, end: number): void {
     if (this.#closing) return;
     try {
-      this.#reader.push(bytes);
+      this.#reader.push(bytes, start, end);
     } catch (error) {
       this.#refuse({ why: (error as Error).message });
       return;

@@ -105,11 +105,16 @@ export class MemoryStore implements SessionStore {
     return true;
   }
 
-  /** A fresh copy of the stored data, or undefined. GET does not extend the session's life. */
-  get(now: number, id: Uint8Array): Buffer | undefined {
+  /** A fresh copy of the stored data (after `headroom` bytes), or undefined. GET does not
+   * extend the session's life. */
+  get(now: number, id: Uint8Array, headroom = 0): Buffer | undefined {
     this.purge(now);
     const session = this.#byId.get(keyOf(id));
-    return session === undefined ? undefined : Buffer.from(session.data, 'latin1');
+    if (session === undefined) return undefined;
+    if (headroom === 0) return Buffer.from(session.data, 'latin1');
+    const copy = Buffer.allocUnsafe(headroom + session.data.length);
+    copy.write(session.data, headroom, 'latin1');
+    return copy;
   }
 
   have(now: number, id: Uint8Array): boolean {

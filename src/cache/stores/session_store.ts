@@ -32,8 +32,10 @@ export interface SessionStore {
    * unexpired session with this id exists: the old one keeps its data and expiry. */
   add(now: number, id: Uint8Array, data: Uint8Array, timeoutMs: number): boolean;
   /** A copy of the session's data, or undefined when there is no unexpired session. Reading
-   * does not extend a session's life. */
-  get(now: number, id: Uint8Array): Buffer | undefined;
+   * does not extend a session's life. With `headroom`, the copy starts that many bytes into the
+   * returned buffer, the bytes before it left for the caller (the engine writes a response's
+   * frame header there: the answer to a GET is one buffer, made once). */
+  get(now: number, id: Uint8Array, headroom?: number): Buffer | undefined;
   /** Drops the session; false when there was no unexpired one. */
   remove(now: number, id: Uint8Array): boolean;
   /** Whether an unexpired session with this id exists. */

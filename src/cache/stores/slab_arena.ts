@@ -33,6 +33,8 @@ function sizeOfClass(c: number): number {
 
 export class SlabArena {
   readonly #slabs: Buffer[] = [];
+  /** Each slab's ArrayBuffer (allocUnsafeSlow: its own, the slab at offset 0), for copyOut. */
+  readonly #memory: ArrayBuffer[] = [];
   /** Free list heads by class (an address, or NO_BLOCK). */
   readonly #free: number[] = [];
   /** Next unused byte of the last slab. */
@@ -74,7 +76,9 @@ export class SlabArena {
     }
     if (this.#bump + bytes > SLAB_BYTES) {
       // The tail of the full slab (less than one block) stays unused.
-      this.#slabs.push(Buffer.allocUnsafeSlow(SLAB_BYTES));
+      const slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      this.#slabs.push(slab);
+      this.#memory.push(slab.buffer);
       this.#bump = 0;
     }
     const address = (this.#slabs.length - 1) * SLAB_BYTES + this.#bump;
@@ -95,6 +99,15 @@ export class SlabArena {
     return this.#slabs[(address / SLAB_BYTES) | 0]!;
   }
 
+  /**
+   * Copies `length` bytes from `offset` in `address`'s slab into `into` at `at`. Through a plain
+   * view of the slab's memory: Buffer's copy asks the runtime for the slab's ArrayBuffer and makes
+   * a view of its own on every call (a measurable part of answering a GET).
+   */
+  copyOut(address: number, offset: number, length: number, into: Uint8Array, at: number): void {
+    into.set(new Uint8Array(this.#memory[(address / SLAB_BYTES) | 0]!, offset, length), at);
+  }
+
   /** An int32, never a double: a byte index that is a heap number takes V8's slow element path
    * (it made id comparison four times slower). */
   offsetOf(address: number): number {
@@ -104,6 +117,7 @@ export class SlabArena {
   /** Drops every slab. */
   clear(): void {
     this.#slabs.length = 0;
+    this.#memory.length = 0;
     this.#free.length = 0;
     this.#bump = SLAB_BYTES;
     this.#blockBytes = 0;

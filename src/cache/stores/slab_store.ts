@@ -92,14 +92,15 @@ export class SlabStore implements SessionStore {
     return true;
   }
 
-  get(now: number, id: Uint8Array): Buffer | undefined {
+  get(now: number, id: Uint8Array, headroom = 0): Buffer | undefined {
     const slot = this.#find(now, id);
     if (slot < 0) return undefined;
     const slab = this.#arena.slabOf(this.#address[slot]!);
     const at = this.#arena.offsetOf(this.#address[slot]!);
     const start = at + HEADER + slab.readUInt16LE(at);
-    const copy = Buffer.allocUnsafe(slab.readUInt16LE(at + 2));
-    slab.copy(copy, 0, start, start + copy.length);
+    const length = slab.readUInt16LE(at + 2);
+    const copy = Buffer.allocUnsafe(headroom + length);
+    this.#arena.copyOut(this.#address[slot]!, start, length, copy, headroom);
     return copy;
   }
 

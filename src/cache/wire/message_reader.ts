@@ -5,8 +5,23 @@
 // Payloads of one-frame messages are views into the input (valid until the reader's next push);
 // multi-frame payloads are assembled into a new buffer. Copy a payload to keep it.
 
-import { INCOMPLETE, MAX_MESSAGE_WIRE, MAX_READER_BUFFER, type Decoded, type Direction, type Operation } from './constants';
+import {
+  FRAME_HEADER_SIZE,
+  INCOMPLETE,
+  MAX_FRAME_DATA,
+  MAX_MESSAGE_WIRE,
+  MAX_OPERATION,
+  MAX_READER_BUFFER,
+  OP_CLASS_USER,
+  PROTO_LEVEL,
+  type Decoded,
+  type Direction,
+  type Operation,
+} from './constants';
 import { decodeFrame, type MessageHeader } from './frame';
+
+const PROTO_HI = PROTO_LEVEL >>> 8;
+const PROTO_LO = PROTO_LEVEL & 0xff;
 
 export interface Message extends MessageHeader {
   readonly payload: Buffer;
@@ -53,6 +68,8 @@ export type ReadResult =
  */
 export class MessageReader {
   readonly #direction: Direction;
+  /** The is_response byte of this direction's frames. */
+  readonly #isResponse: number;
   #buf: Buffer = Buffer.alloc(0);
   #start = 0;
   #end = 0;
@@ -61,9 +78,13 @@ export class MessageReader {
   /** Stream offset of #buf[0]. */
   #base = 0;
   #corrupt: ReadResult | undefined;
+  /** The buffer #arrayBuffer belongs to (payload views are made from it). */
+  #viewed: Buffer | undefined;
+  #arrayBuffer: ArrayBufferLike | undefined;
 
   constructor(direction: Direction) {
     this.#direction = direction;
+    this.#isResponse = direction === 'response' ? 1 : 0;
   }
 
   /** Bytes received and not yet returned as a message. */
@@ -77,27 +98,31 @@ export class MessageReader {
   }
 
   /**
-   * Appends a chunk. Views returned by earlier next() calls may be invalid afterwards. Throws a
-   * RangeError when more than MAX_READER_BUFFER bytes would wait unparsed.
+   * Appends chunk[start, end) (the whole chunk by default). Views returned by earlier next()
+   * calls may be invalid afterwards. Throws a RangeError when more than MAX_READER_BUFFER bytes
+   * would wait unparsed.
    */
-  push(chunk: Uint8Array): void {
-    if (chunk.length === 0) return;
+  push(chunk: Uint8Array, start = 0, end = chunk.length): void {
+    const length = end - start;
+    if (length <= 0) return;
     const pending = this.#end - this.#start;
-    if (pending + chunk.length > MAX_READER_BUFFER) {
-      throw new RangeError(`distcache reader would hold ${pending + chunk.length} unparsed bytes, above ${MAX_READER_BUFFER}`);
+    if (pending + length > MAX_READER_BUFFER) {
+      throw new RangeError(`distcache reader would hold ${pending + length} unparsed bytes, above ${MAX_READER_BUFFER}`);
     }
     if (pending === 0) {
-      this.#base += this.#end;
+      // Parsed in place: the stream offset of chunk[start] is where the last chunk ended.
+      this.#base += this.#end - start;
       this.#buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
-      this.#start = 0;
-      this.#end = chunk.length;
+      this.#start = start;
+      this.#end = end;
       this.#owned = false;
       return;
     }
-    const needed = pending + chunk.length;
-    if (this.#owned && this.#end + chunk.length <= this.#buf.length) {
-      this.#buf.set(chunk, this.#end);
-      this.#end += chunk.length;
+    const bytes = start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
+    const needed = pending + length;
+    if (this.#owned && this.#end + length <= this.#buf.length) {
+      this.#buf.set(bytes, this.#end);
+      this.#end += length;
       return;
     }
     if (this.#owned && needed <= this.#buf.length) {
@@ -114,14 +139,16 @@ export class MessageReader {
     this.#base += this.#start;
     this.#start = 0;
     this.#end = pending;
-    this.#buf.set(chunk, this.#end);
-    this.#end += chunk.length;
+    this.#buf.set(bytes, this.#end);
+    this.#end += length;
   }
 
   /** The next whole message, or incomplete (push more), or corrupt (close the stream). */
   next(): ReadResult {
     if (this.#corrupt !== undefined) return this.#corrupt;
     if (this.#start === this.#end) return INCOMPLETE;
+    const whole = this.#wholeFrame();
+    if (whole !== undefined) return whole;
     const view = this.#buf.subarray(0, this.#end);
     const result = decodeMessage(view, this.#direction, { offset: this.#start });
     switch (result.kind) {
@@ -135,6 +162,39 @@ export class MessageReader {
         this.#start = result.next;
         return { kind: 'ok', value: result.value };
     }
+  }
+
+  /**
+   * The common message, a single complete frame that is all there and valid, decoded in place:
+   * decodeMessage over a view of the buffer gives the same message (its checks all pass here),
+   * at the cost of a view of the buffer, a frame object and two option objects per request.
+   * Anything else (several frames, a bad or missing byte) is left to decodeMessage.
+   */
+  #wholeFrame(): ReadResult | undefined {
+    const buf = this.#buf;
+    const at = this.#start;
+    const end = at + FRAME_HEADER_SIZE + ((buf[at + 12]! << 8) | buf[at + 13]!);
+    if (
+      end > this.#end ||
+      buf[at] !== PROTO_HI ||
+      buf[at + 1] !== PROTO_LO ||
+      buf[at + 4] !== this.#isResponse ||
+      buf[at + 9] !== OP_CLASS_USER ||
+      buf[at + 10]! > MAX_OPERATION ||
+      buf[at + 11] !== 1 ||
+      end - at - FRAME_HEADER_SIZE > MAX_FRAME_DATA
+    ) {
+      return undefined;
+    }
+    const uid = ((buf[at + 5]! << 24) | (buf[at + 6]! << 16) | (buf[at + 7]! << 8) | buf[at + 8]!) >>> 0;
+    if (buf !== this.#viewed) {
+      // A typed array's buffer getter is a call into the runtime: once per buffer, not per message.
+      this.#viewed = buf;
+      this.#arrayBuffer = buf.buffer;
+    }
+    const payload = Buffer.from(this.#arrayBuffer!, buf.byteOffset + at + FRAME_HEADER_SIZE, end - at - FRAME_HEADER_SIZE);
+    this.#start = end;
+    return { kind: 'ok', value: { isResponse: this.#isResponse === 1, uid, operation: buf[at + 10] as Operation, payload, frames: 1 } };
   }
 
   /**

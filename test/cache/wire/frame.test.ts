@@ -156,6 +156,32 @@ test('MessageReader stays corrupt after a framing error and reports stream offse
   assert.equal(reader.next().kind, 'corrupt');
 });
 
+test('MessageReader parses a range of a shared buffer in place and counts stream offsets from the range', () => {
+  // As the socket pump hands reads over: arena[start, end), other sockets' bytes around it.
+  const first = encodeMessage({ isResponse: false, uid: 1, operation: Operation.HAVE }, Buffer.from('one'));
+  const second = encodeMessage({ isResponse: false, uid: 2, operation: Operation.GET }, patterned(3000));
+  const arena = Buffer.concat([Buffer.from([0x11, 0x22]), first, second.subarray(0, 20), Buffer.from([0x33])]);
+  const reader = new MessageReader('request');
+  reader.push(arena, 2, 2 + first.length + 20);
+  const one = reader.next();
+  assert.ok(one.kind === 'ok' && one.value.uid === 1 && one.value.payload.toString() === 'one' && one.value.frames === 1);
+  assert.equal(reader.next().kind, 'incomplete');
+  assert.equal(reader.consumed, first.length);
+  assert.equal(reader.buffered, 20);
+  reader.detach();
+  arena.fill(0xee); // the arena is reused: the reader must hold its own copy of the tail
+  reader.push(Buffer.concat([Buffer.from([0x44]), second.subarray(20)]), 1);
+  const two = reader.next();
+  assert.ok(two.kind === 'ok' && two.value.uid === 2 && two.value.frames === 2);
+  assert.deepEqual(two.value.payload, patterned(3000));
+  assert.equal(reader.consumed, first.length + second.length);
+  // A corrupt byte in a later range is reported at its stream offset, not its buffer offset.
+  const bad = Buffer.from([0x55, 0x55, 0x00, 0x12]);
+  reader.push(bad, 2);
+  const corrupt = reader.next();
+  assert.deepEqual(corrupt.kind === 'corrupt' && corrupt.offset, first.length + second.length + 1);
+});
+
 test('decoders never throw, loop or overrun on random bytes and mutated messages', () => {
   const rand = seededRandom(99);
   for (let round = 0; round < 3000; round++) {
