@@ -52,8 +52,9 @@ export class EncodedBatch {
     for (const arg of args) this.#length += bulkLength(arg.length);
   }
 
-  /** Issues every command on `client` (its socket should be corked: one write for the batch). A
-   * command the client refuses (not connected) has its sink told at once, as each of the rest. */
+  /** Issues every command on `client`: the first writes the whole batch, the others an empty
+   * buffer (cork the socket around it, so those cost no write of their own). A client that is
+   * not connected refuses each command: its sink is told at once. */
   send(client: Redis): void {
     const bytes = Buffer.allocUnsafe(this.#length);
     let at = 0;
