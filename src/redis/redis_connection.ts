@@ -65,6 +65,10 @@ function nodeOptions(endpoint: RedisEndpoint, password: string | undefined, opti
     // Fail, never queue: a request made while the connection is down is answered at once.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
+    // Never write a request again on a new connection: what was in flight at a loss has been
+    // answered as failed already, and a batch's commands (encoded_commands.ts) carry their bytes
+    // in the first one only, so the others sent alone would leave replies without their request.
+    autoResendUnfulfilledCommands: false,
     retryStrategy: backoff,
     lazyConnect: false,
     // Requests made in the same tick (the connections of a busy front end) leave in one write.
