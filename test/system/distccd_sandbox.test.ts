@@ -484,3 +484,50 @@ test('distccd runs each job in a bwrap of its own, and says why, when a compiler
   await d.stop();
   assert.deepEqual(await settledListing(s.tmp), []);
 });
+
+/** `pid` and every process below it. */
+async function treeOf(pid: number): Promise<Array<{ pid: number; argv: string[] }>> {
+  const tree = [{ pid, argv: [] as string[] }];
+  for (let i = 0; i < tree.length; i++) tree.push(...(await childrenOf(tree[i]!.pid)));
+  return tree;
+}
+
+test('distccd retires a sandbox host that stops answering, its running job still answered with its object and the next job served by a new host, saying why', async (t) => {
+  const s = await setup(t);
+  const d = await daemon(t, s);
+  const first = await sendRaw(d.port, spyRequest());
+  assert.ok(first.kind === 'answer' && first.response.status === 0, JSON.stringify(first));
+  const [bwrap] = (await childrenOf(d.child.pid!)).filter((c) => c.argv.at(-1) === '/sandbox-host');
+  assert.ok(bwrap !== undefined, 'a host');
+  const holding = sendRaw(d.port, spyRequest('-DHOLD'));
+  await settledListing(s.tmp, { count: 2 });
+  const host = (await treeOf(bwrap.pid)).find((p) => p.argv.length === 1 && p.argv[0] === '/sandbox-host');
+  assert.ok(host !== undefined, 'the host process itself');
+  process.kill(host.pid, 'SIGSTOP');
+  t.after(() => {
+    try {
+      process.kill(host.pid, 'SIGCONT');
+    } catch {
+      // gone
+    }
+  });
+  // The job sent to the stopped host may run there should it wake: it fails rather than run twice.
+  const sentAt = Date.now();
+  const lost = await sendRaw(d.port, spyRequest());
+  assert.ok(Date.now() - sentAt < 5000, `answered in ${Date.now() - sentAt} ms, not after a long block`);
+  assert.ok(lost.kind === 'answer' && lost.response.status === 110 << 8, JSON.stringify(lost));
+  const said = await d.waitFor(/sandbox host of \S+spy was retired/);
+  assert.match(said, /did not answer for a job in 1000 ms/);
+  const next = await sendRaw(d.port, spyRequest());
+  assert.ok(next.kind === 'answer' && next.response.status === 0, JSON.stringify(next));
+  const hosts = (await childrenOf(d.child.pid!)).filter((c) => c.argv.at(-1) === '/sandbox-host');
+  assert.ok(hosts.some((c) => c.pid !== bwrap.pid), 'a new host');
+  const held = await holding;
+  assert.ok(held.kind === 'answer' && held.response.status === 0, `the running job keeps its answer: ${JSON.stringify(held)}`);
+  assert.match(report(held.response.stderr).get('write')?.join('\n') ?? '', /Read-only file system/, 'it ran sandboxed');
+  // Its job done, the retired host's bwrap is killed and reaped.
+  const reaped = async (pid: number): Promise<boolean> => !(await fs.access(`/proc/${pid}`).then(() => true, () => false));
+  while (!(await reaped(bwrap.pid))) await new Promise((r) => setTimeout(r, 20));
+  await d.stop();
+  assert.deepEqual(await settledListing(s.tmp), []);
+});

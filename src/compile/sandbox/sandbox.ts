@@ -30,7 +30,7 @@ import os from 'node:os';
 import { DistkitError, EXIT } from '../../errors';
 import { findCompilerMounts, resolveProgram, wholeUsr, type CompilerMounts, type MountsMemory } from './compiler_mounts';
 import { mountsMemory, probeKey, readProbe, writeProbe } from './probe_cache';
-import { hostProgram, SandboxHost, type HostJob } from './sandbox_host';
+import { hostProgram, jobMayRun, SandboxHost, type HostJob } from './sandbox_host';
 
 export type SandboxMode = 'auto' | 'required' | 'off';
 
@@ -264,6 +264,7 @@ export class Sandbox {
     const host: HostLaunch = (env, stdoutFd, stderrFd, priority) => {
       // A host found gone (killed, crashed) is started again, once, for this job; one that refuses
       // jobs (its clone forbidden) serves none, as one that cannot start.
+      // A job the host may have started (jobMayRun) is not tried again: it fails.
       for (let attempt = 0; ; attempt++) {
         const started = this.#host(mounts, root, env);
         if (typeof started === 'string') throw Object.assign(new Error(started), { errno: 0 });
@@ -272,7 +273,7 @@ export class Sandbox {
         } catch (error) {
           const errno = (error as { errno?: number }).errno;
           if (started.alive && (errno === EPERM || errno === ENOSYS)) this.#hostFailed(mounts, root, `it cannot clone a job: ${(error as Error).message}`);
-          if (started.alive || attempt > 0) throw error;
+          if (started.alive || attempt > 0 || jobMayRun(error)) throw error;
         }
       }
     };
@@ -285,7 +286,7 @@ export class Sandbox {
     if (slot !== undefined && 'host' in slot && slot.host.alive) return slot.host;
     if (slot !== undefined && 'failed' in slot && Date.now() - slot.at < HOST_RETRY_MS) return slot.failed;
     try {
-      const host = SandboxHost.start(this.#hostArgv(mounts, root), env, root);
+      const host = SandboxHost.start(this.#hostArgv(mounts, root), env, root, undefined, (why) => this.#onHostProblem?.(`the sandbox host of ${mounts.program ?? '?'} was ${why}`));
       this.#hostSlots.set(hostKey(mounts, root), { host });
       return host;
     } catch (error) {

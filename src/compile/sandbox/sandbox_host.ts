@@ -21,19 +21,32 @@
 import { closeSync, constants as C, openSync, readSync } from 'node:fs';
 import * as native from 'distkit-spawn';
 
-/** How long the host may take to come up (bwrap, once per compiler), and to take a job. */
-const START_TIMEOUT_MS = 20_000;
-const RUN_TIMEOUT_MS = 10_000;
+/**
+ * How long the host may take to come up (bwrap, once per compiler), and to take a job (a clone
+ * round trip: milliseconds). Both block the event loop, so both are short: a host slower than
+ * that is retired, not waited for (see retire).
+ */
+const START_TIMEOUT_MS = 2_000;
+const RUN_TIMEOUT_MS = 1_000;
 
 /** The host's executable, built with the addon (binding.gyp target distkit-sandbox-host). */
 export function hostProgram(): string {
   return native.hostProgram();
 }
 
-/** A started job: its status pipe (for watchStatus) and its pidfd (kills the whole job). */
+/** A started job: its status pipe (for watchStatus), its pidfd (kills the whole job), and done() once it has ended. */
 export interface HostJob {
   readonly statusFd: number;
   readonly pidfd: number;
+  done(): void;
+}
+
+/**
+ * A job the host was sent but did not answer for (no answer in time, or a broken one): it may be
+ * running, on the job's files, so it must not be run again elsewhere; the job fails instead.
+ */
+export function jobMayRun(error: unknown): boolean {
+  return (error as { mayRun?: boolean }).mayRun === true;
 }
 
 /** A job for the host: the strings sandbox_host.c reads (limits, environment, bwrap options, argv). */
@@ -77,17 +90,23 @@ function lastLine(fd: number): string {
 export class SandboxHost {
   readonly #bwrapPid: number;
   #control: number;
+  /** Jobs started and not yet done(): a retired host's bwrap is killed once they are none. */
+  #jobs = 0;
+  #bwrapGone = false;
+  readonly #onProblem: (why: string) => void;
 
-  private constructor(bwrapPid: number, control: number) {
+  private constructor(bwrapPid: number, control: number, onProblem: (why: string) => void) {
     this.#bwrapPid = bwrapPid;
     this.#control = control;
+    this.#onProblem = onProblem;
   }
 
   /**
    * Starts `argv` (bwrap ... -- the host program) with the host's socket as its fd 3 and waits
    * until the host says it is ready. Throws an Error saying why it could not (bwrap's last words).
+   * `onProblem` is told when the host is retired or its bwrap exits on its own.
    */
-  static start(argv: readonly string[], env: readonly string[], scratchDir: string): SandboxHost {
+  static start(argv: readonly string[], env: readonly string[], scratchDir: string, limits: native.Limits | undefined, onProblem: (why: string) => void): SandboxHost {
     const [control, hostEnd] = native.hostChannel();
     const out = openSync('/dev/null', C.O_WRONLY);
     let err: number;
@@ -98,7 +117,7 @@ export class SandboxHost {
     }
     let pid: number;
     try {
-      pid = native.spawn(argv[0]!, argv, env, '/', out, err, undefined, hostEnd);
+      pid = native.spawn(argv[0]!, argv, env, '/', out, err, limits, hostEnd);
     } catch (error) {
       for (const fd of [control, hostEnd, out, err]) closeQuietly(fd);
       throw error;
@@ -116,7 +135,7 @@ export class SandboxHost {
       throw new Error(`${(error as Error).message}${said === '' ? '' : `: ${said}`}`);
     }
     closeQuietly(err);
-    return new SandboxHost(pid, control);
+    return new SandboxHost(pid, control, onProblem);
   }
 
   /** Kills bwrap (and so the host) and reaps it, without blocking: it is our child. */
@@ -141,31 +160,57 @@ export class SandboxHost {
   }
 
   /**
-   * Starts one job with its stdout and stderr files. Throws with `errno` when the host cannot
-   * (EPIPE: it is gone, and closed here; EPERM: its clone is refused).
+   * Starts one job with its stdout and stderr files. Throws with `errno`: the job was not sent
+   * (EPIPE: the host is gone, and retired here), the host refused it (`fromHost`: EPERM when its
+   * clone is forbidden), or no answer came (jobMayRun: the host is retired, the job must fail).
    */
   run(request: HostRequest, stdoutFd: number, stderrFd: number): HostJob {
     if (this.#control < 0) throw Object.assign(new Error('the sandbox host is closed'), { errno: 32 });
     const [statusFd, statusWrite] = native.statusPipe();
     try {
       const pidfd = native.hostRun(this.#control, encode(request), stdoutFd, stderrFd, statusWrite, RUN_TIMEOUT_MS);
-      return { statusFd, pidfd };
+      this.#jobs++;
+      let open = true;
+      return { statusFd, pidfd, done: () => {
+        if (!open) return;
+        open = false;
+        this.#jobs--;
+        if (this.#control < 0 && this.#jobs === 0) this.#end();
+      } };
     } catch (error) {
       closeQuietly(statusFd);
-      const errno = (error as { errno?: number }).errno;
-      // Gone (EPIPE, ECONNRESET) or stuck (ETIMEDOUT): this host serves no more jobs.
-      if (errno === 32 || errno === 104 || errno === 110) this.close();
-      throw error;
+      const e = error as Error & { errno?: number; syscall?: string };
+      if (e.syscall === 'clone') throw Object.assign(e, { fromHost: true });
+      if (e.syscall === 'recvmsg') {
+        this.retire(`it did not answer for a job in ${RUN_TIMEOUT_MS} ms (${e.message}); that job fails`);
+        throw Object.assign(e, { mayRun: true });
+      }
+      // Not sent: gone (EPIPE, ECONNRESET), or the message refused (the job may go elsewhere).
+      if (e.errno === 32 || e.errno === 104) this.retire(`it is gone (${e.message})`);
+      throw e;
     } finally {
       closeQuietly(statusWrite);
     }
   }
 
-  /** Ends the host: EOF on its socket, and bwrap is killed and reaped. Running jobs die with it. */
-  close(): void {
+  /**
+   * Sends the host no more jobs: EOF on its socket, on which it waits for its running jobs and
+   * exits (a stuck one is killed once those jobs are done: they report on their own pipes).
+   */
+  retire(why: string): void {
     if (this.#control < 0) return;
     closeQuietly(this.#control);
     this.#control = -1;
-    SandboxHost.#bury(this.#bwrapPid);
+    this.#onProblem(`retired, its next job starts a new one: ${why}`);
+    if (this.#jobs === 0) this.#end();
+  }
+
+  /** The same as retire, for the daemon's own reasons (a host that refuses jobs). */
+  close(): void {
+    this.retire('closed');
+  }
+
+  #end(): void {
+    if (!this.#bwrapGone) SandboxHost.#bury(this.#bwrapPid);
   }
 }

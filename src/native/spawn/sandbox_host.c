@@ -22,7 +22,8 @@
  *     "--", argv...
  *   with three descriptors (SCM_RIGHTS): the compiler's stdout, its stderr, the status pipe.
  *   host -> daemon: int32 0 and the job's pidfd (SIGKILL on it ends the whole job), or int32 errno.
- * EOF on fd 3 (the daemon is gone or done) ends the host; each job's pid 1 dies with it (PDEATHSIG).
+ * EOF on fd 3 (the daemon is gone, done, or has retired this host) ends the host once its running
+ * jobs have ended (each job's pid 1 would die with it: PDEATHSIG).
  * A step of the job's set-up that fails is written to its stderr, prefixed "bwrap: " as bwrap
  * words its own, and the job exits 1, as a bwrap that cannot build a sandbox does.
  */
@@ -371,7 +372,14 @@ int main(void) {
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space, .msg_controllen = sizeof control.space};
     ssize_t n = recvmsg(CONTROL, &msg, MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return 0;
+    if (n <= 0) {
+      /* The daemon is done with us (or retired us: slow to answer): the jobs running finish and
+         report on their own status pipes first, as they would die with us (PDEATHSIG). With
+         SA_NOCLDWAIT wait() returns only once every child is gone, then fails with ECHILD. */
+      while (wait(NULL) >= 0 || errno == EINTR) {
+      }
+      return 0;
+    }
     int fds[3] = {-1, -1, -1}, nfds = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
