@@ -68,6 +68,13 @@ static int receive(int fd, int timeout_ms, int32_t *word, int *passed) {
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int))) memcpy(passed, CMSG_DATA(c), sizeof *passed);
     }
+    if (msg.msg_flags & MSG_CTRUNC) {
+      /* The job's pidfd did not arrive (no descriptor left here: EMFILE), or more came than one:
+         the job may be running with no handle on it. Not an answer. */
+      if (*passed >= 0) close(*passed);
+      *passed = -1;
+      return EPROTO;
+    }
     if (got != (ssize_t)sizeof *word) {
       if (*passed >= 0) close(*passed);
       *passed = -1;
