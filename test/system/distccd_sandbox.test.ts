@@ -531,3 +531,19 @@ test('distccd retires a sandbox host that stops answering, its running job still
   await d.stop();
   assert.deepEqual(await settledListing(s.tmp), []);
 });
+
+test('distccd starts a compiler\'s sandbox host with --sandbox-processes, so all its jobs count against the daemon user\'s one limit', async (t) => {
+  const s = await setup(t);
+  const d = await daemon(t, s, ['--sandbox-processes', '333']);
+  const a = await sendRaw(d.port, spyRequest());
+  assert.ok(a.kind === 'answer' && a.response.status === 0, JSON.stringify(a));
+  const [bwrap] = (await childrenOf(d.child.pid!)).filter((c) => c.argv.at(-1) === '/sandbox-host');
+  assert.ok(bwrap !== undefined, 'a host');
+  const nproc = async (pid: number): Promise<string> => {
+    const line = (await fs.readFile(`/proc/${pid}/limits`, 'latin1')).split('\n').find((l) => l.startsWith('Max processes')) ?? '';
+    return line.slice(26).trim().split(/\s+/).slice(0, 2).join(' ');
+  };
+  for (const p of await treeOf(bwrap.pid)) assert.equal(await nproc(p.pid), '333 333', `pid ${p.pid} ${p.argv.join(' ')}`);
+  assert.notEqual(await nproc(d.child.pid!), '333 333', 'the daemon\'s own limit is its own');
+  await d.stop();
+});

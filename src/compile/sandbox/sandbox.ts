@@ -286,7 +286,7 @@ export class Sandbox {
     if (slot !== undefined && 'host' in slot && slot.host.alive) return slot.host;
     if (slot !== undefined && 'failed' in slot && Date.now() - slot.at < HOST_RETRY_MS) return slot.failed;
     try {
-      const host = SandboxHost.start(this.#hostArgv(mounts, root), env, root, undefined, (why) => this.#onHostProblem?.(`the sandbox host of ${mounts.program ?? '?'} was ${why}`));
+      const host = SandboxHost.start(this.#hostArgv(mounts, root), env, root, { nproc: this.#limits.processes }, (why) => this.#onHostProblem?.(`the sandbox host of ${mounts.program ?? '?'} was ${why}`));
       this.#hostSlots.set(hostKey(mounts, root), { host });
       return host;
     } catch (error) {

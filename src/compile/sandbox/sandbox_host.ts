@@ -104,7 +104,9 @@ export class SandboxHost {
   /**
    * Starts `argv` (bwrap ... -- the host program) with the host's socket as its fd 3 and waits
    * until the host says it is ready. Throws an Error saying why it could not (bwrap's last words).
-   * `onProblem` is told when the host is retired or its bwrap exits on its own.
+   * `onProblem` is told when the host is retired or its bwrap exits on its own. `limits`: set on
+   * bwrap (RLIMIT_NPROC: every compiler's processes then count against the daemon user's one
+   * limit, as with a bwrap per job, and not a limit per host).
    */
   static start(argv: readonly string[], env: readonly string[], scratchDir: string, limits: native.Limits | undefined, onProblem: (why: string) => void): SandboxHost {
     const [control, hostEnd] = native.hostChannel();
