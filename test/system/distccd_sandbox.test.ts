@@ -485,6 +485,16 @@ test('distccd runs each job in a bwrap of its own, and says why, when a compiler
   assert.deepEqual(await settledListing(s.tmp), []);
 });
 
+/** Whether `pid` is gone, zombie and all, within `ms`. */
+async function reaped(pid: number, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (await fs.access(`/proc/${pid}`).then(() => true, () => false)) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
+
 /** `pid` and every process below it. */
 async function treeOf(pid: number): Promise<Array<{ pid: number; argv: string[] }>> {
   const tree = [{ pid, argv: [] as string[] }];
@@ -526,8 +536,7 @@ test('distccd retires a sandbox host that stops answering, its running job still
   assert.ok(held.kind === 'answer' && held.response.status === 0, `the running job keeps its answer: ${JSON.stringify(held)}`);
   assert.match(report(held.response.stderr).get('write')?.join('\n') ?? '', /Read-only file system/, 'it ran sandboxed');
   // Its job done, the retired host's bwrap is killed and reaped.
-  const reaped = async (pid: number): Promise<boolean> => !(await fs.access(`/proc/${pid}`).then(() => true, () => false));
-  while (!(await reaped(bwrap.pid))) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(await reaped(bwrap.pid, 5000), 'the old bwrap reaped');
   await d.stop();
   assert.deepEqual(await settledListing(s.tmp), []);
 });
@@ -545,5 +554,23 @@ test('distccd starts a compiler\'s sandbox host with --sandbox-processes, so all
   };
   for (const p of await treeOf(bwrap.pid)) assert.equal(await nproc(p.pid), '333 333', `pid ${p.pid} ${p.argv.join(' ')}`);
   assert.notEqual(await nproc(d.child.pid!), '333 333', 'the daemon\'s own limit is its own');
+  await d.stop();
+});
+
+test('distccd reaps a sandbox host that dies at once and says so, before its compiler\'s next job', async (t) => {
+  const s = await setup(t);
+  const d = await daemon(t, s);
+  const a = await sendRaw(d.port, spyRequest());
+  assert.ok(a.kind === 'answer' && a.response.status === 0, JSON.stringify(a));
+  const [bwrap] = (await childrenOf(d.child.pid!)).filter((c) => c.argv.at(-1) === '/sandbox-host');
+  assert.ok(bwrap !== undefined, 'a host');
+  const host = (await treeOf(bwrap.pid)).find((p) => p.argv.length === 1 && p.argv[0] === '/sandbox-host');
+  assert.ok(host !== undefined, 'the host process itself');
+  process.kill(host.pid, 'SIGKILL');
+  const said = await d.waitFor(/sandbox host of \S+spy was gone/, 5000);
+  assert.match(said, /its bwrap ended: exit \d+/);
+  assert.ok(await reaped(bwrap.pid, 5000), 'the old bwrap reaped');
+  const b = await sendRaw(d.port, spyRequest());
+  assert.ok(b.kind === 'answer' && b.response.status === 0, JSON.stringify(b));
   await d.stop();
 });

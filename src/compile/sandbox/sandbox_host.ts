@@ -95,10 +95,28 @@ export class SandboxHost {
   #bwrapGone = false;
   readonly #onProblem: (why: string) => void;
 
+  /** Whether the native watch reaps bwrap (else #bury does, when the host is done). */
+  #watched = false;
+
   private constructor(bwrapPid: number, control: number, onProblem: (why: string) => void) {
     this.#bwrapPid = bwrapPid;
     this.#control = control;
     this.#onProblem = onProblem;
+    // A host that dies (killed, crashed) is reaped and known dead at once, not at its next job.
+    try {
+      this.#watched = native.watch(bwrapPid, (status) => this.#exited(status));
+    } catch {
+      // No pidfd for it (EMFILE): reaped when the host is done, as before.
+    }
+  }
+
+  #exited(status: number | Error): void {
+    this.#bwrapGone = true;
+    if (this.#control < 0) return; // retired: its end was ours to expect
+    closeQuietly(this.#control);
+    this.#control = -1;
+    const how = status instanceof Error ? status.message : (status & 0x7f) === 0 ? `exit ${(status >> 8) & 0xff}` : `signal ${status & 0x7f}`;
+    this.#onProblem(`gone (its bwrap ended: ${how}), its next job starts a new one`);
   }
 
   /**
@@ -213,6 +231,15 @@ export class SandboxHost {
   }
 
   #end(): void {
-    if (!this.#bwrapGone) SandboxHost.#bury(this.#bwrapPid);
+    if (this.#bwrapGone) return;
+    if (!this.#watched) {
+      SandboxHost.#bury(this.#bwrapPid);
+      return;
+    }
+    try {
+      process.kill(this.#bwrapPid, 'SIGKILL'); // the watch reaps it
+    } catch {
+      // already gone
+    }
   }
 }
