@@ -16,9 +16,10 @@
 // (its clone forbidden by a seccomp filter) leaves its compiler's jobs to a bwrap each, as
 // before; distccd logs why (Sandbox onHostProblem), and the host is tried again a minute later.
 //
-// Exports: SandboxHost (start, run, close), hostProgram()
+// Exports: SandboxHost (start, run, retire, close), hostProgram(), encodeJob(), jobMayRun()
 
 import { closeSync, constants as C, openSync, readSync } from 'node:fs';
+import os from 'node:os';
 import * as native from 'distkit-spawn';
 
 /**
@@ -60,10 +61,15 @@ export interface HostRequest {
   readonly argv: readonly string[];
 }
 
-function encode(request: HostRequest): Buffer {
+/**
+ * The job's message: its strings, each ended by a NUL (the host splits on NUL). A string with a
+ * NUL of its own would shift every field after it (an argument read as a bwrap option): refused.
+ */
+export function encodeJob(request: HostRequest): Buffer {
   const { limits } = request;
   const strings = [request.priority === undefined ? '' : String(request.priority), String(limits.as), String(limits.cpu), String(limits.fsize), String(limits.nproc),
     String(request.env.length), ...request.env, ...request.options, '--', ...request.argv];
+  for (const s of strings) if (s.includes('\0')) throw Object.assign(new Error(`a NUL in a sandbox host job's string: ${JSON.stringify(s)}`), { errno: os.constants.errno.EINVAL });
   return Buffer.from(`${strings.join('\0')}\0`);
 }
 
@@ -186,9 +192,10 @@ export class SandboxHost {
    */
   run(request: HostRequest, stdoutFd: number, stderrFd: number): HostJob {
     if (this.#control < 0) throw Object.assign(new Error('the sandbox host is closed'), { errno: 32 });
+    const message = encodeJob(request);
     const [statusFd, statusWrite] = native.statusPipe();
     try {
-      const pidfd = native.hostRun(this.#control, encode(request), stdoutFd, stderrFd, statusWrite, RUN_TIMEOUT_MS);
+      const pidfd = native.hostRun(this.#control, message, stdoutFd, stderrFd, statusWrite, RUN_TIMEOUT_MS);
       this.#jobs++;
       let open = true;
       return { statusFd, pidfd, done: () => {
