@@ -574,3 +574,44 @@ test('distccd reaps a sandbox host that dies at once and says so, before its com
   assert.ok(b.kind === 'answer' && b.response.status === 0, JSON.stringify(b));
   await d.stop();
 });
+
+/** A seccomp program (classic BPF, as bwrap --seccomp reads it) failing clone(2) with `errno`, allowing all else (x86_64 and aarch64). */
+function cloneFails(errno: number): Buffer {
+  const [arch, clone] = process.arch === 'arm64' ? [0xc00000b7, 220] : [0xc000003e, 56];
+  const ops: Array<[number, number, number, number]> = [
+    [0x20, 0, 0, 4], // ld arch
+    [0x15, 1, 0, arch], // jeq arch: next, else allow
+    [0x06, 0, 0, 0x7fff0000],
+    [0x20, 0, 0, 0], // ld nr
+    [0x15, 0, 1, clone],
+    [0x06, 0, 0, 0x00050000 | errno], // SECCOMP_RET_ERRNO
+    [0x06, 0, 0, 0x7fff0000], // SECCOMP_RET_ALLOW
+  ];
+  const out = Buffer.alloc(ops.length * 8);
+  ops.forEach(([code, jt, jf, k], i) => {
+    out.writeUInt16LE(code, i * 8);
+    out.writeUInt8(jt, i * 8 + 2);
+    out.writeUInt8(jf, i * 8 + 3);
+    out.writeUInt32LE(k, i * 8 + 4);
+  });
+  return out;
+}
+
+test('distccd runs a compiler\'s jobs in a bwrap each, and says why, when its sandbox host\'s clone fails with any errno that does not pass (EINVAL)', async (t) => {
+  const s = await setup(t);
+  const filter = path.join(s.dir, 'clone-einval.bpf');
+  await fs.writeFile(filter, cloneFails(22));
+  // bwrap as given, but the host (and it alone) under a filter that fails its clone with EINVAL.
+  const bwrap = path.join(s.dir, 'bwrap-noclone');
+  await fs.writeFile(bwrap, `#!/bin/sh\ncase " $* " in *" /sandbox-host ") exec /usr/bin/bwrap --seccomp 9 "$@" 9<${filter};; esac\nexec /usr/bin/bwrap "$@"\n`, { mode: 0o755 });
+  const d = await daemon(t, s, ['--bwrap', bwrap]);
+  for (let i = 0; i < 2; i++) {
+    const a = await sendRaw(d.port, spyRequest());
+    assert.ok(a.kind === 'answer' && a.response.status === 0, JSON.stringify(a));
+  }
+  const said = await d.waitFor(/sandbox host of \S+spy serves no job/);
+  assert.match(said, /it cannot clone a job: .*Invalid argument/);
+  assert.equal(d.lines.filter((l) => /sandbox host of \S+spy serves no job/.test(l)).length, 1, 'tried once, not at every job');
+  await d.stop();
+  assert.deepEqual(await settledListing(s.tmp), []);
+});

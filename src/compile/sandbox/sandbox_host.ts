@@ -16,7 +16,7 @@
 // (its clone forbidden by a seccomp filter) leaves its compiler's jobs to a bwrap each, as
 // before; distccd logs why (Sandbox onHostProblem), and the host is tried again a minute later.
 //
-// Exports: SandboxHost (start, run, retire, close), hostProgram(), encodeJob(), jobMayRun()
+// Exports: SandboxHost (start, run, retire, close), hostProgram(), encodeJob(), jobMayRun(), hostRefused()
 
 import { closeSync, constants as C, openSync, readSync } from 'node:fs';
 import os from 'node:os';
@@ -40,6 +40,11 @@ export interface HostJob {
   readonly statusFd: number;
   readonly pidfd: number;
   done(): void;
+}
+
+/** The host's own refusal of a job (its errno: its clone failed, or the message was bad). */
+export function hostRefused(error: unknown): boolean {
+  return (error as { fromHost?: boolean }).fromHost === true;
 }
 
 /**

@@ -21,7 +21,8 @@
  *     nice ("" = unchanged), as, cpu, fsize, nproc ("" = unset), envc, env..., then bwrap options,
  *     "--", argv...
  *   with three descriptors (SCM_RIGHTS): the compiler's stdout, its stderr, the status pipe.
- *   host -> daemon: int32 0 and the job's pidfd (SIGKILL on it ends the whole job), or int32 errno.
+ *   host -> daemon: int32 0 and the job's pidfd (SIGKILL on it ends the whole job), or int32 errno
+ *     (clone's, or EMSGSIZE / EBADMSG for a message too long or without its three descriptors).
  * EOF on fd 3 (the daemon is gone, done, or has retired this host) ends the host once its running
  * jobs have ended (each job's pid 1 would die with it: PDEATHSIG).
  * A step of the job's set-up that fails is written to its stderr, prefixed "bwrap: " as bwrap
@@ -392,8 +393,9 @@ int main(void) {
       }
     }
     if (nfds != 3 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
+      /* Errnos clone never gives: the daemon tells a bad message (this job) from a refused clone (every job). */
       for (int i = 0; i < nfds; i++) close(fds[i]);
-      reply(EINVAL, -1);
+      reply((msg.msg_flags & MSG_TRUNC) != 0 ? EMSGSIZE : EBADMSG, -1);
       continue;
     }
     message[n] = '\0';
