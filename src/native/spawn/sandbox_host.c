@@ -319,9 +319,10 @@ static void __attribute__((noreturn)) run_job(const char *message, size_t length
     if (pid == compiler) {
       status = s;
       got_status = 1;
-      /* What the compiler left running dies with it, as it does when bwrap's pid 1 exits. */
-      kill(-1, SIGKILL);
     }
+    /* What the compiler left running dies with it, as it does when bwrap's pid 1 exits; again
+       after each reap, for one forked while the last kill went round. */
+    if (got_status) kill(-1, SIGKILL);
   }
   if (got_status) {
     int32_t out = status;
