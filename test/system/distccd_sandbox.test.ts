@@ -502,21 +502,27 @@ async function treeOf(pid: number): Promise<Array<{ pid: number; argv: string[] 
   return tree;
 }
 
+/** Serves one spy job, then finds the compiler's host: its bwrap (the daemon's child) and the host process in it. */
+async function servedHost(d: RunningDistccd): Promise<{ bwrap: number; host: number }> {
+  const a = await sendRaw(d.port, spyRequest());
+  assert.ok(a.kind === 'answer' && a.response.status === 0, JSON.stringify(a));
+  const [bwrap] = (await childrenOf(d.child.pid!)).filter((c) => c.argv.at(-1) === '/sandbox-host');
+  assert.ok(bwrap !== undefined, 'a host');
+  const host = (await treeOf(bwrap.pid)).find((p) => p.argv.length === 1 && p.argv[0] === '/sandbox-host');
+  assert.ok(host !== undefined, 'the host process itself');
+  return { bwrap: bwrap.pid, host: host.pid };
+}
+
 test('distccd retires a sandbox host that stops answering, its running job still answered with its object and the next job served by a new host, saying why', async (t) => {
   const s = await setup(t);
   const d = await daemon(t, s);
-  const first = await sendRaw(d.port, spyRequest());
-  assert.ok(first.kind === 'answer' && first.response.status === 0, JSON.stringify(first));
-  const [bwrap] = (await childrenOf(d.child.pid!)).filter((c) => c.argv.at(-1) === '/sandbox-host');
-  assert.ok(bwrap !== undefined, 'a host');
+  const { bwrap, host } = await servedHost(d);
   const holding = sendRaw(d.port, spyRequest('-DHOLD'));
   await settledListing(s.tmp, { count: 2 });
-  const host = (await treeOf(bwrap.pid)).find((p) => p.argv.length === 1 && p.argv[0] === '/sandbox-host');
-  assert.ok(host !== undefined, 'the host process itself');
-  process.kill(host.pid, 'SIGSTOP');
+  process.kill(host, 'SIGSTOP');
   t.after(() => {
     try {
-      process.kill(host.pid, 'SIGCONT');
+      process.kill(host, 'SIGCONT');
     } catch {
       // gone
     }
@@ -531,12 +537,12 @@ test('distccd retires a sandbox host that stops answering, its running job still
   const next = await sendRaw(d.port, spyRequest());
   assert.ok(next.kind === 'answer' && next.response.status === 0, JSON.stringify(next));
   const hosts = (await childrenOf(d.child.pid!)).filter((c) => c.argv.at(-1) === '/sandbox-host');
-  assert.ok(hosts.some((c) => c.pid !== bwrap.pid), 'a new host');
+  assert.ok(hosts.some((c) => c.pid !== bwrap), 'a new host');
   const held = await holding;
   assert.ok(held.kind === 'answer' && held.response.status === 0, `the running job keeps its answer: ${JSON.stringify(held)}`);
   assert.match(report(held.response.stderr).get('write')?.join('\n') ?? '', /Read-only file system/, 'it ran sandboxed');
   // Its job done, the retired host's bwrap is killed and reaped.
-  assert.ok(await reaped(bwrap.pid, 5000), 'the old bwrap reaped');
+  assert.ok(await reaped(bwrap, 5000), 'the old bwrap reaped');
   await d.stop();
   assert.deepEqual(await settledListing(s.tmp), []);
 });
@@ -544,15 +550,12 @@ test('distccd retires a sandbox host that stops answering, its running job still
 test('distccd starts a compiler\'s sandbox host with --sandbox-processes, so all its jobs count against the daemon user\'s one limit', async (t) => {
   const s = await setup(t);
   const d = await daemon(t, s, ['--sandbox-processes', '333']);
-  const a = await sendRaw(d.port, spyRequest());
-  assert.ok(a.kind === 'answer' && a.response.status === 0, JSON.stringify(a));
-  const [bwrap] = (await childrenOf(d.child.pid!)).filter((c) => c.argv.at(-1) === '/sandbox-host');
-  assert.ok(bwrap !== undefined, 'a host');
+  const { bwrap } = await servedHost(d);
   const nproc = async (pid: number): Promise<string> => {
     const line = (await fs.readFile(`/proc/${pid}/limits`, 'latin1')).split('\n').find((l) => l.startsWith('Max processes')) ?? '';
     return line.slice(26).trim().split(/\s+/).slice(0, 2).join(' ');
   };
-  for (const p of await treeOf(bwrap.pid)) assert.equal(await nproc(p.pid), '333 333', `pid ${p.pid} ${p.argv.join(' ')}`);
+  for (const p of await treeOf(bwrap)) assert.equal(await nproc(p.pid), '333 333', `pid ${p.pid} ${p.argv.join(' ')}`);
   assert.notEqual(await nproc(d.child.pid!), '333 333', 'the daemon\'s own limit is its own');
   await d.stop();
 });
@@ -560,16 +563,11 @@ test('distccd starts a compiler\'s sandbox host with --sandbox-processes, so all
 test('distccd reaps a sandbox host that dies at once and says so, before its compiler\'s next job', async (t) => {
   const s = await setup(t);
   const d = await daemon(t, s);
-  const a = await sendRaw(d.port, spyRequest());
-  assert.ok(a.kind === 'answer' && a.response.status === 0, JSON.stringify(a));
-  const [bwrap] = (await childrenOf(d.child.pid!)).filter((c) => c.argv.at(-1) === '/sandbox-host');
-  assert.ok(bwrap !== undefined, 'a host');
-  const host = (await treeOf(bwrap.pid)).find((p) => p.argv.length === 1 && p.argv[0] === '/sandbox-host');
-  assert.ok(host !== undefined, 'the host process itself');
-  process.kill(host.pid, 'SIGKILL');
+  const { bwrap, host } = await servedHost(d);
+  process.kill(host, 'SIGKILL');
   const said = await d.waitFor(/sandbox host of \S+spy was gone/, 5000);
   assert.match(said, /its bwrap ended: exit \d+/);
-  assert.ok(await reaped(bwrap.pid, 5000), 'the old bwrap reaped');
+  assert.ok(await reaped(bwrap, 5000), 'the old bwrap reaped');
   const b = await sendRaw(d.port, spyRequest());
   assert.ok(b.kind === 'answer' && b.response.status === 0, JSON.stringify(b));
   await d.stop();

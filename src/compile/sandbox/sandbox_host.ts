@@ -15,6 +15,9 @@
 // A host that cannot start (bwrap refused the capabilities, a kernel before 5.3) or take a job
 // (its clone forbidden by a seccomp filter) leaves its compiler's jobs to a bwrap each, as
 // before; distccd logs why (Sandbox onHostProblem), and the host is tried again a minute later.
+// The round trips block the event loop, so they are short (START_TIMEOUT_MS, RUN_TIMEOUT_MS): a
+// host slower than that is retired (EOF on its socket; it exits once its running jobs have
+// ended, and they report on their own status pipes), never killed with jobs in it.
 //
 // Exports: SandboxHost (start, run, retire, close), hostProgram(), encodeJob(), jobMayRun(), hostRefused()
 
