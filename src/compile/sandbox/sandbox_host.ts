@@ -234,15 +234,16 @@ export class SandboxHost {
    */
   retire(why: string): void {
     if (this.#control < 0) return;
-    closeQuietly(this.#control);
-    this.#control = -1;
+    this.close();
     this.#onProblem(`retired, its next job starts a new one: ${why}`);
-    if (this.#jobs === 0) this.#end();
   }
 
-  /** The same as retire, for the daemon's own reasons (a host that refuses jobs). */
+  /** The same as retire, unlogged: for the daemon's own reasons, which it logs (a host that refuses jobs). */
   close(): void {
-    this.retire('closed');
+    if (this.#control < 0) return;
+    closeQuietly(this.#control);
+    this.#control = -1;
+    if (this.#jobs === 0) this.#end();
   }
 
   #end(): void {
