@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { encodeJob, type HostRequest } from '../../src/compile/sandbox/sandbox_host';
+import { encodeJob, type HostRequest } from '../../../src/compile/sandbox/sandbox_host';
 
 const limits = { as: 1, cpu: 2, fsize: 3, nproc: 4 };
 const strings = fc.array(fc.string({ unit: 'binary' }), { maxLength: 6 });
