@@ -271,7 +271,7 @@ ${CACHE_HELP}  Sandbox (bubblewrap; each compiler sees its own directories and i
     --sandbox MODE             auto (use when bwrap works, warn when not), required, off (auto)
     --bwrap PATH               the bubblewrap program (bwrap, from PATH)
     --sandbox-memory MIB       address space of each compiler process (${SANDBOX_DEFAULTS.memoryMiB})
-    --sandbox-processes N      processes of the daemon's user a compiler may reach (${SANDBOX_DEFAULTS.processes})
+    --sandbox-processes N      processes of the daemon's user a compiler (or its sandbox host) may reach (${SANDBOX_DEFAULTS.processes})
     --max-output-size MIB      largest file a compile may write: object, stderr, temp files (${SANDBOX_DEFAULTS.maxOutputMiB})
     --sandbox-tmp-size MIB     size of the compiler's private /tmp (${SANDBOX_DEFAULTS.tmpMiB})
   Debug and trace:

@@ -20,7 +20,7 @@ import { closeSync, constants as C, fstatSync, openSync, readSync, unlinkSync } 
 import os from 'node:os';
 import * as native from 'distkit-spawn';
 import type { AnswerPlan, ExitCallback } from 'distkit-spawn';
-import type { HostJob } from './sandbox/sandbox_host';
+import { jobMayRun, type HostJob } from './sandbox/sandbox_host';
 import type { Bind, HostLaunch, Sandbox, SpawnLimits } from './sandbox/sandbox';
 import { openRandom } from './temp_files';
 
@@ -301,6 +301,7 @@ function hostStarted(job: HostJob): Started {
       if (!open) return;
       open = false;
       closeSync(job.pidfd);
+      job.done();
     },
   };
 }
@@ -311,7 +312,9 @@ function start(run: CompilerRun, argv: readonly string[], files: CaptureFiles, l
     try {
       const priority = run.nice === 0 ? undefined : Math.min(19, os.getPriority(0) + run.nice);
       return hostStarted(host(envList(run.env), files.stdout, files.stderr, priority));
-    } catch {
+    } catch (error) {
+      // The host may have started it (no answer in time): a second compiler on the same files never.
+      if (jobMayRun(error)) throw error;
       // No host for this compiler (it cannot start, or refused the job): a bwrap of its own.
     }
   }

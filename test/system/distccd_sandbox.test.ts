@@ -484,3 +484,132 @@ test('distccd runs each job in a bwrap of its own, and says why, when a compiler
   await d.stop();
   assert.deepEqual(await settledListing(s.tmp), []);
 });
+
+/** Whether `pid` is gone, zombie and all, within `ms`. */
+async function reaped(pid: number, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (await fs.access(`/proc/${pid}`).then(() => true, () => false)) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
+
+/** `pid` and every process below it. */
+async function treeOf(pid: number): Promise<Array<{ pid: number; argv: string[] }>> {
+  const tree = [{ pid, argv: [] as string[] }];
+  for (let i = 0; i < tree.length; i++) tree.push(...(await childrenOf(tree[i]!.pid)));
+  return tree;
+}
+
+/** Serves one spy job, then finds the compiler's host: its bwrap (the daemon's child) and the host process in it. */
+async function servedHost(d: RunningDistccd): Promise<{ bwrap: number; host: number }> {
+  const a = await sendRaw(d.port, spyRequest());
+  assert.ok(a.kind === 'answer' && a.response.status === 0, JSON.stringify(a));
+  const [bwrap] = (await childrenOf(d.child.pid!)).filter((c) => c.argv.at(-1) === '/sandbox-host');
+  assert.ok(bwrap !== undefined, 'a host');
+  const host = (await treeOf(bwrap.pid)).find((p) => p.argv.length === 1 && p.argv[0] === '/sandbox-host');
+  assert.ok(host !== undefined, 'the host process itself');
+  return { bwrap: bwrap.pid, host: host.pid };
+}
+
+test('distccd retires a sandbox host that stops answering, its running job still answered with its object and the next job served by a new host, saying why', async (t) => {
+  const s = await setup(t);
+  const d = await daemon(t, s);
+  const { bwrap, host } = await servedHost(d);
+  const holding = sendRaw(d.port, spyRequest('-DHOLD'));
+  await settledListing(s.tmp, { count: 2 });
+  process.kill(host, 'SIGSTOP');
+  t.after(() => {
+    try {
+      process.kill(host, 'SIGCONT');
+    } catch {
+      // gone
+    }
+  });
+  // The job sent to the stopped host may run there should it wake: it fails rather than run twice.
+  const sentAt = Date.now();
+  const lost = await sendRaw(d.port, spyRequest());
+  assert.ok(Date.now() - sentAt < 5000, `answered in ${Date.now() - sentAt} ms, not after a long block`);
+  assert.ok(lost.kind === 'answer' && lost.response.status === 110 << 8, JSON.stringify(lost));
+  const said = await d.waitFor(/sandbox host of \S+spy was retired/);
+  assert.match(said, /did not answer for a job in 1000 ms/);
+  const next = await sendRaw(d.port, spyRequest());
+  assert.ok(next.kind === 'answer' && next.response.status === 0, JSON.stringify(next));
+  const hosts = (await childrenOf(d.child.pid!)).filter((c) => c.argv.at(-1) === '/sandbox-host');
+  assert.ok(hosts.some((c) => c.pid !== bwrap), 'a new host');
+  const held = await holding;
+  assert.ok(held.kind === 'answer' && held.response.status === 0, `the running job keeps its answer: ${JSON.stringify(held)}`);
+  assert.match(report(held.response.stderr).get('write')?.join('\n') ?? '', /Read-only file system/, 'it ran sandboxed');
+  // Its job done, the retired host's bwrap is killed and reaped.
+  assert.ok(await reaped(bwrap, 5000), 'the old bwrap reaped');
+  await d.stop();
+  assert.deepEqual(await settledListing(s.tmp), []);
+});
+
+test('distccd starts a compiler\'s sandbox host with --sandbox-processes, so all its jobs count against the daemon user\'s one limit', async (t) => {
+  const s = await setup(t);
+  const d = await daemon(t, s, ['--sandbox-processes', '333']);
+  const { bwrap } = await servedHost(d);
+  const nproc = async (pid: number): Promise<string> => {
+    const line = (await fs.readFile(`/proc/${pid}/limits`, 'latin1')).split('\n').find((l) => l.startsWith('Max processes')) ?? '';
+    return line.slice(26).trim().split(/\s+/).slice(0, 2).join(' ');
+  };
+  for (const p of await treeOf(bwrap)) assert.equal(await nproc(p.pid), '333 333', `pid ${p.pid} ${p.argv.join(' ')}`);
+  assert.notEqual(await nproc(d.child.pid!), '333 333', 'the daemon\'s own limit is its own');
+  await d.stop();
+});
+
+test('distccd reaps a sandbox host that dies at once and says so, before its compiler\'s next job', async (t) => {
+  const s = await setup(t);
+  const d = await daemon(t, s);
+  const { bwrap, host } = await servedHost(d);
+  process.kill(host, 'SIGKILL');
+  const said = await d.waitFor(/sandbox host of \S+spy was gone/, 5000);
+  assert.match(said, /its bwrap ended: exit \d+/);
+  assert.ok(await reaped(bwrap, 5000), 'the old bwrap reaped');
+  const b = await sendRaw(d.port, spyRequest());
+  assert.ok(b.kind === 'answer' && b.response.status === 0, JSON.stringify(b));
+  await d.stop();
+});
+
+/** A seccomp program (classic BPF, as bwrap --seccomp reads it) failing clone(2) with `errno`, allowing all else (x86_64 and aarch64). */
+function cloneFails(errno: number): Buffer {
+  const [arch, clone] = process.arch === 'arm64' ? [0xc00000b7, 220] : [0xc000003e, 56];
+  const ops: Array<[number, number, number, number]> = [
+    [0x20, 0, 0, 4], // ld arch
+    [0x15, 1, 0, arch], // jeq arch: next, else allow
+    [0x06, 0, 0, 0x7fff0000],
+    [0x20, 0, 0, 0], // ld nr
+    [0x15, 0, 1, clone],
+    [0x06, 0, 0, 0x00050000 | errno], // SECCOMP_RET_ERRNO
+    [0x06, 0, 0, 0x7fff0000], // SECCOMP_RET_ALLOW
+  ];
+  const out = Buffer.alloc(ops.length * 8);
+  ops.forEach(([code, jt, jf, k], i) => {
+    out.writeUInt16LE(code, i * 8);
+    out.writeUInt8(jt, i * 8 + 2);
+    out.writeUInt8(jf, i * 8 + 3);
+    out.writeUInt32LE(k, i * 8 + 4);
+  });
+  return out;
+}
+
+test('distccd runs a compiler\'s jobs in a bwrap each, and says why, when its sandbox host\'s clone fails with any errno that does not pass (EINVAL)', async (t) => {
+  const s = await setup(t);
+  const filter = path.join(s.dir, 'clone-einval.bpf');
+  await fs.writeFile(filter, cloneFails(22));
+  // bwrap as given, but the host (and it alone) under a filter that fails its clone with EINVAL.
+  const bwrap = path.join(s.dir, 'bwrap-noclone');
+  await fs.writeFile(bwrap, `#!/bin/sh\ncase " $* " in *" /sandbox-host ") exec /usr/bin/bwrap --seccomp 9 "$@" 9<${filter};; esac\nexec /usr/bin/bwrap "$@"\n`, { mode: 0o755 });
+  const d = await daemon(t, s, ['--bwrap', bwrap]);
+  for (let i = 0; i < 2; i++) {
+    const a = await sendRaw(d.port, spyRequest());
+    assert.ok(a.kind === 'answer' && a.response.status === 0, JSON.stringify(a));
+  }
+  const said = await d.waitFor(/sandbox host of \S+spy serves no job/);
+  assert.match(said, /it cannot clone a job: .*Invalid argument/);
+  assert.equal(d.lines.filter((l) => /sandbox host of \S+spy serves no job/.test(l)).length, 1, 'tried once, not at every job');
+  await d.stop();
+  assert.deepEqual(await settledListing(s.tmp), []);
+});

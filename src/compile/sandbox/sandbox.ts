@@ -30,7 +30,7 @@ import os from 'node:os';
 import { DistkitError, EXIT } from '../../errors';
 import { findCompilerMounts, resolveProgram, wholeUsr, type CompilerMounts, type MountsMemory } from './compiler_mounts';
 import { mountsMemory, probeKey, readProbe, writeProbe } from './probe_cache';
-import { hostProgram, SandboxHost, type HostJob } from './sandbox_host';
+import { hostProgram, hostRefused, jobMayRun, SandboxHost, type HostJob } from './sandbox_host';
 
 export type SandboxMode = 'auto' | 'required' | 'off';
 
@@ -121,7 +121,13 @@ const hostKey = (mounts: CompilerMounts, root: string): string => `${root}\0${mo
 /** A compiler's host, or why it has none (and since when: a failed start is tried again later). */
 type HostSlot = { readonly host: SandboxHost } | { readonly failed: string; readonly at: number };
 const HOST_RETRY_MS = 60_000;
-const { EPERM, ENOSYS } = os.constants.errno;
+const { EAGAIN, ENOMEM, ENOSPC, EMSGSIZE, EBADMSG } = os.constants.errno;
+/**
+ * A host's refusals that pass (out of memory, processes or namespaces for now) or concern the one
+ * job (its message too large or malformed: sandbox_host.c): that job alone runs in a bwrap. Any
+ * other (EPERM, ENOSYS from a seccomp filter, EINVAL...) will refuse every job: the host serves none.
+ */
+const PASSING = new Set([EAGAIN, ENOMEM, ENOSPC, EMSGSIZE, EBADMSG]);
 
 export interface SandboxOptions {
   /** The process serves one job (--inetd): /usr whole for a compiler there, and a bwrap per job. */
@@ -264,6 +270,7 @@ export class Sandbox {
     const host: HostLaunch = (env, stdoutFd, stderrFd, priority) => {
       // A host found gone (killed, crashed) is started again, once, for this job; one that refuses
       // jobs (its clone forbidden) serves none, as one that cannot start.
+      // A job the host may have started (jobMayRun) is not tried again: it fails.
       for (let attempt = 0; ; attempt++) {
         const started = this.#host(mounts, root, env);
         if (typeof started === 'string') throw Object.assign(new Error(started), { errno: 0 });
@@ -271,8 +278,8 @@ export class Sandbox {
           return started.run({ priority, limits, env, options, argv }, stdoutFd, stderrFd);
         } catch (error) {
           const errno = (error as { errno?: number }).errno;
-          if (started.alive && (errno === EPERM || errno === ENOSYS)) this.#hostFailed(mounts, root, `it cannot clone a job: ${(error as Error).message}`);
-          if (started.alive || attempt > 0) throw error;
+          if (started.alive && hostRefused(error) && !PASSING.has(errno ?? 0)) this.#hostFailed(mounts, root, `it cannot clone a job: ${(error as Error).message}`);
+          if (started.alive || attempt > 0 || jobMayRun(error)) throw error;
         }
       }
     };
@@ -285,7 +292,7 @@ export class Sandbox {
     if (slot !== undefined && 'host' in slot && slot.host.alive) return slot.host;
     if (slot !== undefined && 'failed' in slot && Date.now() - slot.at < HOST_RETRY_MS) return slot.failed;
     try {
-      const host = SandboxHost.start(this.#hostArgv(mounts, root), env, root);
+      const host = SandboxHost.start(this.#hostArgv(mounts, root), env, root, { nproc: this.#limits.processes }, (why) => this.#onHostProblem?.(`the sandbox host of ${mounts.program ?? '?'} was ${why}`));
       this.#hostSlots.set(hostKey(mounts, root), { host });
       return host;
     } catch (error) {

@@ -8,7 +8,9 @@
  *   hostReply(fd, timeoutMs) -> the host's int32 word (0: ready), waiting at most timeoutMs;
  *     throws ETIMEDOUT, or EPIPE when the host is gone.
  *   hostRun(fd, message, stdoutFd, stderrFd, statusFd, timeoutMs) -> the job's pidfd: sends the
- *     job (a Buffer) with the three descriptors, waits for the answer; throws with the host's errno.
+ *     job (a Buffer) with the three descriptors, waits for the answer; throws with syscall "sendmsg"
+ *     (the job was not sent), "clone" (the host's errno: it refused the job) or "recvmsg" (no
+ *     answer in time, or a broken one: the job may be running).
  *   statusPipe() -> [readFd, writeFd], both close-on-exec, the read end non-blocking.
  *   pidfdKill(pidfd): SIGKILL to the process (a job's pid 1: its whole pid namespace dies); a
  *     process already gone is no error.
@@ -65,6 +67,13 @@ static int receive(int fd, int timeout_ms, int32_t *word, int *passed) {
     if (got < 0) return errno;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int))) memcpy(passed, CMSG_DATA(c), sizeof *passed);
+    }
+    if (msg.msg_flags & MSG_CTRUNC) {
+      /* The job's pidfd did not arrive (no descriptor left here: EMFILE), or more came than one:
+         the job may be running with no handle on it. Not an answer. */
+      if (*passed >= 0) close(*passed);
+      *passed = -1;
+      return EPROTO;
     }
     if (got != (ssize_t)sizeof *word) {
       if (*passed >= 0) close(*passed);
@@ -146,11 +155,13 @@ static napi_value HostRun(napi_env env, napi_callback_info info) {
   int32_t word;
   int pidfd;
   int err = receive(fd, timeout, &word, &pidfd);
-  if (err == 0 && word != 0) err = word;
+  /* The host's own refusal (its clone failed) is "clone"; no answer, or one without the job's
+     pidfd, is "recvmsg": the job may then be running, unseen. */
+  if (err == 0 && word != 0) return throw_errno(env, word, "clone", "sandbox host job");
   if (err == 0 && pidfd < 0) err = EPROTO;
   if (err != 0) {
     if (pidfd >= 0) close(pidfd);
-    return throw_errno(env, err, "clone", "sandbox host job");
+    return throw_errno(env, err, "recvmsg", "sandbox host job");
   }
   napi_value result;
   napi_create_int32(env, pidfd, &result);

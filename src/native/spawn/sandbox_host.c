@@ -21,8 +21,10 @@
  *     nice ("" = unchanged), as, cpu, fsize, nproc ("" = unset), envc, env..., then bwrap options,
  *     "--", argv...
  *   with three descriptors (SCM_RIGHTS): the compiler's stdout, its stderr, the status pipe.
- *   host -> daemon: int32 0 and the job's pidfd (SIGKILL on it ends the whole job), or int32 errno.
- * EOF on fd 3 (the daemon is gone or done) ends the host; each job's pid 1 dies with it (PDEATHSIG).
+ *   host -> daemon: int32 0 and the job's pidfd (SIGKILL on it ends the whole job), or int32 errno
+ *     (clone's, or EMSGSIZE / EBADMSG for a message too long or without its three descriptors).
+ * EOF on fd 3 (the daemon is gone, done, or has retired this host) ends the host once its running
+ * jobs have ended (each job's pid 1 would die with it: PDEATHSIG).
  * A step of the job's set-up that fails is written to its stderr, prefixed "bwrap: " as bwrap
  * words its own, and the job exits 1, as a bwrap that cannot build a sandbox does.
  */
@@ -317,9 +319,10 @@ static void __attribute__((noreturn)) run_job(const char *message, size_t length
     if (pid == compiler) {
       status = s;
       got_status = 1;
-      /* What the compiler left running dies with it, as it does when bwrap's pid 1 exits. */
-      kill(-1, SIGKILL);
     }
+    /* What the compiler left running dies with it, as it does when bwrap's pid 1 exits; again
+       after each reap, for one forked while the last kill went round. */
+    if (got_status) kill(-1, SIGKILL);
   }
   if (got_status) {
     int32_t out = status;
@@ -371,7 +374,14 @@ int main(void) {
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space, .msg_controllen = sizeof control.space};
     ssize_t n = recvmsg(CONTROL, &msg, MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return 0;
+    if (n <= 0) {
+      /* The daemon is done with us (or retired us: slow to answer): the jobs running finish and
+         report on their own status pipes first, as they would die with us (PDEATHSIG). With
+         SA_NOCLDWAIT wait() returns only once every child is gone, then fails with ECHILD. */
+      while (wait(NULL) >= 0 || errno == EINTR) {
+      }
+      return 0;
+    }
     int fds[3] = {-1, -1, -1}, nfds = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
@@ -384,8 +394,9 @@ int main(void) {
       }
     }
     if (nfds != 3 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
+      /* Errnos clone never gives: the daemon tells a bad message (this job) from a refused clone (every job). */
       for (int i = 0; i < nfds; i++) close(fds[i]);
-      reply(EINVAL, -1);
+      reply((msg.msg_flags & MSG_TRUNC) != 0 ? EMSGSIZE : EBADMSG, -1);
       continue;
     }
     message[n] = '\0';
