@@ -9,6 +9,7 @@
 //   --cache-redis-password-file FILE its password (never on the command line)
 //   --cache-secret-file FILE         the farm secret entries are signed with (required with Redis)
 //   --cache-redis-ttl SECONDS        how long a Redis entry lives (default 7 days)
+//   --cache-redis-timeout MS         how long a job waits for Redis before it compiles (default 50)
 
 import { EXIT, UsageError } from '../errors';
 import type { ObjectCacheConfig } from '../compile/object_cache/open_object_cache';
@@ -19,8 +20,10 @@ export const DEFAULT_CACHE_DIR = '/var/cache/distccd';
 export const DEFAULT_CACHE_SIZE = 2 * 1024 ** 3;
 export const DEFAULT_CACHE_MAX_ENTRY = 64 * 1024 ** 2;
 export const DEFAULT_REDIS_TTL_S = 7 * 24 * 3600;
+/** A Redis get or put not answered in this many ms gives up: a slow Redis must not slow jobs. */
+export const DEFAULT_REDIS_TIMEOUT_MS = 50;
 
-export const CACHE_STRINGS = ['cache-dir', 'cache-size', 'cache-max-entry', 'cache-redis', 'cache-redis-password-file', 'cache-secret-file', 'cache-redis-ttl'];
+export const CACHE_STRINGS = ['cache-dir', 'cache-size', 'cache-max-entry', 'cache-redis', 'cache-redis-password-file', 'cache-secret-file', 'cache-redis-ttl', 'cache-redis-timeout'];
 
 function bad(message: string): UsageError {
   return new UsageError(message, { exitCode: EXIT.BAD_ARGUMENTS });
@@ -47,8 +50,9 @@ export function cacheConfigOf(parsed: Record<string, unknown>): ObjectCacheConfi
   const secretFile = lastOf(parsed['cache-secret-file']);
   const passwordFile = lastOf(parsed['cache-redis-password-file']);
   const ttlText = lastOf(parsed['cache-redis-ttl']);
-  if (urls.length === 0 && (secretFile !== undefined || passwordFile !== undefined || ttlText !== undefined)) {
-    throw bad('--cache-secret-file, --cache-redis-password-file and --cache-redis-ttl only mean something with --cache-redis URL');
+  const timeoutText = lastOf(parsed['cache-redis-timeout']);
+  if (urls.length === 0 && (secretFile !== undefined || passwordFile !== undefined || ttlText !== undefined || timeoutText !== undefined)) {
+    throw bad('--cache-secret-file, --cache-redis-password-file, --cache-redis-ttl and --cache-redis-timeout only mean something with --cache-redis URL');
   }
   for (const url of urls) {
     if (!/^(rediss?|unix):\/\/./.test(url)) throw bad(`--cache-redis ${JSON.stringify(url)} is not a redis://, rediss:// or unix:// URL`);
@@ -61,6 +65,11 @@ export function cacheConfigOf(parsed: Record<string, unknown>): ObjectCacheConfi
     if (!/^[0-9]+$/.test(ttlText.trim()) || Number(ttlText) < 1 || Number(ttlText) > 2 ** 31) throw bad(`--cache-redis-ttl ${JSON.stringify(ttlText)} is not a whole number of seconds from 1 to ${2 ** 31}`);
     ttlSeconds = Number(ttlText);
   }
+  let timeoutMs = DEFAULT_REDIS_TIMEOUT_MS;
+  if (timeoutText !== undefined) {
+    if (!/^[0-9]+$/.test(timeoutText.trim()) || Number(timeoutText) < 1 || Number(timeoutText) > 60_000) throw bad(`--cache-redis-timeout ${JSON.stringify(timeoutText)} is not a whole number of milliseconds from 1 to 60000`);
+    timeoutMs = Number(timeoutText);
+  }
   if (parsed['cache'] === false) return undefined;
   const sizeText = lastOf(parsed['cache-size']);
   const maxBytes = sizeText === undefined ? DEFAULT_CACHE_SIZE : parseSize('cache-size', sizeText);
@@ -72,7 +81,7 @@ export function cacheConfigOf(parsed: Record<string, unknown>): ObjectCacheConfi
     dir: lastOf(parsed['cache-dir']) ?? DEFAULT_CACHE_DIR,
     maxBytes,
     maxEntryBytes,
-    redis: urls.length === 0 ? undefined : Object.freeze({ urls, passwordFile, secretFile: secretFile!, ttlSeconds }),
+    redis: urls.length === 0 ? undefined : Object.freeze({ urls, passwordFile, secretFile: secretFile!, ttlSeconds, timeoutMs }),
   });
 }
 
@@ -86,4 +95,5 @@ export const CACHE_HELP = `  Object cache:
     --cache-redis-password-file FILE   the Redis password
     --cache-secret-file FILE   farm secret entries are signed with (needed with Redis)
     --cache-redis-ttl SECONDS  how long Redis keeps an entry (604800)
+    --cache-redis-timeout MS   how long a job waits for Redis, then compiles (${DEFAULT_REDIS_TIMEOUT_MS})
 `;

@@ -126,8 +126,9 @@ test('parseDistccdArgs reads the cache options, sizes with K/M/G, and turns the 
   assert.equal(config(['--cache-size', '0']).cache, undefined);
   assert.equal(config(['--cache-size', '1000']).cache?.maxBytes, 1000);
   const r = config(['--cache-redis', 'redis://a:6379', '--cache-redis', 'redis://b:6379', '--cache-secret-file', '/etc/s', '--cache-redis-password-file', '/etc/p', '--cache-redis-ttl', '60']);
-  assert.deepEqual(r.cache?.redis, { urls: ['redis://a:6379', 'redis://b:6379'], passwordFile: '/etc/p', secretFile: '/etc/s', ttlSeconds: 60 });
+  assert.deepEqual(r.cache?.redis, { urls: ['redis://a:6379', 'redis://b:6379'], passwordFile: '/etc/p', secretFile: '/etc/s', ttlSeconds: 60, timeoutMs: 50 });
   assert.equal(config(['--cache-redis', 'unix:///run/redis.sock', '--cache-secret-file', '/etc/s']).cache?.redis?.ttlSeconds, 604800);
+  assert.equal(config(['--cache-redis', 'redis://r', '--cache-secret-file', '/s', '--cache-redis-timeout', '500']).cache?.redis?.timeoutMs, 500);
   // Redis alone, without a local cache.
   assert.equal(config(['--cache-size', '0', '--cache-redis', 'rediss://r', '--cache-secret-file', '/s']).cache?.maxBytes, 0);
 });
@@ -140,5 +141,7 @@ test('parseDistccdArgs refuses cache options that cannot work with exit 101', ()
   fails(['--cache-redis', 'http://r', '--cache-secret-file', '/s'], /not a redis:\/\/, rediss:\/\/ or unix:\/\/ URL/);
   fails(['--cache-secret-file', '/s'], /only mean something with --cache-redis/);
   fails(['--cache-redis', 'redis://r', '--cache-secret-file', '/s', '--cache-redis-ttl', '0'], /--cache-redis-ttl "0"/);
+  fails(['--cache-redis', 'redis://r', '--cache-secret-file', '/s', '--cache-redis-timeout', '0'], /--cache-redis-timeout "0"/);
+  fails(['--cache-redis-timeout', '100'], /only mean something with --cache-redis/);
   fails(['--cache-dir'], /--cache-dir needs a value/);
 });

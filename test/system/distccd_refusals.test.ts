@@ -45,7 +45,8 @@ test('distccd exits 101 on an unknown option and 102 when its port is taken', as
   assert.match(bogus.stderr, /unknown option --frobnicate/);
   const masq = await makeMasqueradeDir(path.join(tempDir(t, 'distkit-bind-'), 'masq'));
   const d = await startDistccd(t, { compilerDir: masq });
-  const taken = await runIt(['--daemon', '--no-detach', '--listen', '127.0.0.1', '-p', String(d.port), '--allow', '127.0.0.1', '--compiler-dir', masq, '--log-stderr']);
+  // --no-cache: run as root it would make the default /var/cache/distccd before its bind fails.
+  const taken = await runIt(['--daemon', '--no-detach', '--listen', '127.0.0.1', '-p', String(d.port), '--allow', '127.0.0.1', '--compiler-dir', masq, '--log-stderr', '--no-cache']);
   assert.equal(taken.code, 102);
   assert.match(taken.stderr, new RegExp(`Cannot bind 127\\.0\\.0\\.1:${d.port}: address in use`));
 });

@@ -12,8 +12,6 @@ import { isIntactEntry } from './entry_codec';
 import { ObjectCache } from './object_cache';
 import type { ObjectTier } from './object_store';
 
-/** A Redis get or put not answered in this many ms is a miss: a slow Redis must not slow jobs. */
-export const REDIS_TIMEOUT_MS = 50;
 export const REDIS_PREFIX = 'distccd:obj:';
 
 export interface RedisCacheConfig {
@@ -21,6 +19,8 @@ export interface RedisCacheConfig {
   readonly passwordFile?: string;
   readonly secretFile: string;
   readonly ttlSeconds: number;
+  /** A get or put not answered in this many ms gives up (--cache-redis-timeout, default 50). */
+  readonly timeoutMs: number;
 }
 
 export interface ObjectCacheConfig {
@@ -66,13 +66,13 @@ export async function openObjectCache(config: ObjectCacheConfig, log: Logger, op
     }
   }
   if (config.redis !== undefined) {
-    const { urls, passwordFile, secretFile, ttlSeconds } = config.redis;
+    const { urls, passwordFile, secretFile, ttlSeconds, timeoutMs } = config.redis;
     const secret = readSecret(secretFile);
     // Required here: the Redis client library is loaded only by a daemon that uses Redis.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { createRedisTier } = require('./redis_tier') as typeof import('./redis_tier');
-    tiers.push(createRedisTier({ urls, passwordFile, secret, ttlSeconds, maxValueBytes: config.maxEntryBytes, timeoutMs: REDIS_TIMEOUT_MS, prefix: REDIS_PREFIX }, log));
-    log.notice('object cache redis', { nodes: urls.length, ttl: ttlSeconds, 'timeout-ms': REDIS_TIMEOUT_MS });
+    tiers.push(createRedisTier({ urls, passwordFile, secret, ttlSeconds, maxValueBytes: config.maxEntryBytes, timeoutMs, prefix: REDIS_PREFIX }, log));
+    log.notice('object cache redis', { nodes: urls.length, ttl: ttlSeconds, 'timeout-ms': timeoutMs });
   }
   if (tiers.length === 0) {
     log.notice('object cache off: no tier could be opened');
