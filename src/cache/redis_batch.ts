@@ -47,34 +47,7 @@ function pxOf(timeoutMs: number): number {
   return Math.max(1, timeoutMs);
 }
 
-/** Issues the command of one request (does not wait for it). */
-function send(client: Cluster, request: Request): Promise<unknown> {
-  switch (request.operation) {
-    case Operation.ADD:
-      return client.set(request.key, request.data!, 'PX', request.px, 'NX');
-    case Operation.GET:
-      return client.getBuffer(request.key);
-    case Operation.REMOVE:
-      return client.del(request.key);
-    case Operation.HAVE:
-      return client.exists(request.key);
-  }
-}
-
-/** The response payload of a request whose command returned `reply`. */
-function payloadOf(operation: Operation, reply: unknown): Buffer {
-  switch (operation) {
-    case Operation.ADD:
-      return status(reply === 'OK' ? Status.OK : Status.ADD_MATCHING_SESSION);
-    case Operation.GET:
-      return (reply as Buffer | null) ?? status(Status.NOTOK);
-    case Operation.REMOVE:
-    case Operation.HAVE:
-      return status((reply as number) > 0 ? Status.OK : Status.NOTOK);
-  }
-}
-
-/** The command of one request, encoded by us (../redis/encoded_commands): name and arguments. */
+/** The command of one request: name and arguments (encoded by us, or by the cluster client). */
 function commandOf(request: Request): [string, Argument[]] {
   switch (request.operation) {
     case Operation.ADD:
@@ -88,11 +61,18 @@ function commandOf(request: Request): [string, Argument[]] {
   }
 }
 
-/** The response payload of a request whose encoded command returned `reply` (a simple string
- * comes as a Buffer: SET NX answers OK, or nil when the key was there). */
-function encodedPayloadOf(operation: Operation, reply: unknown): Buffer {
-  if (operation === Operation.ADD) return status(reply === null ? Status.ADD_MATCHING_SESSION : Status.OK);
-  return payloadOf(operation, reply);
+/** The response payload of a request whose command returned `reply`, strings as Buffers (SET NX
+ * answers OK, or nil when the key was there). */
+function payloadOf(operation: Operation, reply: unknown): Buffer {
+  switch (operation) {
+    case Operation.ADD:
+      return status(reply === null ? Status.ADD_MATCHING_SESSION : Status.OK);
+    case Operation.GET:
+      return (reply as Buffer | null) ?? status(Status.NOTOK);
+    case Operation.REMOVE:
+    case Operation.HAVE:
+      return status((reply as number) > 0 ? Status.OK : Status.NOTOK);
+  }
 }
 
 /** The response payload of a lookup (GET or HAVE) answered by an MGET value. */
@@ -206,7 +186,7 @@ export class RedisBatch {
       if (run === 1) {
         i++;
         encoded.add(...commandOf(request), {
-          reply: (value) => answer(request, encodedPayloadOf(request.operation, value)),
+          reply: (value) => answer(request, payloadOf(request.operation, value)),
           error: (error) => fail(request, error),
         });
         continue;
@@ -227,7 +207,7 @@ function sendEach(client: Cluster, batch: readonly Request[], answer: (request: 
   for (const request of batch) {
     let reply: Promise<unknown>;
     try {
-      reply = send(client, request);
+      reply = client.callBuffer(...commandOf(request));
     } catch (error) {
       fail(request, error);
       continue;
