@@ -308,9 +308,9 @@ function hostStarted(job: HostJob): Started {
 
 /** Starts the compiler: in its sandbox host when it has one that takes the job, else as a child (bwrap, or the compiler itself). */
 function start(run: CompilerRun, argv: readonly string[], files: CaptureFiles, limits?: SpawnLimits, host?: HostLaunch): Started {
+  const priority = run.nice === 0 ? undefined : Math.min(19, os.getPriority(0) + run.nice);
   if (host !== undefined) {
     try {
-      const priority = run.nice === 0 ? undefined : Math.min(19, os.getPriority(0) + run.nice);
       return hostStarted(host(envList(run.env), files.stdout, files.stderr, priority));
     } catch (error) {
       // The host may have started it (no answer in time): a second compiler on the same files never.
@@ -319,9 +319,9 @@ function start(run: CompilerRun, argv: readonly string[], files: CaptureFiles, l
     }
   }
   const pid = native.spawn(argv[0]!, argv, envList(run.env), run.cwd, files.stdout, files.stderr, limits);
-  if (run.nice !== 0) {
+  if (priority !== undefined) {
     try {
-      os.setPriority(pid, Math.min(19, os.getPriority(0) + run.nice));
+      os.setPriority(pid, priority);
     } catch {
       // Not allowed to change priority (e.g. a negative --nice without privilege): run as is.
     }

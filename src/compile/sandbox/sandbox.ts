@@ -267,18 +267,19 @@ export class Sandbox {
     if (!this.#hosts || root === undefined || !job.binds.every((b) => b.symlink === true || isWithin(b.from, root))) return command;
     const options = this.#options(mounts, job);
     const limits = this.#spawnLimits;
+    const key = hostKey(mounts, root);
     const host: HostLaunch = (env, stdoutFd, stderrFd, priority) => {
       // A host found gone (killed, crashed) is started again, once, for this job; one that refuses
       // jobs (its clone forbidden) serves none, as one that cannot start.
       // A job the host may have started (jobMayRun) is not tried again: it fails.
       for (let attempt = 0; ; attempt++) {
-        const started = this.#host(mounts, root, env);
+        const started = this.#host(key, mounts, root, env);
         if (typeof started === 'string') throw Object.assign(new Error(started), { errno: 0 });
         try {
           return started.run({ priority, limits, env, options, argv }, stdoutFd, stderrFd);
         } catch (error) {
           const errno = (error as { errno?: number }).errno;
-          if (started.alive && hostRefused(error) && !PASSING.has(errno ?? 0)) this.#hostFailed(mounts, root, `it cannot clone a job: ${(error as Error).message}`);
+          if (started.alive && hostRefused(error) && !PASSING.has(errno ?? 0)) this.#hostFailed(key, mounts, `it cannot clone a job: ${(error as Error).message}`);
           if (started.alive || attempt > 0 || jobMayRun(error)) throw error;
         }
       }
@@ -287,22 +288,21 @@ export class Sandbox {
   }
 
   /** The running host for these mounts and job root, started if need be; or why there is none. */
-  #host(mounts: CompilerMounts, root: string, env: readonly string[]): SandboxHost | string {
-    const slot = this.#hostSlots.get(hostKey(mounts, root));
+  #host(key: string, mounts: CompilerMounts, root: string, env: readonly string[]): SandboxHost | string {
+    const slot = this.#hostSlots.get(key);
     if (slot !== undefined && 'host' in slot && slot.host.alive) return slot.host;
     if (slot !== undefined && 'failed' in slot && Date.now() - slot.at < HOST_RETRY_MS) return slot.failed;
     try {
       const host = SandboxHost.start(this.#hostArgv(mounts, root), env, root, { nproc: this.#limits.processes }, (why) => this.#onHostProblem?.(`the sandbox host of ${mounts.program ?? '?'} was ${why}`));
-      this.#hostSlots.set(hostKey(mounts, root), { host });
+      this.#hostSlots.set(key, { host });
       return host;
     } catch (error) {
-      return this.#hostFailed(mounts, root, `it cannot start: ${(error as Error).message}`);
+      return this.#hostFailed(key, mounts, `it cannot start: ${(error as Error).message}`);
     }
   }
 
   /** Records (and tells) why these mounts' host serves no job, closing it if it runs; the reason. */
-  #hostFailed(mounts: CompilerMounts, root: string, why: string): string {
-    const key = hostKey(mounts, root);
+  #hostFailed(key: string, mounts: CompilerMounts, why: string): string {
     const slot = this.#hostSlots.get(key);
     if (slot !== undefined && 'host' in slot) slot.host.close();
     const failed = `the sandbox host of ${mounts.program ?? '?'} serves no job, its jobs run in a bwrap each: ${why}`;
@@ -319,7 +319,7 @@ export class Sandbox {
    * empty /newroot where each job's root is built.
    */
   #hostArgv(mounts: CompilerMounts, root: string): string[] {
-    const out = [this.#bwrap, ...UNSHARE, ...(this.#net ? ['--unshare-net'] : []), '--die-with-parent', '--cap-add', 'CAP_SYS_ADMIN', '--cap-add', 'CAP_SETPCAP', '--cap-add', 'CAP_SYS_CHROOT'];
+    const out = [...this.#namespaces(), '--cap-add', 'CAP_SYS_ADMIN', '--cap-add', 'CAP_SETPCAP', '--cap-add', 'CAP_SYS_CHROOT'];
     // The job root under the compiler's directories when one of them holds it, else beneath them.
     const rootInside = mounts.dirs.some((dir) => isWithin(root, dir));
     if (!rootInside) out.push('--bind', root, root);
@@ -338,7 +338,12 @@ export class Sandbox {
   }
 
   #argv(mounts: CompilerMounts, argv: readonly string[], job: { readonly cwd: string; readonly binds: readonly Bind[] }): string[] {
-    return [this.#bwrap, ...UNSHARE, ...(this.#net ? ['--unshare-net'] : []), '--die-with-parent', ...this.#options(mounts, job), '--', ...argv];
+    return [...this.#namespaces(), ...this.#options(mounts, job), '--', ...argv];
+  }
+
+  /** bwrap and its namespaces, for a job's bwrap and a host's alike (the host keeps mount and pid for its jobs to make). */
+  #namespaces(): string[] {
+    return [this.#bwrap, ...UNSHARE, ...(this.#net ? ['--unshare-net'] : []), '--die-with-parent'];
   }
 
   /** The bwrap options that build a job's file system, for its bwrap or its host alike. */
