@@ -228,31 +228,22 @@ export class CompileJob {
   #cacheStep(request: CompileRequest): CacheStep | undefined {
     const { cache, job } = this.#service;
     if (cache === undefined) return undefined;
-    /** The entry a miss made of its compile's outcome (its parts compressed once, for the store and the answer alike). */
-    let made: { readonly outcome: JobOutcome; readonly entry: CacheEntry } | undefined;
     return {
-      produce: async (input, compile, names) => {
-        const outcome = await cache.produce(input, compile, {
-          env: job.env,
-          tmpDir: job.tmpDir,
-          onState: (state) => (this.#cacheState = state),
-          // The summary line, which closes the job, comes once its entry is written.
-          onStoring: (written) => this.hold(() => written),
-          entryOf: (compiled) => {
-            const entry = entryOf(compiled, compressedFor(request.version));
-            if (entry !== undefined) made = { outcome: compiled, entry };
-            return entry;
-          },
-          answer: (entry): JobOutcome => ({
-            result: 'COMPILE_OK', status: 0, ret: 0, ...names,
-            response: { version: request.version, status: 0, stderr: entry.stderr, stdout: entry.stdout, object: entry.object, depfile: entry.depfile, compressed: entry.compressed },
-          }),
-        });
+      produce: (input, compile, names) => cache.produce(input, compile, {
+        env: job.env,
+        tmpDir: job.tmpDir,
+        onState: (state) => (this.#cacheState = state),
+        // The summary line, which closes the job, comes once its entry is written.
+        onStoring: (written) => this.hold(() => written),
+        entryOf: (compiled) => entryOf(compiled, compressedFor(request.version)),
+        answer: (entry): JobOutcome => ({
+          result: 'COMPILE_OK', status: 0, ret: 0, ...names,
+          response: { version: request.version, status: 0, stderr: entry.stderr, stdout: entry.stdout, object: entry.object, depfile: entry.depfile, compressed: entry.compressed },
+        }),
         // A miss answers with its entry's parts, as a hit of it will: compressed once, not again by the answer.
-        if (made === undefined || made.outcome !== outcome || made.entry.compressed !== true || outcome.response === undefined) return outcome;
-        const { entry } = made;
-        return { ...outcome, response: { ...outcome.response, stderr: entry.stderr, stdout: entry.stdout, object: entry.object, depfile: entry.depfile, compressed: true } };
-      },
+        answerMiss: (outcome, entry) => entry.compressed !== true || outcome.response === undefined ? outcome
+          : { ...outcome, response: { ...outcome.response, stderr: entry.stderr, stdout: entry.stdout, object: entry.object, depfile: entry.depfile, compressed: true } },
+      }),
     };
   }
 

@@ -71,6 +71,9 @@ export interface CacheJobContext<T> {
   readonly entryOf: (outcome: T) => CacheEntry | undefined;
   /** The outcome of a hit: what the compile that made `entry` answered. */
   readonly answer: (entry: CacheEntry) => T;
+  /** The outcome of a miss whose compile made `entry` (default the compile's own): its answer may
+   * then send the entry's parts as a hit of it will. */
+  readonly answerMiss?: (outcome: T, entry: CacheEntry) => T;
   /** Hears of the write of this job's entry (after the answer is decided, off its path). */
   readonly onStoring?: (written: Promise<void>) => void;
 }
@@ -157,9 +160,10 @@ export class ObjectCache {
       }
       const outcome = await compile();
       entry = context.entryOf(outcome);
-      if (entry !== undefined) stored = this.#store(key, entry);
+      if (entry === undefined) return outcome;
+      stored = this.#store(key, entry);
       if (stored !== undefined) context.onStoring?.(stored);
-      return outcome;
+      return context.answerMiss?.(outcome, entry) ?? outcome;
     } finally {
       settle(entry);
       // Until the store is written, later identical jobs take the entry from here.
