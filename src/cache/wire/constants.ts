@@ -4,6 +4,9 @@
 
 /** DC_MSG_PROTO_LEVEL: high 16 bits of the first header word; the low 16 (patch) are ignored. */
 export const PROTO_LEVEL = 0x0011;
+/** The level's two bytes as they open every frame (byte 0, byte 1). */
+export const PROTO_HI = PROTO_LEVEL >>> 8;
+export const PROTO_LO = PROTO_LEVEL & 0xff;
 /** What we send in the first header word: DC_MSG_PROTO_LEVEL << 16, patch 0. */
 export const PROTO_WORD = 0x00110000;
 /** DC_MSG_MAX_DATA: data bytes one frame carries at most (and exactly, when not the last). */

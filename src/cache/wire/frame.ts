@@ -21,7 +21,8 @@ import {
   MAX_OPERATION,
   MAX_PAYLOAD,
   OP_CLASS_USER,
-  PROTO_LEVEL,
+  PROTO_HI,
+  PROTO_LO,
   PROTO_WORD,
   type Decoded,
   type Direction,
@@ -52,9 +53,6 @@ export interface MessageHeader {
   readonly uid: number;
   readonly operation: Operation;
 }
-
-const PROTO_HI = PROTO_LEVEL >>> 8;
-const PROTO_LO = PROTO_LEVEL & 0xff;
 
 function corrupt(reason: string, offset: number): Decoded<never> {
   return { kind: 'corrupt', reason, offset };

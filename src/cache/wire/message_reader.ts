@@ -13,15 +13,14 @@ import {
   MAX_OPERATION,
   MAX_READER_BUFFER,
   OP_CLASS_USER,
-  PROTO_LEVEL,
+  PROTO_HI,
+  PROTO_LO,
   type Decoded,
   type Direction,
   type Operation,
 } from './constants';
 import { decodeFrame, type MessageHeader } from './frame';
 
-const PROTO_HI = PROTO_LEVEL >>> 8;
-const PROTO_LO = PROTO_LEVEL & 0xff;
 
 export interface Message extends MessageHeader {
   readonly payload: Buffer;
