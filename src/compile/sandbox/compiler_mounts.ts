@@ -22,7 +22,7 @@
 // means finding again.
 //
 // Exports: findCompilerMounts(compiler, env, { wholeUsr, memory }) -> Promise<CompilerMounts>;
-//          resolveProgram(name, path); wholeUsr(program); MountsMemory, Evidence
+//          resolveProgram(name, path); wholeUsr(program); identity(path); MountsMemory, Evidence
 
 import { execFile } from 'node:child_process';
 import { accessSync, closeSync, constants as C, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
@@ -53,7 +53,7 @@ export interface MountsMemory {
 }
 
 /** A path's identity (lstat: a link's own, after the links on the way): device, inode, size, times. */
-function identity(p: string): string {
+export function identity(p: string): string {
   try {
     const st = lstatSync(p);
     return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
