@@ -27,6 +27,9 @@
  * jobs have ended (each job's pid 1 would die with it: PDEATHSIG).
  * A step of the job's set-up that fails is written to its stderr, prefixed "bwrap: " as bwrap
  * words its own, and the job exits 1, as a bwrap that cannot build a sandbox does.
+ *
+ * `distkit-sandbox-host --job NET OPTIONS... -- ARGV...` runs one job without a host or bwrap
+ * (one_shot, for a process that serves one connection): see there.
  */
 
 #include <errno.h>
@@ -416,6 +419,9 @@ static int one_shot(int argc, char **argv) {
   } else if (uid != 0 || unshare(flags) != 0) {
     fail("Creating new namespace failed");
   }
+  /* Again, in case the new credentials cleared it; and the parent may have gone meanwhile. */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail("prctl(PR_SET_PDEATHSIG)");
+  if (getppid() == 1) _exit(1);
   /* The job's message as a host gets it: no nice or limits (the caller set them on this process),
      the environment, the options and argv. */
   size_t length = 0;
