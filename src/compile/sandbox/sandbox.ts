@@ -34,7 +34,8 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, realpathSync } from 'node:fs';
 import os from 'node:os';
 import { DistkitError, EXIT } from '../../errors';
-import { findCompilerMounts, identity, resolveProgram, wholeUsr, type CompilerMounts, type MountsMemory } from './compiler_mounts';
+import { resolveProgram } from '../compiler_probe';
+import { findCompilerMounts, identity, wholeUsr, type CompilerMounts, type MountsMemory } from './compiler_mounts';
 import { mountsMemory, probeKey, readProbe, writeProbe } from './probe_cache';
 import { hostProgram, hostRefused, jobMayRun, SandboxHost, type HostJob } from './sandbox_host';
 
