@@ -96,7 +96,9 @@ async function sandboxOf(server: Server): Promise<string> {
   const log = await fs.readFile(server.log, 'utf8');
   if (/sandbox off \(--sandbox=off\)/.test(log)) return 'off (--sandbox=off)';
   if (/SANDBOX UNAVAILABLE/.test(log)) return 'auto, bwrap UNAVAILABLE: unconfined';
-  return /\bsandbox mode=auto\b/.test(log) ? 'auto: bwrap' : 'unknown (no sandbox line in the log)';
+  // The line's jobs= says where jobs run: a sandbox host per compiler, a bwrap each, or the host program's one-shot mode each.
+  const line = /\bsandbox mode=auto\b.*?\bjobs=(\S+)/.exec(log);
+  return line === null ? 'unknown (no sandbox line in the log)' : `auto: ${line[1]!}`;
 }
 
 /** A C file of about 300 lines: system headers, loops, string and math work for -O2. */

@@ -167,7 +167,7 @@ function sandboxOf(config: DistccdConfig, log: RootLogger, inetd: boolean): { re
     // A process per connection remembers the check for the next (probe_cache.ts).
     const { probeCacheDir } = require('../compile/sandbox/probe_cache') as typeof import('../compile/sandbox/probe_cache');
     const check = sandbox.verify(process.env, runningAsRoot() && user !== undefined ? resolveUser(user) : undefined, { cacheDir: inetd ? probeCacheDir(process.env) : undefined });
-    const fields = { mode, bwrap: sandbox.bwrap, check, memory: `${config.sandbox.memoryMiB}MiB`, cpu: `${limits.cpuSeconds}s`, output: `${config.sandbox.maxOutputMiB}MiB`, tmp: `${config.sandbox.tmpMiB}MiB`, processes: limits.processes, proc: sandbox.proc ? 'own' : 'none', network: sandbox.network ? 'none' : 'the daemon\'s (lo only)', jobs: sandbox.hosts ? 'host-per-compiler' : 'bwrap-each' };
+    const fields = { mode, bwrap: sandbox.bwrap, check, memory: `${config.sandbox.memoryMiB}MiB`, cpu: `${limits.cpuSeconds}s`, output: `${config.sandbox.maxOutputMiB}MiB`, tmp: `${config.sandbox.tmpMiB}MiB`, processes: limits.processes, proc: sandbox.proc ? 'own' : 'none', network: sandbox.network ? 'none' : 'the daemon\'s (lo only)', jobs: sandbox.runner };
     return { sandbox, say: () => log.notice('sandbox', fields) };
   } catch (error) {
     if (mode === 'required' || !(error instanceof DistkitError) || error.code !== 'sandbox-unavailable') throw error;

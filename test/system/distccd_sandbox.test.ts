@@ -9,67 +9,19 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { clientEnv, DISTCCD, KEEP_ROOT, makeMasqueradeDir, MASQUERADE_NAMES, run, runDistccd, startDistccd, tempDir, type RunningDistccd } from '../support/distccd_harness';
+import { clientEnv, DISTCCD, KEEP_ROOT, makeMasqueradeDir, MASQUERADE_NAMES, run, runDistccd, startDistccd, type RunningDistccd } from '../support/distccd_harness';
+import { gone, HANG, hostListeners, incbin, leaked, NETSPY, NSSPY, report, setup, spyRequest, type Setup } from '../support/sandbox_spies';
 import { encodeRequest, sendRaw } from '../support/raw_distcc_client';
 import { assertPumped, realPump, runPump } from '../support/real_pump';
 import { settledListing } from '../support/settled_listing';
 
 const exec = promisify(execFile);
 
-// Reports what the job sees: who it is, /, /tmp, the daemon's TMPDIR (JOBDIR) and the planted
-// file (SECRET); -DHOLD keeps it running 3 s, -DHANG forever (a marked sleep). It answers no
-// -print or -E probe, so the sandbox takes it for what it is, not a gcc driver.
-const SPY = `#!/bin/sh
-case " $* " in *" -print"*|*" -E "*) exit 1;; esac
-out=; prev=; for a; do [ "$prev" = -o ] && out=$a; prev=$a; done
-case " $* " in *" -DHANG "*) exec sleep 4711.25;; esac
-case " $* " in *" -DHOLD "*) sleep 3;; esac
-{ echo "== id"; id -u; echo "== ls /"; ls -A /; echo "== ls /tmp"; ls -A /tmp; echo "== ls JOBDIR"; ls -A "$JOBDIR"; echo "== cat SECRET"; cat "$SECRET" 2>&1; echo "== write"; if [ -r "$SECRET" ]; then echo unconfined; else for f in /filler /dev/filler; do (: > $f) 2>&1 && echo written; done; fi; echo "== end"; } >&2
-: > "$out"
-`;
-
-interface Setup {
-  readonly dir: string;
-  readonly tmp: string;
-  readonly masq: string;
-  readonly bin: string;
-  readonly secret: string;
-  readonly token: string;
-  readonly env: NodeJS.ProcessEnv;
-}
-
-async function setup(t: TestContext): Promise<Setup> {
-  const dir = await fs.realpath(tempDir(t, 'distkit-sandbox-'));
-  const tmp = path.join(dir, 'tmp');
-  const bin = path.join(dir, 'bin');
-  await Promise.all([fs.mkdir(tmp), fs.mkdir(bin), fs.mkdir(path.join(dir, 'server-only'))]);
-  await fs.writeFile(path.join(bin, 'spy'), SPY, { mode: 0o755 });
-  const masq = await makeMasqueradeDir(path.join(dir, 'masq'), [...MASQUERADE_NAMES, 'spy']);
-  const token = `SERVER-ONLY-${randomBytes(12).toString('hex')}`;
-  const secret = path.join(dir, 'server-only', 'secret.txt');
-  await fs.writeFile(secret, `${token}\n`, { mode: 0o600 });
-  const env = { TMPDIR: tmp, DISTCCD_PATH: `${bin}:/usr/bin:/bin`, JOBDIR: tmp, SECRET: secret };
-  return { dir, tmp, masq, bin, secret, token, env };
-}
-
 function daemon(t: TestContext, s: Setup, args: readonly string[] = []): Promise<RunningDistccd> {
   return startDistccd(t, { compilerDir: s.masq, env: s.env, args });
-}
-
-/** A source whose object embeds `file`, read by the assembler wherever the compile runs. */
-function incbin(file: string): string {
-  return `__asm__(".section .rodata\\n.incbin \\"${file}\\"\\n.previous");\nint f(void) { return 1; }\n`;
-}
-
-/** Whether `token` is anywhere in what the client got: its output, its messages, the object. */
-async function leaked(token: string, said: string, object: string): Promise<boolean> {
-  const bytes = await fs.readFile(object).catch(() => Buffer.alloc(0));
-  return said.includes(token) || bytes.includes(token);
 }
 
 for (const [protocol, suffix] of [[1, ''], [2, ',lzo']] as const) {
@@ -147,22 +99,6 @@ test('distccd --inetd gives no byte of a server-only file to the real client ove
   assert.deepEqual(await settledListing(s.tmp), []);
 });
 
-/** The spy's report: its sections by heading. */
-function report(stderr: Buffer): Map<string, string[]> {
-  const sections = new Map<string, string[]>();
-  let current: string[] = [];
-  for (const line of stderr.toString().split('\n')) {
-    const heading = /^== (.*)$/.exec(line);
-    if (heading !== null) sections.set(heading[1]!, (current = []));
-    else if (line !== '') current.push(line);
-  }
-  return sections;
-}
-
-function spyRequest(...defines: string[]): Buffer {
-  return encodeRequest(1, ['spy', ...defines, '-c', 't.c', '-o', 't.o'], 'int x;\n');
-}
-
 test('distccd shows a job its own files only, not a concurrent job\'s nor the server\'s, when the sandbox is on', async (t) => {
   const s = await setup(t);
   for (const mode of ['auto', 'off'] as const) {
@@ -197,53 +133,13 @@ test('distccd shows a job its own files only, not a concurrent job\'s nor the se
   }
 });
 
-// A compiler that tries the network from inside its job: a TCP connection to a listener of the
-// host's on 127.0.0.1, and one to an abstract unix socket of the host's (abstract names belong
-// to a network namespace, not to the file system). It answers no -print or -E probe (no driver).
-const NETSPY = `#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <arpa/inet.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-static void try(const char *what, int family, const struct sockaddr *to, socklen_t length) {
-  int s = socket(family, SOCK_STREAM, 0);
-  int r = s < 0 ? -1 : connect(s, to, length);
-  fprintf(stderr, "%s %s\\n", what, r == 0 ? "connected" : strerror(errno));
-}
-int main(int argc, char **argv) {
-  const char *out = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (strncmp(argv[i], "-print", 6) == 0 || strcmp(argv[i], "-E") == 0) return 1;
-    if (strcmp(argv[i - 1], "-o") == 0) out = argv[i];
-  }
-  struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(atoi(getenv("NETSPY_PORT")))};
-  in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  try("tcp", AF_INET, (struct sockaddr *)&in, sizeof in);
-  const char *name = getenv("NETSPY_ABSTRACT");
-  struct sockaddr_un un = {.sun_family = AF_UNIX};
-  memcpy(un.sun_path + 1, name, strlen(name));
-  try("abstract", AF_UNIX, (struct sockaddr *)&un, sizeof un); /* Node binds the name zero-padded to the end */
-  if (out != NULL) fclose(fopen(out, "w"));
-  return 0;
-}
-`;
-
 test('distccd gives a job no network: neither the host\'s loopback nor its abstract unix sockets, when the sandbox is on', async (t) => {
   const s = await setup(t);
   await fs.writeFile(path.join(s.dir, 'netspy.c'), NETSPY);
   await exec('gcc', ['-O1', '-o', path.join(s.bin, 'netspy'), path.join(s.dir, 'netspy.c')]);
   const masq = await makeMasqueradeDir(path.join(s.dir, 'masq-net'), [...MASQUERADE_NAMES, 'netspy']);
-  const accepted: string[] = [];
-  const tcp = net.createServer((c) => { accepted.push('tcp'); c.destroy(); });
-  const abstractName = `distkit-netspy-${randomBytes(6).toString('hex')}`;
-  const unix = net.createServer((c) => { accepted.push('abstract'); c.destroy(); });
-  await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
-  await new Promise<void>((resolve) => unix.listen(`\0${abstractName}`, resolve));
-  t.after(() => { tcp.close(); unix.close(); });
-  const env = { ...s.env, NETSPY_PORT: String((tcp.address() as net.AddressInfo).port), NETSPY_ABSTRACT: abstractName };
+  const { accepted, env: netEnv } = await hostListeners(t);
+  const env = { ...s.env, ...netEnv };
   for (const mode of ['auto', 'off'] as const) {
     accepted.length = 0;
     const d = await startDistccd(t, { compilerDir: masq, env, args: [`--sandbox=${mode}`] });
@@ -262,27 +158,6 @@ test('distccd gives a job no network: neither the host\'s loopback nor its abstr
     await d.stop();
   }
 });
-
-/** Whether a process with exactly this command line runs (the spy's marked sleep). */
-async function running(cmdline: string): Promise<boolean> {
-  for (const pid of await fs.readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const text = await fs.readFile(`/proc/${pid}/cmdline`, 'latin1').catch(() => '');
-    if (text === cmdline) return true;
-  }
-  return false;
-}
-
-async function gone(cmdline: string, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (await running(cmdline)) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return true;
-}
-
-const HANG = 'sleep\u00004711.25\u0000';
 
 test('distccd kills a sandboxed compiler and everything it started when --job-lifetime runs out or the client leaves', async (t) => {
   const s = await setup(t);
@@ -399,16 +274,6 @@ test('distccd sandboxes compilers through user namespaces when it drops root for
 // Reports the job's namespaces, then ends as asked: -DSEGV kills itself by SIGSEGV (no core:
 // ulimit -c 0), else exit 0, -DHOLD after a second (namespace numbers are reused once freed: two
 // jobs are compared while both run). It answers no -print or -E probe (no driver).
-const NSSPY = `#!/bin/sh
-case " $* " in *" -print"*|*" -E "*) exit 1;; esac
-out=; prev=; for a; do [ "$prev" = -o ] && out=$a; prev=$a; done
-for ns in mnt pid net; do echo "$ns $(readlink /proc/self/ns/$ns)" >&2; done
-: > "$out"
-case " $* " in *" -DSEGV "*) ulimit -c 0; kill -SEGV $$;; esac
-case " $* " in *" -DHOLD "*) sleep 1;; esac
-exit 0
-`;
-
 /** The processes whose parent is `ppid`, with their command lines. */
 async function childrenOf(ppid: number): Promise<Array<{ pid: number; argv: string[] }>> {
   const out: Array<{ pid: number; argv: string[] }> = [];

@@ -19,10 +19,10 @@
 // `memoDir`, both memos are also kept there, one small file per stat key (and, for the driver's
 // answers, per environment they depend on), written atomically.
 
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, lstatSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import path from 'node:path';
+import { resolveProgram, runProbe } from '../compiler_probe';
 import { affectsOutput, variablesOf } from './cache_key';
 
 /** The parts of gcc asked for with -print-prog-name. */
@@ -41,18 +41,6 @@ function statKey(file: string, st: Stats): string {
  */
 function candidatesOf(name: string, env: NodeJS.ProcessEnv, cwd: string): string[] {
   return name.includes('/') ? [path.resolve(cwd, name)] : [...new Set((env['PATH'] ?? '/usr/bin:/bin').split(':').map((dir) => path.join(dir || '.', name)))];
-}
-
-/** Finds `name` as execvp(3) would in `PATH` (relative to `cwd` when it holds a slash); undefined when absent. */
-export function resolveProgram(name: string, env: NodeJS.ProcessEnv, cwd: string): string | undefined {
-  for (const file of candidatesOf(name, env, cwd)) {
-    try {
-      if (statSync(file).isFile()) return realpathSync(file);
-    } catch {
-      // Not here: the next directory.
-    }
-  }
-  return undefined;
 }
 
 /** What stat(2) (or lstat) says of `file` now: mode, device, inode, size, mtime, ctime; undefined when it is not there. No exception is made for a missing file. */
@@ -94,14 +82,21 @@ function hashFile(file: string): Promise<string> {
   });
 }
 
-function probe(program: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<string> {
-  return new Promise((resolve) => {
-    execFile(program, args, { env, timeout: PROBE_TIMEOUT_MS, encoding: 'latin1', maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
-      // A failed probe is still an answer (and part of the identity): a driver without
-      // -dumpfullversion (clang) prints an error, the same one every time.
-      resolve(`${error === null ? 0 : (error as { code?: unknown }).code}\0${stdout}\0${stderr}`);
-    });
-  });
+async function probe(program: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<string> {
+  const { error, stdout, stderr } = await runProbe(program, args, env, PROBE_TIMEOUT_MS);
+  // A failed probe is still an answer (and part of the identity): a driver without
+  // -dumpfullversion (clang) prints an error, the same one every time.
+  return `${error === null ? 0 : error.code}\0${stdout.toString('latin1')}\0${stderr.toString('latin1')}`;
+}
+
+/** A part the driver names bare, found as execvp(3) would in PATH (from /), by its real path. */
+function partOf(name: string, env: NodeJS.ProcessEnv): string | undefined {
+  const found = resolveProgram(name, env['PATH'] ?? '/usr/bin:/bin', { cwd: '/' });
+  try {
+    return found === undefined ? undefined : realpathSync(found);
+  } catch {
+    return undefined; // gone since
+  }
 }
 
 /** What the driver's answers and its search for its parts depend on: PATH and the variables of the key (GCC_EXEC_PREFIX, COMPILER_PATH). */
@@ -226,7 +221,7 @@ export class CompilerIdentities {
         ]);
         const parts = named.map((answer, i) => {
           const printed = answer.split('\0')[1]!.trim();
-          return (printed.startsWith('/') ? printed : resolveProgram(printed || COMPILER_PARTS[i]!, env, '/')) ?? `${COMPILER_PARTS[i]}:not-found`;
+          return (printed.startsWith('/') ? printed : partOf(printed || COMPILER_PARTS[i]!, env)) ?? `${COMPILER_PARTS[i]}:not-found`;
         });
         return { about: about!, parts };
       });

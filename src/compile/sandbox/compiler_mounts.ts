@@ -22,11 +22,12 @@
 // means finding again.
 //
 // Exports: findCompilerMounts(compiler, env, { wholeUsr, memory }) -> Promise<CompilerMounts>;
-//          resolveProgram(name, path); wholeUsr(program); MountsMemory, Evidence
+//          wholeUsr(program); identity(path); MountsMemory, Evidence (programs are found and probed by
+//          ../compiler_probe.ts, as the object cache's key finds them)
 
-import { execFile } from 'node:child_process';
-import { accessSync, closeSync, constants as C, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { resolveProgram, runProbe } from '../compiler_probe';
 
 export interface CompilerMounts {
   /** The compiler as PATH resolves it (absolute), or undefined when PATH has none. */
@@ -53,7 +54,7 @@ export interface MountsMemory {
 }
 
 /** A path's identity (lstat: a link's own, after the links on the way): device, inode, size, times. */
-function identity(p: string): string {
+export function identity(p: string): string {
   try {
     const st = lstatSync(p);
     return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
@@ -67,21 +68,6 @@ function stillTrue(evidence: Evidence): boolean {
   return evidence.every(([p, id]) => identity(p) === id);
 }
 
-/** The first executable `name` in a PATH string, as execvp finds it; a name with '/' is itself. `seen` gets each directory searched. */
-export function resolveProgram(name: string, searchPath: string, seen?: Set<string>): string | undefined {
-  const candidates = name.includes('/') ? [name] : searchPath.split(':').map((dir) => path.join(dir === '' ? '.' : dir, name));
-  for (const candidate of candidates) {
-    seen?.add(path.dirname(path.resolve(candidate)));
-    try {
-      accessSync(candidate, C.X_OK);
-      if (statSync(candidate).isFile()) return path.resolve(candidate);
-    } catch {
-      // Not here: the next PATH entry.
-    }
-  }
-  return undefined;
-}
-
 /** Whether any probe of one discovery was cut short (see probe). */
 interface Trouble {
   failed: boolean;
@@ -93,15 +79,10 @@ interface Trouble {
  * marks `trouble`: what it would have named is missing, so such a finding is used but never
  * remembered. A program that ran and refused (an exit status) answered: that is its answer.
  */
-function probe(file: string, args: readonly string[], env: NodeJS.ProcessEnv, trouble: Trouble, timeout = 10_000): Promise<string> {
-  return new Promise((resolve) => {
-    const child = execFile(file, args, { env, timeout, killSignal: 'SIGKILL', maxBuffer: 4 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error !== null && (error.killed === true || typeof error.code !== 'number')) trouble.failed = true;
-      resolve(error !== null ? '' : `${stdout}\n${stderr}`);
-    });
-    child.stdin?.on('error', () => {}); // a probe that exits before reading: nothing to tell
-    child.stdin?.end();
-  });
+async function probe(file: string, args: readonly string[], env: NodeJS.ProcessEnv, trouble: Trouble, timeout = 10_000): Promise<string> {
+  const { error, stdout, stderr } = await runProbe(file, args, env, timeout);
+  if (error !== null && (error.killed === true || typeof error.code !== 'number')) trouble.failed = true;
+  return error !== null ? '' : `${stdout.toString()}\n${stderr.toString()}`;
 }
 
 /** The directories a `-E -v` run says it ignores as nonexistent: made later, they would be searched. */
@@ -227,7 +208,7 @@ async function discover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenTh
 
 async function discoverSeeing(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenThere: boolean, seen: Set<string>, trouble: Trouble): Promise<CompilerMounts> {
   const searchPath = env['PATH'] ?? '/usr/bin:/bin';
-  const program = resolveProgram(compiler, searchPath, seen);
+  const program = resolveProgram(compiler, searchPath, { seen });
   if (program === undefined) return { program, dirs: [], links: [] };
   seen.add(program);
   if (wholeUsrWhenThere && realpathSync(program).startsWith('/usr/')) return wholeUsr(program, seen);
@@ -250,7 +231,7 @@ async function discoverSeeing(compiler: string, env: NodeJS.ProcessEnv, wholeUsr
     ]);
     for (const raw of [first, ...names]) {
       const name = raw.trim().split('\n')[0] ?? '';
-      const found = name === '' ? undefined : resolveProgram(name, searchPath, seen);
+      const found = name === '' ? undefined : resolveProgram(name, searchPath, { seen });
       if (found !== undefined) files.add(found);
     }
     for (const line of searchDirs.split('\n')) {

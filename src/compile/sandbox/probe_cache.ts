@@ -37,10 +37,11 @@ import os from 'node:os';
 import path from 'node:path';
 import type { CompilerMounts, Evidence, Found, MountsMemory } from './compiler_mounts';
 
-/** What the check found: whether jobs get their own /proc and network namespace. */
+/** What the check found: whether jobs get their own /proc and network namespace, and run in the host program's one-shot mode. */
 export interface ProbeResult {
   readonly proc: boolean;
   readonly net: boolean;
+  readonly oneShot?: boolean;
 }
 
 /** Room for the longest /proc file read here (a container's mountinfo: a few KiB). */
@@ -136,9 +137,9 @@ export function readProbe(dir: string, key: string): ProbeResult | undefined {
     const st = lstatSync(file);
     const uid = process.geteuid?.();
     if (!st.isFile() || (st.uid !== uid && st.uid !== 0) || (st.mode & 0o022) !== 0) return undefined;
-    const stored = JSON.parse(readFileSync(file, 'utf8')) as { key?: unknown; proc?: unknown; net?: unknown };
+    const stored = JSON.parse(readFileSync(file, 'utf8')) as { key?: unknown; proc?: unknown; net?: unknown; oneShot?: unknown };
     if (stored.key !== key || typeof stored.proc !== 'boolean' || typeof stored.net !== 'boolean') return undefined;
-    return { proc: stored.proc, net: stored.net };
+    return { proc: stored.proc, net: stored.net, ...(stored.oneShot === true ? { oneShot: true } : {}) };
   } catch {
     return undefined;
   }
@@ -168,7 +169,7 @@ function replaceFile(file: string, text: string): boolean {
 
 /** Stores a passed check; a directory that refuses it only means the next process checks again. */
 export function writeProbe(dir: string, key: string, result: ProbeResult): void {
-  replaceFile(fileIn(dir), JSON.stringify({ key, proc: result.proc, net: result.net }));
+  replaceFile(fileIn(dir), JSON.stringify({ key, proc: result.proc, net: result.net, oneShot: result.oneShot === true }));
 }
 
 /** Whether `p` is a `kind` owned by this user or root, writable by no one else (never a link). */

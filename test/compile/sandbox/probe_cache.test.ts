@@ -28,6 +28,15 @@ test('readProbe finds a stored pass under its own key and under no other', async
   assert.deepEqual(await fs.readdir(dir), [path.basename(stored(dir))], 'no temporary file left');
 });
 
+test('readProbe remembers that jobs run in the one-shot mode when the check found it works', async (t) => {
+  const dir = await scratch(t);
+  const key = probeKey('/usr/bin/bwrap', ['as=1000:1000', 'one-shot=1:2:3']);
+  writeProbe(dir, key, { proc: true, net: true, oneShot: true });
+  assert.deepEqual(readProbe(dir, key), { proc: true, net: true, oneShot: true });
+  writeProbe(dir, key, { proc: true, net: false, oneShot: false });
+  assert.deepEqual(readProbe(dir, key), { proc: true, net: false }, 'bwrap: no one-shot said');
+});
+
 test('probeKey changes when bwrap\'s file is replaced', async (t) => {
   const dir = await scratch(t);
   const bwrap = path.join(dir, 'bwrap');
