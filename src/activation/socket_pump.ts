@@ -8,7 +8,9 @@
 
 import net from 'node:net';
 import os from 'node:os';
-import * as native from 'distkit-spawn';
+// Named imports: `import * as` wraps the addon in __importStar, whose getters' shared keyed load
+// went megamorphic on every call (a write per socket per turn).
+import { pumpAdopt, pumpDestroy, pumpEnd, pumpListen, pumpOpen, pumpPause, pumpUnlisten, pumpWrite } from 'distkit-spawn';
 import type { PeerAddress } from './connection';
 
 /** Event kinds of socket_pump.c. */
@@ -70,7 +72,7 @@ function openPump(): boolean {
   if (arena !== undefined) return true;
   if (unavailable) return false;
   try {
-    [arena, events] = native.pumpOpen(dispatch);
+    [arena, events] = pumpOpen(dispatch);
     return true;
   } catch {
     // One pump per process (its state is the addon's): a worker thread keeps node's streams.
@@ -133,7 +135,7 @@ export function pumpAvailable(): boolean {
  */
 export function listenInPump(fd: number, onConnection: OnPumpedConnection): number {
   if (!openPump()) throw errnoError(os.constants.errno.ENOSYS, 'listen');
-  const listener = native.pumpListen(fd);
+  const listener = pumpListen(fd);
   if (listener < 0) throw errnoError(-listener, 'listen');
   listeners[listener] = onConnection;
   return listener;
@@ -142,7 +144,7 @@ export function listenInPump(fd: number, onConnection: OnPumpedConnection): numb
 /** Stops accepting on `listener` and closes its socket. */
 export function unlistenInPump(listener: number): void {
   listeners[listener] = undefined;
-  native.pumpUnlisten(listener);
+  pumpUnlisten(listener);
 }
 
 /** An Error as Node's own system calls throw them: code 'EADDRINUSE', errno, syscall. */
@@ -227,7 +229,7 @@ export class PumpedSocket {
    * code (the socket is closed; no event follows). */
   write(bytes: Buffer, length = bytes.length): number | string {
     if (!this.#alive) return 'EPIPE';
-    const result = native.pumpWrite(this.#id, bytes, length);
+    const result = pumpWrite(this.#id, bytes, length);
     if (result >= 0) return result;
     this.forget();
     return errnoName(-result);
@@ -237,19 +239,19 @@ export class PumpedSocket {
    * false = onClosed comes later (input meanwhile still arrives as onData). */
   end(): boolean {
     if (!this.#alive) return true;
-    if (native.pumpEnd(this.#id) === 0) return false;
+    if (pumpEnd(this.#id) === 0) return false;
     this.forget();
     return true;
   }
 
   pause(paused: boolean): void {
-    if (this.#alive) native.pumpPause(this.#id, paused);
+    if (this.#alive) pumpPause(this.#id, paused);
   }
 
   destroy(): void {
     if (!this.#alive) return;
     this.forget();
-    native.pumpDestroy(this.#id);
+    pumpDestroy(this.#id);
   }
 }
 
@@ -276,7 +278,7 @@ export function adoptSocket(stream: unknown, handler: PumpHandler, options: { no
   const handle = (owner as unknown as { _handle: { readStop(): number; reading?: boolean } })._handle;
   handle.readStop();
   handle.reading = false;
-  const id = native.pumpAdopt(fd, options.noDelay);
+  const id = pumpAdopt(fd, options.noDelay);
   const socket = new PumpedSocket(id, handler);
   register(socket, id);
   owner.once('close', () => {
