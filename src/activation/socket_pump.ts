@@ -1,6 +1,8 @@
 // Connected sockets served by the native socket pump (src/native/spawn/socket_pump.c) instead of
 // Node's streams: the addon polls them on the loop's own libuv, reads into one arena and enters
-// JavaScript once per loop turn with every read; writes go to the kernel from the caller's bytes.
+// JavaScript once per loop turn with every read. What the handlers write during that call
+// (append, end) is gathered into one area and handed to C in one call when it returns, not one
+// call per socket; outside of it commit() sends at once.
 // This file owns the dispatch from those events to one handler per socket, the handover of an
 // accepted net.Socket (its fd duplicated, its stream destroyed before it read a byte), and the
 // listening sockets the pump accepts from itself (no net.Socket at all: see listenInPump). It
@@ -10,7 +12,7 @@ import net from 'node:net';
 import os from 'node:os';
 // Named imports: `import * as` wraps the addon in __importStar, whose getters' shared keyed load
 // went megamorphic on every call (a write per socket per turn).
-import { pumpAdopt, pumpDestroy, pumpEnd, pumpListen, pumpOpen, pumpPause, pumpUnlisten, pumpWrite } from 'distkit-spawn';
+import { pumpAdopt, pumpDestroy, pumpEnd, pumpListen, pumpOpen, pumpPause, pumpSend, pumpUnlisten, pumpWrite } from 'distkit-spawn';
 import type { PeerAddress } from './connection';
 
 /** Event kinds of socket_pump.c. */
@@ -36,6 +38,8 @@ export interface PumpHandler {
   onClosed(): void;
   /** The owning net.Socket was destroyed: the pumped socket is closed. */
   onGone(): void;
+  /** Bytes given to append() were queued rather than taken: stop producing until onDrain. */
+  onBlocked?(): void;
 }
 
 /** A connection the pump accepted itself, as a handler of ServiceOptions.pumped gets it. */
@@ -62,6 +66,15 @@ export const QUEUED = 0;
 let sockets: Array<PumpedSocket | undefined> = [];
 let arena: Buffer | undefined;
 let events: Int32Array | undefined;
+/** What append() gathers (the addon's, sent by pumpSend) and the entries [id, offset, length
+ * (-1 = end), result] naming it, with the socket of each. */
+let out: Buffer | undefined;
+let sends: Int32Array | undefined;
+const sendSockets: PumpedSocket[] = [];
+let sendCount = 0;
+let outUsed = 0;
+/** The pump's callback is running: appends and ends wait for its end (see the top). */
+let dispatching = false;
 /** pumpOpen failed (another thread of this process has the pump). */
 let unavailable = false;
 /** What each listener of the pump does with its connections, by listener number. */
@@ -72,7 +85,7 @@ function openPump(): boolean {
   if (arena !== undefined) return true;
   if (unavailable) return false;
   try {
-    [arena, events] = pumpOpen(dispatch);
+    [arena, events, out, sends] = pumpOpen(dispatch);
     return true;
   } catch {
     // One pump per process (its state is the addon's): a worker thread keeps node's streams.
@@ -82,6 +95,17 @@ function openPump(): boolean {
 }
 
 function dispatch(count: number): void {
+  dispatching = true;
+  try {
+    deliver(count);
+  } finally {
+    dispatching = false;
+    sendGathered();
+  }
+}
+
+/** Hands each event of the turn to its socket's handler. */
+function deliver(count: number): void {
   const ev = events!;
   for (let i = 0; i < count * 4; i += 4) {
     const kind = ev[i + 1]!;
@@ -116,6 +140,24 @@ function accepted(id: number, offset: number, length: number): void {
       ? { kind: 'unix' }
       : { kind: 'tcp', address: bytes.toString('latin1', offset + 4, offset + length), port: bytes.readUInt16LE(offset + 2), family: family === 6 ? 'IPv6' : 'IPv4' };
   onConnection(socket, peer);
+}
+
+/** Sends what append() and end() gathered, in one call into the addon, and tells each socket's
+ * handler what became of its bytes (queued, failed, closed). */
+function sendGathered(): void {
+  const count = sendCount;
+  if (count === 0) return;
+  const entries = sends!;
+  // A socket destroyed since its entry (its id may be another socket's next turn) sends nothing.
+  for (let i = 0; i < count; i++) if (!sendSockets[i]!.alive) entries[4 * i] = -1;
+  sendCount = 0;
+  outUsed = 0;
+  pumpSend(count);
+  for (let i = 0; i < count; i++) {
+    const socket = sendSockets[i]!;
+    const result = entries[4 * i + 3]!;
+    if (socket.alive) socket.settle(entries[4 * i + 2]! < 0, result);
+  }
 }
 
 function register(socket: PumpedSocket, id: number): void {
@@ -208,6 +250,10 @@ export class PumpedSocket {
     return this.#handler;
   }
 
+  get alive(): boolean {
+    return this.#alive;
+  }
+
   /** Gives an accepted socket its handler, which first hears what came before (the socket reads
    * again if that paused it). */
   attach(handler: PumpHandler): void {
@@ -229,19 +275,84 @@ export class PumpedSocket {
    * code (the socket is closed; no event follows). */
   write(bytes: Buffer, length = bytes.length): number | string {
     if (!this.#alive) return 'EPIPE';
+    sendGathered(); // what was appended goes first
+    if (!this.#alive) return 'EPIPE';
     const result = pumpWrite(this.#id, bytes, length);
     if (result >= 0) return result;
     this.forget();
     return errnoName(-result);
   }
 
+  /**
+   * Adds bytes to what this turn sends (see the top), after what this socket appended before:
+   * sent when the pump's callback returns, by commit() outside of it, or at once when the area is
+   * full. What becomes of them comes to the handler: onBlocked (queued), onError (failed).
+   */
+  append(bytes: Buffer): void {
+    if (!this.#alive) return;
+    const area = out!;
+    const length = bytes.length;
+    if (outUsed + length > area.length || 4 * (sendCount + 1) > sends!.length) {
+      sendGathered();
+      if (!this.#alive) return;
+      if (length > area.length) return this.settle(false, pumpWrite(this.#id, bytes, length));
+    }
+    area.set(bytes, outUsed);
+    const entries = sends!;
+    const last = 4 * (sendCount - 1);
+    if (sendCount > 0 && sendSockets[sendCount - 1] === this && entries[last + 2]! >= 0) {
+      entries[last + 2] += length;
+    } else {
+      this.#gather(outUsed, length);
+    }
+    outUsed += length;
+  }
+
+  /** Sends what append() gathered now, unless the pump's callback is running (it sends them all
+   * when it returns). */
+  commit(): void {
+    if (!dispatching) sendGathered();
+  }
+
   /** FIN once the queued bytes left, and close when the peer ends: true = closed already,
-   * false = onClosed comes later (input meanwhile still arrives as onData). */
+   * false = onClosed comes later (input meanwhile still arrives as onData). Within the pump's
+   * callback it is gathered behind the appended bytes, and onClosed may come when it returns. */
   end(): boolean {
+    if (!this.#alive) return true;
+    if (dispatching) {
+      if (4 * (sendCount + 1) > sends!.length) sendGathered();
+      if (!this.#alive) return true;
+      this.#gather(0, -1);
+      return false;
+    }
+    sendGathered();
     if (!this.#alive) return true;
     if (pumpEnd(this.#id) === 0) return false;
     this.forget();
     return true;
+  }
+
+  /** What a gathered write (or end) became: WRITTEN/QUEUED, -errno, or an end's 1 = closed. */
+  settle(ended: boolean, result: number): void {
+    if (ended) {
+      if (result === 0) return;
+      this.forget();
+      return this.#handler.onClosed();
+    }
+    if (result === WRITTEN) return;
+    if (result === QUEUED) return this.#handler.onBlocked?.();
+    this.forget();
+    this.#handler.onError(errnoName(-result));
+  }
+
+  #gather(offset: number, length: number): void {
+    const at = 4 * sendCount;
+    const entries = sends!;
+    entries[at] = this.#id;
+    entries[at + 1] = offset;
+    entries[at + 2] = length;
+    entries[at + 3] = 0;
+    sendSockets[sendCount++] = this;
   }
 
   pause(paused: boolean): void {
