@@ -70,7 +70,7 @@ let events: Int32Array | undefined;
  * (-1 = end), result] naming it, with the socket of each. */
 let out: Buffer | undefined;
 let sends: Int32Array | undefined;
-const sendSockets: PumpedSocket[] = [];
+const sendSockets: Array<PumpedSocket | undefined> = [];
 let sendCount = 0;
 let outUsed = 0;
 /** The pump's callback is running: appends and ends wait for its end (see the top). */
@@ -153,11 +153,16 @@ function sendGathered(): void {
   sendCount = 0;
   outUsed = 0;
   pumpSend(count);
+  // What to tell is taken off the entries first: a handler told may append again (from entry 0).
+  let told: Array<{ socket: PumpedSocket; ended: boolean; result: number }> | undefined;
   for (let i = 0; i < count; i++) {
     const socket = sendSockets[i]!;
+    sendSockets[i] = undefined; // no closed session kept alive by a stale entry
+    const ended = entries[4 * i + 2]! < 0;
     const result = entries[4 * i + 3]!;
-    if (socket.alive) socket.settle(entries[4 * i + 2]! < 0, result);
+    if (socket.alive && (ended ? result !== 0 : result !== WRITTEN)) (told ??= []).push({ socket, ended, result });
   }
+  if (told !== undefined) for (const { socket, ended, result } of told) socket.settle(ended, result);
 }
 
 function register(socket: PumpedSocket, id: number): void {
@@ -334,6 +339,7 @@ export class PumpedSocket {
 
   /** What a gathered write (or end) became: WRITTEN/QUEUED, -errno, or an end's 1 = closed. */
   settle(ended: boolean, result: number): void {
+    if (!this.#alive) return;
     if (ended) {
       if (result === 0) return;
       this.forget();
