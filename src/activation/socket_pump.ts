@@ -170,6 +170,12 @@ function register(socket: PumpedSocket, id: number): void {
   sockets[id] = socket;
 }
 
+/** The pump's callback is running now: what append() gathers leaves when it returns, without a
+ * commit() (a caller that would schedule one for later can leave it). */
+export function inPumpCallback(): boolean {
+  return dispatching;
+}
+
 /** Whether the pump can serve this thread (it opens on the first call). */
 export function pumpAvailable(): boolean {
   return openPump();
