@@ -7,10 +7,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { pumpedSockets } from '../../src/activation/socket_pump';
-import { Upstream, type UpstreamAnswer } from '../../src/cache/proxy/upstream';
+import type { UpstreamAnswer } from '../../src/cache/proxy/upstream';
 import { encodeMessage, MessageReader, Operation } from '../../src/cache/wire/index';
-import { createLogger } from '../../src/log/index';
 import { until } from './pumped_peer';
+import { upstreamTo } from './upstream_peer';
 
 test('Upstream moves its connection to the socket pump once connected and is answered through it until the server drops it', async (t) => {
   // A plain Node server: answers each request with its own payload reversed, except payload
@@ -28,18 +28,9 @@ test('Upstream moves its connection to the socket pump once connected and is ans
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => {
-    for (const s of sockets) s.destroy();
-    server.close(() => resolve());
-  }));
-  const log = createLogger('upstream-test');
-  log.setSinks([]);
-  const states: string[] = [];
+  const { upstream, states } = await upstreamTo(t, server, sockets, 60_000);
   const before = pumpedSockets();
-  const upstream = new Upstream({ kind: 'tcp', host: '127.0.0.1', port: (server.address() as net.AddressInfo).port }, { retryMs: 60_000, log, onState: (s) => states.push(s) });
   upstream.start();
-  t.after(() => upstream.stop());
   await until(() => upstream.connected && pumpedSockets() === before + 1);
   const ask = (payload: string): Promise<UpstreamAnswer> => new Promise((resolve) => upstream.send(Operation.GET, Buffer.from(payload), resolve));
   const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => ask(`request-${i}`)));
