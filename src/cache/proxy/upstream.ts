@@ -12,11 +12,13 @@
 // Once connected, the socket moves to the native socket pump (../../activation/socket_pump), as
 // the applications' sockets do: the server's answers come in the pump's one callback per turn with
 // the applications' requests, the requests of a turn leave with its answers in one call into C,
-// and no Node stream reads or writes per burst. A socket the pump cannot take stays on its stream.
+// and no Node stream reads or writes per burst. A socket the pump cannot take stays on its stream,
+// as every socket does with DISTKIT_CACHE_IO=stream.
 
 import net from 'node:net';
 import type { Logger } from '../../log/index';
 import { adoptSocket, inPumpCallback, type PumpedSocket } from '../../activation/socket_pump';
+import { cachePumpEnabled } from '../pumped_session';
 import { connectOptionsOf, describeConnectTarget, type ConnectTarget } from '../address';
 import { encodeMessage } from '../wire/frame';
 import { WriteBatch } from '../write_batch';
@@ -212,6 +214,7 @@ export class Upstream {
   /** Moves the connected socket to the pump (see the top); it stays on its stream when the pump
    * cannot take it (requests written before the connection completed still in its queue). */
   #adopt(socket: net.Socket, generation: number): void {
+    if (!cachePumpEnabled()) return; // DISTKIT_CACHE_IO=stream: every connection on Node's streams
     this.#batch!.flush();
     const mine = (): boolean => generation === this.#generation;
     const pumped = adoptSocket(
