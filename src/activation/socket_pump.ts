@@ -1,6 +1,8 @@
 // Connected sockets served by the native socket pump (src/native/spawn/socket_pump.c) instead of
 // Node's streams: the addon polls them on the loop's own libuv, reads into one arena and enters
-// JavaScript once per loop turn with every read; writes go to the kernel from the caller's bytes.
+// JavaScript once per loop turn with every read. What the handlers write during that call
+// (append, end) is gathered into one area and handed to C in one call when it returns, not one
+// call per socket; outside of it commit() sends at once.
 // This file owns the dispatch from those events to one handler per socket, the handover of an
 // accepted net.Socket (its fd duplicated, its stream destroyed before it read a byte), and the
 // listening sockets the pump accepts from itself (no net.Socket at all: see listenInPump). It
@@ -8,7 +10,9 @@
 
 import net from 'node:net';
 import os from 'node:os';
-import * as native from 'distkit-spawn';
+// Named imports: `import * as` wraps the addon in __importStar, whose getters' shared keyed load
+// went megamorphic on every call (a write per socket per turn).
+import { pumpAdopt, pumpDestroy, pumpEnd, pumpListen, pumpOpen, pumpPause, pumpSend, pumpUnlisten, pumpWrite } from 'distkit-spawn';
 import type { PeerAddress } from './connection';
 
 /** Event kinds of socket_pump.c. */
@@ -34,6 +38,8 @@ export interface PumpHandler {
   onClosed(): void;
   /** The owning net.Socket was destroyed: the pumped socket is closed. */
   onGone(): void;
+  /** Bytes given to append() were queued rather than taken: stop producing until onDrain. */
+  onBlocked?(): void;
 }
 
 /** A connection the pump accepted itself, as a handler of ServiceOptions.pumped gets it. */
@@ -60,6 +66,15 @@ export const QUEUED = 0;
 let sockets: Array<PumpedSocket | undefined> = [];
 let arena: Buffer | undefined;
 let events: Int32Array | undefined;
+/** What append() gathers (the addon's, sent by pumpSend) and the entries [id, offset, length
+ * (-1 = end), result] naming it, with the socket of each. */
+let out: Buffer | undefined;
+let sends: Int32Array | undefined;
+const sendSockets: Array<PumpedSocket | undefined> = [];
+let sendCount = 0;
+let outUsed = 0;
+/** The pump's callback is running: appends and ends wait for its end (see the top). */
+let dispatching = false;
 /** pumpOpen failed (another thread of this process has the pump). */
 let unavailable = false;
 /** What each listener of the pump does with its connections, by listener number. */
@@ -70,7 +85,7 @@ function openPump(): boolean {
   if (arena !== undefined) return true;
   if (unavailable) return false;
   try {
-    [arena, events] = native.pumpOpen(dispatch);
+    [arena, events, out, sends] = pumpOpen(dispatch);
     return true;
   } catch {
     // One pump per process (its state is the addon's): a worker thread keeps node's streams.
@@ -80,6 +95,17 @@ function openPump(): boolean {
 }
 
 function dispatch(count: number): void {
+  dispatching = true;
+  try {
+    deliver(count);
+  } finally {
+    dispatching = false;
+    sendGathered();
+  }
+}
+
+/** Hands each event of the turn to its socket's handler. */
+function deliver(count: number): void {
   const ev = events!;
   for (let i = 0; i < count * 4; i += 4) {
     const kind = ev[i + 1]!;
@@ -116,9 +142,38 @@ function accepted(id: number, offset: number, length: number): void {
   onConnection(socket, peer);
 }
 
+/** Sends what append() and end() gathered, in one call into the addon, and tells each socket's
+ * handler what became of its bytes (queued, failed, closed). */
+function sendGathered(): void {
+  const count = sendCount;
+  if (count === 0) return;
+  const entries = sends!;
+  // A socket destroyed since its entry (its id may be another socket's next turn) sends nothing.
+  for (let i = 0; i < count; i++) if (!sendSockets[i]!.alive) entries[4 * i] = -1;
+  sendCount = 0;
+  outUsed = 0;
+  pumpSend(count);
+  // What to tell is taken off the entries first: a handler told may append again (from entry 0).
+  let told: Array<{ socket: PumpedSocket; ended: boolean; result: number }> | undefined;
+  for (let i = 0; i < count; i++) {
+    const socket = sendSockets[i]!;
+    sendSockets[i] = undefined; // no closed session kept alive by a stale entry
+    const ended = entries[4 * i + 2]! < 0;
+    const result = entries[4 * i + 3]!;
+    if (socket.alive && (ended ? result !== 0 : result !== WRITTEN)) (told ??= []).push({ socket, ended, result });
+  }
+  if (told !== undefined) for (const { socket, ended, result } of told) socket.settle(ended, result);
+}
+
 function register(socket: PumpedSocket, id: number): void {
   if (id >= sockets.length) sockets = sockets.concat(new Array<undefined>(id + 1 - sockets.length));
   sockets[id] = socket;
+}
+
+/** The pump's callback is running now: what append() gathers leaves when it returns, without a
+ * commit() (a caller that would schedule one for later can leave it). */
+export function inPumpCallback(): boolean {
+  return dispatching;
 }
 
 /** Whether the pump can serve this thread (it opens on the first call). */
@@ -133,7 +188,7 @@ export function pumpAvailable(): boolean {
  */
 export function listenInPump(fd: number, onConnection: OnPumpedConnection): number {
   if (!openPump()) throw errnoError(os.constants.errno.ENOSYS, 'listen');
-  const listener = native.pumpListen(fd);
+  const listener = pumpListen(fd);
   if (listener < 0) throw errnoError(-listener, 'listen');
   listeners[listener] = onConnection;
   return listener;
@@ -142,7 +197,7 @@ export function listenInPump(fd: number, onConnection: OnPumpedConnection): numb
 /** Stops accepting on `listener` and closes its socket. */
 export function unlistenInPump(listener: number): void {
   listeners[listener] = undefined;
-  native.pumpUnlisten(listener);
+  pumpUnlisten(listener);
 }
 
 /** An Error as Node's own system calls throw them: code 'EADDRINUSE', errno, syscall. */
@@ -206,6 +261,10 @@ export class PumpedSocket {
     return this.#handler;
   }
 
+  get alive(): boolean {
+    return this.#alive;
+  }
+
   /** Gives an accepted socket its handler, which first hears what came before (the socket reads
    * again if that paused it). */
   attach(handler: PumpHandler): void {
@@ -227,29 +286,95 @@ export class PumpedSocket {
    * code (the socket is closed; no event follows). */
   write(bytes: Buffer, length = bytes.length): number | string {
     if (!this.#alive) return 'EPIPE';
-    const result = native.pumpWrite(this.#id, bytes, length);
+    sendGathered(); // what was appended goes first
+    if (!this.#alive) return 'EPIPE';
+    const result = pumpWrite(this.#id, bytes, length);
     if (result >= 0) return result;
     this.forget();
     return errnoName(-result);
   }
 
+  /**
+   * Adds bytes to what this turn sends (see the top), after what this socket appended before:
+   * sent when the pump's callback returns, by commit() outside of it, or at once when the area is
+   * full. What becomes of them comes to the handler: onBlocked (queued), onError (failed).
+   */
+  append(bytes: Buffer): void {
+    if (!this.#alive) return;
+    const area = out!;
+    const length = bytes.length;
+    if (outUsed + length > area.length || 4 * (sendCount + 1) > sends!.length) {
+      sendGathered();
+      if (!this.#alive) return;
+      if (length > area.length) return this.settle(false, pumpWrite(this.#id, bytes, length));
+    }
+    area.set(bytes, outUsed);
+    const entries = sends!;
+    const last = 4 * (sendCount - 1);
+    if (sendCount > 0 && sendSockets[sendCount - 1] === this && entries[last + 2]! >= 0) {
+      entries[last + 2] += length;
+    } else {
+      this.#gather(outUsed, length);
+    }
+    outUsed += length;
+  }
+
+  /** Sends what append() gathered now, unless the pump's callback is running (it sends them all
+   * when it returns). */
+  commit(): void {
+    if (!dispatching) sendGathered();
+  }
+
   /** FIN once the queued bytes left, and close when the peer ends: true = closed already,
-   * false = onClosed comes later (input meanwhile still arrives as onData). */
+   * false = onClosed comes later (input meanwhile still arrives as onData). Within the pump's
+   * callback it is gathered behind the appended bytes, and onClosed may come when it returns. */
   end(): boolean {
     if (!this.#alive) return true;
-    if (native.pumpEnd(this.#id) === 0) return false;
+    if (dispatching) {
+      if (4 * (sendCount + 1) > sends!.length) sendGathered();
+      if (!this.#alive) return true;
+      this.#gather(0, -1);
+      return false;
+    }
+    sendGathered();
+    if (!this.#alive) return true;
+    if (pumpEnd(this.#id) === 0) return false;
     this.forget();
     return true;
   }
 
+  /** What a gathered write (or end) became: WRITTEN/QUEUED, -errno, or an end's 1 = closed. */
+  settle(ended: boolean, result: number): void {
+    if (!this.#alive) return;
+    if (ended) {
+      if (result === 0) return;
+      this.forget();
+      return this.#handler.onClosed();
+    }
+    if (result === WRITTEN) return;
+    if (result === QUEUED) return this.#handler.onBlocked?.();
+    this.forget();
+    this.#handler.onError(errnoName(-result));
+  }
+
+  #gather(offset: number, length: number): void {
+    const at = 4 * sendCount;
+    const entries = sends!;
+    entries[at] = this.#id;
+    entries[at + 1] = offset;
+    entries[at + 2] = length;
+    entries[at + 3] = 0;
+    sendSockets[sendCount++] = this;
+  }
+
   pause(paused: boolean): void {
-    if (this.#alive) native.pumpPause(this.#id, paused);
+    if (this.#alive) pumpPause(this.#id, paused);
   }
 
   destroy(): void {
     if (!this.#alive) return;
     this.forget();
-    native.pumpDestroy(this.#id);
+    pumpDestroy(this.#id);
   }
 }
 
@@ -276,7 +401,7 @@ export function adoptSocket(stream: unknown, handler: PumpHandler, options: { no
   const handle = (owner as unknown as { _handle: { readStop(): number; reading?: boolean } })._handle;
   handle.readStop();
   handle.reading = false;
-  const id = native.pumpAdopt(fd, options.noDelay);
+  const id = pumpAdopt(fd, options.noDelay);
   const socket = new PumpedSocket(id, handler);
   register(socket, id);
   owner.once('close', () => {

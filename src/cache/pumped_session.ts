@@ -1,9 +1,9 @@
 // A cache session's bytes on the native socket pump (../activation/socket_pump, a transport of
 // ./cache_transport; the protocol is ./session's, the same as on a Node stream): a connection the
 // pump accepted itself (servePumpedSocket), or an accepted net.Socket handed over to it
-// (servePumpedConnection). The answers of one
-// read are gathered in one buffer shared by every connection (each flush hands it to the kernel,
-// which copies it, or to the pump's queue) and sent with one write. A connection that is not a
+// (servePumpedConnection). The answers of a turn are gathered in the pump's one output area, every
+// connection's, and handed to C in one call when the pump's callback returns (one send() per
+// connection there); answers that come later are sent at their flush. A connection that is not a
 // plain accepted socket keeps ./stream_transport.
 //
 // DISTKIT_CACHE_IO=stream in the environment keeps every connection on Node streams (a way back
@@ -11,10 +11,9 @@
 
 import type { Duplex } from 'node:stream';
 import type { Connection } from '../activation/connection';
-import { adoptSocket, QUEUED, type PumpedConnection, type PumpHandler, type PumpedSocket } from '../activation/socket_pump';
+import { adoptSocket, type PumpedConnection, type PumpHandler, type PumpedSocket } from '../activation/socket_pump';
 import type { CacheTransport, TransportSink } from './cache_transport';
 import { serveCacheSession, type CacheSessionEngine, type CacheSessionOptions } from './session';
-import { BATCH_BYTES } from './write_batch';
 
 /** Whether connections go to the pump (read once: a process serves all its connections one way). */
 const PUMP_ENABLED = process.env.DISTKIT_CACHE_IO !== 'stream';
@@ -23,11 +22,6 @@ const PUMP_ENABLED = process.env.DISTKIT_CACHE_IO !== 'stream';
 export function cachePumpEnabled(): boolean {
   return PUMP_ENABLED;
 }
-
-/** The answers of one read, for whichever connection is answering now (always flushed before it
- * returns, so connections never see each other's bytes). */
-const out = Buffer.allocUnsafeSlow(BATCH_BYTES);
-let outLength = 0;
 
 /** Serves `conn` on the pump until it ends; undefined when it cannot go there (see above). */
 export function servePumpedConnection(conn: Connection, engine: CacheSessionEngine, options: CacheSessionOptions = {}): Promise<void> | undefined {
@@ -99,7 +93,12 @@ class PumpTransport implements CacheTransport, PumpHandler {
   }
 
   onError(code: string): void {
-    this.#sink.onError(code);
+    // After release, the session is over: a failure of its last bytes is nobody's news.
+    if (!this.#released) this.#sink.onError(code);
+  }
+
+  onBlocked(): void {
+    if (!this.#released) this.#sink.onBlocked();
   }
 
   onClosed(): void {
@@ -111,22 +110,14 @@ class PumpTransport implements CacheTransport, PumpHandler {
   }
 
   add(bytes: Buffer): void {
-    if (outLength + bytes.length > out.length) {
-      this.flush();
-      if (bytes.length > out.length) return this.#send(bytes, bytes.length);
-    }
-    out.set(bytes, outLength);
-    outLength += bytes.length;
+    if (!this.#released) this.#socket.append(bytes);
   }
 
   flush(): void {
-    const length = outLength;
-    if (length === 0) return;
-    outLength = 0;
-    this.#send(out, length);
+    this.#socket.commit();
   }
 
-  /** The pump says so with QUEUED (onBlocked), not between answers. */
+  /** The pump says so with onBlocked, not between answers. */
   full(): boolean {
     return false;
   }
@@ -165,12 +156,5 @@ class PumpTransport implements CacheTransport, PumpHandler {
     // socket the pump accepted has no owner: it is closed already, or closes now.
     if (this.#owner !== undefined) this.#owner.destroy();
     else this.#socket.destroy();
-  }
-
-  #send(bytes: Buffer, length: number): void {
-    if (this.#released) return;
-    const result = this.#socket.write(bytes, length);
-    if (result === QUEUED) this.#sink.onBlocked();
-    else if (typeof result === 'string') this.#sink.onError(result);
   }
 }

@@ -21,7 +21,7 @@
 
 import { describePeer, type Connection } from '../activation/connection';
 import type { Logger } from '../log/index';
-import { MessageReader } from './wire/index';
+import { MessageReader } from './wire/message_reader'; // not ./wire/index: see ./engine
 import { armIdleBound } from './idle_bound';
 import { AnswerQueue, type CacheSessionEngine } from './answer_queue';
 import type { CacheTransport, TransportSink } from './cache_transport';

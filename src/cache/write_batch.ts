@@ -1,5 +1,6 @@
-// Messages gathered into one buffer and handed to the socket in one write: the answers of one read
-// (dc_server's session), or the requests dc_client forwards upstream in one turn of the event loop.
+// Messages gathered into one buffer and handed to a Node stream in one write: the answers of one
+// read (a session on a stream: inetd's pipes, DISTKIT_CACHE_IO=stream), or the requests dc_client
+// forwards upstream in one turn of the event loop while its connection is not on the socket pump.
 // One syscall and one trip through the stream machinery per burst instead of one per message
 // (cork/uncork made that a writev with an array and a request object per message).
 //

@@ -38,8 +38,12 @@ declare module 'distkit-spawn' {
     readonly listening: boolean;
   }
   export function inspectSocket(fd: number): SocketFacts;
-  /** The socket pump (socket_pump.c): [arena, events]; events are [id, kind, offset, length] x count. */
-  export function pumpOpen(onEvents: (count: number) => void): [arena: Buffer, events: Int32Array];
+  /** The socket pump (socket_pump.c): [arena, events, out, sends]; events are [id, kind, offset,
+   * length] x count; sends are [id, offset, length (-1 = end), result] entries for pumpSend. */
+  export function pumpOpen(onEvents: (count: number) => void): [arena: Buffer, events: Int32Array, out: Buffer, sends: Int32Array];
+  /** Sends the first `count` entries of `sends` (from `out`) in order, each result as pumpWrite's
+   * (or pumpEnd's, for length -1) in the entry's fourth int. */
+  export function pumpSend(count: number): void;
   export function pumpAdopt(fd: number, noDelay: boolean): number;
   /** 1 all sent, 0 queued (reading stops until a drain event), -errno the socket is closed. */
   export function pumpWrite(id: number, bytes: Buffer, length: number): number;

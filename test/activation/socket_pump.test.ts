@@ -7,7 +7,7 @@ import { adoptSocket, pumpedSockets, QUEUED, WRITTEN, type PumpHandler, type Pum
 import { Recorder } from './pump_recorder';
 
 /** A loopback pair: the accepted side adopted by the pump, the client side a plain net.Socket. */
-async function pumpedPair(t: { after(fn: () => void): void }): Promise<{ client: net.Socket; pumped: PumpedSocket; owner: net.Socket; recorder: Recorder }> {
+async function pumpedPair(t: { after(fn: () => void): void }, handler?: PumpHandler): Promise<{ client: net.Socket; pumped: PumpedSocket; owner: net.Socket; recorder: Recorder }> {
   const recorder = new Recorder();
   const accepted = new Promise<net.Socket>((resolve) => {
     const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
@@ -22,7 +22,7 @@ async function pumpedPair(t: { after(fn: () => void): void }): Promise<{ client:
   let clientReady!: (c: net.Socket) => void;
   const client = await new Promise<net.Socket>((resolve) => (clientReady = resolve));
   const owner = await accepted;
-  const pumped = adoptSocket(owner, recorder, { noDelay: true });
+  const pumped = adoptSocket(owner, handler ?? recorder, { noDelay: true });
   assert.ok(pumped !== undefined, 'an accepted socket is adopted');
   t.after(() => {
     client.destroy();
@@ -185,4 +185,46 @@ test('socket pump answers, drains and reports a reset when a connection reads ma
   client.resetAndDestroy();
   await recorder.until(() => recorder.events.some((e) => e.startsWith('error')));
   assert.equal(recorder.events.at(-1), 'error ECONNRESET');
+});
+
+test('socket pump sends what a handler appended before its FIN when the handler appends and ends within the callback', async (t) => {
+  const events: string[] = [];
+  let pumped: PumpedSocket | undefined;
+  const handler: PumpHandler = {
+    onData(arena, start, end) {
+      pumped!.append(Buffer.from(`re:${arena.toString('utf8', start, end)}`));
+      pumped!.append(Buffer.from(';'));
+      pumped!.commit(); // within the callback: sent when it returns, with every other socket's
+      events.push(`end() ${pumped!.end()}`);
+    },
+    onEnd: () => events.push('end'),
+    onDrain: () => events.push('drain'),
+    onError: (code) => events.push(`error ${code}`),
+    onClosed: () => events.push('closed'),
+    onGone: () => events.push('gone'),
+  };
+  const pair = await pumpedPair(t, handler);
+  pumped = pair.pumped;
+  const { client } = pair;
+  const received: Buffer[] = [];
+  client.on('data', (d: Buffer) => received.push(d));
+  const fin = new Promise<void>((resolve) => client.once('end', resolve));
+  client.write('ping');
+  await fin;
+  assert.equal(Buffer.concat(received).toString(), 're:ping;', 'the appended bytes, in order, then the FIN');
+  assert.deepEqual(events, ['end() false'], 'end() waits for the peer');
+  client.end();
+  while (!events.includes('closed')) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.deepEqual(events, ['end() false', 'closed']);
+});
+
+test('socket pump sends appended bytes at commit() when called outside its callback', async (t) => {
+  const { client, pumped } = await pumpedPair(t);
+  const received: Buffer[] = [];
+  client.on('data', (d: Buffer) => received.push(d));
+  pumped.append(Buffer.from('late '));
+  pumped.append(Buffer.from('answer'));
+  pumped.commit();
+  while (Buffer.concat(received).length < 11) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(Buffer.concat(received).toString(), 'late answer');
 });

@@ -83,3 +83,32 @@ test('pumped session closes only that connection when the peer resets in the mid
   await storeSession(server); // others are still served
   await until(() => server.engine.stats.connections === 0);
 });
+
+test('pumped session closes only the connection that sent garbage when sixteen connections are ready in one turn', async (t) => {
+  const server = await startCacheServer({ unix: true });
+  t.after(() => server.close());
+  await storeSession(server);
+  const sockets = await Promise.all(Array.from({ length: 16 }, () => connect(server)));
+  t.after(() => sockets.forEach((s) => s.destroy()));
+  const answers = sockets.map((s) => new Responses(s));
+  const BAD = 5;
+  // One synchronous stretch: every write reaches the kernel before the server's next poll, so the
+  // pump reads all sixteen in one turn and answers them in one callback.
+  sockets.forEach((socket, c) => {
+    if (c === BAD) socket.write(Buffer.from('GET / HTTP/1.0\r\n\r\n'));
+    else socket.write(Buffer.concat(Array.from({ length: 3 }, (_, i) => request(100 * c + i, i === 1 ? Operation.HAVE : Operation.GET, ID))));
+  });
+  for (const [c, got] of (await Promise.all(answers.map((a, c) => (c === BAD ? Promise.resolve([]) : a.take(3))))).entries()) {
+    if (c === BAD) continue;
+    assert.deepEqual(got.map((r) => r.uid), [100 * c, 100 * c + 1, 100 * c + 2], `connection ${c} got its answers in order`);
+    assert.deepEqual(got.map((r) => r.length), [SESSION.length, 1, SESSION.length]);
+  }
+  await answers[BAD]!.end(); // our FIN, nothing else
+  sockets[BAD]!.end();
+  await until(() => server.engine.stats.dropped === 1 && server.engine.stats.connections === 15);
+  assert.equal(server.lines.filter((l) => l.startsWith('warning: drop ')).length, 1, server.lines.join('\n'));
+  assert.match(server.lines.find((l) => l.startsWith('warning: drop '))!, /reason="/);
+  // The others are still served on the same connections.
+  sockets.forEach((socket, c) => c === BAD || socket.write(request(7000 + c, Operation.HAVE, ID)));
+  for (const [c, a] of answers.entries()) if (c !== BAD) assert.equal((await a.take(1))[0]!.uid, 7000 + c);
+});

@@ -6,8 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { Upstream } from '../../src/cache/proxy/upstream';
-import { createLogger } from '../../src/log/index';
+import { upstreamTo } from './upstream_peer';
 
 test('Upstream tries its server again one retry period after losing it, not at once', async (t) => {
   const RETRY_MS = 400;
@@ -25,17 +24,8 @@ test('Upstream tries its server again one retry period after losing it, not at o
       }, RETRY_MS + 100); // older than a retry period, as a server in use for a while
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => {
-    for (const s of sockets) s.destroy();
-    server.close(() => resolve());
-  }));
-  const log = createLogger('upstream-test');
-  log.setSinks([]);
-  const states: string[] = [];
-  const upstream = new Upstream({ kind: 'tcp', host: '127.0.0.1', port: (server.address() as net.AddressInfo).port }, { retryMs: RETRY_MS, log, onState: (s) => states.push(s) });
+  const { upstream, states } = await upstreamTo(t, server, sockets, RETRY_MS);
   upstream.start();
-  t.after(() => upstream.stop());
   // Time itself is under test: the second connection, once it comes.
   const deadline = Date.now() + 10_000;
   while (arrivals.length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));

@@ -8,9 +8,17 @@
 // after it (server_dead_util stamps last_fail): a server that was SIGKILLed still completes
 // handshakes while the kernel tears its memory down, and a reconnection at once found it, took
 // requests from a pool that prefers it and lost them too.
+//
+// Once connected, the socket moves to the native socket pump (../../activation/socket_pump), as
+// the applications' sockets do: the server's answers come in the pump's one callback per turn with
+// the applications' requests, the requests of a turn leave with its answers in one call into C,
+// and no Node stream reads or writes per burst. A socket the pump cannot take stays on its stream,
+// as every socket does with DISTKIT_CACHE_IO=stream.
 
 import net from 'node:net';
 import type { Logger } from '../../log/index';
+import { adoptSocket, inPumpCallback, type PumpedSocket } from '../../activation/socket_pump';
+import { cachePumpEnabled } from '../pumped_session';
 import { connectOptionsOf, describeConnectTarget, type ConnectTarget } from '../address';
 import { encodeMessage } from '../wire/frame';
 import { WriteBatch } from '../write_batch';
@@ -59,6 +67,8 @@ export class Upstream {
   #socket: net.Socket | undefined;
   /** Requests waiting for the end of this event-loop turn, on #socket. */
   #batch: WriteBatch | undefined;
+  /** #socket moved to the pump once connected (see the top); requests are appended there. */
+  #pumped: PumpedSocket | undefined;
   #flushScheduled = false;
   #connected = false;
   #reader = new MessageReader('response');
@@ -143,7 +153,15 @@ export class Upstream {
   #write(p: Pending): void {
     const uid = this.#allocateUid();
     this.#inFlight.set(uid, p);
-    this.#batch!.add(encodeMessage({ isResponse: false, uid, operation: p.operation }, p.payload));
+    const request = encodeMessage({ isResponse: false, uid, operation: p.operation }, p.payload);
+    const pumped = this.#pumped;
+    if (pumped !== undefined) {
+      pumped.append(request);
+      // Within the pump's callback, its end sends them; else at the end of the turn, as below.
+      if (inPumpCallback()) return;
+    } else {
+      this.#batch!.add(request);
+    }
     // Requests from every application served in this turn of the event loop leave in one write.
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -154,7 +172,8 @@ export class Upstream {
   readonly #flush = (): void => {
     this.#flushScheduled = false;
     // A connection lost meanwhile took its batch with it (its requests were answered 'disconnected').
-    this.#batch?.flush();
+    if (this.#pumped !== undefined) this.#pumped.commit();
+    else this.#batch?.flush();
   };
 
   #connect(): void {
@@ -171,6 +190,9 @@ export class Upstream {
       this.#connected = true;
       this.#failures = 0;
       this.#log.notice('upstream connected', { server: describeConnectTarget(this.#target) });
+      // After 'connect' returns: Node starts the socket reading right after emitting it, and a
+      // read of its own would take bytes from the pump.
+      process.nextTick(() => generation === this.#generation && this.#adopt(socket, generation));
       this.#options.onState?.('connected');
     });
     socket.on('data', (chunk: Buffer) => {
@@ -189,8 +211,35 @@ export class Upstream {
     });
   }
 
-  #onData(chunk: Buffer): void {
-    this.#reader.push(chunk);
+  /** Moves the connected socket to the pump (see the top); it stays on its stream when the pump
+   * cannot take it (requests written before the connection completed still in its queue). */
+  #adopt(socket: net.Socket, generation: number): void {
+    if (!cachePumpEnabled()) return; // DISTKIT_CACHE_IO=stream: every connection on Node's streams
+    this.#batch!.flush();
+    const mine = (): boolean => generation === this.#generation;
+    const pumped = adoptSocket(
+      socket,
+      {
+        onData: (arena, start, end) => {
+          if (!mine()) return;
+          this.#onData(arena, start, end);
+          // The arena is reused next turn: a partial answer must not stay a view of it.
+          this.#reader.detach();
+        },
+        onEnd: () => mine() && this.#fail('closed by server'),
+        onError: (code) => mine() && this.#fail(code),
+        onClosed: () => mine() && this.#fail('closed by server'),
+        onGone: () => mine() && this.#fail('closed by server'),
+        // Unbounded as on the stream: at most maxInFlight requests are ever outstanding.
+        onDrain: () => undefined,
+      },
+      { noDelay: true },
+    );
+    if (pumped !== undefined) this.#pumped = pumped;
+  }
+
+  #onData(chunk: Buffer, start = 0, end = chunk.length): void {
+    this.#reader.push(chunk, start, end);
     for (;;) {
       const r = this.#reader.next();
       if (r.kind === 'incomplete') return;
@@ -223,6 +272,8 @@ export class Upstream {
     this.#generation++;
     this.#socket = undefined;
     this.#batch = undefined;
+    this.#pumped?.destroy();
+    this.#pumped = undefined;
     const wasConnected = this.#connected;
     this.#connected = false;
     socket.destroy();

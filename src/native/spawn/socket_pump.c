@@ -9,7 +9,7 @@
  * the answers) stays in TypeScript; JavaScript is entered once per loop turn with every read of
  * that turn.
  *
- *   open(callback) -> [arena: Buffer, events: Int32Array]
+ *   open(callback) -> [arena: Buffer, events: Int32Array, out: Buffer, sends: Int32Array]
  *     Once per process. After each poll phase that saw events, callback(count) runs with
  *     `count` events in `events`, four ints each: [id, kind, offset, length]. kind 1 = data:
  *     arena[offset, offset+length) (valid during the callback only); 2 = the peer ended its
@@ -24,6 +24,11 @@
  *   end(id) -> 1 closed now (the peer had ended) | 0 later: once queued bytes are sent, FIN
  *     (shutdown SHUT_WR), then input is read and reported until the peer ends, and the socket
  *     closes with event 5 (closing with unread input would send a reset and lose our answers).
+ *   send(count)                   the turn's writes and ends in one call: `sends` holds `count`
+ *     entries of four ints [id, offset, length, result]: length >= 0 sends out[offset,
+ *     offset+length) as write() would, length -1 is end(); each result is what that call returns.
+ *     JavaScript gathers every socket's answers of a turn in `out` and crosses into C once for all
+ *     of them, not once per socket (a call into the addon costs about what a small send() does).
  *   pause(id, paused)             stops or resumes reading (an answer later than its turn).
  *   destroy(id)                   closes now, no event.
  *
@@ -402,6 +407,14 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   CHECK(napi_create_arraybuffer(env, MAX_EVENTS * 4 * sizeof(int32_t), &events_data, &events_buffer));
   CHECK(napi_create_typedarray(env, napi_int32_array, MAX_EVENTS * 4, events_buffer, 0, &events));
   pump.events = events_data;
+  napi_value out, sends_buffer, sends;
+  void *sends_data;
+  CHECK(napi_create_buffer(env, OUT_BYTES, (void **)&pump.out, &out));
+  CHECK(napi_create_arraybuffer(env, MAX_SENDS * 4 * sizeof(int32_t), &sends_data, &sends_buffer));
+  CHECK(napi_create_typedarray(env, napi_int32_array, MAX_SENDS * 4, sends_buffer, 0, &sends));
+  pump.sends = sends_data;
+  CHECK(napi_create_reference(env, out, 1, &pump.out_ref));
+  CHECK(napi_create_reference(env, sends, 1, &pump.sends_ref));
   CHECK(napi_create_reference(env, args[0], 1, &pump.callback));
   CHECK(napi_create_reference(env, arena, 1, &pump.arena_ref));
   CHECK(napi_create_reference(env, events, 1, &pump.events_ref));
@@ -427,9 +440,11 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   pump.reserve_fd = open("/", O_RDONLY | O_CLOEXEC);
   pump.env = env;
   pump.open = 1;
-  CHECK(napi_create_array_with_length(env, 2, &pair));
+  CHECK(napi_create_array_with_length(env, 4, &pair));
   CHECK(napi_set_element(env, pair, 0, arena));
   CHECK(napi_set_element(env, pair, 1, events));
+  CHECK(napi_set_element(env, pair, 2, out));
+  CHECK(napi_set_element(env, pair, 3, sends));
   return pair;
 }
 
@@ -492,6 +507,39 @@ static napi_value Adopt(napi_env env, napi_callback_info info) {
   return int_result(env, c->id);
 }
 
+/* Sends bytes now, queueing what the socket does not take: 1 all sent, 0 queued (reading stops
+ * until the drain event), -errno (the socket is closed, no event follows). */
+static int send_or_queue(Conn *c, const unsigned char *data, size_t length) {
+  size_t sent = 0;
+  if (c->pending_len == c->pending_off) {
+    while (sent < length) {
+      ssize_t n = send(c->fd, data + sent, length - sent, MSG_NOSIGNAL);
+      if (n >= 0) sent += (size_t)n;
+      else if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      else if (errno != EINTR) {
+        int err = errno;
+        close_conn(c);
+        return -err;
+      }
+    }
+    if (sent == length) return 1;
+  }
+  int queued = queue_bytes(c, data + sent, length - sent);
+  if (queued < 0) {
+    close_conn(c);
+    return queued;
+  }
+  update_poll(c);
+  return 0;
+}
+
+/* end(): 1 closed now, 0 later (see the top). */
+static int end_conn(Conn *c) {
+  c->ending = 1;
+  if (c->pending_len > c->pending_off) return 0;
+  return finish_end(c);
+}
+
 static napi_value Write(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value args[3];
@@ -504,27 +552,7 @@ static napi_value Write(napi_env env, napi_callback_info info) {
   CHECK(napi_get_buffer_info(env, args[1], (void **)&data, &size));
   CHECK(napi_get_value_uint32(env, args[2], &length));
   if (length > size) length = (uint32_t)size;
-  size_t sent = 0;
-  if (c->pending_len == c->pending_off) {
-    while (sent < length) {
-      ssize_t n = send(c->fd, data + sent, length - sent, MSG_NOSIGNAL);
-      if (n >= 0) sent += (size_t)n;
-      else if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      else if (errno != EINTR) {
-        int err = errno;
-        close_conn(c);
-        return int_result(env, -err);
-      }
-    }
-    if (sent == length) return int_result(env, 1);
-  }
-  int queued = queue_bytes(c, data + sent, length - sent);
-  if (queued < 0) {
-    close_conn(c);
-    return int_result(env, queued);
-  }
-  update_poll(c);
-  return int_result(env, 0);
+  return int_result(env, send_or_queue(c, data, length));
 }
 
 static napi_value End(napi_env env, napi_callback_info info) {
@@ -533,9 +561,24 @@ static napi_value End(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
   Conn *c = conn_arg(env, args[0]);
   if (c == NULL) return int_result(env, 1);
-  c->ending = 1;
-  if (c->pending_len > c->pending_off) return int_result(env, 0);
-  return int_result(env, finish_end(c));
+  return int_result(env, end_conn(c));
+}
+
+/* The sends of a turn, in order (see the top): each entry's result in its fourth int. */
+static napi_value Send(napi_env env, napi_callback_info info) {
+  int32_t count;
+  if (!int_arg(env, info, &count)) return NULL;
+  if (count < 0 || count > MAX_SENDS) count = count < 0 ? 0 : MAX_SENDS;
+  for (int i = 0; i < count; i++) {
+    int32_t *e = pump.sends + 4 * i;
+    int32_t id = e[0], offset = e[1], length = e[2];
+    Conn *c = id >= 0 && id < pump.capacity ? pump.conns[id] : NULL;
+    if (c == NULL || c->closing) e[3] = length < 0 ? 1 : -EPIPE;
+    else if (length < 0) e[3] = end_conn(c);
+    else if (offset < 0 || (size_t)offset + (size_t)length > OUT_BYTES) e[3] = -EINVAL;
+    else e[3] = send_or_queue(c, pump.out + offset, (size_t)length);
+  }
+  return NULL;
 }
 
 static napi_value Pause(napi_env env, napi_callback_info info) {
@@ -575,6 +618,7 @@ int register_socket_pump(napi_env env, napi_value exports) {
   static const PumpCall calls[] = {
       {"pumpOpen", Open}, {"pumpAdopt", Adopt}, {"pumpWrite", Write},
       {"pumpEnd", End},   {"pumpPause", Pause}, {"pumpDestroy", Destroy},
+      {"pumpSend", Send},
   };
   if (export_calls(env, exports, calls, sizeof calls / sizeof calls[0]) != 0) return -1;
   return register_socket_accept(env, exports);

@@ -16,6 +16,10 @@
 /** Below this much arena left, further readable sockets wait for the next turn (level-triggered). */
 #define READ_MIN (4 * 1024)
 #define MAX_EVENTS 4096
+/** The turn's answers of every socket, gathered by JavaScript for one send() call (socket_pump.c). */
+#define OUT_BYTES (64 * 1024)
+/** Entries [id, offset, length, result] of one send() call. */
+#define MAX_SENDS 4096
 /** Ready sockets taken from the epoll set per epoll_wait. */
 #define WAIT_BATCH 256
 /** The read that moves a socket from the set to a uv_poll_t of its own (it is not a one-shot). */
@@ -55,12 +59,15 @@ typedef struct Conn {
 
 typedef struct {
   napi_env env;
-  napi_ref callback, arena_ref, events_ref, resource;
+  napi_ref callback, arena_ref, events_ref, out_ref, sends_ref, resource;
   napi_async_context context;
   unsigned char *arena;
   size_t arena_used;
   int32_t *events;
   int count;
+  /** What send() sends from, and its entries (see socket_pump.c). */
+  unsigned char *out;
+  int32_t *sends;
   uv_check_t check;
   /** The epoll set of every socket that waits for something, polled by libuv as one fd. */
   int epfd;
