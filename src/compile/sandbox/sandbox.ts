@@ -164,6 +164,8 @@ export class Sandbox {
   /** Run jobs in a sandbox host per compiler (not in a process that serves one job). */
   readonly #hosts: boolean;
   readonly #hostSlots = new Map<string, HostSlot>();
+  /** The host program started ahead for this process's one job (startAhead), until that job takes it. */
+  #ahead: SandboxHost | undefined;
   readonly #onHostProblem: ((reason: string) => void) | undefined;
 
   /**
@@ -260,6 +262,25 @@ export class Sandbox {
     return 'passed';
   }
 
+  /**
+   * In a process that serves one job (--inetd) whose jobs run in the one-shot mode: starts the
+   * host program now, outside bwrap (`distkit-sandbox-host --own-namespaces`: the one-shot's
+   * user, ipc and network namespaces), so its start overlaps the reading of the request; the job
+   * is handed to it (command), and its pid 1 builds the same root from the same options as a
+   * one-shot's. A host that fails leaves the job to the one-shot mode. It ends with this process
+   * (EOF on its socket, and PDEATHSIG), whether a job came or not. `scratchDir`: where it may
+   * say why it could not start (TMPDIR).
+   */
+  startAhead(scratchDir: string): void {
+    if (this.#hosts || !this.#oneShot || this.#ahead !== undefined) return;
+    try {
+      this.#ahead = SandboxHost.launch([hostProgram(), '--own-namespaces', this.#net ? '1' : '0'], [], scratchDir, { nproc: this.#limits.processes },
+        (why) => this.#onHostProblem?.(`the sandbox host started ahead was ${why}`));
+    } catch (error) {
+      this.#onHostProblem?.(`the sandbox host cannot start ahead, the job runs in the one-shot mode: ${(error as Error).message}`);
+    }
+  }
+
   /** Whether jobs run in a sandbox host per compiler (else a bwrap each). */
   get hosts(): boolean {
     return this.#hosts;
@@ -289,6 +310,25 @@ export class Sandbox {
     const mounts = await findCompilerMounts(argv[0]!, job.env, { wholeUsr: this.#wholeUsr, memory: this.#memory });
     if (mounts.program === undefined) return { ok: false, reason: `ENOENT ${argv[0]} is not on the compiler PATH` };
     const command = { ok: true as const, argv: this.#argv(mounts, argv, job), limits: this.#spawnLimits };
+    const ahead = this.#ahead;
+    if (ahead !== undefined) {
+      this.#ahead = undefined; // one job
+      const options = this.#options(mounts, job);
+      const limits = this.#spawnLimits;
+      // Closed once it has the job: it exits when that job has ended. A refusal leaves the job to `argv`, and is told.
+      const host: HostLaunch = (env, stdoutFd, stderrFd, priority) => {
+        try {
+          return ahead.run({ priority, limits, env, options, argv }, stdoutFd, stderrFd);
+        } catch (error) {
+          const fallback = jobMayRun(error) ? 'the job fails' : 'the job runs in the one-shot mode';
+          this.#onHostProblem?.(`the sandbox host started ahead could not take the job, ${fallback}: ${(error as Error).message}`);
+          throw error;
+        } finally {
+          ahead.close();
+        }
+      };
+      return { ...command, host };
+    }
     const { root } = job;
     if (!this.#hosts || root === undefined || !job.binds.every((b) => b.symlink === true || isWithin(b.from, root))) return command;
     const options = this.#options(mounts, job);

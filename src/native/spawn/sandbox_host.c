@@ -30,6 +30,11 @@
  *
  * `distkit-sandbox-host --job NET OPTIONS... -- ARGV...` runs one job without a host or bwrap
  * (one_shot, for a process that serves one connection): see there.
+ *
+ * `distkit-sandbox-host --own-namespaces NET` is a host without bwrap, for a process that serves
+ * one connection (--inetd) and starts it before the job is known, while the request is still
+ * being read: it makes the namespaces a one-shot job makes (own_namespaces), says it is ready,
+ * and each job's pid 1 moves the caller's root aside as a one-shot's does (leave_caller_root).
  */
 
 #include "sandbox_host.h"
@@ -59,6 +64,8 @@ static void reply(int err, int pidfd) {
 
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--job") == 0) return one_shot(argc - 2, argv + 2);
+  int outside_bwrap = argc > 2 && strcmp(argv[1], "--own-namespaces") == 0;
+  if (outside_bwrap) own_namespaces(argv[2]);
   /* Jobs are reaped by the kernel (their status travels on the status pipe, not through us). */
   struct sigaction ign;
   memset(&ign, 0, sizeof ign);
@@ -124,6 +131,10 @@ int main(int argc, char **argv) {
       if (dup2(fds[0], 1) < 0 || dup2(fds[1], 2) < 0 || dup2(fds[2], CONTROL) < 0) _exit(1);
       fcntl(CONTROL, F_SETFD, FD_CLOEXEC);
       close_range(4, ~0U, 0);
+      if (outside_bwrap) {
+        reports_status = 1; /* a failed step answers exit 1, as in run_job */
+        leave_caller_root();
+      }
       run_job(message, (size_t)n);
     }
     int err = pid < 0 ? errno : 0;

@@ -50,7 +50,9 @@ void mount_proc(const char *to);
 /* sandbox_job.c: a job's pid 1, from its message. */
 void __attribute__((noreturn)) run_job(const char *message, size_t length);
 
-/* sandbox_one_shot.c: `--job NET OPTIONS... -- ARGV...`. */
+/* sandbox_one_shot.c: the namespaces a host or job outside bwrap makes itself; `--job NET OPTIONS... -- ARGV...`. */
+void own_namespaces(const char *net);
+void leave_caller_root(void);
 int one_shot(int argc, char **argv);
 
 #endif

@@ -13,6 +13,49 @@ static void write_file(const char *path, const char *text) {
 }
 
 /*
+ * The namespaces bwrap would make for a job but mount and pid (made for each job's pid 1): user
+ * (as bwrap's --unshare-user-try: root may go without one), ipc, and network when NET is "1"
+ * ("0": the caller's, which verify accepts only when it has no interface but lo). Dies with its
+ * parent (PDEATHSIG, set again once in the new user namespace); exits at once if it is gone.
+ */
+void own_namespaces(const char *net) {
+  uid_t uid = geteuid();
+  gid_t gid = getegid();
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail("prctl(PR_SET_PDEATHSIG)");
+  if (getppid() == 1) _exit(1); /* the parent is already gone */
+  int flags = CLONE_NEWIPC | (strcmp(net, "1") == 0 ? CLONE_NEWNET : 0);
+  /* A user namespace as bwrap's --unshare-user-try: root may go without one. */
+  if (unshare(CLONE_NEWUSER | flags) == 0) {
+    char map[64];
+    write_file("/proc/self/setgroups", "deny");
+    snprintf(map, sizeof map, "%u %u 1\n", (unsigned)uid, (unsigned)uid);
+    write_file("/proc/self/uid_map", map);
+    snprintf(map, sizeof map, "%u %u 1\n", (unsigned)gid, (unsigned)gid);
+    write_file("/proc/self/gid_map", map);
+  } else if (uid != 0 || unshare(flags) != 0) {
+    fail("Creating new namespace failed");
+  }
+  /* Again, in case the new credentials cleared it; and the parent may have gone meanwhile. */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail("prctl(PR_SET_PDEATHSIG)");
+  if (getppid() == 1) _exit(1);
+}
+
+/*
+ * In a job's pid 1 (new mount namespace), before run_job: the caller's root moved aside (a tmpfs
+ * on /tmp pivoted into, the old root at /oldroot, as bwrap does) so binds find their sources
+ * there, and NEWROOT made for the job's root, which run_job then moves over this tmpfs.
+ */
+void leave_caller_root(void) {
+  if (mount(NULL, "/", NULL, MS_SILENT | MS_REC | MS_PRIVATE, NULL) != 0) fail("Failed to make / private");
+  if (mount("tmpfs", "/tmp", "tmpfs", MS_NODEV | MS_NOSUID, "mode=0755") != 0) fail("Failed to mount tmpfs on /tmp");
+  if (mkdir("/tmp/oldroot", 0755) != 0 || mkdir("/tmp" NEWROOT, 0755) != 0) fail("Can't mkdir in /tmp");
+  if (syscall(SYS_pivot_root, "/tmp", "/tmp/oldroot") != 0) fail("pivot_root");
+  if (chdir("/") != 0) fail("chdir /");
+  source_root = "/oldroot";
+  chroot_allowed = chroot("/") == 0;
+}
+
+/*
  * One job, without a host: `distkit-sandbox-host --job NET OPTIONS... -- ARGV...` (NET "1" for a
  * network namespace of its own, "0" for the caller's, which verify accepts only when it has no
  * interface but lo). What a process serving one connection (--inetd, systemd Accept=yes) runs
@@ -30,25 +73,7 @@ int one_shot(int argc, char **argv) {
     errno = EINVAL;
     fail("--job NET OPTIONS... -- ARGV...");
   }
-  uid_t uid = geteuid();
-  gid_t gid = getegid();
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail("prctl(PR_SET_PDEATHSIG)");
-  if (getppid() == 1) _exit(1); /* the parent is already gone */
-  int flags = CLONE_NEWIPC | (strcmp(argv[0], "1") == 0 ? CLONE_NEWNET : 0);
-  /* A user namespace as bwrap's --unshare-user-try: root may go without one. */
-  if (unshare(CLONE_NEWUSER | flags) == 0) {
-    char map[64];
-    write_file("/proc/self/setgroups", "deny");
-    snprintf(map, sizeof map, "%u %u 1\n", (unsigned)uid, (unsigned)uid);
-    write_file("/proc/self/uid_map", map);
-    snprintf(map, sizeof map, "%u %u 1\n", (unsigned)gid, (unsigned)gid);
-    write_file("/proc/self/gid_map", map);
-  } else if (uid != 0 || unshare(flags) != 0) {
-    fail("Creating new namespace failed");
-  }
-  /* Again, in case the new credentials cleared it; and the parent may have gone meanwhile. */
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail("prctl(PR_SET_PDEATHSIG)");
-  if (getppid() == 1) _exit(1);
+  own_namespaces(argv[0]);
   /* The job's message as a host gets it: no nice or limits (the caller set them on this process),
      the environment, the options and argv. */
   size_t length = 0;
@@ -77,13 +102,7 @@ int one_shot(int argc, char **argv) {
     close(status_pipe[0]); /* first: it may be fd 3 itself */
     if (status_pipe[1] != CONTROL && dup2(status_pipe[1], CONTROL) < 0) fail("dup2");
     fcntl(CONTROL, F_SETFD, FD_CLOEXEC);
-    if (mount(NULL, "/", NULL, MS_SILENT | MS_REC | MS_PRIVATE, NULL) != 0) fail("Failed to make / private");
-    if (mount("tmpfs", "/tmp", "tmpfs", MS_NODEV | MS_NOSUID, "mode=0755") != 0) fail("Failed to mount tmpfs on /tmp");
-    if (mkdir("/tmp/oldroot", 0755) != 0 || mkdir("/tmp" NEWROOT, 0755) != 0) fail("Can't mkdir in /tmp");
-    if (syscall(SYS_pivot_root, "/tmp", "/tmp/oldroot") != 0) fail("pivot_root");
-    if (chdir("/") != 0) fail("chdir /");
-    source_root = "/oldroot";
-    chroot_allowed = chroot("/") == 0;
+    leave_caller_root();
     run_job(message, (size_t)(at - message));
   }
   close(status_pipe[1]);
