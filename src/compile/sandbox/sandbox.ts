@@ -21,13 +21,14 @@
 // namespaces are the host's, shared by that compiler's jobs. A job whose files lie outside the
 // job directory, or whose host cannot start, runs in a bwrap of its own.
 //
-// A process that serves one job (--inetd, systemd Accept=yes) starts no host: it runs its job with
-// the host program's one-shot mode (`distkit-sandbox-host --job`, sandbox_host.c one_shot), which
-// makes the same namespaces bwrap would (user, ipc, network, then mount and pid for the job) and
-// builds the same root from the same options as a host's job, in one static process; bwrap when
-// the start-up check finds that mode refused here.
+// A process that serves one job (--inetd, systemd Accept=yes) starts the host program outside
+// bwrap ahead of its request (startAhead: `distkit-sandbox-host --own-namespaces`), which makes
+// the same namespaces bwrap would (user, ipc, network, then mount and pid for the job) and builds
+// the same root from the same options as a host's job; the host program's one-shot mode
+// (`distkit-sandbox-host --job`, sandbox_one_shot.c) when that host fails; bwrap when the
+// start-up check finds the host program refused here.
 //
-// Exports: Sandbox (verify, command), SandboxLimits, SandboxOptions, Bind, SandboxCommand.
+// Exports: Sandbox (verify, startAhead, command), SandboxLimits, SandboxOptions, Bind, SandboxCommand.
 // A host ends with the daemon (bwrap --die-with-parent, and EOF on its socket).
 
 import { spawnSync } from 'node:child_process';
