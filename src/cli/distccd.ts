@@ -337,6 +337,8 @@ async function main(argv: readonly string[]): Promise<number> {
       cache = await objectCacheOf(config, log, inetd);
       const engine = compileEngine(config, { log, access, job: jobSettingsOf(config, policy, tmpDir, inetd, sandbox), decision, cache });
       running = await serveCompiles(config, { log, decision, engine, ready: () => {
+        // As the serving user, before the request is read: the one job's sandbox starts meanwhile.
+        if (inetd) sandbox?.startAhead(tmpDir);
         say();
         publish?.();
       } });

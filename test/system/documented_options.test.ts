@@ -20,6 +20,8 @@ const PROGRAMS = ['distccd', 'dc_server', 'dc_client', 'dc_snoop'] as const;
  * --hits), systemctl (--now), gcc (--sysroot, in the refused-option list).
  */
 const FOREIGN = new Set(['--sysroot', '--prefix', '--without-libiberty', '--disable-Werror', '--without-avahi', '--without-gtk', '--snapshot-blob', '--runs', '--only', '--compare', '--sandbox-row', '--quick', '--ms', '--only-redis', '--no-redis', '--rounds', '--files', '--hits', '--now']);
+// The sandbox host program's modes (src/native/spawn/sandbox_host.c): distccd runs it, no one else.
+for (const mode of ['--job', '--own-namespaces']) FOREIGN.add(mode);
 
 /** The --help text of a built program (dc_* print theirs for -h, on stderr as the originals did). */
 function helpOf(program: string): string {

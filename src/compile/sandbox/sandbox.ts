@@ -21,13 +21,14 @@
 // namespaces are the host's, shared by that compiler's jobs. A job whose files lie outside the
 // job directory, or whose host cannot start, runs in a bwrap of its own.
 //
-// A process that serves one job (--inetd, systemd Accept=yes) starts no host: it runs its job with
-// the host program's one-shot mode (`distkit-sandbox-host --job`, sandbox_host.c one_shot), which
-// makes the same namespaces bwrap would (user, ipc, network, then mount and pid for the job) and
-// builds the same root from the same options as a host's job, in one static process; bwrap when
-// the start-up check finds that mode refused here.
+// A process that serves one job (--inetd, systemd Accept=yes) starts the host program outside
+// bwrap ahead of its request (startAhead: `distkit-sandbox-host --own-namespaces`), which makes
+// the same namespaces bwrap would (user, ipc, network, then mount and pid for the job) and builds
+// the same root from the same options as a host's job; the host program's one-shot mode
+// (`distkit-sandbox-host --job`, sandbox_one_shot.c) when that host fails; bwrap when the
+// start-up check finds the host program refused here.
 //
-// Exports: Sandbox (verify, command), SandboxLimits, SandboxOptions, Bind, SandboxCommand.
+// Exports: Sandbox (verify, startAhead, command), SandboxLimits, SandboxOptions, Bind, SandboxCommand.
 // A host ends with the daemon (bwrap --die-with-parent, and EOF on its socket).
 
 import { spawnSync } from 'node:child_process';
@@ -164,6 +165,8 @@ export class Sandbox {
   /** Run jobs in a sandbox host per compiler (not in a process that serves one job). */
   readonly #hosts: boolean;
   readonly #hostSlots = new Map<string, HostSlot>();
+  /** The host program started ahead for this process's one job (startAhead), until that job takes it. */
+  #ahead: SandboxHost | undefined;
   readonly #onHostProblem: ((reason: string) => void) | undefined;
 
   /**
@@ -260,6 +263,25 @@ export class Sandbox {
     return 'passed';
   }
 
+  /**
+   * In a process that serves one job (--inetd) whose jobs run in the one-shot mode: starts the
+   * host program now, outside bwrap (`distkit-sandbox-host --own-namespaces`: the one-shot's
+   * user, ipc and network namespaces), so its start overlaps the reading of the request; the job
+   * is handed to it (command), and its pid 1 builds the same root from the same options as a
+   * one-shot's. A host that fails leaves the job to the one-shot mode. It ends with this process
+   * (EOF on its socket, and PDEATHSIG), whether a job came or not. `scratchDir`: where it may
+   * say why it could not start (TMPDIR).
+   */
+  startAhead(scratchDir: string): void {
+    if (this.#hosts || !this.#oneShot || this.#ahead !== undefined) return;
+    try {
+      this.#ahead = SandboxHost.launch([hostProgram(), '--own-namespaces', this.#net ? '1' : '0'], [], scratchDir, { nproc: this.#limits.processes },
+        (why) => this.#onHostProblem?.(`the sandbox host started ahead was ${why}`));
+    } catch (error) {
+      this.#onHostProblem?.(`the sandbox host cannot start ahead, the job runs in the one-shot mode: ${(error as Error).message}`);
+    }
+  }
+
   /** Whether jobs run in a sandbox host per compiler (else a bwrap each). */
   get hosts(): boolean {
     return this.#hosts;
@@ -289,6 +311,25 @@ export class Sandbox {
     const mounts = await findCompilerMounts(argv[0]!, job.env, { wholeUsr: this.#wholeUsr, memory: this.#memory });
     if (mounts.program === undefined) return { ok: false, reason: `ENOENT ${argv[0]} is not on the compiler PATH` };
     const command = { ok: true as const, argv: this.#argv(mounts, argv, job), limits: this.#spawnLimits };
+    const ahead = this.#ahead;
+    if (ahead !== undefined) {
+      this.#ahead = undefined; // one job
+      const options = this.#options(mounts, job);
+      const limits = this.#spawnLimits;
+      // Closed once it has the job: it exits when that job has ended. A refusal leaves the job to `argv`, and is told.
+      const host: HostLaunch = (env, stdoutFd, stderrFd, priority) => {
+        try {
+          return ahead.run({ priority, limits, env, options, argv }, stdoutFd, stderrFd);
+        } catch (error) {
+          const fallback = jobMayRun(error) ? 'the job fails' : 'the job runs in the one-shot mode';
+          this.#onHostProblem?.(`the sandbox host started ahead could not take the job, ${fallback}: ${(error as Error).message}`);
+          throw error;
+        } finally {
+          ahead.close();
+        }
+      };
+      return { ...command, host };
+    }
     const { root } = job;
     if (!this.#hosts || root === undefined || !job.binds.every((b) => b.symlink === true || isWithin(b.from, root))) return command;
     const options = this.#options(mounts, job);

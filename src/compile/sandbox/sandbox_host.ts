@@ -107,14 +107,17 @@ export class SandboxHost {
   /** Jobs started and not yet done(): a retired host's bwrap is killed once they are none. */
   #jobs = 0;
   #bwrapGone = false;
+  /** Where bwrap (or the host program) says why it could not start, until the host has said it is ready (#greet); -1 after. */
+  #errFd: number;
   readonly #onProblem: (why: string) => void;
 
   /** Whether the native watch reaps bwrap (else #bury does, when the host is done). */
   #watched = false;
 
-  private constructor(bwrapPid: number, control: number, onProblem: (why: string) => void) {
+  private constructor(bwrapPid: number, control: number, errFd: number, onProblem: (why: string) => void) {
     this.#bwrapPid = bwrapPid;
     this.#control = control;
+    this.#errFd = errFd;
     this.#onProblem = onProblem;
     // A host that dies (killed, crashed) is reaped and known dead at once, not at its next job.
     try {
@@ -126,11 +129,13 @@ export class SandboxHost {
 
   #exited(status: number | Error): void {
     this.#bwrapGone = true;
+    const said = this.#errFd >= 0 ? lastLine(this.#errFd) : ''; // a launched host that never said it was ready
+    this.#dropErr();
     if (this.#control < 0) return; // retired: its end was ours to expect
     closeQuietly(this.#control);
     this.#control = -1;
     const how = status instanceof Error ? status.message : (status & 0x7f) === 0 ? `exit ${(status >> 8) & 0xff}` : `signal ${status & 0x7f}`;
-    this.#onProblem(`gone (its bwrap ended: ${how}), its next job starts a new one`);
+    this.#onProblem(`gone (its bwrap ended: ${how}${said === '' ? '' : `: ${said}`}), its next job starts a new one`);
   }
 
   /**
@@ -141,6 +146,17 @@ export class SandboxHost {
    * limit, as with a bwrap per job, and not a limit per host).
    */
   static start(argv: readonly string[], env: readonly string[], scratchDir: string, limits: native.Limits | undefined, onProblem: (why: string) => void): SandboxHost {
+    const host = SandboxHost.launch(argv, env, scratchDir, limits, onProblem);
+    host.#greet();
+    return host;
+  }
+
+  /**
+   * Starts `argv` as start does, without waiting: its first job waits for it to be ready (and
+   * throws, as start would, when it never is). For a process that serves one job (--inetd): the
+   * host comes up while the request is still being read.
+   */
+  static launch(argv: readonly string[], env: readonly string[], scratchDir: string, limits: native.Limits | undefined, onProblem: (why: string) => void): SandboxHost {
     const [control, hostEnd] = native.hostChannel();
     const out = openSync('/dev/null', C.O_WRONLY);
     let err: number;
@@ -158,18 +174,31 @@ export class SandboxHost {
     }
     closeQuietly(hostEnd);
     closeQuietly(out);
+    return new SandboxHost(pid, control, err, onProblem);
+  }
+
+  #dropErr(): void {
+    if (this.#errFd >= 0) closeQuietly(this.#errFd);
+    this.#errFd = -1;
+  }
+
+  /** Waits until the host says it is ready (once); throws why it is not, the host buried. */
+  #greet(): void {
+    const err = this.#errFd;
+    if (err < 0) return;
+    this.#errFd = -1;
     try {
-      const word = native.hostReply(control, START_TIMEOUT_MS);
+      const word = native.hostReply(this.#control, START_TIMEOUT_MS);
       if (word !== 0) throw new Error(`it answered ${word}`);
     } catch (error) {
       const said = lastLine(err);
-      closeQuietly(err);
-      closeQuietly(control);
-      SandboxHost.#bury(pid);
+      closeQuietly(this.#control);
+      this.#control = -1;
+      this.#end();
       throw new Error(`${(error as Error).message}${said === '' ? '' : `: ${said}`}`);
+    } finally {
+      closeQuietly(err);
     }
-    closeQuietly(err);
-    return new SandboxHost(pid, control, onProblem);
   }
 
   /** Kills bwrap (and so the host) and reaps it, without blocking: it is our child. */
@@ -200,6 +229,7 @@ export class SandboxHost {
    */
   run(request: HostRequest, stdoutFd: number, stderrFd: number): HostJob {
     if (this.#control < 0) throw Object.assign(new Error('the sandbox host is closed'), { errno: 32 });
+    this.#greet(); // a launched host's first job: not refused by the host (no errno), so it may go elsewhere
     const message = encodeJob(request);
     const [statusFd, statusWrite] = native.statusPipe();
     try {
@@ -240,6 +270,7 @@ export class SandboxHost {
 
   /** The same as retire, unlogged: for the daemon's own reasons, which it logs (a host that refuses jobs). */
   close(): void {
+    this.#dropErr();
     if (this.#control < 0) return;
     closeQuietly(this.#control);
     this.#control = -1;

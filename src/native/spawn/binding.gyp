@@ -9,7 +9,7 @@
     {
       "target_name": "distkit-sandbox-host",
       "type": "executable",
-      "sources": ["sandbox_host.c"],
+      "sources": ["sandbox_host.c", "sandbox_job.c", "sandbox_job_root.c", "sandbox_one_shot.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"],
       "ldflags": ["-static"],
       "defines": ["_GNU_SOURCE"]
