@@ -8,25 +8,29 @@
 // Each request is still its own command (SET key data PX ttl NX, GET, EXISTS, DEL), except that a
 // run of lookups (GET and HAVE) on a standalone Redis is one MGET (a HAVE is answered by whether
 // its value is there: the sessions are strings, so that is EXISTS's answer), sent in request
-// order: Redis answers one connection's commands in order, and a cluster client routes each
-// command to its slot's node and follows MOVED/ASK for it alone, so a failover costs the requests
-// of the moved slots, not the whole batch.
+// order: Redis answers one connection's commands in order. The commands are encoded by us, a
+// batch's in one buffer (../redis/encoded_commands): ioredis's own encoding and a promise per
+// command cost more than the rest of the request. On a cluster each master gets its part of the
+// batch on its own connection (../redis/cluster_masters), each request its own command (the keys
+// of one command must share a slot); a request the master sends elsewhere (MOVED, ASK, a
+// failover) goes again through the cluster client, which follows it, so a failover costs the
+// requests of the moved slots, not the whole batch.
 //
-// A turn that handled Redis replies answered clients, who send their next requests while we are
-// still busy: the batch of such a turn waits one more turn for them (a non-blocking poll later),
-// so that one write, one wake-up of the redis-server and one read serve more of them (8 -> 10 per
-// batch at 16 clients on the bench). A turn without replies (one client, the first requests)
-// sends at once.
-//
-// On a standalone Redis the commands are encoded by us, the batch's in one buffer
-// (../redis/encoded_commands): ioredis's own encoding and a promise per command cost more than
-// the rest of the request.
+// One batch in flight: the clients a batch answers send their next requests while the next batch
+// gathers, so pending requests wait for the batch in flight to come back, and then for as many
+// requests as the last round had (the batch that came back, and what other clients had pending
+// before it did), at most HOLD_MS in all. With 16 clients on the bench this makes one batch of
+// 16 per round trip where leaving at each turn's end made two of about 8 alternating; every round
+// trip costs a write, a wake-up of the redis-server (each master's, on a cluster), and of us, and
+// a read. A client that does not come back costs the next batch HOLD_MS once: the round after
+// expects only what came.
 //
 // One deadline per batch, not per request (a timer per request cost more than the request): what
 // Redis has not answered within timeoutMs is answered 0x01 (DC_ERR_NOTOK), and the outage log is
 // told once per batch, not once per request.
 
-import { Cluster } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
+import { clusterReroutes, mastersOf } from '../redis/cluster_masters';
 import { EncodedBatch, type Argument } from '../redis/encoded_commands';
 import type { RedisClient, RedisConnection } from '../redis/redis_connection';
 import { status } from './engine';
@@ -83,17 +87,24 @@ function lookupPayloadOf(operation: Operation, value: Buffer | null | undefined)
 
 const isLookup = (operation: Operation): boolean => operation === Operation.GET || operation === Operation.HAVE;
 
+/** How long pending requests wait at most for the batch in flight and for the requests the
+ * next batch expects (ms; a timer's least). */
+const HOLD_MS = 1;
+
 export class RedisBatch {
   readonly #redis: RedisConnection;
   readonly #timeoutMs: number;
   readonly #failed: ((operation: Operation) => void) | undefined;
   #pending: Request[] = [];
-  /** #endOfTurn is queued for this turn's (or the next turn's) check phase. */
+  /** #endOfTurn is queued for this turn's check phase. */
   #scheduled = false;
-  /** Replies were handled since the last check phase (so clients were answered in this turn). */
-  #replied = false;
-  /** The pending batch already waited one turn. */
-  #waited = false;
+  /** Batches sent whose requests are not all answered yet. */
+  #inFlight = 0;
+  /** Requests the next batch waits for: the last round's (the batch that came back, and what
+   * was pending then), whose clients send their next requests once answered. */
+  #expected = 0;
+  /** Bounds how long pending requests wait for the batch in flight and the expected requests. */
+  #hold: NodeJS.Timeout | undefined;
 
   /** Requests on `redis` (made with `batched: true`) not answered within `timeoutMs` fail;
    * `failed` is told the operation of each request that fails (the metrics' errors by command). */
@@ -119,20 +130,21 @@ export class RedisBatch {
     setImmediate(this.#endOfTurn);
   }
 
-  /** The check phase of a turn that queued requests or handled replies: sends the batch, or
-   * lets it wait one turn for the requests of the clients this turn answered. */
+  /** The check phase of a turn that queued requests or finished a batch: sends the pending
+   * requests once nothing is in flight and the expected ones are in; else holds them, at most
+   * HOLD_MS. */
   readonly #endOfTurn = (): void => {
     this.#scheduled = false;
-    const replied = this.#replied;
-    this.#replied = false;
     if (this.#pending.length === 0) return;
-    if (replied && !this.#waited) {
-      this.#waited = true;
-      this.#schedule();
-      return;
-    }
-    this.#waited = false;
-    this.#flush();
+    if (this.#inFlight === 0 && this.#pending.length >= this.#expected) return this.#flush();
+    this.#hold ??= setTimeout(this.#held, HOLD_MS);
+  };
+
+  /** The hold is over: what is pending leaves now, and the next batch expects no more than it. */
+  readonly #held = (): void => {
+    this.#hold = undefined;
+    this.#expected = this.#pending.length;
+    if (this.#pending.length > 0) this.#flush();
   };
 
   #flush(): void {
@@ -140,16 +152,22 @@ export class RedisBatch {
     this.#pending = [];
     const outage = this.#redis.outage;
     let left = batch.length;
+    let others = -1;
+    this.#inFlight++;
+    clearTimeout(this.#hold);
+    this.#hold = undefined;
     let failure: string | undefined;
     const answer = (request: Request, payload: Buffer): void => {
       if (request.answered) return;
       request.answered = true;
+      // What was pending before this batch's first answer came from other clients than this
+      // batch's, who are all still waiting for theirs.
+      if (others < 0) others = this.#pending.length;
       request.resolve(payload);
-      if (!this.#replied) {
-        this.#replied = true;
-        this.#schedule();
-      }
       if (--left > 0) return;
+      this.#inFlight--;
+      this.#expected = batch.length + others;
+      this.#schedule();
       clearTimeout(timer);
       if (failure === undefined) outage.succeeded();
     };
@@ -177,7 +195,7 @@ export class RedisBatch {
    * not in a cluster, where the keys of one command must share a slot, and each command is routed
    * by its key). */
   #send(client: RedisClient, batch: readonly Request[], answer: (request: Request, payload: Buffer) => void, fail: (request: Request, error: unknown) => void): void {
-    if (client instanceof Cluster) return sendEach(client, batch, answer, fail);
+    if (client instanceof Cluster) return sendByMaster(client, batch, answer, fail);
     const encoded = new EncodedBatch();
     for (let i = 0; i < batch.length; ) {
       const request = batch[i]!;
@@ -202,16 +220,37 @@ export class RedisBatch {
   }
 }
 
-/** Issues each request of `batch` as its own command, through the cluster client's routing. */
-function sendEach(client: Cluster, batch: readonly Request[], answer: (request: Request, payload: Buffer) => void, fail: (request: Request, error: unknown) => void): void {
+/** Issues the requests of `batch` on a cluster: each master its part as one encoded buffer on its
+ * own connection, each request its own command; a request whose master is not known or not
+ * connected, or that the master sends elsewhere (MOVED, ASK, a failover), goes through the
+ * cluster client, which follows it. */
+function sendByMaster(cluster: Cluster, batch: readonly Request[], answer: (request: Request, payload: Buffer) => void, fail: (request: Request, error: unknown) => void): void {
+  const masterOf = mastersOf(cluster);
+  const parts = new Map<Redis, EncodedBatch>();
   for (const request of batch) {
-    let reply: Promise<unknown>;
-    try {
-      reply = client.callBuffer(...commandOf(request));
-    } catch (error) {
-      fail(request, error);
+    const master = masterOf(request.key);
+    if (master === undefined) {
+      sendRouted(cluster, request, answer, fail);
       continue;
     }
-    reply.then((value) => answer(request, payloadOf(request.operation, value)), (error: unknown) => fail(request, error));
+    let part = parts.get(master);
+    if (part === undefined) parts.set(master, (part = new EncodedBatch()));
+    part.add(...commandOf(request), {
+      reply: (value) => answer(request, payloadOf(request.operation, value)),
+      error: (error) => (clusterReroutes(error) ? sendRouted(cluster, request, answer, fail) : fail(request, error)),
+    });
   }
+  for (const [master, part] of parts) part.send(master);
+}
+
+/** Issues one request through the cluster client's routing (its slots, MOVED and ASK, retries). */
+function sendRouted(cluster: Cluster, request: Request, answer: (request: Request, payload: Buffer) => void, fail: (request: Request, error: unknown) => void): void {
+  let reply: Promise<unknown>;
+  try {
+    reply = cluster.callBuffer(...commandOf(request));
+  } catch (error) {
+    fail(request, error);
+    return;
+  }
+  reply.then((value) => answer(request, payloadOf(request.operation, value)), (error: unknown) => fail(request, error));
 }
