@@ -164,7 +164,7 @@ test('dc_server on redis answers the failure status after its deadline, in order
   assert.equal(server.running, true);
 });
 
-test('dc_server on redis answers a lone client at once after a round of sixteen, though the next batch expected sixteen', async (t) => {
+test('dc_server on redis answers a lone client at once after rounds of sixteen clients', async (t) => {
   const { address, client } = await servingOnRedis(t);
   const clients = await Promise.all(Array.from({ length: 15 }, () => CacheClient.connect(targetOf(address))));
   t.after(() => clients.forEach((c) => c.destroy()));
@@ -172,8 +172,8 @@ test('dc_server on redis answers a lone client at once after a round of sixteen,
     const answers = await Promise.all([client, ...clients].map((c, i) => c.add(`round${round}-${i}`, 'x', 60_000)));
     assert.deepEqual(answers, Array.from({ length: 16 }, () => Status.OK));
   }
-  // The fifteen others stay quiet: the lone client's requests wait for them a moment at most,
-  // never until the deadline (which would answer the failure status) nor for ever.
+  // The fifteen others stay quiet: a batch waits for no one who does not come (never until the
+  // deadline, which would answer the failure status, nor for ever).
   const started = performance.now();
   for (let i = 0; i < 20; i++) assert.deepEqual(await client.get('round4-0'), Buffer.from('x'));
   const took = performance.now() - started;
