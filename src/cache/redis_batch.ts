@@ -8,25 +8,28 @@
 // Each request is still its own command (SET key data PX ttl NX, GET, EXISTS, DEL), except that a
 // run of lookups (GET and HAVE) on a standalone Redis is one MGET (a HAVE is answered by whether
 // its value is there: the sessions are strings, so that is EXISTS's answer), sent in request
-// order: Redis answers one connection's commands in order, and a cluster client routes each
-// command to its slot's node and follows MOVED/ASK for it alone, so a failover costs the requests
-// of the moved slots, not the whole batch.
+// order: Redis answers one connection's commands in order. The commands are encoded by us, a
+// batch's in one buffer (../redis/encoded_commands): ioredis's own encoding and a promise per
+// command cost more than the rest of the request. On a cluster each master gets its part of the
+// batch on its own connection (../redis/cluster_masters), each request its own command (the keys
+// of one command must share a slot); a request the master sends elsewhere (MOVED, ASK, a
+// failover) goes again through the cluster client, which follows it, so a failover costs the
+// requests of the moved slots, not the whole batch.
 //
 // A turn that handled Redis replies answered clients, who send their next requests while we are
 // still busy: the batch of such a turn waits one more turn for them (a non-blocking poll later),
 // so that one write, one wake-up of the redis-server and one read serve more of them (8 -> 10 per
-// batch at 16 clients on the bench). A turn without replies (one client, the first requests)
-// sends at once.
-//
-// On a standalone Redis the commands are encoded by us, the batch's in one buffer
-// (../redis/encoded_commands): ioredis's own encoding and a promise per command cost more than
-// the rest of the request.
+// batch at 16 clients on the bench; holding a batch until as many requests as the last round had
+// came back made one of 16 per round trip, but cost more CPU per request, not less: we and the
+// redis-server then sleep while the clients answer, and every wake-up costs). A turn without
+// replies (one client, the first requests) sends at once.
 //
 // One deadline per batch, not per request (a timer per request cost more than the request): what
 // Redis has not answered within timeoutMs is answered 0x01 (DC_ERR_NOTOK), and the outage log is
 // told once per batch, not once per request.
 
-import { Cluster } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
+import { clusterReroutes, mastersOf } from '../redis/cluster_masters';
 import { EncodedBatch, type Argument } from '../redis/encoded_commands';
 import type { RedisClient, RedisConnection } from '../redis/redis_connection';
 import { status } from './engine';
@@ -177,7 +180,7 @@ export class RedisBatch {
    * not in a cluster, where the keys of one command must share a slot, and each command is routed
    * by its key). */
   #send(client: RedisClient, batch: readonly Request[], answer: (request: Request, payload: Buffer) => void, fail: (request: Request, error: unknown) => void): void {
-    if (client instanceof Cluster) return sendEach(client, batch, answer, fail);
+    if (client instanceof Cluster) return sendByMaster(client, batch, answer, fail);
     const encoded = new EncodedBatch();
     for (let i = 0; i < batch.length; ) {
       const request = batch[i]!;
@@ -202,16 +205,37 @@ export class RedisBatch {
   }
 }
 
-/** Issues each request of `batch` as its own command, through the cluster client's routing. */
-function sendEach(client: Cluster, batch: readonly Request[], answer: (request: Request, payload: Buffer) => void, fail: (request: Request, error: unknown) => void): void {
+/** Issues the requests of `batch` on a cluster: each master its part as one encoded buffer on its
+ * own connection, each request its own command; a request whose master is not known or not
+ * connected, or that the master sends elsewhere (MOVED, ASK, a failover), goes through the
+ * cluster client, which follows it. */
+function sendByMaster(cluster: Cluster, batch: readonly Request[], answer: (request: Request, payload: Buffer) => void, fail: (request: Request, error: unknown) => void): void {
+  const masterOf = mastersOf(cluster);
+  const parts = new Map<Redis, EncodedBatch>();
   for (const request of batch) {
-    let reply: Promise<unknown>;
-    try {
-      reply = client.callBuffer(...commandOf(request));
-    } catch (error) {
-      fail(request, error);
+    const master = masterOf(request.key);
+    if (master === undefined) {
+      sendRouted(cluster, request, answer, fail);
       continue;
     }
-    reply.then((value) => answer(request, payloadOf(request.operation, value)), (error: unknown) => fail(request, error));
+    let part = parts.get(master);
+    if (part === undefined) parts.set(master, (part = new EncodedBatch()));
+    part.add(...commandOf(request), {
+      reply: (value) => answer(request, payloadOf(request.operation, value)),
+      error: (error) => (clusterReroutes(error) ? sendRouted(cluster, request, answer, fail) : fail(request, error)),
+    });
   }
+  for (const [master, part] of parts) part.send(master);
+}
+
+/** Issues one request through the cluster client's routing (its slots, MOVED and ASK, retries). */
+function sendRouted(cluster: Cluster, request: Request, answer: (request: Request, payload: Buffer) => void, fail: (request: Request, error: unknown) => void): void {
+  let reply: Promise<unknown>;
+  try {
+    reply = cluster.callBuffer(...commandOf(request));
+  } catch (error) {
+    fail(request, error);
+    return;
+  }
+  reply.then((value) => answer(request, payloadOf(request.operation, value)), (error: unknown) => fail(request, error));
 }

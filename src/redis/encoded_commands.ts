@@ -1,18 +1,22 @@
-// Commands for a standalone Redis whose bytes we encode ourselves, many in one buffer, and hand to
-// ioredis in one write (dc_server's request batches, src/cache/redis_batch). An ioredis command
-// made the usual way costs more than our whole answer: its arguments are flattened and checked,
-// its bytes assembled from a string per argument, it is written on its own and its reply goes
-// through a promise. Here every command of a batch is an ioredis Command still (ioredis keeps
-// the order of replies, fails what is in flight when the connection drops, refuses what comes
-// while it is down), but without arguments: the first carries the RESP of the whole batch, the
-// others none, and each reply or error goes straight to the caller's function.
+// Commands whose bytes we encode ourselves, many in one buffer, and hand to an ioredis connection
+// in one write (dc_server's request batches, src/cache/redis_batch: a standalone Redis's, or one
+// master's part of a cluster's). An ioredis command made the usual way costs more than our whole
+// answer: its arguments are flattened and checked, its bytes assembled from a string per
+// argument, it is written on its own and its reply goes through a promise. Here the batch is one
+// write, and each command only an entry in the connection's queue of commands awaiting a reply
+// (ioredis's public commandQueue, as sendCommand leaves it): ioredis still reads the replies,
+// gives each to the entry at the head of the queue, in order, and fails every entry left when
+// the connection drops. The entry hands its reply or error straight to the caller's sink.
 //
-// Standalone only: a cluster client routes a command by the slot of its keys, which these have not.
+// The connection must be made with autoResendUnfulfilledCommands: false (src/redis/redis_connection
+// does): an entry has no bytes of its own to write again on a new connection, and replies must
+// never be paired with another batch's commands.
 
-import { Command, type Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+
+type CommandItem = Redis['commandQueue'] extends { push(item: infer T): unknown } ? T : never;
 
 const CRLF = 0x0d0a;
-const EMPTY = Buffer.alloc(0);
 
 /** One argument of a command: bytes, or a string of ASCII (a number, a flag): its length is its size. */
 export type Argument = Buffer | string;
@@ -24,19 +28,23 @@ export interface ReplySink {
   error(error: Error): void;
 }
 
-class EncodedCommand extends Command {
-  #bytes: Buffer;
+/** A command's entry in the connection's queue: what ioredis's reader and its flushQueue call. */
+class QueuedReply {
+  readonly name: string;
+  readonly args: readonly Argument[] = [];
+  readonly #sink: ReplySink;
 
-  constructor(name: string, bytes: Buffer, sink: ReplySink) {
-    super(name);
-    this.#bytes = bytes;
-    // Set by Command's constructor to settle its promise, which nobody awaits here.
-    this.resolve = (value: unknown) => sink.reply(value);
-    this.reject = (error: Error) => sink.error(error);
+  constructor(name: string, sink: ReplySink) {
+    this.name = name;
+    this.#sink = sink;
   }
 
-  override toWritable(): Buffer {
-    return this.#bytes;
+  resolve(value: unknown): void {
+    this.#sink.reply(value);
+  }
+
+  reject(error: Error): void {
+    this.#sink.error(error);
   }
 }
 
@@ -52,38 +60,55 @@ export class EncodedBatch {
     for (const arg of args) this.#length += bulkLength(arg.length);
   }
 
-  /** Issues every command on `client`: the first writes the whole batch, the others an empty
-   * buffer (cork the socket around it, so those cost no write of their own). A client that is
-   * not connected refuses each command: its sink is told at once. */
+  /** Writes every command on `client` in one write and queues an entry per command for its
+   * reply. A client that is not ready (connecting, reconnecting, closed) refuses them all: each
+   * sink is told at once, as ioredis tells a command without an offline queue. */
   send(client: Redis): void {
+    const stream = client.stream as Redis['stream'] | undefined;
+    if (client.status !== 'ready' || stream?.writable !== true) {
+      const error = new Error("Stream isn't writeable and enableOfflineQueue options is false");
+      for (const { sink } of this.#commands) sink.error(error);
+      return;
+    }
     const bytes = Buffer.allocUnsafe(this.#length);
     let at = 0;
     for (const { name, args } of this.#commands) {
-      at = writeHeader(bytes, at, '*', args.length + 1);
+      at = writeHeader(bytes, at, 0x2a, args.length + 1);
       at = writeBulk(bytes, at, name);
       for (const arg of args) at = writeBulk(bytes, at, arg);
     }
-    this.#commands.forEach(({ name, sink }, i) => void client.sendCommand(new EncodedCommand(name, i === 0 ? bytes : EMPTY, sink)));
+    stream.write(bytes);
+    const select = client.options.db ?? 0;
+    for (const { name, sink } of this.#commands) client.commandQueue.push({ command: new QueuedReply(name, sink), select } as unknown as CommandItem);
   }
 }
 
 /** Bytes of `*n\r\n` or `$n\r\n`. */
 function headerLength(n: number): number {
-  return 3 + String(n).length;
+  return 3 + digits(n);
 }
 
 function bulkLength(length: number): number {
   return headerLength(length) + length + 2;
 }
 
-function writeHeader(bytes: Buffer, at: number, kind: '*' | '$', n: number): number {
-  at += bytes.write(kind, at, 'latin1');
-  at += bytes.write(String(n), at, 'latin1');
-  return bytes.writeUInt16BE(CRLF, at);
+function digits(n: number): number {
+  let count = 1;
+  for (let rest = n; rest >= 10; rest = Math.floor(rest / 10)) count++;
+  return count;
+}
+
+/** Writes `*n\r\n` (kind 0x2a) or `$n\r\n` (kind 0x24) at `at`, the digits one byte at a time
+ * (a number made a string, then written, cost more than the rest of a short command). */
+function writeHeader(bytes: Buffer, at: number, kind: number, n: number): number {
+  bytes[at++] = kind;
+  const end = at + digits(n);
+  for (let i = end - 1, rest = n; i >= at; i--, rest = Math.floor(rest / 10)) bytes[i] = 0x30 + (rest % 10);
+  return bytes.writeUInt16BE(CRLF, end);
 }
 
 function writeBulk(bytes: Buffer, at: number, arg: Argument): number {
-  at = writeHeader(bytes, at, '$', arg.length);
+  at = writeHeader(bytes, at, 0x24, arg.length);
   at += typeof arg === 'string' ? bytes.write(arg, at, 'latin1') : arg.copy(bytes, at);
   return bytes.writeUInt16BE(CRLF, at);
 }

@@ -66,8 +66,8 @@ function nodeOptions(endpoint: RedisEndpoint, password: string | undefined, opti
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     // Never write a request again on a new connection: what was in flight at a loss has been
-    // answered as failed already, and a batch's commands (encoded_commands.ts) carry their bytes
-    // in the first one only, so the others sent alone would leave replies without their request.
+    // answered as failed already, and a batch's commands (encoded_commands.ts) are queued entries
+    // without bytes of their own, so nothing could be written again for them.
     autoResendUnfulfilledCommands: false,
     retryStrategy: backoff,
     lazyConnect: false,

@@ -27,7 +27,7 @@ async function startOnRedis(t: AfterHook, redisArgs: readonly string[], extra: r
 }
 
 /** A standalone Redis, dc_server on it and a client that has stored 'before' = 'data' through it. */
-async function servingOnRedis(t: AfterHook): Promise<{ redis: Awaited<ReturnType<typeof startRedis>>; server: Program; client: CacheClient }> {
+async function servingOnRedis(t: AfterHook): Promise<{ redis: Awaited<ReturnType<typeof startRedis>>; server: Program; address: string; client: CacheClient }> {
   const redis = await startRedis(t);
   const { server, address } = await startOnRedis(t, ['-redis', redis.unixUrl]);
   const client = await CacheClient.connect(targetOf(address));
@@ -36,7 +36,7 @@ async function servingOnRedis(t: AfterHook): Promise<{ redis: Awaited<ReturnType
     assert.ok(tries < 100, 'dc_server never reached redis');
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { redis, server, client };
+  return { redis, server, address, client };
 }
 
 function targetOf(address: string): { host: string; port: number } {
@@ -162,4 +162,20 @@ test('dc_server on redis answers the failure status after its deadline, in order
   // Redis answers again: so does dc_server (the late replies of the stuck commands are dropped).
   assert.deepEqual(await client.get('before'), Buffer.from('data'));
   assert.equal(server.running, true);
+});
+
+test('dc_server on redis answers a lone client at once after rounds of sixteen clients', async (t) => {
+  const { address, client } = await servingOnRedis(t);
+  const clients = await Promise.all(Array.from({ length: 15 }, () => CacheClient.connect(targetOf(address))));
+  t.after(() => clients.forEach((c) => c.destroy()));
+  for (let round = 0; round < 5; round++) {
+    const answers = await Promise.all([client, ...clients].map((c, i) => c.add(`round${round}-${i}`, 'x', 60_000)));
+    assert.deepEqual(answers, Array.from({ length: 16 }, () => Status.OK));
+  }
+  // The fifteen others stay quiet: a batch waits for no one who does not come (never until the
+  // deadline, which would answer the failure status, nor for ever).
+  const started = performance.now();
+  for (let i = 0; i < 20; i++) assert.deepEqual(await client.get('round4-0'), Buffer.from('x'));
+  const took = performance.now() - started;
+  assert.ok(took < 900, `20 lone lookups took ${took.toFixed(0)} ms`);
 });
