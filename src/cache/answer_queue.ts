@@ -59,12 +59,16 @@ export class AnswerQueue {
     const slot: Waiting = { answer: answer.kind === 'later' ? undefined : answer };
     this.#waiting.push(slot);
     if (answer.kind !== 'later') return;
-    answer.promise
-      .then((late) => late, (error: unknown) => this.#failed(error))
-      .then((late) => {
-        slot.answer = late.kind === 'later' ? this.#failed(new Error('a later answer resolved to a later answer')) : late;
-        this.#onReady();
-      });
+    // One reaction, not a chain: each promise hop is a microtask and an allocation per request.
+    answer.promise.then(
+      (late) => this.#settle(slot, late.kind === 'later' ? this.#failed(new Error('a later answer resolved to a later answer')) : late),
+      (error: unknown) => this.#settle(slot, this.#failed(error)),
+    );
+  }
+
+  #settle(slot: Waiting, answer: Answer): void {
+    slot.answer = answer;
+    this.#onReady();
   }
 
   /** The answer at the head if it is in (taken off the queue), else undefined. */
