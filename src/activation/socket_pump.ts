@@ -129,6 +129,9 @@ function deliver(count: number): void {
   }
 }
 
+/** Every unix peer (nothing to tell them apart by): one object, not one per connection. */
+const UNIX_PEER: PeerAddress = Object.freeze({ kind: 'unix' });
+
 /** A connection a listener took: arena[offset, offset + length) says from where (socket_pump.c). */
 function accepted(id: number, offset: number, length: number): void {
   const bytes = arena!;
@@ -139,7 +142,7 @@ function accepted(id: number, offset: number, length: number): void {
   const family = bytes[offset + 1]!;
   const peer: PeerAddress =
     family === 0
-      ? { kind: 'unix' }
+      ? UNIX_PEER
       : { kind: 'tcp', address: bytes.toString('latin1', offset + 4, offset + length), port: bytes.readUInt16LE(offset + 2), family: family === 6 ? 'IPv6' : 'IPv4' };
   onConnection(socket, peer);
 }

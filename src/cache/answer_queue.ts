@@ -57,17 +57,23 @@ export interface CacheSessionEngine {
 /** An answer in the queue: one that is in, or one that is not yet (settled then). */
 type Waiting = Exclude<Answer, LaterAnswer> | PendingAnswer;
 
+/** The connection a queue answers for: its logger, and what to call when the answer at the head
+ * of the queue may have come in. */
+export interface AnswerOwner {
+  readonly log: Logger;
+  answersReady(): void;
+}
+
 export class AnswerQueue {
   readonly #engine: CacheSessionEngine;
-  readonly #log: Logger;
-  /** Called when the answer at the head of the queue may have come in. */
-  readonly #onReady: () => void;
+  readonly #owner: AnswerOwner;
   readonly #waiting: Waiting[] = [];
+  /** Tells the owner (made once, when a first answer waits for a later one). */
+  #onReady: (() => void) | undefined;
 
-  constructor(engine: CacheSessionEngine, log: Logger, onReady: () => void) {
+  constructor(engine: CacheSessionEngine, owner: AnswerOwner) {
     this.#engine = engine;
-    this.#log = log;
-    this.#onReady = onReady;
+    this.#owner = owner;
   }
 
   /** Answers waiting (behind a later one, or later themselves). */
@@ -100,7 +106,7 @@ export class AnswerQueue {
         (error: unknown) => pending.settle(this.#failed(error)),
       );
     }
-    if (pending.answer === undefined) pending.onSettled = this.#onReady;
+    if (pending.answer === undefined) pending.onSettled = this.#onReady ??= () => this.#owner.answersReady();
     this.#waiting.push(pending);
   }
 
@@ -121,7 +127,7 @@ export class AnswerQueue {
 
   #failed(error: unknown): Answer {
     // A bug answering one request must cost that connection, not every client's cache.
-    this.#log.err('answer failed', { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+    this.#owner.log.err('answer failed', { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
     return { kind: 'close', reason: 'internal error' };
   }
 }

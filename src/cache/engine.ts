@@ -225,6 +225,8 @@ export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOption
   };
   const respond = (message: Message, payload: Buffer, started: number): Answer => respondTo(message.uid, message.operation, payload, started);
 
+  /** Every connection's options, made once (a connection per request makes many). */
+  const session = { idleMs: options.idleMs ?? 0 };
   const engine: CacheEngine = {
     clock,
     log: options.log,
@@ -263,11 +265,10 @@ export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOption
       return { kind: 'close', reason: payload.reason };
     },
     serve(conn) {
-      const session = { idleMs: options.idleMs ?? 0 };
       return servePumpedConnection(conn, engine, session) ?? serveCacheConnection(conn, engine, session);
     },
     servePumped(conn) {
-      return servePumpedSocket(conn, engine, { idleMs: options.idleMs ?? 0 });
+      return servePumpedSocket(conn, engine, session);
     },
     noteConnection(change) {
       if (change === 'open') connections++;
