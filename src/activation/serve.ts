@@ -58,50 +58,58 @@ export class ConnectionPool {
       if (stream.readableFlowing === false) (stream as { readableFlowing: boolean | null }).readableFlowing = null;
       return handler({ stream, peer, id, listener });
     };
-    return this.#admit(serve, () => (this.#options.release ?? releaseStream)(stream), peer);
+    return new Promise((resolve) => this.#admit(serve, () => (this.#options.release ?? releaseStream)(stream), peer, resolve));
   }
 
   /** Serves a connection the socket pump accepted (its input is held until `handler` attaches
-   * to it), as admit() does a stream; the socket is destroyed once the handler is done. */
-  admitPumped(socket: PumpedSocket, peer: PeerAddress, listener: string, handler: PumpedConnectionHandler): Promise<number | void> {
-    return this.#admit((id) => handler({ socket, peer, id, listener }), () => socket.destroy(), peer);
+   * to it), as admit() does a stream; the socket is destroyed once the handler is done. Nothing
+   * to wait for (a connection per request, as mod_socache_dc makes them, paid for a promise
+   * chain here that nobody awaited). */
+  admitPumped(socket: PumpedSocket, peer: PeerAddress, listener: string, handler: PumpedConnectionHandler): void {
+    this.#admit((id) => handler({ socket, peer, id, listener }), () => socket.destroy(), peer, undefined);
   }
 
-  /** Runs `serve` with a connection number now, or later when a slot frees; `release` after it. */
-  #admit(serve: (id: number) => Promise<number | void>, release: () => void, peer: PeerAddress): Promise<number | void> {
-    return new Promise((resolve) => {
-      const start = (): void => {
-        this.#active++;
-        const id = this.#nextId++;
-        let result: number | void = undefined;
-        // new Promise: a handler that throws before its first await is caught like a rejection.
-        new Promise<number | void>((run) => run(serve(id)))
-          .then(
-            (value) => {
-              result = value;
-            },
-            (error: unknown) => {
-              result = 1;
-              this.#options.log.err('handler failed', { conn: id, peer: describePeer(peer), error: errorText(error) });
-            },
-          )
-          .finally(() => {
-            release();
-            this.#active--;
-            resolve(result);
-            const next = this.#queue.shift();
-            if (next !== undefined) next();
-            else if (this.#active === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
-          });
-      };
-      const max = this.#options.maxConnections;
-      if (max > 0 && this.#active >= max) {
-        this.#queue.push(start);
-        this.#options.log.debug('queue', { peer: describePeer(peer), queued: this.#queue.length, active: this.#active });
-      } else {
-        start();
-      }
-    });
+  /** Runs `serve` with a connection number now, or later when a slot frees; `release` after it,
+   * then `done` with its result (1 when it threw or rejected). */
+  #admit(serve: (id: number) => Promise<number | void>, release: () => void, peer: PeerAddress, done: ((result: number | void) => void) | undefined): void {
+    const max = this.#options.maxConnections;
+    if (max > 0 && this.#active >= max) {
+      this.#queue.push(() => this.#start(serve, release, peer, done));
+      this.#options.log.debug('queue', { peer: describePeer(peer), queued: this.#queue.length, active: this.#active });
+    } else {
+      this.#start(serve, release, peer, done);
+    }
+  }
+
+  #start(serve: (id: number) => Promise<number | void>, release: () => void, peer: PeerAddress, done: ((result: number | void) => void) | undefined): void {
+    this.#active++;
+    const id = this.#nextId++;
+    let running: Promise<number | void>;
+    try {
+      running = Promise.resolve(serve(id)); // the same promise when it is one
+    } catch (error) {
+      // A handler that throws before its first await is failed like a rejection.
+      running = Promise.reject(error);
+    }
+    running.then(
+      (value) => this.#finish(release, done, value),
+      (error: unknown) => {
+        this.#options.log.err('handler failed', { conn: id, peer: describePeer(peer), error: errorText(error) });
+        this.#finish(release, done, 1);
+      },
+    );
+  }
+
+  #finish(release: () => void, done: ((result: number | void) => void) | undefined, result: number | void): void {
+    try {
+      release();
+    } finally {
+      this.#active--;
+      done?.(result);
+      const next = this.#queue.shift();
+      if (next !== undefined) next();
+      else if (this.#active === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
+    }
   }
 
   /** Takes an accepted socket (paused by pauseOnConnect) from listener `name`. */

@@ -2,7 +2,8 @@
 // Node's streams: the addon polls them on the loop's own libuv, reads into one arena and enters
 // JavaScript once per loop turn with every read. What the handlers write during that call
 // (append, end) is gathered into one area and handed to C in one call when it returns, not one
-// call per socket; outside of it commit() sends at once.
+// call per socket; outside of it commit() sends once the microtasks queued so far have run, so
+// the answers one Redis reply settles leave in one call too.
 // This file owns the dispatch from those events to one handler per socket, the handover of an
 // accepted net.Socket (its fd duplicated, its stream destroyed before it read a byte), and the
 // listening sockets the pump accepts from itself (no net.Socket at all: see listenInPump). It
@@ -73,6 +74,7 @@ let sends: Int32Array | undefined;
 const sendSockets: Array<PumpedSocket | undefined> = [];
 let sendCount = 0;
 let outUsed = 0;
+let sendCalls = 0;
 /** The pump's callback is running: appends and ends wait for its end (see the top). */
 let dispatching = false;
 /** pumpOpen failed (another thread of this process has the pump). */
@@ -127,6 +129,9 @@ function deliver(count: number): void {
   }
 }
 
+/** Every unix peer (nothing to tell them apart by): one object, not one per connection. */
+const UNIX_PEER: PeerAddress = Object.freeze({ kind: 'unix' });
+
 /** A connection a listener took: arena[offset, offset + length) says from where (socket_pump.c). */
 function accepted(id: number, offset: number, length: number): void {
   const bytes = arena!;
@@ -137,7 +142,7 @@ function accepted(id: number, offset: number, length: number): void {
   const family = bytes[offset + 1]!;
   const peer: PeerAddress =
     family === 0
-      ? { kind: 'unix' }
+      ? UNIX_PEER
       : { kind: 'tcp', address: bytes.toString('latin1', offset + 4, offset + length), port: bytes.readUInt16LE(offset + 2), family: family === 6 ? 'IPv6' : 'IPv4' };
   onConnection(socket, peer);
 }
@@ -152,6 +157,7 @@ function sendGathered(): void {
   for (let i = 0; i < count; i++) if (!sendSockets[i]!.alive) entries[4 * i] = -1;
   sendCount = 0;
   outUsed = 0;
+  sendCalls++;
   pumpSend(count);
   // What to tell is taken off the entries first: a handler told may append again (from entry 0).
   let told: Array<{ socket: PumpedSocket; ended: boolean; result: number }> | undefined;
@@ -163,6 +169,24 @@ function sendGathered(): void {
     if (socket.alive && (ended ? result !== 0 : result !== WRITTEN)) (told ??= []).push({ socket, ended, result });
   }
   if (told !== undefined) for (const { socket, ended, result } of told) socket.settle(ended, result);
+}
+
+/** A flush is queued behind the microtasks queued so far (see commitSoon). */
+let commitQueued = false;
+
+/** Sends what was gathered outside the pump's callback once the microtasks queued so far have
+ * run: the answers a Redis reply settles (every client's of one batch, their promises resolved in
+ * one go) are appended one microtask after the other, and leave together in one call into the
+ * addon, not one call each. */
+function commitSoon(): void {
+  if (commitQueued) return;
+  commitQueued = true;
+  queueMicrotask(commitQueuedNow);
+}
+
+function commitQueuedNow(): void {
+  commitQueued = false;
+  if (!dispatching) sendGathered();
 }
 
 function register(socket: PumpedSocket, id: number): void {
@@ -231,6 +255,11 @@ class HeldEvents implements PumpHandler {
   onGone(): void {
     this.held.push((h) => h.onGone());
   }
+}
+
+/** Calls into the addon that sent gathered bytes since start (for tests: how answers left). */
+export function pumpSendCalls(): number {
+  return sendCalls;
 }
 
 /** Sockets in the pump now (for tests and status: which path connections took). */
@@ -319,10 +348,10 @@ export class PumpedSocket {
     outUsed += length;
   }
 
-  /** Sends what append() gathered now, unless the pump's callback is running (it sends them all
-   * when it returns). */
+  /** Sends what append() gathered: when the pump's callback returns if it is running, else once
+   * the microtasks queued so far have run (see commitSoon). */
   commit(): void {
-    if (!dispatching) sendGathered();
+    if (!dispatching) commitSoon();
   }
 
   /** FIN once the queued bytes left, and close when the peer ends: true = closed already,

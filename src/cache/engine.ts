@@ -17,6 +17,7 @@ import { FRAME_HEADER_SIZE, MAX_FRAME_DATA, Operation, Status } from './wire/con
 import { encodeMessage, writeFrameHeader } from './wire/frame';
 import type { Message } from './wire/message_reader';
 import { serveCacheConnection, type Answer, type CacheSessionEngine } from './session';
+import { PendingAnswer } from './answer_queue';
 import { servePumpedConnection, servePumpedSocket } from './pumped_session';
 
 export interface CacheEngineOptions {
@@ -143,8 +144,56 @@ export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
 
 /** What one request gets from a store: the response payload (one of the shared status buffers,
  * or data), why the connection must close, or, from a store over the network, a payload later
- * (which never rejects: a failure is answered with a status). */
-export type Payload = Buffer | { readonly reason: string } | Promise<Buffer>;
+ * (which never fails: a failure is answered with a status): a PendingPayload, or a promise. */
+export type Payload = Buffer | { readonly reason: string } | Promise<Buffer> | PendingPayload;
+
+/** Frames a response payload and counts it (assembleEngine's). */
+type Respond = (uid: number, operation: Operation, payload: Buffer, started: number) => Answer;
+
+/** Where a PendingPayload goes once it is in. */
+interface PayloadSink {
+  payloadIn(payload: Buffer): void;
+}
+
+/** A payload a store hands over later by a call to deliver() (the Redis engine's: a promise and
+ * its reactions per request cost more than the rest of the answer there). */
+export class PendingPayload {
+  #sink: PayloadSink | undefined;
+  #payload: Buffer | undefined;
+
+  /** The payload is in (the first call counts). */
+  deliver(payload: Buffer): void {
+    if (this.#payload !== undefined) return;
+    this.#payload = payload;
+    this.#sink?.payloadIn(payload);
+  }
+
+  sendTo(sink: PayloadSink): void {
+    if (this.#payload !== undefined) sink.payloadIn(this.#payload);
+    else this.#sink = sink;
+  }
+}
+
+/** The answer to a request whose payload is pending: settled with the response once it is in. */
+class PendingResponse extends PendingAnswer implements PayloadSink {
+  readonly #uid: number;
+  readonly #operation: Operation;
+  readonly #started: number;
+  readonly #respond: Respond;
+
+  constructor(message: Message, started: number, respond: Respond) {
+    super();
+    // Not the message: its payload is a view of the connection's read buffer.
+    this.#uid = message.uid;
+    this.#operation = message.operation;
+    this.#started = started;
+    this.#respond = respond;
+  }
+
+  payloadIn(payload: Buffer): void {
+    this.settle(this.#respond(this.#uid, this.#operation, payload, this.#started));
+  }
+}
 
 /** What one kind of store brings to an engine; assembleEngine adds the rest. */
 export interface EngineCore {
@@ -169,12 +218,15 @@ export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOption
   let dropped = 0;
   let answers = 0;
 
-  const respond = (message: Message, payload: Buffer, started: number): Answer => {
+  const respondTo: Respond = (uid, operation, payload, started) => {
     operations++;
-    afterAnswer?.(message.operation, resultOf(message.operation, payload), started);
-    return { kind: 'respond', bytes: encodeMessage({ isResponse: true, uid: message.uid, operation: message.operation }, payload) };
+    afterAnswer?.(operation, resultOf(operation, payload), started);
+    return { kind: 'respond', bytes: encodeMessage({ isResponse: true, uid, operation }, payload) };
   };
+  const respond = (message: Message, payload: Buffer, started: number): Answer => respondTo(message.uid, message.operation, payload, started);
 
+  /** Every connection's options, made once (a connection per request makes many). */
+  const session = { idleMs: options.idleMs ?? 0 };
   const engine: CacheEngine = {
     clock,
     log: options.log,
@@ -203,16 +255,20 @@ export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOption
       }
       const payload = core.payload(message);
       if (Buffer.isBuffer(payload)) return respond(message, payload, started);
+      if (payload instanceof PendingPayload) {
+        const later = new PendingResponse(message, started, respondTo);
+        payload.sendTo(later);
+        return later;
+      }
       if (payload instanceof Promise) return { kind: 'later', promise: payload.then((later) => respond(message, later, started)) };
       afterAnswer?.(message.operation, 'closed', started);
       return { kind: 'close', reason: payload.reason };
     },
     serve(conn) {
-      const session = { idleMs: options.idleMs ?? 0 };
       return servePumpedConnection(conn, engine, session) ?? serveCacheConnection(conn, engine, session);
     },
     servePumped(conn) {
-      return servePumpedSocket(conn, engine, { idleMs: options.idleMs ?? 0 });
+      return servePumpedSocket(conn, engine, session);
     },
     noteConnection(change) {
       if (change === 'open') connections++;

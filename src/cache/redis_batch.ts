@@ -32,17 +32,25 @@ import { Cluster, type Redis } from 'ioredis';
 import { clusterReroutes, mastersOf } from '../redis/cluster_masters';
 import { EncodedBatch, type Argument } from '../redis/encoded_commands';
 import type { RedisClient, RedisConnection } from '../redis/redis_connection';
-import { status } from './engine';
+import { PendingPayload, status } from './engine';
 import { Operation, Status } from './wire/index';
 
-/** One request: its key (prefix + session id), and for an ADD the data and its lifetime. */
-interface Request {
+/** One request: its key (prefix + session id), and for an ADD the data and its lifetime; its
+ * response payload is delivered once Redis answers. */
+class Request extends PendingPayload {
   readonly operation: Operation;
   readonly key: Buffer;
   readonly data: Buffer | undefined;
   readonly px: number;
-  readonly resolve: (payload: Buffer) => void;
-  answered: boolean;
+  answered = false;
+
+  constructor(operation: Operation, key: Buffer, data: Buffer | undefined, px: number) {
+    super();
+    this.operation = operation;
+    this.key = key;
+    this.data = data;
+    this.px = px;
+  }
 }
 
 /** Redis wants a positive PX; an ADD with timeout 0 lives for at most a millisecond in memory too. */
@@ -106,14 +114,14 @@ export class RedisBatch {
     this.#failed = failed;
   }
 
-  /** The response payload of one request, once Redis answers; 0x01 when it fails or is late.
-   * Never rejects. `data` and `timeoutMs` are an ADD's; `key` and `data` must be the caller's
+  /** The response payload of one request, delivered once Redis answers; 0x01 when it fails or is
+   * late. `data` and `timeoutMs` are an ADD's; `key` and `data` must be the caller's
    * own copies (they are sent in a later phase of the loop). */
-  request(operation: Operation, key: Buffer, data?: Buffer, timeoutMs = 0): Promise<Buffer> {
-    return new Promise((resolve) => {
-      this.#pending.push({ operation, key, data, px: pxOf(timeoutMs), resolve, answered: false });
-      this.#schedule();
-    });
+  request(operation: Operation, key: Buffer, data?: Buffer, timeoutMs = 0): PendingPayload {
+    const request = new Request(operation, key, data, pxOf(timeoutMs));
+    this.#pending.push(request);
+    this.#schedule();
+    return request;
   }
 
   #schedule(): void {
@@ -147,7 +155,15 @@ export class RedisBatch {
     const answer = (request: Request, payload: Buffer): void => {
       if (request.answered) return;
       request.answered = true;
-      request.resolve(payload);
+      try {
+        request.deliver(payload);
+      } catch (error) {
+        // Not into the Redis client's reply parsing (the other replies of the read would be
+        // lost): the same fate as a throw in a promise reaction, an unhandled error.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
       if (!this.#replied) {
         this.#replied = true;
         this.#schedule();

@@ -2,7 +2,7 @@
 // shared by a fleet. Each request becomes one command under the key prefix: ADD -> SET key data
 // PX timeout NX (a duplicate keeps the old session and gets 0x65, as in memory), GET -> GET,
 // HAVE -> EXISTS, REMOVE -> DEL, gathered per turn of the event loop and sent together
-// (./redis_batch). Payloads come later (a promise; the engine answers { kind: 'later' }); the
+// (./redis_batch). Payloads come later (a PendingPayload; the engine answers { kind: 'later' }); the
 // connection (./session) writes them in request order, so pipelining keeps its order. Expiry is Redis's own
 // (strict, as ours); eviction is Redis's maxmemory-policy (volatile-ttl: soonest expiry first, as
 // the C server). Requests the codec refuses are answered at once, exactly as in memory.

@@ -65,7 +65,7 @@ class CacheSession implements TransportSink {
   readonly #conn: SessionPeer;
   readonly #transport: CacheTransport;
   readonly #engine: CacheSessionEngine;
-  readonly #log: Logger;
+  #log: Logger | undefined;
   readonly #idleMs: number;
   /** Settles serveCacheSession's promise. */
   readonly #resolve: () => void;
@@ -90,13 +90,22 @@ class CacheSession implements TransportSink {
     this.#engine = engine;
     this.#idleMs = idleMs;
     this.#resolve = resolve;
-    this.#log = engine.log.child({ conn: conn.id });
-    this.#answers = new AnswerQueue(engine, this.#log, () => this.#writeWaiting());
+    this.#answers = new AnswerQueue(engine, this);
+  }
+
+  /** This connection's logger (made when first used: most connections log nothing). */
+  get log(): Logger {
+    return (this.#log ??= this.#engine.log.child({ conn: this.#conn.id }));
+  }
+
+  /** The answer at the head of the queue may have come in (the AnswerQueue's call). */
+  answersReady(): void {
+    this.#writeWaiting();
   }
 
   start(): void {
     this.#engine.noteConnection('open');
-    this.#log.debug('open', { peer: describePeer(this.#conn.peer) });
+    if (this.#engine.log.enabled('debug')) this.log.debug('open', { peer: describePeer(this.#conn.peer) });
     this.#armIdle();
     this.#transport.start(this);
   }
@@ -136,7 +145,7 @@ class CacheSession implements TransportSink {
   }
 
   onError(code: string): void {
-    this.#log.info('error', { peer: describePeer(this.#conn.peer), error: code });
+    this.log.info('error', { peer: describePeer(this.#conn.peer), error: code });
     this.#transport.destroy();
     this.#settle('error');
   }
@@ -211,7 +220,7 @@ class CacheSession implements TransportSink {
 
   #endAfterLastAnswer(): void {
     this.#closing = true;
-    if (this.#reader.buffered > 0) this.#log.info('truncated', { bytes: this.#reader.buffered });
+    if (this.#reader.buffered > 0) this.log.info('truncated', { bytes: this.#reader.buffered });
     if (this.#transport.end()) this.#settle('done');
   }
 
@@ -219,7 +228,7 @@ class CacheSession implements TransportSink {
     this.#closing = true;
     this.#dropped = true;
     this.#engine.noteConnection('dropped');
-    this.#log.warning('drop', { peer: describePeer(this.#conn.peer), requests: this.#requests, reason, ...fields });
+    this.log.warning('drop', { peer: describePeer(this.#conn.peer), requests: this.#requests, reason, ...fields });
     this.#transport.discardInput();
     if (this.#transport.end()) return this.#settle('dropped');
     this.#grace = setTimeout(() => {
@@ -234,7 +243,7 @@ class CacheSession implements TransportSink {
     // Off (the default): no closure made per read for a bound that is never armed.
     if (this.#settled || this.#idleMs <= 0) return;
     this.#idle = armIdleBound(this.#idle, this.#idleMs, () => {
-      this.#log.info('idle close', { peer: describePeer(this.#conn.peer), requests: this.#requests, idle_ms: this.#idleMs, buffered: this.#reader.buffered });
+      this.log.info('idle close', { peer: describePeer(this.#conn.peer), requests: this.#requests, idle_ms: this.#idleMs, buffered: this.#reader.buffered });
       this.#transport.destroy();
       this.#settle('idle');
     });
@@ -247,7 +256,7 @@ class CacheSession implements TransportSink {
     if (this.#idle !== undefined) clearTimeout(this.#idle);
     this.#transport.release();
     this.#engine.noteConnection('close');
-    this.#log.debug('close', { requests: this.#requests, why });
+    if (this.#engine.log.enabled('debug')) this.log.debug('close', { requests: this.#requests, why });
     this.#resolve();
   }
 }

@@ -105,6 +105,37 @@ test('pumped listener holds what a connection sends until a handler attaches whe
   assert.deepEqual(held.events, ['data', 'end']);
 });
 
+test('pool fails a pumped connection whose handler throws before it awaits: logged, socket closed, slot freed', async (t) => {
+  const file = path.join(tempDir(t), 'throws.sock');
+  const lines: string[] = [];
+  const log = createLogger('t', { level: 'warning' });
+  log.setSinks([{ write: (level, line) => lines.push(`${level}: ${line}`) }]);
+  const pool = new ConnectionPool({ log, maxConnections: 1, handlers: { main: async () => undefined } });
+  let served = 0;
+  const pumpedOpener = pumpedListeners((socket, peer, name) =>
+    pool.admitPumped(socket, peer, name, (conn) => {
+      served++;
+      if (served === 1) throw new Error('boom');
+      return new Promise<void>((resolve) => {
+        conn.socket.attach(Object.assign(new Recorder(), { onEnd: () => resolve() }));
+      });
+    }),
+  )!;
+  const [listener] = await bindListeners([{ kind: 'unix', path: file }], pumpedOpener);
+  t.after(() => listener!.close());
+  for (let i = 0; i < 2; i++) {
+    const client = net.connect({ path: file, allowHalfOpen: true });
+    t.after(() => client.destroy());
+    const closed = new Promise<void>((resolve) => client.once('end', resolve));
+    await new Promise((resolve) => client.once('connect', resolve));
+    client.end();
+    await closed; // the first: destroyed after its failure; the second: served (a slot was free)
+  }
+  while (pool.active > 0) await turns(1);
+  assert.equal(served, 2);
+  assert.deepEqual(lines, ['err: handler failed conn=1 peer=unix error=boom']);
+});
+
 test('pumped listener gives its unix socket the mode asked for and unlinks it when closed', async (t) => {
   const { opener, next } = accepting();
   const file = path.join(tempDir(t), 'mode.sock');

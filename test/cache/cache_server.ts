@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createCacheEngine, type CacheEngine, type CacheEngineOptions } from '../../src/cache/engine';
 import { DEFAULT_CAPACITY, MemoryStore, type MemoryStoreOptions } from '../../src/cache/stores/memory_store';
-import { createLogger, type Level, type LogSink } from '../../src/log/index';
+import { createLogger, type Level, type Logger, type LogSink } from '../../src/log/index';
 
 export interface TestServer {
   readonly engine: CacheEngine;
@@ -19,18 +19,19 @@ export interface TestServer {
 }
 
 /** capacity and maxBytes, when given, size the MemoryStore the server uses (as dc_server's
- * -sessions and -maxmemory do). */
+ * -sessions and -maxmemory do); `engine` (made with the log passed to it) serves instead (a Redis
+ * engine). */
 export async function startCacheServer(
-  options: Partial<CacheEngineOptions> & Partial<MemoryStoreOptions> & { unix?: boolean } = {},
+  options: Partial<CacheEngineOptions> & Partial<MemoryStoreOptions> & { unix?: boolean; engine?: (log: Logger) => CacheEngine } = {},
 ): Promise<TestServer> {
   const lines: string[] = [];
   const log = createLogger('dc_server-test', { level: 'info' });
   const sink: LogSink = { write: (level: Level, line: string) => lines.push(`${level}: ${line}`) };
   log.setSinks([sink]);
-  const { capacity, maxBytes, ...engineOptions } = options;
+  const { capacity, maxBytes, engine: makeEngine, ...engineOptions } = options;
   const sized = capacity !== undefined || maxBytes !== undefined;
   const store = sized ? new MemoryStore({ capacity: capacity ?? DEFAULT_CAPACITY, ...(maxBytes === undefined ? {} : { maxBytes }) }) : undefined;
-  const engine = createCacheEngine({ ...engineOptions, ...(store === undefined ? {} : { store }), log });
+  const engine = makeEngine?.(log) ?? createCacheEngine({ ...engineOptions, ...(store === undefined ? {} : { store }), log });
   const handlers = new Set<Promise<void>>();
   const sockets = new Set<net.Socket>();
   let nextId = 1;
