@@ -4,8 +4,8 @@
 // more than the whole rest of the sandbox. A process that finds a passed check here, made by
 // a process in the same conditions, skips it.
 //
-// The conditions are the key: bwrap's file (path, device, inode, size, times), the kernel (its
-// release and version, and the boot: a sysctl set since applies after a reboot at the latest),
+// The conditions are the key: bwrap's file (path, device, inode, size, times), the kernel (the
+// boot, which a new release or version needs, and a sysctl set since applies after at the latest),
 // the user-namespace sysctls, the namespaces this process runs in (by what they hold where a service manager
 // makes alike ones per process) and its seccomp and capability state (a service manager's
 // RestrictNamespaces=, ProtectKernelTunables=, another unit or container: other mounts, maps or
@@ -31,7 +31,6 @@
 // Exports: probeCacheDir(env), probeKey(bwrap, facts), readProbe(dir, key), writeProbe(dir, key, result),
 //          mountsMemory(dir, key, owner)
 
-import crypto from 'node:crypto';
 import { closeSync, lchownSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, renameSync, statSync, unlinkSync, writeSync, constants as C } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -91,13 +90,22 @@ function mountsOf(mountinfo: string): string {
   }).join('\n');
 }
 
-/** The key of the check made with `bwrap` for `facts` (the user, the sandbox's arguments...). */
+/**
+ * The key of the check made with `bwrap` for `facts` (the user, the sandbox's arguments...): the
+ * conditions' text itself, compared whole. Not a digest of it: crypto's first use in a fresh
+ * --inetd process (OpenSSL's digest table) cost ~1 ms of CPU, measured, for a text of a few KiB
+ * that the file can hold as it is.
+ */
 export function probeKey(bwrap: string, facts: readonly string[]): string {
   const st = statSync(bwrap);
   const status = readOr('/proc/self/status').split('\n').filter((line) => /^(Uid|Gid|Cap(Eff|Bnd|Prm)|NoNewPrivs|Seccomp|Seccomp_filters):/.test(line));
+  // The boot stands for the kernel: another release or build runs only after a boot (kexec
+  // included), which makes another boot_id, so uname (~0.3 ms of a fresh process, measured)
+  // is asked only where the boot_id cannot be read.
+  const boot = readOr('/proc/sys/kernel/random/boot_id');
   const parts = [
     bwrap, `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`,
-    os.release(), os.version(), readOr('/proc/sys/kernel/random/boot_id'),
+    ...(boot === '' ? [os.release(), os.version()] : [boot]),
     readOr('/proc/sys/user/max_user_namespaces'), readOr('/proc/sys/kernel/unprivileged_userns_clone'),
     // The pid and cgroup namespaces by identity; the user and mount namespaces by what they
     // hold, since a service manager makes new ones for every process of a per-connection unit
@@ -107,10 +115,7 @@ export function probeKey(bwrap: string, facts: readonly string[]): string {
     readOr('/proc/self/uid_map'), readOr('/proc/self/gid_map'), readOr('/proc/self/setgroups'), mountsOf(readOr('/proc/self/mountinfo')),
     ...status, ...facts,
   ];
-  const text = parts.join('\0');
-  // The one-shot hash (Node 20.12) where there is one: a Hash object's first use costs a fresh
-  // --inetd process ~0.2 ms more, measured.
-  return typeof crypto.hash === 'function' ? crypto.hash('sha256', text, 'hex') : crypto.createHash('sha256').update(text).digest('hex');
+  return parts.join('\0');
 }
 
 /**
