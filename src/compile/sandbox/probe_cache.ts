@@ -31,7 +31,8 @@
 // Exports: probeCacheDir(env), probeKey(bwrap, facts), readProbe(dir, key), writeProbe(dir, key, result),
 //          mountsMemory(dir, key, owner)
 
-import { closeSync, lchownSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, renameSync, statSync, unlinkSync, writeSync, constants as C } from 'node:fs';
+import * as native from 'distkit-spawn';
+import { closeSync, lchownSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, constants as C } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { CompilerMounts, Evidence, Found, MountsMemory } from './compiler_mounts';
@@ -41,38 +42,6 @@ export interface ProbeResult {
   readonly proc: boolean;
   readonly net: boolean;
   readonly oneShot?: boolean;
-}
-
-/** Room for the longest /proc file read here (a container's mountinfo: a few KiB). */
-let scratch: Buffer | undefined;
-
-/**
- * A file's content, or '' when it cannot be read (a sysctl or namespace this kernel lacks).
- * Plain reads into one buffer rather than readFileSync, whose layers (options, fstat, chunks of a
- * size-0 /proc file, concat) cost a fresh --inetd process ~0.7 ms over the key's eight files,
- * measured; what does not fit is cut, which only makes another key.
- */
-function readOr(file: string): string {
-  let fd: number | undefined;
-  scratch ??= Buffer.allocUnsafe(256 * 1024);
-  try {
-    fd = openSync(file, 'r');
-    let size = 0;
-    for (let n = -1; n !== 0 && size < scratch.length; size += n) n = readSync(fd, scratch, size, scratch.length - size, null);
-    return scratch.toString('latin1', 0, size);
-  } catch {
-    return '';
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
-function linkOr(file: string): string {
-  try {
-    return readlinkSync(file);
-  } catch {
-    return '';
-  }
 }
 
 /**
@@ -98,21 +67,24 @@ function mountsOf(mountinfo: string): string {
  */
 export function probeKey(bwrap: string, facts: readonly string[]): string {
   const st = statSync(bwrap);
-  const status = readOr('/proc/self/status').split('\n').filter((line) => /^(Uid|Gid|Cap(Eff|Bnd|Prm)|NoNewPrivs|Seccomp|Seccomp_filters):/.test(line));
-  // The boot stands for the kernel: another release or build runs only after a boot (kexec
-  // included), which makes another boot_id, so uname (~0.3 ms of a fresh process, measured)
-  // is asked only where the boot_id cannot be read.
-  const boot = readOr('/proc/sys/kernel/random/boot_id');
+  // In one call into the addon (see readFacts); '' for what this kernel lacks (a sysctl, a namespace).
+  const [boot = '', maxUserNs = '', usernsClone = '', uidMap = '', gidMap = '', setgroups = '', mountinfo = '', statusText = '', pidNs = '', cgroupNs = ''] = native.readFacts(
+    ['/proc/sys/kernel/random/boot_id', '/proc/sys/user/max_user_namespaces', '/proc/sys/kernel/unprivileged_userns_clone',
+      '/proc/self/uid_map', '/proc/self/gid_map', '/proc/self/setgroups', '/proc/self/mountinfo', '/proc/self/status'],
+    ['/proc/self/ns/pid', '/proc/self/ns/cgroup']);
+  const status = statusText.split('\n').filter((line) => /^(Uid|Gid|Cap(Eff|Bnd|Prm)|NoNewPrivs|Seccomp|Seccomp_filters):/.test(line));
   const parts = [
     bwrap, `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`,
+    // The boot stands for the kernel: another release or build runs only after a boot (kexec
+    // included), which makes another boot_id, so uname (~0.3 ms of a fresh process, measured)
+    // is asked only where the boot_id cannot be read.
     ...(boot === '' ? [os.release(), os.version()] : [boot]),
-    readOr('/proc/sys/user/max_user_namespaces'), readOr('/proc/sys/kernel/unprivileged_userns_clone'),
+    maxUserNs, usernsClone,
     // The pid and cgroup namespaces by identity; the user and mount namespaces by what they
     // hold, since a service manager makes new ones for every process of a per-connection unit
     // (PrivateUsers=, PrivateMounts=: distccd-accept@.service), alike but never the same. The
     // network counts through the caller's facts (loopback only or not), ipc not at all.
-    ...['pid', 'cgroup'].map((ns) => linkOr(`/proc/self/ns/${ns}`)),
-    readOr('/proc/self/uid_map'), readOr('/proc/self/gid_map'), readOr('/proc/self/setgroups'), mountsOf(readOr('/proc/self/mountinfo')),
+    pidNs, cgroupNs, uidMap, gidMap, setgroups, mountsOf(mountinfo),
     ...status, ...facts,
   ];
   return parts.join('\0');
