@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as native from 'distkit-spawn';
@@ -49,4 +49,20 @@ test('readFacts gives each file\'s bytes whole up to 256 KiB and each link\'s ta
   assert.match(proc!, /^\s*\d+\s+\d+\s+\d+\n/, 'a /proc file (size 0 on stat) read whole');
   assert.equal(target, '/some/target');
   assert.equal(notLink, '', 'a file that is not a link');
+});
+
+test('identities tells a path rewritten in place, a link by its own, and a missing path apart', (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'distkit-ids-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'file');
+  const link = path.join(dir, 'link');
+  writeFileSync(file, 'one');
+  symlinkSync(file, link);
+  const [before, ofLink, missing] = native.identities([file, link, path.join(dir, 'missing')]);
+  assert.equal(native.identities([file])[0], before, 'stable while nothing changes');
+  assert.notEqual(ofLink, before, 'a link is looked at itself, not followed');
+  assert.equal(missing, 'absent');
+  utimesSync(file, 1_000_000.5, 1_000_000.5); // same size, same inode: the times alone tell
+  assert.notEqual(native.identities([file])[0], before);
+  assert.match(native.identities([file])[0]!, /:1000000\.500000000:/, 'to the nanosecond');
 });
