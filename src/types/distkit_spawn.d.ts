@@ -30,6 +30,10 @@ declare module 'distkit-spawn' {
   export function pidfdKill(pidfd: number): void;
   /** The sandbox host's executable, beside the addon. */
   export function hostProgram(): string;
+  /** Each file's content (latin1, cut at 256 KiB), then each link's target; '' for one that cannot be read. */
+  /** Each path's identity (lstat: dev, inode, size, times to the nanosecond), 'absent' where it cannot be looked at. */
+  export function identities(paths: readonly string[]): string[];
+  export function readFacts(files: readonly string[], links: readonly string[]): string[];
   export function deferAccept(fd: number, seconds: number): void;
   /** What a socket says of itself (getsockopt SO_DOMAIN, SO_TYPE, SO_ACCEPTCONN). */
   export interface SocketFacts {

@@ -27,6 +27,7 @@
 
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
+import * as native from 'distkit-spawn';
 import { resolveProgram, runProbe } from '../compiler_probe';
 
 export interface CompilerMounts {
@@ -53,19 +54,15 @@ export interface MountsMemory {
   remember(id: string, found: Found): void;
 }
 
-/** A path's identity (lstat: a link's own, after the links on the way): device, inode, size, times. */
+/** A path's identity (lstat: a link's own, after the links on the way): device, inode, size, times; 'absent' for a missing one. */
 export function identity(p: string): string {
-  try {
-    const st = lstatSync(p);
-    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
-  } catch {
-    return 'absent';
-  }
+  return native.identities([p])[0]!;
 }
 
-/** Whether every path of `evidence` is as it was. */
+/** Whether every path of `evidence` is as it was: in one call into the addon (a dozen lstats through Node cost ~0.3 ms, measured). */
 function stillTrue(evidence: Evidence): boolean {
-  return evidence.every(([p, id]) => identity(p) === id);
+  const now = native.identities(evidence.map(([p]) => p));
+  return evidence.every(([, id], i) => now[i] === id);
 }
 
 /** Whether any probe of one discovery was cut short (see probe). */
@@ -203,7 +200,9 @@ async function discover(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenTh
       // Missing: 'absent' is its evidence.
     }
   }
-  return { mounts, evidence: [...seen].sort().map((p) => [p, identity(p)] as const) };
+  const paths = [...seen].sort();
+  const ids = native.identities(paths);
+  return { mounts, evidence: paths.map((p, i) => [p, ids[i]!] as const) };
 }
 
 async function discoverSeeing(compiler: string, env: NodeJS.ProcessEnv, wholeUsrWhenThere: boolean, seen: Set<string>, trouble: Trouble): Promise<CompilerMounts> {

@@ -4,8 +4,8 @@
 // more than the whole rest of the sandbox. A process that finds a passed check here, made by
 // a process in the same conditions, skips it.
 //
-// The conditions are the key: bwrap's file (path, device, inode, size, times), the kernel (its
-// release and version, and the boot: a sysctl set since applies after a reboot at the latest),
+// The conditions are the key: bwrap's file (path, device, inode, size, times), the kernel (the
+// boot, which a new release or version needs, and a sysctl set since applies after at the latest),
 // the user-namespace sysctls, the namespaces this process runs in (by what they hold where a service manager
 // makes alike ones per process) and its seccomp and capability state (a service manager's
 // RestrictNamespaces=, ProtectKernelTunables=, another unit or container: other mounts, maps or
@@ -31,8 +31,8 @@
 // Exports: probeCacheDir(env), probeKey(bwrap, facts), readProbe(dir, key), writeProbe(dir, key, result),
 //          mountsMemory(dir, key, owner)
 
-import crypto from 'node:crypto';
-import { closeSync, lchownSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, renameSync, statSync, unlinkSync, writeSync, constants as C } from 'node:fs';
+import * as native from 'distkit-spawn';
+import { closeSync, lchownSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, constants as C } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { CompilerMounts, Evidence, Found, MountsMemory } from './compiler_mounts';
@@ -42,38 +42,6 @@ export interface ProbeResult {
   readonly proc: boolean;
   readonly net: boolean;
   readonly oneShot?: boolean;
-}
-
-/** Room for the longest /proc file read here (a container's mountinfo: a few KiB). */
-let scratch: Buffer | undefined;
-
-/**
- * A file's content, or '' when it cannot be read (a sysctl or namespace this kernel lacks).
- * Plain reads into one buffer rather than readFileSync, whose layers (options, fstat, chunks of a
- * size-0 /proc file, concat) cost a fresh --inetd process ~0.7 ms over the key's eight files,
- * measured; what does not fit is cut, which only makes another key.
- */
-function readOr(file: string): string {
-  let fd: number | undefined;
-  scratch ??= Buffer.allocUnsafe(256 * 1024);
-  try {
-    fd = openSync(file, 'r');
-    let size = 0;
-    for (let n = -1; n !== 0 && size < scratch.length; size += n) n = readSync(fd, scratch, size, scratch.length - size, null);
-    return scratch.toString('latin1', 0, size);
-  } catch {
-    return '';
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
-function linkOr(file: string): string {
-  try {
-    return readlinkSync(file);
-  } catch {
-    return '';
-  }
 }
 
 /**
@@ -91,26 +59,35 @@ function mountsOf(mountinfo: string): string {
   }).join('\n');
 }
 
-/** The key of the check made with `bwrap` for `facts` (the user, the sandbox's arguments...). */
+/**
+ * The key of the check made with `bwrap` for `facts` (the user, the sandbox's arguments...): the
+ * conditions' text itself, compared whole. Not a digest of it: crypto's first use in a fresh
+ * --inetd process (OpenSSL's digest table) cost ~1 ms of CPU, measured, for a text of a few KiB
+ * that the file can hold as it is.
+ */
 export function probeKey(bwrap: string, facts: readonly string[]): string {
   const st = statSync(bwrap);
-  const status = readOr('/proc/self/status').split('\n').filter((line) => /^(Uid|Gid|Cap(Eff|Bnd|Prm)|NoNewPrivs|Seccomp|Seccomp_filters):/.test(line));
+  // In one call into the addon (see readFacts); '' for what this kernel lacks (a sysctl, a namespace).
+  const [boot = '', maxUserNs = '', usernsClone = '', uidMap = '', gidMap = '', setgroups = '', mountinfo = '', statusText = '', pidNs = '', cgroupNs = ''] = native.readFacts(
+    ['/proc/sys/kernel/random/boot_id', '/proc/sys/user/max_user_namespaces', '/proc/sys/kernel/unprivileged_userns_clone',
+      '/proc/self/uid_map', '/proc/self/gid_map', '/proc/self/setgroups', '/proc/self/mountinfo', '/proc/self/status'],
+    ['/proc/self/ns/pid', '/proc/self/ns/cgroup']);
+  const status = statusText.split('\n').filter((line) => /^(Uid|Gid|Cap(Eff|Bnd|Prm)|NoNewPrivs|Seccomp|Seccomp_filters):/.test(line));
   const parts = [
     bwrap, `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`,
-    os.release(), os.version(), readOr('/proc/sys/kernel/random/boot_id'),
-    readOr('/proc/sys/user/max_user_namespaces'), readOr('/proc/sys/kernel/unprivileged_userns_clone'),
+    // The boot stands for the kernel: another release or build runs only after a boot (kexec
+    // included), which makes another boot_id, so uname (~0.3 ms of a fresh process, measured)
+    // is asked only where the boot_id cannot be read.
+    ...(boot === '' ? [os.release(), os.version()] : [boot]),
+    maxUserNs, usernsClone,
     // The pid and cgroup namespaces by identity; the user and mount namespaces by what they
     // hold, since a service manager makes new ones for every process of a per-connection unit
     // (PrivateUsers=, PrivateMounts=: distccd-accept@.service), alike but never the same. The
     // network counts through the caller's facts (loopback only or not), ipc not at all.
-    ...['pid', 'cgroup'].map((ns) => linkOr(`/proc/self/ns/${ns}`)),
-    readOr('/proc/self/uid_map'), readOr('/proc/self/gid_map'), readOr('/proc/self/setgroups'), mountsOf(readOr('/proc/self/mountinfo')),
+    pidNs, cgroupNs, uidMap, gidMap, setgroups, mountsOf(mountinfo),
     ...status, ...facts,
   ];
-  const text = parts.join('\0');
-  // The one-shot hash (Node 20.12) where there is one: a Hash object's first use costs a fresh
-  // --inetd process ~0.2 ms more, measured.
-  return typeof crypto.hash === 'function' ? crypto.hash('sha256', text, 'hex') : crypto.createHash('sha256').update(text).digest('hex');
+  return parts.join('\0');
 }
 
 /**
@@ -120,7 +97,10 @@ export function probeKey(bwrap: string, facts: readonly string[]): string {
 export function probeCacheDir(env: NodeJS.ProcessEnv): string | undefined {
   const given = env['RUNTIME_DIRECTORY']?.split(':')[0] ?? (process.geteuid?.() === 0 ? '/run/distccd' : env['XDG_RUNTIME_DIR']);
   if (given === undefined || given === '' || !path.isAbsolute(given)) return undefined;
+  // Looked at before it is made: a recursive mkdir of a directory that is there already cost a
+  // fresh --inetd process ~0.4 ms, measured (it walks up from EEXIST).
   try {
+    if (statSync(given, { throwIfNoEntry: false })?.isDirectory() === true) return given;
     mkdirSync(given, { recursive: true, mode: 0o755 });
     return given;
   } catch {
