@@ -144,8 +144,8 @@ export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
 
 /** What one request gets from a store: the response payload (one of the shared status buffers,
  * or data), why the connection must close, or, from a store over the network, a payload later
- * (which never fails: a failure is answered with a status): a PendingPayload, or a promise. */
-export type Payload = Buffer | { readonly reason: string } | Promise<Buffer> | PendingPayload;
+ * (which never fails: a failure is answered with a status): a PendingPayload. */
+export type Payload = Buffer | { readonly reason: string } | PendingPayload;
 
 /** Frames a response payload and counts it (assembleEngine's). */
 type Respond = (uid: number, operation: Operation, payload: Buffer, started: number) => Answer;
@@ -260,7 +260,6 @@ export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOption
         payload.sendTo(later);
         return later;
       }
-      if (payload instanceof Promise) return { kind: 'later', promise: payload.then((later) => respond(message, later, started)) };
       afterAnswer?.(message.operation, 'closed', started);
       return { kind: 'close', reason: payload.reason };
     },
