@@ -24,6 +24,13 @@
 // redis-server then sleep while the clients answer, and every wake-up costs). A turn without
 // replies (one client, the first requests) sends at once.
 //
+// On a standalone Redis reached without TLS the batch takes the native pipeline when it is up
+// (../redis/pumped_link: commands encoded and replies parsed in C, on the socket pump): each
+// request is copied into the link's command area as it comes, the batch leaves in one send() at
+// the end of the turn, and each reply settles its request from the pump's callback. A batch that
+// began on ioredis (the link was down) stays there, so one client's requests never race each
+// other on two connections.
+//
 // One deadline per batch, not per request (a timer per request cost more than the request): what
 // Redis has not answered within timeoutMs is answered 0x01 (DC_ERR_NOTOK), and the outage log is
 // told once per batch, not once per request.
@@ -31,25 +38,40 @@
 import { Cluster, type Redis } from 'ioredis';
 import { clusterReroutes, mastersOf } from '../redis/cluster_masters';
 import { EncodedBatch, type Argument } from '../redis/encoded_commands';
+import { REPLY_STATUS, REPLY_VALUE, type LinkWaiter, type PumpedLink } from '../redis/pumped_link';
 import type { RedisClient, RedisConnection } from '../redis/redis_connection';
 import { PendingPayload, status } from './engine';
 import { Operation, Status } from './wire/index';
 
-/** One request: its key (prefix + session id), and for an ADD the data and its lifetime; its
- * response payload is delivered once Redis answers. */
-class Request extends PendingPayload {
+/** One request: its key (prefix + session id; not made when it goes on the native link), and for
+ * an ADD the data and its lifetime; its response payload is delivered once Redis answers. */
+class Request extends PendingPayload implements LinkWaiter {
   readonly operation: Operation;
-  readonly key: Buffer;
-  readonly data: Buffer | undefined;
+  key: Buffer | undefined;
+  data: Buffer | undefined;
   readonly px: number;
+  readonly flight: Flight;
   answered = false;
 
-  constructor(operation: Operation, key: Buffer, data: Buffer | undefined, px: number) {
+  constructor(operation: Operation, px: number, flight: Flight) {
     super();
     this.operation = operation;
-    this.key = key;
-    this.data = data;
     this.px = px;
+    this.flight = flight;
+  }
+
+  replied(kind: number, arena: Buffer, offset: number, length: number): void {
+    if (kind === REPLY_STATUS) return this.flight.answer(this, status(length as Status));
+    if (kind === REPLY_VALUE) {
+      const value = Buffer.allocUnsafe(length);
+      arena.copy(value, 0, offset, offset + length);
+      return this.flight.answer(this, value);
+    }
+    this.flight.fail(this, new Error(arena.toString('latin1', offset, offset + length)));
+  }
+
+  lost(error: Error): void {
+    this.flight.fail(this, error);
   }
 }
 
@@ -62,13 +84,13 @@ function pxOf(timeoutMs: number): number {
 function commandOf(request: Request): [string, Argument[]] {
   switch (request.operation) {
     case Operation.ADD:
-      return ['set', [request.key, request.data!, 'PX', String(request.px), 'NX']];
+      return ['set', [request.key!, request.data!, 'PX', String(request.px), 'NX']];
     case Operation.GET:
-      return ['get', [request.key]];
+      return ['get', [request.key!]];
     case Operation.REMOVE:
-      return ['del', [request.key]];
+      return ['del', [request.key!]];
     case Operation.HAVE:
-      return ['exists', [request.key]];
+      return ['exists', [request.key!]];
   }
 }
 
@@ -94,11 +116,71 @@ function lookupPayloadOf(operation: Operation, value: Buffer | null | undefined)
 
 const isLookup = (operation: Operation): boolean => operation === Operation.GET || operation === Operation.HAVE;
 
+/** The requests of one batch, from the first request to the last answer: its deadline, and the
+ * outage log told once. */
+class Flight {
+  readonly requests: Request[] = [];
+  /** The native link its requests went on, or undefined (ioredis). Decided by the first one. */
+  readonly link: PumpedLink | undefined;
+  readonly #batch: RedisBatch;
+  readonly #redis: RedisConnection;
+  #left = 0;
+  #failure: string | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(batch: RedisBatch, redis: RedisConnection) {
+    this.#batch = batch;
+    this.#redis = redis;
+    this.link = redis.link;
+  }
+
+  add(request: Request): void {
+    this.requests.push(request);
+    this.#left++;
+  }
+
+  /** Answers what Redis has not answered within `timeoutMs` with the failure status. */
+  arm(timeoutMs: number): void {
+    if (this.#left === 0) return;
+    this.#timer = setTimeout(() => {
+      const late = new Error(`no answer within ${timeoutMs} ms`);
+      for (const request of this.requests) if (!request.answered) this.fail(request, late);
+    }, timeoutMs);
+  }
+
+  answer(request: Request, payload: Buffer): void {
+    if (request.answered) return;
+    request.answered = true;
+    try {
+      request.deliver(payload);
+    } catch (error) {
+      // Not into the reply parsing (the other replies of the read would be lost): the same fate
+      // as a throw in a promise reaction, an unhandled error.
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+    this.#batch.replied();
+    if (--this.#left > 0) return;
+    clearTimeout(this.#timer);
+    if (this.#failure === undefined) this.#redis.outage.succeeded();
+  }
+
+  fail(request: Request, error: unknown): void {
+    if (request.answered) return;
+    this.#failure ??= error instanceof Error ? error.message : String(error);
+    this.#redis.outage.failed(this.#failure);
+    this.#batch.failedOperation(request.operation);
+    this.answer(request, status(Status.NOTOK));
+  }
+}
+
 export class RedisBatch {
   readonly #redis: RedisConnection;
   readonly #timeoutMs: number;
+  readonly #prefix: Buffer;
   readonly #failed: ((operation: Operation) => void) | undefined;
-  #pending: Request[] = [];
+  #pending: Flight | undefined;
   /** #endOfTurn is queued for this turn's (or the next turn's) check phase. */
   #scheduled = false;
   /** Replies were handled since the last check phase (so clients were answered in this turn). */
@@ -106,22 +188,42 @@ export class RedisBatch {
   /** The pending batch already waited one turn. */
   #waited = false;
 
-  /** Requests on `redis` (made with `batched: true`) not answered within `timeoutMs` fail;
-   * `failed` is told the operation of each request that fails (the metrics' errors by command). */
-  constructor(redis: RedisConnection, timeoutMs: number, failed?: (operation: Operation) => void) {
+  /** Requests on `redis` (made with `batched: true`) for keys under `prefix`, not answered within
+   * `timeoutMs`, fail; `failed` is told the operation of each request that fails (the metrics'
+   * errors by command). A standalone Redis gets the native link (see the top). */
+  constructor(redis: RedisConnection, timeoutMs: number, prefix: Buffer, failed?: (operation: Operation) => void) {
     this.#redis = redis;
     this.#timeoutMs = timeoutMs;
+    this.#prefix = prefix;
     this.#failed = failed;
+    redis.openLink(prefix);
   }
 
-  /** The response payload of one request, delivered once Redis answers; 0x01 when it fails or is
-   * late. `data` and `timeoutMs` are an ADD's; `key` and `data` must be the caller's
-   * own copies (they are sent in a later phase of the loop). */
-  request(operation: Operation, key: Buffer, data?: Buffer, timeoutMs = 0): PendingPayload {
-    const request = new Request(operation, key, data, pxOf(timeoutMs));
-    this.#pending.push(request);
+  /** The response payload of one request on session `id`, delivered once Redis answers; 0x01 when
+   * it fails or is late. `data` and `timeoutMs` are an ADD's. `id` and `data` may be views of a
+   * buffer reused once this returns: they are copied. */
+  request(operation: Operation, id: Buffer, data?: Buffer, timeoutMs = 0): PendingPayload {
+    const flight = (this.#pending ??= new Flight(this, this.#redis));
+    const request = new Request(operation, pxOf(timeoutMs), flight);
+    flight.add(request);
+    if (flight.link === undefined || !flight.link.add(operation, id, data, request.px, request)) {
+      request.key = Buffer.concat([this.#prefix, id]);
+      if (data !== undefined) request.data = Buffer.from(data);
+    }
     this.#schedule();
     return request;
+  }
+
+  /** A reply settled a request (the Flight's call). */
+  replied(): void {
+    if (this.#replied) return;
+    this.#replied = true;
+    this.#schedule();
+  }
+
+  /** A request failed (the Flight's call). */
+  failedOperation(operation: Operation): void {
+    this.#failed?.(operation);
   }
 
   #schedule(): void {
@@ -136,7 +238,7 @@ export class RedisBatch {
     this.#scheduled = false;
     const replied = this.#replied;
     this.#replied = false;
-    if (this.#pending.length === 0) return;
+    if (this.#pending === undefined) return;
     if (replied && !this.#waited) {
       this.#waited = true;
       this.#schedule();
@@ -147,47 +249,18 @@ export class RedisBatch {
   };
 
   #flush(): void {
-    const batch = this.#pending;
-    this.#pending = [];
-    const outage = this.#redis.outage;
-    let left = batch.length;
-    let failure: string | undefined;
-    const answer = (request: Request, payload: Buffer): void => {
-      if (request.answered) return;
-      request.answered = true;
-      try {
-        request.deliver(payload);
-      } catch (error) {
-        // Not into the Redis client's reply parsing (the other replies of the read would be
-        // lost): the same fate as a throw in a promise reaction, an unhandled error.
-        queueMicrotask(() => {
-          throw error;
-        });
-      }
-      if (!this.#replied) {
-        this.#replied = true;
-        this.#schedule();
-      }
-      if (--left > 0) return;
-      clearTimeout(timer);
-      if (failure === undefined) outage.succeeded();
-    };
-    const fail = (request: Request, error: unknown): void => {
-      if (request.answered) return;
-      failure ??= error instanceof Error ? error.message : String(error);
-      outage.failed(failure);
-      this.#failed?.(request.operation);
-      answer(request, status(Status.NOTOK));
-    };
-    const timer = setTimeout(() => {
-      const late = `no answer within ${this.#timeoutMs} ms`;
-      for (const request of batch) if (!request.answered) fail(request, new Error(late));
-    }, this.#timeoutMs);
+    const flight = this.#pending!;
+    this.#pending = undefined;
+    flight.arm(this.#timeoutMs);
+    // What went on the native link (all of it, or none but what it refused while down).
+    flight.link?.send();
+    const rest = flight.link === undefined ? flight.requests : flight.requests.filter((r) => r.key !== undefined);
+    if (rest.length === 0) return;
     try {
-      this.#redis.sendTogether((client) => this.#send(client, batch, answer, fail));
+      this.#redis.sendTogether((client) => this.#send(client, rest, flight));
     } catch (error) {
       // Nothing of a Redis failure may escape into the event loop (it would end the process).
-      for (const request of batch) if (!request.answered) fail(request, error);
+      for (const request of rest) if (!request.answered) flight.fail(request, error);
     }
   }
 
@@ -195,8 +268,8 @@ export class RedisBatch {
    * is one MGET on a standalone Redis (a command costs ioredis about as much as our whole answer;
    * not in a cluster, where the keys of one command must share a slot, and each command is routed
    * by its key). */
-  #send(client: RedisClient, batch: readonly Request[], answer: (request: Request, payload: Buffer) => void, fail: (request: Request, error: unknown) => void): void {
-    if (client instanceof Cluster) return sendByMaster(client, batch, answer, fail);
+  #send(client: RedisClient, batch: readonly Request[], flight: Flight): void {
+    if (client instanceof Cluster) return sendByMaster(client, batch, flight);
     const encoded = new EncodedBatch();
     for (let i = 0; i < batch.length; ) {
       const request = batch[i]!;
@@ -205,16 +278,16 @@ export class RedisBatch {
       if (run === 1) {
         i++;
         encoded.add(...commandOf(request), {
-          reply: (value) => answer(request, payloadOf(request.operation, value)),
-          error: (error) => fail(request, error),
+          reply: (value) => flight.answer(request, payloadOf(request.operation, value)),
+          error: (error) => flight.fail(request, error),
         });
         continue;
       }
       const lookups = batch.slice(i, i + run);
       i += run;
-      encoded.add('mget', lookups.map((r) => r.key), {
-        reply: (values) => lookups.forEach((r, k) => answer(r, lookupPayloadOf(r.operation, (values as (Buffer | null)[])[k]))),
-        error: (error) => lookups.forEach((r) => fail(r, error)),
+      encoded.add('mget', lookups.map((r) => r.key!), {
+        reply: (values) => lookups.forEach((r, k) => flight.answer(r, lookupPayloadOf(r.operation, (values as (Buffer | null)[])[k]))),
+        error: (error) => lookups.forEach((r) => flight.fail(r, error)),
       });
     }
     encoded.send(client);
@@ -225,33 +298,33 @@ export class RedisBatch {
  * own connection, each request its own command; a request whose master is not known or not
  * connected, or that the master sends elsewhere (MOVED, ASK, a failover), goes through the
  * cluster client, which follows it. */
-function sendByMaster(cluster: Cluster, batch: readonly Request[], answer: (request: Request, payload: Buffer) => void, fail: (request: Request, error: unknown) => void): void {
+function sendByMaster(cluster: Cluster, batch: readonly Request[], flight: Flight): void {
   const masterOf = mastersOf(cluster);
   const parts = new Map<Redis, EncodedBatch>();
   for (const request of batch) {
-    const master = masterOf(request.key);
+    const master = masterOf(request.key!);
     if (master === undefined) {
-      sendRouted(cluster, request, answer, fail);
+      sendRouted(cluster, request, flight);
       continue;
     }
     let part = parts.get(master);
     if (part === undefined) parts.set(master, (part = new EncodedBatch()));
     part.add(...commandOf(request), {
-      reply: (value) => answer(request, payloadOf(request.operation, value)),
-      error: (error) => (clusterReroutes(error) ? sendRouted(cluster, request, answer, fail) : fail(request, error)),
+      reply: (value) => flight.answer(request, payloadOf(request.operation, value)),
+      error: (error) => (clusterReroutes(error) ? sendRouted(cluster, request, flight) : flight.fail(request, error)),
     });
   }
   for (const [master, part] of parts) part.send(master);
 }
 
 /** Issues one request through the cluster client's routing (its slots, MOVED and ASK, retries). */
-function sendRouted(cluster: Cluster, request: Request, answer: (request: Request, payload: Buffer) => void, fail: (request: Request, error: unknown) => void): void {
+function sendRouted(cluster: Cluster, request: Request, flight: Flight): void {
   let reply: Promise<unknown>;
   try {
     reply = cluster.callBuffer(...commandOf(request));
   } catch (error) {
-    fail(request, error);
+    flight.fail(request, error);
     return;
   }
-  reply.then((value) => answer(request, payloadOf(request.operation, value)), (error: unknown) => fail(request, error));
+  reply.then((value) => flight.answer(request, payloadOf(request.operation, value)), (error: unknown) => flight.fail(request, error));
 }

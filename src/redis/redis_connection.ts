@@ -13,6 +13,7 @@ import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
 import { UsageError } from '../errors';
 import type { Logger } from '../log/index';
 import { OutageLog } from './outage_log';
+import { PumpedLink } from './pumped_link';
 import { parseRedisUrl, type RedisEndpoint } from './redis_url';
 
 export type RedisClient = Redis | Cluster;
@@ -92,6 +93,8 @@ export class RedisConnection {
   readonly #firstAttempt: Promise<void>;
   /** Settles once a single URL's node has said whether it is a cluster node. */
   #detected: Promise<void> = Promise.resolve();
+  /** The native pipeline of a standalone Redis (see openLink). */
+  #link: PumpedLink | undefined;
 
   /** Parses the URLs and reads the password file now (UsageError if either is wrong); connects in the background. */
   constructor(urls: readonly string[], options: RedisConnectionOptions) {
@@ -169,6 +172,23 @@ export class RedisConnection {
     }
   }
 
+  /** Opens the native pipeline (./pumped_link) for keys under `prefix` once this is known to be
+   * a standalone Redis reached without TLS; link then returns it while it is that. */
+  openLink(prefix: Buffer): void {
+    if (this.#endpoints.length > 1) return;
+    const endpoint = this.#endpoints[0]!;
+    void this.#detected.then(() => {
+      if (this.#closed || this.#link !== undefined || this.mode !== 'standalone') return;
+      this.#link = PumpedLink.create(nodeOptions(endpoint, this.#password, this.#options), prefix, (error) => this.outage.failed(error.message));
+    });
+  }
+
+  /** The native pipeline while it is connected (see openLink), else undefined. */
+  get link(): PumpedLink | undefined {
+    const link = this.#link;
+    return link !== undefined && link.ready && this.#client instanceof Redis ? link : undefined;
+  }
+
   /** Waits until a request succeeds (and a single seed's cluster mode is known), at most `ms`;
    * says whether it did. Servers call it before they listen, so that the first clients are not
    * answered with failures only because the connection was still being made. */
@@ -188,6 +208,7 @@ export class RedisConnection {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#link?.close();
     this.#client.disconnect();
   }
 
