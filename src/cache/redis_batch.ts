@@ -51,6 +51,8 @@ class Request extends PendingPayload implements LinkWaiter {
   data: Buffer | undefined;
   readonly px: number;
   readonly flight: Flight;
+  /** The native link it went on, if it did. */
+  link: PumpedLink | undefined;
   answered = false;
 
   constructor(operation: Operation, px: number, flight: Flight) {
@@ -67,11 +69,11 @@ class Request extends PendingPayload implements LinkWaiter {
       arena.copy(value, 0, offset, offset + length);
       return this.flight.answer(this, value);
     }
-    this.flight.fail(this, new Error(arena.toString('latin1', offset, offset + length)));
+    this.flight.refused(this, new Error(arena.toString('latin1', offset, offset + length)));
   }
 
   lost(error: Error): void {
-    this.flight.fail(this, error);
+    this.flight.refused(this, error, true);
   }
 }
 
@@ -122,6 +124,11 @@ class Flight {
   readonly requests: Request[] = [];
   /** The native link its requests went on, or undefined (ioredis). Decided by the first one. */
   readonly link: PumpedLink | undefined;
+  /** On a cluster: the native links its requests went on, and per master whether they go on
+   * its link (decided by the master's first request, so that none of its requests overtakes
+   * another on a second connection). */
+  readonly links: PumpedLink[] = [];
+  #masters: Map<string, PumpedLink | undefined> | undefined;
   readonly #batch: RedisBatch;
   readonly #redis: RedisConnection;
   #left = 0;
@@ -137,6 +144,30 @@ class Flight {
   add(request: Request): void {
     this.requests.push(request);
     this.#left++;
+  }
+
+  /** The native link of the cluster master that owns `key` for this flight, or undefined. */
+  masterLink(key: Buffer): PumpedLink | undefined {
+    const master = this.#redis.masterOf(key);
+    if (master === undefined) return undefined;
+    const masters = (this.#masters ??= new Map());
+    if (masters.has(master.owner)) return masters.get(master.owner);
+    masters.set(master.owner, master.link);
+    if (master.link !== undefined) this.links.push(master.link);
+    return master.link;
+  }
+
+  /** Redis refused a request sent on a native link, or its connection was lost: on a cluster a
+   * moved slot, a failover or a lost master goes through the cluster client, which follows it;
+   * anything else fails. */
+  refused(request: Request, error: Error, lost = false): void {
+    if (request.answered) return;
+    if (this.#redis.mode !== 'cluster' || !(lost || clusterReroutes(error))) return this.fail(request, error);
+    try {
+      this.#redis.sendTogether((client) => (client instanceof Cluster ? sendRouted(client, request, this) : this.fail(request, error)));
+    } catch (failure) {
+      this.fail(request, failure);
+    }
   }
 
   /** Answers what Redis has not answered within `timeoutMs` with the failure status. */
@@ -206,9 +237,15 @@ export class RedisBatch {
     const flight = (this.#pending ??= new Flight(this, this.#redis));
     const request = new Request(operation, pxOf(timeoutMs), flight);
     flight.add(request);
-    if (flight.link === undefined || !flight.link.add(operation, id, data, request.px, request)) {
+    const link = flight.link;
+    if (link !== undefined && link.add(operation, id, data, request.px, request)) {
+      request.link = link;
+    } else {
+      // Kept for the ioredis path, and on a cluster for a request its master sends elsewhere.
       request.key = Buffer.concat([this.#prefix, id]);
       if (data !== undefined) request.data = Buffer.from(data);
+      const master = link === undefined ? flight.masterLink(request.key) : undefined;
+      if (master !== undefined && master.add(operation, id, data, request.px, request)) request.link = master;
     }
     this.#schedule();
     return request;
@@ -252,9 +289,10 @@ export class RedisBatch {
     const flight = this.#pending!;
     this.#pending = undefined;
     flight.arm(this.#timeoutMs);
-    // What went on the native link (all of it, or none but what it refused while down).
+    // What went on the native links (all of it, or none but what a link refused while down).
     flight.link?.send();
-    const rest = flight.link === undefined ? flight.requests : flight.requests.filter((r) => r.key !== undefined);
+    for (const link of flight.links) link.send();
+    const rest = flight.link === undefined && flight.links.length === 0 ? flight.requests : flight.requests.filter((r) => r.link === undefined);
     if (rest.length === 0) return;
     try {
       this.#redis.sendTogether((client) => this.#send(client, rest, flight));

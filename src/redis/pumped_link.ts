@@ -46,6 +46,8 @@ export interface LinkWaiter {
 export class PumpedLink implements PumpHandler {
   readonly #donor: Redis;
   readonly #prefix: Buffer;
+  /** A run of lookups goes as one MGET (a standalone Redis; not a cluster master). */
+  readonly #mget: boolean;
   #socket: PumpedSocket | undefined;
   #id = -1;
   #cmds: Int32Array | undefined;
@@ -61,14 +63,16 @@ export class PumpedLink implements PumpHandler {
   replies = 0;
 
   /** A link on a connection of its own made with `options` (a standalone Redis, not TLS), every
-   * key under `prefix`; undefined when the pump cannot serve it (see above). */
-  static create(options: RedisOptions, prefix: Buffer, onError: (error: Error) => void): PumpedLink | undefined {
+   * key under `prefix`, a run of lookups one MGET when `mget` (not on a cluster: the keys of one
+   * command must share a slot); undefined when the pump cannot serve it (see above). */
+  static create(options: RedisOptions, prefix: Buffer, mget: boolean, onError: (error: Error) => void): PumpedLink | undefined {
     if (!LINK_ENABLED || options.tls !== undefined || !pumpAvailable()) return undefined;
-    return new PumpedLink(options, prefix, onError);
+    return new PumpedLink(options, prefix, mget, onError);
   }
 
-  private constructor(options: RedisOptions, prefix: Buffer, onError: (error: Error) => void) {
+  private constructor(options: RedisOptions, prefix: Buffer, mget: boolean, onError: (error: Error) => void) {
     this.#prefix = prefix;
+    this.#mget = mget;
     this.#donor = new Redis({ ...options, enableAutoPipelining: false, commandTimeout: undefined });
     this.#donor.on('error', onError);
     // After the ready check, its reply's read over: the socket is idle and ours from now on.
@@ -174,7 +178,7 @@ export class PumpedLink implements PumpHandler {
     if (socket === undefined) return;
     const id = socket.id;
     try {
-      [this.#cmds, this.#bytes] = linkStart(id, this.#prefix);
+      [this.#cmds, this.#bytes] = linkStart(id, this.#prefix, this.#mget);
     } catch {
       socket.destroy();
       return;

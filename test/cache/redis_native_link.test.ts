@@ -11,7 +11,7 @@ import net from 'node:net';
 import { createRedisEngine } from '../../src/cache/redis_engine';
 import { encodeAddPayload, Operation, Status } from '../../src/cache/wire/index';
 import { RedisConnection } from '../../src/redis/redis_connection';
-import { startRedis, type RedisServer } from '../support/redis';
+import { startRedis, startRedisCluster, type RedisServer } from '../support/redis';
 import { startCacheServer, type TestServer } from './cache_server';
 import { connectPeer, request, Responses, until } from './pumped_peer';
 
@@ -53,7 +53,7 @@ test('redis native link answers sixteen pipelining clients in request order, eve
   const sockets = await Promise.all(Array.from({ length: clients }, () => connectPeer(server.target as net.NetConnectOpts)));
   t.after(() => sockets.forEach((s) => s.destroy()));
   const responses = sockets.map((s) => new Responses(s));
-  const repliesBefore = connection.link!.replies;
+  const repliesBefore = connection.linkReplies;
   sockets.forEach((socket, c) => {
     const parts: Buffer[] = [];
     for (let s = 0; s < sessions; s++) {
@@ -72,7 +72,7 @@ test('redis native link answers sixteen pipelining clients in request order, eve
       assert.deepEqual([r.length, r.status], expected, `client ${c}: answer ${k}`);
     });
   });
-  assert.equal(connection.link!.replies - repliesBefore, clients * sessions * 6, 'every request went through the native link');
+  assert.equal(connection.linkReplies - repliesBefore, clients * sessions * 6, 'every request went through the native link');
 });
 
 test('redis native link answers every request in flight with the failure status when the connection is lost, then serves on a new one', async (t) => {
@@ -98,10 +98,10 @@ test('redis native link answers every request in flight with the failure status 
   // A new redis-server on the same socket: ioredis connects again, and the link takes it.
   await redis.restart();
   await until(() => connection.link !== undefined);
-  const repliesBefore = connection.link!.replies;
+  const repliesBefore = connection.linkReplies;
   client.write(Buffer.concat([add(1000, 'after', Buffer.from('again')), request(1001, Operation.GET, Buffer.from('after'))]));
   assert.deepEqual((await answers.take(2)).map((r) => [r.uid, r.length, r.status]), [[1000, 1, Status.OK], [1001, 5, 'a'.charCodeAt(0)]]);
-  assert.equal(connection.link!.replies - repliesBefore, 2);
+  assert.equal(connection.linkReplies - repliesBefore, 2);
 });
 
 test('redis native link fails only the request redis refuses, its neighbours keeping their own replies', async (t) => {
@@ -129,4 +129,65 @@ test('redis native link fails only the request redis refuses, its neighbours kee
     [5, 6, 'B'.charCodeAt(0)],
   ]);
   assert.ok(server.lines.some((line) => /WRONGTYPE/.test(line)), 'the refusal is logged');
+});
+
+test('redis native links of a cluster take a request its master sends elsewhere back to the cluster client, in order', async (t) => {
+  const cluster = await startRedisCluster(t);
+  let connection!: RedisConnection;
+  const server = await startCacheServer({
+    unix: true,
+    engine: (log) => {
+      connection = new RedisConnection(cluster.urls.slice(0, 3), { requestTimeoutMs: 5000, batched: true, log });
+      return createRedisEngine({ redis: connection, requestTimeoutMs: 5000, prefix: PREFIX, log });
+    },
+  });
+  t.after(async () => {
+    await server.close();
+    await server.engine.close();
+  });
+  const client = await connectPeer(server.target as net.NetConnectOpts);
+  t.after(() => client.destroy());
+  const answers = new Responses(client);
+  // Until each master's link is up, requests go through ioredis: wait until an ADD of every
+  // session was answered on a link.
+  const ids = Array.from({ length: 32 }, (_, i) => `s${i}`);
+  let uid = 0;
+  for (let tries = 0; ; tries++) {
+    const before = connection.linkReplies;
+    client.write(Buffer.concat(ids.map((id) => add(uid++, id, Buffer.from(`data of ${id}`)))));
+    await answers.take(ids.length);
+    if (connection.linkReplies - before === ids.length) break;
+    assert.ok(tries < 200, 'the masters\' links never came up');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const masters = await Promise.all(ids.map((id) => cluster.masterOf(`${PREFIX}${id}`)));
+  const movedIndex = ids.findIndex((_, i) => i > 0 && masters[i] === masters[0]);
+  const moved = ids[movedIndex]!;
+  const slot = Number((await cluster.cli(masters[0]!, ['cluster', 'keyslot', `${PREFIX}${moved}`])).trim());
+  const to = (await cluster.masters()).find((m) => m !== masters[0])!;
+  await cluster.moveSlot(slot, masters[0]!, to);
+  // The slot map still names the old master, whose link gets MOVED for every request of the slot.
+  const start = uid;
+  const before = connection.linkReplies;
+  client.write(Buffer.concat([
+    request(uid++, Operation.GET, Buffer.from(ids[0]!)),
+    request(uid++, Operation.GET, Buffer.from(moved)),
+    request(uid++, Operation.HAVE, Buffer.from(moved)),
+    add(uid++, moved, Buffer.from('other')),
+    request(uid++, Operation.REMOVE, Buffer.from(moved)),
+    add(uid++, moved, Buffer.from('again!')),
+    request(uid++, Operation.GET, Buffer.from(moved)),
+  ]));
+  const got = await answers.take(7);
+  assert.deepEqual(got.map((r) => [r.uid - start, r.length, r.status]), [
+    [0, `data of ${ids[0]}`.length, 'd'.charCodeAt(0)],
+    [1, `data of ${moved}`.length, 'd'.charCodeAt(0)],
+    [2, 1, Status.OK],
+    [3, 1, Status.ADD_MATCHING_SESSION],
+    [4, 1, Status.OK],
+    [5, 1, Status.OK],
+    [6, 6, 'a'.charCodeAt(0)],
+  ]);
+  assert.ok(connection.linkReplies - before >= 2, 'the requests went on the masters\' links');
+  assert.equal(await cluster.cli(to, ['get', `${PREFIX}${moved}`]), 'again!\n');
 });

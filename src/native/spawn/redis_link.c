@@ -7,12 +7,13 @@
  * carrying the distcache answer's payload (a status byte, or a GET's value in the arena), so
  * JavaScript handles neither a RESP byte nor a net.Socket for it.
  *
- *   linkStart(id, prefix) -> [cmds: Int32Array, bytes: Buffer]   makes pumped socket `id` a link
- *     whose keys all start with `prefix`. A request is an entry of six ints in cmds: [operation,
+ *   linkStart(id, prefix, mget) -> [cmds: Int32Array, bytes: Buffer]   makes pumped socket `id` a
+ *     link whose keys all start with `prefix`. A request is an entry of six ints in cmds: [operation,
  *     keyOffset, keyLength, dataOffset, dataLength, px] (distcache's ADD 0, GET 1, REMOVE 2,
  *     HAVE 3) naming bytes in `bytes`: ADD -> SET key data PX px NX, GET -> GET, REMOVE -> DEL,
- *     HAVE -> EXISTS, and a run of lookups (GET, HAVE) one MGET (a HAVE is then answered by
- *     whether the value is there: sessions are strings).
+ *     HAVE -> EXISTS, and with `mget` a run of lookups (GET, HAVE) one MGET (a HAVE is then
+ *     answered by whether the value is there: sessions are strings; not on a cluster, where the
+ *     keys of one command must share a slot).
  *   linkSend(id, count) -> 1 sent | 0 queued (sent as the socket takes it) | -errno (closed, no
  *     event follows)   sends the first `count` requests, in order.
  *   Events, one per request in request order: [id, 7, 0, status] a status byte; [id, 8, offset,
@@ -76,6 +77,8 @@ struct RedisLink {
   size_t array_left;
   unsigned char *scratch;
   size_t scratch_cap;
+  /** Runs of lookups go as one MGET (not on a cluster: the keys of one command share a slot). */
+  int mget;
 };
 
 /* ---- The parser ---------------------------------------------------------------------------- */
@@ -395,7 +398,7 @@ static long encode(struct RedisLink *l, int count) {
   for (int i = 0; i < count;) {
     const int32_t *e = l->cmds + 6 * i;
     int run = 1;
-    if (is_lookup(e[0]))
+    if (l->mget && is_lookup(e[0]))
       while (i + run < count && run < MGET_MAX && is_lookup(l->cmds[6 * (i + run)])) run++;
     if (run > 1) {
       p = put_header(p, '*', (size_t)run + 1);
@@ -432,14 +435,16 @@ static long encode(struct RedisLink *l, int count) {
 /* ---- The calls ----------------------------------------------------------------------------- */
 
 static napi_value LinkStart(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value args[2], cmds_buffer, cmds, bytes, pair;
+  size_t argc = 3;
+  napi_value args[3], cmds_buffer, cmds, bytes, pair;
+  bool mget = true;
   void *prefix, *cmds_data;
   size_t prefix_len;
   int32_t id;
   CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
   CHECK(napi_get_value_int32(env, args[0], &id));
   CHECK(napi_get_buffer_info(env, args[1], &prefix, &prefix_len));
+  if (argc > 2) CHECK(napi_get_value_bool(env, args[2], &mget));
   Conn *c = id >= 0 && id < pump.capacity ? pump.conns[id] : NULL;
   if (c == NULL || c->closing || c->link != NULL || prefix_len > REPLY_LINE_MAX) {
     napi_throw_error(env, NULL, "linkStart: not an open pumped socket");
@@ -456,6 +461,7 @@ static napi_value LinkStart(napi_env env, napi_callback_info info) {
   memcpy(l->prefix, prefix, prefix_len);
   l->prefix_len = prefix_len;
   l->rcap = ARENA_BYTES;
+  l->mget = mget;
   CHECK(napi_create_arraybuffer(env, CMD_MAX * 6 * sizeof(int32_t), &cmds_data, &cmds_buffer));
   CHECK(napi_create_typedarray(env, napi_int32_array, CMD_MAX * 6, cmds_buffer, 0, &cmds));
   CHECK(napi_create_buffer(env, CMD_BYTES, (void **)&l->bytes, &bytes));
