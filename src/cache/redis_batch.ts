@@ -24,12 +24,15 @@
 // redis-server then sleep while the clients answer, and every wake-up costs). A turn without
 // replies (one client, the first requests) sends at once.
 //
-// On a standalone Redis reached without TLS the batch takes the native pipeline when it is up
-// (../redis/pumped_link: commands encoded and replies parsed in C, on the socket pump): each
-// request is copied into the link's command area as it comes, the batch leaves in one send() at
+// Without TLS the batch takes the native pipelines when they are up (../redis/pumped_link:
+// commands encoded and replies parsed in C, on the socket pump): a standalone Redis's one link, or
+// on a cluster the link of the master that owns each key (no MGET there). Each request is copied
+// into its link's command area as it comes, each link's part of the batch leaves in one send() at
 // the end of the turn, and each reply settles its request from the pump's callback. A batch that
-// began on ioredis (the link was down) stays there, so one client's requests never race each
-// other on two connections.
+// began on ioredis (the link was down) stays there, as does, within a batch, each master's part,
+// so one client's requests never race each other on two connections. On a cluster a request a
+// master refuses with a redirect (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) or loses with its connection
+// goes through the cluster client, as on the ioredis path.
 //
 // One deadline per batch, not per request (a timer per request cost more than the request): what
 // Redis has not answered within timeoutMs is answered 0x01 (DC_ERR_NOTOK), and the outage log is
