@@ -105,10 +105,15 @@ export class PumpedLink implements PumpHandler {
     cmds[at] = operation;
     cmds[at + 1] = this.#used;
     cmds[at + 2] = key.length;
-    this.#used += key.copy(bytes, this.#used);
+    // TypedArray set, not Buffer copy (which makes a view of the source first).
+    bytes.set(key, this.#used);
+    this.#used += key.length;
     cmds[at + 3] = this.#used;
     cmds[at + 4] = data === undefined ? 0 : data.length;
-    if (data !== undefined) this.#used += data.copy(bytes, this.#used);
+    if (data !== undefined) {
+      bytes.set(data, this.#used);
+      this.#used += data.length;
+    }
     cmds[at + 5] = px;
     this.#gathered.push(waiter);
     return true;
