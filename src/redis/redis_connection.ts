@@ -7,6 +7,10 @@
 //
 // One URL is a standalone Redis unless the node says it runs in cluster mode (INFO cluster), in
 // which case it becomes the seed of a Cluster client; several URLs are a cluster's seeds.
+//
+// dc_server's batches also get native pipelines on the socket pump (./pumped_link, openLink): one
+// for a standalone Redis, one per cluster master, each on a connection of its own that ioredis
+// makes and this file keeps until close.
 
 import fs from 'node:fs';
 import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
