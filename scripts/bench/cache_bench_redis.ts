@@ -2,10 +2,14 @@
 // redis-server, dc_server talking to it over a unix socket) and a Redis Cluster of three masters
 // with one replica each (test/support/redis.ts, loopback TCP), beside our dc_server in memory and
 // the C server, for GET/HAVE/REMOVE/ADD with 1, 4 and 16 persistent clients, 512 pre-filled
-// sessions of 150 B, clients on dc_server's unix socket. Every server process (dc_server and
-// redis-server, or all six cluster nodes, every thread) is pinned to the server CPU: the Redis
-// rows get the same one core as the in-memory server, for the store and the front end together,
-// and their CPU µs/op and memory count both. Goal: on Redis at least half the in-memory ops/s
+// sessions of 150 B, clients on dc_server's unix socket. Two layouts: in "ours redis" and "ours
+// cluster" every server process (dc_server and redis-server, or all six cluster nodes, every
+// thread) is pinned to the server CPU: the Redis rows get the same one core as the in-memory
+// server, for the store and the front end together, and their CPU µs/op and memory count both.
+// In "redis apart" and "cluster apart" the redis-servers run on the load generator's CPU instead,
+// as in production, where Redis has machines of its own; that CPU's busy share (generator and
+// redis-servers) is printed under each goal row, since a saturated CPU 1 caps those figures.
+// "redis ioredis" is the standalone row with the native link off (DISTKIT_REDIS_LINK=off). Goal: on Redis at least half the in-memory ops/s
 // with 16 clients: after the table, one row per op gives that ratio at 16 clients as the median
 // of --rounds interleaved rounds (default 5) with its spread, and the ratio of server CPU µs/op
 // (which the other work on a shared machine moves far less), each against the goal; under each,
@@ -15,7 +19,7 @@
 
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { fillAll, measure, printHeader, runFill, startAll, stopAll, type Bench, type Table } from './cache_cells';
+import { fillAll, LOAD_CPUS, measure, SERVER_CPUS, printHeader, runFill, startAll, stopAll, type Bench, type Table } from './cache_cells';
 import type { LoadResult } from './cache_load';
 import { cTarget, oursTarget, trackPid, type CacheBenchTarget, type RunningServer, type StartOptions } from './cache_targets';
 import { CpuGroups } from './cpu_groups';
@@ -74,16 +78,26 @@ async function startCluster(o: StartOptions): Promise<Backend> {
   }
 }
 
-/** Our dc_server on the Redis `backend` starts, on the same CPUs. */
-function redisTarget(repo: string, name: string, backend: (o: StartOptions) => Promise<Backend>): CacheBenchTarget {
+/** Where a Redis target's redis-servers run, and how dc_server talks to them. */
+interface RedisLayout {
+  /** The CPUs of its redis-servers: undefined = dc_server's (the server CPU); LOAD_CPUS = the
+   * load generator's, as if Redis ran on machines of its own. */
+  readonly redisCpus?: string;
+  /** More environment for dc_server (DISTKIT_REDIS_LINK=off: every request through ioredis). */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/** Our dc_server on the Redis `backend` starts, on the server CPU; its redis-servers on the
+ * layout's CPUs. */
+function redisTarget(repo: string, name: string, backend: (o: StartOptions) => Promise<Backend>, layout: RedisLayout = {}): CacheBenchTarget {
   return {
     name,
     fillDepth: 32,
     cannot: () => undefined,
     async start(o): Promise<RunningServer> {
-      const redis = await backend(o);
+      const redis = await backend({ ...o, cpus: layout.redisCpus ?? o.cpus });
       try {
-        const front = await oursTarget(repo, { name, sized: false, extra: redis.urls.flatMap((url) => ['-redis', url]) }).start(o);
+        const front = await oursTarget(repo, { name, sized: false, extra: redis.urls.flatMap((url) => ['-redis', url]), ...(layout.env === undefined ? {} : { env: layout.env }) }).start(o);
         const pids = [front.pid, ...redis.pids];
         return { ...front, cpuPids: pids, rssPids: pids, stop: async () => {
           await front.stop();
@@ -102,21 +116,36 @@ function redisVersion(): string {
   return /v=(\S+)/.exec(out)?.[1] ?? 'unknown';
 }
 
-/** Prints the Redis rows: ours in memory, C, ours on Redis standalone and on a Redis Cluster. */
+/** Prints the Redis rows: ours in memory, C, ours on Redis standalone and on a Redis Cluster, each
+ * in two layouts: the redis-servers on dc_server's CPU (one core for store and front end), and
+ * "apart", on the load generator's CPU (as if Redis ran on machines of its own); and on the
+ * standalone Redis through ioredis alone (the native link off), for its gain. */
 export async function benchRedisRows(bench: Bench, repo: string, cPrefix: string, rounds = 5): Promise<void> {
+  const apart: RedisLayout = { redisCpus: LOAD_CPUS };
   const table: Table = {
-    targets: [oursTarget(repo), cTarget(cPrefix), redisTarget(repo, 'ours redis', startStandalone), redisTarget(repo, 'ours cluster', startCluster)],
+    targets: [
+      oursTarget(repo),
+      cTarget(cPrefix),
+      redisTarget(repo, 'ours redis', startStandalone),
+      redisTarget(repo, 'ours cluster', startCluster),
+      redisTarget(repo, 'redis apart', startStandalone, apart),
+      redisTarget(repo, 'cluster apart', startCluster, apart),
+      redisTarget(repo, 'redis ioredis', startStandalone, { env: { DISTKIT_REDIS_LINK: 'off' } }),
+    ],
     ops: ['GET', 'HAVE', 'REMOVE', 'ADD'],
     ratios: [
       { label: 'redis/mem', of: 'ours redis', over: 'ours' },
       { label: 'cluster/mem', of: 'ours cluster', over: 'ours' },
+      { label: 'apart/mem', of: 'redis apart', over: 'ours' },
+      { label: 'c.apart/mem', of: 'cluster apart', over: 'ours' },
       { label: 'redis/C', of: 'ours redis', over: 'C' },
     ],
   };
-  console.log(`dc_server on Redis (redis-server ${redisVersion()}, standalone on a unix socket; cluster: 3 masters + 3 replicas on loopback TCP), every server process on the server CPU; memory and CPU µs/op count dc_server and its redis-servers together`);
+  console.log(`dc_server on Redis (redis-server ${redisVersion()}, standalone on a unix socket; cluster: 3 masters + 3 replicas on loopback TCP). dc_server always on the server CPU ${SERVER_CPUS}; "ours redis"/"ours cluster": every redis-server on the server CPU too (memory and CPU µs/op count dc_server and its redis-servers together); "redis apart"/"cluster apart": the redis-servers on the load generator's CPU ${LOAD_CPUS}, as if Redis ran on machines of its own (watch that CPU's busy share in the cpu lines: saturated, it caps the figures); "redis ioredis": standalone, redis on the server CPU, with the native link off (DISTKIT_REDIS_LINK=off)`);
   printHeader(table);
   await runFill(bench, table, 'unix', SESSIONS, SIZE);
-  await printGoalRows(bench, [table.targets[0]!, table.targets[2]!, table.targets[3]!], rounds);
+  const t = table.targets;
+  await printGoalRows(bench, [t[0]!, t[2]!, t[3]!, t[4]!, t[5]!, t[6]!], rounds);
 }
 
 /** Where the CPU of a goal cell goes: each target's front process (dc_server) and its
@@ -126,7 +155,9 @@ class CpuSplit {
   readonly #groups: CpuGroups;
   readonly #servers: readonly RunningServer[];
   readonly #before: number[][] = [];
-  /** Per target, per round: [dc_server, redis-servers, generator] µs/op. */
+  /** Per target, per round: [dc_server, redis-servers, generator] µs/op, and the share of the
+   * measurement's wall time the generator and the redis-servers used together (CPU 1's busy share
+   * when the redis-servers run there). */
   readonly #rounds: number[][][];
 
   private constructor(groups: CpuGroups, servers: readonly RunningServer[]) {
@@ -157,17 +188,19 @@ class CpuSplit {
   stop(i: number, r: LoadResult): void {
     const after = this.#used(i);
     const perOp = (ms: number): number => (ms * 1000) / Math.max(1, r.ops);
-    this.#rounds[i]!.push([perOp(after[0]! - this.#before[i]![0]!), perOp(after[1]! - this.#before[i]![1]!), perOp(r.cpuMs)]);
+    const redisMs = after[1]! - this.#before[i]![1]!;
+    this.#rounds[i]!.push([perOp(after[0]! - this.#before[i]![0]!), perOp(redisMs), perOp(r.cpuMs), (redisMs + r.cpuMs) / Math.max(1, r.ms)]);
   }
 
   /** One op's medians per target, then forgets the rounds for the next op. */
   report(names: readonly string[]): string {
     const text = this.#servers.map((server, i) => {
       const rounds = this.#rounds[i]!;
-      const [front, redis, gen] = [0, 1, 2].map((k) => median(rounds.map((r) => r[k]!)));
-      const redisText = (server.cpuPids?.length ?? 1) > 1 ? ` + redis-server ${redis!.toFixed(1)}` : '';
+      const [front, redis, gen, share] = [0, 1, 2, 3].map((k) => median(rounds.map((r) => r[k]!)));
+      const withRedis = (server.cpuPids?.length ?? 1) > 1;
+      const redisText = withRedis ? ` + redis-server ${redis!.toFixed(1)}` : '';
       rounds.length = 0;
-      return `${names[i]}: dc_server ${front!.toFixed(1)}${redisText}, generator ${gen!.toFixed(1)}`;
+      return `${names[i]}: dc_server ${front!.toFixed(1)}${redisText}, generator ${gen!.toFixed(1)} (generator${withRedis ? '+redis' : ''} ${(share! * 100).toFixed(0)}% of a CPU)`;
     });
     return text.join('; ');
   }

@@ -23,6 +23,8 @@ const ERROR = 3;
 const DRAIN = 4;
 const CLOSED = 5;
 const ACCEPTED = 6;
+/** The first of a Redis link's reply kinds (redis_link.c: 7 status, 8 value, 9 refused). */
+const REPLY = 7;
 
 /** What a pumped socket tells its owner. */
 export interface PumpHandler {
@@ -41,6 +43,8 @@ export interface PumpHandler {
   onGone(): void;
   /** Bytes given to append() were queued rather than taken: stop producing until onDrain. */
   onBlocked?(): void;
+  /** A Redis link's reply (src/redis/pumped_link; arena bytes valid during the call only). */
+  onReply?(kind: number, arena: Buffer, offset: number, length: number): void;
 }
 
 /** A connection the pump accepted itself, as a handler of ServiceOptions.pumped gets it. */
@@ -119,6 +123,7 @@ function deliver(count: number): void {
     if (socket === undefined) continue;
     const handler = socket.handler;
     if (kind === DATA) handler.onData(arena!, ev[i + 2]!, ev[i + 2]! + ev[i + 3]!);
+    else if (kind >= REPLY) handler.onReply!(kind, arena!, ev[i + 2]!, ev[i + 3]!);
     else if (kind === END) handler.onEnd();
     else if (kind === DRAIN) handler.onDrain();
     else {
@@ -284,6 +289,11 @@ export class PumpedSocket {
     this.#id = id;
     this.#handler = handler;
     if (handler instanceof HeldEvents) handler.socket = this;
+  }
+
+  /** The pump's id of the socket (the addon's calls name it so). */
+  get id(): number {
+    return this.#id;
   }
 
   get handler(): PumpHandler {

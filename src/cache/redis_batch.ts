@@ -24,81 +24,35 @@
 // redis-server then sleep while the clients answer, and every wake-up costs). A turn without
 // replies (one client, the first requests) sends at once.
 //
-// One deadline per batch, not per request (a timer per request cost more than the request): what
-// Redis has not answered within timeoutMs is answered 0x01 (DC_ERR_NOTOK), and the outage log is
-// told once per batch, not once per request.
+// Without TLS the batch takes the native pipelines when they are up (../redis/pumped_link:
+// commands encoded and replies parsed in C, on the socket pump): a standalone Redis's one link, or
+// on a cluster the link of the master that owns each key (no MGET there). Each request is copied
+// into its link's command area as it comes, each link's part of the batch leaves in one send() at
+// the end of the turn, and each reply settles its request from the pump's callback. A batch that
+// began on ioredis (the link was down) stays there, as does, within a batch, each master's part,
+// so one client's requests never race each other on two connections. On a cluster a request a
+// master refuses with a redirect (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) or loses with its connection
+// goes through the cluster client, as on the ioredis path.
+//
+// One deadline per batch (./redis_flight): what Redis has not answered within timeoutMs is
+// answered 0x01 (DC_ERR_NOTOK).
 
 import { Cluster, type Redis } from 'ioredis';
 import { clusterReroutes, mastersOf } from '../redis/cluster_masters';
-import { EncodedBatch, type Argument } from '../redis/encoded_commands';
+import { EncodedBatch } from '../redis/encoded_commands';
 import type { RedisClient, RedisConnection } from '../redis/redis_connection';
-import { PendingPayload, status } from './engine';
-import { Operation, Status } from './wire/index';
-
-/** One request: its key (prefix + session id), and for an ADD the data and its lifetime; its
- * response payload is delivered once Redis answers. */
-class Request extends PendingPayload {
-  readonly operation: Operation;
-  readonly key: Buffer;
-  readonly data: Buffer | undefined;
-  readonly px: number;
-  answered = false;
-
-  constructor(operation: Operation, key: Buffer, data: Buffer | undefined, px: number) {
-    super();
-    this.operation = operation;
-    this.key = key;
-    this.data = data;
-    this.px = px;
-  }
-}
-
-/** Redis wants a positive PX; an ADD with timeout 0 lives for at most a millisecond in memory too. */
-function pxOf(timeoutMs: number): number {
-  return Math.max(1, timeoutMs);
-}
-
-/** The command of one request: name and arguments (encoded by us, or by the cluster client). */
-function commandOf(request: Request): [string, Argument[]] {
-  switch (request.operation) {
-    case Operation.ADD:
-      return ['set', [request.key, request.data!, 'PX', String(request.px), 'NX']];
-    case Operation.GET:
-      return ['get', [request.key]];
-    case Operation.REMOVE:
-      return ['del', [request.key]];
-    case Operation.HAVE:
-      return ['exists', [request.key]];
-  }
-}
-
-/** The response payload of a request whose command returned `reply`, strings as Buffers (SET NX
- * answers OK, or nil when the key was there). */
-function payloadOf(operation: Operation, reply: unknown): Buffer {
-  switch (operation) {
-    case Operation.ADD:
-      return status(reply === null ? Status.ADD_MATCHING_SESSION : Status.OK);
-    case Operation.GET:
-      return (reply as Buffer | null) ?? status(Status.NOTOK);
-    case Operation.REMOVE:
-    case Operation.HAVE:
-      return status((reply as number) > 0 ? Status.OK : Status.NOTOK);
-  }
-}
-
-/** The response payload of a lookup (GET or HAVE) answered by an MGET value. */
-function lookupPayloadOf(operation: Operation, value: Buffer | null | undefined): Buffer {
-  if (operation === Operation.GET) return value ?? status(Status.NOTOK);
-  return status(value === null || value === undefined ? Status.NOTOK : Status.OK);
-}
+import type { PendingPayload } from './engine';
+import { commandOf, Flight, lookupPayloadOf, payloadOf, pxOf, Request, sendRouted, type FlightOwner } from './redis_flight';
+import { Operation } from './wire/index';
 
 const isLookup = (operation: Operation): boolean => operation === Operation.GET || operation === Operation.HAVE;
 
-export class RedisBatch {
+export class RedisBatch implements FlightOwner {
   readonly #redis: RedisConnection;
   readonly #timeoutMs: number;
+  readonly #prefix: Buffer;
   readonly #failed: ((operation: Operation) => void) | undefined;
-  #pending: Request[] = [];
+  #pending: Flight | undefined;
   /** #endOfTurn is queued for this turn's (or the next turn's) check phase. */
   #scheduled = false;
   /** Replies were handled since the last check phase (so clients were answered in this turn). */
@@ -106,22 +60,48 @@ export class RedisBatch {
   /** The pending batch already waited one turn. */
   #waited = false;
 
-  /** Requests on `redis` (made with `batched: true`) not answered within `timeoutMs` fail;
-   * `failed` is told the operation of each request that fails (the metrics' errors by command). */
-  constructor(redis: RedisConnection, timeoutMs: number, failed?: (operation: Operation) => void) {
+  /** Requests on `redis` (made with `batched: true`) for keys under `prefix`, not answered within
+   * `timeoutMs`, fail; `failed` is told the operation of each request that fails (the metrics'
+   * errors by command). A standalone Redis gets the native link (see the top). */
+  constructor(redis: RedisConnection, timeoutMs: number, prefix: Buffer, failed?: (operation: Operation) => void) {
     this.#redis = redis;
     this.#timeoutMs = timeoutMs;
+    this.#prefix = prefix;
     this.#failed = failed;
+    redis.openLink(prefix);
   }
 
-  /** The response payload of one request, delivered once Redis answers; 0x01 when it fails or is
-   * late. `data` and `timeoutMs` are an ADD's; `key` and `data` must be the caller's
-   * own copies (they are sent in a later phase of the loop). */
-  request(operation: Operation, key: Buffer, data?: Buffer, timeoutMs = 0): PendingPayload {
-    const request = new Request(operation, key, data, pxOf(timeoutMs));
-    this.#pending.push(request);
+  /** The response payload of one request on session `id`, delivered once Redis answers; 0x01 when
+   * it fails or is late. `data` and `timeoutMs` are an ADD's. `id` and `data` may be views of a
+   * buffer reused once this returns: they are copied. */
+  request(operation: Operation, id: Buffer, data?: Buffer, timeoutMs = 0): PendingPayload {
+    const flight = (this.#pending ??= new Flight(this, this.#redis));
+    const request = new Request(operation, pxOf(timeoutMs), flight);
+    flight.add(request);
+    const link = flight.link;
+    if (link !== undefined && link.add(operation, id, data, request.px, request)) {
+      request.link = link;
+    } else {
+      // Kept for the ioredis path, and on a cluster for a request its master sends elsewhere.
+      request.key = Buffer.concat([this.#prefix, id]);
+      if (data !== undefined) request.data = Buffer.from(data);
+      const master = link === undefined ? flight.masterLink(request.key) : undefined;
+      if (master !== undefined && master.add(operation, id, data, request.px, request)) request.link = master;
+    }
     this.#schedule();
     return request;
+  }
+
+  /** A reply settled a request (the Flight's call). */
+  replied(): void {
+    if (this.#replied) return;
+    this.#replied = true;
+    this.#schedule();
+  }
+
+  /** A request failed (the Flight's call). */
+  failedOperation(operation: Operation): void {
+    this.#failed?.(operation);
   }
 
   #schedule(): void {
@@ -136,7 +116,7 @@ export class RedisBatch {
     this.#scheduled = false;
     const replied = this.#replied;
     this.#replied = false;
-    if (this.#pending.length === 0) return;
+    if (this.#pending === undefined) return;
     if (replied && !this.#waited) {
       this.#waited = true;
       this.#schedule();
@@ -147,47 +127,19 @@ export class RedisBatch {
   };
 
   #flush(): void {
-    const batch = this.#pending;
-    this.#pending = [];
-    const outage = this.#redis.outage;
-    let left = batch.length;
-    let failure: string | undefined;
-    const answer = (request: Request, payload: Buffer): void => {
-      if (request.answered) return;
-      request.answered = true;
-      try {
-        request.deliver(payload);
-      } catch (error) {
-        // Not into the Redis client's reply parsing (the other replies of the read would be
-        // lost): the same fate as a throw in a promise reaction, an unhandled error.
-        queueMicrotask(() => {
-          throw error;
-        });
-      }
-      if (!this.#replied) {
-        this.#replied = true;
-        this.#schedule();
-      }
-      if (--left > 0) return;
-      clearTimeout(timer);
-      if (failure === undefined) outage.succeeded();
-    };
-    const fail = (request: Request, error: unknown): void => {
-      if (request.answered) return;
-      failure ??= error instanceof Error ? error.message : String(error);
-      outage.failed(failure);
-      this.#failed?.(request.operation);
-      answer(request, status(Status.NOTOK));
-    };
-    const timer = setTimeout(() => {
-      const late = `no answer within ${this.#timeoutMs} ms`;
-      for (const request of batch) if (!request.answered) fail(request, new Error(late));
-    }, this.#timeoutMs);
+    const flight = this.#pending!;
+    this.#pending = undefined;
+    flight.arm(this.#timeoutMs);
+    // What went on the native links (all of it, or none but what a link refused while down).
+    flight.link?.send();
+    for (const link of flight.links) link.send();
+    const rest = flight.link === undefined && flight.links.length === 0 ? flight.requests : flight.requests.filter((r) => r.link === undefined);
+    if (rest.length === 0) return;
     try {
-      this.#redis.sendTogether((client) => this.#send(client, batch, answer, fail));
+      this.#redis.sendTogether((client) => this.#send(client, rest, flight));
     } catch (error) {
       // Nothing of a Redis failure may escape into the event loop (it would end the process).
-      for (const request of batch) if (!request.answered) fail(request, error);
+      for (const request of rest) if (!request.answered) flight.fail(request, error);
     }
   }
 
@@ -195,8 +147,8 @@ export class RedisBatch {
    * is one MGET on a standalone Redis (a command costs ioredis about as much as our whole answer;
    * not in a cluster, where the keys of one command must share a slot, and each command is routed
    * by its key). */
-  #send(client: RedisClient, batch: readonly Request[], answer: (request: Request, payload: Buffer) => void, fail: (request: Request, error: unknown) => void): void {
-    if (client instanceof Cluster) return sendByMaster(client, batch, answer, fail);
+  #send(client: RedisClient, batch: readonly Request[], flight: Flight): void {
+    if (client instanceof Cluster) return sendByMaster(client, batch, flight);
     const encoded = new EncodedBatch();
     for (let i = 0; i < batch.length; ) {
       const request = batch[i]!;
@@ -205,16 +157,16 @@ export class RedisBatch {
       if (run === 1) {
         i++;
         encoded.add(...commandOf(request), {
-          reply: (value) => answer(request, payloadOf(request.operation, value)),
-          error: (error) => fail(request, error),
+          reply: (value) => flight.answer(request, payloadOf(request.operation, value)),
+          error: (error) => flight.fail(request, error),
         });
         continue;
       }
       const lookups = batch.slice(i, i + run);
       i += run;
-      encoded.add('mget', lookups.map((r) => r.key), {
-        reply: (values) => lookups.forEach((r, k) => answer(r, lookupPayloadOf(r.operation, (values as (Buffer | null)[])[k]))),
-        error: (error) => lookups.forEach((r) => fail(r, error)),
+      encoded.add('mget', lookups.map((r) => r.key!), {
+        reply: (values) => lookups.forEach((r, k) => flight.answer(r, lookupPayloadOf(r.operation, (values as (Buffer | null)[])[k]))),
+        error: (error) => lookups.forEach((r) => flight.fail(r, error)),
       });
     }
     encoded.send(client);
@@ -225,33 +177,21 @@ export class RedisBatch {
  * own connection, each request its own command; a request whose master is not known or not
  * connected, or that the master sends elsewhere (MOVED, ASK, a failover), goes through the
  * cluster client, which follows it. */
-function sendByMaster(cluster: Cluster, batch: readonly Request[], answer: (request: Request, payload: Buffer) => void, fail: (request: Request, error: unknown) => void): void {
+function sendByMaster(cluster: Cluster, batch: readonly Request[], flight: Flight): void {
   const masterOf = mastersOf(cluster);
   const parts = new Map<Redis, EncodedBatch>();
   for (const request of batch) {
-    const master = masterOf(request.key);
+    const master = masterOf(request.key!);
     if (master === undefined) {
-      sendRouted(cluster, request, answer, fail);
+      sendRouted(cluster, request, flight);
       continue;
     }
     let part = parts.get(master);
     if (part === undefined) parts.set(master, (part = new EncodedBatch()));
     part.add(...commandOf(request), {
-      reply: (value) => answer(request, payloadOf(request.operation, value)),
-      error: (error) => (clusterReroutes(error) ? sendRouted(cluster, request, answer, fail) : fail(request, error)),
+      reply: (value) => flight.answer(request, payloadOf(request.operation, value)),
+      error: (error) => (clusterReroutes(error) ? sendRouted(cluster, request, flight) : flight.fail(request, error)),
     });
   }
   for (const [master, part] of parts) part.send(master);
-}
-
-/** Issues one request through the cluster client's routing (its slots, MOVED and ASK, retries). */
-function sendRouted(cluster: Cluster, request: Request, answer: (request: Request, payload: Buffer) => void, fail: (request: Request, error: unknown) => void): void {
-  let reply: Promise<unknown>;
-  try {
-    reply = cluster.callBuffer(...commandOf(request));
-  } catch (error) {
-    fail(request, error);
-    return;
-  }
-  reply.then((value) => answer(request, payloadOf(request.operation, value)), (error: unknown) => fail(request, error));
 }

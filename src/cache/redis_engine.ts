@@ -48,20 +48,18 @@ async function countKeys(redis: RedisConnection): Promise<number> {
 
 export function createRedisEngine(options: RedisEngineOptions): CacheEngine {
   const { redis } = options;
-  const batch = new RedisBatch(redis, options.requestTimeoutMs, options.failed);
-  const prefix = Buffer.from(options.prefix);
+  const batch = new RedisBatch(redis, options.requestTimeoutMs, Buffer.from(options.prefix), options.failed);
   let sessions = 0;
   let sizeAskedAt = -Infinity;
 
   const payloadOf = (message: Message): Payload => {
-    if (message.operation !== Operation.ADD) return batch.request(message.operation, Buffer.concat([prefix, message.payload]));
+    if (message.operation !== Operation.ADD) return batch.request(message.operation, message.payload);
     const decoded = decodeAddPayload(message.payload);
     if (decoded.kind === 'short') return { reason: `ADD payload of ${decoded.length} bytes is shorter than 8` };
     if (decoded.kind === 'rejected') return status(decoded.status);
     const { id, data, timeoutMs } = decoded.value;
-    // Copies (concat copies the key): the payload is a view of the connection's read buffer,
-    // reused once we return, and the command leaves later in the turn.
-    return batch.request(Operation.ADD, Buffer.concat([prefix, id]), Buffer.from(data), timeoutMs);
+    // Views of the connection's read buffer: the batch copies them.
+    return batch.request(Operation.ADD, id, data, timeoutMs);
   };
 
   /** The last key count Redis gave (asked again at most once a second): shared, and expired by Redis. */

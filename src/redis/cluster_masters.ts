@@ -28,6 +28,11 @@ export function mastersOf(cluster: Cluster): MasterOf {
   };
 }
 
+/** The master that owns `key`'s slot, "host:port" as the client's slot map names it, or undefined. */
+export function slotOwner(cluster: Cluster, key: Buffer): string | undefined {
+  return cluster.slots[calculateSlot(key)]?.[0];
+}
+
 /** Whether `error` is one the cluster client recovers from by sending the command elsewhere or
  * again (a moved slot, a migration, a failover under way, a master's connection lost): the
  * request then goes through the client, which follows it. */

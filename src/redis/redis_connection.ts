@@ -7,12 +7,18 @@
 //
 // One URL is a standalone Redis unless the node says it runs in cluster mode (INFO cluster), in
 // which case it becomes the seed of a Cluster client; several URLs are a cluster's seeds.
+//
+// dc_server's batches also get native pipelines on the socket pump (./pumped_link, openLink): one
+// for a standalone Redis, one per cluster master, each on a connection of its own that ioredis
+// makes and this file keeps until close.
 
 import fs from 'node:fs';
 import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
 import { UsageError } from '../errors';
 import type { Logger } from '../log/index';
+import { slotOwner } from './cluster_masters';
 import { OutageLog } from './outage_log';
+import { PumpedLink } from './pumped_link';
 import { parseRedisUrl, type RedisEndpoint } from './redis_url';
 
 export type RedisClient = Redis | Cluster;
@@ -92,6 +98,12 @@ export class RedisConnection {
   readonly #firstAttempt: Promise<void>;
   /** Settles once a single URL's node has said whether it is a cluster node. */
   #detected: Promise<void> = Promise.resolve();
+  /** The native pipeline of a standalone Redis (see openLink). */
+  #link: PumpedLink | undefined;
+  /** The key prefix of the native pipelines, once openLink was called. */
+  #prefix: Buffer | undefined;
+  /** A cluster's native pipelines by master ("host:port"; undefined: the pump cannot serve it). */
+  readonly #masterLinks = new Map<string, PumpedLink | undefined>();
 
   /** Parses the URLs and reads the password file now (UsageError if either is wrong); connects in the background. */
   constructor(urls: readonly string[], options: RedisConnectionOptions) {
@@ -169,6 +181,57 @@ export class RedisConnection {
     }
   }
 
+  /** Opens the native pipeline (./pumped_link) for keys under `prefix` once this is known to be
+   * a standalone Redis reached without TLS; link then returns it while it is that. */
+  openLink(prefix: Buffer): void {
+    this.#prefix = prefix;
+    if (this.#endpoints.length > 1) return;
+    const endpoint = this.#endpoints[0]!;
+    void this.#detected.then(() => {
+      if (this.#closed || this.#link !== undefined || this.mode !== 'standalone') return;
+      this.#link = PumpedLink.create(nodeOptions(endpoint, this.#password, this.#options), prefix, true, (error) => this.outage.failed(error.message));
+    });
+  }
+
+  /** The native pipeline while it is connected (see openLink), else undefined. */
+  get link(): PumpedLink | undefined {
+    const link = this.#link;
+    return link !== undefined && link.ready && this.#client instanceof Redis ? link : undefined;
+  }
+
+  /** Replies the native pipelines handled since start (for tests: which path requests took). */
+  get linkReplies(): number {
+    let replies = this.#link?.replies ?? 0;
+    for (const link of this.#masterLinks.values()) replies += link?.replies ?? 0;
+    return replies;
+  }
+
+  /** On a Redis Cluster (after openLink), the master that owns `key`'s slot and its native
+   * pipeline if that is connected now (made on first use, one per master, as the standalone one);
+   * undefined when this is no cluster or the slot's owner is not known. */
+  masterOf(key: Buffer): { readonly owner: string; readonly link: PumpedLink | undefined } | undefined {
+    const client = this.#client;
+    if (!(client instanceof Cluster) || this.#prefix === undefined) return undefined;
+    const owner = slotOwner(client, key);
+    if (owner === undefined) return undefined;
+    let link = this.#masterLinks.get(owner);
+    if (link === undefined && !this.#masterLinks.has(owner)) {
+      link = this.#masterLink(owner, this.#prefix);
+      this.#masterLinks.set(owner, link);
+    }
+    return { owner, link: link?.ready === true ? link : undefined };
+  }
+
+  #masterLink(owner: string, prefix: Buffer): PumpedLink | undefined {
+    const colon = owner.lastIndexOf(':');
+    const first = this.#endpoints.find((e) => e.path === undefined);
+    if (colon < 0 || first === undefined) return undefined;
+    const endpoint: RedisEndpoint = { ...first, host: owner.slice(0, colon), port: Number(owner.slice(colon + 1)), db: 0 };
+    // Its connection errors are the cluster client's to report (its node errors): a master gone
+    // in a failover would otherwise keep the outage open while its link tries to reconnect.
+    return PumpedLink.create(nodeOptions(endpoint, this.#password, this.#options), prefix, false, () => undefined);
+  }
+
   /** Waits until a request succeeds (and a single seed's cluster mode is known), at most `ms`;
    * says whether it did. Servers call it before they listen, so that the first clients are not
    * answered with failures only because the connection was still being made. */
@@ -188,6 +251,8 @@ export class RedisConnection {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#link?.close();
+    for (const link of this.#masterLinks.values()) link?.close();
     this.#client.disconnect();
   }
 

@@ -55,6 +55,14 @@ declare module 'distkit-spawn' {
   export function pumpEnd(id: number): number;
   export function pumpPause(id: number, paused: boolean): void;
   export function pumpDestroy(id: number): void;
+  /** Makes pumped socket `id` a Redis link (redis_link.c): its command area [cmds, bytes]; with
+   * `mget` a run of lookups is one MGET. */
+  export function linkStart(id: number, prefix: Buffer, mget: boolean): [cmds: Int32Array, bytes: Buffer];
+  /** Sends the first `count` requests of the link's command area: 1 sent, 0 queued, -errno. */
+  export function linkSend(id: number, count: number): number;
+  /** The link's reply parser alone: ops are [operation, run] pairs, the bytes fed split at
+   * `cuts`; [kind, a, b] per answer, [-1, offset, 0] at the end when the bytes are corrupt. */
+  export function replyParse(ops: Int32Array, bytes: Buffer, cuts: Int32Array): Int32Array;
   /** A new listening socket's fd, or -errno. */
   export function pumpBindTcp(host: string, port: number, backlog: number): number;
   export function pumpBindUnix(path: string, backlog: number): number;

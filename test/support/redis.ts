@@ -222,6 +222,18 @@ export class RedisCluster {
     return Date.now() - started;
   }
 
+  /** Moves `slot` (and its keys) from master `from` to master `to`, telling every master: a
+   * client's slot map still names `from`, which answers MOVED. */
+  async moveSlot(slot: number, from: RedisServer, to: RedisServer): Promise<void> {
+    const idOf = async (node: RedisServer): Promise<string> => (await this.cli(node, ['cluster', 'myid'])).trim();
+    const [fromId, toId] = [await idOf(from), await idOf(to)];
+    await this.cli(to, ['cluster', 'setslot', String(slot), 'importing', fromId]);
+    await this.cli(from, ['cluster', 'setslot', String(slot), 'migrating', toId]);
+    const keys = (await this.cli(from, ['cluster', 'getkeysinslot', String(slot), '100'])).split('\n').filter((k) => k !== '');
+    if (keys.length > 0) await this.cli(from, ['migrate', '127.0.0.1', String(to.port), '', '0', '5000', 'keys', ...keys]);
+    for (const master of await this.masters()) await this.cli(master, ['cluster', 'setslot', String(slot), 'node', toId]);
+  }
+
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.stop()));
   }

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { Program, dialOf } from './cache_harness';
 import { CacheClient } from '../../src/cache/client';
 import { Status } from '../../src/cache/wire/constants';
-import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../support/redis';
+import { startRedis, startRedisCluster } from '../support/redis';
 import type { AfterHook } from '../support/temp_dir';
 
 async function clientOf(t: AfterHook, redisArgs: readonly string[]): Promise<{ server: Program; client: CacheClient }> {
@@ -39,21 +39,6 @@ test('dc_server on redis serves lookups and removals and fails adds when redis i
   assert.equal(server.running, true);
 });
 
-/** The node id of `node`. */
-async function idOf(cluster: RedisCluster, node: RedisServer): Promise<string> {
-  return (await cluster.cli(node, ['cluster', 'myid'])).trim();
-}
-
-/** Moves `slot` (and its keys) from master `from` to master `to`, telling every master. */
-async function moveSlot(cluster: RedisCluster, slot: number, from: RedisServer, to: RedisServer): Promise<void> {
-  const [fromId, toId] = [await idOf(cluster, from), await idOf(cluster, to)];
-  await cluster.cli(to, ['cluster', 'setslot', String(slot), 'importing', fromId]);
-  await cluster.cli(from, ['cluster', 'setslot', String(slot), 'migrating', toId]);
-  const keys = (await cluster.cli(from, ['cluster', 'getkeysinslot', String(slot), '100'])).split('\n').filter((k) => k !== '');
-  if (keys.length > 0) await cluster.cli(from, ['migrate', '127.0.0.1', String(to.port), '', '0', '5000', 'keys', ...keys]);
-  for (const master of await cluster.masters()) await cluster.cli(master, ['cluster', 'setslot', String(slot), 'node', toId]);
-}
-
 test('dc_server on a redis cluster answers every request in order when a slot moved to another master behind its back', async (t) => {
   const cluster = await startRedisCluster(t);
   const { server, client } = await clientOf(t, cluster.urls.slice(0, 3).flatMap((u) => ['-redis', u]));
@@ -71,7 +56,7 @@ test('dc_server on a redis cluster answers every request in order when a slot mo
   assert.notEqual(await slotOf(first), await slotOf(moved));
   for (const id of [first, moved, stayed]) assert.equal(await client.add(id, `data of ${id}`, 600_000), Status.OK);
   const to = (await cluster.masters()).find((m) => m !== masters[0])!;
-  await moveSlot(cluster, await slotOf(moved), masters[0]!, to);
+  await cluster.moveSlot(await slotOf(moved), masters[0]!, to);
   const answers = await Promise.all([
     client.get(first), client.get(moved), client.have(moved), client.add(moved, 'other', 600_000), client.get(stayed),
     client.remove(moved), client.have(moved), client.add(moved, 'again', 600_000), client.get(moved),

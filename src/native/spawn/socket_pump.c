@@ -88,6 +88,7 @@ static void free_closed(void) {
     Conn *c = pump.closed[i];
     pump.conns[c->id] = NULL;
     pump.free_ids[pump.free_count++] = c->id;
+    link_free(c->link);
     free(c->pending);
     free(c);
   }
@@ -181,10 +182,12 @@ static void close_conn(Conn *c) {
 /* Polls for what the connection waits for: sending queued bytes, else input (unless paused or ended). */
 void update_poll(Conn *c) {
   if (c->closing) return;
+  /* A Redis link reads its replies while its commands wait to be sent (Redis answers as it reads). */
+  if (c->link != NULL) return set_mask(c, UV_READABLE | (c->pending_len > c->pending_off ? UV_WRITABLE : 0));
   set_mask(c, c->pending_len > c->pending_off ? UV_WRITABLE : (!c->paused && !c->peer_done ? UV_READABLE : 0));
 }
 
-static void fail(Conn *c, int err) {
+void fail_conn(Conn *c, int err) {
   push_event(c->id, EV_ERROR, 0, (size_t)err);
   close_conn(c);
 }
@@ -243,6 +246,11 @@ static int queue_bytes(Conn *c, const unsigned char *data, size_t length) {
 }
 
 void read_some(Conn *c) {
+  if (c->link != NULL) {
+    link_read(c);
+    if (!c->closing && ++c->reads == OWN_POLL_AT_READ && c->own == NULL) own_poll(c);
+    return;
+  }
   size_t space = ARENA_BYTES - pump.arena_used;
   if (space < READ_MIN || pump.count >= MAX_EVENTS - 1) return;
   if (space > READ_MAX) space = READ_MAX;
@@ -266,7 +274,7 @@ void read_some(Conn *c) {
       push_event(c->id, EV_EOF, 0, 0);
     }
   } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-    fail(c, errno);
+    fail_conn(c, errno);
   }
 }
 
@@ -277,15 +285,24 @@ static void on_ready(Conn *c, uint32_t ready) {
     int err = 0;
     socklen_t len = sizeof err;
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0) err = EBADF;
-    fail(c, err);
+    fail_conn(c, err);
     return;
   }
   /* A hang-up is reported to what the socket waits for: the read or send finds out what it is. */
   int events = (ready & EPOLLIN ? UV_READABLE : 0) | (ready & EPOLLOUT ? UV_WRITABLE : 0);
   if (ready & EPOLLHUP) events |= c->mask;
+  if (c->link != NULL) {
+    if (events & UV_WRITABLE) {
+      int sent = flush_pending(c);
+      if (sent < 0) return fail_conn(c, -sent);
+      if (sent == 1) update_poll(c);
+    }
+    if ((events & UV_READABLE) && !c->closing) read_some(c);
+    return;
+  }
   if (events & UV_WRITABLE) {
     int sent = flush_pending(c);
-    if (sent < 0) return fail(c, -sent);
+    if (sent < 0) return fail_conn(c, -sent);
     if (sent == 0) return;
     if (c->ending) {
       if (finish_end(c)) push_event(c->id, EV_CLOSED, 0, 0);
@@ -354,10 +371,12 @@ static void on_check(uv_check_t *handle) {
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value callback, resource, argv[1], result;
-  int count = pump.count;
-  if (napi_get_reference_value(env, pump.callback, &callback) == napi_ok &&
-      napi_get_reference_value(env, pump.resource, &resource) == napi_ok &&
-      napi_create_int32(env, count, &argv[0]) == napi_ok) {
+  /* Again while Redis links parse replies they had no room for in this turn's events. */
+  for (int count = pump.count; count > 0; count = link_backlog()) {
+    if (napi_get_reference_value(env, pump.callback, &callback) != napi_ok ||
+        napi_get_reference_value(env, pump.resource, &resource) != napi_ok ||
+        napi_create_int32(env, count, &argv[0]) != napi_ok)
+      break;
     pump.count = 0;
     pump.arena_used = 0;
     if (napi_make_callback(env, pump.context, resource, callback, 1, argv, &result) == napi_pending_exception) {
@@ -509,7 +528,7 @@ static napi_value Adopt(napi_env env, napi_callback_info info) {
 
 /* Sends bytes now, queueing what the socket does not take: 1 all sent, 0 queued (reading stops
  * until the drain event), -errno (the socket is closed, no event follows). */
-static int send_or_queue(Conn *c, const unsigned char *data, size_t length) {
+int send_or_queue(Conn *c, const unsigned char *data, size_t length) {
   size_t sent = 0;
   if (c->pending_len == c->pending_off) {
     while (sent < length) {
@@ -621,5 +640,6 @@ int register_socket_pump(napi_env env, napi_value exports) {
       {"pumpSend", Send},
   };
   if (export_calls(env, exports, calls, sizeof calls / sizeof calls[0]) != 0) return -1;
+  if (register_redis_link(env, exports) != 0) return -1;
   return register_socket_accept(env, exports);
 }

@@ -26,6 +26,10 @@
 #define OWN_POLL_AT_READ 2
 
 enum { EV_DATA = 1, EV_EOF = 2, EV_ERROR = 3, EV_DRAIN = 4, EV_CLOSED = 5, EV_ACCEPTED = 6 };
+/** A Redis link's answers (redis_link.c): a status, a GET's value, a refusal. */
+enum { EV_STATUS = 7, EV_VALUE = 8, EV_REPLY_ERROR = 9 };
+/** Redis links at most (a standalone Redis's, or a cluster's masters'). */
+#define MAX_LINKS 256
 
 /** Listening sockets at most (dc_server binds a few; systemd passes a few). */
 #define MAX_LISTENERS 64
@@ -55,6 +59,10 @@ typedef struct Conn {
   int lazy;
   /** TCP, accepted here: TCP_NODELAY is set at its OWN_POLL_AT_READ-th read (see accept_some). */
   int no_delay_later;
+  /** A Redis link (redis_link.c): its replies are parsed here, not handed over as data. */
+  struct RedisLink *link;
+  /** Its replies wait in link_backlog for the end of this turn's callback. */
+  int backlogged;
 } Conn;
 
 typedef struct {
@@ -120,6 +128,19 @@ typedef struct {
 
 /* Adds `calls` to the module's exports; 0, or -1 on failure. */
 int export_calls(napi_env env, napi_value exports, const PumpCall *calls, size_t count);
+
+/* Reports the failure and closes the socket. */
+void fail_conn(Conn *c, int err);
+/* Sends bytes now, queueing what the socket does not take: 1, 0 queued, -errno (closed). */
+int send_or_queue(Conn *c, const unsigned char *data, size_t length);
+
+/* redis_link.c: reads and parses a link's replies into this turn's events. */
+void link_read(Conn *c);
+/* redis_link.c: parses what links left for want of room this turn; the events now pending. */
+int link_backlog(void);
+void link_free(struct RedisLink *l);
+/* redis_link.c: adds the link's calls to the module's exports; 0, or -1 on failure. */
+int register_redis_link(napi_env env, napi_value exports);
 
 /* socket_accept.c: takes the connections waiting on one listener. */
 void accept_some(int listener);
