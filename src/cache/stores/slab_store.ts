@@ -15,6 +15,7 @@ import { SlabArena } from './slab_arena';
 import { BUCKET_BYTES, SlotIndex } from './slot_index';
 import { checkStoreBounds, type MemoryStoreOptions } from './memory_store';
 import type { SessionStore, StoreStats, StoredSession } from './session_store';
+import { MISSED, NOT_IN_PLACE, WROTE, type InPlaceHit, type OutputArea } from '../output_area';
 
 /** Block header: id length and data length, u16 each. */
 const HEADER = 4;
@@ -104,6 +105,21 @@ export class SlabStore implements SessionStore {
     const copy = Buffer.allocUnsafe(headroom + length);
     this.#arena.copyOut(address, start, length, copy, headroom);
     return copy;
+  }
+
+  getInto(now: number, id: Uint8Array, output: OutputArea, hit: InPlaceHit): number {
+    const bucket = this.#find(now, id);
+    if (bucket < 0) return MISSED;
+    const address = this.#index.addressAt(bucket);
+    const slab = this.#arena.slabOf(address);
+    const at = this.#arena.offsetOf(address);
+    const length = slab.readUInt16LE(at + 2);
+    if (length > hit.maxLength) return NOT_IN_PLACE;
+    const into = output.claim(hit.headroom + length);
+    if (into < 0) return NOT_IN_PLACE;
+    this.#arena.copyOut(address, at + HEADER + slab.readUInt16LE(at), length, output.bytes, into + hit.headroom);
+    hit.frame(output.bytes, into, length);
+    return WROTE;
   }
 
   have(now: number, id: Uint8Array): boolean {
