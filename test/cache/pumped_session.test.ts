@@ -36,11 +36,13 @@ test('pumped session answers every request in order when a thousand arrive in on
 });
 
 test('pumped session answers GET hits byte for byte when one turn\'s answers overflow the output area', async (t) => {
-  // Hits are copied from the store straight into the pump's 64 KB output area: 200 answers of
-  // 3-5 KB in one turn fill it many times over, and each must still carry its own session.
+  // Hits of one frame (up to 2048 bytes) are copied from the store straight into the pump's 64 KB
+  // output area: 200 answers of 1-2 KB in one turn fill it several times over, and each must
+  // still carry its own session; a 3 KB session (several frames) goes the other way among them.
   const server = await startCacheServer({ unix: true });
   t.after(() => server.close());
-  const sessions = [0, 1, 2].map((k) => ({ id: Buffer.from(`in-place-${k}`), data: Buffer.from(Array.from({ length: 3000 + 1000 * k }, (_, i) => (i * 7 + k * 31) & 0xff)) }));
+  const sizes = [1000, 2048, 3000];
+  const sessions = sizes.map((size, k) => ({ id: Buffer.from(`in-place-${k}`), data: Buffer.from(Array.from({ length: size }, (_, i) => (i * 7 + k * 31) & 0xff)) }));
   for (const s of sessions) await storeOne(server.target as net.NetConnectOpts, s.id, s.data);
   const socket = await connect(server);
   t.after(() => socket.destroy());
