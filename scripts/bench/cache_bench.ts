@@ -14,7 +14,8 @@
 // Loopback and private unix sockets only; every process stopped by PID.
 //
 // `--sessions N` and `--size N` run only that store size / session size (e.g. `--sessions 512`
-// while iterating); `--stream` adds our dc_server on Node's streams (DISTKIT_CACHE_IO=stream, the
+// while iterating; `--sessions 512,1000000` runs both and prints ours at 10^6 over ours at 512);
+// `--stream` adds our dc_server on Node's streams (DISTKIT_CACHE_IO=stream, the
 // path before the native socket pump) as a row beside the default, to show the pump's gain.
 // `--only-chain` runs only the dc_client chains (with `--stream`: also our dc_client on Node's
 // streams; `--chain-from DIR`: also the dc_client built in DIR, e.g. main's, in the same run).
@@ -26,7 +27,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { benchRedisRows } from './cache_bench_redis';
-import { ID_BYTES, LOAD_CPUS, printHeader, runFill, SERVER_CPUS, type Bench, type Table } from './cache_cells';
+import { ID_BYTES, LOAD_CPUS, printHeader, runFill, SERVER_CPUS, type Bench, type FillResults, type Table } from './cache_cells';
 import { buildLoadGenerator, type LoadOp } from './cache_load';
 import { measureMetricsCost } from './cache_metrics_cost';
 import { chainTarget, cTarget, oursTarget, responderTarget } from './cache_targets';
@@ -97,7 +98,8 @@ async function benchTables(bench: Bench, prefix: string, quick: boolean): Promis
 
 /** Our dc_server, C's and the responder: every cell. */
 async function benchServers(bench: Bench, prefix: string, quick: boolean, stream: boolean): Promise<void> {
-  const only = (name: string, all: number[]): number[] => (process.argv.includes(name) ? all.filter((n) => n === arg(name, NaN)) : all);
+  // `--sessions 512,1000000`: a comma list picks several.
+  const only = (name: string, all: number[]): number[] => (process.argv.includes(name) ? all.filter((n) => (argText(name) ?? '').split(',').map(Number).includes(n)) : all);
   const populations = only('--sessions', quick ? [512, 50_000] : [512, 50_000, 1_000_000]);
   const sizes = only('--size', quick ? [150] : [150, 4096]);
   const main: Table = {
@@ -114,18 +116,38 @@ async function benchServers(bench: Bench, prefix: string, quick: boolean, stream
       ...(stream ? [{ label: 'stream/C', of: 'stream', over: 'C' }] : []),
     ],
   };
+  console.log('goal (issue 17): ours/C >= 1.00 in every row at 512 sessions; at 1,000,000 sessions at most 2.0 resident B/payload B (the memory line) and ours at 1,000,000 / ours at 512 >= 0.80 (the lines after each transport)');
   printHeader(main);
   for (const transport of ['unix', 'tcp'] as const) {
+    const fills = new Map<string, FillResults>();
     for (const sessions of populations) {
       for (const size of sizes) {
         if (sessions * (size + ID_BYTES) > MAX_FILL_BYTES) {
           console.log(`${transport.padEnd(5)} ${pad(sessions, 8)} ${pad(size, 5)} (skipped: ${((sessions * size) / 2 ** 30).toFixed(1)} GB of session data)`);
           continue;
         }
-        await runFill(bench, main, transport, sessions, size);
+        fills.set(`${sessions} ${size}`, await runFill(bench, main, transport, sessions, size));
       }
     }
+    for (const size of sizes) printLargeOverSmall(transport, size, fills.get(`1000000 ${size}`), fills.get(`512 ${size}`));
   }
+}
+
+/** Ours at 1,000,000 sessions over ours at 512, per cell: ops/s, and in brackets the inverse of
+ * server CPU µs/op (which other work on the CPUs moves far less). */
+function printLargeOverSmall(transport: string, size: number, large: FillResults | undefined, small: FillResults | undefined): void {
+  if (large === undefined || small === undefined) return;
+  const ours = 0; // the main table's first target
+  const cells = new Map<string, string[]>();
+  for (const [cell, l] of large) {
+    const s = small.get(cell);
+    const [op, clients] = cell.split(' ');
+    const rate = l.rates[ours] !== undefined && s?.rates[ours] !== undefined ? (l.rates[ours]! / s.rates[ours]!).toFixed(2) : '-';
+    const cpu = l.cpu[ours] !== undefined && s?.cpu[ours] !== undefined ? (s.cpu[ours]!.serverUs / l.cpu[ours]!.serverUs).toFixed(2) : '-';
+    cells.set(op!, [...(cells.get(op!) ?? []), `${clients}: ${rate} (${cpu})`]);
+  }
+  const rows = [...cells].map(([op, values]) => `${op} ${values.join(' ')}`);
+  console.log(`${transport.padEnd(5)} ${pad(size, 5)} B ours at 1,000,000 / ours at 512, ops/s (CPU), goal >= 0.80 by clients: ${rows.join(' | ')}`);
 }
 
 async function main(): Promise<void> {

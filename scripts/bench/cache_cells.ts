@@ -104,8 +104,13 @@ export async function fillAll(bench: Bench, targets: readonly CacheBenchTarget[]
   return memory.join('; ');
 }
 
+/** What one fill measured: by `${op} ${clients}`, each target's ops/s and server CPU µs/op (in
+ * the table's target order; undefined for a target that could not hold the fill). */
+export type FillResults = Map<string, { readonly rates: readonly (number | undefined)[]; readonly cpu: readonly (CpuCost | undefined)[] }>;
+
 /** Fills every target with `sessions` sessions, prints memory, then every op x clients cell. */
-export async function runFill(bench: Bench, table: Table, transport: Transport, sessions: number, size: number): Promise<void> {
+export async function runFill(bench: Bench, table: Table, transport: Transport, sessions: number, size: number): Promise<FillResults> {
+  const results: FillResults = new Map();
   const { targets } = table;
   const label = `${transport.padEnd(5)} ${pad(sessions, 8)} ${pad(size, 5)}`;
   const lives = await startAll(bench, targets, transport, sessions, size);
@@ -130,11 +135,13 @@ export async function runFill(bench: Bench, table: Table, transport: Transport, 
           genShare = Math.max(genShare, r.cpuMs / r.ms);
         }
         printRow(label, op, clients, table, rates, cpu, genShare);
+        results.set(`${op} ${clients}`, { rates, cpu });
       }
     }
   } finally {
     await stopAll(lives);
   }
+  return results;
 }
 
 export function printHeader(table: Table): void {

@@ -262,6 +262,11 @@ class HeldEvents implements PumpHandler {
   }
 }
 
+/** The area claim() gives room in (every socket's; opened with the pump). */
+export function outputArea(): Buffer {
+  return out!;
+}
+
 /** Calls into the addon that sent gathered bytes since start (for tests: how answers left). */
 export function pumpSendCalls(): number {
   return sendCalls;
@@ -339,23 +344,33 @@ export class PumpedSocket {
    * full. What becomes of them comes to the handler: onBlocked (queued), onError (failed).
    */
   append(bytes: Buffer): void {
-    if (!this.#alive) return;
+    const at = this.claim(bytes.length);
+    if (at >= 0) out!.set(bytes, at);
+    else if (this.#alive) this.settle(false, pumpWrite(this.#id, bytes, bytes.length));
+  }
+
+  /**
+   * Room for `length` more bytes of what this turn sends, after what this socket appended before:
+   * their offset in outputArea(), to be filled now (before anything else is appended), or -1
+   * when the socket is gone or they would not fit even in an empty area. Sent as append()ed bytes are.
+   */
+  claim(length: number): number {
+    if (!this.#alive) return -1;
     const area = out!;
-    const length = bytes.length;
     if (outUsed + length > area.length || 4 * (sendCount + 1) > sends!.length) {
       sendGathered();
-      if (!this.#alive) return;
-      if (length > area.length) return this.settle(false, pumpWrite(this.#id, bytes, length));
+      if (!this.#alive || length > area.length) return -1;
     }
-    area.set(bytes, outUsed);
+    const at = outUsed;
     const entries = sends!;
     const last = 4 * (sendCount - 1);
     if (sendCount > 0 && sendSockets[sendCount - 1] === this && entries[last + 2]! >= 0) {
       entries[last + 2] += length;
     } else {
-      this.#gather(outUsed, length);
+      this.#gather(at, length);
     }
     outUsed += length;
+    return at;
   }
 
   /** Sends what append() gathered: when the pump's callback returns if it is running, else once

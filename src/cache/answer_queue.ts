@@ -9,6 +9,7 @@
 
 import type { Logger } from '../log/index';
 import type { Message } from './wire/index';
+import type { OutputArea } from './output_area';
 
 /** What one request gets: response bytes, or the connection closed without a response, or one
  * of these later (the promise must not reject, nor resolve to another 'later'). */
@@ -16,6 +17,10 @@ export type Answer =
   | { readonly kind: 'respond'; readonly bytes: Buffer }
   | { readonly kind: 'close'; readonly reason: string }
   | LaterAnswer;
+
+/** The answer whose bytes the engine wrote into the OutputArea it was given: counted like any
+ * response, with nothing left to add. */
+export const ANSWERED_IN_PLACE: Answer = Object.freeze({ kind: 'respond', bytes: Buffer.alloc(0) });
 
 export interface LaterAnswer {
   readonly kind: 'later';
@@ -48,8 +53,9 @@ export class PendingAnswer implements LaterAnswer {
 /** What a connection needs of the engine (./engine implements it; this file never imports it). */
 export interface CacheSessionEngine {
   readonly log: Logger;
-  /** Answers one request message. */
-  answer(message: Message): Answer;
+  /** Answers one request message; with `output`, it may write the response there itself (see
+   * ANSWERED_IN_PLACE). Only given when the answer goes out next, behind nothing. */
+  answer(message: Message, output?: OutputArea): Answer;
   /** Bookkeeping: a connection opened, closed, or was dropped for a bad request. */
   noteConnection(change: 'open' | 'close' | 'dropped'): void;
 }
@@ -82,10 +88,10 @@ export class AnswerQueue {
   }
 
   /** The engine's answer to one request; a thrown error closes only this connection. */
-  answer(message: Message): Answer {
+  answer(message: Message, output?: OutputArea): Answer {
     let answer: Answer;
     try {
-      answer = this.#engine.answer(message);
+      answer = this.#engine.answer(message, output);
     } catch (error) {
       return this.#failed(error);
     }

@@ -4,6 +4,8 @@
 // protocol (parse, answer in order, drop, idle, settle, counting, logs) lives in the session only;
 // a transport knows no protocol.
 
+import type { OutputArea } from './output_area';
+
 /** Moves one connection's bytes; every call after destroy() or a closing end() does nothing. */
 export interface CacheTransport {
   /** Starts delivering events to `sink` (the session is fully set up by then). */
@@ -12,6 +14,9 @@ export interface CacheTransport {
   readonly lendsInput: boolean;
   /** Adds one answer to the bytes of this turn (may write when they would not fit). */
   add(bytes: Buffer): void;
+  /** Where an answer can be written in place instead of add()ed, if the transport has room of
+   * its own (the pump); claims come in order with add()s. */
+  readonly output?: OutputArea;
   /** Writes the bytes of this turn. */
   flush(): void;
   /** The peer is not taking our bytes: stop answering until onDrain (may stop reading too). */

@@ -17,7 +17,8 @@ import { FRAME_HEADER_SIZE, MAX_FRAME_DATA, Operation, Status } from './wire/con
 import { encodeMessage, writeFrameHeader } from './wire/frame';
 import type { Message } from './wire/message_reader';
 import { serveCacheConnection, type Answer, type CacheSessionEngine } from './session';
-import { PendingAnswer } from './answer_queue';
+import { ANSWERED_IN_PLACE, PendingAnswer } from './answer_queue';
+import { MISSED, WROTE, type InPlaceHit, type OutputArea } from './output_area';
 import { servePumpedConnection, servePumpedSocket } from './pumped_session';
 
 export interface CacheEngineOptions {
@@ -66,8 +67,9 @@ export interface CacheStats {
 export interface CacheEngine extends CacheSessionEngine {
   readonly stats: CacheStats;
   readonly clock: () => number;
-  /** Answers one request message (counted in stats.operations when it gets a response). */
-  answer(message: Message): Answer;
+  /** Answers one request message (counted in stats.operations when it gets a response); a GET
+   * hit may be written into `output` (see ANSWERED_IN_PLACE). */
+  answer(message: Message, output?: OutputArea): Answer;
   /** The ConnectionHandler dc_server runs: serves one connection until it ends (see
    * serveCacheConnection). */
   serve(conn: Connection): Promise<void>;
@@ -128,13 +130,33 @@ function framedHit(store: SessionStore, now: number, message: Message): Buffer |
   return framed;
 }
 
+/** A GET hit's frame header, written by the store behind the data it copied into an OutputArea
+ * (one per engine, told each request's uid: nothing made per request). */
+class GetFrame implements InPlaceHit {
+  readonly headroom = FRAME_HEADER_SIZE;
+  readonly maxLength = MAX_FRAME_DATA;
+  uid = 0;
+
+  frame(bytes: Buffer, at: number, length: number): void {
+    writeFrameHeader(bytes, at, true, this.uid, Operation.GET, true, length);
+  }
+}
+
 export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
   const store = options.store ?? new SlabStore({ capacity: DEFAULT_CAPACITY });
   const clock = options.clock ?? defaultClock;
+  const getFrame = new GetFrame();
   return assembleEngine(
     {
       payload: (message) => payloadFor(store, clock(), message),
       hit: (message) => framedHit(store, clock(), message),
+      hitInto:
+        store.getInto === undefined
+          ? undefined
+          : (message, output) => {
+              getFrame.uid = message.uid;
+              return store.getInto!(clock(), message.payload, output, getFrame);
+            },
       sessions: () => store.size(clock()),
       close: () => store.close(),
     },
@@ -202,6 +224,9 @@ export interface EngineCore {
   /** A GET answered in one piece, if the core can: the whole response (frame and data in one
    * buffer), or undefined for a miss. Without it a GET goes through payload() like the rest. */
   hit?(message: Message): Buffer | undefined;
+  /** A GET hit written into `output` with its frame, if the core can: WROTE, MISSED, or
+   * NOT_IN_PLACE (then hit() or payload() answers it). */
+  hitInto?(message: Message, output: OutputArea): number;
   /** Sessions held now, for the statistics line. */
   sessions(): number;
   close(): Promise<void>;
@@ -244,8 +269,18 @@ export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOption
         return dropped;
       },
     },
-    answer(message) {
+    answer(message, output) {
       const started = afterAnswer !== undefined && (answers++ & (ANSWER_TIMING_SAMPLE - 1)) === 0 ? performance.now() : -1;
+      if (output !== undefined && core.hitInto !== undefined && message.operation === Operation.GET) {
+        const done = core.hitInto(message, output);
+        if (done === WROTE) {
+          operations++;
+          afterAnswer?.(Operation.GET, 'hit', started);
+          return ANSWERED_IN_PLACE;
+        }
+        if (done === MISSED) return respond(message, NOTOK, started);
+        // NOT_IN_PLACE: answered below as if no output were given.
+      }
       if (core.hit !== undefined && message.operation === Operation.GET) {
         const response = core.hit(message);
         if (response === undefined) return respond(message, NOTOK, started);

@@ -11,8 +11,9 @@
 
 import type { Duplex } from 'node:stream';
 import type { Connection } from '../activation/connection';
-import { adoptSocket, type PumpedConnection, type PumpHandler, type PumpedSocket } from '../activation/socket_pump';
+import { adoptSocket, outputArea, type PumpedConnection, type PumpHandler, type PumpedSocket } from '../activation/socket_pump';
 import type { CacheTransport, TransportSink } from './cache_transport';
+import type { OutputArea } from './output_area';
 import { serveCacheSession, type CacheSessionEngine, type CacheSessionOptions } from './session';
 
 /** Whether connections go to the pump (read once: a process serves all its connections one way). */
@@ -54,9 +55,11 @@ export function pumpTransportOfSocket(socket: PumpedSocket): CacheTransport {
 
 /** Forwards the pump's events to the session (the pump calls it only after start: its first
  * events come on a later turn of the loop) and moves the session's bytes. */
-class PumpTransport implements CacheTransport, PumpHandler {
+class PumpTransport implements CacheTransport, PumpHandler, OutputArea {
   /** The pump reads every socket into one arena, reused next turn. */
   readonly lendsInput = true;
+  /** Answers go straight into the pump's output area (see claim). */
+  readonly output: OutputArea = this;
   /** The net.Socket handed over to the pump, if any (it owns the connection: see adoptSocket). */
   readonly #owner: Duplex | undefined;
   #socket!: PumpedSocket;
@@ -111,6 +114,14 @@ class PumpTransport implements CacheTransport, PumpHandler {
 
   add(bytes: Buffer): void {
     if (!this.#released) this.#socket.append(bytes);
+  }
+
+  get bytes(): Buffer {
+    return outputArea();
+  }
+
+  claim(length: number): number {
+    return this.#released ? -1 : this.#socket.claim(length);
   }
 
   flush(): void {

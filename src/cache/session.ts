@@ -23,7 +23,7 @@ import { describePeer, type Connection } from '../activation/connection';
 import type { Logger } from '../log/index';
 import { MessageReader } from './wire/message_reader'; // not ./wire/index: see ./engine
 import { armIdleBound } from './idle_bound';
-import { AnswerQueue, type CacheSessionEngine } from './answer_queue';
+import { ANSWERED_IN_PLACE, AnswerQueue, type CacheSessionEngine } from './answer_queue';
 import type { CacheTransport, TransportSink } from './cache_transport';
 import { StreamTransport } from './stream_transport';
 
@@ -185,14 +185,15 @@ class CacheSession implements TransportSink {
       const next = this.#reader.next();
       if (next.kind === 'incomplete') return undefined;
       if (next.kind === 'corrupt') return { reason: next.reason, fields: { offset: next.offset } };
-      const answer = this.#answers.answer(next.value);
+      // Written in place only when it goes out next: nothing waits before it.
+      const answer = this.#answers.answer(next.value, this.#answers.length === 0 ? transport.output : undefined);
       if (answer.kind === 'later' || this.#answers.length > 0) {
         this.#answers.push(answer);
         continue;
       }
       if (answer.kind === 'close') return { reason: answer.reason };
       this.#requests++;
-      transport.add(answer.bytes);
+      if (answer !== ANSWERED_IN_PLACE) transport.add(answer.bytes);
       if (this.#settled) return undefined;
     }
   }

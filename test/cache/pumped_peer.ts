@@ -10,10 +10,17 @@ export function request(uid: number, operation: Operation, payload: Buffer): Buf
   return encodeMessage({ isResponse: false, uid, operation }, payload);
 }
 
+export interface Response {
+  readonly uid: number;
+  readonly length: number;
+  readonly status: number;
+  readonly payload: Buffer;
+}
+
 /** Responses off one socket, parsed as they come, and whether the peer ended its side. */
 export class Responses {
   readonly #reader = new MessageReader('response');
-  readonly #got: Array<{ uid: number; length: number; status: number }> = [];
+  readonly #got: Response[] = [];
   #wake: (() => void) | undefined;
   #ended = false;
 
@@ -21,7 +28,8 @@ export class Responses {
     socket.on('data', (chunk: Buffer) => {
       this.#reader.push(chunk);
       for (let next = this.#reader.next(); next.kind === 'ok'; next = this.#reader.next()) {
-        this.#got.push({ uid: next.value.uid, length: next.value.payload.length, status: next.value.payload[0]! });
+        const { uid, payload } = next.value;
+        this.#got.push({ uid, length: payload.length, status: payload[0]!, payload: Buffer.from(payload) });
       }
       this.#wake?.();
     });
@@ -31,8 +39,8 @@ export class Responses {
     });
   }
 
-  /** The next `count` responses: uid, payload length and first byte. */
-  async take(count: number): Promise<Array<{ uid: number; length: number; status: number }>> {
+  /** The next `count` responses: uid, payload (a copy), its length and first byte. */
+  async take(count: number): Promise<Response[]> {
     while (this.#got.length < count) await new Promise<void>((resolve) => (this.#wake = resolve));
     return this.#got.splice(0, count);
   }

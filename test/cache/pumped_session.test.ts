@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { Operation } from '../../src/cache/wire/index';
+import { Operation, Status } from '../../src/cache/wire/index';
 import { pumpedSockets } from '../../src/activation/socket_pump';
 import { startCacheServer, type TestServer } from './cache_server';
 import { connectPeer, request, Responses, storeSession as storeOne, takeFlood, until, whenSteady } from './pumped_peer';
@@ -32,6 +32,28 @@ test('pumped session answers every request in order when a thousand arrive in on
   got.forEach((r, i) => {
     assert.equal(r.uid, i + 10);
     assert.equal(r.length, i % 2 === 0 ? SESSION.length : 1);
+  });
+});
+
+test('pumped session answers GET hits byte for byte when one turn\'s answers overflow the output area', async (t) => {
+  // Hits of one frame (up to 2048 bytes) are copied from the store straight into the pump's 64 KB
+  // output area: 200 answers of 1-2 KB in one turn fill it several times over, and each must
+  // still carry its own session; a 3 KB session (several frames) goes the other way among them.
+  const server = await startCacheServer({ unix: true });
+  t.after(() => server.close());
+  const sizes = [1000, 2048, 3000];
+  const sessions = sizes.map((size, k) => ({ id: Buffer.from(`in-place-${k}`), data: Buffer.from(Array.from({ length: size }, (_, i) => (i * 7 + k * 31) & 0xff)) }));
+  for (const s of sessions) await storeOne(server.target as net.NetConnectOpts, s.id, s.data);
+  const socket = await connect(server);
+  t.after(() => socket.destroy());
+  const answers = new Responses(socket);
+  const count = 200;
+  socket.write(Buffer.concat(Array.from({ length: count }, (_, i) => request(i + 1, Operation.GET, i % 4 === 3 ? Buffer.from('missing') : sessions[i % 4]!.id))));
+  const got = await answers.take(count);
+  got.forEach((r, i) => {
+    assert.equal(r.uid, i + 1);
+    if (i % 4 === 3) assert.deepEqual(r.payload, Buffer.from([Status.NOTOK]), `answer ${i} is a miss`);
+    else assert.ok(r.payload.equals(sessions[i % 4]!.data), `answer ${i} carries session ${i % 4}`);
   });
 });
 

@@ -7,6 +7,8 @@
 // to queue answers in order; that change is made together with that store, and the shape of each
 // method (ids and data in, booleans and data out) stays as it is.
 
+import type { InPlaceHit, OutputArea } from '../output_area';
+
 /** One stored session as entries() yields it: copies, with the absolute expiry (the session
  * expires when now > expiresAt), so a snapshot reloads it by add(now, id, data, expiresAt - now). */
 export interface StoredSession {
@@ -36,6 +38,11 @@ export interface SessionStore {
    * returned buffer, the bytes before it left for the caller (the engine writes a response's
    * frame header there: the answer to a GET is one buffer, made once). */
   get(now: number, id: Uint8Array, headroom?: number): Buffer | undefined;
+  /** get() straight into `output` (optional: a store without it answers through get()): on a hit,
+   * claims hit.headroom + the data's length there, copies the data after the headroom and calls
+   * hit.frame. WROTE, MISSED, or NOT_IN_PLACE (no room, or data over hit.maxLength: nothing
+   * claimed; ask get()). */
+  getInto?(now: number, id: Uint8Array, output: OutputArea, hit: InPlaceHit): number;
   /** Drops the session; false when there was no unexpired one. */
   remove(now: number, id: Uint8Array): boolean;
   /** Whether an unexpired session with this id exists. */

@@ -6,15 +6,16 @@
 //   address sit in typed arrays (SLOT_BYTES a slot), grown by doubling up to the capacity, so a
 //   large -sessions reserves nothing up front;
 // - id and data bytes live in one block of a slab (./slab_arena), header [id_len u16][data_len u16];
-// - the id index is open addressing over slot numbers (./slot_index), the expiry order a binary
-//   heap of slot numbers in an Int32Array.
+// - the id index is open addressing over slot numbers with each id's hash and block address beside
+//   them (./slot_index), the expiry order a binary heap of slot numbers in an Int32Array.
 // Freed slots and blocks are reused first, so the store stops growing under churn.
 
 import { randomBytes } from 'node:crypto';
 import { SlabArena } from './slab_arena';
-import { SlotIndex } from './slot_index';
+import { BUCKET_BYTES, SlotIndex } from './slot_index';
 import { checkStoreBounds, type MemoryStoreOptions } from './memory_store';
 import type { SessionStore, StoreStats, StoredSession } from './session_store';
+import { MISSED, NOT_IN_PLACE, WROTE, type InPlaceHit, type OutputArea } from '../output_area';
 
 /** Block header: id length and data length, u16 each. */
 const HEADER = 4;
@@ -25,8 +26,8 @@ const MAX_DATA = 0xffff;
  * heap entry (4 each). */
 const SLOT_BYTES = 36;
 /** Bytes counted per session against the byte bound besides its block: the slot and the index
- * at half load (8), rounded up. */
-export const SLOT_OVERHEAD_BYTES = 48;
+ * at half load (2 x BUCKET_BYTES), rounded up. */
+export const SLOT_OVERHEAD_BYTES = 64;
 /** Slot arrays start this small and double: a store of 10^7 reserves nothing up front. */
 const FIRST_SLOTS = 64;
 
@@ -41,6 +42,7 @@ export class SlabStore implements SessionStore {
   #seq = new Float64Array(FIRST_SLOTS);
   /** Block address of a used slot; the next free slot of a free one. */
   #address = new Float64Array(FIRST_SLOTS);
+  /** The id's hash (the index has it too; this copy finds the slot's bucket when it goes). */
   #hash = new Int32Array(FIRST_SLOTS);
   #heapPos = new Int32Array(FIRST_SLOTS);
   #heap = new Int32Array(FIRST_SLOTS);
@@ -60,7 +62,7 @@ export class SlabStore implements SessionStore {
     this.capacity = bounds.capacity;
     this.maxBytes = bounds.maxBytes;
     this.evictionBatch = bounds.evictionBatch;
-    this.#index = new SlotIndex({ hashOf: (slot) => this.#hash[slot]!, holds: (slot, id) => this.#holds(slot, id) });
+    this.#index = new SlotIndex({ holds: (address, id) => this.#holds(address, id) });
   }
 
   add(now: number, id: Uint8Array, data: Uint8Array, timeoutMs: number): boolean {
@@ -84,7 +86,7 @@ export class SlabStore implements SessionStore {
     this.#hash[slot] = hash;
     this.#expiry[slot] = now + timeoutMs;
     this.#seq[slot] = this.#nextSeq++;
-    this.#index.insert(slot);
+    this.#index.insert(slot, hash, address);
     this.#heapPush(slot);
     this.#count++;
     this.#bytes += cost;
@@ -93,15 +95,31 @@ export class SlabStore implements SessionStore {
   }
 
   get(now: number, id: Uint8Array, headroom = 0): Buffer | undefined {
-    const slot = this.#find(now, id);
-    if (slot < 0) return undefined;
-    const slab = this.#arena.slabOf(this.#address[slot]!);
-    const at = this.#arena.offsetOf(this.#address[slot]!);
+    const bucket = this.#find(now, id);
+    if (bucket < 0) return undefined;
+    const address = this.#index.addressAt(bucket);
+    const slab = this.#arena.slabOf(address);
+    const at = this.#arena.offsetOf(address);
     const start = at + HEADER + slab.readUInt16LE(at);
     const length = slab.readUInt16LE(at + 2);
     const copy = Buffer.allocUnsafe(headroom + length);
-    this.#arena.copyOut(this.#address[slot]!, start, length, copy, headroom);
+    this.#arena.copyOut(address, start, length, copy, headroom);
     return copy;
+  }
+
+  getInto(now: number, id: Uint8Array, output: OutputArea, hit: InPlaceHit): number {
+    const bucket = this.#find(now, id);
+    if (bucket < 0) return MISSED;
+    const address = this.#index.addressAt(bucket);
+    const slab = this.#arena.slabOf(address);
+    const at = this.#arena.offsetOf(address);
+    const length = slab.readUInt16LE(at + 2);
+    if (length > hit.maxLength) return NOT_IN_PLACE;
+    const into = output.claim(hit.headroom + length);
+    if (into < 0) return NOT_IN_PLACE;
+    this.#arena.copyOut(address, at + HEADER + slab.readUInt16LE(at), length, output.bytes, into + hit.headroom);
+    hit.frame(output.bytes, into, length);
+    return WROTE;
   }
 
   have(now: number, id: Uint8Array): boolean {
@@ -109,9 +127,9 @@ export class SlabStore implements SessionStore {
   }
 
   remove(now: number, id: Uint8Array): boolean {
-    const slot = this.#find(now, id);
-    if (slot < 0) return false;
-    this.#drop(slot);
+    const bucket = this.#find(now, id);
+    if (bucket < 0) return false;
+    this.#drop(this.#index.slotAt(bucket));
     this.#removed++;
     return true;
   }
@@ -190,9 +208,10 @@ export class SlabStore implements SessionStore {
 
   /** Bytes the store holds from the system: slabs and typed arrays (diagnostics for the bench). */
   get reservedBytes(): number {
-    return this.#arena.slabBytes + this.#expiry.length * SLOT_BYTES + this.#index.buckets * 4;
+    return this.#arena.slabBytes + this.#expiry.length * SLOT_BYTES + this.#index.buckets * BUCKET_BYTES;
   }
 
+  /** The index bucket of the unexpired session with this id, or -1. */
   #find(now: number, id: Uint8Array): number {
     this.purge(now);
     return this.#count === 0 ? -1 : this.#index.find(id, this.#hashOf(id));
@@ -219,9 +238,9 @@ export class SlabStore implements SessionStore {
     return h ^ (h >>> 16);
   }
 
-  #holds(slot: number, id: Uint8Array): boolean {
-    const slab = this.#arena.slabOf(this.#address[slot]!);
-    const at = this.#arena.offsetOf(this.#address[slot]!);
+  #holds(address: number, id: Uint8Array): boolean {
+    const slab = this.#arena.slabOf(address);
+    const at = this.#arena.offsetOf(address);
     if (slab.readUInt16LE(at) !== id.length) return false;
     const start = at + HEADER;
     for (let i = 0; i < id.length; i++) if (slab[start + i] !== id[i]) return false;
@@ -241,7 +260,7 @@ export class SlabStore implements SessionStore {
     const at = this.#arena.offsetOf(address);
     const size = HEADER + slab.readUInt16LE(at) + slab.readUInt16LE(at + 2);
     this.#heapRemove(slot);
-    this.#index.delete(slot);
+    this.#index.delete(slot, this.#hash[slot]!);
     this.#arena.release(address, size);
     this.#bytes -= SlabArena.blockSize(size) + SLOT_OVERHEAD_BYTES;
     this.#count--;

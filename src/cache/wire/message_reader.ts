@@ -63,6 +63,11 @@ export type ReadResult =
   | { readonly kind: 'corrupt'; readonly reason: string; /** byte offset in the whole stream */ readonly offset: number }
   | { readonly kind: 'ok'; readonly value: Message };
 
+/** The buffer whose memory payload views were last made from, and that memory (#wholeFrame);
+ * one buffer at most is kept alive by it. */
+let viewed: Buffer | undefined;
+let viewedMemory: ArrayBufferLike | undefined;
+
 /**
  * A byte stream in, messages out, one at a time (so the caller can stop between two messages for
  * back-pressure). A chunk is parsed in place; only an incomplete tail is copied, into a buffer that
@@ -81,9 +86,6 @@ export class MessageReader {
   /** Stream offset of #buf[0]. */
   #base = 0;
   #corrupt: ReadResult | undefined;
-  /** The buffer #arrayBuffer belongs to (payload views are made from it). */
-  #viewed: Buffer | undefined;
-  #arrayBuffer: ArrayBufferLike | undefined;
 
   constructor(direction: Direction) {
     this.#direction = direction;
@@ -190,12 +192,13 @@ export class MessageReader {
       return undefined;
     }
     const uid = ((buf[at + 5]! << 24) | (buf[at + 6]! << 16) | (buf[at + 7]! << 8) | buf[at + 8]!) >>> 0;
-    if (buf !== this.#viewed) {
-      // A typed array's buffer getter is a call into the runtime: once per buffer, not per message.
-      this.#viewed = buf;
-      this.#arrayBuffer = buf.buffer;
+    if (buf !== viewed) {
+      // A typed array's buffer getter is a call into the runtime: once per buffer, not per
+      // message, nor per reader (the socket pump reads every connection into one buffer).
+      viewed = buf;
+      viewedMemory = buf.buffer;
     }
-    const payload = Buffer.from(this.#arrayBuffer!, buf.byteOffset + at + FRAME_HEADER_SIZE, end - at - FRAME_HEADER_SIZE);
+    const payload = Buffer.from(viewedMemory!, buf.byteOffset + at + FRAME_HEADER_SIZE, end - at - FRAME_HEADER_SIZE);
     this.#start = end;
     return { kind: 'ok', value: { isResponse: this.#isResponse === 1, uid, operation: buf[at + 10] as Operation, payload, frames: 1 } };
   }
