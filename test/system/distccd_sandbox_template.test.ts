@@ -76,6 +76,9 @@ for (const where of ['in /tmp, on its host\'s template', 'outside /tmp, built fr
     // /tmp, and the way to the job's files (in /tmp or /var): the same both ways.
     assert.deepEqual((seen.get('ls /') ?? []).sort(), ['bin', 'dev', 'lib', 'lib64', 'proc', 'tmp', 'usr', 'var']);
     assert.deepEqual(seen.get('ls /tmp'), onTemplate ? [path.relative('/tmp', s.dir).split('/')[0]!] : []);
+    // No capability left, in any set, and no way to gain one (sandbox_job.c exec_compiler).
+    assert.deepEqual((seen.get('caps') ?? []).map((l) => l.replace(/\s+/g, ' ')),
+      ['CapInh: 0000000000000000', 'CapPrm: 0000000000000000', 'CapEff: 0000000000000000', 'CapBnd: 0000000000000000', 'CapAmb: 0000000000000000', 'NoNewPrivs: 1']);
     const writes = seen.get('write') ?? [];
     assert.equal(writes.length, 2, writes.join('\n'));
     for (const line of writes) assert.match(line, /Read-only file system/);
