@@ -5,7 +5,8 @@
 //   - tcp:   a standalone daemon (--daemon --no-detach) per side ("on": each compiler's jobs in its
 //            sandbox host, sandbox_host.ts, whose bwrap and jobs count in the daemon's group);
 //   - inetd: a distccd process per connection, started by the real client over DISTCC_SSH (the
-//            launcher install puts in sbin, as test/support starts inetd mode; "on": a bwrap a job).
+//            launcher install puts in sbin, as test/support starts inetd mode; "on": its one job in the
+//            sandbox host program it starts ahead of the request, outside bwrap).
 // Trivial jobs: `distcc gcc -c trivial.c` one after another, on and off alternating job by job
 // (the order swaps every job), wall time and the server side's CPU per job. make -j4: the bench
 // tree of distcc_bench.ts, each round on, off, off, on (the next off, on, on, off), so neither
