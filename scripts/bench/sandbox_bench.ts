@@ -17,7 +17,8 @@
 // build's CPU % (server and client side), and the server side's CPU per job in ms (the client
 // runs the same work both ways). Each figure is the median over rounds with the spread
 // (min..max), the budget beside it. CPU time is the steadier figure on a shared machine.
-//   node dist/scripts/bench/sandbox_bench.js [--quick] [--rounds N] [--only trivial,make]
+//   node dist/scripts/bench/sandbox_bench.js [--quick] [--rounds N] [--only trivial,make] [--files N]
+// (--files: the make tree's size, distcc_bench.ts's by default: 20 with --quick, else 100).
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -41,6 +42,10 @@ const ONLY = ((): Set<string> | undefined => {
   return i >= 0 ? new Set((process.argv[i + 1] ?? '').split(',')) : undefined;
 })();
 const TRIVIAL_JOBS = QUICK ? 10 : 30;
+const FILES = ((): number | undefined => {
+  const i = process.argv.indexOf('--files');
+  return i >= 0 ? Number(process.argv[i + 1]) : undefined;
+})();
 const TRIVIAL_BUDGET_MS = 5;
 /** The pause before each measured make (see the top of this file). */
 const SETTLE_MS = 1_000;
@@ -108,7 +113,7 @@ async function main(): Promise<void> {
   const builds = new Map<Mode, Array<Record<Side, Sample & { total: number }>>>(MODES.map((m) => [m, []]));
   let files = 0; // in the make tree
   try {
-    await prepare(work);
+    await prepare(work, FILES);
     files = (await fs.readdir(path.join(work, 'make'))).filter((f) => f.endsWith('.c')).length;
     const envs = new Map<string, NodeJS.ProcessEnv>();
     for (const side of SIDES) {
