@@ -221,7 +221,8 @@ async function overhead(work: string, servers: readonly Server[]): Promise<Map<K
   return new Map(servers.map((s) => [s.kind, Math.max(0.001, (ms.get(s.kind)! - bare) / OVERHEAD_JOBS)]));
 }
 
-export async function prepare(work: string): Promise<void> {
+/** The bench tree in `work`: trivial.c (and its .i), and make/ with `files` sources and their Makefile. */
+export async function prepare(work: string, files = MAKE_FILES): Promise<void> {
   await fs.chmod(work, 0o755);
   await fs.mkdir(path.join(work, '.distcc'));
   await fs.mkdir(path.join(work, 'tmp'));
@@ -231,7 +232,7 @@ export async function prepare(work: string): Promise<void> {
   const dir = path.join(work, 'make');
   await fs.mkdir(dir);
   const objs: string[] = [];
-  for (let i = 0; i < MAKE_FILES; i++) {
+  for (let i = 0; i < files; i++) {
     await fs.writeFile(path.join(dir, `f${i}.c`), `#include <string.h>\nint f${i}(const char *s) { return (int)strlen(s) + ${i}; }\n`);
     objs.push(`f${i}.o`);
   }

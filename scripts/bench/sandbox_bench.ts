@@ -5,13 +5,20 @@
 //   - tcp:   a standalone daemon (--daemon --no-detach) per side ("on": each compiler's jobs in its
 //            sandbox host, sandbox_host.ts, whose bwrap and jobs count in the daemon's group);
 //   - inetd: a distccd process per connection, started by the real client over DISTCC_SSH (the
-//            launcher install puts in sbin, as test/support starts inetd mode; "on": a bwrap a job).
+//            launcher install puts in sbin, as test/support starts inetd mode; "on": its one job in the
+//            sandbox host program it starts ahead of the request, outside bwrap).
 // Trivial jobs: `distcc gcc -c trivial.c` one after another, on and off alternating job by job
 // (the order swaps every job), wall time and the server side's CPU per job. make -j4: the bench
-// tree of distcc_bench.ts, on and off alternating, the order swapping every round; wall % and the
-// whole build's CPU % (server and client side). Each figure is the median over rounds with the
-// spread (min..max), the budget beside it. CPU time is the steadier figure on a shared machine.
-//   node dist/scripts/bench/sandbox_bench.js [--quick] [--rounds N] [--only trivial,make]
+// tree of distcc_bench.ts, each round on, off, off, on (the next off, on, on, off), so neither
+// side runs first more often and a drift within the round hits both alike; each make starts after
+// a pause (SETTLE_MS) in which the kernel finishes what the last one deferred (namespaces torn
+// down in its workers, after an --inetd make ~20 of them), which otherwise ran during the next
+// make: with 3 rounds "on" went first twice, after an --inetd "on" make once. Wall % and the whole
+// build's CPU % (server and client side), and the server side's CPU per job in ms (the client
+// runs the same work both ways). Each figure is the median over rounds with the spread
+// (min..max), the budget beside it. CPU time is the steadier figure on a shared machine.
+//   node dist/scripts/bench/sandbox_bench.js [--quick] [--rounds N] [--only trivial,make] [--files N]
+// (--files: the make tree's size, distcc_bench.ts's by default: 20 with --quick, else 100).
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -35,7 +42,13 @@ const ONLY = ((): Set<string> | undefined => {
   return i >= 0 ? new Set((process.argv[i + 1] ?? '').split(',')) : undefined;
 })();
 const TRIVIAL_JOBS = QUICK ? 10 : 30;
+const FILES = ((): number | undefined => {
+  const i = process.argv.indexOf('--files');
+  return i >= 0 ? Number(process.argv[i + 1]) : undefined;
+})();
 const TRIVIAL_BUDGET_MS = 5;
+/** The pause before each measured make (see the top of this file). */
+const SETTLE_MS = 1_000;
 const BUILD_BUDGET_PCT = 3;
 
 type Side = 'on' | 'off';
@@ -98,9 +111,10 @@ async function main(): Promise<void> {
   // Per mode: per round, [on, off] per-job means (trivial) and make samples.
   const trivial = new Map<Mode, Array<Record<Side, Sample>>>(MODES.map((m) => [m, []]));
   const builds = new Map<Mode, Array<Record<Side, Sample & { total: number }>>>(MODES.map((m) => [m, []]));
+  let files = 0; // in the make tree
   try {
-    await prepare(work);
-    const files = (await fs.readdir(path.join(work, 'make'))).filter((f) => f.endsWith('.c')).length;
+    await prepare(work, FILES);
+    files = (await fs.readdir(path.join(work, 'make'))).filter((f) => f.endsWith('.c')).length;
     const envs = new Map<string, NodeJS.ProcessEnv>();
     for (const side of SIDES) {
       const d = await startDaemon(work, side, groups);
@@ -132,14 +146,18 @@ async function main(): Promise<void> {
       }
       for (const mode of MODES) {
         if (ONLY !== undefined && !ONLY.has('make')) break;
-        const sample = {} as Record<Side, Sample & { total: number }>;
-        for (const side of round % 2 === 0 ? SIDES : [...SIDES].reverse()) {
+        const zero = (): Sample & { total: number } => ({ wall: 0, cpu: 0, total: 0 });
+        const sample: Record<Side, Sample & { total: number }> = { on: zero(), off: zero() };
+        const [first, second] = round % 2 === 0 ? SIDES : [...SIDES].reverse();
+        for (const side of [first!, second!, second!, first!]) {
+          await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
           const client = groups.usedMs('client');
           const s = await measure(groups, group(mode, side), () => make(group(mode, side)));
-          sample[side] = { ...s, total: s.cpu + groups.usedMs('client') - client };
+          const total = s.cpu + groups.usedMs('client') - client;
+          sample[side] = { wall: sample[side].wall + s.wall / 2, cpu: sample[side].cpu + s.cpu / 2, total: sample[side].total + total / 2 };
         }
         builds.get(mode)!.push(sample);
-        console.log(`  make-j4 ${mode.padEnd(5)} on ${sample.on.wall.toFixed(0)} ms wall ${sample.on.total.toFixed(0)} ms cpu | off ${sample.off.wall.toFixed(0)} ms wall ${sample.off.total.toFixed(0)} ms cpu (${files} files)`);
+        console.log(`  make-j4 ${mode.padEnd(5)} on ${sample.on.wall.toFixed(0)} ms wall ${sample.on.total.toFixed(0)} ms cpu | off ${sample.off.wall.toFixed(0)} ms wall ${sample.off.total.toFixed(0)} ms cpu (${files} files, mean of two each)`);
       }
     }
   } finally {
@@ -165,6 +183,10 @@ async function main(): Promise<void> {
       const verdict = (xs: number[]): string => (median(xs) <= BUILD_BUDGET_PCT ? 'within' : 'OVER');
       console.log(`make -j4,    ${mode.padEnd(5)} build wall (%)                    ${spread(wall, 1, '%').padEnd(22)}<= ${BUILD_BUDGET_PCT}%     ${verdict(wall)}`);
       console.log(`make -j4,    ${mode.padEnd(5)} build CPU, server + client (%)    ${spread(cpu, 1, '%').padEnd(22)}<= ${BUILD_BUDGET_PCT}%     ${verdict(cpu)}`);
+      // The same cost as server CPU per job, against the budget's share of the build's CPU per job.
+      const perJob = b.map((r) => (r.on.cpu - r.off.cpu) / files);
+      const share = (BUILD_BUDGET_PCT / 100) * median(b.map((r) => r.off.total / files));
+      console.log(`make -j4,    ${mode.padEnd(5)} server CPU per job (ms)           ${spread(perJob, 2, '').padEnd(22)}<= ${share.toFixed(2)} ms (3% of the build's CPU per job)`);
     }
   }
 }

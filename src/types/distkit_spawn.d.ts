@@ -30,10 +30,12 @@ declare module 'distkit-spawn' {
   export function pidfdKill(pidfd: number): void;
   /** The sandbox host's executable, beside the addon. */
   export function hostProgram(): string;
-  /** Each file's content (latin1, cut at 256 KiB), then each link's target; '' for one that cannot be read. */
   /** Each path's identity (lstat: dev, inode, size, times to the nanosecond), 'absent' where it cannot be looked at. */
   export function identities(paths: readonly string[]): string[];
-  export function readFacts(files: readonly string[], links: readonly string[]): string[];
+  /** The sandbox check's key (probe_check.c): bwrap's identity, the kernel's, namespaces' and credentials' facts, then `facts`; throws when bwrap cannot be looked at. */
+  export function checkKey(bwrap: string, facts: string): string;
+  /** The flags of the check stored in `file` under `key` (1: /proc, 2: network, 4: one-shot), -1 when none may be trusted there. */
+  export function recallCheck(file: string, key: string): number;
   export function deferAccept(fd: number, seconds: number): void;
   /** What a socket says of itself (getsockopt SO_DOMAIN, SO_TYPE, SO_ACCEPTCONN). */
   export interface SocketFacts {

@@ -11,15 +11,15 @@ import path from 'node:path';
 import { makeMasqueradeDir, MASQUERADE_NAMES, tempDir } from './distccd_harness';
 import { encodeRequest } from './raw_distcc_client';
 
-// Reports what the job sees: who it is, /, /tmp, the daemon's TMPDIR (JOBDIR) and the planted
-// file (SECRET); -DHOLD keeps it running 3 s, -DHANG forever (a marked sleep). It answers no
+// Reports what the job sees: who it is, /, /tmp, the daemon's TMPDIR (JOBDIR), the planted
+// file (SECRET) and its capabilities; -DHOLD keeps it running 3 s, -DHANG forever (a marked sleep). It answers no
 // -print or -E probe, so the sandbox takes it for what it is, not a gcc driver.
 export const SPY = `#!/bin/sh
 case " $* " in *" -print"*|*" -E "*) exit 1;; esac
 out=; prev=; for a; do [ "$prev" = -o ] && out=$a; prev=$a; done
 case " $* " in *" -DHANG "*) exec sleep 4711.25;; esac
 case " $* " in *" -DHOLD "*) sleep 3;; esac
-{ echo "== id"; id -u; echo "== ls /"; ls -A /; echo "== ls /tmp"; ls -A /tmp; echo "== ls JOBDIR"; ls -A "$JOBDIR"; echo "== cat SECRET"; cat "$SECRET" 2>&1; echo "== write"; if [ -r "$SECRET" ]; then echo unconfined; else for f in /filler /dev/filler; do (: > $f) 2>&1 && echo written; done; fi; echo "== end"; } >&2
+{ echo "== id"; id -u; echo "== ls /"; ls -A /; echo "== ls /tmp"; ls -A /tmp; echo "== ls JOBDIR"; ls -A "$JOBDIR"; echo "== cat SECRET"; cat "$SECRET" 2>&1; echo "== caps"; grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' /proc/self/status; echo "== write"; if [ -r "$SECRET" ]; then echo unconfined; else for f in /filler /dev/filler; do (: > $f) 2>&1 && echo written; done; fi; echo "== end"; } >&2
 : > "$out"
 `;
 

@@ -33,7 +33,6 @@
 
 import * as native from 'distkit-spawn';
 import { closeSync, lchownSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, constants as C } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { CompilerMounts, Evidence, Found, MountsMemory } from './compiler_mounts';
 
@@ -45,49 +44,22 @@ export interface ProbeResult {
 }
 
 /**
- * The mount table without what differs between alike namespaces: mount and parent ids, device
- * numbers (a new tmpfs or devpts for each PrivateDevices=), the source's root (PrivateTmp='s
- * per-process directory) and peer groups. Left: each mount point with its file system type,
- * source and options (what a masked /proc, ProtectSystem= or a
- * container changes).
- */
-function mountsOf(mountinfo: string): string {
-  return mountinfo.split('\n').map((line) => {
-    const [left = '', right = ''] = line.split(' - ');
-    const f = left.split(' ');
-    return `${f[4] ?? ''} ${f[5] ?? ''} - ${right}`;
-  }).join('\n');
-}
-
-/**
  * The key of the check made with `bwrap` for `facts` (the user, the sandbox's arguments...): the
- * conditions' text itself, compared whole. Not a digest of it: crypto's first use in a fresh
- * --inetd process (OpenSSL's digest table) cost ~1 ms of CPU, measured, for a text of a few KiB
- * that the file can hold as it is.
+ * conditions' text itself, compared whole, built in one call into the addon (probe_check.c
+ * checkKey): bwrap's identity; the boot, which stands for the kernel (another release or build
+ * runs only after a boot, kexec included, which makes another boot_id); the user-namespace
+ * sysctls; the pid and cgroup namespaces by identity; the user and mount namespaces by what they
+ * hold (their maps, setgroups, the mount table without ids, device numbers, roots and peer
+ * groups), since a service manager makes new ones for every process of a per-connection unit
+ * (PrivateUsers=, PrivateMounts=: distccd-accept@.service), alike but never the same; the
+ * credential, capability and seccomp lines of /proc/self/status. The network counts through the
+ * caller's facts (loopback only or not), ipc not at all. Built in JavaScript, with the stored
+ * check read through fs and JSON, this cost a fresh --inetd process ~1.2 ms of CPU, measured:
+ * code that runs once a process (regexps, splits, fs) never gets warm. Not a digest either:
+ * crypto's first use cost ~1 ms more.
  */
 export function probeKey(bwrap: string, facts: readonly string[]): string {
-  const st = statSync(bwrap);
-  // In one call into the addon (see readFacts); '' for what this kernel lacks (a sysctl, a namespace).
-  const [boot = '', maxUserNs = '', usernsClone = '', uidMap = '', gidMap = '', setgroups = '', mountinfo = '', statusText = '', pidNs = '', cgroupNs = ''] = native.readFacts(
-    ['/proc/sys/kernel/random/boot_id', '/proc/sys/user/max_user_namespaces', '/proc/sys/kernel/unprivileged_userns_clone',
-      '/proc/self/uid_map', '/proc/self/gid_map', '/proc/self/setgroups', '/proc/self/mountinfo', '/proc/self/status'],
-    ['/proc/self/ns/pid', '/proc/self/ns/cgroup']);
-  const status = statusText.split('\n').filter((line) => /^(Uid|Gid|Cap(Eff|Bnd|Prm)|NoNewPrivs|Seccomp|Seccomp_filters):/.test(line));
-  const parts = [
-    bwrap, `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`,
-    // The boot stands for the kernel: another release or build runs only after a boot (kexec
-    // included), which makes another boot_id, so uname (~0.3 ms of a fresh process, measured)
-    // is asked only where the boot_id cannot be read.
-    ...(boot === '' ? [os.release(), os.version()] : [boot]),
-    maxUserNs, usernsClone,
-    // The pid and cgroup namespaces by identity; the user and mount namespaces by what they
-    // hold, since a service manager makes new ones for every process of a per-connection unit
-    // (PrivateUsers=, PrivateMounts=: distccd-accept@.service), alike but never the same. The
-    // network counts through the caller's facts (loopback only or not), ipc not at all.
-    pidNs, cgroupNs, uidMap, gidMap, setgroups, mountsOf(mountinfo),
-    ...status, ...facts,
-  ];
-  return parts.join('\0');
+  return native.checkKey(bwrap, facts.join('\0'));
 }
 
 /**
@@ -108,30 +80,31 @@ export function probeCacheDir(env: NodeJS.ProcessEnv): string | undefined {
   }
 }
 
-const fileIn = (dir: string): string => path.join(dir, `distkit-sandbox-check-${process.geteuid?.() ?? 'u'}.json`);
+const fileIn = (dir: string): string => path.join(dir, `distkit-sandbox-check-${process.geteuid?.() ?? 'u'}`);
 
-/** A passed check stored under `key` in `dir`, or undefined. */
+/** A stored check's first line, before its flags (probe_check.c recallCheck reads it). */
+const HEADER = 'distkit-sandbox-check 1 ';
+const PROC = 1;
+const NET = 2;
+const ONE_SHOT = 4;
+
+/**
+ * A passed check stored under `key` in `dir`, or undefined: none, or a file that is a link, not
+ * regular, owned by another user than this one or root, or writable by others (probe_check.c).
+ */
 export function readProbe(dir: string, key: string): ProbeResult | undefined {
-  const file = fileIn(dir);
-  try {
-    const st = lstatSync(file);
-    const uid = process.geteuid?.();
-    if (!st.isFile() || (st.uid !== uid && st.uid !== 0) || (st.mode & 0o022) !== 0) return undefined;
-    const stored = JSON.parse(readFileSync(file, 'utf8')) as { key?: unknown; proc?: unknown; net?: unknown; oneShot?: unknown };
-    if (stored.key !== key || typeof stored.proc !== 'boolean' || typeof stored.net !== 'boolean') return undefined;
-    return { proc: stored.proc, net: stored.net, ...(stored.oneShot === true ? { oneShot: true } : {}) };
-  } catch {
-    return undefined;
-  }
+  const flags = native.recallCheck(fileIn(dir), key);
+  if (flags < 0) return undefined;
+  return { proc: (flags & PROC) !== 0, net: (flags & NET) !== 0, ...((flags & ONE_SHOT) !== 0 ? { oneShot: true } : {}) };
 }
 
-/** Writes `text` to `file` whole or not at all (a temporary name renamed into place); false when refused. */
-function replaceFile(file: string, text: string): boolean {
+/** Writes `bytes` to `file` whole or not at all (a temporary name renamed into place); false when refused. */
+function replaceFile(file: string, bytes: Buffer): boolean {
   const temp = `${file}.${process.pid}`;
   try {
     const fd = openSync(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o644);
     try {
-      writeSync(fd, text);
+      writeSync(fd, bytes);
     } finally {
       closeSync(fd);
     }
@@ -149,7 +122,9 @@ function replaceFile(file: string, text: string): boolean {
 
 /** Stores a passed check; a directory that refuses it only means the next process checks again. */
 export function writeProbe(dir: string, key: string, result: ProbeResult): void {
-  replaceFile(fileIn(dir), JSON.stringify({ key, proc: result.proc, net: result.net, oneShot: result.oneShot === true }));
+  const flags = (result.proc ? PROC : 0) | (result.net ? NET : 0) | (result.oneShot === true ? ONE_SHOT : 0);
+  // The key's bytes as checkKey made them (latin1), compared byte for byte by recallCheck.
+  replaceFile(fileIn(dir), Buffer.from(`${HEADER}${flags}\n${key}`, 'latin1'));
 }
 
 /** Whether `p` is a `kind` owned by this user or root, writable by no one else (never a link). */
@@ -187,7 +162,9 @@ function foundOf(x: unknown): Found | undefined {
 export function mountsMemory(dir: string, key: string, owner?: { readonly uid: number; readonly gid: number }): MountsMemory | undefined {
   const sub = path.join(dir, `distkit-sandbox-mounts-${owner?.uid ?? process.geteuid?.() ?? 'u'}`);
   try {
-    mkdirSync(sub, { mode: 0o755 });
+    // Looked at first: a mkdir that throws EEXIST, as it does in all but the first process, cost
+    // a fresh --inetd process ~0.2 ms, measured (the error's stack).
+    if (lstatSync(sub, { throwIfNoEntry: false }) === undefined) mkdirSync(sub, { mode: 0o755 });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return undefined;
   }
@@ -225,7 +202,7 @@ export function mountsMemory(dir: string, key: string, owner?: { readonly uid: n
       if (!ownTrusted(sub, 'dir')) return;
       const out: Record<string, unknown> = {};
       for (const [name, { mounts, evidence }] of all) out[name] = { ...mounts, evidence };
-      replaceFile(file, JSON.stringify({ key, found: out }));
+      replaceFile(file, Buffer.from(JSON.stringify({ key, found: out })));
     },
   };
 }

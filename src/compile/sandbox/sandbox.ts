@@ -18,8 +18,10 @@
 // A daemon that serves many jobs runs them through a sandbox host per compiler instead
 // (sandbox_host.ts): one bwrap, started at the compiler's first job, in which each job gets new
 // mount and pid namespaces built from the same options as above; the network, ipc and user
-// namespaces are the host's, shared by that compiler's jobs. A job whose files lie outside the
-// job directory, or whose host cannot start, runs in a bwrap of its own.
+// namespaces are the host's, shared by that compiler's jobs. The host builds the part of the
+// root all its jobs share once (its template), and a job whose files lie in /tmp only adds its
+// own. A job whose files lie outside the job directory, or whose host cannot start, runs in a
+// bwrap of its own.
 //
 // A process that serves one job (--inetd, systemd Accept=yes) starts the host program outside
 // bwrap ahead of its request (startAhead: `distkit-sandbox-host --own-namespaces`), which makes
@@ -122,6 +124,13 @@ export type SandboxCommand =
 
 /** A job's own files must lie in the directory its host has bound. */
 const isWithin = (p: string, dir: string): boolean => p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+
+/** Strictly below `dir`. */
+const isBelow = (p: string, dir: string): boolean => p !== dir && isWithin(p, dir);
+
+/** A compiler whose hosts build a template (#templateOptions): none of its mounts on or around /tmp, which each job mounts anew. */
+const templated = (mounts: CompilerMounts): boolean =>
+  [...mounts.dirs, ...mounts.links.map(([link]) => link)].every((p) => !isWithin(p, '/tmp') && !isWithin('/tmp', p));
 
 /** Which host a job's compiler mounts and job root get. */
 const hostKey = (mounts: CompilerMounts, root: string): string => `${root}\0${mounts.program ?? ''}\0${JSON.stringify([mounts.dirs, mounts.links])}`;
@@ -332,7 +341,7 @@ export class Sandbox {
     }
     const { root } = job;
     if (!this.#hosts || root === undefined || !job.binds.every((b) => b.symlink === true || isWithin(b.from, root))) return command;
-    const options = this.#options(mounts, job);
+    const options = this.#onTemplate(mounts, job) ? this.#jobOptions(job) : this.#options(mounts, job);
     const limits = this.#spawnLimits;
     const key = hostKey(mounts, root);
     const host: HostLaunch = (env, stdoutFd, stderrFd, priority) => {
@@ -394,8 +403,43 @@ export class Sandbox {
     if (rootInside) out.push('--bind', root, root);
     for (const [link, target] of mounts.links) out.push('--symlink', target, link);
     if (this.#proc) out.push('--proc', '/proc');
-    out.push(...DEV, '--ro-bind', hostProgram(), '/sandbox-host', '--dir', '/newroot', '--remount-ro', '/', '--', '/sandbox-host');
+    out.push(...DEV, '--ro-bind', hostProgram(), '/sandbox-host', '--dir', '/newroot', '--remount-ro', '/');
+    if (templated(mounts)) out.push('--setenv', 'DISTKIT_SANDBOX_TEMPLATE', Buffer.from(`${this.#templateOptions(mounts).join('\0')}\0`).toString('hex'));
+    out.push('--', '/sandbox-host');
     return out;
+  }
+
+  /**
+   * The part of every job's root its host builds once (sandbox_job.c build_template): the
+   * compiler's directories and links, /dev, the mount points of /proc and /tmp, all read-only.
+   * A job on it adds its /tmp, /proc and own files (#jobOptions): the root it gets is the one
+   * #options builds from nothing, for ~20 mounts and mkdirs, and a tmpfs, less a job.
+   */
+  #templateOptions(mounts: CompilerMounts): string[] {
+    const out: string[] = [];
+    for (const dir of mounts.dirs) out.push('--ro-bind', dir, dir);
+    for (const [link, target] of mounts.links) out.push('--symlink', target, link);
+    if (this.#proc) out.push('--dir', '/proc');
+    out.push(...DEV, '--dir', '/tmp', '--remount-ro', '/');
+    return out;
+  }
+
+  /** A job's own part of its root on its host's template: what #options adds to #templateOptions. */
+  #jobOptions(job: { readonly cwd: string; readonly binds: readonly Bind[] }): string[] {
+    const out = ['--on-template', '--size', String(this.#limits.tmpBytes), '--tmpfs', '/tmp'];
+    if (this.#proc) out.push('--proc', '/proc');
+    for (const bind of job.binds) out.push(bind.symlink === true ? '--symlink' : bind.writable === true ? '--bind' : '--ro-bind', bind.from, bind.to);
+    out.push('--chdir', job.cwd, '--setenv', 'TMPDIR', '/tmp');
+    return out;
+  }
+
+  /**
+   * Whether a job's root can be its host's template and its own mounts: all of them, and its
+   * working directory, on its own /tmp (the template's root is read-only and shared by the
+   * host's jobs: no mount point of a job's may be made there, where the next job would see it).
+   */
+  #onTemplate(mounts: CompilerMounts, job: { readonly cwd: string; readonly binds: readonly Bind[] }): boolean {
+    return templated(mounts) && isBelow(job.cwd, '/tmp') && job.binds.every((b) => isBelow(b.to, '/tmp'));
   }
 
   /** The paths the sandbox of `compiler` mounts itself (its directories and links, /proc, /dev, /tmp). */

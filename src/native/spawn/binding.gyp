@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "distkit_spawn",
-      "sources": ["spawn.c", "socket_pump.c", "socket_accept.c", "redis_link.c", "redis_reply.c", "sandbox_channel.c"],
+      "sources": ["spawn.c", "socket_pump.c", "socket_accept.c", "redis_link.c", "redis_reply.c", "sandbox_channel.c", "probe_check.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"],
       "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"]
     },

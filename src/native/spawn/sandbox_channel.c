@@ -15,10 +15,6 @@
  *   pidfdKill(pidfd): SIGKILL to the process (a job's pid 1: its whole pid namespace dies); a
  *     process already gone is no error.
  *   hostProgram() -> the path of distkit-sandbox-host, built beside this addon.
- *   readFacts(files, links) -> [each file's content (latin1, cut at 256 KiB), each link's
- *     target], '' for one that cannot be read: the conditions the sandbox's check is remembered
- *     under (probe_cache.ts), read in one call, which cost a fresh --inetd process ~0.5 ms less
- *     CPU than Node's open/read/close per file, measured.
  *   identities(paths) -> each path's identity (lstat: "dev:ino:size:mtime:ctime", times to the
  *     nanosecond), "absent" for one that cannot be looked at: the evidence a remembered compiler
  *     finding rests on (compiler_mounts.ts), checked in every --inetd process (~0.3 ms through
@@ -225,57 +221,6 @@ static napi_value PidfdKill(napi_env env, napi_callback_info info) {
 }
 
 /* Up to sizeof buf of `file`, or 0 bytes when it cannot be read; its length. */
-static size_t read_whole(const char *file, char *buf, size_t room) {
-  int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) return 0;
-  size_t size = 0;
-  for (;;) {
-    ssize_t n = read(fd, buf + size, room - size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) size = 0;
-    if (n <= 0 || (size += (size_t)n) == room) break;
-  }
-  close(fd);
-  return size;
-}
-
-static napi_value ReadFacts(napi_env env, napi_callback_info info) {
-  static char buf[256 * 1024];
-  size_t argc = 2;
-  napi_value args[2];
-  uint32_t counts[2];
-  bool arrays[2] = {false, false};
-  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 2 || napi_is_array(env, args[0], &arrays[0]) != napi_ok
-      || napi_is_array(env, args[1], &arrays[1]) != napi_ok || !arrays[0] || !arrays[1]
-      || napi_get_array_length(env, args[0], &counts[0]) != napi_ok || napi_get_array_length(env, args[1], &counts[1]) != napi_ok) {
-    napi_throw_type_error(env, NULL, "readFacts(files, links)");
-    return NULL;
-  }
-  napi_value result;
-  napi_create_array_with_length(env, counts[0] + counts[1], &result);
-  for (uint32_t k = 0, out = 0; k < 2; k++) {
-    for (uint32_t i = 0; i < counts[k]; i++, out++) {
-      char name[PATH_MAX];
-      size_t length;
-      napi_value item;
-      if (napi_get_element(env, args[k], i, &item) != napi_ok || napi_get_value_string_utf8(env, item, name, sizeof name, &length) != napi_ok) {
-        napi_throw_type_error(env, NULL, "readFacts: paths are strings");
-        return NULL;
-      }
-      size_t size;
-      if (k == 0) size = read_whole(name, buf, sizeof buf);
-      else {
-        ssize_t n = readlink(name, buf, sizeof buf);
-        size = n < 0 ? 0 : (size_t)n;
-      }
-      napi_value text;
-      napi_create_string_latin1(env, buf, size, &text);
-      napi_set_element(env, result, out, text);
-    }
-  }
-  return result;
-}
-
 static napi_value Identities(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value args[1];
@@ -311,7 +256,7 @@ int register_sandbox_channel(napi_env env, napi_value exports) {
   static const struct {
     const char *name;
     napi_callback fn;
-  } fns[] = {{"hostChannel", HostChannel}, {"hostReply", HostReply}, {"hostRun", HostRun}, {"statusPipe", StatusPipe}, {"pidfdKill", PidfdKill}, {"hostProgram", HostProgram}, {"readFacts", ReadFacts}, {"identities", Identities}};
+  } fns[] = {{"hostChannel", HostChannel}, {"hostReply", HostReply}, {"hostRun", HostRun}, {"statusPipe", StatusPipe}, {"pidfdKill", PidfdKill}, {"hostProgram", HostProgram}, {"identities", Identities}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;
     if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &fn) != napi_ok || napi_set_named_property(env, exports, fns[i].name, fn) != napi_ok) return -1;

@@ -18,8 +18,8 @@
  * Protocol, on the SOCK_SEQPACKET socket at fd 3 (the other end is the daemon's):
  *   host -> daemon at start: int32 0.
  *   daemon -> host, one message per job: NUL-terminated strings
- *     nice ("" = unchanged), as, cpu, fsize, nproc ("" = unset), envc, env..., then bwrap options,
- *     "--", argv...
+ *     nice ("" = unchanged), as, cpu, fsize, nproc ("" = unset), envc, env..., then bwrap options
+ *     (first --on-template for a job built on the host's template), "--", argv...
  *   with three descriptors (SCM_RIGHTS): the compiler's stdout, its stderr, the status pipe.
  *   host -> daemon: int32 0 and the job's pidfd (SIGKILL on it ends the whole job), or int32 errno
  *     (clone's, or EMSGSIZE / EBADMSG for a message too long or without its three descriptors).
@@ -27,6 +27,10 @@
  * jobs have ended (each job's pid 1 would die with it: PDEATHSIG).
  * A step of the job's set-up that fails is written to its stderr, prefixed "bwrap: " as bwrap
  * words its own, and the job exits 1, as a bwrap that cannot build a sandbox does.
+ *
+ * With DISTKIT_SANDBOX_TEMPLATE in its environment (bwrap options, each NUL-ended, in hex), a host
+ * builds at its start the part of its jobs' roots they all share (build_template), and a job sent
+ * with --on-template adds only its own mounts to it.
  *
  * `distkit-sandbox-host --job NET OPTIONS... -- ARGV...` runs one job without a host or bwrap
  * (one_shot, for a process that serves one connection): see there.
@@ -38,6 +42,27 @@
  */
 
 #include "sandbox_host.h"
+
+/* The template's options from DISTKIT_SANDBOX_TEMPLATE (hex), built at NEWROOT; none when unset. */
+static void template_from_env(void) {
+  const char *hex = getenv("DISTKIT_SANDBOX_TEMPLATE");
+  if (hex == NULL) return;
+  size_t length = strlen(hex) / 2;
+  char *options = malloc(length + 1);
+  if (options == NULL) fail("malloc");
+  for (size_t i = 0; i < length; i++) {
+    unsigned byte;
+    if (sscanf(hex + 2 * i, "%2x", &byte) != 1) {
+      errno = EINVAL;
+      fail("DISTKIT_SANDBOX_TEMPLATE");
+    }
+    options[i] = (char)byte;
+  }
+  options[length] = '\0';
+  build_template(options, length);
+  free(options);
+  unsetenv("DISTKIT_SANDBOX_TEMPLATE");
+}
 
 static void reply(int err, int pidfd) {
   int32_t word = err;
@@ -74,6 +99,13 @@ int main(int argc, char **argv) {
   sigaction(SIGCHLD, &ign, NULL);
   static char message[MAX_MESSAGE];
   chroot_allowed = chroot("/") == 0;
+  /* No job's compiler may gain a capability at its exec: the bounding set is emptied here, once,
+     as it limits execs only (this process keeps what it holds). Each compiler still checks and
+     drops what is left (exec_compiler), which is then nothing: ~40 copies of its credentials less. */
+  for (int cap = 0; cap <= 63; cap++) {
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno == EINVAL) break;
+  }
+  template_from_env();
   reply(0, -1);
   for (;;) {
     union {

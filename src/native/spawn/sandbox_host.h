@@ -47,7 +47,9 @@ void remount(const char *dest, unsigned long add);
 void bind_path(const char *src, const char *to, int readonly, int devices);
 void mount_proc(const char *to);
 
-/* sandbox_job.c: a job's pid 1, from its message. */
+/* sandbox_job.c: a host's template, and a job's pid 1, from its message. */
+extern int has_template;
+void build_template(const char *options, size_t length);
 void __attribute__((noreturn)) run_job(const char *message, size_t length);
 
 /* sandbox_one_shot.c: the namespaces a host or job outside bwrap makes itself; `--job NET OPTIONS... -- ARGV...`. */

@@ -71,9 +71,12 @@ static void __attribute__((noreturn)) exec_compiler(char **argv, char **env, con
   set_limit(RLIMIT_CPU, limits[2]);
   set_limit(RLIMIT_FSIZE, limits[3]);
   set_limit(RLIMIT_NPROC, limits[4]);
+  /* Read first: each drop copies the credentials, and a host has emptied its bounding set at its
+     start (sandbox_host.c main), so a job's compiler finds nothing left to drop. */
   for (int cap = 0; cap <= 63; cap++) {
-    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0) continue;
-    if (errno == EINVAL) break; /* past the kernel's last capability */
+    int held = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+    if (held < 0 && errno == EINVAL) break; /* past the kernel's last capability */
+    if (held == 0 || prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0) continue;
     fail("Can't drop capability %d", cap);
   }
   struct __user_cap_header_struct head = {_LINUX_CAPABILITY_VERSION_3, 0};
@@ -85,6 +88,69 @@ static void __attribute__((noreturn)) exec_compiler(char **argv, char **env, con
   environ = env;
   execvp(argv[0], argv);
   fail("execvp %s", argv[0]);
+}
+
+/*
+ * One option that builds the root (--ro-bind, --bind, --dev-bind, --symlink, --dir, --size,
+ * --tmpfs, --proc, --remount-ro), its arguments read from *at; 0 when `op` is not one of them.
+ */
+static int root_option(const char *op, const char **at, const char *end) {
+  static const char *size;
+  if (strcmp(op, "--ro-bind") == 0 || strcmp(op, "--bind") == 0 || strcmp(op, "--dev-bind") == 0) {
+    const char *src = need(at, end), *to = need(at, end);
+    bind_path(src, to, op[2] == 'r', op[2] == 'd');
+  } else if (strcmp(op, "--symlink") == 0) {
+    const char *target = need(at, end), *to = need(at, end);
+    char *dest = rooted(to);
+    make_parents(dest);
+    if (symlink(target, dest) != 0) fail("Can't make symlink at %s", to);
+  } else if (strcmp(op, "--dir") == 0) {
+    make_dirs(rooted(need(at, end)));
+  } else if (strcmp(op, "--size") == 0) {
+    size = need(at, end);
+  } else if (strcmp(op, "--tmpfs") == 0) {
+    const char *to = need(at, end);
+    char *dest = rooted(to);
+    make_dirs(dest);
+    char options[64];
+    if (size != NULL) snprintf(options, sizeof options, "mode=0755,size=%s", size);
+    else snprintf(options, sizeof options, "mode=0755");
+    size = NULL;
+    if (mount("tmpfs", dest, "tmpfs", MS_NOSUID | MS_NODEV, options) != 0) fail("Can't mount tmpfs on %s", to);
+  } else if (strcmp(op, "--proc") == 0) {
+    mount_proc(need(at, end));
+  } else if (strcmp(op, "--remount-ro") == 0) {
+    remount(rooted(need(at, end)), MS_RDONLY);
+  } else {
+    return 0;
+  }
+  return 1;
+}
+
+/* The root's tmpfs at NEWROOT, nodev and nosuid, as bwrap's. */
+static void mount_root(void) {
+  if (mount("tmpfs", NEWROOT, "tmpfs", MS_NODEV | MS_NOSUID, NULL) != 0) fail("Failed to mount tmpfs");
+}
+
+int has_template;
+
+/*
+ * In a host, once at its start: the part of every job's root that is the same for all of its
+ * jobs (the compiler's directories, /dev, the links, the mount points of /proc and /tmp, all
+ * read-only), built at NEWROOT from `options` (`length` bytes of NUL-ended bwrap options). Each
+ * job's mount namespace is a copy of the host's, so a job sent with --on-template finds it there
+ * and adds only its own mounts: ~20 mounts and mkdirs, and a tmpfs made and torn down, less a job.
+ */
+void build_template(const char *options, size_t length) {
+  const char *at = options, *end = options + length, *op;
+  mount_root();
+  while ((op = next(&at, end)) != NULL) {
+    if (!root_option(op, &at, end)) {
+      errno = EINVAL;
+      fail("Unknown template option %s", op);
+    }
+  }
+  has_template = 1;
 }
 
 /* A job's pid 1: builds its root, runs the compiler, reports its wait status on fd 3. */
@@ -100,35 +166,21 @@ void run_job(const char *message, size_t length) {
   int n_env = 0;
   for (int i = 0; i < envc; i++) env[n_env++] = (char *)need(&at, end);
   if (mount(NULL, "/", NULL, MS_SILENT | MS_REC | MS_PRIVATE, NULL) != 0) fail("Failed to make / private");
-  if (mount("tmpfs", NEWROOT, "tmpfs", MS_NODEV | MS_NOSUID, NULL) != 0) fail("Failed to mount tmpfs");
-  const char *cwd = NULL, *size = NULL, *op;
-  while ((op = need(&at, end)) != NULL && strcmp(op, "--") != 0) {
-    if (strcmp(op, "--ro-bind") == 0 || strcmp(op, "--bind") == 0 || strcmp(op, "--dev-bind") == 0) {
-      const char *src = need(&at, end), *to = need(&at, end);
-      bind_path(src, to, op[2] == 'r', op[2] == 'd');
-    } else if (strcmp(op, "--symlink") == 0) {
-      const char *target = need(&at, end), *to = need(&at, end);
-      char *dest = rooted(to);
-      make_parents(dest);
-      if (symlink(target, dest) != 0) fail("Can't make symlink at %s", to);
-    } else if (strcmp(op, "--dir") == 0) {
-      make_dirs(rooted(need(&at, end)));
-    } else if (strcmp(op, "--size") == 0) {
-      size = need(&at, end);
-    } else if (strcmp(op, "--tmpfs") == 0) {
-      const char *to = need(&at, end);
-      char *dest = rooted(to);
-      make_dirs(dest);
-      char options[64];
-      if (size != NULL) snprintf(options, sizeof options, "mode=0755,size=%s", size);
-      else snprintf(options, sizeof options, "mode=0755");
-      size = NULL;
-      if (mount("tmpfs", dest, "tmpfs", MS_NOSUID | MS_NODEV, options) != 0) fail("Can't mount tmpfs on %s", to);
-    } else if (strcmp(op, "--proc") == 0) {
-      mount_proc(need(&at, end));
-    } else if (strcmp(op, "--remount-ro") == 0) {
-      remount(rooted(need(&at, end)), MS_RDONLY);
-    } else if (strcmp(op, "--chdir") == 0) {
+  const char *cwd = NULL, *op = need(&at, end);
+  /* On the host's template (build_template) the job adds its own mounts only; otherwise its root
+     is built from nothing, on a tmpfs that covers the template where there is one. */
+  if (strcmp(op, "--on-template") == 0) {
+    if (!has_template) {
+      errno = EINVAL;
+      fail("--on-template in a host without a template");
+    }
+    op = need(&at, end);
+  } else {
+    mount_root();
+  }
+  for (; strcmp(op, "--") != 0; op = need(&at, end)) {
+    if (root_option(op, &at, end)) continue;
+    if (strcmp(op, "--chdir") == 0) {
       cwd = need(&at, end);
     } else if (strcmp(op, "--setenv") == 0) {
       const char *name = need(&at, end), *value = need(&at, end);

@@ -19,5 +19,7 @@ napi_value throw_errno(napi_env env, int err, const char *syscall, const char *s
 int register_socket_pump(napi_env env, napi_value exports);
 /* Adds the sandbox host's calls (sandbox_channel.c); 0, or -1 on failure. */
 int register_sandbox_channel(napi_env env, napi_value exports);
+/* Adds the sandbox check's key and its lookup (probe_check.c); 0, or -1 on failure. */
+int register_probe_check(napi_env env, napi_value exports);
 
 #endif

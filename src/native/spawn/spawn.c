@@ -843,7 +843,7 @@ NAPI_MODULE_INIT() {
       napi_set_named_property(env, exports, "deferAccept", fn) != napi_ok ||
       napi_create_function(env, "inspectSocket", NAPI_AUTO_LENGTH, InspectSocket, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "inspectSocket", fn) != napi_ok ||
-      register_socket_pump(env, exports) != 0 || register_sandbox_channel(env, exports) != 0) {
+      register_socket_pump(env, exports) != 0 || register_sandbox_channel(env, exports) != 0 || register_probe_check(env, exports) != 0) {
     return NULL;
   }
   return exports;

@@ -15,7 +15,7 @@ async function scratch(t: { after: (fn: () => Promise<void>) => void }): Promise
   return dir;
 }
 
-const stored = (dir: string): string => path.join(dir, `distkit-sandbox-check-${process.geteuid!()}.json`);
+const stored = (dir: string): string => path.join(dir, `distkit-sandbox-check-${process.geteuid!()}`);
 
 test('readProbe finds a stored pass under its own key and under no other', async (t) => {
   const dir = await scratch(t);
@@ -56,12 +56,18 @@ test('readProbe ignores a stored pass that others could write, or that is a link
   assert.equal(readProbe(dir, key), undefined, 'writable by others');
   await fs.chmod(stored(dir), 0o644);
   assert.deepEqual(readProbe(dir, key), { proc: true, net: true });
-  await fs.rename(stored(dir), path.join(dir, 'elsewhere.json'));
-  await fs.symlink(path.join(dir, 'elsewhere.json'), stored(dir));
+  await fs.rename(stored(dir), path.join(dir, 'elsewhere'));
+  await fs.symlink(path.join(dir, 'elsewhere'), stored(dir));
   assert.equal(readProbe(dir, key), undefined, 'a symlink');
   await fs.rm(stored(dir));
-  await fs.writeFile(stored(dir), '{"key":', { mode: 0o644 });
-  assert.equal(readProbe(dir, key), undefined, 'not JSON');
+  await fs.writeFile(stored(dir), `{"key":${JSON.stringify(key)},"proc":true,"net":true}`, { mode: 0o644 });
+  assert.equal(readProbe(dir, key), undefined, 'the old JSON format');
+  await fs.writeFile(stored(dir), Buffer.from(`distkit-sandbox-check 1 3\n${key}x`, 'latin1'), { mode: 0o644 });
+  assert.equal(readProbe(dir, key), undefined, 'a longer key');
+  await fs.writeFile(stored(dir), Buffer.from(`distkit-sandbox-check 1 3\n${key.slice(0, -1)}`, 'latin1'), { mode: 0o644 });
+  assert.equal(readProbe(dir, key), undefined, 'a shorter key');
+  await fs.writeFile(stored(dir), Buffer.from(`distkit-sandbox-check 1 3\n${key}`, 'latin1'), { mode: 0o644 });
+  assert.deepEqual(readProbe(dir, key), { proc: true, net: true }, 'the key byte for byte');
 });
 
 test('probeKey is the same in two alike namespaces and differs in another mount table', async () => {

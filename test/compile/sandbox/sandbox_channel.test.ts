@@ -1,10 +1,10 @@
 // The daemon's side of the sandbox host's socket (src/native/spawn/sandbox_channel.c), against a
 // peer that answers as the host must not: hostRun tells a broken answer from the host's refusal.
-// And readFacts, which reads the conditions the sandbox's check is remembered under.
+// And checkKey, which reads the conditions the sandbox's check is remembered under.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as native from 'distkit-spawn';
@@ -34,21 +34,18 @@ test('hostRun answers a host gone before the job as not sent (syscall sendmsg): 
   }
 });
 
-test('readFacts gives each file\'s bytes whole up to 256 KiB and each link\'s target, and \'\' for what cannot be read', (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'distkit-facts-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const bytes = Buffer.from([0x61, 0x00, 0xff, 0x0a, 0x80]);
-  writeFileSync(path.join(dir, 'small'), bytes);
-  writeFileSync(path.join(dir, 'large'), Buffer.alloc(300 * 1024, 0x78));
-  symlinkSync('/some/target', path.join(dir, 'link'));
-  const [small, missing, large, proc, target, notLink] = native.readFacts(
-    [path.join(dir, 'small'), path.join(dir, 'missing'), path.join(dir, 'large'), '/proc/self/uid_map'], [path.join(dir, 'link'), path.join(dir, 'small')]);
-  assert.deepEqual(Buffer.from(small!, 'latin1'), bytes, 'every byte as it is (latin1)');
-  assert.equal(missing, '');
-  assert.equal(large, 'x'.repeat(256 * 1024), 'cut at 256 KiB');
-  assert.match(proc!, /^\s*\d+\s+\d+\s+\d+\n/, 'a /proc file (size 0 on stat) read whole');
-  assert.equal(target, '/some/target');
-  assert.equal(notLink, '', 'a file that is not a link');
+test('checkKey holds the boot, the mount table without ids, the credential lines and the facts, and throws when bwrap is missing', () => {
+  const key = native.checkKey('/bin/true', 'as=1:2\0lo=false');
+  const parts = key.split('\0');
+  assert.equal(parts[0], '/bin/true');
+  assert.match(parts[1]!, /^\d+:\d+:\d+:\d+\.\d{9}:\d+\.\d{9}$/, 'bwrap\'s identity, times to the nanosecond');
+  assert.equal(parts[2], readFileSync('/proc/sys/kernel/random/boot_id', 'latin1'));
+  const mounts = parts.find((p) => p.includes(' - proc '))!;
+  for (const line of mounts.split('\n').filter((l) => l !== '')) assert.match(line, /^\/\S* \S+ - \S+ \S+ \S+$/, 'mount point, options, then what follows " - "');
+  assert.ok(parts.includes(readFileSync('/proc/self/status', 'latin1').split('\n').find((l) => l.startsWith('CapEff:'))!), 'the capability lines');
+  assert.deepEqual(parts.slice(-2), ['as=1:2', 'lo=false'], 'the facts last');
+  assert.equal(native.checkKey('/bin/true', 'as=1:2\0lo=false'), key, 'the same while nothing changes');
+  assert.throws(() => native.checkKey('/no/such/bwrap', ''), { errno: os.constants.errno.ENOENT, syscall: 'stat' });
 });
 
 test('identities tells a path rewritten in place, a link by its own, and a missing path apart', (t) => {
