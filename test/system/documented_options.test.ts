@@ -16,10 +16,10 @@ const PROGRAMS = ['distccd', 'dc_server', 'dc_client', 'dc_snoop'] as const;
 /**
  * Options the README quotes that belong to other commands: scripts/install and distcc's
  * ./configure (--prefix, --without-*, --disable-*), node (--snapshot-blob), `npm run bench`
- * (--runs, --only, --compare, --sandbox-row, --quick, --ms, --only-redis, --no-redis, --rounds, --files,
+ * (--runs, --only, --compare, --sandbox-row, --quick, --ms, --only-redis, --no-redis, --rounds, --files, --sessions, --size,
  * --hits), systemctl (--now), gcc (--sysroot, in the refused-option list).
  */
-const FOREIGN = new Set(['--sysroot', '--prefix', '--without-libiberty', '--disable-Werror', '--without-avahi', '--without-gtk', '--snapshot-blob', '--runs', '--only', '--compare', '--sandbox-row', '--quick', '--ms', '--only-redis', '--no-redis', '--rounds', '--files', '--hits', '--now']);
+const FOREIGN = new Set(['--sysroot', '--prefix', '--without-libiberty', '--disable-Werror', '--without-avahi', '--without-gtk', '--snapshot-blob', '--runs', '--only', '--compare', '--sandbox-row', '--quick', '--ms', '--only-redis', '--no-redis', '--rounds', '--files', '--sessions', '--size', '--hits', '--now']);
 // The sandbox host program's modes (src/native/spawn/sandbox_host.c): distccd runs it, no one else.
 for (const mode of ['--job', '--own-namespaces']) FOREIGN.add(mode);
 
