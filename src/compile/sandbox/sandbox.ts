@@ -257,7 +257,7 @@ export class Sandbox {
       this.#net = variant.net;
       for (const oneShot of this.#hosts ? [false] : [true, false]) {
         this.#oneShot = oneShot;
-        const argv = this.#argv(mounts, [program], { cwd: '/', binds: [] });
+        const argv = this.#argv(this.#options(mounts, { cwd: '/', binds: [] }), [program]);
         result = spawnSync(argv[0]!, argv.slice(1), { env, encoding: 'utf8', timeout: 20_000, uid: as?.uid, gid: as?.gid });
         if (result.status === 0) break;
       }
@@ -291,11 +291,6 @@ export class Sandbox {
     }
   }
 
-  /** Whether jobs run in a sandbox host per compiler (else a bwrap each). */
-  get hosts(): boolean {
-    return this.#hosts;
-  }
-
   /** How jobs run: in a sandbox host per compiler, a bwrap each, or the host program's one-shot mode each. */
   get runner(): 'host-per-compiler' | 'bwrap-each' | 'one-shot-each' {
     return this.#hosts ? 'host-per-compiler' : this.#oneShot ? 'one-shot-each' : 'bwrap-each';
@@ -319,11 +314,11 @@ export class Sandbox {
   async command(argv: readonly string[], job: { readonly env: NodeJS.ProcessEnv; readonly cwd: string; readonly binds: readonly Bind[]; readonly root?: string }): Promise<SandboxCommand> {
     const mounts = await findCompilerMounts(argv[0]!, job.env, { wholeUsr: this.#wholeUsr, memory: this.#memory });
     if (mounts.program === undefined) return { ok: false, reason: `ENOENT ${argv[0]} is not on the compiler PATH` };
-    const command = { ok: true as const, argv: this.#argv(mounts, argv, job), limits: this.#spawnLimits };
+    const options = this.#options(mounts, job);
+    const command = { ok: true as const, argv: this.#argv(options, argv), limits: this.#spawnLimits };
     const ahead = this.#ahead;
     if (ahead !== undefined) {
       this.#ahead = undefined; // one job
-      const options = this.#options(mounts, job);
       const limits = this.#spawnLimits;
       // Closed once it has the job: it exits when that job has ended. A refusal leaves the job to `argv`, and is told.
       const host: HostLaunch = (env, stdoutFd, stderrFd, priority) => {
@@ -341,7 +336,7 @@ export class Sandbox {
     }
     const { root } = job;
     if (!this.#hosts || root === undefined || !job.binds.every((b) => b.symlink === true || isWithin(b.from, root))) return command;
-    const options = this.#onTemplate(mounts, job) ? this.#jobOptions(job) : this.#options(mounts, job);
+    const hostOptions = this.#onTemplate(mounts, job) ? this.#jobOptions(job) : options;
     const limits = this.#spawnLimits;
     const key = hostKey(mounts, root);
     const host: HostLaunch = (env, stdoutFd, stderrFd, priority) => {
@@ -352,7 +347,7 @@ export class Sandbox {
         const started = this.#host(key, mounts, root, env);
         if (typeof started === 'string') throw Object.assign(new Error(started), { errno: 0 });
         try {
-          return started.run({ priority, limits, env, options, argv }, stdoutFd, stderrFd);
+          return started.run({ priority, limits, env, options: hostOptions, argv }, stdoutFd, stderrFd);
         } catch (error) {
           const errno = (error as { errno?: number }).errno;
           if (started.alive && hostRefused(error) && !PASSING.has(errno ?? 0)) this.#hostFailed(key, mounts, `it cannot clone a job: ${(error as Error).message}`);
@@ -416,9 +411,7 @@ export class Sandbox {
    * #options builds from nothing, for ~20 mounts and mkdirs, and a tmpfs, less a job.
    */
   #templateOptions(mounts: CompilerMounts): string[] {
-    const out: string[] = [];
-    for (const dir of mounts.dirs) out.push('--ro-bind', dir, dir);
-    for (const [link, target] of mounts.links) out.push('--symlink', target, link);
+    const out = this.#compilerOptions(mounts);
     if (this.#proc) out.push('--dir', '/proc');
     out.push(...DEV, '--dir', '/tmp', '--remount-ro', '/');
     return out;
@@ -426,11 +419,9 @@ export class Sandbox {
 
   /** A job's own part of its root on its host's template: what #options adds to #templateOptions. */
   #jobOptions(job: { readonly cwd: string; readonly binds: readonly Bind[] }): string[] {
-    const out = ['--on-template', '--size', String(this.#limits.tmpBytes), '--tmpfs', '/tmp'];
+    const out = ['--on-template', ...this.#tmpOptions()];
     if (this.#proc) out.push('--proc', '/proc');
-    for (const bind of job.binds) out.push(bind.symlink === true ? '--symlink' : bind.writable === true ? '--bind' : '--ro-bind', bind.from, bind.to);
-    out.push('--chdir', job.cwd, '--setenv', 'TMPDIR', '/tmp');
-    return out;
+    return [...out, ...bindOptions(job.binds), ...workOptions(job.cwd)];
   }
 
   /**
@@ -449,14 +440,14 @@ export class Sandbox {
   }
 
   /**
-   * A job's own sandbox: bwrap, or the host program's one-shot mode (sandbox_host.c one_shot),
+   * A job's own sandbox: bwrap, or the host program's one-shot mode (sandbox_one_shot.c one_shot),
    * which builds the same namespaces and root from the same options, for ~2.5 ms of a job's CPU
    * and ~4 ms of its wall time less, measured (bwrap's dynamically linked start, its reading of
    * /proc/self/mountinfo for every bind, its loopback set-up and its unmount of the old root).
    */
-  #argv(mounts: CompilerMounts, argv: readonly string[], job: { readonly cwd: string; readonly binds: readonly Bind[] }): string[] {
-    if (this.#oneShot) return [hostProgram(), '--job', this.#net ? '1' : '0', ...this.#options(mounts, job), '--', ...argv];
-    return [...this.#namespaces(), ...this.#options(mounts, job), '--', ...argv];
+  #argv(options: readonly string[], argv: readonly string[]): string[] {
+    if (this.#oneShot) return [hostProgram(), '--job', this.#net ? '1' : '0', ...options, '--', ...argv];
+    return [...this.#namespaces(), ...options, '--', ...argv];
   }
 
   /** bwrap and its namespaces, for a job's bwrap and a host's alike (the host keeps mount and pid for its jobs to make). */
@@ -467,17 +458,36 @@ export class Sandbox {
   /** The bwrap options that build a job's file system, for its bwrap or its host alike. */
   #options(mounts: CompilerMounts, job: { readonly cwd: string; readonly binds: readonly Bind[] }): string[] {
     // The tmpfs first: a compiler directory under /tmp (a test's, a user's toolchain) stays visible.
-    const out = ['--size', String(this.#limits.tmpBytes), '--tmpfs', '/tmp'];
-    for (const dir of mounts.dirs) out.push('--ro-bind', dir, dir);
-    for (const [link, target] of mounts.links) out.push('--symlink', target, link);
+    const out = [...this.#tmpOptions(), ...this.#compilerOptions(mounts)];
     if (this.#proc) out.push('--proc', '/proc');
-    out.push(...DEV);
-    for (const bind of job.binds) out.push(bind.symlink === true ? '--symlink' : bind.writable === true ? '--bind' : '--ro-bind', bind.from, bind.to);
+    out.push(...DEV, ...bindOptions(job.binds));
     // The root bwrap builds is a tmpfs without a size cap: read-only once built, so a job writes
     // only to its own bound files and the capped /tmp, and cannot fill memory with files.
-    out.push('--remount-ro', '/', '--chdir', job.cwd, '--setenv', 'TMPDIR', '/tmp');
+    return [...out, '--remount-ro', '/', ...workOptions(job.cwd)];
+  }
+
+  /** A job's own /tmp: a tmpfs of the capped size. */
+  #tmpOptions(): string[] {
+    return ['--size', String(this.#limits.tmpBytes), '--tmpfs', '/tmp'];
+  }
+
+  /** The compiler's directories, read-only, and its links. */
+  #compilerOptions(mounts: CompilerMounts): string[] {
+    const out: string[] = [];
+    for (const dir of mounts.dirs) out.push('--ro-bind', dir, dir);
+    for (const [link, target] of mounts.links) out.push('--symlink', target, link);
     return out;
   }
+}
+
+/** A job's own files and links. */
+function bindOptions(binds: readonly Bind[]): string[] {
+  return binds.flatMap((bind) => [bind.symlink === true ? '--symlink' : bind.writable === true ? '--bind' : '--ro-bind', bind.from, bind.to]);
+}
+
+/** Where a job works, and its TMPDIR. */
+function workOptions(cwd: string): string[] {
+  return ['--chdir', cwd, '--setenv', 'TMPDIR', '/tmp'];
 }
 
 function unavailable(message: string): DistkitError {
