@@ -190,6 +190,11 @@ export class PendingPayload {
     this.#sink?.payloadIn(payload);
   }
 
+  /** Whether the payload is in (set before it is handed on, so a sink that throws leaves it in). */
+  get delivered(): boolean {
+    return this.#payload !== undefined;
+  }
+
   sendTo(sink: PayloadSink): void {
     if (this.#payload !== undefined) sink.payloadIn(this.#payload);
     else this.#sink = sink;

@@ -139,7 +139,7 @@ export class RedisBatch implements FlightOwner {
       this.#redis.sendTogether((client) => this.#send(client, rest, flight));
     } catch (error) {
       // Nothing of a Redis failure may escape into the event loop (it would end the process).
-      for (const request of rest) if (!request.answered) flight.fail(request, error);
+      for (const request of rest) if (!request.delivered) flight.fail(request, error);
     }
   }
 

@@ -32,7 +32,6 @@ export class Request extends PendingPayload implements LinkWaiter {
   readonly flight: Flight;
   /** The native link it went on, if it did. */
   link: PumpedLink | undefined;
-  answered = false;
 
   constructor(operation: Operation, px: number, flight: Flight) {
     super();
@@ -138,7 +137,7 @@ export class Flight {
    * moved slot, a failover or a lost master goes through the cluster client, which follows it;
    * anything else fails. */
   refused(request: Request, error: Error, lost = false): void {
-    if (request.answered) return;
+    if (request.delivered) return;
     if (this.#redis.mode !== 'cluster' || !(lost || clusterReroutes(error))) return this.fail(request, error);
     try {
       this.#redis.sendTogether((client) => (client instanceof Cluster ? sendRouted(client, request, this) : this.fail(request, error)));
@@ -152,13 +151,12 @@ export class Flight {
     if (this.#left === 0) return;
     this.#timer = setTimeout(() => {
       const late = new Error(`no answer within ${timeoutMs} ms`);
-      for (const request of this.requests) if (!request.answered) this.fail(request, late);
+      for (const request of this.requests) if (!request.delivered) this.fail(request, late);
     }, timeoutMs);
   }
 
   answer(request: Request, payload: Buffer): void {
-    if (request.answered) return;
-    request.answered = true;
+    if (request.delivered) return;
     try {
       request.deliver(payload);
     } catch (error) {
@@ -175,7 +173,7 @@ export class Flight {
   }
 
   fail(request: Request, error: unknown): void {
-    if (request.answered) return;
+    if (request.delivered) return;
     this.#failure ??= error instanceof Error ? error.message : String(error);
     this.#redis.outage.failed(this.#failure);
     this.#batch.failedOperation(request.operation);

@@ -10,7 +10,7 @@
 
 /** One slab: 4 MiB, so a slab holds thousands of small sessions and a few of the largest. */
 export const SLAB_BYTES = 4 * 1024 * 1024;
-const GRAIN = 16;
+export const GRAIN = 16;
 const FINE_LIMIT = 1024;
 const STEPS_PER_DOUBLING = 16;
 const NO_BLOCK = -1;

@@ -9,15 +9,17 @@
 // two more random reads, each a cache and TLB miss (at 10^6 sessions they cost more than the rest
 // of a GET).
 
+import { GRAIN } from './slab_arena';
+
 /** What the index needs to know of the blocks it points at. */
 export interface SlotKeys {
   /** Whether the block at `address` holds exactly these id bytes. */
   holds(address: number, id: Uint8Array): boolean;
 }
 
-/** Block addresses are multiples of this (the arena's grain): a bucket stores address / GRAIN,
- * which fits a uint32 up to 64 GiB of slabs. */
-export const ADDRESS_GRAIN = 16;
+/** Block addresses are multiples of the arena's grain: a bucket stores address / GRAIN, which
+ * fits a uint32 up to 64 GiB of slabs. */
+export const ADDRESS_GRAIN = GRAIN;
 /** Bytes of one bucket. */
 export const BUCKET_BYTES = 12;
 const STRIDE = 3;
