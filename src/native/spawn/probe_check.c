@@ -168,8 +168,7 @@ static napi_value CheckKey(napi_env env, napi_callback_info info) {
   Text t = {key, 0, false};
   put_part(&t, bwrap, bwrap_length);
   char id[160];
-  int n = snprintf(id, sizeof id, "%llu:%llu:%lld:%lld.%09ld:%lld.%09ld", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (long long)st.st_size,
-                   (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+  int n = format_identity(id, sizeof id, &st);
   put_part(&t, id, (size_t)n);
   // The boot stands for the kernel: another release or build runs only after a boot (kexec included).
   size_t boot = read_file("/proc/sys/kernel/random/boot_id", buf, FACT_MAX);

@@ -220,7 +220,12 @@ static napi_value PidfdKill(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* Up to sizeof buf of `file`, or 0 bytes when it cannot be read; its length. */
+int format_identity(char *out, size_t size, const struct stat *st) {
+  return snprintf(out, size, "%llu:%llu:%lld:%lld.%09ld:%lld.%09ld", (unsigned long long)st->st_dev, (unsigned long long)st->st_ino, (long long)st->st_size,
+                  (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
+}
+
+/* identities(paths): each path's identity (lstat, format_identity), 'absent' where it cannot be looked at. */
 static napi_value Identities(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value args[1];
@@ -243,8 +248,7 @@ static napi_value Identities(napi_env env, napi_callback_info info) {
     }
     struct stat st;
     if (length >= sizeof name - 1 || lstat(name, &st) != 0) snprintf(id, sizeof id, "absent");
-    else snprintf(id, sizeof id, "%llu:%llu:%lld:%lld.%09ld:%lld.%09ld", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (long long)st.st_size,
-                  (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+    else format_identity(id, sizeof id, &st);
     napi_value text;
     napi_create_string_utf8(env, id, NAPI_AUTO_LENGTH, &text);
     napi_set_element(env, result, i, text);
