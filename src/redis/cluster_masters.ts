@@ -23,7 +23,7 @@ export function mastersOf(cluster: Cluster): MasterOf {
     if (node.status === 'ready' && stream?.writable === true) byNodeKey.set(`${node.options.host}:${node.options.port}`, node);
   }
   return (key) => {
-    const owner = cluster.slots[calculateSlot(key)]?.[0];
+    const owner = slotOwner(cluster, key);
     return owner === undefined ? undefined : byNodeKey.get(owner);
   };
 }

@@ -125,7 +125,8 @@ export class PumpedLink implements PumpHandler {
     if (gathered.length === 0) return;
     this.#gathered = [];
     this.#used = 0;
-    const result = this.#socket === undefined ? -32 : linkSend(this.#id, gathered.length);
+    // Requests are gathered only while the socket is ours, and losing it empties #gathered.
+    const result = linkSend(this.#id, gathered.length);
     if (result < 0) {
       const error = new Error(`Redis connection lost: ${errnoName(-result)}`);
       for (const waiter of gathered) waiter.lost(error);

@@ -76,7 +76,8 @@ test('redis native link answers sixteen pipelining clients in request order, eve
 });
 
 test('redis native link answers every request in flight with the failure status when the connection is lost, then serves on a new one', async (t) => {
-  const { server, redis, connection } = await startOnLink(t);
+  // A deadline far beyond the test's own: the failure answers can only come from the lost connection.
+  const { server, redis, connection } = await startOnLink(t, 3_600_000);
   const client = await connectPeer(server.target as net.NetConnectOpts);
   t.after(() => client.destroy());
   const answers = new Responses(client);
@@ -87,12 +88,10 @@ test('redis native link answers every request in flight with the failure status 
   const count = 200;
   const parts: Buffer[] = [];
   for (let uid = 1; uid <= count; uid++) parts.push(uid % 2 === 0 ? request(uid, Operation.GET, Buffer.from('kept')) : add(uid, `lost-${uid}`, Buffer.from('x')));
-  const started = Date.now();
   client.write(Buffer.concat(parts));
   await until(() => (connection.link?.inFlight ?? 0) === count);
   await redis.kill();
   const failed = await answers.take(count);
-  assert.ok(Date.now() - started < 4000, 'answered when the connection was lost, not at the 5 s deadline');
   failed.forEach((r, k) => assert.deepEqual([r.uid, r.length, r.status], [k + 1, 1, Status.NOTOK], `request ${k + 1} answered with the failure status`));
   assert.ok(server.lines.some((line) => /Redis down: Redis connection lost/.test(line)), server.lines.join('\n'));
   // A new redis-server on the same socket: ioredis connects again, and the link takes it.
