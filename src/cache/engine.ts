@@ -73,8 +73,9 @@ export interface CacheEngine extends CacheSessionEngine {
   /** The ConnectionHandler dc_server runs: serves one connection until it ends (see
    * serveCacheConnection). */
   serve(conn: Connection): Promise<void>;
-  /** The same for a connection the socket pump accepted (ServiceOptions.pumped). */
-  servePumped(conn: PumpedConnection): Promise<void>;
+  /** The same for a connection the socket pump accepted (ServiceOptions.pumped): `finished` is
+   * called once it ends (see PumpedConnectionHandler). */
+  servePumped(conn: PumpedConnection, finished: () => void): void;
   /** Closes the store; call once no connection is served any more. */
   close(): Promise<void>;
 }
@@ -319,8 +320,8 @@ export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOption
     serve(conn) {
       return servePumpedConnection(conn, engine, session) ?? serveCacheConnection(conn, engine, session);
     },
-    servePumped(conn) {
-      return servePumpedSocket(conn, engine, session);
+    servePumped(conn, finished) {
+      servePumpedSocket(conn, engine, session, finished);
     },
     noteConnection(change) {
       if (change === 'open') connections++;
