@@ -20,6 +20,10 @@ export interface PoolOptions {
   readonly release?: (stream: Duplex) => void;
 }
 
+/** Serves a connection numbered `id`: until the promise it returns settles, or, when it returns
+ * nothing, until it calls `finished`. */
+type Serve = (id: number, finished: () => void) => Promise<number | void> | void;
+
 /** How long a finished connection may take to flush its last bytes before it is destroyed. */
 const FLUSH_TIMEOUT_MS = 10_000;
 
@@ -64,14 +68,15 @@ export class ConnectionPool {
   /** Serves a connection the socket pump accepted (its input is held until `handler` attaches
    * to it), as admit() does a stream; the socket is destroyed once the handler is done. Nothing
    * to wait for (a connection per request, as mod_socache_dc makes them, paid for a promise
-   * chain here that nobody awaited). */
+   * chain here that nobody awaited), and a handler that returns nothing says it is done by a
+   * call (see PumpedConnectionHandler). */
   admitPumped(socket: PumpedSocket, peer: PeerAddress, listener: string, handler: PumpedConnectionHandler): void {
-    this.#admit((id) => handler({ socket, peer, id, listener }), () => socket.destroy(), peer, undefined);
+    this.#admit((id, finished) => handler({ socket, peer, id, listener }, finished), () => socket.destroy(), peer, undefined);
   }
 
   /** Runs `serve` with a connection number now, or later when a slot frees; `release` after it,
    * then `done` with its result (1 when it threw or rejected). */
-  #admit(serve: (id: number) => Promise<number | void>, release: () => void, peer: PeerAddress, done: ((result: number | void) => void) | undefined): void {
+  #admit(serve: Serve, release: () => void, peer: PeerAddress, done: ((result: number | void) => void) | undefined): void {
     const max = this.#options.maxConnections;
     if (max > 0 && this.#active >= max) {
       this.#queue.push(() => this.#start(serve, release, peer, done));
@@ -81,23 +86,28 @@ export class ConnectionPool {
     }
   }
 
-  #start(serve: (id: number) => Promise<number | void>, release: () => void, peer: PeerAddress, done: ((result: number | void) => void) | undefined): void {
+  #start(serve: Serve, release: () => void, peer: PeerAddress, done: ((result: number | void) => void) | undefined): void {
     this.#active++;
     const id = this.#nextId++;
-    let running: Promise<number | void>;
+    let over = false;
+    const finished = (value?: number | void): void => {
+      if (over) return;
+      over = true;
+      this.#finish(release, done, value);
+    };
+    const failed = (error: unknown): void => {
+      this.#options.log.err('handler failed', { conn: id, peer: describePeer(peer), error: errorText(error) });
+      finished(1);
+    };
+    let running: Promise<number | void> | void;
     try {
-      running = Promise.resolve(serve(id)); // the same promise when it is one
+      running = serve(id, finished);
     } catch (error) {
       // A handler that throws before its first await is failed like a rejection.
-      running = Promise.reject(error);
+      return failed(error);
     }
-    running.then(
-      (value) => this.#finish(release, done, value),
-      (error: unknown) => {
-        this.#options.log.err('handler failed', { conn: id, peer: describePeer(peer), error: errorText(error) });
-        this.#finish(release, done, 1);
-      },
-    );
+    // Nothing returned: the handler calls finished itself (a pumped one may).
+    if (running !== undefined) Promise.resolve(running).then(finished, failed); // the same promise when it is one
   }
 
   #finish(release: () => void, done: ((result: number | void) => void) | undefined, result: number | void): void {

@@ -57,8 +57,10 @@ export interface PumpedConnection {
   readonly listener: string;
 }
 
-/** Serves one connection the pump accepted, until it is finished. */
-export type PumpedConnectionHandler = (conn: PumpedConnection) => Promise<void>;
+/** Serves one connection the pump accepted, until it is finished: the promise it returns settles
+ * then, or, when it returns nothing, it calls `finished` once (a connection per request, as
+ * mod_socache_dc makes them, then pays for no promise nor its reactions). */
+export type PumpedConnectionHandler = (conn: PumpedConnection, finished: () => void) => Promise<void> | void;
 
 /** Called, during the pump's callback, with each connection a listener accepted: attach() a
  * handler before returning or its input is held (and reading paused) until one is attached. */

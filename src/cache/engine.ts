@@ -73,8 +73,9 @@ export interface CacheEngine extends CacheSessionEngine {
   /** The ConnectionHandler dc_server runs: serves one connection until it ends (see
    * serveCacheConnection). */
   serve(conn: Connection): Promise<void>;
-  /** The same for a connection the socket pump accepted (ServiceOptions.pumped). */
-  servePumped(conn: PumpedConnection): Promise<void>;
+  /** The same for a connection the socket pump accepted (ServiceOptions.pumped): `finished` is
+   * called once it ends (see PumpedConnectionHandler). */
+  servePumped(conn: PumpedConnection, finished: () => void): void;
   /** Closes the store; call once no connection is served any more. */
   close(): Promise<void>;
 }
@@ -253,7 +254,20 @@ export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOption
     afterAnswer?.(operation, resultOf(operation, payload), started);
     return { kind: 'respond', bytes: encodeMessage({ isResponse: true, uid, operation }, payload) };
   };
-  const respond = (message: Message, payload: Buffer, started: number): Answer => respondTo(message.uid, message.operation, payload, started);
+  /** The response to `message`: written straight into `output` when there is one with room (a
+   * status under every HAVE, REMOVE, ADD and GET miss: no Buffer made per answer, nor copied
+   * again into the pump's area), else framed into a Buffer of its own. */
+  const respond = (message: Message, payload: Buffer, started: number, output: OutputArea | undefined): Answer => {
+    const at = output === undefined || payload.length > MAX_FRAME_DATA ? -1 : output.claim(FRAME_HEADER_SIZE + payload.length);
+    if (at < 0) return respondTo(message.uid, message.operation, payload, started);
+    const bytes = output!.bytes;
+    writeFrameHeader(bytes, at, true, message.uid, message.operation, true, payload.length);
+    if (payload.length === 1) bytes[at + FRAME_HEADER_SIZE] = payload[0]!;
+    else bytes.set(payload, at + FRAME_HEADER_SIZE);
+    operations++;
+    afterAnswer?.(message.operation, resultOf(message.operation, payload), started);
+    return ANSWERED_IN_PLACE;
+  };
 
   /** Every connection's options, made once (a connection per request makes many). */
   const session = { idleMs: options.idleMs ?? 0 };
@@ -283,18 +297,18 @@ export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOption
           afterAnswer?.(Operation.GET, 'hit', started);
           return ANSWERED_IN_PLACE;
         }
-        if (done === MISSED) return respond(message, NOTOK, started);
+        if (done === MISSED) return respond(message, NOTOK, started, output);
         // NOT_IN_PLACE: answered below as if no output were given.
       }
       if (core.hit !== undefined && message.operation === Operation.GET) {
         const response = core.hit(message);
-        if (response === undefined) return respond(message, NOTOK, started);
+        if (response === undefined) return respond(message, NOTOK, started, output);
         operations++;
         afterAnswer?.(Operation.GET, 'hit', started);
         return { kind: 'respond', bytes: response };
       }
       const payload = core.payload(message);
-      if (Buffer.isBuffer(payload)) return respond(message, payload, started);
+      if (Buffer.isBuffer(payload)) return respond(message, payload, started, output);
       if (payload instanceof PendingPayload) {
         const later = new PendingResponse(message, started, respondTo);
         payload.sendTo(later);
@@ -306,8 +320,8 @@ export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOption
     serve(conn) {
       return servePumpedConnection(conn, engine, session) ?? serveCacheConnection(conn, engine, session);
     },
-    servePumped(conn) {
-      return servePumpedSocket(conn, engine, session);
+    servePumped(conn, finished) {
+      servePumpedSocket(conn, engine, session, finished);
     },
     noteConnection(change) {
       if (change === 'open') connections++;

@@ -14,7 +14,7 @@ import type { Connection } from '../activation/connection';
 import { adoptSocket, outputArea, type PumpedConnection, type PumpHandler, type PumpedSocket } from '../activation/socket_pump';
 import type { CacheTransport, TransportSink } from './cache_transport';
 import type { OutputArea } from './output_area';
-import { serveCacheSession, type CacheSessionEngine, type CacheSessionOptions } from './session';
+import { runCacheSession, serveCacheSession, type CacheSessionEngine, type CacheSessionOptions } from './session';
 
 /** Whether connections go to the pump (read once: a process serves all its connections one way). */
 const PUMP_ENABLED = process.env.DISTKIT_CACHE_IO !== 'stream';
@@ -30,9 +30,9 @@ export function servePumpedConnection(conn: Connection, engine: CacheSessionEngi
   return transport === undefined ? undefined : serveCacheSession(conn, engine, transport, options);
 }
 
-/** Serves a connection the pump accepted until it ends. */
-export function servePumpedSocket(conn: PumpedConnection, engine: CacheSessionEngine, options: CacheSessionOptions = {}): Promise<void> {
-  return serveCacheSession(conn, engine, pumpTransportOfSocket(conn.socket), options);
+/** Serves a connection the pump accepted until it ends, then calls `finished`. */
+export function servePumpedSocket(conn: PumpedConnection, engine: CacheSessionEngine, options: CacheSessionOptions, finished: () => void): void {
+  runCacheSession(conn, engine, pumpTransportOfSocket(conn.socket), options, finished);
 }
 
 /** `conn`'s accepted socket moved to the pump, as a transport; undefined when it cannot go there

@@ -57,7 +57,12 @@ export type SessionPeer = Pick<Connection, 'id' | 'peer'>;
 
 /** Serves one connection whose bytes `transport` moves; never rejects. */
 export function serveCacheSession(conn: SessionPeer, engine: CacheSessionEngine, transport: CacheTransport, options: CacheSessionOptions = {}): Promise<void> {
-  return new Promise<void>((resolve) => new CacheSession(conn, engine, transport, options.idleMs ?? 0, resolve).start());
+  return new Promise<void>((resolve) => runCacheSession(conn, engine, transport, options, resolve));
+}
+
+/** The same, calling `finished` once the session is over instead of settling a promise. */
+export function runCacheSession(conn: SessionPeer, engine: CacheSessionEngine, transport: CacheTransport, options: CacheSessionOptions, finished: () => void): void {
+  new CacheSession(conn, engine, transport, options.idleMs ?? 0, finished).start();
 }
 
 /** One connection's state, and one method per step of serving it. */
@@ -67,7 +72,7 @@ class CacheSession implements TransportSink {
   readonly #engine: CacheSessionEngine;
   #log: Logger | undefined;
   readonly #idleMs: number;
-  /** Settles serveCacheSession's promise. */
+  /** Says the session is over (settles serveCacheSession's promise, or runCacheSession's caller). */
   readonly #resolve: () => void;
   readonly #reader = new MessageReader('request');
   #requests = 0;

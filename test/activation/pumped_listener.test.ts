@@ -136,6 +136,33 @@ test('pool fails a pumped connection whose handler throws before it awaits: logg
   assert.deepEqual(lines, ['err: handler failed conn=1 peer=unix error=boom']);
 });
 
+test('pool finishes a pumped connection whose handler returns nothing when it calls finished: slot freed once, socket closed, the queued one served', async (t) => {
+  const file = path.join(tempDir(t), 'finished.sock');
+  const pool = new ConnectionPool({ log: createLogger('t', { level: 'warning' }), maxConnections: 1, handlers: { main: async () => undefined } });
+  const served: Array<() => void> = [];
+  const pumpedOpener = pumpedListeners((socket, peer, name) =>
+    pool.admitPumped(socket, peer, name, (conn, finished) => {
+      conn.socket.attach(new Recorder());
+      served.push(finished);
+    }),
+  )!;
+  const [listener] = await bindListeners([{ kind: 'unix', path: file }], pumpedOpener);
+  t.after(() => listener!.close());
+  const clients = [0, 1].map(() => net.connect({ path: file }));
+  for (const client of clients) t.after(() => client.destroy());
+  const firstClosed = new Promise<void>((resolve) => clients[0]!.once('end', resolve));
+  while (served.length === 0 || pool.queued === 0) await turns(1);
+  assert.equal(pool.active, 1);
+  served[0]!();
+  served[0]!(); // a second call changes nothing
+  await firstClosed; // its socket was destroyed once the handler called
+  while (served.length < 2) await turns(1);
+  assert.equal(pool.active, 1, 'the queued connection took the freed slot, and only it');
+  served[1]!();
+  assert.equal(pool.active, 0);
+  assert.equal(pool.queued, 0);
+});
+
 test('pumped listener gives its unix socket the mode asked for and unlinks it when closed', async (t) => {
   const { opener, next } = accepting();
   const file = path.join(tempDir(t), 'mode.sock');

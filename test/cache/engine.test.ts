@@ -114,3 +114,52 @@ test('engine keeps sessions in the store it is given and closes that store', asy
   await engine.close();
   assert.deepEqual(calls, ['add', 'get', 'have', 'remove', 'size', 'close']);
 });
+
+test('engine frames a status answer straight into an output area with room, the same bytes as without one, and counts it once', () => {
+  const clock = { now: 1_000_000 };
+  const engine = engineAt(clock);
+  const area = Buffer.alloc(64, 0xee);
+  let used = 3; // room claimed before by other answers of the turn
+  const output = {
+    bytes: area,
+    claim(length: number): number {
+      if (used + length > area.length) return -1;
+      const at = used;
+      used += length;
+      return at;
+    },
+  };
+  const cases: Array<[Message, Buffer]> = [
+    [request(7, Operation.ADD, add('a', 'A', 100)), Buffer.from([Status.OK])],
+    [request(0xfffffffe, Operation.HAVE, Buffer.from('a')), Buffer.from([Status.OK])],
+    [request(9, Operation.GET, Buffer.from('missing')), Buffer.from([Status.NOTOK])],
+    [request(10, Operation.REMOVE, Buffer.from('a')), Buffer.from([Status.OK])],
+  ];
+  for (const [message, payload] of cases) {
+    const before = engine.stats.operations;
+    const at = used;
+    const answer = engine.answer(message, output);
+    assert.equal(answer.kind, 'respond');
+    assert.equal(answer.kind === 'respond' && answer.bytes.length, 0, 'written in place, nothing to add');
+    assert.equal(used, at + 15, 'one frame header and the status byte');
+    const d = decodeMessage(area.subarray(at, used), 'response');
+    assert.equal(d.kind, 'ok');
+    if (d.kind !== 'ok') return;
+    assert.equal(d.value.uid, message.uid);
+    assert.equal(d.value.operation, message.operation);
+    assert.deepEqual(d.value.payload, payload);
+    assert.equal(engine.stats.operations, before + 1);
+  }
+  assert.equal(area[2], 0xee, 'nothing written before the claimed room');
+  // No room left: answered with bytes of its own, as without an output area.
+  used = area.length - 5;
+  const answer = engine.answer(request(11, Operation.HAVE, Buffer.from('a')), output);
+  assert.equal(answer.kind, 'respond');
+  const d = answer.kind === 'respond' ? decodeMessage(answer.bytes, 'response') : undefined;
+  assert.equal(d?.kind, 'ok');
+  if (d?.kind !== 'ok') return;
+  assert.equal(d.value.uid, 11);
+  assert.equal(d.value.operation, Operation.HAVE);
+  assert.deepEqual(d.value.payload, Buffer.from([Status.NOTOK]), 'the session went with the REMOVE above');
+  assert.equal(used, area.length - 5, 'no room claimed');
+});

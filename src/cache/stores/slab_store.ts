@@ -129,7 +129,7 @@ export class SlabStore implements SessionStore {
   remove(now: number, id: Uint8Array): boolean {
     const bucket = this.#find(now, id);
     if (bucket < 0) return false;
-    this.#drop(this.#index.slotAt(bucket));
+    this.#drop(this.#index.slotAt(bucket), bucket);
     this.#removed++;
     return true;
   }
@@ -254,13 +254,15 @@ export class SlabStore implements SessionStore {
     }
   }
 
-  #drop(slot: number): void {
+  /** Frees `slot`; `bucket` is its index bucket when the caller found it (else probed for). */
+  #drop(slot: number, bucket = -1): void {
     const address = this.#address[slot]!;
     const slab = this.#arena.slabOf(address);
     const at = this.#arena.offsetOf(address);
     const size = HEADER + slab.readUInt16LE(at) + slab.readUInt16LE(at + 2);
     this.#heapRemove(slot);
-    this.#index.delete(slot, this.#hash[slot]!);
+    if (bucket >= 0) this.#index.deleteAt(bucket);
+    else this.#index.delete(slot, this.#hash[slot]!);
     this.#arena.release(address, size);
     this.#bytes -= SlabArena.blockSize(size) + SLOT_OVERHEAD_BYTES;
     this.#count--;

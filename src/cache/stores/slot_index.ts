@@ -78,6 +78,15 @@ export class SlotIndex {
     const mask = this.#mask;
     let i = hash & mask;
     while (table[i * STRIDE] !== slot + 1) i = (i + 1) & mask;
+    this.deleteAt(i);
+  }
+
+  /** Removes the entry in bucket `bucket` (a find result with no change to the index since): a
+   * REMOVE that found its bucket does not probe for it a second time. */
+  deleteAt(bucket: number): void {
+    const table = this.#table;
+    const mask = this.#mask;
+    let i = bucket;
     // Backward shift: move each later entry of the run into the hole when the hole lies between
     // its home bucket and where it sits now.
     for (let j = (i + 1) & mask; table[j * STRIDE] !== 0; j = (j + 1) & mask) {
