@@ -37,8 +37,9 @@
  *
  * `distkit-sandbox-host --own-namespaces NET` is a host without bwrap, for a process that serves
  * one connection (--inetd) and starts it before the job is known, while the request is still
- * being read: it makes the namespaces a one-shot job makes (own_namespaces), says it is ready,
- * and each job's pid 1 moves the caller's root aside as a one-shot's does (leave_caller_root).
+ * being read: it makes the namespaces a one-shot job makes (own_namespaces) and a mount namespace
+ * in which it moves the caller's root aside as a one-shot job's pid 1 does (leave_caller_root_once),
+ * then says it is ready; each job's pid 1 builds its root in a copy of that namespace.
  */
 
 #include "sandbox_host.h"
@@ -90,7 +91,10 @@ static void reply(int err, int pidfd) {
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--job") == 0) return one_shot(argc - 2, argv + 2);
   int outside_bwrap = argc > 2 && strcmp(argv[1], "--own-namespaces") == 0;
-  if (outside_bwrap) own_namespaces(argv[2]);
+  if (outside_bwrap) {
+    own_namespaces(argv[2]);
+    leave_caller_root_once();
+  }
   /* Jobs are reaped by the kernel (their status travels on the status pipe, not through us). */
   struct sigaction ign;
   memset(&ign, 0, sizeof ign);
@@ -163,10 +167,6 @@ int main(int argc, char **argv) {
       if (dup2(fds[0], 1) < 0 || dup2(fds[1], 2) < 0 || dup2(fds[2], CONTROL) < 0) _exit(1);
       fcntl(CONTROL, F_SETFD, FD_CLOEXEC);
       close_range(4, ~0U, 0);
-      if (outside_bwrap) {
-        reports_status = 1; /* a failed step answers exit 1, as in run_job */
-        leave_caller_root();
-      }
       run_job(message, (size_t)n);
     }
     int err = pid < 0 ? errno : 0;
