@@ -229,43 +229,29 @@ int format_identity(char *out, size_t size, const struct stat *st) {
                   (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
 }
 
-/* The call's one argument, an array, and its length; false, with a TypeError that says `usage` thrown, when it is not. */
-static bool array_argument(napi_env env, napi_callback_info info, napi_value *array, uint32_t *count, const char *usage) {
-  size_t argc = 1;
-  bool is_array = false;
-  if (napi_get_cb_info(env, info, &argc, array, NULL, NULL) != napi_ok || argc != 1 || napi_is_array(env, *array, &is_array) != napi_ok || !is_array
-      || napi_get_array_length(env, *array, count) != napi_ok) {
-    napi_throw_type_error(env, NULL, usage);
-    return false;
-  }
-  return true;
-}
-
-/* The path at `index` of `array` into `name` (PATH_MAX); false, with a TypeError thrown, when it is no string; *fits false when too long to look at. */
-static bool path_at(napi_env env, napi_value array, uint32_t index, char name[PATH_MAX], bool *fits) {
-  size_t length;
-  napi_value item;
-  if (napi_get_element(env, array, index, &item) != napi_ok || napi_get_value_string_utf8(env, item, name, PATH_MAX, &length) != napi_ok) {
-    napi_throw_type_error(env, NULL, "paths are strings");
-    return false;
-  }
-  *fits = length < PATH_MAX - 1;
-  return true;
-}
-
 /* identities(paths): each path's identity (lstat, format_identity), 'absent' where it cannot be looked at. */
 static napi_value Identities(napi_env env, napi_callback_info info) {
-  napi_value paths;
+  size_t argc = 1;
+  napi_value args[1];
+  bool array = false;
   uint32_t count;
-  if (!array_argument(env, info, &paths, &count, "identities(paths)")) return NULL;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 1 || napi_is_array(env, args[0], &array) != napi_ok || !array
+      || napi_get_array_length(env, args[0], &count) != napi_ok) {
+    napi_throw_type_error(env, NULL, "identities(paths)");
+    return NULL;
+  }
   napi_value result;
   napi_create_array_with_length(env, count, &result);
   for (uint32_t i = 0; i < count; i++) {
     char name[PATH_MAX], id[128];
-    bool fits;
-    if (!path_at(env, paths, i, name, &fits)) return NULL;
+    size_t length;
+    napi_value item;
+    if (napi_get_element(env, args[0], i, &item) != napi_ok || napi_get_value_string_utf8(env, item, name, sizeof name, &length) != napi_ok) {
+      napi_throw_type_error(env, NULL, "identities: paths are strings");
+      return NULL;
+    }
     struct stat st;
-    if (!fits || lstat(name, &st) != 0) snprintf(id, sizeof id, "absent");
+    if (length >= sizeof name - 1 || lstat(name, &st) != 0) snprintf(id, sizeof id, "absent");
     else format_identity(id, sizeof id, &st);
     napi_value text;
     napi_create_string_utf8(env, id, NAPI_AUTO_LENGTH, &text);
@@ -274,18 +260,27 @@ static napi_value Identities(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* firstExecutable(files): the index of the first regular file (stat, through links) this process may execute, or -1. */
 static napi_value FirstExecutable(napi_env env, napi_callback_info info) {
-  napi_value files;
+  size_t argc = 1;
+  napi_value args[1];
+  bool array = false;
   uint32_t count;
-  if (!array_argument(env, info, &files, &count, "firstExecutable(files)")) return NULL;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 1 || napi_is_array(env, args[0], &array) != napi_ok || !array
+      || napi_get_array_length(env, args[0], &count) != napi_ok) {
+    napi_throw_type_error(env, NULL, "firstExecutable(files)");
+    return NULL;
+  }
   int32_t found = -1;
   for (uint32_t i = 0; i < count && found < 0; i++) {
     char name[PATH_MAX];
-    bool fits;
-    if (!path_at(env, files, i, name, &fits)) return NULL;
+    size_t length;
+    napi_value item;
+    if (napi_get_element(env, args[0], i, &item) != napi_ok || napi_get_value_string_utf8(env, item, name, sizeof name, &length) != napi_ok) {
+      napi_throw_type_error(env, NULL, "firstExecutable: files are strings");
+      return NULL;
+    }
     struct stat st;
-    if (fits && stat(name, &st) == 0 && S_ISREG(st.st_mode) && access(name, X_OK) == 0) found = (int32_t)i;
+    if (length < sizeof name - 1 && stat(name, &st) == 0 && S_ISREG(st.st_mode) && access(name, X_OK) == 0) found = (int32_t)i;
   }
   napi_value result;
   napi_create_int32(env, found, &result);
