@@ -32,8 +32,6 @@ declare module 'distkit-spawn' {
   export function hostProgram(): string;
   /** Each path's identity (lstat: dev, inode, size, times to the nanosecond), 'absent' where it cannot be looked at. */
   export function identities(paths: readonly string[]): string[];
-  /** The index of the first of `files` that is a regular file (through links) this process may execute, or -1. */
-  export function firstExecutable(files: readonly string[]): number;
   /** The sandbox check's key (probe_check.c): bwrap's identity, the kernel's, namespaces' and credentials' facts, then `facts`; throws when bwrap cannot be looked at. */
   export function checkKey(bwrap: string, facts: string): string;
   /** The flags of the check stored in `file` under `key` (1: /proc, 2: network, 4: one-shot), -1 when none may be trusted there. */

@@ -19,10 +19,6 @@
  *     nanosecond), "absent" for one that cannot be looked at: the evidence a remembered compiler
  *     finding rests on (compiler_mounts.ts), checked in every --inetd process (~0.3 ms through
  *     Node's lstat for a dozen paths, measured).
- *   firstExecutable(files) -> the index of the first of `files` that is a regular file (stat,
- *     through links) this process may execute (access X_OK), or -1: resolveProgram's PATH search
- *     (compiler_probe.ts) in one call, which through Node's statSync and accessSync cost a fresh
- *     --inetd process ~0.6 ms to find bwrap, measured (code that runs once a process never gets warm).
  */
 
 #include <dlfcn.h>
@@ -260,38 +256,11 @@ static napi_value Identities(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value FirstExecutable(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value args[1];
-  bool array = false;
-  uint32_t count;
-  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 1 || napi_is_array(env, args[0], &array) != napi_ok || !array
-      || napi_get_array_length(env, args[0], &count) != napi_ok) {
-    napi_throw_type_error(env, NULL, "firstExecutable(files)");
-    return NULL;
-  }
-  int32_t found = -1;
-  for (uint32_t i = 0; i < count && found < 0; i++) {
-    char name[PATH_MAX];
-    size_t length;
-    napi_value item;
-    if (napi_get_element(env, args[0], i, &item) != napi_ok || napi_get_value_string_utf8(env, item, name, sizeof name, &length) != napi_ok) {
-      napi_throw_type_error(env, NULL, "firstExecutable: files are strings");
-      return NULL;
-    }
-    struct stat st;
-    if (length < sizeof name - 1 && stat(name, &st) == 0 && S_ISREG(st.st_mode) && access(name, X_OK) == 0) found = (int32_t)i;
-  }
-  napi_value result;
-  napi_create_int32(env, found, &result);
-  return result;
-}
-
 int register_sandbox_channel(napi_env env, napi_value exports) {
   static const struct {
     const char *name;
     napi_callback fn;
-  } fns[] = {{"hostChannel", HostChannel}, {"hostReply", HostReply}, {"hostRun", HostRun}, {"statusPipe", StatusPipe}, {"pidfdKill", PidfdKill}, {"hostProgram", HostProgram}, {"identities", Identities}, {"firstExecutable", FirstExecutable}};
+  } fns[] = {{"hostChannel", HostChannel}, {"hostReply", HostReply}, {"hostRun", HostRun}, {"statusPipe", StatusPipe}, {"pidfdKill", PidfdKill}, {"hostProgram", HostProgram}, {"identities", Identities}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;
     if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &fn) != napi_ok || napi_set_named_property(env, exports, fns[i].name, fn) != napi_ok) return -1;
