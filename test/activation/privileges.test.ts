@@ -15,6 +15,14 @@ test('resolveUser and resolveGroup name the missing account in their error', () 
   assert.throws(() => resolveGroup('no-such-group-distkit'), /Unknown group "no-such-group-distkit"/);
 });
 
+test('resolveUser answers a repeated lookup with the account it found, unchangeable, and looks a missing one up again', () => {
+  const first = resolveUser('root');
+  assert.equal(resolveUser('root'), first, 'the same account, not a second lookup');
+  assert.ok(Object.isFrozen(first), 'shared between callers, so nobody may change it');
+  assert.equal(resolveUser('0').uid, 0);
+  for (let i = 0; i < 2; i++) assert.throws(() => resolveUser('no-such-user-distkit'), /Unknown user "no-such-user-distkit"/);
+});
+
 test('raiseFileLimit sets the soft RLIMIT_NOFILE to the hard limit', () => {
   const before = posix.getrlimit('nofile');
   const soft = raiseFileLimit();

@@ -34,6 +34,9 @@ extern const char *source_root;
 extern int reports_status;
 /* Whether chroot(2) is ours to use (tried once at start). */
 extern int chroot_allowed;
+/* Set once leave_caller_root has made every mount of this namespace private: a job's pid 1 in it
+   (or in a copy of it, which keeps them private) need not walk the mount table again. */
+extern int root_private;
 
 /* Says "bwrap: WHAT: strerror(errno)" on stderr (as bwrap words its own), reports exit status 1
    on fd 3 in a job's pid 1, and exits 1. */
@@ -55,6 +58,7 @@ void __attribute__((noreturn)) run_job(const char *message, size_t length);
 /* sandbox_one_shot.c: the namespaces a host or job outside bwrap makes itself; `--job NET OPTIONS... -- ARGV...`. */
 void own_namespaces(const char *net);
 void leave_caller_root(void);
+void leave_caller_root_once(void);
 int one_shot(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@
 const char *source_root = "";
 int reports_status;
 int chroot_allowed;
+int root_private;
 
 void fail(const char *format, ...) {
   int err = errno;
@@ -165,7 +166,7 @@ void run_job(const char *message, size_t length) {
   if (env == NULL) fail("calloc");
   int n_env = 0;
   for (int i = 0; i < envc; i++) env[n_env++] = (char *)need(&at, end);
-  if (mount(NULL, "/", NULL, MS_SILENT | MS_REC | MS_PRIVATE, NULL) != 0) fail("Failed to make / private");
+  if (!root_private && mount(NULL, "/", NULL, MS_SILENT | MS_REC | MS_PRIVATE, NULL) != 0) fail("Failed to make / private");
   const char *cwd = NULL, *op = need(&at, end);
   /* On the host's template (build_template) the job adds its own mounts only; otherwise its root
      is built from nothing, on a tmpfs that covers the template where there is one. */
