@@ -93,7 +93,7 @@ async function benchTables(bench: Bench, prefix: string, quick: boolean): Promis
   if (other !== undefined) console.log(`other chain: the dc_client built in ${path.resolve(other)} (e.g. main's), dc_server ours`);
   printHeader(chains);
   await runFill(bench, chains, 'unix', 512, 150);
-  console.log('REMOVE deletes pre-filled ids in order (hits while they last); ADD stores fresh ids (a full cache evicts); payload = 32-byte id + data.');
+  console.log('REMOVE deletes the filled ids in a scattered order (hits while they last: each REMOVE row ends with the share of hits per target), each REMOVE cell from the full fill (what the cell before deleted is added back first, unmeasured); ADD stores fresh ids (a full cache evicts); payload = 32-byte id + data.');
 }
 
 /** Our dc_server, C's and the responder: every cell. */

@@ -45,12 +45,20 @@ export interface CpuCost {
   readonly serverUs: number;
   readonly frontUs?: number;
 }
+/** A REMOVE cell's share of hits (a delete once the fill is used up is a cheap miss). */
+const hitText = (r: (CpuCost & Partial<LoadResult>) | undefined): string => (r?.ops === undefined || r.notok === undefined ? '-' : `${((100 * (r.ops - r.notok)) / Math.max(1, r.ops)).toFixed(0)}%`);
 const cpuText = (u: CpuCost | undefined): string => (u === undefined ? '-' : u.frontUs === undefined ? u.serverUs.toFixed(1) : `${u.serverUs.toFixed(1)} (${u.frontUs.toFixed(1)})`);
 
 /** One cell on one server, with the server's CPU time per operation (µs): unlike ops/s it hardly
  * moves when other work shares the CPUs. */
 export async function measure(bench: Bench, live: Live, cell: { op: LoadOp; clients: number; ms: number; ids: number; size: number }): Promise<LoadResult & CpuCost> {
   const { op } = cell;
+  if (op === 'REMOVE' && live.removeBase > 0) {
+    // Each REMOVE cell starts from the full fill: what the cell before deleted is added back
+    // first (unmeasured), so no REMOVE cell measures deletes on an emptied store.
+    await runLoad(bench.load, LOAD_CPUS, { target: live.server.target, op: 'RESTORE', clients: 16, ms: 0, ids: cell.ids, size: cell.size, base: Math.min(live.removeBase, cell.ids) });
+    live.removeBase = 0;
+  }
   const base = op === 'REMOVE' ? live.removeBase : live.addBase;
   const pids = live.server.cpuPids ?? [live.server.pid];
   const before = pids.map(cpuMsOf);
@@ -156,6 +164,6 @@ function printRow(label: string, op: string, clients: number, table: Table, rate
   const ratio = (a: number | undefined, b: number | undefined): string => (a === undefined || b === undefined ? '-' : (a / b).toFixed(2));
   const ratios = table.ratios.map((r) => pad(ratio(rateOf(r.of), rateOf(r.over)), Math.max(6, r.label.length))).join('  ');
   console.log(
-    `${label} ${op.padEnd(11)} ${pad(clients, 2)} ${rates.map((r, i) => pad(r === undefined ? '-' : r.toFixed(0), width(targets[i]!))).join(' ')}  ${ratios}  ${pad((genShare * 100).toFixed(0), 4)}  ${cpu.map(cpuText).join(' / ')}`,
+    `${label} ${op.padEnd(11)} ${pad(clients, 2)} ${rates.map((r, i) => pad(r === undefined ? '-' : r.toFixed(0), width(targets[i]!))).join(' ')}  ${ratios}  ${pad((genShare * 100).toFixed(0), 4)}  ${cpu.map(cpuText).join(' / ')}${op === 'REMOVE' ? `  hits ${cpu.map(hitText).join(' / ')}` : ''}`,
   );
 }

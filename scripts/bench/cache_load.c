@@ -7,7 +7,13 @@
  * Usage: cache_load TARGET OP CLIENTS MS IDS SIZE BASE [DEPTH]
  *   TARGET  unix:/path | tcp:host:port
  *   OP      ADD GET HAVE REMOVE CONNECT_GET (connect, GET, close per operation) FILL (ADD ids
- *           0..IDS-1 once, then stop)
+ *           0..IDS-1 once, then stop) RESTORE (ADD again the BASE ids that REMOVE deleted from
+ *           0, then stop)
+ * REMOVE deletes the filled ids in a scattered order (the k-th is id (k * SCATTER) mod IDS), hits
+ * until every one is deleted, then misses (notok counts them). Scattered, as the sessions an
+ * application invalidates lie anywhere in the store:
+ * deleting in the order they were added would always hit the oldest, which is the C server's best
+ * case (its store is kept in expiry order and searched from the front).
  * Prints one JSON line: {"ops":N,"ms":N,"cpuMs":N,"nextBase":N,"notok":N} (cpuMs: the
  * generator's own CPU time, so the bench can tell when the generator is the limit; notok: status
  * answers other than OK, and GET misses). Frames: proto u32 BE 0x00110000, is_response u8, uid u32, op_class u8,
@@ -33,6 +39,8 @@
 #define FRAME_DATA 2048
 #define ID_BYTES 32
 #define TIMEOUT_MS 3600000u
+/* A prime that divides none of the fills the bench uses, so k -> k * SCATTER mod IDS is a permutation. */
+#define SCATTER 1000003u
 
 enum { OP_ADD = 0, OP_GET = 1, OP_REMOVE = 2, OP_HAVE = 3 };
 
@@ -145,13 +153,16 @@ int main(int argc, char **argv) {
   size_t size = (size_t)atol(argv[6]);
   uint64_t base = strtoull(argv[7], NULL, 10);
   int fill = strcmp(opname, "FILL") == 0, connect_each = strcmp(opname, "CONNECT_GET") == 0;
-  int op = fill || strcmp(opname, "ADD") == 0 ? OP_ADD
+  int restore = strcmp(opname, "RESTORE") == 0;
+  int op = fill || restore || strcmp(opname, "ADD") == 0 ? OP_ADD
          : strcmp(opname, "GET") == 0 || connect_each ? OP_GET
          : strcmp(opname, "HAVE") == 0 ? OP_HAVE
          : strcmp(opname, "REMOVE") == 0 ? OP_REMOVE : -1;
   if (op < 0 || clients < 1 || clients > MAX_CLIENTS || size > 32000) { fprintf(stderr, "cache_load: bad arguments\n"); return 2; }
-  if (fill) base = 0;
-  if (depth < 1 || depth > 64 || (!fill && depth != 1)) { fprintf(stderr, "cache_load: DEPTH is 1..64, and only for FILL\n"); return 2; }
+  uint64_t restore_count = base;
+  if (fill || restore) base = 0;
+  if (depth < 1 || depth > 64 || (!fill && !restore && depth != 1)) { fprintf(stderr, "cache_load: DEPTH is 1..64, and only for FILL and RESTORE\n"); return 2; }
+  if ((op == OP_REMOVE || restore) && ids % SCATTER == 0) { fprintf(stderr, "cache_load: IDS must not be a multiple of %u\n", SCATTER); return 2; }
   static struct client c[MAX_CLIENTS];
   static struct pollfd pfd[MAX_CLIENTS];
   static uint8_t payload[40000], out[45000];
@@ -166,11 +177,12 @@ int main(int argc, char **argv) {
   #define SEND_NEXT(i) ({                                                                   \
     int sent = 1;                                                                          \
     uint8_t *id = op == OP_ADD ? payload + 8 : payload;                                    \
-    if (fill && next >= ids) sent = 0;                                                     \
+    if ((fill && next >= ids) || (restore && next >= restore_count)) sent = 0;              \
     else {                                                                                 \
       uint64_t n;                                                                          \
       if (op == OP_ADD || op == OP_REMOVE) n = next++;                                     \
       else { seed = (seed * 1103515245u + 12345u) & 0xffffffffu; n = seed % (ids ? ids : 1); } \
+      if ((op == OP_REMOVE || restore) && ids) n = (n % ids) * SCATTER % ids;              \
       id_of(id, n);                                                                        \
       size_t plen = ID_BYTES;                                                              \
       if (op == OP_ADD) {                                                                  \
@@ -213,7 +225,7 @@ int main(int argc, char **argv) {
         ops++;
         if (op == OP_GET ? plen < 5 : status != 0) notok++;
         if (connect_each) { close(c[i].fd); c[i].fd = pfd[i].fd = -1; }
-        if ((fill || now_ms() < end) && SEND_NEXT(i)) c[i].outstanding++;
+        if ((fill || restore || now_ms() < end) && SEND_NEXT(i)) c[i].outstanding++;
       }
       if (c[i].outstanding == 0) {
         if (c[i].fd >= 0) close(c[i].fd);

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { track, type LoadTarget } from './cache_targets';
 
-export type LoadOp = 'ADD' | 'GET' | 'HAVE' | 'REMOVE' | 'CONNECT_GET' | 'FILL';
+export type LoadOp = 'ADD' | 'GET' | 'HAVE' | 'REMOVE' | 'CONNECT_GET' | 'FILL' | 'RESTORE';
 
 export interface LoadResult {
   readonly ops: number;
@@ -26,9 +26,10 @@ export interface LoadRun {
   /** Ids 0..ids-1 exist (GET/HAVE pick among them; FILL adds them). */
   readonly ids: number;
   readonly size: number;
-  /** First id ADD stores and REMOVE deletes. */
+  /** First id ADD stores and REMOVE deletes (REMOVE's ids are scattered: see cache_load.c); for
+   * RESTORE, how many of REMOVE's ids to add back. */
   readonly base: number;
-  /** FILL only: requests each client keeps outstanding (default 1). */
+  /** FILL and RESTORE only: requests each client keeps outstanding (default 1). */
   readonly depth?: number;
 }
 
