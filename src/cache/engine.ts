@@ -248,12 +248,19 @@ export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOption
   let dropped = 0;
   let answers = 0;
 
-  const respondTo: Respond = (uid, operation, payload, started) => {
+  const counted = (operation: Operation, payload: Buffer, started: number): void => {
     operations++;
     afterAnswer?.(operation, resultOf(operation, payload), started);
-    return { kind: 'respond', bytes: encodeMessage({ isResponse: true, uid, operation }, payload) };
   };
-  const respond = (message: Message, payload: Buffer, started: number): Answer => respondTo(message.uid, message.operation, payload, started);
+  const respond = (message: Message, payload: Buffer, started: number): Answer => {
+    counted(message.operation, payload, started);
+    return { kind: 'respond', bytes: encodeMessage({ isResponse: true, uid: message.uid, operation: message.operation }, payload) };
+  };
+  /** A later payload is framed by the connection (in place in its output area, when it can). */
+  const respondLater: Respond = (uid, operation, payload, started) => {
+    counted(operation, payload, started);
+    return { kind: 'payload', uid, operation, payload };
+  };
 
   /** Every connection's options, made once (a connection per request makes many). */
   const session = { idleMs: options.idleMs ?? 0 };
@@ -296,7 +303,7 @@ export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOption
       const payload = core.payload(message);
       if (Buffer.isBuffer(payload)) return respond(message, payload, started);
       if (payload instanceof PendingPayload) {
-        const later = new PendingResponse(message, started, respondTo);
+        const later = new PendingResponse(message, started, respondLater);
         payload.sendTo(later);
         return later;
       }
