@@ -169,7 +169,7 @@ export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
  * (which never fails: a failure is answered with a status): a PendingPayload. */
 export type Payload = Buffer | { readonly reason: string } | PendingPayload;
 
-/** Frames a response payload and counts it (assembleEngine's). */
+/** Counts a later response payload and makes its answer (assembleEngine's). */
 type Respond = (uid: number, operation: Operation, payload: Buffer, started: number) => Answer;
 
 /** Where a PendingPayload goes once it is in. */
