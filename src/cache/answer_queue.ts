@@ -8,7 +8,7 @@
 // waits for both the same way.
 
 import type { Logger } from '../log/index';
-import type { Message } from './wire/index';
+import type { Message, Operation } from './wire/index';
 import type { OutputArea } from './output_area';
 
 /** What one request gets: response bytes, or the connection closed without a response, or one
@@ -16,7 +16,18 @@ import type { OutputArea } from './output_area';
 export type Answer =
   | { readonly kind: 'respond'; readonly bytes: Buffer }
   | { readonly kind: 'close'; readonly reason: string }
+  | PayloadAnswer
   | LaterAnswer;
+
+/** A response the connection frames itself (a later answer's, the Redis engine's): written in
+ * place in its OutputArea when there is one and room, so a reply costs no frame Buffer of its
+ * own and one copy less; framed into bytes of its own otherwise. */
+export interface PayloadAnswer {
+  readonly kind: 'payload';
+  readonly uid: number;
+  readonly operation: Operation;
+  readonly payload: Buffer;
+}
 
 /** The answer whose bytes the engine wrote into the OutputArea it was given: counted like any
  * response, with nothing left to add. */

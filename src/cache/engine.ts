@@ -170,7 +170,7 @@ export function createCacheEngine(options: CacheEngineOptions): CacheEngine {
  * (which never fails: a failure is answered with a status): a PendingPayload. */
 export type Payload = Buffer | { readonly reason: string } | PendingPayload;
 
-/** Frames a response payload and counts it (assembleEngine's). */
+/** Counts a later response payload and makes its answer (assembleEngine's). */
 type Respond = (uid: number, operation: Operation, payload: Buffer, started: number) => Answer;
 
 /** Where a PendingPayload goes once it is in. */
@@ -249,24 +249,30 @@ export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOption
   let dropped = 0;
   let answers = 0;
 
-  const respondTo: Respond = (uid, operation, payload, started) => {
+  const counted = (operation: Operation, payload: Buffer, started: number): void => {
     operations++;
     afterAnswer?.(operation, resultOf(operation, payload), started);
-    return { kind: 'respond', bytes: encodeMessage({ isResponse: true, uid, operation }, payload) };
   };
   /** The response to `message`: written straight into `output` when there is one with room (a
    * status under every HAVE, REMOVE, ADD and GET miss: no Buffer made per answer, nor copied
    * again into the pump's area), else framed into a Buffer of its own. */
   const respond = (message: Message, payload: Buffer, started: number, output: OutputArea | undefined): Answer => {
     const at = output === undefined || payload.length > MAX_FRAME_DATA ? -1 : output.claim(FRAME_HEADER_SIZE + payload.length);
-    if (at < 0) return respondTo(message.uid, message.operation, payload, started);
+    if (at < 0) {
+      counted(message.operation, payload, started);
+      return { kind: 'respond', bytes: encodeMessage({ isResponse: true, uid: message.uid, operation: message.operation }, payload) };
+    }
     const bytes = output!.bytes;
     writeFrameHeader(bytes, at, true, message.uid, message.operation, true, payload.length);
     if (payload.length === 1) bytes[at + FRAME_HEADER_SIZE] = payload[0]!;
     else bytes.set(payload, at + FRAME_HEADER_SIZE);
-    operations++;
-    afterAnswer?.(message.operation, resultOf(message.operation, payload), started);
+    counted(message.operation, payload, started);
     return ANSWERED_IN_PLACE;
+  };
+  /** A later payload is framed by the connection (in place in its output area, when it can). */
+  const respondLater: Respond = (uid, operation, payload, started) => {
+    counted(operation, payload, started);
+    return { kind: 'payload', uid, operation, payload };
   };
 
   /** Every connection's options, made once (a connection per request makes many). */
@@ -310,7 +316,7 @@ export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOption
       const payload = core.payload(message);
       if (Buffer.isBuffer(payload)) return respond(message, payload, started, output);
       if (payload instanceof PendingPayload) {
-        const later = new PendingResponse(message, started, respondTo);
+        const later = new PendingResponse(message, started, respondLater);
         payload.sendTo(later);
         return later;
       }

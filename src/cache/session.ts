@@ -22,8 +22,10 @@
 import { describePeer, type Connection } from '../activation/connection';
 import type { Logger } from '../log/index';
 import { MessageReader } from './wire/message_reader'; // not ./wire/index: see ./engine
+import { FRAME_HEADER_SIZE, MAX_FRAME_DATA } from './wire/constants';
+import { encodeMessage, writeFrameHeader } from './wire/frame';
 import { armIdleBound } from './idle_bound';
-import { ANSWERED_IN_PLACE, AnswerQueue, type CacheSessionEngine } from './answer_queue';
+import { ANSWERED_IN_PLACE, AnswerQueue, type CacheSessionEngine, type PayloadAnswer } from './answer_queue';
 import type { CacheTransport, TransportSink } from './cache_transport';
 import { StreamTransport } from './stream_transport';
 
@@ -198,7 +200,8 @@ class CacheSession implements TransportSink {
       }
       if (answer.kind === 'close') return { reason: answer.reason };
       this.#requests++;
-      if (answer !== ANSWERED_IN_PLACE) transport.add(answer.bytes);
+      if (answer.kind === 'payload') this.#addPayload(answer);
+      else if (answer !== ANSWERED_IN_PLACE) transport.add(answer.bytes);
       if (this.#settled) return undefined;
     }
   }
@@ -215,6 +218,9 @@ class CacheSession implements TransportSink {
       if (answer.kind === 'respond') {
         this.#requests++;
         this.#transport.add(answer.bytes);
+      } else if (answer.kind === 'payload') {
+        this.#requests++;
+        this.#addPayload(answer);
       }
     }
     this.#transport.flush();
@@ -222,6 +228,23 @@ class CacheSession implements TransportSink {
     if (drop !== undefined) return this.#drop(drop);
     if (this.#answers.length < MAX_WAITING) this.#transport.hold(false);
     if (!this.#blocked) this.#answerBuffered();
+  }
+
+  /** Frames a PayloadAnswer in place in the transport's output area when it fits in one frame
+   * and there is room; else as bytes of its own. */
+  #addPayload(answer: PayloadAnswer): void {
+    const { payload } = answer;
+    const output = this.#transport.output;
+    if (output !== undefined && payload.length <= MAX_FRAME_DATA) {
+      const at = output.claim(FRAME_HEADER_SIZE + payload.length);
+      if (at >= 0) {
+        const bytes = output.bytes;
+        writeFrameHeader(bytes, at, true, answer.uid, answer.operation, true, payload.length);
+        bytes.set(payload, at + FRAME_HEADER_SIZE);
+        return;
+      }
+    }
+    this.#transport.add(encodeMessage({ isResponse: true, uid: answer.uid, operation: answer.operation }, payload));
   }
 
   #endAfterLastAnswer(): void {

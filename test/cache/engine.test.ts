@@ -20,6 +20,7 @@ function answerPayload(engine: ReturnType<typeof engineAt>, message: Message): B
   const a = engine.answer(message);
   if (a.kind === 'close') return `close: ${a.reason}`;
   if (a.kind === 'later') return assert.fail('the in-memory engine answers every request at once');
+  if (a.kind === 'payload') return assert.fail('the in-memory engine frames what it answers at once');
   const d = decodeMessage(a.bytes, 'response');
   assert.equal(d.kind, 'ok');
   if (d.kind !== 'ok') return 'bad';
