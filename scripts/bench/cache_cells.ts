@@ -164,6 +164,6 @@ function printRow(label: string, op: string, clients: number, table: Table, rate
   const ratio = (a: number | undefined, b: number | undefined): string => (a === undefined || b === undefined ? '-' : (a / b).toFixed(2));
   const ratios = table.ratios.map((r) => pad(ratio(rateOf(r.of), rateOf(r.over)), Math.max(6, r.label.length))).join('  ');
   console.log(
-    `${label} ${op.padEnd(11)} ${pad(clients, 2)} ${rates.map((r, i) => pad(r === undefined ? '-' : r.toFixed(0), width(targets[i]!))).join(' ')}  ${ratios}  ${pad((genShare * 100).toFixed(0), 4)}  ${cpu.map(cpuText).join(' / ')}${op === 'REMOVE' ? `  hits ${cpu.map(hitText).join(' / ')}` : ''}`,
+    `${label} ${op.padEnd(11)} ${pad(clients, 2)} ${rates.map((r, i) => pad(r === undefined ? '-' : r.toFixed(0), width(targets[i]!))).join(' ')}  ${ratios}  ${pad((genShare * 100).toFixed(0), 4)}  ${cpu.map(cpuText).join(' / ')}${op === 'REMOVE' ? `  hits ${cpu.map((r, i) => (targets[i]!.stores === false ? '-' : hitText(r))).join(' / ')}` : ''}`,
   );
 }
