@@ -18,7 +18,7 @@ import { encodeMessage, writeFrameHeader } from './wire/frame';
 import type { Message } from './wire/message_reader';
 import { serveCacheConnection, type Answer, type CacheSessionEngine } from './session';
 import { ANSWERED_IN_PLACE, PendingAnswer } from './answer_queue';
-import { MISSED, WROTE, type InPlaceHit, type OutputArea } from './output_area';
+import { frameInto, MISSED, WROTE, type InPlaceHit, type OutputArea } from './output_area';
 import { servePumpedConnection, servePumpedSocket } from './pumped_session';
 
 export interface CacheEngineOptions {
@@ -257,17 +257,9 @@ export function assembleEngine(core: EngineCore, options: Omit<CacheEngineOption
    * status under every HAVE, REMOVE, ADD and GET miss: no Buffer made per answer, nor copied
    * again into the pump's area), else framed into a Buffer of its own. */
   const respond = (message: Message, payload: Buffer, started: number, output: OutputArea | undefined): Answer => {
-    const at = output === undefined || payload.length > MAX_FRAME_DATA ? -1 : output.claim(FRAME_HEADER_SIZE + payload.length);
-    if (at < 0) {
-      counted(message.operation, payload, started);
-      return { kind: 'respond', bytes: encodeMessage({ isResponse: true, uid: message.uid, operation: message.operation }, payload) };
-    }
-    const bytes = output!.bytes;
-    writeFrameHeader(bytes, at, true, message.uid, message.operation, true, payload.length);
-    if (payload.length === 1) bytes[at + FRAME_HEADER_SIZE] = payload[0]!;
-    else bytes.set(payload, at + FRAME_HEADER_SIZE);
     counted(message.operation, payload, started);
-    return ANSWERED_IN_PLACE;
+    if (frameInto(output, message.uid, message.operation, payload)) return ANSWERED_IN_PLACE;
+    return { kind: 'respond', bytes: encodeMessage({ isResponse: true, uid: message.uid, operation: message.operation }, payload) };
   };
   /** A later payload is framed by the connection (in place in its output area, when it can). */
   const respondLater: Respond = (uid, operation, payload, started) => {

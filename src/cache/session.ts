@@ -22,8 +22,8 @@
 import { describePeer, type Connection } from '../activation/connection';
 import type { Logger } from '../log/index';
 import { MessageReader } from './wire/message_reader'; // not ./wire/index: see ./engine
-import { FRAME_HEADER_SIZE, MAX_FRAME_DATA } from './wire/constants';
-import { encodeMessage, writeFrameHeader } from './wire/frame';
+import { encodeMessage } from './wire/frame';
+import { frameInto } from './output_area';
 import { armIdleBound } from './idle_bound';
 import { ANSWERED_IN_PLACE, AnswerQueue, type CacheSessionEngine, type PayloadAnswer } from './answer_queue';
 import type { CacheTransport, TransportSink } from './cache_transport';
@@ -234,16 +234,7 @@ class CacheSession implements TransportSink {
    * and there is room; else as bytes of its own. */
   #addPayload(answer: PayloadAnswer): void {
     const { payload } = answer;
-    const output = this.#transport.output;
-    if (output !== undefined && payload.length <= MAX_FRAME_DATA) {
-      const at = output.claim(FRAME_HEADER_SIZE + payload.length);
-      if (at >= 0) {
-        const bytes = output.bytes;
-        writeFrameHeader(bytes, at, true, answer.uid, answer.operation, true, payload.length);
-        bytes.set(payload, at + FRAME_HEADER_SIZE);
-        return;
-      }
-    }
+    if (frameInto(this.#transport.output, answer.uid, answer.operation, payload)) return;
     this.#transport.add(encodeMessage({ isResponse: true, uid: answer.uid, operation: answer.operation }, payload));
   }
 
