@@ -30,11 +30,13 @@ export interface Table {
   readonly ratios: readonly Ratio[];
 }
 
-/** One server's view of a fill: where ADD and REMOVE continue from. */
+/** One server's view of a fill: where ADD and REMOVE continue from, and where the last REMOVE
+ * cell started (what it deleted, removeFrom..removeBase, is added back before the next). */
 export interface Live {
   readonly server: RunningServer;
   addBase: number;
   removeBase: number;
+  removeFrom: number;
 }
 
 const pad = (v: string | number, n: number): string => String(v).padStart(n);
@@ -53,12 +55,14 @@ const cpuText = (u: CpuCost | undefined): string => (u === undefined ? '-' : u.f
  * moves when other work shares the CPUs. */
 export async function measure(bench: Bench, live: Live, cell: { op: LoadOp; clients: number; ms: number; ids: number; size: number }): Promise<LoadResult & CpuCost> {
   const { op } = cell;
-  if (op === 'REMOVE' && live.removeBase > 0) {
+  if (op === 'REMOVE' && live.removeBase > live.removeFrom) {
     // Each REMOVE cell starts from the full fill: what the cell before deleted is added back
-    // first (unmeasured), so no REMOVE cell measures deletes on an emptied store.
-    await runLoad(bench.load, LOAD_CPUS, { target: live.server.target, op: 'RESTORE', clients: 16, ms: 0, ids: cell.ids, size: cell.size, base: Math.min(live.removeBase, cell.ids) });
-    live.removeBase = 0;
+    // first (unmeasured), so no REMOVE cell measures deletes on an emptied store; the cell then
+    // carries on along the scattered order, past the ids added back.
+    const end = Math.min(live.removeBase, live.removeFrom + cell.ids);
+    await runLoad(bench.load, LOAD_CPUS, { target: live.server.target, op: 'RESTORE', clients: 16, ms: 0, ids: cell.ids, size: cell.size, base: live.removeFrom, end });
   }
+  if (op === 'REMOVE') live.removeFrom = live.removeBase;
   const base = op === 'REMOVE' ? live.removeBase : live.addBase;
   const pids = live.server.cpuPids ?? [live.server.pid];
   const before = pids.map(cpuMsOf);
@@ -79,7 +83,7 @@ export async function startAll(bench: Bench, targets: readonly CacheBenchTarget[
         continue;
       }
       const server = await t.start({ transport, dir: bench.dir, sessions, size, cpus: SERVER_CPUS });
-      lives.push({ server, addBase: sessions, removeBase: 0 });
+      lives.push({ server, addBase: sessions, removeBase: 0, removeFrom: 0 });
     }
   } catch (error) {
     await stopAll(lives);

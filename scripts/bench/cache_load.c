@@ -4,13 +4,15 @@
  * the generator costs far less per operation than any server it measures (a node generator
  * topped out near the servers' own figures and hid the differences).
  *
- * Usage: cache_load TARGET OP CLIENTS MS IDS SIZE BASE [DEPTH]
+ * Usage: cache_load TARGET OP CLIENTS MS IDS SIZE BASE [DEPTH [END]]
  *   TARGET  unix:/path | tcp:host:port
  *   OP      ADD GET HAVE REMOVE CONNECT_GET (connect, GET, close per operation) FILL (ADD ids
- *           0..IDS-1 once, then stop) RESTORE (ADD again the BASE ids that REMOVE deleted from
- *           0, then stop)
+ *           0..IDS-1 once, then stop) RESTORE (ADD again the ids a REMOVE run from BASE deleted
+ *           up to END, then stop)
  * REMOVE deletes the filled ids in a scattered order (the k-th is id (k * SCATTER) mod IDS), hits
- * until every one is deleted, then misses (notok counts them). Scattered, as the sessions an
+ * until every one is deleted, then misses (notok counts them); the next REMOVE run carries on
+ * from where the last stopped (BASE), so it deletes sessions still where the fill put them, not
+ * the ones RESTORE added back (those sit last in C's expiry order). Scattered, as the sessions an
  * application invalidates lie anywhere in the store:
  * deleting in the order they were added would always hit the oldest, which is the C server's best
  * case (its store is kept in expiry order and searched from the front).
@@ -142,7 +144,7 @@ static size_t complete_message(const uint8_t *buf, size_t have, int *status, siz
 }
 
 int main(int argc, char **argv) {
-  if (argc != 8 && argc != 9) { fprintf(stderr, "usage: cache_load TARGET OP CLIENTS MS IDS SIZE BASE [DEPTH]\n"); return 2; }
+  if (argc < 8 || argc > 10) { fprintf(stderr, "usage: cache_load TARGET OP CLIENTS MS IDS SIZE BASE [DEPTH [END]]\n"); return 2; }
   /* Requests each client keeps outstanding (FILL only: the measured cells are one at a time). */
   int depth = argc == 9 ? atoi(argv[8]) : 1;
   parse_target(argv[1]);
@@ -159,8 +161,8 @@ int main(int argc, char **argv) {
          : strcmp(opname, "HAVE") == 0 ? OP_HAVE
          : strcmp(opname, "REMOVE") == 0 ? OP_REMOVE : -1;
   if (op < 0 || clients < 1 || clients > MAX_CLIENTS || size > 32000) { fprintf(stderr, "cache_load: bad arguments\n"); return 2; }
-  uint64_t restore_count = base;
-  if (fill || restore) base = 0;
+  uint64_t restore_end = argc == 10 ? strtoull(argv[9], NULL, 10) : 0;
+  if (fill) base = 0;
   if (depth < 1 || depth > 64 || (!fill && !restore && depth != 1)) { fprintf(stderr, "cache_load: DEPTH is 1..64, and only for FILL and RESTORE\n"); return 2; }
   if ((op == OP_REMOVE || restore) && ids % SCATTER == 0) { fprintf(stderr, "cache_load: IDS must not be a multiple of %u\n", SCATTER); return 2; }
   static struct client c[MAX_CLIENTS];
@@ -177,7 +179,7 @@ int main(int argc, char **argv) {
   #define SEND_NEXT(i) ({                                                                   \
     int sent = 1;                                                                          \
     uint8_t *id = op == OP_ADD ? payload + 8 : payload;                                    \
-    if ((fill && next >= ids) || (restore && next >= restore_count)) sent = 0;              \
+    if ((fill && next >= ids) || (restore && next >= restore_end)) sent = 0;                \
     else {                                                                                 \
       uint64_t n;                                                                          \
       if (op == OP_ADD || op == OP_REMOVE) n = next++;                                     \

@@ -27,8 +27,10 @@ export interface LoadRun {
   readonly ids: number;
   readonly size: number;
   /** First id ADD stores and REMOVE deletes (REMOVE's ids are scattered: see cache_load.c); for
-   * RESTORE, how many of REMOVE's ids to add back. */
+   * RESTORE, the first of a REMOVE run's ids to add back. */
   readonly base: number;
+  /** RESTORE only: where that REMOVE run stopped (its nextBase). */
+  readonly end?: number;
   /** FILL and RESTORE only: requests each client keeps outstanding (default 1). */
   readonly depth?: number;
 }
@@ -47,7 +49,7 @@ export function buildLoadGenerator(cacheDir: string): string {
 }
 
 export function runLoad(binary: string, cpus: string, run: LoadRun): Promise<LoadResult> {
-  const argv = [binary, run.target, run.op, String(run.clients), String(run.ms), String(run.ids), String(run.size), String(run.base), String(run.depth ?? 1)];
+  const argv = [binary, run.target, run.op, String(run.clients), String(run.ms), String(run.ids), String(run.size), String(run.base), String(run.depth ?? 1), String(run.end ?? 0)];
   return new Promise((resolve, reject) => {
     const child = track(spawn('taskset', ['-c', cpus, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }));
     let out = '';
