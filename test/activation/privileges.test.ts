@@ -15,7 +15,7 @@ test('resolveUser and resolveGroup name the missing account in their error', () 
   assert.throws(() => resolveGroup('no-such-group-distkit'), /Unknown group "no-such-group-distkit"/);
 });
 
-test('resolveUser answers a repeated lookup with the account it found, unchangeable, and looks a missing one up again', () => {
+test('resolveUser answers a repeated lookup with the account it found, unchangeable, and a missing one with an error each time', () => {
   const first = resolveUser('root');
   assert.equal(resolveUser('root'), first, 'the same account, not a second lookup');
   assert.ok(Object.isFrozen(first), 'shared between callers, so nobody may change it');

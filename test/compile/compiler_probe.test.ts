@@ -28,7 +28,7 @@ test('resolveProgram finds the first executable regular file on PATH as execvp d
   const seen = new Set<string>();
   const searchPath = [missing, asDir, plain, asDir, linked, later].join(':');
   assert.equal(resolveProgram('cc', searchPath, { seen }), path.join(linked, 'cc'));
-  assert.deepEqual([...seen], [missing, asDir, plain, linked], 'each directory tried up to the find, once, and none after it');
+  assert.deepEqual([...seen], [missing, asDir, plain, linked], 'each directory tried up to the find, and none after it');
 
   const none = new Set<string>();
   assert.equal(resolveProgram('cc', [missing, asDir, plain].join(':'), { seen: none }), undefined);

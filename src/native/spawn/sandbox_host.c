@@ -22,7 +22,8 @@
  *     (first --on-template for a job built on the host's template), "--", argv...
  *   with three descriptors (SCM_RIGHTS): the compiler's stdout, its stderr, the status pipe.
  *   host -> daemon: int32 0 and the job's pidfd (SIGKILL on it ends the whole job), or int32 errno
- *     (clone's, or EMSGSIZE / EBADMSG for a message too long or without its three descriptors).
+ *     (clone's, or, from a host started ahead, its job's pid 1's pidfd_open; or EMSGSIZE / EBADMSG
+ *     for a message too long or without its three descriptors).
  * EOF on fd 3 (the daemon is gone, done, or has retired this host) ends the host once its running
  * jobs have ended (each job's pid 1 would die with it: PDEATHSIG).
  * A step of the job's set-up that fails is written to its stderr, prefixed "bwrap: " as bwrap
@@ -145,7 +146,7 @@ static void enter_job(const int fds[3]) {
    can only see clone's flags, and answers clone3 with ENOSYS. With no stack it forks; the pidfd
    comes back in parent_tid (flags, stack, parent_tid, then child_tid and tls, both 0, in either
    order: only s390 puts the stack first). */
-static long clone_job(unsigned long flags, int *pidfd) {
+long clone_job(unsigned long flags, int *pidfd) {
 #if defined(__s390__)
   return syscall(SYS_clone, NULL, flags, pidfd, NULL, 0UL);
 #else

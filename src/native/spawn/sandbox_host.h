@@ -27,9 +27,12 @@
 
 extern char **environ;
 
-/* Where the sources of binds are seen: "" in a host (its root is bwrap's), "/oldroot" in a
-   one-shot job (see one_shot: the caller's root, moved aside). */
+/* Where the sources of binds are seen: "" in a host under bwrap (its root is bwrap's),
+   "/oldroot" outside bwrap (a one-shot job, or a host started ahead with --own-namespaces: the
+   caller's root, moved aside). */
 extern const char *source_root;
+/* clone(2) of a job's pid 1 with `flags` (its pidfd in *pidfd with CLONE_PIDFD), as fork returns. */
+long clone_job(unsigned long flags, int *pidfd);
 /* Set in a job's pid 1: a failed step is then answered as exit status 1 on the status pipe. */
 extern int reports_status;
 /* Whether chroot(2) is ours to use (tried once at start). */

@@ -102,13 +102,7 @@ int one_shot(int argc, char **argv) {
   for (int i = 1; i < argc; i++) at = stpcpy(at, argv[i]) + 1;
   int status_pipe[2];
   if (pipe2(status_pipe, O_CLOEXEC) != 0) fail("pipe");
-  int pidfd = -1;
-  unsigned long clone_flags = CLONE_NEWNS | CLONE_NEWPID | SIGCHLD;
-#if defined(__s390__)
-  long pid = syscall(SYS_clone, NULL, clone_flags, &pidfd, NULL, 0UL);
-#else
-  long pid = syscall(SYS_clone, clone_flags, NULL, &pidfd, NULL, 0UL);
-#endif
+  long pid = clone_job(CLONE_NEWNS | CLONE_NEWPID | SIGCHLD, NULL);
   if (pid < 0) fail("clone");
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
