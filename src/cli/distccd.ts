@@ -12,7 +12,6 @@
 import fs from 'node:fs';
 import type net from 'node:net';
 import type { ConnectionHandler, ListenSpec, ModeDecision, RunningService, ServiceOptions } from '../activation/index';
-import type { Account } from '../activation/privileges';
 import type { JobObserver } from '../compile/job_observer';
 import type { RootLogger } from '../log/index';
 import type { AccessList } from '../compile/access';
@@ -51,17 +50,17 @@ function runningAsRoot(): boolean {
  * (NSS modules such as systemd's userdb), paid by every job in --inetd mode. `--user root` is the
  * only way to stay root, and it is logged as such.
  */
-let defaultAccount: Account | undefined;
+let defaultName: string | undefined;
 
 function defaultUser(): string | undefined {
   if (!runningAsRoot()) return undefined;
-  if (defaultAccount !== undefined) return defaultAccount.name;
+  if (defaultName !== undefined) return defaultName;
   const { resolveUser } = require('../activation/privileges') as typeof import('../activation/privileges');
   for (const name of ['distccd', 'distcc', 'nobody']) {
     try {
-      // resolveUser keeps it for the privilege drop and the sandbox's check, which ask again.
-      defaultAccount = resolveUser(name);
-      return defaultAccount.name;
+      // resolveUser keeps the account for the privilege drop and the sandbox's check, which ask again.
+      defaultName = resolveUser(name).name;
+      return defaultName;
     } catch {
       // No such account here: try the next.
     }
