@@ -48,7 +48,7 @@ export interface CpuCost {
   readonly frontUs?: number;
 }
 /** A REMOVE cell's share of hits (a delete once the fill is used up is a cheap miss). */
-const hitText = (r: (CpuCost & Partial<LoadResult>) | undefined): string => (r?.ops === undefined || r.notok === undefined ? '-' : `${((100 * (r.ops - r.notok)) / Math.max(1, r.ops)).toFixed(0)}%`);
+const hitText = (r: LoadResult | undefined): string => (r === undefined ? '-' : `${((100 * (r.ops - r.notok)) / Math.max(1, r.ops)).toFixed(0)}%`);
 const cpuText = (u: CpuCost | undefined): string => (u === undefined ? '-' : u.frontUs === undefined ? u.serverUs.toFixed(1) : `${u.serverUs.toFixed(1)} (${u.frontUs.toFixed(1)})`);
 
 /** One cell on one server, with the server's CPU time per operation (µs): unlike ops/s it hardly
@@ -133,7 +133,7 @@ export async function runFill(bench: Bench, table: Table, transport: Transport, 
     for (const op of table.ops) {
       for (const clients of bench.clientCounts) {
         const rates: (number | undefined)[] = [];
-        const cpu: (CpuCost | undefined)[] = [];
+        const cpu: ((LoadResult & CpuCost) | undefined)[] = [];
         let genShare = 0;
         for (const live of lives) {
           if (live === undefined) {
@@ -162,7 +162,7 @@ export function printHeader(table: Table): void {
   console.log(`trans sessions  size op          cl ${targets.map((t) => pad(t.name, width(t))).join(' ')}  ${ratios}  gen%  server CPU µs/op (in brackets: the front process alone): ${targets.map((t) => t.name).join(' / ')}`);
 }
 
-function printRow(label: string, op: string, clients: number, table: Table, rates: readonly (number | undefined)[], cpu: readonly (CpuCost | undefined)[], genShare: number): void {
+function printRow(label: string, op: string, clients: number, table: Table, rates: readonly (number | undefined)[], cpu: readonly ((LoadResult & CpuCost) | undefined)[], genShare: number): void {
   const { targets } = table;
   const rateOf = (name: string): number | undefined => rates[targets.findIndex((t) => t.name === name)];
   const ratio = (a: number | undefined, b: number | undefined): string => (a === undefined || b === undefined ? '-' : (a / b).toFixed(2));

@@ -13,9 +13,9 @@
  * until every one is deleted, then misses (notok counts them); the next REMOVE run carries on
  * from where the last stopped (BASE), so it deletes sessions still where the fill put them, not
  * the ones RESTORE added back (those sit last in C's expiry order). Scattered, as the sessions an
- * application invalidates lie anywhere in the store:
- * deleting in the order they were added would always hit the oldest, which is the C server's best
- * case (its store is kept in expiry order and searched from the front).
+ * application invalidates lie anywhere in the store: deleting in the order they were added would
+ * always hit the oldest, which is the C server's best case (its store is kept in expiry order and
+ * searched from the front).
  * Prints one JSON line: {"ops":N,"ms":N,"cpuMs":N,"nextBase":N,"notok":N} (cpuMs: the
  * generator's own CPU time, so the bench can tell when the generator is the limit; notok: status
  * answers other than OK, and GET misses). Frames: proto u32 BE 0x00110000, is_response u8, uid u32, op_class u8,
@@ -163,7 +163,7 @@ int main(int argc, char **argv) {
   if (op < 0 || clients < 1 || clients > MAX_CLIENTS || size > 32000) { fprintf(stderr, "cache_load: bad arguments\n"); return 2; }
   uint64_t restore_end = argc == 10 ? strtoull(argv[9], NULL, 10) : 0;
   if (fill) base = 0;
-  if (depth < 1 || depth > 64 || (!fill && !restore && depth != 1)) { fprintf(stderr, "cache_load: DEPTH is 1..64, and only for FILL and RESTORE\n"); return 2; }
+  if (depth < 1 || depth > 64 || (!fill && depth != 1)) { fprintf(stderr, "cache_load: DEPTH is 1..64, and only for FILL\n"); return 2; }
   if ((op == OP_REMOVE || restore) && ids % SCATTER == 0) { fprintf(stderr, "cache_load: IDS must not be a multiple of %u\n", SCATTER); return 2; }
   static struct client c[MAX_CLIENTS];
   static struct pollfd pfd[MAX_CLIENTS];

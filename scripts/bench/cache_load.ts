@@ -31,7 +31,7 @@ export interface LoadRun {
   readonly base: number;
   /** RESTORE only: where that REMOVE run stopped (its nextBase). */
   readonly end?: number;
-  /** FILL and RESTORE only: requests each client keeps outstanding (default 1). */
+  /** FILL only: requests each client keeps outstanding (default 1). */
   readonly depth?: number;
 }
 
